@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cohort needs to build, run and test.
+# Checks first: a second run installs nothing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libuv1-dev libssl-dev libinih-dev libsqlite3-dev libpq-dev libhiredis-dev
+  libxxhash-dev libhttp-parser-dev libcmocka-dev
+  python3 python3-pytest python3-redis python3-pexpect
+  redis-server redis-tools
+  iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts redis-server as a service on install; cohort's tests and
+# benchmarks start their own on loopback ports, so the service is not needed.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi

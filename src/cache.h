@@ -1,0 +1,123 @@
+/* cache: the node-local key/value store.
+ *
+ * Owns: every cached entry (key, value and metadata in one allocation), the
+ * hash table that finds them (incremental rehash: no operation ever moves the
+ * whole table at once), the LRU list used for eviction under maxmemory, the
+ * expiry heap (lazy and active expiry), and an ordered index of keys so that
+ * cache_flush_prefix() costs time in proportion to the keys it removes.
+ * Never: knows about clients, protocols or peers; never returns an expired
+ * entry; never blocks for longer than a bounded step (large frees are
+ * deferred to cache_cron()).
+ *
+ * Times are absolute milliseconds (the caller's clock, read once per loop
+ * turn). An expire time of 0 means "no expiry".
+ *
+ * Memory accounting: cache_used_memory() counts the allocator's usable size of
+ * every entry plus the hash table arrays, the expiry heap and entries still
+ * waiting to be freed, so it tracks RSS growth closely.
+ *
+ * Entry pointers returned by lookups stay valid until the next call that can
+ * modify the cache (set, delete, expire, evict, flush, cron).
+ */
+#ifndef COHORT_CACHE_H
+#define COHORT_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cache cache_t;
+typedef struct cache_entry cache_entry_t;
+
+typedef struct cache_stats {
+    uint64_t hits;    /* cache_lookup(.., CACHE_READ) that found a live key */
+    uint64_t misses;  /* cache_lookup(.., CACHE_READ) that found nothing */
+    uint64_t evicted; /* entries removed to honour maxmemory */
+    uint64_t expired; /* entries removed because their time passed */
+} cache_stats_t;
+
+/* Called for every entry that leaves the cache for any reason other than an
+ * explicit cache_delete / flush (that is: eviction or expiry), before it is
+ * freed. May be NULL. */
+typedef void (*cache_evict_fn)(void *ud, const char *key, size_t klen, int reason);
+enum { CACHE_GONE_EVICTED = 1, CACHE_GONE_EXPIRED = 2 };
+
+/* seed keys the hash function (pick it at random at start). maxmemory 0 means
+ * no limit. The cache owns nothing of the caller's. */
+cache_t *cache_new(uint64_t seed, size_t maxmemory);
+void cache_free(cache_t *c);
+void cache_set_maxmemory(cache_t *c, size_t maxmemory);
+size_t cache_maxmemory(const cache_t *c);
+
+/* Lookup flags. */
+enum {
+    CACHE_READ = 1,   /* counts a hit or a miss in the stats */
+    CACHE_NOTOUCH = 2 /* does not move the entry to the LRU head */
+};
+
+/* Returns the live entry for key, or NULL. An expired entry found on the way
+ * is removed (counted as expired) and NULL is returned. */
+cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t now, int flags);
+
+/* Stores value under key, replacing any existing entry, with the given expire
+ * time (0: none). Copies key and value. Returns the new entry. Does not evict:
+ * call cache_evict() afterwards (the caller decides when). */
+cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                         int64_t expire_at);
+
+/* Removes key. Returns 1 if a live entry was removed, 0 if there was none (an
+ * expired entry is removed too but reported as 0, like redis-server). */
+int cache_delete(cache_t *c, const char *key, size_t klen, int64_t now);
+
+/* Sets or clears (0) the expire time of a live entry. */
+void cache_set_expire(cache_t *c, cache_entry_t *e, int64_t expire_at);
+
+/* Removes every key that starts with prefix (an empty prefix is every key).
+ * Returns the number of live entries removed. Cost: O(log n + removed). */
+size_t cache_flush_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now);
+
+/* Removes every entry at once: the table is replaced by an empty one at once
+ * and the old entries are freed by later cache_cron() calls. Returns the
+ * number of entries removed. */
+size_t cache_flush_all(cache_t *c);
+
+/* Evicts least recently used entries until used memory <= maxmemory.
+ * Returns the number evicted. */
+size_t cache_evict(cache_t *c);
+
+/* Background work for one loop tick, bounded by budget_us microseconds:
+ * active expiry, a rehash step, freeing entries left by cache_flush_all. */
+void cache_cron(cache_t *c, int64_t now, int budget_us);
+
+/* SCAN: visits the entries of some buckets and returns the next cursor
+ * (0 when the scan is complete), with redis-server's guarantee: every key
+ * present for the whole scan is returned at least once, across resizes.
+ * count is a hint of how many entries to visit. */
+typedef void (*cache_visit_fn)(void *ud, cache_entry_t *e);
+uint64_t cache_scan(cache_t *c, uint64_t cursor, size_t count, cache_visit_fn fn, void *ud);
+
+/* Visits every entry (KEYS). Expired entries are skipped, not removed. The
+ * callback must not modify the cache. */
+void cache_foreach(cache_t *c, int64_t now, cache_visit_fn fn, void *ud);
+
+/* Visits up to 'limit' entries whose key starts with prefix, in key order.
+ * The callback must not modify the cache. */
+void cache_foreach_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now, size_t limit,
+                          cache_visit_fn fn, void *ud);
+
+size_t cache_count(const cache_t *c);        /* entries, expired-but-unreaped included */
+size_t cache_expires_count(const cache_t *c); /* entries with an expire time */
+size_t cache_used_memory(const cache_t *c);
+const cache_stats_t *cache_stats(const cache_t *c);
+void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud);
+int cache_is_rehashing(const cache_t *c);
+
+/* Entry accessors. */
+const char *cache_entry_key(const cache_entry_t *e, size_t *klen);
+const char *cache_entry_value(const cache_entry_t *e, size_t *vlen);
+int64_t cache_entry_expire(const cache_entry_t *e); /* 0: none */
+
+/* Consistency checker for tests and debug builds: walks every structure and
+ * returns 0 if all invariants hold, -1 (and prints why) otherwise. */
+int cache_check(const cache_t *c);
+
+#endif

@@ -1,0 +1,93 @@
+/* config: cohortd's settings, from an INI file and command-line flags.
+ *
+ * Owns: the table of every setting (section, key, type, bounds, default), the
+ * INI reading (through inih; a repeated key appends to a list setting and is an
+ * error for any other), and the command-line flags, which override the file.
+ * Never: starts anything or keeps a half-applied config: on any error the
+ * caller gets the message "FILE:LINE: key: what is wrong" and a non-zero result.
+ *
+ * Sizes accept a unit (b, kb, mb, gb; k/m/g; case-insensitive, 1kb = 1024);
+ * durations accept ms, s, m, h (a bare number is in the unit the key names).
+ */
+#ifndef COHORT_CONFIG_H
+#define COHORT_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct strlist {
+    char **items;
+    size_t n;
+} strlist_t;
+
+typedef struct config {
+    char *path; /* the file read, or NULL */
+
+    /* [node] */
+    char *name;     /* default: hostname */
+    char *role;     /* "hot" or "warm" */
+    char *log_file; /* NULL: stderr */
+    char *log_level;
+
+    /* [client] */
+    char *bind;                 /* 127.0.0.1 */
+    int port;                   /* 7379; 0 disables TCP */
+    char *unixsocket;           /* NULL: none */
+    int unixsocketperm;         /* octal permissions, 0700 */
+    char *requirepass;          /* NULL or "": no AUTH needed */
+    size_t maxclients;          /* 10000 */
+    size_t max_bulk_len;        /* 64mb: longest argument */
+    size_t max_multibulk;       /* 1048576 arguments */
+    size_t query_buffer_limit;  /* 128mb: pending request bytes per client */
+    size_t output_buffer_limit; /* 64mb: pending reply bytes per client */
+    int timeout_s;              /* idle client timeout, 0: never */
+    int tcp_backlog;            /* 511 */
+
+    /* [http] */
+    char *http_bind; /* 127.0.0.1 */
+    int http_port;   /* 7380; 0 disables */
+    size_t http_max_request; /* 8kb */
+
+    /* [cluster] */
+    char *cluster_name;      /* "cohort" */
+    int cluster_port;        /* 7381 */
+    char *cluster_bind;      /* 0.0.0.0 */
+    char *key_file;          /* NULL: single node */
+    strlist_t peers;         /* host:port */
+    strlist_t authorized;    /* CIDRs */
+    strlist_t local_address; /* more addresses of this machine */
+    int lease_ms;            /* coherence lease T, 2000 */
+    int heartbeat_ms;        /* 200 */
+    int suspect_ms;          /* 600 */
+    int probe_ms;            /* 500 */
+    int dead_after_ms;       /* 10000 */
+    int flush_timeout_ms;    /* 1000 */
+    size_t replay_log;       /* 65536 flushes kept for replay */
+
+    /* [cache] */
+    size_t maxmemory; /* 0: no limit */
+
+    /* [store] */
+    char *store_url; /* NULL: none yet */
+} config_t;
+
+/* Fills cfg with the defaults. */
+void config_defaults(config_t *cfg);
+/* Reads path into cfg (settings not in the file keep their values).
+ * Returns 0, or -1 with a message in err. */
+int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen);
+/* Sets one setting by section and key from a string (as a line of the file
+ * would). Returns 0, or -1 with "key: what is wrong" in err. */
+int config_set(config_t *cfg, const char *section, const char *key, const char *value, char *err,
+               size_t errlen);
+
+/* Command-line handling. Returns 0 to run, 1 when it printed --help or
+ * --version and the process should exit 0, -1 on error (message in err). */
+int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+void config_free(config_t *cfg);
+
+/* Helpers shared with other parsers. Return 0 or -1. */
+int config_parse_size(const char *s, size_t *out);
+int config_parse_duration_ms(const char *s, int default_unit_ms, long long *out);
+
+#endif

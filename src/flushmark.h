@@ -1,0 +1,35 @@
+/* flushmark: remembers when keys were last flushed, for GETL/SETL.
+ *
+ * Owns: a monotonically increasing flush sequence (tokens are values of it)
+ * and a bounded record of recent flushes: per key (hashed into a fixed table
+ * of slots, so two keys may share a slot: a collision can only refuse a fill,
+ * never accept a stale one), per prefix (a ring of the most recent prefix
+ * flushes) and whole-cache flushes.
+ * Never: grows: its memory is fixed at creation. When it cannot prove that a
+ * key was not flushed since a token was issued, it says "flushed".
+ *
+ * A token is the sequence number at GETL time. SETL with token t is accepted
+ * only if no flush that could cover the key got a sequence number > t. */
+#ifndef COHORT_FLUSHMARK_H
+#define COHORT_FLUSHMARK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct flushmark flushmark_t;
+
+/* slots: per-key table size (rounded up to a power of two); ring: how many
+ * prefix flushes are remembered. first_seq: the first token issued (pick one
+ * above any earlier incarnation's, e.g. from the clock). */
+flushmark_t *flushmark_new(size_t slots, size_t ring, uint64_t first_seq);
+void flushmark_free(flushmark_t *f);
+
+uint64_t flushmark_token(const flushmark_t *f); /* current sequence */
+void flushmark_key(flushmark_t *f, const char *key, size_t klen);
+void flushmark_prefix(flushmark_t *f, const char *prefix, size_t plen);
+void flushmark_all(flushmark_t *f);
+/* 1 when key may have been flushed after token was issued (refuse the fill). */
+int flushmark_flushed_since(const flushmark_t *f, const char *key, size_t klen, uint64_t token);
+size_t flushmark_memory(const flushmark_t *f);
+
+#endif
