@@ -11,8 +11,8 @@
 
 #include "cache.h"
 #include "config.h"
+#include "version.h"
 
-#define COHORT_VERSION "0.1.0"
 /* The redis_version cohortd announces (HELLO, INFO): clients use it to decide
  * which commands they may send; cohortd speaks the protocol of Redis 7. */
 #define COHORT_REDIS_COMPAT_VERSION "7.0.0"

@@ -1,0 +1,103 @@
+/* cmd_util: argument parsing and flush hooks shared by the commands; see cmd.h. */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "flushmark.h"
+
+int cmd_parse_ll(const char *s, size_t len, long long *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    size_t i = 0;
+    int neg = 0;
+    if (len == 1 && s[0] == '0') {
+        *out = 0;
+        return 0;
+    }
+    if (s[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (len == 1)
+            return -1;
+    }
+    if (s[i] < '1' || s[i] > '9')
+        return -1;
+    unsigned long long v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return -1;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return -1;
+        *out = (long long)v;
+    }
+    return 0;
+}
+
+int cmd_ll_or_reply(client_t *c, const char *s, size_t len, long long *out)
+{
+    if (cmd_parse_ll(s, len, out) == 0)
+        return 0;
+    resp_add_error(&c->out, ERR_NOT_INT);
+    return -1;
+}
+
+int cmd_is(const char *arg, size_t len, const char *lit)
+{
+    return strlen(lit) == len && strncasecmp(arg, lit, len) == 0;
+}
+
+void cmd_reply_arity(client_t *c, const char *fullname)
+{
+    resp_add_errorf(&c->out, "ERR wrong number of arguments for '%s' command", fullname);
+}
+
+void cmd_reply_invalid_expire(client_t *c, const char *cmd)
+{
+    resp_add_errorf(&c->out, "ERR invalid expire time in '%s' command", cmd);
+}
+
+int cmd_expire_at(long long v, long long unit_ms, int absolute, long long now_ms, long long *out)
+{
+    long long ms;
+    if (__builtin_mul_overflow(v, unit_ms, &ms))
+        return -1;
+    if (!absolute && __builtin_add_overflow(ms, now_ms, &ms))
+        return -1;
+    *out = ms;
+    return 0;
+}
+
+void cmd_flushed_key(client_t *c, const char *key, size_t klen)
+{
+    flushmark_key(c->node->flushmark, key, klen);
+}
+
+void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen)
+{
+    flushmark_prefix(c->node->flushmark, prefix, plen);
+}
+
+void cmd_flushed_all(client_t *c)
+{
+    flushmark_all(c->node->flushmark);
+}
+
+void cmd_after_write(client_t *c)
+{
+    cache_t *cache = c->node->cache;
+    if (cache_maxmemory(cache) && cache_used_memory(cache) > cache_maxmemory(cache))
+        cache_evict(cache);
+}
