@@ -49,6 +49,9 @@ typedef struct client {
     struct client *prev, *next; /* server's list */
     struct client *wnext;       /* server's pending-write list */
     int in_wlist;
+    uint64_t hold_seq; /* replies wait for this flush to be acknowledged (0: none) */
+    int64_t hold_since;
+    struct client *hnext; /* cluster's list of held clients */
 } client_t;
 
 /* Total bytes this client holds (buffers, parser, pending writes). */

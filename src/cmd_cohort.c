@@ -49,8 +49,8 @@ CMD_HANDLER(cmd_seed)
     if (parse_expire_option(c, argc, argv, argl, 3, "seed", &at) < 0)
         return;
     /* A seed replaces the value everywhere: fills racing it must lose. */
-    cmd_flushed_key(c, argv[1], argl[1]);
     cache_set(n->cache, argv[1], argl[1], argv[2], argl[2], at);
+    cmd_seeded(c, argv[1], argl[1], argv[2], argl[2], at);
     cmd_after_write(c);
     resp_add_ok(&c->out);
 }
@@ -58,7 +58,7 @@ CMD_HANDLER(cmd_seed)
 CMD_HANDLER(cmd_getl)
 {
     node_t *n = c->node;
-    cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], node_now(n), CACHE_READ);
+    cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
     resp_add_array(&c->out, 2);
     if (e) {
         size_t vlen;

@@ -3,6 +3,7 @@
  * node's cache only. */
 #include <string.h>
 
+#include "cluster.h"
 #include "cmd.h"
 
 enum set_flags {
@@ -110,8 +111,7 @@ static void reply_value(client_t *c, const cache_entry_t *e)
 
 CMD_HANDLER(cmd_get)
 {
-    node_t *n = c->node;
-    reply_value(c, cache_lookup(n->cache, argv[1], argl[1], node_now(n), CACHE_READ));
+    reply_value(c, cmd_read(c, argv[1], argl[1]));
 }
 
 /* Shared by SET, SETEX, PSETEX, SETNX: ok_int / abort_int select SETNX's
@@ -124,9 +124,9 @@ static void set_generic(client_t *c, const char *key, size_t klen, const char *v
     long long at = 0;
     if (a->expire && expire_from_args(c, a, cmdname, &at) < 0)
         return;
-    cache_entry_t *old = cache_lookup(n->cache, key, klen, now, a->flags & SET_GET ? CACHE_READ : 0);
+    cache_entry_t *old = cache_lookup(n->cache, key, klen, now, 0);
     if (a->flags & SET_GET)
-        reply_value(c, old);
+        reply_value(c, old && cluster_serving(n->cluster) ? cmd_read(c, key, klen) : NULL);
     if ((a->flags & SET_NX && old) || (a->flags & SET_XX && !old)) {
         if (a->flags & SET_GET)
             return;
@@ -176,10 +176,8 @@ CMD_HANDLER(cmd_setnx)
 CMD_HANDLER(cmd_getdel)
 {
     node_t *n = c->node;
-    cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], node_now(n), CACHE_READ);
-    reply_value(c, e);
-    if (e)
-        cache_delete(n->cache, argv[1], argl[1], node_now(n));
+    reply_value(c, cmd_read(c, argv[1], argl[1]));
+    cache_delete(n->cache, argv[1], argl[1], node_now(n));
     cmd_flushed_key(c, argv[1], argl[1]);
 }
 
@@ -190,7 +188,7 @@ CMD_HANDLER(cmd_getex)
     if (parse_set_args(c, argc, argv, argl, 2, FOR_GETEX, &a) < 0)
         return;
     int64_t now = node_now(n);
-    cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_READ);
+    cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
     if (!e) {
         resp_add_null(&c->out, c->proto);
         return;
@@ -211,11 +209,9 @@ CMD_HANDLER(cmd_getex)
 
 CMD_HANDLER(cmd_mget)
 {
-    node_t *n = c->node;
-    int64_t now = node_now(n);
     resp_add_array(&c->out, (size_t)(argc - 1));
     for (int i = 1; i < argc; i++)
-        reply_value(c, cache_lookup(n->cache, argv[i], argl[i], now, CACHE_READ));
+        reply_value(c, cmd_read(c, argv[i], argl[i]));
 }
 
 CMD_HANDLER(cmd_mset)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cluster.h"
 #include "flushmark.h"
 
 int cmd_parse_ll(const char *s, size_t len, long long *out)
@@ -80,19 +81,48 @@ int cmd_expire_at(long long v, long long unit_ms, int absolute, long long now_ms
     return 0;
 }
 
+/* Every flush: remember it for SETL, send it to the members, and hold the
+ * client's replies until they have applied it. */
 void cmd_flushed_key(client_t *c, const char *key, size_t klen)
 {
+    cluster_t *cl = c->node->cluster;
+    c->node->stats.flushes_local++;
     flushmark_key(c->node->flushmark, key, klen);
+    cluster_hold(cl, c, cluster_flush_key(cl, key, klen));
 }
 
 void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen)
 {
+    cluster_t *cl = c->node->cluster;
+    c->node->stats.flushes_local++;
     flushmark_prefix(c->node->flushmark, prefix, plen);
+    cluster_hold(cl, c, cluster_flush_prefix(cl, prefix, plen));
 }
 
 void cmd_flushed_all(client_t *c)
 {
+    cluster_t *cl = c->node->cluster;
+    c->node->stats.flushes_local++;
     flushmark_all(c->node->flushmark);
+    cluster_hold(cl, c, cluster_flush_all(cl));
+}
+
+void cmd_seeded(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                int64_t expire_at)
+{
+    cluster_t *cl = c->node->cluster;
+    flushmark_key(c->node->flushmark, key, klen);
+    cluster_hold(cl, c, cluster_seed(cl, key, klen, val, vlen, expire_at));
+}
+
+cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen)
+{
+    node_t *n = c->node;
+    if (!cluster_serving(n->cluster)) {
+        cluster_count_bypass(n->cluster);
+        return NULL;
+    }
+    return cache_lookup(n->cache, key, klen, node_now(n), CACHE_READ);
 }
 
 void cmd_after_write(client_t *c)

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "cache.h"
+#include "cluster.h"
 #include "config.h"
 #include "flushmark.h"
 #include "http.h"
@@ -56,8 +57,10 @@ static void shutdown_node(node_t *n, const char *why)
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->cron, NULL);
+    cluster_end_of_turn(n->cluster);
     server_flush_writes(n->server);
     uv_close((uv_handle_t *)&d->after_io, NULL);
+    cluster_stop(n->cluster);
     server_stop(n->server);
     if (n->http)
         http_stop(n->http);
@@ -84,6 +87,7 @@ static void on_cron(uv_timer_t *t)
 static void on_after_io(uv_check_t *h)
 {
     node_t *n = h->data;
+    cluster_end_of_turn(n->cluster);
     server_flush_writes(n->server);
 }
 
@@ -160,7 +164,6 @@ static int start_http(node_t *n)
         log_error("http", "%s", err);
         return -1;
     }
-    log_info("http", "listening on %s:%d", cfg->http_bind, cfg->http_port);
     return 0;
 }
 
@@ -204,11 +207,11 @@ int main(int argc, char **argv)
                                    (uint64_t)node.now_ms << 16);
 
     daemon_handles_t handles;
+    err[0] = '\0';
     start_handles(&node, &handles);
     node.server = server_start(&node, err, sizeof(err));
-    if (!node.server || start_http(&node) < 0) {
-        if (!node.server)
-            log_error("server", "%s", err);
+    if (!node.server || cluster_start(&node, err, sizeof(err)) < 0 || start_http(&node) < 0) {
+        log_error("main", "%s", err);
         shutdown_node(&node, "start-up failed");
         uv_run(node.loop, UV_RUN_DEFAULT);
         uv_loop_close(node.loop);

@@ -35,6 +35,7 @@ typedef struct node_stats {
 
 struct server;
 struct flushmark;
+struct cluster;
 
 typedef struct node {
     uv_loop_t *loop;
@@ -43,6 +44,7 @@ typedef struct node {
     struct server *server;       /* client listeners and connections */
     struct flushmark *flushmark; /* flush history for GETL/SETL */
     struct http_server *http;
+    struct cluster *cluster; /* NULL when running alone */
     node_stats_t stats;
     char run_id[41];    /* random hex, new at every start */
     int64_t start_ms;   /* wall clock at start */

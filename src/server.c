@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "commands.h"
 #include "log.h"
 #include "mem.h"
@@ -88,6 +89,7 @@ void client_close(client_t *c, const char *why)
         log_debug("server", "closing client id=%llu addr=%s: %s", (unsigned long long)c->id,
                   c->addr, why);
     unlink_client(s, c);
+    cluster_forget_client(c->node->cluster, c);
     uv_read_stop(&c->h.stream);
     uv_close(&c->h.handle, on_client_closed);
 }
@@ -248,6 +250,8 @@ void server_flush_writes(server_t *s)
         c->in_wlist = 0;
         if (c->flags & CLIENT_CLOSING)
             continue;
+        if (!cluster_may_reply(s->node->cluster, c))
+            continue; /* cluster_hold's release puts it back on the list */
         if (write_client(c) < 0)
             continue;
         if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && c->out_inflight == 0)

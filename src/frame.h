@@ -1,0 +1,174 @@
+/* frame: the peer-link wire format, and the handshake's cryptography.
+ *
+ * Owns: encoding and decoding of every frame two cohortd nodes exchange, the
+ * per-frame authentication (HMAC-SHA256 with a per-link key, and a per
+ * direction sequence number so that an injected, altered, reordered or
+ * replayed frame is rejected), and the handshake proofs (HMAC over fresh
+ * nonces from both sides with the cluster key).
+ * Never: touches sockets or timers, trusts a length before checking it
+ * against the limit and the bytes present, or allocates while decoding (a
+ * decoded frame points into the caller's buffer).
+ *
+ * Frame layout (all integers big-endian):
+ *
+ *   offset  size  field
+ *   0       4     magic "CHRT"
+ *   4       1     version (FRAME_VERSION)
+ *   5       1     type (enum frame_type)
+ *   6       2     reserved, must be 0
+ *   8       4     payload length N (<= the receiver's limit)
+ *   12      8     sequence number: 1, 2, 3, ... per link and direction;
+ *                 0 on the handshake frames HELLO, WELCOME and PROOF
+ *   20      N     payload (layout per type below)
+ *   20+N    32    HMAC-SHA256 over bytes [0, 20+N), keyed with the link key;
+ *                 on HELLO, WELCOME and PROOF keyed with the cluster key
+ *                 (frame_cluster_key)
+ *
+ * Payload fields are encoded as: u8, u16, u32, u64 (big-endian), and
+ * "bytes" = u32 length + that many bytes. The payload of each type:
+ *
+ *   HELLO    (initiator -> acceptor)  u8 proto, bytes cluster, bytes node name,
+ *            u64 incarnation, u16 listen port, bytes nonce (32)
+ *   WELCOME  (acceptor -> initiator)  u8 proto, bytes cluster, bytes node name,
+ *            u64 incarnation, bytes nonce (32), bytes proof (32)
+ *   PROOF    (initiator -> acceptor)  bytes proof (32)
+ *   (from here on, frames carry the link key's HMAC and sequence numbers)
+ *   PING     u64 id, u64 sender's monotonic time in ms
+ *   PONG     u64 id (echoed), u64 echoed time
+ *   FLUSH    u64 incarnation of the origin, u64 first flush number, u32 count,
+ *            then count entries: u8 kind (enum flush_kind), bytes key,
+ *            and for FLUSH_SEED: u64 expire_at (0 none), bytes value
+ *   ACK      u64 incarnation of the origin, u64 highest flush number applied
+ *   SYNC     u64 incarnation of the peer as last known (0: none), u64 highest
+ *            flush number applied from it
+ *   RESET    u64 incarnation, u64 flush number from which the stream restarts
+ *            (the receiver must drop its whole cache first)
+ *   PROBE    u64 id, bytes target node name (ask: can you reach it?)
+ *   PROBED   u64 id, bytes target node name, u8 reachable (1/0)
+ *   BYE      (empty: the sender is shutting down cleanly)
+ *
+ * The proofs: link key = HMAC(cluster key, "cohort link" | nonce_i | nonce_a);
+ * acceptor proof = HMAC(cluster key, "cohort acceptor" | nonce_i | nonce_a |
+ * names); initiator proof = HMAC(cluster key, "cohort initiator" | nonce_i |
+ * nonce_a | names). Both nonces are fresh random bytes, so a recorded
+ * handshake cannot be replayed. Labels are their bytes without a NUL; names
+ * = u32 length | initiator's name | u32 length | acceptor's name (so "ab"+"c"
+ * and "a"+"bc" differ); nonces are 32 bytes each.
+ */
+#ifndef COHORT_FRAME_H
+#define COHORT_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define FRAME_MAGIC "CHRT"
+#define FRAME_VERSION 1
+#define FRAME_HEADER_SIZE 20
+#define FRAME_MAC_SIZE 32
+#define FRAME_NONCE_SIZE 32
+#define FRAME_KEY_SIZE 32
+#define FRAME_MAX_DEFAULT (16u << 20) /* payload limit unless configured */
+
+enum frame_type {
+    FRAME_HELLO = 1,
+    FRAME_WELCOME = 2,
+    FRAME_PROOF = 3,
+    FRAME_PING = 4,
+    FRAME_PONG = 5,
+    FRAME_FLUSH = 6,
+    FRAME_ACK = 7,
+    FRAME_SYNC = 8,
+    FRAME_RESET = 9,
+    FRAME_PROBE = 10,
+    FRAME_PROBED = 11,
+    FRAME_BYE = 12,
+    FRAME_TYPE_MAX = 12
+};
+
+enum flush_kind { FLUSH_KEY = 1, FLUSH_PREFIX = 2, FLUSH_ALL = 3, FLUSH_SEED = 4 };
+
+/* A length-prefixed byte string inside a decoded payload (not owned). */
+typedef struct frame_bytes {
+    const uint8_t *p;
+    uint32_t len;
+} frame_bytes_t;
+
+typedef struct frame_hdr {
+    uint8_t type;
+    uint32_t len; /* payload length */
+    uint64_t seq;
+    const uint8_t *payload; /* points into the caller's buffer */
+} frame_hdr_t;
+
+/* Errors of frame_decode / frame_read_* (negative). */
+enum frame_err {
+    FRAME_EMAGIC = -1,   /* not a frame: wrong magic */
+    FRAME_EVERSION = -2, /* unsupported version */
+    FRAME_ETYPE = -3,    /* unknown type or reserved bits set */
+    FRAME_ETOOBIG = -4,  /* payload length over the limit */
+    FRAME_EMAC = -5,     /* authentication failed */
+    FRAME_ESEQ = -6,     /* sequence number not the expected one (replay, loss) */
+    FRAME_EMALFORMED = -7 /* payload does not parse */
+};
+const char *frame_strerror(int err);
+
+/* Splits one frame off the front of data. Returns the frame's total size
+ * (> 0) when a whole frame is present and its header is valid, 0 when more
+ * bytes are needed, or a negative frame_err. Checks magic, version, type,
+ * reserved bits and max_payload before waiting for the rest (each as soon as
+ * its bytes are present); then the MAC (with key, FRAME_KEY_SIZE bytes; NULL
+ * fails with FRAME_EMAC) and the sequence number: 0 on HELLO, WELCOME and
+ * PROOF, and when expect_seq is not NULL, equal to *expect_seq (which starts
+ * at 1 and is then incremented). *out and *expect_seq change only when a
+ * frame is returned. */
+long frame_decode(const uint8_t *data, size_t len, uint32_t max_payload, const uint8_t *key,
+                  uint64_t *expect_seq, frame_hdr_t *out);
+
+/* Encoding: frame_begin writes a header with a zero length, the caller
+ * appends payload with the frame_put_* calls, and frame_end patches the
+ * length and appends the MAC. *seq_counter (when not NULL) is incremented and
+ * its new value written as the sequence number. frame_begin returns the
+ * frame's offset from buf_head(b), for frame_end; nothing may be consumed
+ * from b in between. */
+size_t frame_begin(buf_t *b, uint8_t type, uint64_t *seq_counter);
+void frame_put_u8(buf_t *b, uint8_t v);
+void frame_put_u16(buf_t *b, uint16_t v);
+void frame_put_u32(buf_t *b, uint32_t v);
+void frame_put_u64(buf_t *b, uint64_t v);
+void frame_put_bytes(buf_t *b, const void *p, size_t len);
+void frame_end(buf_t *b, size_t start, const uint8_t *key);
+
+/* Payload reader: a cursor that never reads past the end. Each call returns 0,
+ * or FRAME_EMALFORMED once the payload is exhausted (and stays failed). */
+typedef struct frame_reader {
+    const uint8_t *p;
+    size_t left;
+    int failed;
+} frame_reader_t;
+void frame_reader_init(frame_reader_t *r, const frame_hdr_t *h);
+int frame_get_u8(frame_reader_t *r, uint8_t *v);
+int frame_get_u16(frame_reader_t *r, uint16_t *v);
+int frame_get_u32(frame_reader_t *r, uint32_t *v);
+int frame_get_u64(frame_reader_t *r, uint64_t *v);
+int frame_get_bytes(frame_reader_t *r, frame_bytes_t *v, uint32_t max_len);
+/* 0 when every byte was consumed and nothing failed. */
+int frame_reader_done(const frame_reader_t *r);
+
+/* Handshake cryptography. role is "initiator" or "acceptor". names is the
+ * initiator's node name followed by the acceptor's. Returns 0 or -1. */
+int frame_nonce(uint8_t nonce[FRAME_NONCE_SIZE]);
+void frame_link_key(const uint8_t *cluster_key, size_t klen, const uint8_t *nonce_i,
+                    const uint8_t *nonce_a, uint8_t out[FRAME_KEY_SIZE]);
+void frame_proof(const uint8_t *cluster_key, size_t klen, const char *role, const uint8_t *nonce_i,
+                 const uint8_t *nonce_a, const char *name_i, const char *name_a,
+                 uint8_t out[FRAME_MAC_SIZE]);
+/* Constant-time comparison of two MACs; 1 when equal. */
+int frame_mac_equal(const uint8_t *a, const uint8_t *b, size_t len);
+
+/* Derives the 32-byte key used to MAC HELLO/WELCOME from the cluster key file
+ * contents (HMAC(secret, "cohort cluster key")). */
+void frame_cluster_key(const uint8_t *secret, size_t len, uint8_t out[FRAME_KEY_SIZE]);
+
+#endif
