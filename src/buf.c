@@ -2,6 +2,7 @@
 #include "buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,23 +25,33 @@ char *buf_reserve(buf_t *b, size_t n)
     if (b->cap - b->end >= n)
         return b->data + b->end;
     size_t pending = b->end - b->start;
-    if (b->start > 0 && b->cap - pending >= n && b->start >= pending) {
-        memmove(b->data, b->data + b->start, pending); /* cheap: little to move */
+    if (n > SIZE_MAX / 2 - pending) {
+        fprintf(stderr, "cohortd: buffer of %zu + %zu bytes is too large\n", pending, n);
+        abort();
+    }
+    /* Sliding the pending bytes to the front costs `pending`: do it alone only
+     * when at least as many consumed bytes are reclaimed. Otherwise a buffer
+     * consumed and appended a little at a time would move all its pending
+     * bytes on every append; growing instead keeps the cost amortized. */
+    if (b->start > 0 && b->start >= pending && b->cap - pending >= n) {
+        memmove(b->data, b->data + b->start, pending);
         b->start = 0;
         b->end = pending;
         return b->data + b->end;
     }
-    if (b->start > 0) {
+    if (b->start > 0) { /* growing anyway: keep only the pending bytes */
         memmove(b->data, b->data + b->start, pending);
         b->start = 0;
         b->end = pending;
-        if (b->cap - b->end >= n)
-            return b->data + b->end;
     }
+    /* Grow by at least one step, even when sliding alone would have made
+     * room: we only get here while cap < 2 * pending + n, so memory stays in
+     * proportion to what is pending. */
     size_t want = pending + n;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < want)
+    size_t cap = b->cap ? b->cap : 32;
+    do
         cap = cap < (1u << 20) ? cap * 2 : cap + (1u << 20);
+    while (cap < want);
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
     return b->data + b->end;

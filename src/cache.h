@@ -10,7 +10,8 @@
  * deferred to cache_cron()).
  *
  * Times are absolute milliseconds (the caller's clock, read once per loop
- * turn). An expire time of 0 means "no expiry".
+ * turn). An expire time of 0 means "no expiry". An entry with expire time t
+ * is expired once now > t (at now == t it still lives, as in redis-server).
  *
  * Memory accounting: cache_used_memory() counts the allocator's usable size of
  * every entry plus the hash table arrays, the expiry heap and entries still
@@ -99,8 +100,9 @@ uint64_t cache_scan(cache_t *c, uint64_t cursor, size_t count, cache_visit_fn fn
  * callback must not modify the cache. */
 void cache_foreach(cache_t *c, int64_t now, cache_visit_fn fn, void *ud);
 
-/* Visits up to 'limit' entries whose key starts with prefix, in key order.
- * The callback must not modify the cache. */
+/* Visits up to 'limit' entries whose key starts with prefix, in key order
+ * (SIZE_MAX: no limit). Expired entries are skipped, not removed, and not
+ * counted against the limit. The callback must not modify the cache. */
 void cache_foreach_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now, size_t limit,
                           cache_visit_fn fn, void *ud);
 
@@ -110,6 +112,16 @@ size_t cache_used_memory(const cache_t *c);
 const cache_stats_t *cache_stats(const cache_t *c);
 void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud);
 int cache_is_rehashing(const cache_t *c);
+
+/* Shape of the hash table, for tests and introspection. Each lookup, set or
+ * delete moves at most one bucket of a rehash (and looks at no more than ten
+ * empty ones), so rehash_idx advances by at most 11 per call. */
+typedef struct cache_table_info {
+    size_t buckets;      /* buckets of the main table */
+    size_t rehash_to;    /* buckets of the table being rehashed into, 0 if none */
+    size_t rehash_idx;   /* main-table buckets already moved (0 if none) */
+} cache_table_info_t;
+void cache_table_info(const cache_t *c, cache_table_info_t *out);
 
 /* Entry accessors. */
 const char *cache_entry_key(const cache_entry_t *e, size_t *klen);

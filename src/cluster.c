@@ -343,5 +343,5 @@ int cluster_cut_off(cluster_t *cl)
         others++;
         reached += m->link && m->state == MEMBER_ALIVE;
     }
-    return others > 0 && (reached + 1) * 2 <= others + 1;
+    return others > 0 && (reached + 1) * 2 < others + 1; /* a strict minority */
 }

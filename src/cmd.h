@@ -90,5 +90,6 @@ CMD_HANDLER(cmd_seed);
 CMD_HANDLER(cmd_getl);
 CMD_HANDLER(cmd_setl);
 CMD_HANDLER(cmd_cohort_status);
+CMD_HANDLER(cmd_cohort_members);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "flushmark.h"
 #include "server.h"
@@ -90,12 +91,43 @@ CMD_HANDLER(cmd_setl)
     resp_add_ok(&c->out);
 }
 
+/* COHORT.MEMBERS: one map per other member (name, address, state, since,
+ * rtt_ms, flushes_sent, flushes_received, last_acked). Empty when alone. */
+CMD_HANDLER(cmd_cohort_members)
+{
+    cluster_t *cl = c->node->cluster;
+    size_t count = cluster_member_count(cl);
+    buf_t *o = &c->out;
+    resp_add_array(o, count);
+    for (size_t i = 0; i < count; i++) {
+        member_info_t mi;
+        cluster_member_info(cl, i, &mi);
+        resp_add_map(o, c->proto, 8);
+        resp_add_bulk_str(o, "name");
+        resp_add_bulk_str(o, mi.name);
+        resp_add_bulk_str(o, "address");
+        resp_add_bulk_str(o, mi.addr);
+        resp_add_bulk_str(o, "state");
+        resp_add_bulk_str(o, mi.state);
+        resp_add_bulk_str(o, "since_ms");
+        resp_add_int(o, mi.since_ms);
+        resp_add_bulk_str(o, "rtt_ms");
+        resp_add_double(o, c->proto, mi.rtt_ms);
+        resp_add_bulk_str(o, "flushes_sent");
+        resp_add_int(o, (long long)mi.flushes_sent);
+        resp_add_bulk_str(o, "flushes_received");
+        resp_add_int(o, (long long)mi.flushes_received);
+        resp_add_bulk_str(o, "last_acked");
+        resp_add_int(o, (long long)mi.last_acked);
+    }
+}
+
 CMD_HANDLER(cmd_cohort_status)
 {
     node_t *n = c->node;
     config_t *cfg = n->cfg;
     buf_t *o = &c->out;
-    resp_add_map(o, c->proto, 10);
+    resp_add_map(o, c->proto, 12);
     resp_add_bulk_str(o, "node");
     resp_add_bulk_str(o, cfg->name);
     resp_add_bulk_str(o, "version");
@@ -105,7 +137,13 @@ CMD_HANDLER(cmd_cohort_status)
     resp_add_bulk_str(o, "role");
     resp_add_bulk_str(o, cfg->role);
     resp_add_bulk_str(o, "state");
-    resp_add_bulk_str(o, "serving");
+    resp_add_bulk_str(o, cluster_cut_off(n->cluster)    ? "cut_off"
+                         : cluster_serving(n->cluster) ? "serving"
+                                                       : "bypassing");
+    resp_add_bulk_str(o, "members");
+    resp_add_int(o, (long long)cluster_member_count(n->cluster));
+    resp_add_bulk_str(o, "incarnation");
+    resp_add_int(o, (long long)cluster_incarnation(n->cluster));
     resp_add_bulk_str(o, "uptime_ms");
     resp_add_int(o, node_now(n) - n->start_ms);
     resp_add_bulk_str(o, "keys");

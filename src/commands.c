@@ -67,6 +67,8 @@ static command_t table[] = {
     {"setl", -4, W | X, cmd_setl,
      "Fills a key only if it was not flushed since GETL issued the token.", 0, 0, 0},
     {"cohort.status", 1, R | X, cmd_cohort_status, "This node's state.", 0, 0, 0},
+    {"cohort.members", 1, R | X, cmd_cohort_members,
+     "The other members: name, address, state, since, rtt, flushes, last ack.", 0, 0, 0},
 };
 
 #define NCOMMANDS (sizeof(table) / sizeof(table[0]))

@@ -56,9 +56,9 @@ typedef struct config {
     strlist_t authorized;    /* CIDRs */
     strlist_t local_address; /* more addresses of this machine */
     int lease_ms;            /* coherence lease T, 2000 */
-    int heartbeat_ms;        /* 200 */
-    int suspect_ms;          /* 600 */
-    int probe_ms;            /* 500 */
+    int heartbeat_ms;        /* 100 */
+    int suspect_ms;          /* 500 */
+    int probe_ms;            /* 400 */
     int dead_after_ms;       /* 10000 */
     int flush_timeout_ms;    /* 1000 */
     size_t replay_log;       /* 65536 flushes kept for replay */
@@ -80,8 +80,11 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen);
 int config_set(config_t *cfg, const char *section, const char *key, const char *value, char *err,
                size_t errlen);
 
-/* Command-line handling. Returns 0 to run, 1 when it printed --help or
- * --version and the process should exit 0, -1 on error (message in err). */
+/* Command-line handling, applied over cfg (which holds config_defaults()):
+ * --config FILE is read first, then every other flag, so flags override the
+ * file whatever their order. Returns 0 to run, 1 when it printed --help or
+ * --version and the process should exit 0, -1 on error (message in err; cfg
+ * unchanged). */
 int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 
 void config_free(config_t *cfg);
@@ -89,5 +92,7 @@ void config_free(config_t *cfg);
 /* Helpers shared with other parsers. Return 0 or -1. */
 int config_parse_size(const char *s, size_t *out);
 int config_parse_duration_ms(const char *s, int default_unit_ms, long long *out);
+/* yes/no/true/false/on/off/1/0, case-insensitive; *out is 1 or 0. */
+int config_parse_bool(const char *s, int *out);
 
 #endif

@@ -36,6 +36,10 @@ http_server_t *http_start(uv_loop_t *loop, const char *bind, int port, size_t ma
 /* Closes the listener and every connection; memory is released in the close
  * callbacks, so run the loop afterwards. */
 void http_stop(http_server_t *h);
+/* Sets how long a request may take to arrive, counted from the moment the
+ * connection is ready for it (also the idle keep-alive limit); 0 restores the
+ * default of 10 s. */
+void http_set_request_timeout(http_server_t *h, unsigned ms);
 
 typedef struct http_counters {
     unsigned long long requests;

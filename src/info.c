@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "server.h"
 
@@ -121,6 +122,26 @@ static void info_commandstats(node_t *n, buf_t *b)
     }
 }
 
+static void info_cluster(node_t *n, buf_t *b)
+{
+    cluster_t *cl = n->cluster;
+    const cluster_counters_t *k = cluster_counters(cl);
+    buf_printf(b,
+               "cohort_cluster:%d\r\ncohort_members:%zu\r\ncohort_serving_cache:%d\r\n"
+               "cohort_cut_off:%d\r\nflush_entries_sent:%llu\r\nflush_entries_received:%llu\r\n"
+               "flush_ack_timeouts:%llu\r\ncache_bypasses:%llu\r\ncache_drops:%llu\r\n",
+               cl != NULL, cluster_member_count(cl), cluster_serving(cl), cluster_cut_off(cl),
+               (unsigned long long)k->flushes_sent, (unsigned long long)k->flushes_received,
+               (unsigned long long)k->ack_timeouts, (unsigned long long)k->bypasses,
+               (unsigned long long)k->cache_drops);
+    for (size_t i = 0; i < cluster_member_count(cl); i++) {
+        member_info_t mi;
+        cluster_member_info(cl, i, &mi);
+        buf_printf(b, "member%zu:name=%s,address=%s,state=%s,rtt_ms=%.3f\r\n", i, mi.name,
+                   mi.addr, mi.state, mi.rtt_ms);
+    }
+}
+
 typedef struct info_section {
     const char *name;
     int in_default;
@@ -130,7 +151,8 @@ typedef struct info_section {
 static const info_section_t sections[] = {
     {"server", 1, info_server},     {"clients", 1, info_clients},
     {"memory", 1, info_memory},     {"stats", 1, info_stats},
-    {"commandstats", 0, info_commandstats}, {"keyspace", 1, info_keyspace},
+    {"cohort", 1, info_cluster},   {"commandstats", 0, info_commandstats},
+    {"keyspace", 1, info_keyspace},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

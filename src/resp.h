@@ -42,8 +42,9 @@ typedef struct resp_limits {
 typedef struct resp_parser {
     resp_limits_t limits;
     /* progress through the current command (private) */
-    int kind;          /* 0 unknown, '*' multibulk, 'i' inline */
+    int kind;          /* 0 unknown, '*' multibulk, 'i' inline, 'e' failed */
     size_t pos;        /* offset of the next unparsed byte */
+    size_t scan;       /* where the search for the current line's end resumes */
     long long nargs;   /* multibulk: announced argument count */
     long long bulklen; /* multibulk: length of the bulk being read, -1 none */
     size_t *offs;      /* multibulk: offset of each argument parsed so far */

@@ -1,0 +1,1125 @@
+/* cache: the node-local key/value store; see cache.h.
+ *
+ * Owns: every entry (one allocation: header, key bytes, value bytes), and five
+ * structures that thread through the entries' headers without allocating per
+ * entry:
+ *
+ *   hash    two chained tables of power-of-two size, ht[0] and ht[1]. ht[1]
+ *           is in use only while rehashing from ht[0] into it (grow or
+ *           shrink). Buckets of ht[0] below rehash_idx have been moved and
+ *           are empty. The hash is XXH3-64 keyed with the seed from
+ *           cache_new().
+ *   lru     a doubly linked list, most recently used at lru_head; eviction
+ *           takes lru_tail.
+ *   tree    an AA tree ordered by key (memcmp, then the shorter first),
+ *           without parent pointers; gives cache_flush_prefix() and
+ *           cache_foreach_prefix() their O(log n + k).
+ *   heap    a binary min-heap on expire_at holding exactly the entries with
+ *           an expire time; each entry knows its slot (heap_idx).
+ *   pending entries dropped by cache_flush_all(), chained through 'next',
+ *           freed a batch at a time by cache_cron() (or cache_evict()).
+ *
+ * Invariants (cache_check() verifies every one of them):
+ *
+ *   1. Every live entry is in exactly one bucket of exactly one table: the
+ *      bucket its hash selects in that table; in ht[0] only at or above
+ *      rehash_idx while rehashing. ht[0].used + ht[1].used is the number of
+ *      live entries.
+ *   2. The lru list, the tree and the tables hold the same set of entries.
+ *      Pending entries are in none of them.
+ *   3. The tree is ordered with no two equal keys, and is a valid AA tree
+ *      (leaves have level 1; a left child is one level below its parent; a
+ *      right child is at its parent's level or one below; a right
+ *      grandchild is below its grandparent; a node above level 1 has two
+ *      children), so its height is at most 2 log2(n + 1).
+ *   4. heap[i]->heap_idx == i, heap[parent(i)]->expire_at <= heap[i]->expire_at,
+ *      and the heap holds exactly the live entries with expire_at != 0.
+ *   5. used == the allocator's usable size of every live and pending entry,
+ *      both bucket arrays and the heap array.
+ *   6. No operation does unbounded work on its own: a lookup, set or delete
+ *      moves at most one bucket of a rehash (looking at no more than ten
+ *      empty ones). Walking the whole table happens only in cache_foreach()
+ *      (KEYS), cache_check() and cache_free().
+ *
+ * Entry life:
+ *
+ *   cache_set() ---> live ---- cache_delete(), cache_flush_prefix() -----> freed
+ *                     |  \---- expiry (lazy or cache_cron()), eviction --> freed
+ *                     |                                 (on_gone called first)
+ *                     \------- cache_flush_all() --> pending -- cache_cron() --> freed
+ *
+ * Replacing a value keeps the allocation when the new value fits and does not
+ * waste more than half of it; otherwise a new entry takes the old one's place
+ * in the bucket chain, the tree (same left, right and level) and the heap
+ * slot, and goes to the head of the lru list.
+ *
+ * Never: walks the table on the request path, calls back into the caller
+ * except through on_gone (and the visit callbacks of the iterators), or keeps
+ * a pointer to caller memory.
+ */
+#include "cache.h"
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "mem.h"
+
+struct cache_entry {
+    cache_entry_t *hnext; /* next entry in the same hash bucket */
+    cache_entry_t *prev;  /* lru: neighbour towards the head (more recent) */
+    cache_entry_t *next;  /* lru: neighbour towards the tail; pending chain */
+    int64_t expire_at;    /* absolute ms; 0: none (and not in the heap) */
+    uint32_t heap_idx;    /* slot in the heap while expire_at != 0 */
+    uint32_t vlen;        /* value bytes, at data[klen] */
+    cache_entry_t *left;  /* tree: smaller keys */
+    cache_entry_t *right; /* tree: larger keys */
+    uint32_t klen;        /* key bytes, at data[0] */
+    uint8_t level;        /* tree: AA level, 1 for a leaf */
+    char data[];          /* key, then value */
+};
+/* A tree descent reads left, right, klen, level and the key: they are kept
+ * together, next to the key, so that a step touches as few cache lines as
+ * possible. */
+
+#define ENTRY_HEADER offsetof(cache_entry_t, data)
+_Static_assert(sizeof(cache_entry_t) <= 64, "entry header must stay within 64 bytes");
+
+typedef struct table {
+    cache_entry_t **b; /* buckets; NULL when the table is unused */
+    size_t size;       /* buckets, a power of two; 0 when unused */
+    size_t used;       /* entries in this table */
+} table_t;
+
+struct cache {
+    table_t ht[2];            /* ht[0] main; ht[1] rehash target or unused */
+    size_t rehash_idx;        /* next ht[0] bucket to move, while rehashing */
+    cache_entry_t *lru_head;  /* most recently used */
+    cache_entry_t *lru_tail;  /* least recently used: evicted first */
+    cache_entry_t *root;      /* ordered index */
+    cache_entry_t **heap;     /* expiry min-heap; NULL when empty */
+    size_t heap_len;          /* entries in heap */
+    size_t heap_cap;          /* slots allocated */
+    cache_entry_t *pending;   /* flushed entries to free, chained by next */
+    size_t used;              /* bytes, see invariant 5 */
+    size_t maxmemory;         /* 0: no limit */
+    uint64_t seed;            /* hash seed */
+    cache_stats_t stats;      /* counters for INFO */
+    cache_evict_fn on_gone;   /* told about evictions and expiries; may be NULL */
+    void *on_gone_ud;         /* its argument */
+};
+
+enum {
+    TABLE_MIN_SIZE = 4,       /* buckets of an empty table */
+    TABLE_SHRINK_RATIO = 8,   /* shrink when fewer entries than buckets / this */
+    REHASH_EMPTY_VISITS = 10, /* empty buckets a one-bucket step may skip */
+    CRON_REHASH_BATCH = 100,  /* buckets moved between clock reads in cron */
+    CRON_BATCH = 64,          /* entries expired or freed between clock reads */
+    HEAP_MIN_CAP = 16,        /* first heap allocation, in slots */
+    TREE_MAX_HEIGHT = 130,    /* 2 log2(2^64) + 2: more than any tree can have */
+    SCAN_EMPTY_FACTOR = 10    /* buckets a scan may look at per entry asked for */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t hash_key(const cache_t *c, const char *key, size_t klen)
+{
+    return XXH3_64bits_withSeed(key, klen, c->seed);
+}
+
+static bool key_eq(const cache_entry_t *e, const char *key, size_t klen)
+{
+    return e->klen == klen && (klen == 0 || memcmp(e->data, key, klen) == 0);
+}
+
+/* memcmp order; on a common prefix the shorter key comes first. */
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int r = n ? memcmp(a, b, n) : 0;
+    if (r)
+        return r;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static int entry_cmp(const cache_entry_t *a, const cache_entry_t *b)
+{
+    return key_cmp(a->data, a->klen, b->data, b->klen);
+}
+
+static bool has_prefix(const cache_entry_t *e, const char *prefix, size_t plen)
+{
+    return e->klen >= plen && (plen == 0 || memcmp(e->data, prefix, plen) == 0);
+}
+
+static bool is_expired(const cache_entry_t *e, int64_t now)
+{
+    return e->expire_at != 0 && now > e->expire_at;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool rehashing(const cache_t *c)
+{
+    return c->ht[1].b != NULL;
+}
+
+/* -------------------------------------------------------------- hash table */
+
+static void table_alloc(cache_t *c, table_t *t, size_t size)
+{
+    t->b = xcalloc(size, sizeof(*t->b));
+    t->size = size;
+    t->used = 0;
+    c->used += mem_usable(t->b);
+}
+
+static void table_release(cache_t *c, table_t *t)
+{
+    c->used -= mem_usable(t->b);
+    free(t->b);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Smallest power of two >= n, at least TABLE_MIN_SIZE. */
+static size_t table_size_for(size_t n)
+{
+    size_t s = TABLE_MIN_SIZE;
+    while (s < n)
+        s <<= 1;
+    return s;
+}
+
+/* Starts an incremental rehash of ht[0] into a new table of 'size' buckets. */
+static void rehash_start(cache_t *c, size_t size)
+{
+    assert(!rehashing(c));
+    table_alloc(c, &c->ht[1], size);
+    c->rehash_idx = 0;
+}
+
+/* Moves up to n non-empty buckets of ht[0] into ht[1], looking at no more
+ * than n * REHASH_EMPTY_VISITS empty ones. When ht[0] is empty, ht[1] becomes
+ * the main table. Returns true while rehashing remains to be done. */
+static bool rehash(cache_t *c, size_t n)
+{
+    if (!rehashing(c))
+        return false;
+    table_t *from = &c->ht[0], *to = &c->ht[1];
+    size_t empty_visits = n * REHASH_EMPTY_VISITS;
+    while (n-- > 0 && from->used > 0) {
+        assert(c->rehash_idx < from->size);
+        while (from->b[c->rehash_idx] == NULL) {
+            c->rehash_idx++;
+            if (--empty_visits == 0)
+                return true;
+        }
+        cache_entry_t *e = from->b[c->rehash_idx];
+        while (e) {
+            cache_entry_t *next = e->hnext;
+            size_t i = hash_key(c, e->data, e->klen) & (to->size - 1);
+            e->hnext = to->b[i];
+            to->b[i] = e;
+            from->used--;
+            to->used++;
+            e = next;
+        }
+        from->b[c->rehash_idx++] = NULL;
+    }
+    if (from->used > 0)
+        return true;
+    table_release(c, from);
+    c->ht[0] = *to;
+    memset(to, 0, sizeof(*to));
+    c->rehash_idx = 0;
+    return false;
+}
+
+/* Returns the link (bucket slot or previous entry's hnext) that points at the
+ * entry for key, and its table in *tab; NULL if there is none. */
+static cache_entry_t **find_link(const cache_t *c, const char *key, size_t klen, uint64_t h,
+                                 int *tab)
+{
+    for (int t = 0; t < 2; t++) {
+        const table_t *tb = &c->ht[t];
+        if (tb->size == 0)
+            break;
+        size_t i = h & (tb->size - 1);
+        if (t == 0 && rehashing(c) && i < c->rehash_idx)
+            continue; /* already moved to ht[1] */
+        for (cache_entry_t **l = &tb->b[i]; *l; l = &(*l)->hnext) {
+            if (key_eq(*l, key, klen)) {
+                *tab = t;
+                return l;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void maybe_grow(cache_t *c)
+{
+    if (!rehashing(c) && c->ht[0].used >= c->ht[0].size)
+        rehash_start(c, table_size_for(c->ht[0].used + 1));
+}
+
+static void maybe_shrink(cache_t *c)
+{
+    if (!rehashing(c) && c->ht[0].size > TABLE_MIN_SIZE &&
+        c->ht[0].used < c->ht[0].size / TABLE_SHRINK_RATIO)
+        rehash_start(c, table_size_for(c->ht[0].used));
+}
+
+/* --------------------------------------------------------------- lru list */
+
+static void lru_unlink(cache_t *c, cache_entry_t *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->lru_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->lru_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_head(cache_t *c, cache_entry_t *e)
+{
+    e->prev = NULL;
+    e->next = c->lru_head;
+    if (c->lru_head)
+        c->lru_head->prev = e;
+    else
+        c->lru_tail = e;
+    c->lru_head = e;
+}
+
+static void lru_touch(cache_t *c, cache_entry_t *e)
+{
+    if (c->lru_head != e) {
+        lru_unlink(c, e);
+        lru_push_head(c, e);
+    }
+}
+
+/* ------------------------------------------------------------ ordered index */
+
+static cache_entry_t *skew(cache_entry_t *t)
+{
+    if (t && t->left && t->left->level == t->level) {
+        cache_entry_t *l = t->left;
+        t->left = l->right;
+        l->right = t;
+        return l;
+    }
+    return t;
+}
+
+static cache_entry_t *split(cache_entry_t *t)
+{
+    if (t && t->right && t->right->right && t->right->right->level == t->level) {
+        cache_entry_t *r = t->right;
+        t->right = r->left;
+        r->left = t;
+        r->level++;
+        return r;
+    }
+    return t;
+}
+
+static unsigned level_of(const cache_entry_t *t)
+{
+    return t ? t->level : 0;
+}
+
+/* Inserts x (whose key is not in the tree) under t; returns the new root of
+ * that subtree. Recursion depth is the tree height. *done is set when the
+ * subtree's root, its level, its right child and that child's level are all
+ * as before: then nothing above can need rebalancing (a parent's skew looks
+ * only at its left child's level, its split only at its right child and
+ * right grandchild), and the ancestors skip their own skew and split, which
+ * would read nodes off the search path. */
+static cache_entry_t *tree_insert(cache_entry_t *t, cache_entry_t *x, bool *done)
+{
+    if (!t) {
+        x->left = x->right = NULL;
+        x->level = 1;
+        *done = false;
+        return x;
+    }
+    cache_entry_t *right0;
+    if (entry_cmp(x, t) < 0) {
+        t->left = tree_insert(t->left, x, done);
+        if (*done)
+            return t;
+        right0 = t->right; /* a left insert did not change it */
+    } else {
+        right0 = t->right;
+        unsigned rl = level_of(right0);
+        t->right = tree_insert(t->right, x, done);
+        if (*done)
+            return t;
+        /* Compare with the right child as it was before the insert. */
+        unsigned level0 = t->level;
+        cache_entry_t *nt = split(skew(t));
+        *done = nt == t && t->level == level0 && t->right == right0 && level_of(t->right) == rl;
+        return nt;
+    }
+    unsigned level0 = t->level, rl = level_of(right0);
+    cache_entry_t *nt = split(skew(t));
+    *done = nt == t && t->level == level0 && t->right == right0 && level_of(t->right) == rl;
+    return nt;
+}
+
+/* Restores the AA invariants at t after a removal below it (Andersson's
+ * rebalancing); returns the subtree's new root. */
+static cache_entry_t *rebalance_after_delete(cache_entry_t *t)
+{
+    unsigned ll = level_of(t->left), rl = level_of(t->right);
+    unsigned should_be = (ll < rl ? ll : rl) + 1;
+    if (should_be < t->level) {
+        t->level = (uint8_t)should_be;
+        if (t->right && should_be < t->right->level)
+            t->right->level = (uint8_t)should_be;
+    }
+    t = skew(t);
+    t->right = skew(t->right);
+    if (t->right)
+        t->right->right = skew(t->right->right);
+    t = split(t);
+    t->right = split(t->right);
+    return t;
+}
+
+/* Removes x (which is in the tree) from under t; returns the new root of that
+ * subtree. A removed inner node is replaced by its in-order neighbour, which
+ * takes over its children and level. *done as for tree_insert(). */
+static cache_entry_t *tree_delete(cache_entry_t *t, cache_entry_t *x, bool *done)
+{
+    assert(t != NULL);
+    int r = entry_cmp(x, t);
+    cache_entry_t *t0 = t, *right0;
+    unsigned level0 = t->level, rl;
+    if (r < 0) {
+        t->left = tree_delete(t->left, x, done);
+        if (*done)
+            return t;
+        right0 = t->right;
+        rl = level_of(right0);
+    } else if (r > 0) {
+        right0 = t->right;
+        rl = level_of(right0);
+        t->right = tree_delete(t->right, x, done);
+        if (*done)
+            return t;
+    } else if (!t->left && !t->right) {
+        *done = false;
+        return NULL;
+    } else {
+        bool ignored;
+        cache_entry_t *s;
+        if (!t->left) {
+            for (s = t->right; s->left; s = s->left)
+                ;
+            s->right = tree_delete(t->right, s, &ignored);
+            s->left = NULL;
+        } else {
+            for (s = t->left; s->right; s = s->right)
+                ;
+            s->left = tree_delete(t->left, s, &ignored);
+            s->right = t->right;
+        }
+        s->level = t->level;
+        *done = false;
+        return rebalance_after_delete(s);
+    }
+    cache_entry_t *nt = rebalance_after_delete(t);
+    *done = nt == t0 && nt->level == level0 && nt->right == right0 && level_of(nt->right) == rl;
+    return nt;
+}
+
+/* Puts nu where old is in the tree (same key). */
+static void tree_replace(cache_t *c, cache_entry_t *old, cache_entry_t *nu)
+{
+    cache_entry_t **link = &c->root;
+    while (*link != old) {
+        assert(*link != NULL);
+        link = entry_cmp(old, *link) < 0 ? &(*link)->left : &(*link)->right;
+    }
+    nu->left = old->left;
+    nu->right = old->right;
+    nu->level = old->level;
+    *link = nu;
+}
+
+/* First entry whose key is >= (key, klen) in tree order, or NULL. */
+static cache_entry_t *tree_lower_bound(cache_entry_t *t, const char *key, size_t klen)
+{
+    cache_entry_t *best = NULL;
+    while (t) {
+        if (key_cmp(t->data, t->klen, key, klen) >= 0) {
+            best = t;
+            t = t->left;
+        } else {
+            t = t->right;
+        }
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------- expiry heap */
+
+static void heap_set(cache_t *c, size_t i, cache_entry_t *e)
+{
+    c->heap[i] = e;
+    e->heap_idx = (uint32_t)i;
+}
+
+static void heap_sift_up(cache_t *c, size_t i)
+{
+    cache_entry_t *e = c->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (c->heap[parent]->expire_at <= e->expire_at)
+            break;
+        heap_set(c, i, c->heap[parent]);
+        i = parent;
+    }
+    heap_set(c, i, e);
+}
+
+static void heap_sift_down(cache_t *c, size_t i)
+{
+    cache_entry_t *e = c->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= c->heap_len)
+            break;
+        if (child + 1 < c->heap_len && c->heap[child + 1]->expire_at < c->heap[child]->expire_at)
+            child++;
+        if (e->expire_at <= c->heap[child]->expire_at)
+            break;
+        heap_set(c, i, c->heap[child]);
+        i = child;
+    }
+    heap_set(c, i, e);
+}
+
+static void heap_resize(cache_t *c, size_t cap)
+{
+    c->used -= mem_usable(c->heap);
+    if (cap == 0) {
+        free(c->heap);
+        c->heap = NULL;
+    } else {
+        c->heap = xrealloc(c->heap, cap * sizeof(*c->heap));
+    }
+    c->heap_cap = cap;
+    c->used += mem_usable(c->heap);
+}
+
+static void heap_insert(cache_t *c, cache_entry_t *e)
+{
+    assert(c->heap_len < UINT32_MAX);
+    if (c->heap_len == c->heap_cap)
+        heap_resize(c, c->heap_cap ? c->heap_cap * 2 : HEAP_MIN_CAP);
+    heap_set(c, c->heap_len++, e);
+    heap_sift_up(c, e->heap_idx);
+}
+
+static void heap_remove(cache_t *c, cache_entry_t *e)
+{
+    size_t i = e->heap_idx;
+    assert(i < c->heap_len && c->heap[i] == e);
+    cache_entry_t *last = c->heap[--c->heap_len];
+    if (last != e) {
+        heap_set(c, i, last);
+        heap_sift_up(c, i);
+        heap_sift_down(c, last->heap_idx);
+    }
+    if (c->heap_len == 0)
+        heap_resize(c, 0);
+    else if (c->heap_cap > HEAP_MIN_CAP && c->heap_len < c->heap_cap / 4)
+        heap_resize(c, c->heap_cap / 2);
+}
+
+/* Gives e the expire time t (0: none), keeping the heap in step. */
+static void entry_set_expire(cache_t *c, cache_entry_t *e, int64_t t)
+{
+    if (e->expire_at == t)
+        return;
+    if (e->expire_at == 0) {
+        e->expire_at = t;
+        heap_insert(c, e);
+    } else if (t == 0) {
+        heap_remove(c, e);
+        e->expire_at = 0;
+    } else {
+        e->expire_at = t;
+        heap_sift_up(c, e->heap_idx);
+        heap_sift_down(c, e->heap_idx);
+    }
+}
+
+/* ----------------------------------------------------------------- entries */
+
+static cache_entry_t *entry_new(cache_t *c, const char *key, size_t klen, const char *val,
+                                size_t vlen)
+{
+    cache_entry_t *e = xmalloc(ENTRY_HEADER + klen + vlen);
+    e->hnext = e->prev = e->next = e->left = e->right = NULL;
+    e->expire_at = 0;
+    e->heap_idx = 0;
+    e->klen = (uint32_t)klen;
+    e->vlen = (uint32_t)vlen;
+    e->level = 0;
+    if (klen)
+        memcpy(e->data, key, klen);
+    if (vlen)
+        memcpy(e->data + klen, val, vlen);
+    c->used += mem_usable(e);
+    return e;
+}
+
+static void entry_free(cache_t *c, cache_entry_t *e)
+{
+    c->used -= mem_usable(e);
+    free(e);
+}
+
+/* Takes e out of every structure and frees it. link and tab locate e in the
+ * hash table; pass link NULL to have them looked up. */
+static void entry_remove(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
+{
+    if (!link)
+        link = find_link(c, e->data, e->klen, hash_key(c, e->data, e->klen), &tab);
+    assert(link && *link == e);
+    *link = e->hnext;
+    c->ht[tab].used--;
+    lru_unlink(c, e);
+    bool done;
+    c->root = tree_delete(c->root, e, &done);
+    if (e->expire_at)
+        heap_remove(c, e);
+    entry_free(c, e);
+}
+
+/* Removes e for a reason the caller is told about (eviction or expiry). */
+static void entry_gone(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab, int reason)
+{
+    if (reason == CACHE_GONE_EXPIRED)
+        c->stats.expired++;
+    else
+        c->stats.evicted++;
+    if (c->on_gone)
+        c->on_gone(c->on_gone_ud, e->data, e->klen, reason);
+    entry_remove(c, e, link, tab);
+}
+
+/* Frees up to n entries left by cache_flush_all(). Returns how many. */
+static size_t free_pending(cache_t *c, size_t n)
+{
+    size_t done = 0;
+    while (c->pending && done < n) {
+        cache_entry_t *e = c->pending;
+        c->pending = e->next;
+        entry_free(c, e);
+        done++;
+    }
+    return done;
+}
+
+/* -------------------------------------------------------------- public API */
+
+cache_t *cache_new(uint64_t seed, size_t maxmemory)
+{
+    cache_t *c = xcalloc(1, sizeof(*c));
+    c->seed = seed;
+    c->maxmemory = maxmemory;
+    table_alloc(c, &c->ht[0], TABLE_MIN_SIZE);
+    return c;
+}
+
+void cache_free(cache_t *c)
+{
+    if (!c)
+        return;
+    cache_entry_t *e = c->lru_head;
+    while (e) {
+        cache_entry_t *next = e->next;
+        free(e);
+        e = next;
+    }
+    free_pending(c, SIZE_MAX);
+    free(c->ht[0].b);
+    free(c->ht[1].b);
+    free(c->heap);
+    free(c);
+}
+
+void cache_set_maxmemory(cache_t *c, size_t maxmemory)
+{
+    c->maxmemory = maxmemory;
+}
+
+size_t cache_maxmemory(const cache_t *c)
+{
+    return c->maxmemory;
+}
+
+cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t now, int flags)
+{
+    rehash(c, 1);
+    int tab = 0;
+    cache_entry_t **link = find_link(c, key, klen, hash_key(c, key, klen), &tab);
+    cache_entry_t *e = link ? *link : NULL;
+    if (e && is_expired(e, now)) {
+        entry_gone(c, e, link, tab, CACHE_GONE_EXPIRED);
+        e = NULL;
+    }
+    if (flags & CACHE_READ) {
+        if (e)
+            c->stats.hits++;
+        else
+            c->stats.misses++;
+    }
+    if (e && !(flags & CACHE_NOTOUCH))
+        lru_touch(c, e);
+    return e;
+}
+
+cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                         int64_t expire_at)
+{
+    assert(klen <= UINT32_MAX && vlen <= UINT32_MAX);
+    rehash(c, 1);
+    uint64_t h = hash_key(c, key, klen);
+    int tab = 0;
+    cache_entry_t **link = find_link(c, key, klen, h, &tab);
+
+    if (link) {
+        cache_entry_t *old = *link;
+        size_t need = ENTRY_HEADER + klen + vlen, have = mem_usable(old);
+        if (need <= have && need >= have / 2) {
+            if (vlen)
+                memmove(old->data + klen, val, vlen);
+            old->vlen = (uint32_t)vlen;
+            entry_set_expire(c, old, expire_at);
+            lru_touch(c, old);
+            return old;
+        }
+        cache_entry_t *e = entry_new(c, key, klen, val, vlen);
+        e->hnext = old->hnext;
+        *link = e;
+        lru_unlink(c, old);
+        lru_push_head(c, e);
+        tree_replace(c, old, e);
+        if (old->expire_at) {
+            e->expire_at = old->expire_at;
+            heap_set(c, old->heap_idx, e);
+        }
+        entry_set_expire(c, e, expire_at);
+        entry_free(c, old);
+        return e;
+    }
+
+    maybe_grow(c);
+    cache_entry_t *e = entry_new(c, key, klen, val, vlen);
+    table_t *t = &c->ht[rehashing(c) ? 1 : 0];
+    size_t i = h & (t->size - 1);
+    e->hnext = t->b[i];
+    t->b[i] = e;
+    t->used++;
+    lru_push_head(c, e);
+    bool done;
+    c->root = tree_insert(c->root, e, &done);
+    entry_set_expire(c, e, expire_at);
+    return e;
+}
+
+int cache_delete(cache_t *c, const char *key, size_t klen, int64_t now)
+{
+    rehash(c, 1);
+    int tab = 0;
+    cache_entry_t **link = find_link(c, key, klen, hash_key(c, key, klen), &tab);
+    if (!link)
+        return 0;
+    if (is_expired(*link, now)) {
+        entry_gone(c, *link, link, tab, CACHE_GONE_EXPIRED);
+        return 0;
+    }
+    entry_remove(c, *link, link, tab);
+    return 1;
+}
+
+void cache_set_expire(cache_t *c, cache_entry_t *e, int64_t expire_at)
+{
+    entry_set_expire(c, e, expire_at);
+}
+
+size_t cache_flush_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now)
+{
+    size_t removed = 0;
+    for (;;) {
+        cache_entry_t *e = tree_lower_bound(c->root, prefix, plen);
+        if (!e || !has_prefix(e, prefix, plen))
+            break;
+        if (is_expired(e, now)) {
+            entry_gone(c, e, NULL, 0, CACHE_GONE_EXPIRED);
+        } else {
+            entry_remove(c, e, NULL, 0);
+            removed++;
+        }
+    }
+    return removed;
+}
+
+size_t cache_flush_all(cache_t *c)
+{
+    size_t n = cache_count(c);
+    if (c->lru_tail) {
+        c->lru_tail->next = c->pending;
+        c->pending = c->lru_head;
+    }
+    c->lru_head = c->lru_tail = NULL;
+    c->root = NULL;
+    table_release(c, &c->ht[0]);
+    if (rehashing(c))
+        table_release(c, &c->ht[1]);
+    c->rehash_idx = 0;
+    table_alloc(c, &c->ht[0], TABLE_MIN_SIZE);
+    c->heap_len = 0;
+    heap_resize(c, 0);
+    return n;
+}
+
+size_t cache_evict(cache_t *c)
+{
+    size_t evicted = 0;
+    if (c->maxmemory == 0)
+        return 0;
+    while (c->used > c->maxmemory) {
+        /* Entries already flushed go first: freeing them costs the same and
+         * loses nothing. */
+        if (free_pending(c, 1))
+            continue;
+        if (!c->lru_tail)
+            break;
+        entry_gone(c, c->lru_tail, NULL, 0, CACHE_GONE_EVICTED);
+        evicted++;
+    }
+    return evicted;
+}
+
+void cache_cron(cache_t *c, int64_t now, int budget_us)
+{
+    int64_t deadline = mono_us() + (budget_us > 0 ? budget_us : 0);
+
+    /* Each phase does at least one batch, so some progress is certain. */
+    while (free_pending(c, CRON_BATCH) == CRON_BATCH && mono_us() < deadline)
+        ;
+
+    size_t n = 0;
+    while (c->heap_len > 0 && is_expired(c->heap[0], now)) {
+        entry_gone(c, c->heap[0], NULL, 0, CACHE_GONE_EXPIRED);
+        if (++n % CRON_BATCH == 0 && mono_us() >= deadline)
+            break;
+    }
+
+    maybe_shrink(c);
+    while (rehash(c, CRON_REHASH_BATCH) && mono_us() < deadline)
+        ;
+}
+
+/* Reverses the bits of v. */
+static uint64_t rev64(uint64_t v)
+{
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    v = ((v >> 8) & 0x00ff00ff00ff00ffull) | ((v & 0x00ff00ff00ff00ffull) << 8);
+    v = ((v >> 16) & 0x0000ffff0000ffffull) | ((v & 0x0000ffff0000ffffull) << 16);
+    return (v >> 32) | (v << 32);
+}
+
+static size_t visit_bucket(cache_entry_t *e, cache_visit_fn fn, void *ud)
+{
+    size_t n = 0;
+    for (; e; e = e->hnext, n++)
+        fn(ud, e);
+    return n;
+}
+
+/* Adds one to the high bits of v above mask, carrying downwards: the
+ * reverse-binary increment that makes a cursor survive table resizes. */
+static uint64_t cursor_next(uint64_t v, uint64_t mask)
+{
+    v |= ~mask;
+    v = rev64(v);
+    v++;
+    return rev64(v);
+}
+
+/* One step of redis-server's dictScan(): visits the bucket(s) for cursor v
+ * and returns the next cursor. While rehashing, visits the bucket of the
+ * smaller table and every bucket of the larger table that it expands to. */
+static uint64_t scan_step(const cache_t *c, uint64_t v, cache_visit_fn fn, void *ud, size_t *n)
+{
+    if (!rehashing(c)) {
+        uint64_t m0 = c->ht[0].size - 1;
+        *n += visit_bucket(c->ht[0].b[v & m0], fn, ud);
+        return cursor_next(v, m0);
+    }
+    const table_t *small = &c->ht[0], *big = &c->ht[1];
+    if (small->size > big->size) {
+        const table_t *t = small;
+        small = big;
+        big = t;
+    }
+    uint64_t m0 = small->size - 1, m1 = big->size - 1;
+    *n += visit_bucket(small->b[v & m0], fn, ud);
+    do {
+        *n += visit_bucket(big->b[v & m1], fn, ud);
+        v = cursor_next(v, m1);
+    } while (v & (m0 ^ m1));
+    return v;
+}
+
+uint64_t cache_scan(cache_t *c, uint64_t cursor, size_t count, cache_visit_fn fn, void *ud)
+{
+    if (cache_count(c) == 0)
+        return 0;
+    if (count == 0)
+        count = 1;
+    size_t visited = 0;
+    size_t steps = count > SIZE_MAX / SCAN_EMPTY_FACTOR ? SIZE_MAX : count * SCAN_EMPTY_FACTOR;
+    do {
+        cursor = scan_step(c, cursor, fn, ud, &visited);
+    } while (cursor != 0 && --steps > 0 && visited < count);
+    return cursor;
+}
+
+void cache_foreach(cache_t *c, int64_t now, cache_visit_fn fn, void *ud)
+{
+    for (cache_entry_t *e = c->lru_head; e; e = e->next)
+        if (!is_expired(e, now))
+            fn(ud, e);
+}
+
+void cache_foreach_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now, size_t limit,
+                          cache_visit_fn fn, void *ud)
+{
+    /* In-order walk from the first key >= prefix, with an explicit stack of
+     * the nodes still to visit (each one's left side is done). */
+    cache_entry_t *stack[TREE_MAX_HEIGHT];
+    size_t depth = 0;
+    for (cache_entry_t *t = c->root; t;) {
+        if (key_cmp(t->data, t->klen, prefix, plen) >= 0) {
+            assert(depth < TREE_MAX_HEIGHT);
+            stack[depth++] = t;
+            t = t->left;
+        } else {
+            t = t->right;
+        }
+    }
+    while (depth > 0 && limit > 0) {
+        cache_entry_t *e = stack[--depth];
+        if (!has_prefix(e, prefix, plen))
+            break;
+        if (!is_expired(e, now)) {
+            fn(ud, e);
+            limit--;
+        }
+        for (cache_entry_t *t = e->right; t; t = t->left) {
+            assert(depth < TREE_MAX_HEIGHT);
+            stack[depth++] = t;
+        }
+    }
+}
+
+size_t cache_count(const cache_t *c)
+{
+    return c->ht[0].used + c->ht[1].used;
+}
+
+size_t cache_expires_count(const cache_t *c)
+{
+    return c->heap_len;
+}
+
+size_t cache_used_memory(const cache_t *c)
+{
+    return c->used;
+}
+
+const cache_stats_t *cache_stats(const cache_t *c)
+{
+    return &c->stats;
+}
+
+void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud)
+{
+    c->on_gone = fn;
+    c->on_gone_ud = ud;
+}
+
+int cache_is_rehashing(const cache_t *c)
+{
+    return rehashing(c);
+}
+
+void cache_table_info(const cache_t *c, cache_table_info_t *out)
+{
+    out->buckets = c->ht[0].size;
+    out->rehash_to = c->ht[1].size;
+    out->rehash_idx = rehashing(c) ? c->rehash_idx : 0;
+}
+
+const char *cache_entry_key(const cache_entry_t *e, size_t *klen)
+{
+    *klen = e->klen;
+    return e->data;
+}
+
+const char *cache_entry_value(const cache_entry_t *e, size_t *vlen)
+{
+    *vlen = e->vlen;
+    return e->data + e->klen;
+}
+
+int64_t cache_entry_expire(const cache_entry_t *e)
+{
+    return e->expire_at;
+}
+
+/* ------------------------------------------------------- consistency check */
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "cache_check: " __VA_ARGS__);                                          \
+            fputc('\n', stderr);                                                                   \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Checks the AA tree under t (invariant 3) and in-order key order against
+ * *prev; counts nodes into *n. Returns 0 or -1. */
+static int check_tree(const cache_t *c, const cache_entry_t *t, const cache_entry_t **prev,
+                      size_t *n, unsigned depth)
+{
+    if (!t)
+        return 0;
+    CHECK(depth < TREE_MAX_HEIGHT, "tree deeper than %d", TREE_MAX_HEIGHT);
+    CHECK(t->level >= 1, "tree node with level 0");
+    if (!t->left && !t->right)
+        CHECK(t->level == 1, "leaf at level %u", t->level);
+    if (t->level > 1)
+        CHECK(t->left && t->right, "node at level %u lacks a child", t->level);
+    if (t->left)
+        CHECK(t->left->level + 1 == t->level, "left child at level %u under %u", t->left->level,
+              t->level);
+    if (t->right) {
+        CHECK(t->right->level == t->level || t->right->level + 1 == t->level,
+              "right child at level %u under %u", t->right->level, t->level);
+        if (t->right->right)
+            CHECK(t->right->right->level < t->level, "right grandchild at level %u under %u",
+                  t->right->right->level, t->level);
+    }
+    if (check_tree(c, t->left, prev, n, depth + 1) < 0)
+        return -1;
+    CHECK(*prev == NULL || entry_cmp(*prev, t) < 0, "tree out of order");
+    *prev = t;
+    (*n)++;
+    int tab;
+    cache_entry_t **link = find_link(c, t->data, t->klen, hash_key(c, t->data, t->klen), &tab);
+    CHECK(link && *link == t, "tree holds an entry the hash table does not");
+    return check_tree(c, t->right, prev, n, depth + 1);
+}
+
+int cache_check(const cache_t *c)
+{
+    size_t mem = 0;
+
+    /* 1: tables. */
+    CHECK(c->ht[0].size >= TABLE_MIN_SIZE && c->ht[0].b, "main table missing");
+    for (int t = 0; t < 2; t++) {
+        const table_t *tb = &c->ht[t];
+        if (!tb->b) {
+            CHECK(t == 1 && tb->size == 0 && tb->used == 0, "table %d missing", t);
+            continue;
+        }
+        CHECK((tb->size & (tb->size - 1)) == 0, "table %d size %zu not a power of two", t,
+              tb->size);
+        mem += mem_usable(tb->b);
+        size_t used = 0;
+        for (size_t i = 0; i < tb->size; i++) {
+            if (t == 0 && rehashing(c) && i < c->rehash_idx)
+                CHECK(tb->b[i] == NULL, "moved bucket %zu not empty", i);
+            for (const cache_entry_t *e = tb->b[i]; e; e = e->hnext, used++)
+                CHECK((hash_key(c, e->data, e->klen) & (tb->size - 1)) == i,
+                      "entry in the wrong bucket");
+        }
+        CHECK(used == tb->used, "table %d holds %zu entries, counted %zu", t, used, tb->used);
+    }
+    if (rehashing(c))
+        CHECK(c->rehash_idx < c->ht[0].size, "rehash index past the end");
+    size_t count = cache_count(c);
+
+    /* 2: lru list against the table; heap membership. */
+    size_t n = 0, with_expire = 0;
+    const cache_entry_t *prev = NULL;
+    for (const cache_entry_t *e = c->lru_head; e; prev = e, e = e->next, n++) {
+        CHECK(n < count, "lru list longer than the table");
+        CHECK(e->prev == prev, "lru back link broken");
+        int tab;
+        cache_entry_t **link = find_link(c, e->data, e->klen, hash_key(c, e->data, e->klen), &tab);
+        CHECK(link && *link == e, "lru holds an entry the hash table does not");
+        if (e->expire_at) {
+            with_expire++;
+            CHECK(e->heap_idx < c->heap_len && c->heap[e->heap_idx] == e,
+                  "entry with an expire time not in the heap");
+        }
+        mem += mem_usable(e);
+    }
+    CHECK(prev == c->lru_tail, "lru tail wrong");
+    CHECK(n == count, "lru list has %zu entries, table %zu", n, count);
+
+    /* 3: tree. */
+    size_t tn = 0;
+    prev = NULL;
+    if (check_tree(c, c->root, &prev, &tn, 0) < 0)
+        return -1;
+    CHECK(tn == count, "tree has %zu entries, table %zu", tn, count);
+
+    /* 4: heap. */
+    CHECK(c->heap_len == with_expire, "heap has %zu entries, %zu have an expire time",
+          c->heap_len, with_expire);
+    CHECK(c->heap_len <= c->heap_cap, "heap overfull");
+    for (size_t i = 0; i < c->heap_len; i++) {
+        const cache_entry_t *e = c->heap[i];
+        CHECK(e->heap_idx == i, "heap slot %zu holds an entry that thinks it is at %u", i,
+              e->heap_idx);
+        CHECK(e->expire_at != 0, "heap holds an entry without an expire time");
+        if (i > 0)
+            CHECK(c->heap[(i - 1) / 2]->expire_at <= e->expire_at, "heap order broken at %zu", i);
+    }
+    mem += mem_usable(c->heap);
+
+    /* 5: memory. */
+    for (const cache_entry_t *e = c->pending; e; e = e->next)
+        mem += mem_usable(e);
+    CHECK(mem == c->used, "memory counted %zu, accounted %zu", mem, c->used);
+    return 0;
+}
