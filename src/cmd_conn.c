@@ -1,5 +1,6 @@
 /* cmd_conn: connection and server commands (PING, ECHO, QUIT, HELLO, AUTH,
  * SELECT, CLIENT, COMMAND, CONFIG) with redis-server 7's replies. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -168,6 +169,11 @@ CMD_HANDLER(cmd_select)
     long long id;
     if (cmd_ll_or_reply(c, argv[1], argl[1], &id) < 0)
         return;
+    if (id < INT_MIN || id > INT_MAX) {
+        resp_add_error(&c->out, "ERR value is out of range, value must between -2147483648 and "
+                                "2147483647");
+        return;
+    }
     if (id != 0) {
         /* One cache per node: there are no other databases to select. */
         resp_add_error(&c->out, "ERR DB index is out of range");

@@ -2,7 +2,10 @@
  * FLUSHALL, ...) with redis-server 7's replies and error texts.
  * DEL, UNLINK, FLUSHALL, FLUSHDB and an EXPIRE to a time already past are
  * flushes: they go through the cmd_flushed_* hooks. */
+#include <ctype.h>
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -237,21 +240,19 @@ CMD_HANDLER(cmd_keys)
     reply_keys(c, &k);
 }
 
+/* A SCAN cursor, read as redis-server reads it (strtoull: an empty string is
+ * 0, a sign is accepted, leading space and trailing bytes are not). */
 static int parse_cursor(const char *s, size_t len, unsigned long long *out)
 {
-    if (len == 0 || len > 20)
+    char buf[64];
+    if (len >= sizeof(buf) || memchr(s, '\0', len) || (len && isspace((unsigned char)s[0])))
         return -1;
-    unsigned long long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    *out = strtoull(buf, &end, 10);
+    return *end != '\0' || errno == ERANGE ? -1 : 0;
 }
 
 CMD_HANDLER(cmd_scan)

@@ -5,8 +5,10 @@
  * checks a frame passes before anything in it is believed, and every byte
  * string that goes into an HMAC.
  * Never: reads past the length it is given, believes a length before it is
- * checked against the limit and the bytes present, allocates while decoding,
- * or compares a MAC with anything but a constant-time comparison.
+ * checked against the limit and the bytes present, allocates per frame (a
+ * decoded frame points into the caller's buffer; the few HMAC contexts are
+ * made once per thread, see mac_frame), or compares a MAC with anything but a
+ * constant-time comparison.
  *
  * Decoding order (frame_decode), each step only once its bytes are present:
  *   1. magic, version, type, reserved, length <= limit: from the first byte

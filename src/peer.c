@@ -203,7 +203,10 @@ static void send_hello(link_t *l)
 {
     cluster_t *cl = l->cl;
     config_t *cfg = cl->node->cfg;
-    frame_nonce(l->nonce_i);
+    if (frame_nonce(l->nonce_i) < 0) {
+        refuse(l, "no random bytes for a nonce");
+        return;
+    }
     size_t s = peer_frame_begin(l, FRAME_HELLO);
     frame_put_u8(&l->out, FRAME_VERSION);
     frame_put_bytes(&l->out, cfg->cluster_name, strlen(cfg->cluster_name));
@@ -283,7 +286,10 @@ static void on_hello(link_t *l, const frame_hdr_t *h)
     copy_name(m->name, name);
     coherence_new_incarnation(m, inc);
     memcpy(l->nonce_i, nonce.p, FRAME_NONCE_SIZE);
-    frame_nonce(l->nonce_a);
+    if (frame_nonce(l->nonce_a) < 0) {
+        refuse(l, "no random bytes for a nonce");
+        return;
+    }
     uint8_t proof[FRAME_MAC_SIZE];
     frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, m->name, cfg->name,
                 proof);

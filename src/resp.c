@@ -457,26 +457,42 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-/* Writes v in decimal at dst (at most 20 bytes). Returns the end. */
+static unsigned digits10(unsigned long long v)
+{
+    unsigned n = 1;
+    for (;;) {
+        if (v < 10)
+            return n;
+        if (v < 100)
+            return n + 1;
+        if (v < 1000)
+            return n + 2;
+        if (v < 10000)
+            return n + 3;
+        v /= 10000;
+        n += 4;
+    }
+}
+
+/* Writes v in decimal at dst (at most 20 bytes), two digits a step from the
+ * end. Returns the end. */
 static char *put_u64(char *dst, unsigned long long v)
 {
-    char tmp[20];
-    char *t = tmp + sizeof(tmp);
+    char *end = dst + digits10(v);
+    char *w = end;
     while (v >= 100) {
         unsigned i = (unsigned)(v % 100) * 2;
         v /= 100;
-        *--t = digit_pairs[i + 1];
-        *--t = digit_pairs[i];
+        *--w = digit_pairs[i + 1];
+        *--w = digit_pairs[i];
     }
     if (v >= 10) {
-        *--t = digit_pairs[v * 2 + 1];
-        *--t = digit_pairs[v * 2];
+        *--w = digit_pairs[v * 2 + 1];
+        *--w = digit_pairs[v * 2];
     } else {
-        *--t = (char)('0' + v);
+        *--w = (char)('0' + v);
     }
-    size_t n = (size_t)(tmp + sizeof(tmp) - t);
-    memcpy(dst, t, n);
-    return dst + n;
+    return end;
 }
 
 /* Writes v in decimal at dst (at most 20 bytes). Returns the end. */
