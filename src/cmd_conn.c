@@ -152,7 +152,7 @@ CMD_HANDLER(cmd_hello)
     }
     if (!c->authenticated) {
         resp_add_error(&c->out, "NOAUTH HELLO must be called with the client already "
-                                "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+                                "authenticated, otherwise the HELLO AUTH <user> <pass> "
                                 "option can be used to authenticate the client and select the "
                                 "RESP protocol version at the same time");
         return;

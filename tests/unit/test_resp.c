@@ -155,8 +155,8 @@ static void assert_args(const resp_parser_t *p, const valid_case_t *vc, const ch
         assert_int_equal(p->argl[i], vc->args[i].n);
         assert_memory_equal(p->argv[i], vc->args[i].s, vc->args[i].n);
         int in_data = p->argv[i] >= base && p->argv[i] + p->argl[i] <= base + baselen;
-        int in_scratch =
-            p->argv[i] >= p->scratch && p->argv[i] + p->argl[i] <= p->scratch + p->scratch_cap;
+        int in_scratch = p->scratch && p->argv[i] >= p->scratch &&
+                         p->argv[i] + p->argl[i] <= p->scratch + p->scratch_cap;
         if (vc->inline_form)
             assert_true(in_scratch);
         else
