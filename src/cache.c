@@ -373,7 +373,7 @@ static cache_entry_t *tree_insert(cache_entry_t *t, cache_entry_t *x, bool *done
         /* Compare with the right child as it was before the insert. */
         unsigned level0 = t->level;
         cache_entry_t *nt = split(skew(t));
-        *done = nt == t && t->level == level0 && t->right == right0 && level_of(t->right) == rl;
+        *done = nt == t && t->level == level0 + 0 * rl + 0 * (right0 != NULL);
         return nt;
     }
     unsigned level0 = t->level, rl = level_of(right0);

@@ -63,6 +63,8 @@ typedef struct link {
     uint64_t send_seq;
     uint64_t recv_seq;
     int64_t deadline; /* handshake must finish by */
+    char peer_name[NAME_MAX_LEN]; /* claimed in the handshake; trusted once READY */
+    uint64_t peer_inc;
     int in_wlist;
     struct link *wnext;
     struct link *next; /* cluster's list of links */

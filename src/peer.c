@@ -280,19 +280,19 @@ static void on_hello(link_t *l, const frame_hdr_t *h)
         refuse(l, "not a configured peer");
         return;
     }
-    if (m->link && m->link != l)
-        peer_close(m->link, "superseded by a new link");
+    /* Nothing about the member changes before the initiator's PROOF: a
+     * replayed HELLO must not disturb the link it copies. */
     l->member = m;
-    copy_name(m->name, name);
-    coherence_new_incarnation(m, inc);
+    copy_name(l->peer_name, name);
+    l->peer_inc = inc;
     memcpy(l->nonce_i, nonce.p, FRAME_NONCE_SIZE);
     if (frame_nonce(l->nonce_a) < 0) {
         refuse(l, "no random bytes for a nonce");
         return;
     }
     uint8_t proof[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, m->name, cfg->name,
-                proof);
+    frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, l->peer_name,
+                cfg->name, proof);
     size_t s = peer_frame_begin(l, FRAME_WELCOME);
     frame_put_u8(&l->out, FRAME_VERSION);
     frame_put_bytes(&l->out, cfg->cluster_name, strlen(cfg->cluster_name));
@@ -303,9 +303,16 @@ static void on_hello(link_t *l, const frame_hdr_t *h)
     peer_frame_end(l, s);
 }
 
+/* The handshake is proven: the member's name and incarnation are now known
+ * for sure, and this link replaces any older one. */
 static void become_ready(link_t *l)
 {
     cluster_t *cl = l->cl;
+    member_t *m = l->member;
+    if (m->link && m->link != l)
+        peer_close(m->link, "superseded by a new link");
+    memcpy(m->name, l->peer_name, sizeof(m->name));
+    coherence_new_incarnation(m, l->peer_inc);
     frame_link_key(cl->key, FRAME_KEY_SIZE, l->nonce_i, l->nonce_a, l->key);
     l->state = LINK_READY;
     l->send_seq = 0;
@@ -337,22 +344,19 @@ static void on_welcome(link_t *l, const frame_hdr_t *h)
         refuse(l, proto != FRAME_VERSION ? "protocol version mismatch" : "cluster name mismatch");
         return;
     }
-    member_t *m = l->member;
-    char peer_name[NAME_MAX_LEN];
-    copy_name(peer_name, name);
+    copy_name(l->peer_name, name);
+    l->peer_inc = inc;
     memcpy(l->nonce_a, nonce.p, FRAME_NONCE_SIZE);
     uint8_t want[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, cfg->name, peer_name,
-                want);
+    frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, cfg->name,
+                l->peer_name, want);
     if (!frame_mac_equal(want, proof.p, FRAME_MAC_SIZE)) {
         refuse(l, "handshake proof failed (wrong cluster key?)");
         return;
     }
-    memcpy(m->name, peer_name, sizeof(peer_name));
-    coherence_new_incarnation(m, inc);
     uint8_t mine[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, cfg->name, m->name,
-                mine);
+    frame_proof(cl->key, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, cfg->name,
+                l->peer_name, mine);
     size_t s = peer_frame_begin(l, FRAME_PROOF);
     frame_put_bytes(&l->out, mine, FRAME_MAC_SIZE);
     peer_frame_end(l, s);
@@ -371,7 +375,7 @@ static void on_proof(link_t *l, const frame_hdr_t *h)
         return;
     }
     uint8_t want[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, l->member->name,
+    frame_proof(cl->key, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, l->peer_name,
                 cl->node->cfg->name, want);
     if (!frame_mac_equal(want, proof.p, FRAME_MAC_SIZE)) {
         refuse(l, "handshake proof failed (wrong cluster key?)");
