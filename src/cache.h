@@ -117,9 +117,9 @@ int cache_is_rehashing(const cache_t *c);
  * delete moves at most one bucket of a rehash (and looks at no more than ten
  * empty ones), so rehash_idx advances by at most 11 per call. */
 typedef struct cache_table_info {
-    size_t buckets;      /* buckets of the main table */
-    size_t rehash_to;    /* buckets of the table being rehashed into, 0 if none */
-    size_t rehash_idx;   /* main-table buckets already moved (0 if none) */
+    size_t buckets;    /* buckets of the main table */
+    size_t rehash_to;  /* buckets of the table being rehashed into, 0 if none */
+    size_t rehash_idx; /* main-table buckets already moved (0 if none) */
 } cache_table_info_t;
 void cache_table_info(const cache_t *c, cache_table_info_t *out);
 

@@ -150,6 +150,6 @@ static int match(const unsigned char *p, size_t plen, const unsigned char *s, si
 int glob_match(const char *pattern, size_t plen, const char *s, size_t slen)
 {
     int skip_longer = 0;
-    return match((const unsigned char *)pattern, plen, (const unsigned char *)s, slen,
-                 &skip_longer, 0);
+    return match((const unsigned char *)pattern, plen, (const unsigned char *)s, slen, &skip_longer,
+                 0);
 }

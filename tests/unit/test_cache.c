@@ -186,8 +186,75 @@ static void test_set_get(void **state)
     assert_null(get(c, "a\0", 2, 0, &vlen));
     assert_int_equal(cache_count(c), 5);
     assert_int_equal(cache_check(c), 0);
+
+    /* A zero length needs no pointer. */
+    assert_non_null(cache_set(c, NULL, 0, NULL, 0, 0));
+    assert_non_null(cache_lookup(c, NULL, 0, 0, 0));
+    assert_value(c, "", 0, "");
+    assert_int_equal(cache_delete(c, NULL, 0, 0), 1);
+    assert_null(cache_lookup(c, NULL, 0, 0, 0));
+    assert_int_equal(cache_flush_prefix(c, NULL, 0, 0), 4);
+    assert_int_equal(cache_count(c), 0);
+    assert_int_equal(cache_check(c), 0);
     cache_free(c);
     cache_free(NULL);
+}
+
+/* The ordered index under insert and delete orders that exercise every
+ * rotation: ascending, descending, random; cache_check() verifies the AA
+ * invariants and the key order as it goes. */
+static void test_tree_shapes(void **state)
+{
+    (void)state;
+    enum { N = 6000, CHECK_EVERY = 300 };
+    static int order[N];
+    char key[32];
+    for (int pass = 0; pass < 9; pass++) {
+        cache_t *c = mk();
+        int ins = pass / 3, del = pass % 3; /* 0 ascending, 1 descending, 2 random */
+        for (int i = 0; i < N; i++)
+            order[i] = ins == 0 ? i : ins == 1 ? N - 1 - i : i;
+        if (ins == 2)
+            for (int i = N - 1; i > 0; i--) {
+                int j = (int)rnd_below((size_t)i + 1), t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+        for (int i = 0; i < N; i++) {
+            size_t kl = fmt(key, sizeof(key), "t%06d", order[i]);
+            cache_set(c, key, kl, "v", 1, 0);
+            if (i % CHECK_EVERY == 0)
+                assert_int_equal(cache_check(c), 0);
+        }
+        assert_int_equal(cache_check(c), 0);
+
+        key_list_t l = {0};
+        cache_foreach_prefix(c, "t", 1, 0, SIZE_MAX, collect, &l);
+        assert_int_equal(l.n, N);
+        for (int i = 0; i < N; i++) {
+            fmt(key, sizeof(key), "t%06d", i);
+            assert_string_equal(l.keys[i], key);
+        }
+        key_list_free(&l);
+
+        for (int i = 0; i < N; i++)
+            order[i] = del == 0 ? i : del == 1 ? N - 1 - i : i;
+        if (del == 2)
+            for (int i = N - 1; i > 0; i--) {
+                int j = (int)rnd_below((size_t)i + 1), t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+        for (int i = 0; i < N; i++) {
+            size_t kl = fmt(key, sizeof(key), "t%06d", order[i]);
+            assert_int_equal(cache_delete(c, key, kl, 0), 1);
+            if (i % CHECK_EVERY == 0)
+                assert_int_equal(cache_check(c), 0);
+        }
+        assert_int_equal(cache_count(c), 0);
+        assert_int_equal(cache_check(c), 0);
+        cache_free(c);
+    }
 }
 
 /* Order of the lru list, most recent first (cache_foreach walks it). */
@@ -446,9 +513,11 @@ static void test_lru_eviction(void **state)
         cache_set(c, key, kl, val, sizeof(val), 0);
     }
     assert_int_equal(cache_evict(c), 0); /* no limit */
-    assert_non_null(cache_lookup(c, "k0", 2, 0, CACHE_READ));    /* touched: survives */
-    assert_non_null(cache_lookup(c, "k1", 2, 0, CACHE_NOTOUCH)); /* not touched */
-    set_str(c, "k2", "replaced", 0);                             /* a set touches */
+    /* k0 is touched and survives; k1 is looked at without touching; a set
+     * touches k2. */
+    assert_non_null(cache_lookup(c, "k0", 2, 0, CACHE_READ));
+    assert_non_null(cache_lookup(c, "k1", 2, 0, CACHE_NOTOUCH));
+    set_str(c, "k2", "replaced", 0);
 
     size_t used = cache_used_memory(c);
     size_t per = used / 100;
@@ -711,7 +780,8 @@ static void test_flush_prefix(void **state)
     /* Bytes above 0x7f and NUL bytes order as unsigned bytes. */
     assert_non_null(cache_set(c, "x\xff", 2, "1", 1, 0));
     assert_non_null(cache_set(c, "x\xff\xff", 3, "2", 1, 0));
-    assert_non_null(cache_set(c, "x\xff" "a", 3, "3", 1, 0));
+    static const char xffa[] = {'x', (char)0xff, 'a'};
+    assert_non_null(cache_set(c, xffa, 3, "3", 1, 0));
     assert_non_null(cache_set(c, "x\xfe", 2, "4", 1, 0));
     assert_non_null(cache_set(c, "y", 1, "5", 1, 0));
     assert_non_null(cache_set(c, "n\0a", 3, "6", 1, 0));
@@ -987,11 +1057,11 @@ static void test_scan(void **state)
 enum { MODEL_KEYS = 1500 };
 
 typedef struct model_entry {
-    int present;     /* in the cache (live or expired-but-unreaped) */
-    char fill;       /* value byte */
-    size_t vlen;     /* value length */
-    int64_t expire;  /* 0: none */
-    uint64_t stamp;  /* last set or touching lookup */
+    int present;    /* in the cache (live or expired-but-unreaped) */
+    char fill;      /* value byte */
+    size_t vlen;    /* value length */
+    int64_t expire; /* 0: none */
+    uint64_t stamp; /* last set or touching lookup */
 } model_entry_t;
 
 typedef struct model {
@@ -1132,12 +1202,14 @@ static void test_random_ops(void **state)
             }
         } else if (r < 920) { /* time passes */
             m->now += (int64_t)rnd_below(40);
-        } else if (r < 970) { /* cron */
-            cache_cron(c, m->now, 100000); /* ample: stops only when done */
+        } else if (r < 970) {
+            /* cron, with an ample budget: it stops only when done */
+            cache_cron(c, m->now, 100000);
             for (size_t j = 0; j < MODEL_KEYS; j++)
                 if (m->e[j].present)
                     assert_true(model_live(m, j)); /* no expired entry left */
-        } else if (r < 974) { /* evict to a lower limit */
+        } else if (r < 974) {
+            /* evict down to a lower limit */
             size_t used = cache_used_memory(c);
             cache_set_maxmemory(c, used - used / (5 + rnd_below(20)));
             m->evicted_max_stamp = 0;
@@ -1182,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_set_get),
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_tree_shapes),
         cmocka_unit_test(test_ttl_lazy),
         cmocka_unit_test(test_ttl_active),
         cmocka_unit_test(test_lru_eviction),

@@ -175,11 +175,8 @@ static void test_nesting_bound(void **state)
         size_t reps, slen;
         int want;
     } t[] = {
-        {"*a", 1000, 1005, 1},
-        {"*a", 1001, 1006, 0},
-        {"*a", 1002, 1007, 0},
-        {"a*", 999, 1000, 1},
-        {"a*", 1100, 1100, 0},
+        {"*a", 1000, 1005, 1}, {"*a", 1001, 1006, 0}, {"*a", 1002, 1007, 0},
+        {"a*", 999, 1000, 1},  {"a*", 1100, 1100, 0},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         size_t plen, slen;
