@@ -550,6 +550,31 @@ void peer_connect(cluster_t *cl, member_t *m)
 
 static int authorized(cluster_t *cl, const struct sockaddr_storage *ss);
 
+static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* A connection from a member we are to connect to, while we have no link to
+ * it, means it is (back) up and knocking: connect now instead of waiting for
+ * the backoff. */
+static void wake_initiators(cluster_t *cl, const struct sockaddr_storage *from)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (m->we_initiate && !m->link && !m->pending && same_ip(&m->sa, from)) {
+            m->backoff_ms = 50;
+            m->next_connect = cluster_mono(cl);
+        }
+    }
+}
+
 static void on_peer_connection(uv_stream_t *server, int status)
 {
     cluster_t *cl = server->data;
@@ -570,6 +595,7 @@ static void on_peer_connection(uv_stream_t *server, int status)
     l->state = LINK_HANDSHAKE;
     uv_tcp_nodelay(&l->tcp, 1);
     uv_read_start((uv_stream_t *)&l->tcp, on_peer_alloc, on_peer_read);
+    wake_initiators(cl, &ss);
 }
 
 /* ---- authorization ------------------------------------------------------- */
