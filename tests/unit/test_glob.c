@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -205,32 +207,6 @@ static void test_pathological_fast(void **state)
     free(s);
 }
 
-/* Places len bytes right before an inaccessible page, so reading one byte
- * past the end crashes the test. */
-typedef struct guarded {
-    char *map;
-    size_t maplen;
-} guarded_t;
-
-static char *guard_place(guarded_t *g, const char *data, size_t len)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t pages = (len + page - 1) / page + 1;
-    g->maplen = (pages + 1) * page;
-    g->map = mmap(NULL, g->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(g->map != MAP_FAILED);
-    char *end = g->map + pages * page;
-    assert_int_equal(mprotect(end, page, PROT_NONE), 0);
-    char *p = end - len;
-    if (len)
-        memcpy(p, data, len);
-    return p;
-}
-
-static void guard_release(guarded_t *g)
-{
-    munmap(g->map, g->maplen);
-}
 
 /* Every case again with pattern and subject against guard pages: redis-server
  * reads the NUL after its pattern; this matcher must not read past plen. */
@@ -239,12 +215,14 @@ static void test_no_overread(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const glob_case_t *t = &cases[i];
-        guarded_t gp, gs;
-        char *p = guard_place(&gp, t->pat, t->plen);
-        char *s = guard_place(&gs, t->s, t->slen);
+        guard_t gp, gs;
+        guard_init(&gp, t->plen);
+        guard_init(&gs, t->slen);
+        const char *p = guard_place(&gp, t->pat, t->plen);
+        const char *s = guard_place(&gs, t->s, t->slen);
         assert_int_equal(glob_match(p, t->plen, s, t->slen), t->want);
-        guard_release(&gp);
-        guard_release(&gs);
+        guard_free(&gp);
+        guard_free(&gs);
     }
 }
 

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -617,36 +619,6 @@ static void test_million_args_in_pieces(void **state)
 
 /* ------------------------------------------------------------ guard page */
 
-/* Input placed so that its last byte is the last byte before a PROT_NONE
- * page: any read past `len` faults. */
-typedef struct guard {
-    char *map;
-    size_t size; /* readable bytes */
-    size_t page;
-} guard_t;
-
-static void guard_init(guard_t *g, size_t readable)
-{
-    g->page = (size_t)sysconf(_SC_PAGESIZE);
-    g->size = (readable + g->page - 1) / g->page * g->page;
-    g->map =
-        mmap(NULL, g->size + g->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(g->map != MAP_FAILED);
-    assert_int_equal(mprotect(g->map + g->size, g->page, PROT_NONE), 0);
-}
-
-static const char *guard_place(guard_t *g, const char *s, size_t n)
-{
-    assert_true(n <= g->size);
-    char *d = g->map + g->size - n;
-    memcpy(d, s, n);
-    return d;
-}
-
-static void guard_free(guard_t *g)
-{
-    munmap(g->map, g->size + g->page);
-}
 
 /* Every prefix of the input, each parsed by a fresh parser and by one that
  * has seen the previous prefix at another address. */
