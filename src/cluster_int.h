@@ -173,7 +173,9 @@ void peer_knock_cancel(member_t *m);
 /* membership.c: states, heartbeats, probes */
 void member_set_state(member_t *m, int state, const char *why);
 void member_link_ready(member_t *m, link_t *l);
-void member_link_lost(member_t *m, link_t *l, int refused);
+void member_link_lost(member_t *m, link_t *l);
+/* Our connection attempt (or its handshake) failed; refused: nothing listens. */
+void member_connect_failed(member_t *m, int refused);
 void member_heard(member_t *m);
 void member_knock_result(member_t *m, int refused);
 void member_tick(cluster_t *cl, int64_t now);

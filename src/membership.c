@@ -105,25 +105,26 @@ void member_link_ready(member_t *m, link_t *l)
     send_ping(m, now);
 }
 
-void member_link_lost(member_t *m, link_t *l, int refused)
+void member_link_lost(member_t *m, link_t *l)
 {
     cluster_t *cl = m->cl;
-    if (cl->stopping)
+    if (cl->stopping || l != m->link)
         return;
-    if (l && l == m->link) {
-        m->link = NULL;
-        m->stream_ready = 0;
-        if (m->state == MEMBER_ALIVE)
-            member_set_state(m, MEMBER_SUSPECT, "link lost");
-        m->backoff_ms = BACKOFF_MIN_MS;
-        if (m->we_initiate)
-            m->next_connect = cluster_mono(cl); /* at once */
-        else
-            peer_knock(cl, m);
+    m->link = NULL;
+    m->stream_ready = 0;
+    if (m->state == MEMBER_ALIVE)
+        member_set_state(m, MEMBER_SUSPECT, "link lost");
+    m->backoff_ms = BACKOFF_MIN_MS;
+    if (m->we_initiate)
+        m->next_connect = cluster_mono(cl); /* at once */
+    else
+        peer_knock(cl, m);
+}
+
+void member_connect_failed(member_t *m, int refused)
+{
+    if (m->cl->stopping)
         return;
-    }
-    if (l && l != m->pending)
-        return; /* an incoming link that failed its handshake */
     if (refused)
         member_knock_result(m, 1);
     schedule_reconnect(m);
@@ -186,10 +187,13 @@ void member_on_pong(member_t *m, frame_reader_t *r)
 
 /* ---- probes -------------------------------------------------------------- */
 
+/* Whether this node reaches m right now: heard within two heartbeats (a
+ * looser test would let one observer vouch for a member that is about to be
+ * suspect there too). */
 static int reaches(const member_t *m, int64_t now)
 {
     return m->link && m->state == MEMBER_ALIVE &&
-           now - m->last_heard <= m->cl->node->cfg->suspect_ms;
+           now - m->last_heard <= 2 * (int64_t)m->cl->node->cfg->heartbeat_ms;
 }
 
 static void start_probe(member_t *target, int64_t now)
@@ -264,7 +268,10 @@ static void tick_member(member_t *m, int64_t now)
             member_set_state(m, MEMBER_UNREACHABLE, "no member reaches it");
         }
     } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) &&
-               now - m->since > cfg->dead_after_ms) {
+               now - m->since > cfg->dead_after_ms && !cluster_cut_off(cl)) {
+        /* Only a node that reaches at least half of the members may declare
+         * the others dead: a node cut off from the majority keeps needing
+         * them (and serves no cached value) until it is in contact again. */
         member_set_state(m, MEMBER_DEAD, "unreachable for longer than dead_after");
     }
     if (m->knock && now > m->knock_deadline)

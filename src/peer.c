@@ -101,10 +101,13 @@ void peer_close(link_t *l, const char *why)
     l->state = LINK_CLOSING;
     unlist(l->cl, l);
     member_t *m = l->member;
-    if (m && m->pending == l)
+    int was_pending = m && m->pending == l;
+    if (was_pending)
         m->pending = NULL;
-    if (m && (m->link == l || !was_ready))
-        member_link_lost(m, l, 0);
+    if (m && m->link == l && was_ready)
+        member_link_lost(m, l);
+    else if (was_pending)
+        member_connect_failed(m, 0);
     uv_read_stop((uv_stream_t *)&l->tcp);
     uv_close((uv_handle_t *)&l->tcp, on_link_closed);
     (void)why;
@@ -522,7 +525,7 @@ static void on_connected(uv_connect_t *req, int status)
         m->pending = NULL;
         l->member = NULL;
         peer_close(l, uv_strerror(status));
-        member_link_lost(m, NULL, refused);
+        member_connect_failed(m, refused);
         return;
     }
     uv_tcp_nodelay(&l->tcp, 1);
@@ -544,7 +547,7 @@ void peer_connect(cluster_t *cl, member_t *m)
         m->pending = NULL;
         l->member = NULL;
         peer_close(l, uv_strerror(rc));
-        member_link_lost(m, NULL, 0);
+        member_connect_failed(m, 0);
     }
 }
 
