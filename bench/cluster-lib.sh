@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # cluster-lib.sh: what the bench/cluster-* scripts share. Sourced, never run.
 #
 # Owns: a cohort cluster of N cohortd processes on 127.0.0.1 (key file,
@@ -48,7 +49,7 @@ cluster_node_start() {
     pid=$!
     disown "$pid" # a kill -9 of it is part of some benchmarks: no job notice
     bench_track "$pid"
-    NODE_PID[$i]=$pid
+    NODE_PID[i]=$pid
     bench_wait_ready "${NODE_PORT[$i]}" "$pid" "${NODE_LOG[$i]}" ||
         bench_die "node ${NODE_NAME[$i]} did not start"
 }
@@ -66,11 +67,11 @@ cluster_start() {
     (umask 077 && head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key")
     chmod 600 "$key"
     for ((i = 0; i < n; i++)); do
-        NODE_NAME[$i]="n$((i + 1))"
-        NODE_PORT[$i]=$(bench_free_port)
-        NODE_HTTP[$i]=$(bench_free_port)
-        NODE_CPORT[$i]=$(bench_free_port)
-        NODE_LOG[$i]="$BENCH_TMP/${NODE_NAME[$i]}.log"
+        NODE_NAME[i]="n$((i + 1))"
+        NODE_PORT[i]=$(bench_free_port)
+        NODE_HTTP[i]=$(bench_free_port)
+        NODE_CPORT[i]=$(bench_free_port)
+        NODE_LOG[i]="$BENCH_TMP/${NODE_NAME[$i]}.log"
         peers+=("peer = 127.0.0.1:${NODE_CPORT[$i]}")
     done
     NODE_PORTS=$(IFS=,; echo "${NODE_PORT[*]}")
