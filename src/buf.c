@@ -50,7 +50,7 @@ char *buf_reserve(buf_t *b, size_t n)
     size_t want = pending + n;
     size_t cap = b->cap ? b->cap : 32;
     do
-        cap = cap < (1u << 20) ? cap * 2 : cap + (1u << 20);
+        cap = cap < (1u << 20) ? cap * 2 : cap + cap / 2; /* geometric: appends stay amortized O(1) */
     while (cap < want);
     b->data = xrealloc(b->data, cap);
     b->cap = cap;

@@ -186,6 +186,8 @@ static void on_tick(uv_timer_t *t)
     cluster_t *cl = t->data;
     int64_t now = cluster_mono(cl);
     node_tick(cl->node);
+    if (cluster_cut_off(cl))
+        cl->last_cut_off = now;
     member_tick(cl, now);
     peer_check_timeouts(cl, now);
     coherence_check_held(cl, now);

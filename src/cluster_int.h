@@ -154,6 +154,7 @@ struct cluster {
     cluster_counters_t counters;
     int stopping;
     int was_serving;
+    int64_t last_cut_off; /* last tick at which this node was cut off */
 };
 
 /* peer.c: links */

@@ -249,6 +249,17 @@ void member_on_probed(member_t *m, frame_reader_t *r)
 
 /* ---- the periodic tick ------------------------------------------------------- */
 
+/* Since when m counts as unreachable for dead_after. Only a node that, with
+ * the members it reaches, makes at least half of the cluster may declare
+ * others dead, and only after dead_after in that position: a node cut off
+ * from the majority keeps needing them (and serves nothing cached), and
+ * when it regains part of the cluster, the members it still misses get a
+ * full dead_after to come back before they stop holding its lease. */
+static int64_t unreachable_since(const member_t *m)
+{
+    return m->since > m->cl->last_cut_off ? m->since : m->cl->last_cut_off;
+}
+
 static void tick_member(member_t *m, int64_t now)
 {
     cluster_t *cl = m->cl;
@@ -268,10 +279,7 @@ static void tick_member(member_t *m, int64_t now)
             member_set_state(m, MEMBER_UNREACHABLE, "no member reaches it");
         }
     } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) &&
-               now - m->since > cfg->dead_after_ms && !cluster_cut_off(cl)) {
-        /* Only a node that reaches at least half of the members may declare
-         * the others dead: a node cut off from the majority keeps needing
-         * them (and serves no cached value) until it is in contact again. */
+               now - unreachable_since(m) > cfg->dead_after_ms && !cluster_cut_off(cl)) {
         member_set_state(m, MEMBER_DEAD, "unreachable for longer than dead_after");
     }
     if (m->knock && now > m->knock_deadline)

@@ -188,6 +188,15 @@ static int over_output_limit(const client_t *c)
     return limit && buf_len(&c->out) + c->out_inflight > limit;
 }
 
+static void close_over_output_limit(client_t *c)
+{
+    node_t *n = c->node;
+    n->stats.output_limit_closes++;
+    log_warn("server", "closing client id=%llu addr=%s: output buffer over %zu bytes",
+             (unsigned long long)c->id, c->addr, n->cfg->output_buffer_limit);
+    client_close(c, "output buffer limit");
+}
+
 /* Hands c->out to the kernel: directly if it takes it all, else by a queued
  * write that takes the buffer's memory. Returns 0, or -1 if c was closed. */
 static int write_client(client_t *c)
@@ -197,10 +206,7 @@ static int write_client(client_t *c)
     if (len == 0)
         return 0;
     if (over_output_limit(c)) {
-        n->stats.output_limit_closes++;
-        log_warn("server", "closing client id=%llu addr=%s: output buffer over %zu bytes",
-                 (unsigned long long)c->id, c->addr, n->cfg->output_buffer_limit);
-        client_close(c, "output buffer limit");
+        close_over_output_limit(c);
         return -1;
     }
     uv_buf_t b = uv_buf_init(buf_head(&c->out), (unsigned)len);
@@ -299,6 +305,10 @@ static void process_input(client_t *c)
             commands_execute(c, c->parser.argc, c->parser.argv, c->parser.argl);
         }
         buf_consume(&c->in, used);
+        if (over_output_limit(c)) { /* checked per command: a pipeline stops here */
+            close_over_output_limit(c);
+            return;
+        }
     }
     if (buf_len(&c->in) > n->cfg->query_buffer_limit) {
         n->stats.query_limit_closes++;

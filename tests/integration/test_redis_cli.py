@@ -113,9 +113,10 @@ def test_interactive(cohortd):
         child.expect_exact(prompt)
         child.sendline("QUIT")
         child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
     finally:
         child.close(force=True)
-    assert child.exitstatus == 0 or child.signalstatus is None
 
 
 def test_interactive_resp3(cohortd):
