@@ -25,7 +25,7 @@ static inline size_t buf_len(const buf_t *b)
 }
 static inline char *buf_head(const buf_t *b)
 {
-    return b->data + b->start;
+    return b->data ? b->data + b->start : NULL; /* NULL + 0 is undefined */
 }
 
 /* Ensures room for n more bytes at the end; returns a pointer to that room. */
