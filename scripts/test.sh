@@ -2,7 +2,8 @@
 # Runs every test of cohort: installs what is missing, then
 #   1. the normal build: cmocka unit tests (ctest) and the end-to-end suite
 #      (pytest + redis-py against real cohortd processes);
-#   2. the same two under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   2. the same two under AddressSanitizer + UndefinedBehaviorSanitizer
+#      (built with clang, whose UBSan also checks pointer arithmetic);
 #   3. the libFuzzer targets for a bounded time (FUZZ_SECONDS, default 30).
 # Stops at the first failing stage.
 set -euo pipefail
@@ -22,7 +23,7 @@ stage "end-to-end tests"
 COHORTD=$root/build/cohortd /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
 stage "sanitizer build (ASan + UBSan)"
-scripts/build.sh build-asan -DCOHORT_SANITIZE=ON
+CC=clang scripts/build.sh build-asan -DCOHORT_SANITIZE=ON
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
