@@ -20,6 +20,7 @@
 #include "cluster_int.h"
 #include "log.h"
 #include "mem.h"
+#include "outq.h"
 
 #define PEER_READ_CHUNK (64 * 1024)
 #define PEER_OUT_LIMIT (256u << 20) /* a peer this far behind is dropped */
@@ -115,12 +116,6 @@ void peer_close(link_t *l, const char *why)
 
 /* ---- writing ------------------------------------------------------------- */
 
-typedef struct peer_write {
-    uv_write_t req;
-    link_t *link;
-    char *data;
-    size_t len;
-} peer_write_t;
 
 static void want_write(link_t *l)
 {
@@ -142,52 +137,23 @@ void peer_frame_end(link_t *l, size_t start)
     want_write(l);
 }
 
-static void on_peer_write(uv_write_t *req, int status)
+static void on_peer_write(void *ud, int status)
 {
-    peer_write_t *w = (peer_write_t *)req;
-    link_t *l = w->link;
-    l->out_inflight -= w->len;
-    free(w->data);
-    free(w);
     if (status < 0 && status != UV_ECANCELED)
-        peer_close(l, uv_strerror(status));
+        peer_close(ud, uv_strerror(status));
 }
 
 static void write_link(link_t *l)
 {
-    size_t len = buf_len(&l->out);
-    if (len == 0 || l->state == LINK_CLOSING)
+    if (buf_len(&l->out) == 0 || l->state == LINK_CLOSING)
         return;
-    if (l->out_inflight + len > PEER_OUT_LIMIT) {
+    if (l->out_inflight + buf_len(&l->out) > PEER_OUT_LIMIT) {
         refuse(l, "peer is not reading (output limit)");
         return;
     }
-    uv_buf_t b = uv_buf_init(buf_head(&l->out), (unsigned)len);
-    int w = l->out_inflight ? UV_EAGAIN : uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
-    if (w == UV_EAGAIN)
-        w = 0;
-    if (w < 0) {
-        peer_close(l, uv_strerror(w));
-        return;
-    }
-    buf_consume(&l->out, (size_t)w);
-    len -= (size_t)w;
-    if (len == 0)
-        return;
-    peer_write_t *pw = xmalloc(sizeof(*pw));
-    pw->link = l;
-    pw->data = xmemdup(buf_head(&l->out), len);
-    pw->len = len;
-    buf_clear(&l->out);
-    l->out_inflight += len;
-    b = uv_buf_init(pw->data, (unsigned)len);
-    int rc = uv_write(&pw->req, (uv_stream_t *)&l->tcp, &b, 1, on_peer_write);
-    if (rc < 0) {
-        l->out_inflight -= len;
-        free(pw->data);
-        free(pw);
-        peer_close(l, uv_strerror(rc));
-    }
+    long n = outq_write((uv_stream_t *)&l->tcp, &l->out, &l->out_inflight, on_peer_write, l);
+    if (n < 0)
+        peer_close(l, uv_strerror((int)n));
 }
 
 void peer_flush_writes(cluster_t *cl)

@@ -254,6 +254,8 @@ static int parse_multibulk(resp_parser_t *p, const char *data, size_t len, size_
         if (!parse_ll(data + p->pos + 1, at - p->pos - 1, &ll) ||
             (ll > 0 && (unsigned long long)ll > p->limits.max_multibulk))
             return fail(p, "Protocol error: invalid multibulk length");
+        if (p->unauthenticated && ll > RESP_UNAUTH_MULTIBULK)
+            return fail(p, "Protocol error: unauthenticated multibulk length");
         p->pos = p->scan = at + 2;
         if (ll <= 0)
             return finish(p, data, 0, consumed);
@@ -276,6 +278,8 @@ static int parse_multibulk(resp_parser_t *p, const char *data, size_t len, size_
             if (!parse_ll(data + p->pos + 1, at - p->pos - 1, &ll) || ll < 0 ||
                 (unsigned long long)ll > p->limits.max_bulk_len)
                 return fail(p, "Protocol error: invalid bulk length");
+            if (p->unauthenticated && ll > RESP_UNAUTH_BULK)
+                return fail(p, "Protocol error: unauthenticated bulk length");
             p->pos = p->scan = at + 2;
             p->bulklen = ll;
         }

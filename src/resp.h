@@ -39,8 +39,15 @@ typedef struct resp_limits {
     size_t max_multibulk; /* most arguments in one command */
 } resp_limits_t;
 
+/* Before AUTH (when a password is required) redis-server accepts at most 10
+ * arguments of at most 16384 bytes; so does this parser while the caller
+ * sets resp_parser_t.unauthenticated. */
+#define RESP_UNAUTH_MULTIBULK 10
+#define RESP_UNAUTH_BULK 16384
+
 typedef struct resp_parser {
     resp_limits_t limits;
+    int unauthenticated; /* set by the caller: apply the RESP_UNAUTH_* limits */
     /* progress through the current command (private) */
     int kind;          /* 0 unknown, '*' multibulk, 'i' inline, 'e' failed */
     size_t pos;        /* offset of the next unparsed byte */

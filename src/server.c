@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "log.h"
 #include "mem.h"
+#include "outq.h"
 
 #define READ_CHUNK (16 * 1024)
 #define OUT_KEEP (64 * 1024) /* an idle client keeps this much reply buffer */
@@ -40,12 +41,6 @@ struct server {
     int stopping;
 };
 
-typedef struct write_req {
-    uv_write_t req;
-    client_t *client;
-    char *data; /* owned: freed when the write completes */
-    size_t len;
-} write_req_t;
 
 /* ---- client lifetime ---------------------------------------------------- */
 
@@ -166,13 +161,9 @@ void server_want_write(server_t *s, client_t *c)
     s->wlist = c;
 }
 
-static void on_write_done(uv_write_t *req, int status)
+static void on_write_done(void *ud, int status)
 {
-    write_req_t *w = (write_req_t *)req;
-    client_t *c = w->client;
-    c->out_inflight -= w->len;
-    free(w->data);
-    free(w);
+    client_t *c = ud;
     if (status < 0) {
         if (status != UV_ECANCELED)
             client_close(c, uv_strerror(status));
@@ -197,52 +188,22 @@ static void close_over_output_limit(client_t *c)
     client_close(c, "output buffer limit");
 }
 
-/* Hands c->out to the kernel: directly if it takes it all, else by a queued
- * write that takes the buffer's memory. Returns 0, or -1 if c was closed. */
+/* Hands c->out to the kernel (see outq.h). Returns 0, or -1 if c was closed. */
 static int write_client(client_t *c)
 {
-    node_t *n = c->node;
-    size_t len = buf_len(&c->out);
-    if (len == 0)
+    if (buf_len(&c->out) == 0)
         return 0;
     if (over_output_limit(c)) {
         close_over_output_limit(c);
         return -1;
     }
-    uv_buf_t b = uv_buf_init(buf_head(&c->out), (unsigned)len);
-    int w = c->out_inflight ? UV_EAGAIN : uv_try_write(&c->h.stream, &b, 1);
-    if (w == UV_EAGAIN)
-        w = 0;
-    if (w < 0) {
-        client_close(c, uv_strerror(w));
+    long n = outq_write(&c->h.stream, &c->out, &c->out_inflight, on_write_done, c);
+    if (n < 0) {
+        client_close(c, uv_strerror((int)n));
         return -1;
     }
-    n->stats.net_output_bytes += (uint64_t)w;
-    buf_consume(&c->out, (size_t)w);
-    len -= (size_t)w;
-    if (len == 0) {
-        buf_trim(&c->out, OUT_KEEP);
-        return 0;
-    }
-    /* Queue the rest: move the bytes to the front and give the allocation away. */
-    write_req_t *wr = xmalloc(sizeof(*wr));
-    if (c->out.start > 0)
-        memmove(c->out.data, buf_head(&c->out), len);
-    wr->client = c;
-    wr->data = c->out.data;
-    wr->len = len;
-    buf_init(&c->out);
-    c->out_inflight += len;
-    b = uv_buf_init(wr->data, (unsigned)len);
-    int rc = uv_write(&wr->req, &c->h.stream, &b, 1, on_write_done);
-    if (rc < 0) {
-        c->out_inflight -= len;
-        free(wr->data);
-        free(wr);
-        client_close(c, uv_strerror(rc));
-        return -1;
-    }
-    n->stats.net_output_bytes += len;
+    c->node->stats.net_output_bytes += (uint64_t)n;
+    buf_trim(&c->out, OUT_KEEP);
     return 0;
 }
 
@@ -293,6 +254,7 @@ static void process_input(client_t *c)
     node_t *n = c->node;
     while (buf_len(&c->in) > 0 && !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSING))) {
         size_t used = 0;
+        c->parser.unauthenticated = !c->authenticated;
         int rc = resp_parse(&c->parser, buf_head(&c->in), buf_len(&c->in), &used);
         if (rc == RESP_MORE)
             break;

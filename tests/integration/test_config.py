@@ -293,3 +293,30 @@ def test_requirepass_like_redis(cohortd, redis_factory):
         assert c.cmd("AUTH", "wrong") == \
             b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
         assert c.cmd("QUIT") == b"+OK\r\n"
+
+
+UNAUTH_INPUTS = [
+    b"*11\r\n",                                  # more than 10 arguments before AUTH
+    b"*1\r\n$16385\r\n",                         # an argument over 16384 bytes before AUTH
+]
+
+
+def test_unauthenticated_limits_like_redis(cohortd, redis_factory):
+    """Before AUTH, a client cannot make the server buffer a large command:
+    the same protocol errors as redis-server 7, and the connection closes."""
+    pw = "s3cret pass"
+    ours = cohortd(config={"client": {"requirepass": pw}})
+    ref = redis_factory(config={"client": {"requirepass": pw}}, name="redis-unauth")
+    for data in UNAUTH_INPUTS:
+        replies = []
+        for d in (ours, ref):
+            with d.raw() as c:
+                c.send(data)
+                replies.append(c.read_reply())
+        assert replies[0] == replies[1], (data, replies)
+        assert replies[0].startswith(b"-ERR Protocol error: unauthenticated"), replies[0]
+    # After AUTH the same sizes are fine.
+    with ours.raw() as c:
+        assert c.cmd("AUTH", pw) == b"+OK\r\n"
+        assert c.cmd("SET", "k", "v" * 20000) == b"+OK\r\n"
+        assert c.cmd("MSET", *["a"] * 12) == b"+OK\r\n"

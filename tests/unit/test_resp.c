@@ -497,6 +497,30 @@ static void test_nul_hides_line_end(void **state)
 
 /* --------------------------------------------------------------- limits */
 
+/* Before AUTH: at most 10 arguments of at most 16384 bytes, with
+ * redis-server's texts; the same input passes once authenticated. */
+static void test_unauthenticated_limits(void **state)
+{
+    (void)state;
+    resp_parser_t p;
+    size_t used;
+    resp_parser_init(&p, NULL);
+    p.unauthenticated = 1;
+    assert_int_equal(resp_parse(&p, L("*10\r\n"), &used), RESP_MORE);
+    resp_parser_reset(&p);
+    assert_int_equal(resp_parse(&p, L("*11\r\n"), &used), RESP_ERROR);
+    assert_string_equal(p.error, "Protocol error: unauthenticated multibulk length");
+    resp_parser_reset(&p);
+    assert_int_equal(resp_parse(&p, L("*1\r\n$16384\r\n"), &used), RESP_MORE);
+    resp_parser_reset(&p);
+    assert_int_equal(resp_parse(&p, L("*1\r\n$16385\r\n"), &used), RESP_ERROR);
+    assert_string_equal(p.error, "Protocol error: unauthenticated bulk length");
+    resp_parser_reset(&p);
+    p.unauthenticated = 0;
+    assert_int_equal(resp_parse(&p, L("*11\r\n$16385\r\n"), &used), RESP_MORE);
+    resp_parser_free(&p);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -934,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_too_big_lines),
         cmocka_unit_test(test_nul_hides_line_end),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_unauthenticated_limits),
         cmocka_unit_test(test_million_args_in_pieces),
         cmocka_unit_test(test_guard_page),
         cmocka_unit_test(test_reply_scalars),
