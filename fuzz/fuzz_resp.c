@@ -100,7 +100,8 @@ static void run_whole(const char *data, size_t len, const resp_limits_t *lim, ou
     int rc;
     resp_parser_init(&p, lim);
     char *copy = malloc(len ? len : 1);
-    memcpy(copy, data, len);
+    if (len)
+        memcpy(copy, data, len);
     while ((rc = parse_checked(&p, copy + off, len - off, &used, out)) == RESP_OK)
         off += used;
     out->last = rc;
