@@ -288,13 +288,19 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->clean_bye = 0;
 }
 
+/* SYNC, RESET and ACK carry (incarnation, flush number). Returns 0 or -1. */
+static int read_inc_seq(frame_reader_t *r, uint64_t *inc, uint64_t *seq)
+{
+    frame_get_u64(r, inc);
+    frame_get_u64(r, seq);
+    return frame_reader_done(r);
+}
+
 static void on_sync(member_t *m, frame_reader_t *r)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, applied;
-    frame_get_u64(r, &inc);
-    frame_get_u64(r, &applied);
-    if (frame_reader_done(r) != 0)
+    if (read_inc_seq(r, &inc, &applied) != 0)
         return;
     uint64_t from = inc == cl->incarnation ? applied + 1 : 1;
     if (from > cl->flush_seq + 1)
@@ -325,9 +331,7 @@ static void on_sync(member_t *m, frame_reader_t *r)
 static void on_reset(member_t *m, frame_reader_t *r)
 {
     uint64_t inc, upto;
-    frame_get_u64(r, &inc);
-    frame_get_u64(r, &upto);
-    if (frame_reader_done(r) != 0 || inc != m->in_inc)
+    if (read_inc_seq(r, &inc, &upto) != 0 || inc != m->in_inc)
         return;
     drop_cache(m->cl, m, "replay log no longer covers what this node missed");
     m->in_applied = upto;
@@ -338,9 +342,7 @@ static void on_ack(member_t *m, frame_reader_t *r)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, seq;
-    frame_get_u64(r, &inc);
-    frame_get_u64(r, &seq);
-    if (frame_reader_done(r) != 0 || inc != cl->incarnation || seq <= m->acked)
+    if (read_inc_seq(r, &inc, &seq) != 0 || inc != cl->incarnation || seq <= m->acked)
         return;
     m->acked = seq > cl->flush_seq ? cl->flush_seq : seq;
     if (m->acked >= m->sent_upto) {
