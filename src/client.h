@@ -49,6 +49,8 @@ typedef struct client {
     struct client *prev, *next; /* server's list */
     struct client *wnext;       /* server's pending-write list */
     int in_wlist;
+    size_t read_offer;          /* room given to the last read */
+    struct client *rnext;       /* server's list of reads paused this turn */
     uint64_t hold_seq; /* replies wait for this flush to be acknowledged (0: none) */
     int64_t hold_since;
     struct client *hnext; /* cluster's list of held clients */

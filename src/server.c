@@ -37,10 +37,13 @@ struct server {
     client_t *clients; /* doubly linked list of open clients */
     size_t nclients;
     client_t *wlist; /* clients with replies to write this turn */
+    client_t *rpaused; /* clients that filled a read this turn (fairness) */
     uint64_t next_id;
     int stopping;
 };
 
+
+static void resume_reading(server_t *s);
 
 /* ---- client lifetime ---------------------------------------------------- */
 
@@ -211,6 +214,7 @@ void server_flush_writes(server_t *s)
 {
     if (!s)
         return;
+    resume_reading(s);
     while (s->wlist) {
         client_t *c = s->wlist;
         s->wlist = c->wnext;
@@ -235,7 +239,32 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     if (c->parser.want_bytes > want)
         want = c->parser.want_bytes;
     char *p = buf_reserve(&c->in, want);
-    *out = uv_buf_init(p, (unsigned)(c->in.cap - c->in.end));
+    c->read_offer = c->in.cap - c->in.end;
+    *out = uv_buf_init(p, (unsigned)c->read_offer);
+}
+
+/* A read that filled all the room it was given means more is waiting; libuv
+ * would read again at once, up to 32 times. Pausing the client until the end
+ * of the loop turn lets every other client be served in between: a
+ * pipelining client gets one buffer's worth of commands per turn, as in
+ * redis-server. */
+static void pause_reading(server_t *s, client_t *c)
+{
+    uv_read_stop(&c->h.stream);
+    c->rnext = s->rpaused;
+    s->rpaused = c;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+
+static void resume_reading(server_t *s)
+{
+    while (s->rpaused) {
+        client_t *c = s->rpaused;
+        s->rpaused = c->rnext;
+        if (!(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY)))
+            uv_read_start(&c->h.stream, on_alloc, on_read);
+    }
 }
 
 static void protocol_error(client_t *c)
@@ -298,6 +327,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     c->node->stats.net_input_bytes += (uint64_t)nread;
     buf_commit(&c->in, (size_t)nread);
     process_input(c);
+    if ((size_t)nread == c->read_offer && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY)))
+        pause_reading(c->node->server, c);
 }
 
 /* ---- accepting ---------------------------------------------------------- */
