@@ -104,20 +104,12 @@ cluster_start() {
 
 # cluster_stop_all: stops every node (SIGTERM, bounded wait).
 cluster_stop_all() {
-    local i pid
-    for i in "${!NODE_PID[@]}"; do
-        pid=${NODE_PID[$i]}
+    local pid
+    for pid in "${NODE_PID[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for i in "${!NODE_PID[@]}"; do
-        pid=${NODE_PID[$i]}
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        bench_untrack "$pid"
+    for pid in "${NODE_PID[@]}"; do
+        bench_stop_pid "$pid"
     done
     NODE_PID=()
 }

@@ -228,10 +228,9 @@ bench_start() {
     bench_wait_ready "$port" "$pid" "$log" || bench_die "could not start: ${cmd[*]}"
 }
 
-# bench_stop NAME: stops a server started by bench_start.
-bench_stop() {
-    local pidvar="${1}_PID"
-    local pid=${!pidvar}
+# bench_stop_pid PID: SIGTERM, up to 5 s to exit, then SIGKILL; reaps it.
+bench_stop_pid() {
+    local pid=$1
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || break
@@ -240,6 +239,12 @@ bench_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     bench_untrack "$pid"
+}
+
+# bench_stop NAME: stops a server started by bench_start.
+bench_stop() {
+    local pidvar="${1}_PID"
+    bench_stop_pid "${!pidvar}"
 }
 
 # bench_alive NAME: true while the server runs; otherwise prints its log
