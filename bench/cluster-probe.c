@@ -192,6 +192,21 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Prints p50/p99/p999/max/mean (us) of n samples (ns), sorting them. */
+/* After a flush replied: GET the key on every cache; anything but nil is a
+ * stale read (counted, and the run is wrong). */
+static void check_gone(redisContext **cs, int n, const char *key, long *checked, long *stale)
+{
+    for (int j = 0; j < n; j++) {
+        redisReply *r = cmd(cs[j], "GET %s", key);
+        (*checked)++;
+        if (r->type != REDIS_REPLY_NIL) {
+            (*stale)++;
+            wrong = 1;
+        }
+        freeReplyObject(r);
+    }
+}
+
 static void print_stats(const char *name, uint64_t *s, long n)
 {
     if (n == 0) {
@@ -242,17 +257,8 @@ static void mode_dellat(options_t *o)
             wrong = 1;
         }
         freeReplyObject(r);
-        if (i % 50 == 0) {
-            for (int j = 0; j < o->nports; j++) {
-                r = cmd(cs[j], "GET %s", key);
-                checked++;
-                if (r->type != REDIS_REPLY_NIL) {
-                    stale++;
-                    wrong = 1;
-                }
-                freeReplyObject(r);
-            }
-        }
+        if (i % 50 == 0)
+            check_gone(cs, o->nports, key, &checked, &stale);
     }
     print_stats("del", s, n);
     printf("stale_reads %ld\nreads_checked %ld\n", stale, checked);
@@ -417,17 +423,8 @@ static void mode_buslat(options_t *o)
         freeReplyObject(cmd(pub, "PUBLISH %s %s", o->channel, msg));
         wait_acks(acks, key, o->nports);
         s[n++] = now_ns() - t0;
-        if (i % 50 == 0) {
-            for (int j = 0; j < o->nports; j++) {
-                redisReply *r = cmd(cs[j], "GET %s", key);
-                checked++;
-                if (r->type != REDIS_REPLY_NIL) {
-                    stale++;
-                    wrong = 1;
-                }
-                freeReplyObject(r);
-            }
-        }
+        if (i % 50 == 0)
+            check_gone(cs, o->nports, key, &checked, &stale);
     }
     print_stats("bus", s, n);
     printf("stale_reads %ld\nreads_checked %ld\n", stale, checked);
