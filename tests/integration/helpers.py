@@ -9,17 +9,51 @@ Every wait here is bounded by a timeout; nothing loops forever.
 """
 
 import os
+import random
 import socket
 import time
 
 HOST = "127.0.0.1"
 
 
+_issued_ports = set()
+
+
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (32768 if unknown)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """Returns a TCP port on 127.0.0.1 that was free a moment ago.
+
+    The port is drawn from 20000 up to the kernel's ephemeral range, never
+    from inside it: an outgoing connection (a peer link, a client) takes its
+    local port from the ephemeral range and could otherwise grab a port a
+    node is about to listen on. Ports 10000-19999 are left to tests that
+    need a port sorting before these (see test_cluster_hostile.py). Each port
+    is handed out once per test session."""
+    high = _ephemeral_low()
+    if high <= 21000:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            return s.getsockname()[1]
+    for _ in range(2000):
+        p = random.randrange(20000, high)
+        if p in _issued_ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, p))
+            except OSError:
+                continue
+        _issued_ports.add(p)
+        return p
+    raise AssertionError("no free port in 20000-%d" % (high - 1))
 
 
 def to_bytes(x):
