@@ -1044,6 +1044,36 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- settings that must agree ---------------------------------------------- */
+
+/* Each rule names two timings of [cluster] that only make sense in one order:
+ * a member would go suspect between two heartbeats, lose its lease between
+ * two heartbeats, or be declared dead before it was ever suspect. */
+int config_check(const config_t *cfg, char *err, size_t errlen)
+{
+    char a[32], b[32];
+    if (cfg->heartbeat_ms >= cfg->suspect_ms) {
+        say(err, errlen, "cluster.heartbeat (%s) must be shorter than cluster.suspect_after (%s)",
+            fmt_duration(cfg->heartbeat_ms, a, sizeof(a)),
+            fmt_duration(cfg->suspect_ms, b, sizeof(b)));
+        return -1;
+    }
+    if ((long long)cfg->heartbeat_ms * 2 > cfg->lease_ms) {
+        say(err, errlen,
+            "cluster.lease (%s) must be at least two heartbeats (cluster.heartbeat %s)",
+            fmt_duration(cfg->lease_ms, a, sizeof(a)),
+            fmt_duration(cfg->heartbeat_ms, b, sizeof(b)));
+        return -1;
+    }
+    if (cfg->suspect_ms >= cfg->dead_after_ms) {
+        say(err, errlen, "cluster.suspect_after (%s) must be shorter than cluster.dead_after (%s)",
+            fmt_duration(cfg->suspect_ms, a, sizeof(a)),
+            fmt_duration(cfg->dead_after_ms, b, sizeof(b)));
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- command line --------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -1171,6 +1201,8 @@ int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t err
             }
         }
     }
+    if (config_check(&work, err, errlen) < 0)
+        goto done;
     config_free(cfg);
     *cfg = work;
     have_work = 0;

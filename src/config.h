@@ -87,6 +87,11 @@ int config_set(config_t *cfg, const char *section, const char *key, const char *
  * unchanged). */
 int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 
+/* Checks the settings that must agree with each other (for example
+ * heartbeat < suspect_after). Returns 0, or -1 with the reason in err.
+ * config_from_args() runs it on the final settings. */
+int config_check(const config_t *cfg, char *err, size_t errlen);
+
 void config_free(config_t *cfg);
 
 /* Helpers shared with other parsers. Return 0 or -1. */

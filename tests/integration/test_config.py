@@ -107,6 +107,11 @@ def test_bad_flags():
     assert p.returncode != 0 and p.stderr.strip()
     p = run_cohortd(["--port"])
     assert p.returncode != 0 and p.stderr.strip()
+    # Settings that must agree: a heartbeat as long as suspect_after would
+    # make every member suspect between two heartbeats.
+    p = run_cohortd(["--set", "cluster.heartbeat=1s", "--http-port", "0"])
+    assert p.returncode == 2
+    assert b"cluster.heartbeat (1s) must be shorter than cluster.suspect_after" in p.stderr
 
 
 @pytest.mark.cohort_only

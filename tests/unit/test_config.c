@@ -1116,6 +1116,39 @@ static void test_set_flag(void **state)
     }
 }
 
+static void test_timings_must_agree(void **state)
+{
+    static const struct {
+        const char *a, *b, *err;
+    } bad[] = {
+        {"cluster.heartbeat=500ms", "cluster.suspect_after=500ms",
+         "cluster.heartbeat (500ms) must be shorter than cluster.suspect_after (500ms)"},
+        {"cluster.heartbeat=200ms", "cluster.lease=300ms",
+         "cluster.lease (300ms) must be at least two heartbeats (cluster.heartbeat 200ms)"},
+        {"cluster.suspect_after=10s", "cluster.dead_after=10s",
+         "cluster.suspect_after (10s) must be shorter than cluster.dead_after (10s)"},
+    };
+    config_t c;
+    char err[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        config_defaults(&c);
+        assert_int_equal(run_args(&c, err, sizeof(err), "--set", (char *)bad[i].a, "--set",
+                                  (char *)bad[i].b, NULL),
+                         -1);
+        assert_string_equal(err, bad[i].err);
+        assert_int_equal(c.heartbeat_ms, 100); /* an error changes nothing */
+        config_free(&c);
+    }
+    /* The edges that are allowed. */
+    config_defaults(&c);
+    assert_int_equal(run_args(&c, err, sizeof(err), "--set", "cluster.heartbeat=100ms", "--set",
+                              "cluster.lease=200ms", "--set", "cluster.suspect_after=101ms",
+                              "--set", "cluster.dead_after=102ms", NULL),
+                     0);
+    assert_int_equal(c.lease_ms, 200);
+    config_free(&c);
+}
+
 static void test_bad_flags(void **state)
 {
     static const struct {
@@ -1500,6 +1533,7 @@ int main(void)
         cmocka_unit_test(test_flags_override_file_either_order),
         cmocka_unit_test(test_each_flag),
         cmocka_unit_test(test_set_flag),
+        cmocka_unit_test(test_timings_must_agree),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_args_twice),
