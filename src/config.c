@@ -142,7 +142,7 @@ static const setting_t settings[] = {
     SET("node", "name", T_IDENT, name, 1, NAME_MAX_CHARS, 0, NULL, NULL,
         "unique name of this node in the cluster (default: the hostname)"),
     SET("node", "role", T_ENUM, role, 0, 0, 0, roles, "hot",
-        "hot or warm; a warm node never holds leases or runs jobs"),
+        "hot or warm; reported only (leases and jobs are not in this release)"),
     SET("node", "log_file", T_STRING, log_file, 0, LOG_PATH_MAX, 0, NULL, NULL,
         "log file, opened for append and reopened on SIGHUP (default: stderr)"),
     SET("node", "log_level", T_ENUM, log_level, 0, 0, 0, levels, "info",
@@ -203,7 +203,7 @@ static const setting_t settings[] = {
     SET("cluster", "probe_timeout", T_DURATION, probe_ms, 10, MIN, 1, NULL, "400",
         "how long others get to probe a suspect peer (bare number: ms)"),
     SET("cluster", "dead_after", T_DURATION, dead_after_ms, 10, DAY, 1, NULL, "10000",
-        "unreachable this long (and its store lock free) before a peer is dead (bare: ms)"),
+        "unreachable this long (seen from the majority side) before a peer is dead (bare: ms)"),
     SET("cluster", "flush_timeout", T_DURATION, flush_timeout_ms, 10, 10 * MIN, 1, NULL, "1000",
         "longest a flush waits for acknowledgements (bare number: ms)"),
     SET("cluster", "replay_log", T_COUNT, replay_log, 1, 16777216, 0, NULL, "65536",
@@ -213,7 +213,7 @@ static const setting_t settings[] = {
         "evict least recently used entries beyond this; 0 no limit"),
 
     SET("store", "url", T_STRING, store_url, 0, 0, 0, NULL, NULL,
-        "shared database: sqlite:///path or postgresql://... (default: none)"),
+        "shared database (not supported by this release: refused at start)"),
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -1046,12 +1046,20 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
 
 /* ---- settings that must agree ---------------------------------------------- */
 
-/* Each rule names two timings of [cluster] that only make sense in one order:
+/* store.url is parsed (so the file format stays stable) but refused: a node
+ * must not start believing it has guarantees the store would give.
+ * Each other rule names two timings of [cluster] that only make sense in one order:
  * a member would go suspect between two heartbeats, lose its lease between
  * two heartbeats, or be declared dead before it was ever suspect. */
 int config_check(const config_t *cfg, char *err, size_t errlen)
 {
     char a[32], b[32];
+    if (cfg->store_url) {
+        say(err, errlen,
+            "store.url: the shared store is not supported by this release of cohortd; "
+            "remove the setting");
+        return -1;
+    }
     if (cfg->heartbeat_ms >= cfg->suspect_ms) {
         say(err, errlen, "cluster.heartbeat (%s) must be shorter than cluster.suspect_after (%s)",
             fmt_duration(cfg->heartbeat_ms, a, sizeof(a)),

@@ -1086,11 +1086,11 @@ static void test_set_flag(void **state)
     config_defaults(&c);
     assert_int_equal(run_args(&c, err, sizeof(err), "--set", "cluster.lease=3s", "--set",
                               "cluster.peer=b:2", "--set", "node.role=warm", "--set",
-                              "store.url=sqlite:///x.db?a=b", "-c", (char *)file, NULL),
+                              "node.log_file=/tmp/x.log?a=b", "-c", (char *)file, NULL),
                      0);
     assert_int_equal(c.lease_ms, 3000);
     assert_string_equal(c.role, "warm");
-    assert_string_equal(c.store_url, "sqlite:///x.db?a=b"); /* '=' in the value is kept */
+    assert_string_equal(c.log_file, "/tmp/x.log?a=b"); /* '=' in the value is kept */
     assert_int_equal(c.peers.n, 2); /* a list flag adds to the file's list */
     assert_string_equal(c.peers.items[0], "a:1");
     assert_string_equal(c.peers.items[1], "b:2");
@@ -1127,6 +1127,9 @@ static void test_timings_must_agree(void **state)
          "cluster.lease (300ms) must be at least two heartbeats (cluster.heartbeat 200ms)"},
         {"cluster.suspect_after=10s", "cluster.dead_after=10s",
          "cluster.suspect_after (10s) must be shorter than cluster.dead_after (10s)"},
+        {"store.url=sqlite:///x.db", "cluster.lease=2s",
+         "store.url: the shared store is not supported by this release of cohortd; "
+         "remove the setting"},
     };
     config_t c;
     char err[512];
