@@ -31,7 +31,8 @@
 typedef struct daemon_handles {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t cron;
-    uv_check_t after_io; /* writes replies once per loop turn */
+    uv_check_t after_io;     /* writes replies and peer frames after I/O... */
+    uv_prepare_t before_poll; /* ...and what timers queued, before the loop sleeps */
 } daemon_handles_t;
 
 int64_t node_now(node_t *n)
@@ -46,6 +47,8 @@ void node_tick(node_t *n)
     n->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void end_of_turn(node_t *n);
+
 static void shutdown_node(node_t *n, const char *why)
 {
     if (n->shutting_down)
@@ -57,9 +60,9 @@ static void shutdown_node(node_t *n, const char *why)
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->cron, NULL);
-    cluster_end_of_turn(n->cluster);
-    server_flush_writes(n->server);
+    end_of_turn(n);
     uv_close((uv_handle_t *)&d->after_io, NULL);
+    uv_close((uv_handle_t *)&d->before_poll, NULL);
     cluster_stop(n->cluster);
     server_stop(n->server);
     if (n->http)
@@ -84,11 +87,25 @@ static void on_cron(uv_timer_t *t)
     cache_cron(n->cache, n->now_ms, CRON_BUDGET_US);
 }
 
-static void on_after_io(uv_check_t *h)
+/* Sends what this part of the loop turn queued: peer frames (flush batches,
+ * acks, heartbeats) and client replies. Runs after I/O (uv_check) and again
+ * before the loop sleeps (uv_prepare): libuv runs timers before it polls, so
+ * a heartbeat or a held reply released by a timer would otherwise wait for
+ * the poll to return, up to one timer period later. */
+static void end_of_turn(node_t *n)
 {
-    node_t *n = h->data;
     cluster_end_of_turn(n->cluster);
     server_flush_writes(n->server);
+}
+
+static void on_after_io(uv_check_t *h)
+{
+    end_of_turn(h->data);
+}
+
+static void on_before_poll(uv_prepare_t *h)
+{
+    end_of_turn(h->data);
 }
 
 static void make_run_id(char out[41])
@@ -147,6 +164,9 @@ static int start_handles(node_t *n, daemon_handles_t *d)
     uv_check_init(n->loop, &d->after_io);
     d->after_io.data = n;
     uv_check_start(&d->after_io, on_after_io);
+    uv_prepare_init(n->loop, &d->before_poll);
+    d->before_poll.data = n;
+    uv_prepare_start(&d->before_poll, on_before_poll);
     return 0;
 }
 
