@@ -16,34 +16,40 @@ import time
 HOST = "127.0.0.1"
 
 
-_issued_ports = set()
+_issued_ports = set()  # ports free_port() handed out in this session
 
 
-def _ephemeral_low():
-    """The first port of the kernel's ephemeral range (32768 if unknown)."""
+def _ephemeral_range():
+    """The kernel's ephemeral port range (32768-60999 if unknown)."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+            lo, hi = (int(x) for x in f.read().split()[:2])
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port_range():
+    """Where free_port() draws from: 20000 up to the ephemeral range, or,
+    where that range starts lower, the ports above it."""
+    lo, hi = _ephemeral_range()
+    if lo > 21000:
+        return 20000, lo
+    if hi < 64000:
+        return hi + 1, 65536
+    raise AssertionError("ip_local_port_range %d-%d leaves no ports for test servers" % (lo, hi))
 
 
 def free_port():
     """Returns a TCP port on 127.0.0.1 that was free a moment ago.
 
-    The port is drawn from 20000 up to the kernel's ephemeral range, never
-    from inside it: an outgoing connection (a peer link, a client) takes its
-    local port from the ephemeral range and could otherwise grab a port a
-    node is about to listen on. Ports 10000-19999 are left to tests that
-    need a port sorting before these (see test_cluster_hostile.py). Each port
+    The port never lies in the kernel's ephemeral range: an outgoing
+    connection (a peer link, a client) takes its local port from that range
+    and could otherwise grab a port a node is about to listen on. Each port
     is handed out once per test session."""
-    high = _ephemeral_low()
-    if high <= 21000:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((HOST, 0))
-            return s.getsockname()[1]
+    first, end = free_port_range()
     for _ in range(2000):
-        p = random.randrange(20000, high)
+        p = random.randrange(first, end)
         if p in _issued_ports:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -53,7 +59,7 @@ def free_port():
                 continue
         _issued_ports.add(p)
         return p
-    raise AssertionError("no free port in 20000-%d" % (high - 1))
+    raise AssertionError("no free port in %d-%d" % (first, end - 1))
 
 
 def to_bytes(x):

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401 (fixture)
+from conftest import scaled
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
@@ -235,7 +236,8 @@ def test_pipelined_dels_apply_everywhere(cluster_factory):
     for t in ts:
         t.start()
     for t in ts:
-        t.join(timeout=60)
+        t.join(timeout=scaled(60))
+    assert not any(t.is_alive() for t in ts), "a DEL pipeline did not finish"
     assert not errors, errors
     for n in cl:
         with n.conn() as c:

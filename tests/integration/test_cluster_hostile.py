@@ -25,7 +25,7 @@ HANDSHAKE_S = 2.0  # peer.c: a link must finish its handshake within this
 
 def low_free_port():
     """A free loopback port in 10000-19999: its "127.0.0.1:1xxxx" id sorts
-    before the ephemeral ports free_port() returns, so the node that has it
+    before the ports free_port() returns (20000 and up), so the node that has it
     initiates every link."""
     for _ in range(500):
         p = random.randrange(10000, 20000)
@@ -150,7 +150,8 @@ def test_impostor_on_a_members_port(cluster_factory):
         assert_cluster_works(cl, rest)
         t0 = time.monotonic()
         assert rest[0].call("DEL", "imp:x") == 0
-        assert time.monotonic() - t0 < scaled(0.5), "a flush waited for the impostor"
+        # Waiting for the impostor would take flush_timeout (1 s) or more.
+        assert time.monotonic() - t0 < 0.8, "a flush waited for the impostor"
     finally:
         assert imp.terminate() == 0
     victim.start()
@@ -219,14 +220,14 @@ def test_peer_that_never_speaks(cluster_factory):
         t0 = time.monotonic()
         took, _ = closed_within(half, scaled(HANDSHAKE_S + 2.0))
         assert took is not None, "a half header kept the link open"
-        assert took >= HANDSHAKE_S - 0.3, "closed after %.2fs, before the handshake timeout" % took
+        assert took >= HANDSHAKE_S - 0.5, "closed after %.2fs, before the handshake timeout" % took
         for s in socks:
             left = max(0.1, scaled(HANDSHAKE_S + 2.0) - (time.monotonic() - t0))
             took, _ = closed_within(s, left)
             assert took is not None, "a silent peer was not closed after the handshake timeout"
         elapsed = time.monotonic() - t0
         print("101 silent links closed after %.2fs" % elapsed)
-        assert elapsed >= HANDSHAKE_S - 0.3
+        assert elapsed >= HANDSHAKE_S - 0.5
     finally:
         for s in socks:
             s.close()
@@ -253,7 +254,9 @@ def test_unauthorized_address(cluster_factory):
     r0 = refused(n1)
     with peer_socket(n1, "127.0.0.1") as s:
         took, _ = closed_within(s, scaled(1.0))
-    assert took is not None and took < scaled(0.5), "a link from 127.0.0.1 was not refused"
+    # Refused at once; the handshake timeout (2 s) would mean it was not.
+    assert took is not None and took < HANDSHAKE_S - 0.5, \
+        "a link from 127.0.0.1 was not refused"
     assert helpers.wait_for(lambda: refused(n1) > r0, scaled(1.0))
     assert "address not authorized" in n1.log_text()
     with peer_socket(n1, "127.0.0.2") as s:

@@ -154,8 +154,9 @@ def test_partition_minority_serves_nothing_stale(netlab, cluster_factory, longer
     marks = {}
     try:
         time.sleep(0.2)
-        marks["cut"] = time.monotonic()
         netlab.cut(2)
+        # Taken once the link is down: n3 may serve until the real cut + T.
+        marks["cut"] = time.monotonic()
 
         # A flush on the majority while n3 is merely silent: it replies once
         # n3's lease on n1 has run out.
@@ -189,7 +190,8 @@ def test_partition_minority_serves_nothing_stale(netlab, cluster_factory, longer
         t0 = time.monotonic()
         assert n2.call("DEL", "k2") == 1
         marks["del2"] = time.monotonic()
-        assert marks["del2"] - t0 < scaled(0.3), "DEL waited %.3fs (n3's lease ran out)" % (
+        # Waiting for n3's lease would take seconds; allow for a busy machine.
+        assert marks["del2"] - t0 < max(scaled(0.3), 0.8), "DEL waited %.3fs (n3's lease ran out)" % (
             marks["del2"] - t0)
         for n in (n1, n2):
             assert n.call("GET", "k1") is None and n.call("GET", "k2") is None
