@@ -91,6 +91,7 @@ struct member {
     int64_t last_pong_sent; /* its possible lease on us ends by this + T */
     int64_t last_ping_sent;
     uint64_t ping_id;
+    uint64_t ping_hrtime; /* uv_hrtime() when PING ping_id went out: for rtt_ms */
     double rtt_ms;
     int refused; /* the last connection attempt was refused */
     struct knock *knock;   /* a knock in progress */

@@ -88,6 +88,7 @@ static void send_ping(member_t *m, int64_t now)
     frame_put_u64(&l->out, (uint64_t)now);
     peer_frame_end(l, s);
     m->last_ping_sent = now;
+    m->ping_hrtime = uv_hrtime();
 }
 
 void member_link_ready(member_t *m, link_t *l)
@@ -179,7 +180,10 @@ void member_on_pong(member_t *m, frame_reader_t *r)
     int64_t sent = (int64_t)t;
     if (sent > now || sent < now - 60000)
         return; /* not a time we sent */
-    m->rtt_ms = (double)(now - sent);
+    /* The loop's clock ticks in whole ms; the round trip of the latest
+     * PING is measured with the high-resolution clock instead. */
+    m->rtt_ms = id == m->ping_id ? (double)(uv_hrtime() - m->ping_hrtime) / 1e6
+                                 : (double)(now - sent);
     int64_t until = sent + cluster_lease_ms(cl);
     if (until > m->lease_until)
         m->lease_until = until;

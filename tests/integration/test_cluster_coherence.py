@@ -258,3 +258,7 @@ def test_flushall_and_flushdb_everywhere(cluster_factory):
         assert set(ms) == {o.name for o in cl.others(n)}
         for m in ms.values():
             assert m["state"] == "alive", ms
+    # Round-trip times come from the heartbeats, measured below the millisecond.
+    rtts = [float(m["rtt_ms"]) for n in cl for m in n.members().values()]
+    assert all(0 <= r < scaled(500) for r in rtts), rtts
+    assert any(r != int(r) for r in rtts), "rtt_ms has whole milliseconds only: %r" % rtts
