@@ -1048,9 +1048,9 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
 
 /* store.url is parsed (so the file format stays stable) but refused: a node
  * must not start believing it has guarantees the store would give.
- * Each other rule names two timings of [cluster] that only make sense in one order:
- * a member would go suspect between two heartbeats, lose its lease between
- * two heartbeats, or be declared dead before it was ever suspect. */
+ * The other rules order two [cluster] timings; the wrong order would make a
+ * member suspect between two heartbeats, lose its lease between two
+ * heartbeats, or be declared dead before it was ever suspect. */
 int config_check(const config_t *cfg, char *err, size_t errlen)
 {
     char a[32], b[32];
