@@ -9,6 +9,9 @@
 #   n3    127.0.0.1:7399    127.0.0.1:7400    127.0.0.1:7401
 # Their logs go to the terminal, each line tagged with the node's name.
 # Ctrl-C (or SIGTERM) stops all three and removes the directory.
+# COHORT_BASE_PORT moves the nine ports (default 7379: n1 takes 7379-7381,
+# n2 the same plus 10, n3 plus 20); COHORTD runs that binary instead of
+# building build/cohortd.
 #
 # Try, in another terminal:
 #   redis-cli -p 7389 set k v; redis-cli -p 7399 set k v
@@ -17,7 +20,12 @@
 #   redis-cli -p 7379 cohort.members
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh build >&2
+base=${COHORT_BASE_PORT:-7379}
+cohortd=${COHORTD:-}
+if [ -z "$cohortd" ]; then
+    scripts/build.sh build >&2
+    cohortd=build/cohortd
+fi
 
 dir=$(mktemp -d /tmp/cohort-cluster.XXXXXX)
 pids=()
@@ -27,31 +35,36 @@ stop() {
     wait 2>/dev/null || true
     rm -rf "$dir"
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM # stopped as asked
+trap stop EXIT                # any other end: a node that failed to start, say
 
 (umask 077 && head -c 48 /dev/urandom | base64 >"$dir/cluster.key")
 for i in 1 2 3; do
-    base=$((7369 + 10 * i))
+    port=$((base + 10 * (i - 1)))
     cat >"$dir/n$i.ini" <<EOF
 [node]
 name = n$i
 
 [client]
-port = $base
+port = $port
 
 [http]
-port = $((base + 1))
+port = $((port + 1))
 
 [cluster]
 bind = 127.0.0.1
-port = $((base + 2))
+port = $((port + 2))
 key_file = $dir/cluster.key
-peer = 127.0.0.1:7381
-peer = 127.0.0.1:7391
-peer = 127.0.0.1:7401
+peer = 127.0.0.1:$((base + 2))
+peer = 127.0.0.1:$((base + 12))
+peer = 127.0.0.1:$((base + 22))
 EOF
-    build/cohortd --config "$dir/n$i.ini" > >(sed -u "s/^/[n$i] /") 2>&1 &
+    "$cohortd" --config "$dir/n$i.ini" > >(sed -u "s/^/[n$i] /") 2>&1 &
     pids+=("$!")
 done
-echo "three nodes: redis-cli -p 7379 / 7389 / 7399; Ctrl-C stops them" >&2
-wait
+echo "three nodes: redis-cli -p $base / $((base + 10)) / $((base + 20)); Ctrl-C stops them" >&2
+set +e
+wait -n "${pids[@]}" # returns when the first node exits: then stop the others
+rc=$?
+echo "a node stopped (exit code $rc); stopping the others" >&2
+exit "$rc"

@@ -40,26 +40,36 @@ def free_port_range():
     raise AssertionError("ip_local_port_range %d-%d leaves no ports for test servers" % (lo, hi))
 
 
-def free_port():
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago.
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
 
-    The port never lies in the kernel's ephemeral range: an outgoing
-    connection (a peer link, a client) takes its local port from that range
-    and could otherwise grab a port a node is about to listen on. Each port
-    is handed out once per test session."""
+
+def free_port_base(offsets):
+    """Returns a port base such that base + each offset is a TCP port on
+    127.0.0.1 that was free a moment ago, never inside the kernel's ephemeral
+    range: an outgoing connection (a peer link, a client) takes its local
+    port from that range and could otherwise grab a port a node is about to
+    listen on. Each port is handed out once per test session."""
     first, end = free_port_range()
+    span = max(offsets)
     for _ in range(2000):
-        p = random.randrange(first, end)
-        if p in _issued_ports:
+        base = random.randrange(first, end - span)
+        ports = [base + o for o in offsets]
+        if any(p in _issued_ports for p in ports) or not all(_bindable(p) for p in ports):
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((HOST, p))
-            except OSError:
-                continue
-        _issued_ports.add(p)
-        return p
-    raise AssertionError("no free port in %d-%d" % (first, end - 1))
+        _issued_ports.update(ports)
+        return base
+    raise AssertionError("no free ports in %d-%d" % (first, end - 1))
+
+
+def free_port():
+    """Returns one free port, as free_port_base() does."""
+    return free_port_base([0])
 
 
 def to_bytes(x):
