@@ -165,6 +165,9 @@ void peer_send(link_t *l, buf_t *frame_bytes); /* takes the bytes of b */
 size_t peer_frame_begin(link_t *l, uint8_t type);
 void peer_frame_end(link_t *l, size_t start);
 void peer_close(link_t *l, const char *why);
+/* Closes l for breaking the protocol: counted in links_refused and logged
+ * with why (once a minute per address and reason). */
+void peer_refuse(link_t *l, const char *why);
 void peer_flush_writes(cluster_t *cl);
 void peer_check_timeouts(cluster_t *cl, int64_t now);
 /* Checks whether m's peer port takes connections at all (then closes);

@@ -37,7 +37,6 @@
 #include "server.h"
 
 #define LOG_MAX_BYTES (64u << 20)
-#define FRAME_SOFT_LIMIT (1u << 20) /* start a new FLUSH frame past this */
 
 /* ---- the replay log ------------------------------------------------------ */
 
@@ -189,7 +188,7 @@ static size_t entry_size(const flush_entry_t *e)
     return (size_t)e->klen + e->vlen + 24;
 }
 
-/* Sends our flushes [from, to] to m, in frames of about FRAME_SOFT_LIMIT. */
+/* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT. */
 static void send_range(member_t *m, uint64_t from, uint64_t to)
 {
     cluster_t *cl = m->cl;
@@ -197,7 +196,7 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
     while (from <= to) {
         uint64_t last = from;
         size_t bytes = entry_size(log_at(cl, from));
-        while (last < to && bytes + entry_size(log_at(cl, last + 1)) <= FRAME_SOFT_LIMIT)
+        while (last < to && bytes + entry_size(log_at(cl, last + 1)) <= FRAME_BATCH_SOFT)
             bytes += entry_size(log_at(cl, ++last));
         size_t s = peer_frame_begin(l, FRAME_FLUSH);
         frame_put_u64(&l->out, cl->incarnation);
@@ -302,21 +301,28 @@ static void on_sync(member_t *m, frame_reader_t *r)
     uint64_t inc, applied;
     if (read_inc_seq(r, &inc, &applied) != 0)
         return;
-    uint64_t from = inc == cl->incarnation ? applied + 1 : 1;
-    if (from > cl->flush_seq + 1)
-        from = cl->flush_seq + 1;
-    m->acked = from - 1;
-    m->sent_upto = from - 1;
-    m->unacked_since = 0;
-    link_t *l = m->link;
     uint64_t upto = cl->batch_first - 1; /* the open batch goes out at end of turn */
+    if (inc != cl->incarnation)
+        applied = 0;
+    if (applied > upto)
+        applied = upto; /* nobody applied what was never sent */
+    uint64_t from = applied + 1;
+    /* A member that comes back without having caught up keeps its clock:
+     * a link that keeps reconnecting must not stretch the wait for its
+     * acknowledgement past flush_timeout. */
+    int64_t since = applied < m->sent_upto ? m->unacked_since : 0;
+    m->acked = applied;
+    m->sent_upto = applied;
+    m->unacked_since = since;
+    link_t *l = m->link;
     if (from <= upto && from < log_first(cl)) {
         size_t s = peer_frame_begin(l, FRAME_RESET);
         frame_put_u64(&l->out, cl->incarnation);
         frame_put_u64(&l->out, upto);
         peer_frame_end(l, s);
         m->sent_upto = upto;
-        m->unacked_since = cluster_mono(cl);
+        if (!m->unacked_since)
+            m->unacked_since = cluster_mono(cl);
         log_info("coherence", "%s missed more flushes than the replay log holds: reset",
                  m->name);
     } else if (from <= upto) {
@@ -344,7 +350,7 @@ static void on_ack(member_t *m, frame_reader_t *r)
     uint64_t inc, seq;
     if (read_inc_seq(r, &inc, &seq) != 0 || inc != cl->incarnation || seq <= m->acked)
         return;
-    m->acked = seq > cl->flush_seq ? cl->flush_seq : seq;
+    m->acked = seq > m->sent_upto ? m->sent_upto : seq;
     if (m->acked >= m->sent_upto) {
         m->unacked_since = 0;
         m->ack_timeout_logged = 0;
@@ -388,8 +394,8 @@ static void on_flush(member_t *m, frame_reader_t *r)
     frame_get_u64(r, &inc);
     frame_get_u64(r, &first);
     frame_get_u32(r, &count);
-    if (r->failed || inc != m->in_inc || first == 0) {
-        peer_close(m->link, "malformed FLUSH");
+    if (r->failed || inc != m->in_inc || first == 0 || first > UINT64_MAX - count) {
+        peer_refuse(m->link, "malformed FLUSH");
         return;
     }
     if (first > m->in_applied + 1) {
@@ -408,7 +414,7 @@ static void on_flush(member_t *m, frame_reader_t *r)
             frame_get_bytes(r, &val, (uint32_t)max_key);
         }
         if (r->failed || kind < FLUSH_KEY || kind > FLUSH_SEED) {
-            peer_close(m->link, "malformed FLUSH entry");
+            peer_refuse(m->link, "malformed FLUSH entry");
             return;
         }
         uint64_t seq = first + i;
@@ -477,12 +483,15 @@ void cluster_hold(cluster_t *cl, client_t *c, uint64_t seq)
     if (!cl || !seq)
         return;
     if (c->hold_seq == 0) {
-        c->hold_since = cluster_mono(cl);
         c->hnext = cl->held;
         cl->held = c;
     }
-    if (seq > c->hold_seq)
+    if (seq > c->hold_seq) {
+        /* Every wait counts from the newest flush, so a pipelined flush gets
+         * its whole flush_timeout too (the older ones wait with it). */
+        c->hold_since = cluster_mono(cl);
         c->hold_seq = seq;
+    }
 }
 
 int cluster_may_reply(cluster_t *cl, const client_t *c)

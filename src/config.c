@@ -160,7 +160,7 @@ static const setting_t settings[] = {
         "password clients must AUTH with (default: none)"),
     SET("client", "maxclients", T_COUNT, maxclients, 1, 1000000, 0, NULL, "10000",
         "most clients connected at once"),
-    SET("client", "max_bulk_len", T_SIZE, max_bulk_len, 1, SIZE_BIG, 0, NULL, "64mb",
+    SET("client", "max_bulk_len", T_SIZE, max_bulk_len, 1, 1ULL << 30, 0, NULL, "64mb",
         "longest single argument a client may send"),
     SET("client", "max_multibulk", T_COUNT, max_multibulk, 1, INT_MAX, 0, NULL, "1048576",
         "most arguments in one command"),

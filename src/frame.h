@@ -70,6 +70,8 @@
 #define FRAME_NONCE_SIZE 32
 #define FRAME_KEY_SIZE 32
 #define FRAME_MAX_DEFAULT (16u << 20) /* payload limit unless configured */
+#define FRAME_HANDSHAKE_MAX 4096u     /* payload limit before a link is authenticated */
+#define FRAME_BATCH_SOFT (1u << 20)   /* a FLUSH frame starts a new one past this */
 
 enum frame_type {
     FRAME_HELLO = 1,

@@ -50,7 +50,7 @@ static int should_log(const char *addr, const char *why, int64_t now)
     return 1;
 }
 
-static void refuse(link_t *l, const char *why)
+void peer_refuse(link_t *l, const char *why)
 {
     cluster_t *cl = l->cl;
     cl->counters.links_refused++;
@@ -148,7 +148,7 @@ static void write_link(link_t *l)
     if (buf_len(&l->out) == 0 || l->state == LINK_CLOSING)
         return;
     if (l->out_inflight + buf_len(&l->out) > PEER_OUT_LIMIT) {
-        refuse(l, "peer is not reading (output limit)");
+        peer_refuse(l, "peer is not reading (output limit)");
         return;
     }
     long n = outq_write((uv_stream_t *)&l->tcp, &l->out, &l->out_inflight, on_peer_write, l);
@@ -173,7 +173,7 @@ static void send_hello(link_t *l)
     cluster_t *cl = l->cl;
     config_t *cfg = cl->node->cfg;
     if (frame_nonce(l->nonce_i) < 0) {
-        refuse(l, "no random bytes for a nonce");
+        peer_refuse(l, "no random bytes for a nonce");
         return;
     }
     size_t s = peer_frame_begin(l, FRAME_HELLO);
@@ -233,20 +233,20 @@ static void on_hello(link_t *l, const frame_hdr_t *h)
     frame_get_u16(&r, &port);
     frame_get_bytes(&r, &nonce, FRAME_NONCE_SIZE);
     if (frame_reader_done(&r) != 0 || nonce.len != FRAME_NONCE_SIZE || name.len == 0) {
-        refuse(l, "malformed HELLO");
+        peer_refuse(l, "malformed HELLO");
         return;
     }
     if (proto != FRAME_VERSION) {
-        refuse(l, "protocol version mismatch");
+        peer_refuse(l, "protocol version mismatch");
         return;
     }
     if (!same_text(cluster, cfg->cluster_name)) {
-        refuse(l, "cluster name mismatch");
+        peer_refuse(l, "cluster name mismatch");
         return;
     }
     member_t *m = match_member(cl, l, port, name);
     if (!m) {
-        refuse(l, "not a configured peer");
+        peer_refuse(l, "not a configured peer");
         return;
     }
     /* Nothing about the member changes before the initiator's PROOF: a
@@ -256,7 +256,7 @@ static void on_hello(link_t *l, const frame_hdr_t *h)
     l->peer_inc = inc;
     memcpy(l->nonce_i, nonce.p, FRAME_NONCE_SIZE);
     if (frame_nonce(l->nonce_a) < 0) {
-        refuse(l, "no random bytes for a nonce");
+        peer_refuse(l, "no random bytes for a nonce");
         return;
     }
     uint8_t proof[FRAME_MAC_SIZE];
@@ -306,11 +306,11 @@ static void on_welcome(link_t *l, const frame_hdr_t *h)
     frame_get_bytes(&r, &proof, FRAME_MAC_SIZE);
     if (frame_reader_done(&r) != 0 || nonce.len != FRAME_NONCE_SIZE ||
         proof.len != FRAME_MAC_SIZE || name.len == 0) {
-        refuse(l, "malformed WELCOME");
+        peer_refuse(l, "malformed WELCOME");
         return;
     }
     if (proto != FRAME_VERSION || !same_text(cluster, cfg->cluster_name)) {
-        refuse(l, proto != FRAME_VERSION ? "protocol version mismatch" : "cluster name mismatch");
+        peer_refuse(l, proto != FRAME_VERSION ? "protocol version mismatch" : "cluster name mismatch");
         return;
     }
     copy_name(l->peer_name, name);
@@ -320,7 +320,7 @@ static void on_welcome(link_t *l, const frame_hdr_t *h)
     frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, cfg->name,
                 l->peer_name, want);
     if (!frame_mac_equal(want, proof.p, FRAME_MAC_SIZE)) {
-        refuse(l, "handshake proof failed (wrong cluster key?)");
+        peer_refuse(l, "handshake proof failed (wrong cluster key?)");
         return;
     }
     uint8_t mine[FRAME_MAC_SIZE];
@@ -340,14 +340,14 @@ static void on_proof(link_t *l, const frame_hdr_t *h)
     frame_reader_init(&r, h);
     frame_get_bytes(&r, &proof, FRAME_MAC_SIZE);
     if (frame_reader_done(&r) != 0 || proof.len != FRAME_MAC_SIZE || !l->member) {
-        refuse(l, "malformed PROOF");
+        peer_refuse(l, "malformed PROOF");
         return;
     }
     uint8_t want[FRAME_MAC_SIZE];
     frame_proof(cl->key, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, l->peer_name,
                 cl->node->cfg->name, want);
     if (!frame_mac_equal(want, proof.p, FRAME_MAC_SIZE)) {
-        refuse(l, "handshake proof failed (wrong cluster key?)");
+        peer_refuse(l, "handshake proof failed (wrong cluster key?)");
         return;
     }
     become_ready(l);
@@ -359,7 +359,7 @@ static void on_handshake_frame(link_t *l, const frame_hdr_t *h)
 {
     int want = l->initiator ? FRAME_WELCOME : (l->member ? FRAME_PROOF : FRAME_HELLO);
     if (h->type != want || h->seq != 0) {
-        refuse(l, "unexpected frame during handshake");
+        peer_refuse(l, "unexpected frame during handshake");
         return;
     }
     if (h->type == FRAME_HELLO)
@@ -401,14 +401,19 @@ static void on_ready_frame(link_t *l, const frame_hdr_t *h)
         coherence_on_frame(m, h);
         break;
     default:
-        refuse(l, "unexpected frame type");
+        peer_refuse(l, "unexpected frame type");
     }
 }
 
-/* A SEED carries a key and a value of up to max_bulk_len each. */
-static uint32_t max_payload(const cluster_t *cl)
+/* Before the handshake: a few small frames, so a stranger cannot make this
+ * node buffer much. After it: a FLUSH batch (FRAME_BATCH_SOFT plus its last
+ * entry) or a SEED, each entry a key and a value of up to max_bulk_len (at
+ * most 1 GB, so the sum fits 32 bits). */
+static uint32_t max_payload(const cluster_t *cl, int ready)
 {
-    uint64_t n = 2 * (uint64_t)cl->node->cfg->max_bulk_len + 65536;
+    if (!ready)
+        return FRAME_HANDSHAKE_MAX;
+    uint64_t n = FRAME_BATCH_SOFT + 2 * (uint64_t)cl->node->cfg->max_bulk_len + 65536;
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
@@ -419,12 +424,12 @@ static void process_link_input(link_t *l)
         frame_hdr_t h;
         int ready = l->state == LINK_READY;
         long n = frame_decode((const uint8_t *)buf_head(&l->in), buf_len(&l->in),
-                              max_payload(cl), ready ? l->key : cl->key,
+                              max_payload(cl, ready), ready ? l->key : cl->key,
                               ready ? &l->recv_seq : NULL, &h);
         if (n == 0)
             break;
         if (n < 0) {
-            refuse(l, frame_strerror((int)n));
+            peer_refuse(l, frame_strerror((int)n));
             return;
         }
         if (ready)
@@ -558,7 +563,7 @@ static void on_peer_connection(uv_stream_t *server, int status)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &len) != 0 || !authorized(cl, &ss)) {
-        refuse(l, "address not authorized");
+        peer_refuse(l, "address not authorized");
         return;
     }
     l->state = LINK_HANDSHAKE;
@@ -691,7 +696,7 @@ void peer_check_timeouts(cluster_t *cl, int64_t now)
     while (l) {
         link_t *next = l->next;
         if (l->state != LINK_READY && now > l->deadline)
-            refuse(l, "handshake timed out");
+            peer_refuse(l, "handshake timed out");
         l = next;
     }
 }

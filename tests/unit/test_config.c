@@ -577,7 +577,7 @@ static void test_size_values(void **state)
     expect_load_error("[http]\nmax_request = 17mb\n", 2,
                       "max_request: must be between 256 and 16mb");
     expect_load_error("[client]\nmax_bulk_len = 0\n", 2,
-                      "max_bulk_len: must be between 1 and 1048576gb");
+                      "max_bulk_len: must be between 1 and 1gb");
 }
 
 static void test_duration_values(void **state)
