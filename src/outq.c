@@ -15,6 +15,22 @@ typedef struct outq_req {
     void *ud;
 } outq_req_t;
 
+/* A uv_buf_t holds at most UINT_MAX bytes; bigger output goes out as
+ * several buffers of this size. */
+#define OUTQ_CHUNK (1u << 30)
+
+/* Describes the first bytes of p (up to len) as at most max buffers of up to
+ * OUTQ_CHUNK bytes in b. Returns how many it used. */
+static unsigned chunks(char *p, size_t len, uv_buf_t *b, unsigned max)
+{
+    unsigned n = 0;
+    for (size_t at = 0; at < len && n < max; at += OUTQ_CHUNK, n++) {
+        size_t part = len - at < OUTQ_CHUNK ? len - at : OUTQ_CHUNK;
+        b[n] = uv_buf_init(p + at, (unsigned)part);
+    }
+    return n;
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     outq_req_t *w = (outq_req_t *)req;
@@ -32,8 +48,9 @@ long outq_write(uv_stream_t *s, buf_t *out, size_t *inflight, outq_done_fn done,
     size_t len = buf_len(out);
     if (len == 0)
         return 0;
-    uv_buf_t b = uv_buf_init(buf_head(out), (unsigned)len);
-    int direct = *inflight ? UV_EAGAIN : uv_try_write(s, &b, 1);
+    uv_buf_t few[4];
+    unsigned n = chunks(buf_head(out), len, few, 4); /* the rest, if any, is queued */
+    int direct = *inflight ? UV_EAGAIN : uv_try_write(s, few, n);
     if (direct == UV_EAGAIN)
         direct = 0;
     if (direct < 0)
@@ -52,8 +69,12 @@ long outq_write(uv_stream_t *s, buf_t *out, size_t *inflight, outq_done_fn done,
     w->done = done;
     w->ud = ud;
     buf_init(out);
-    b = uv_buf_init(w->data, (unsigned)rest);
-    int rc = uv_write(&w->req, s, &b, 1, on_written);
+    unsigned need = (unsigned)((rest + OUTQ_CHUNK - 1) / OUTQ_CHUNK);
+    uv_buf_t *b = need <= 4 ? few : xmalloc(need * sizeof(*b));
+    n = chunks(w->data, rest, b, need);
+    int rc = uv_write(&w->req, s, b, n, on_written); /* copies the array */
+    if (b != few)
+        free(b);
     if (rc < 0) {
         free(w->data);
         free(w);
