@@ -14,7 +14,7 @@
 # building build/cohortd.
 #
 # Try, in another terminal:
-#   redis-cli -p 7389 set k v; redis-cli -p 7399 set k v
+#   for p in 7379 7389 7399; do redis-cli -p $p set k v; done
 #   redis-cli -p 7379 del k          # replies once n2 and n3 dropped k too
 #   redis-cli -p 7389 get k          # (nil)
 #   redis-cli -p 7379 cohort.members
