@@ -1051,6 +1051,17 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
  * The other rules order two [cluster] timings; the wrong order would make a
  * member suspect between two heartbeats, lose its lease between two
  * heartbeats, or be declared dead before it was ever suspect. */
+/* Fails with "cluster.A (x) must be shorter than cluster.B (y)" unless a < b. */
+static int shorter(const char *a, int a_ms, const char *b, int b_ms, char *err, size_t errlen)
+{
+    char x[32], y[32];
+    if (a_ms < b_ms)
+        return 0;
+    say(err, errlen, "cluster.%s (%s) must be shorter than cluster.%s (%s)", a,
+        fmt_duration(a_ms, x, sizeof(x)), b, fmt_duration(b_ms, y, sizeof(y)));
+    return -1;
+}
+
 int config_check(const config_t *cfg, char *err, size_t errlen)
 {
     char a[32], b[32];
@@ -1060,12 +1071,8 @@ int config_check(const config_t *cfg, char *err, size_t errlen)
             "remove the setting");
         return -1;
     }
-    if (cfg->heartbeat_ms >= cfg->suspect_ms) {
-        say(err, errlen, "cluster.heartbeat (%s) must be shorter than cluster.suspect_after (%s)",
-            fmt_duration(cfg->heartbeat_ms, a, sizeof(a)),
-            fmt_duration(cfg->suspect_ms, b, sizeof(b)));
+    if (shorter("heartbeat", cfg->heartbeat_ms, "suspect_after", cfg->suspect_ms, err, errlen))
         return -1;
-    }
     if ((long long)cfg->heartbeat_ms * 2 > cfg->lease_ms) {
         say(err, errlen,
             "cluster.lease (%s) must be at least two heartbeats (cluster.heartbeat %s)",
@@ -1073,13 +1080,7 @@ int config_check(const config_t *cfg, char *err, size_t errlen)
             fmt_duration(cfg->heartbeat_ms, b, sizeof(b)));
         return -1;
     }
-    if (cfg->suspect_ms >= cfg->dead_after_ms) {
-        say(err, errlen, "cluster.suspect_after (%s) must be shorter than cluster.dead_after (%s)",
-            fmt_duration(cfg->suspect_ms, a, sizeof(a)),
-            fmt_duration(cfg->dead_after_ms, b, sizeof(b)));
-        return -1;
-    }
-    return 0;
+    return shorter("suspect_after", cfg->suspect_ms, "dead_after", cfg->dead_after_ms, err, errlen);
 }
 
 /* ---- command line --------------------------------------------------------- */
