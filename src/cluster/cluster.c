@@ -1,0 +1,337 @@
+/* cluster: start-up and shutdown of this node's cluster membership, and the
+ * facade the rest of the daemon uses; see cluster.h.
+ *
+ * Owns: reading [cluster] (peers, key file, authorized networks), finding
+ * this node among the peers, the incarnation id, the periodic tick, and
+ * reporting.
+ * Never: holds state another module owns (see cluster_int.h for who owns
+ * what). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "clock.h"
+#include "cluster_int.h"
+#include "log.h"
+#include "mem.h"
+
+#define TICK_MS 10
+#define KEY_MIN_BYTES 32
+#define KEY_MAX_BYTES 4096
+
+int64_t cluster_mono(const cluster_t *cl)
+{
+    return (int64_t)uv_now(cl->loop);
+}
+
+int cluster_lease_ms(const cluster_t *cl)
+{
+    return cl->cfg->lease_ms;
+}
+
+/* ---- the key file ------------------------------------------------------- */
+
+static int load_key(cluster_t *cl, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "key_file: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    uint8_t secret[KEY_MAX_BYTES];
+    ssize_t n = -1;
+    int rc = -1;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "key_file: cannot stat %s: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "key_file: %s is not a regular file", path);
+    } else if (st.st_mode & S_IRWXO) {
+        snprintf(err, errlen, "key_file: %s is accessible by others (mode %03o); chmod 600 it",
+                 path, (unsigned)(st.st_mode & 0777));
+    } else if ((n = read(fd, secret, sizeof(secret))) < 0) {
+        snprintf(err, errlen, "key_file: cannot read %s: %s", path, strerror(errno));
+    } else {
+        while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r' || secret[n - 1] == ' '))
+            n--;
+        if (n < KEY_MIN_BYTES)
+            snprintf(err, errlen, "key_file: %s holds %zd bytes; at least %d are needed", path, n,
+                     KEY_MIN_BYTES);
+        else
+            rc = 0;
+    }
+    close(fd);
+    if (rc == 0)
+        frame_cluster_key(secret, (size_t)n, cl->key);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return rc;
+}
+
+/* ---- peers and self -------------------------------------------------------- */
+
+static int resolve(const char *hostport, struct sockaddr_storage *sa, char *id, size_t idlen,
+                   int *port_out)
+{
+    char host[256];
+    snprintf(host, sizeof(host), "%s", hostport);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return -1;
+    *colon = '\0';
+    const char *port = colon + 1;
+    char *h = host;
+    if (h[0] == '[' && h[strlen(h) - 1] == ']') { /* [v6]:port */
+        h[strlen(h) - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(h, port, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    char ip[64];
+    if (sa->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+    else
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+    *port_out = atoi(port);
+    snprintf(id, idlen, "%s:%d", ip, *port_out);
+    return 0;
+}
+
+/* 1 when ip (text) is an address of this machine: an interface address, a
+ * configured local_address, or the cluster bind address. */
+static int is_local_ip(const config_t *cfg, const char *ip)
+{
+    if (strcmp(ip, cfg->cluster_bind) == 0)
+        return 1;
+    for (size_t i = 0; i < cfg->local_address.n; i++)
+        if (strcmp(ip, cfg->local_address.items[i]) == 0)
+            return 1;
+    struct ifaddrs *ifs = NULL;
+    int found = 0;
+    if (getifaddrs(&ifs) != 0)
+        return 0;
+    for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+        char buf[64];
+        if (!i->ifa_addr)
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, sizeof(buf));
+        else if (i->ifa_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, buf,
+                      sizeof(buf));
+        else
+            continue;
+        found = strcmp(buf, ip) == 0;
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
+static int setup_members(cluster_t *cl, char *err, size_t errlen)
+{
+    const config_t *cfg = cl->cfg;
+    cl->members = xcalloc(cfg->peers.n ? cfg->peers.n : 1, sizeof(member_t));
+    snprintf(cl->self_id, sizeof(cl->self_id), "%s:%d", cfg->cluster_bind, cfg->cluster_port);
+    for (size_t i = 0; i < cfg->peers.n; i++) {
+        member_t *m = &cl->members[cl->nmembers];
+        int port = 0;
+        if (resolve(cfg->peers.items[i], &m->sa, m->id, sizeof(m->id), &port) < 0) {
+            snprintf(err, errlen, "peer: cannot resolve %s", cfg->peers.items[i]);
+            return -1;
+        }
+        char ip[80];
+        snprintf(ip, sizeof(ip), "%s", m->id);
+        *strrchr(ip, ':') = '\0';
+        if (port == cfg->cluster_port && is_local_ip(cfg, ip)) {
+            snprintf(cl->self_id, sizeof(cl->self_id), "%s", m->id);
+            memset(m, 0, sizeof(*m));
+            continue; /* this node itself */
+        }
+        for (size_t j = 0; j < cl->nmembers; j++) {
+            if (strcmp(cl->members[j].id, m->id) == 0) {
+                snprintf(err, errlen, "peer: %s is listed twice", cfg->peers.items[i]);
+                return -1;
+            }
+        }
+        m->cl = cl;
+        snprintf(m->addr, sizeof(m->addr), "%s", cfg->peers.items[i]);
+        m->state = MEMBER_UNKNOWN;
+        m->backoff_ms = 50;
+        cl->nmembers++;
+    }
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        m->we_initiate = strcmp(cl->self_id, m->id) < 0;
+        m->since = cluster_mono(cl);
+        m->since_wall = clock_now_ms();
+    }
+    return 0;
+}
+
+/* ---- the tick and the end of each loop turn ----------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    cluster_t *cl = t->data;
+    int64_t now = cluster_mono(cl);
+    clock_tick();
+    if (cluster_cut_off(cl))
+        cl->last_cut_off = now;
+    member_tick(cl, now);
+    peer_check_timeouts(cl, now);
+    coherence_progress(cl);
+}
+
+void cluster_end_of_turn(cluster_t *cl)
+{
+    if (!cl)
+        return;
+    coherence_send_batches(cl);
+    coherence_send_acks(cl);
+    peer_flush_writes(cl);
+}
+
+/* ---- start and stop -------------------------------------------------------- */
+
+int cluster_start(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *host,
+                  cluster_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg->key_file || !cfg->key_file[0]) {
+        if (cfg->peers.n)
+            log_warn("cluster", "peers are configured but no key_file: running alone");
+        return 0;
+    }
+    cluster_t *cl = xcalloc(1, sizeof(*cl));
+    cl->cfg = cfg;
+    cl->host = *host;
+    cl->loop = loop;
+    do {
+        if (RAND_bytes((unsigned char *)&cl->incarnation, sizeof(cl->incarnation)) != 1)
+            cl->incarnation = (uint64_t)clock_wall_ms();
+    } while (cl->incarnation == 0);
+    if (load_key(cl, cfg->key_file, err, errlen) < 0 || setup_members(cl, err, errlen) < 0 ||
+        coherence_init(cl) < 0 || peer_listen(cl, err, errlen) < 0) {
+        cluster_stop(cl);
+        return -1;
+    }
+    uv_timer_init(cl->loop, &cl->tick);
+    cl->tick.data = cl;
+    cl->tick_open = 1;
+    uv_timer_start(&cl->tick, on_tick, TICK_MS, TICK_MS);
+    log_info("cluster", "cluster %s: this node is %s, incarnation %016llx, %zu other members",
+             cfg->cluster_name, cl->self_id, (unsigned long long)cl->incarnation, cl->nmembers);
+    *out = cl;
+    return 0;
+}
+
+static void release(cluster_t *cl)
+{
+    if (--cl->stopping > 0)
+        return;
+    coherence_free(cl);
+    free(cl->members);
+    free(cl->authorized);
+    free(cl);
+}
+
+static void on_cluster_handle_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
+
+void cluster_stop(cluster_t *cl)
+{
+    if (!cl || cl->stopping)
+        return;
+    cl->stopping = 1; /* one reference until the end of this function */
+    if (cl->log) {
+        coherence_send_batches(cl);
+        coherence_send_acks(cl);
+    }
+    for (link_t *l = cl->links; l; l = l->next) {
+        if (l->state == LINK_READY) {
+            size_t s = peer_frame_begin(l, FRAME_BYE);
+            peer_frame_end(l, s);
+        }
+    }
+    peer_flush_writes(cl);
+    while (cl->links)
+        peer_close(cl->links, "shutdown");
+    for (size_t i = 0; i < cl->nmembers; i++)
+        peer_knock_cancel(&cl->members[i]);
+    if (cl->listener_open) {
+        cl->stopping++;
+        uv_close((uv_handle_t *)&cl->listener, on_cluster_handle_closed);
+    }
+    if (cl->tick_open) {
+        cl->stopping++;
+        uv_close((uv_handle_t *)&cl->tick, on_cluster_handle_closed);
+    }
+    release(cl);
+}
+
+/* ---- reporting ---------------------------------------------------------------- */
+
+size_t cluster_member_count(const cluster_t *cl)
+{
+    return cl ? cl->nmembers : 0;
+}
+
+void cluster_member_info(const cluster_t *cl, size_t i, member_info_t *out)
+{
+    const member_t *m = &cl->members[i];
+    out->name = m->name[0] ? m->name : "";
+    out->addr = m->addr;
+    out->state = member_state_name(m->state);
+    out->since_ms = m->since_wall;
+    out->rtt_ms = m->rtt_ms;
+    out->flushes_sent = m->flushes_sent;
+    out->flushes_received = m->flushes_received;
+    out->last_acked = m->acked;
+    out->incarnation = m->incarnation;
+}
+
+const cluster_counters_t *cluster_counters(const cluster_t *cl)
+{
+    static const cluster_counters_t zero;
+    return cl ? &cl->counters : &zero;
+}
+
+void cluster_count_bypass(cluster_t *cl)
+{
+    if (cl)
+        cl->counters.bypasses++;
+}
+
+uint64_t cluster_incarnation(const cluster_t *cl)
+{
+    return cl ? cl->incarnation : 0;
+}
+
+int cluster_cut_off(cluster_t *cl)
+{
+    if (!cl)
+        return 0;
+    size_t others = 0, reached = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state == MEMBER_DEAD)
+            continue;
+        others++;
+        reached += m->link && m->state == MEMBER_ALIVE;
+    }
+    return others > 0 && (reached + 1) * 2 < others + 1; /* a strict minority */
+}

@@ -1,0 +1,107 @@
+/* cluster: this node's membership in a cohort cluster, as the rest of the
+ * daemon sees it.
+ *
+ * Owns: nothing the commands touch directly; it is the facade over the member
+ * table (membership.c), the peer links (peer.c) and coherent flushes
+ * (coherence.c).
+ * Never: blocks, touches the cache or a client. A flush is applied locally
+ * by the caller at once; the caller holds its reply (net's blocked clients)
+ * until cluster_reply_ready says every member that could still serve the old
+ * value has applied it. Members' flushes reach this node's cache through the
+ * cluster_host_t handed to cluster_start.
+ *
+ * A node without [cluster] key_file runs alone: every function here is then a
+ * cheap no-op (the cluster is NULL and the calls accept NULL). */
+#ifndef COHORT_CLUSTER_H
+#define COHORT_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+
+typedef struct cluster cluster_t;
+
+/* What the cluster needs from the node it runs in, handed over at start. */
+typedef struct cluster_host {
+    void *ud;
+    /* Applies a member's flush to this node's cache: kind is an enum
+     * flush_kind (frame.h); val, vlen and expire_at are for FLUSH_SEED. */
+    void (*apply)(void *ud, int kind, const char *key, size_t klen, const char *val, size_t vlen,
+                  int64_t expire_at);
+    /* Drops this node's whole cache; returns the keys dropped. */
+    size_t (*drop_all)(void *ud);
+    /* Acknowledgements arrived, time passed or a member left: held replies
+     * may be ready (ask cluster_reply_ready). */
+    void (*progress)(void *ud);
+} cluster_host_t;
+
+/* Starts the peer listener and links with the settings of cfg (which must
+ * outlive the cluster). Returns 0 and sets *out (NULL when no key_file is
+ * configured: the node runs alone), or -1 with a message in err. */
+int cluster_start(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *host,
+                  cluster_t **out, char *err, size_t errlen);
+/* Says goodbye to the peers and closes every handle; run the loop after. */
+void cluster_stop(cluster_t *cl);
+
+/* Flushes made here, to be applied on every member. Each returns the flush
+ * number to wait for (0 when alone). */
+uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen);
+uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen);
+uint64_t cluster_flush_all(cluster_t *cl);
+uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
+                      int64_t expire_at);
+
+/* 1 when a reply held since 'since' (the loop's clock, uv_now) for our flush
+ * number seq may go: every member that could still serve the value it
+ * removed has applied it, or cannot serve any more. Always 1 when alone. */
+int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since);
+
+/* 1 while cached values may be served (the coherence lease holds for every
+ * live member). When 0, reads miss and count as bypasses. */
+int cluster_serving(cluster_t *cl);
+/* 1 when this node cannot reach a majority of the other members. */
+int cluster_cut_off(cluster_t *cl);
+/* A one-line reason when not serving, else NULL. */
+const char *cluster_why_not_serving(cluster_t *cl);
+
+/* Once per loop turn: sends the flushes batched this turn, one frame per
+ * peer, and writes pending peer output. */
+void cluster_end_of_turn(cluster_t *cl);
+
+/* Reporting. */
+typedef struct member_info {
+    const char *name;
+    const char *addr; /* host:port */
+    const char *state;
+    int64_t since_ms; /* wall clock of the last state change */
+    double rtt_ms;
+    uint64_t flushes_sent;
+    uint64_t flushes_received;
+    uint64_t last_acked; /* highest of our flush numbers it acknowledged */
+    uint64_t incarnation;
+} member_info_t;
+size_t cluster_member_count(const cluster_t *cl);
+void cluster_member_info(const cluster_t *cl, size_t i, member_info_t *out);
+
+typedef struct cluster_counters {
+    uint64_t flushes_sent;         /* flush entries sent (per member) */
+    uint64_t flushes_received;     /* flush entries applied from members */
+    uint64_t flush_frames_sent;
+    uint64_t ack_timeouts;         /* a member did not acknowledge in time */
+    uint64_t bypasses;             /* reads that missed because of the lease */
+    uint64_t cache_drops;          /* whole cache dropped: replay gap */
+    uint64_t replayed;             /* flush entries replayed to a member */
+    uint64_t links_refused;        /* handshake or frame rejected */
+    uint64_t state_changes;
+} cluster_counters_t;
+const cluster_counters_t *cluster_counters(const cluster_t *cl);
+/* Counts a read that missed because the node is not serving. */
+void cluster_count_bypass(cluster_t *cl);
+
+/* This node's incarnation (new at every start). */
+uint64_t cluster_incarnation(const cluster_t *cl);
+
+#endif

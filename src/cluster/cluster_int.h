@@ -1,0 +1,206 @@
+/* cluster_int: the structures shared by cluster.c, peer.c, membership.c and
+ * coherence.c (as btreeInt.h is to sqlite's btree). Nothing outside those
+ * four files includes it.
+ *
+ * Clocks: every time here is this process's monotonic clock in milliseconds
+ * (uv_now of the loop) unless the name ends in _wall.
+ *
+ * Invariants:
+ *   1. A member has at most one READY link (m->link). Links are initiated
+ *      only by the node whose id ("ip:port" of its peer listener) is the
+ *      smaller one, so a pair never has two.
+ *   2. m->stream_ready implies m->link is READY and the member's SYNC was
+ *      answered: new flushes go to it directly; before that, it will get
+ *      them by replay.
+ *   3. Our flush numbers are 1, 2, 3, ... within this incarnation; the replay
+ *      log holds a contiguous range [log_first, flush_seq].
+ *   4. m->in_applied counts the member's flushes applied here, for the
+ *      member's incarnation m->in_inc.
+ */
+#ifndef COHORT_CLUSTER_INT_H
+#define COHORT_CLUSTER_INT_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "cluster.h"
+#include "config.h"
+#include "frame.h"
+
+#define NAME_MAX_LEN 64
+
+enum member_state {
+    MEMBER_UNKNOWN = 0, /* not reached since this node started */
+    MEMBER_ALIVE,
+    MEMBER_SUSPECT,     /* missed heartbeats; others asked to probe it */
+    MEMBER_UNREACHABLE, /* nobody reaches it */
+    MEMBER_DEAD         /* its cohortd is gone (refused), or unreachable too long */
+};
+const char *member_state_name(int state);
+
+enum link_state { LINK_CONNECTING, LINK_HANDSHAKE, LINK_READY, LINK_CLOSING };
+
+typedef struct member member_t;
+typedef struct cluster cluster_t;
+
+typedef struct link {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    cluster_t *cl;
+    member_t *member; /* NULL until the acceptor learns who it is */
+    int initiator;
+    int state;
+    char addr[80]; /* remote ip:port */
+    buf_t in;
+    buf_t out;
+    size_t out_inflight;
+    uint8_t nonce_i[FRAME_NONCE_SIZE];
+    uint8_t nonce_a[FRAME_NONCE_SIZE];
+    uint8_t key[FRAME_KEY_SIZE]; /* link key once READY */
+    uint64_t send_seq;
+    uint64_t recv_seq;
+    int64_t deadline; /* handshake must finish by */
+    char peer_name[NAME_MAX_LEN]; /* claimed in the handshake; trusted once READY */
+    uint64_t peer_inc;
+    int in_wlist;
+    struct link *wnext;
+    struct link *next; /* cluster's list of links */
+} link_t;
+
+struct member {
+    cluster_t *cl;
+    char name[NAME_MAX_LEN]; /* learned in the handshake; "" before */
+    char addr[80];           /* "host:port" as configured */
+    char id[80];             /* "ip:port", compared to pick the initiator */
+    struct sockaddr_storage sa;
+    int we_initiate;
+    int state;
+    int64_t since;      /* monotonic ms of the last state change */
+    int64_t since_wall; /* wall clock ms of the same */
+    link_t *link;       /* the READY link, or NULL */
+    link_t *pending;    /* our connection attempt in progress */
+    int backoff_ms;
+    int64_t next_connect;
+    uint64_t incarnation; /* of the member, from its handshake */
+    /* liveness */
+    int64_t last_heard;     /* any valid frame */
+    int64_t lease_until;    /* our lease on it: send time of a PINGed PONG + T */
+    int64_t last_pong_sent; /* its possible lease on us ends by this + T */
+    int64_t last_ping_sent;
+    uint64_t ping_id;
+    uint64_t ping_hrtime; /* uv_hrtime() when PING ping_id went out: for rtt_ms */
+    double rtt_ms;
+    int refused; /* the last connection attempt was refused */
+    struct knock *knock;   /* a knock in progress */
+    int64_t knock_deadline;
+    /* probes */
+    uint64_t probe_id;
+    int64_t probe_deadline; /* 0: no probe in progress */
+    int probe_yes;
+    /* the member's flushes, applied here */
+    uint64_t in_inc;
+    uint64_t in_applied;
+    uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
+    int clean_bye;    /* its last incarnation said BYE after its last flush */
+    /* our flushes, sent to it */
+    int stream_ready;
+    uint64_t acked;
+    uint64_t sent_upto; /* highest of our flush numbers sent to it */
+    int64_t unacked_since; /* 0 when it has acknowledged everything sent */
+    int ack_timeout_logged;
+    uint64_t flushes_sent;
+    uint64_t flushes_received;
+};
+
+/* One entry of the replay log / of a batch. */
+typedef struct flush_entry {
+    uint64_t seq;
+    uint8_t kind; /* enum flush_kind */
+    uint32_t klen;
+    uint32_t vlen;
+    int64_t expire_at;
+    char *data; /* key then value, owned */
+} flush_entry_t;
+
+struct cluster {
+    const config_t *cfg;
+    cluster_host_t host; /* how the cluster reaches the cache and held replies */
+    uv_loop_t *loop;
+    uint8_t key[FRAME_KEY_SIZE]; /* derived from the key file */
+    char self_id[80];
+    uint64_t incarnation;
+    uv_tcp_t listener;
+    int listener_open;
+    uv_timer_t tick; /* heartbeats, probes, reconnects, timeouts */
+    int tick_open;
+    member_t *members;
+    size_t nmembers;
+    link_t *links;     /* every open link */
+    link_t *wlist;     /* links with output to write */
+    struct authorized_net *authorized;
+    size_t nauthorized;
+    /* our flushes */
+    uint64_t flush_seq;
+    flush_entry_t *log; /* ring of the last log_cap flushes */
+    size_t log_cap;
+    size_t log_len;
+    size_t log_bytes;
+    size_t log_max_bytes;
+    uint64_t batch_first; /* first flush number not yet sent to ready members */
+    struct batch_index *batch; /* dedupe of this turn's flushes */
+    /* counters */
+    cluster_counters_t counters;
+    int stopping;
+    int64_t last_cut_off; /* last tick at which this node was cut off */
+};
+
+/* peer.c: links */
+int peer_listen(cluster_t *cl, char *err, size_t errlen);
+void peer_connect(cluster_t *cl, member_t *m);
+void peer_send(link_t *l, buf_t *frame_bytes); /* takes the bytes of b */
+size_t peer_frame_begin(link_t *l, uint8_t type);
+void peer_frame_end(link_t *l, size_t start);
+void peer_close(link_t *l, const char *why);
+/* Closes l for breaking the protocol: counted in links_refused and logged
+ * with why (once a minute per address and reason). */
+void peer_refuse(link_t *l, const char *why);
+void peer_flush_writes(cluster_t *cl);
+void peer_check_timeouts(cluster_t *cl, int64_t now);
+/* Checks whether m's peer port takes connections at all (then closes);
+ * reports to member_knock_result. */
+void peer_knock(cluster_t *cl, member_t *m);
+void peer_knock_cancel(member_t *m);
+
+/* membership.c: states, heartbeats, probes */
+void member_set_state(member_t *m, int state, const char *why);
+void member_link_ready(member_t *m, link_t *l);
+void member_link_lost(member_t *m, link_t *l);
+/* Our connection attempt (or its handshake) failed; refused: nothing listens. */
+void member_connect_failed(member_t *m, int refused);
+void member_heard(member_t *m);
+void member_knock_result(member_t *m, int refused);
+void member_tick(cluster_t *cl, int64_t now);
+void member_on_ping(member_t *m, frame_reader_t *r);
+void member_on_pong(member_t *m, frame_reader_t *r);
+void member_on_probe(member_t *m, frame_reader_t *r);
+void member_on_probed(member_t *m, frame_reader_t *r);
+member_t *member_by_name(cluster_t *cl, const char *name, size_t len);
+
+/* coherence.c: flush numbering, batching, replay, acks, the lease */
+int coherence_init(cluster_t *cl);
+void coherence_free(cluster_t *cl);
+void coherence_on_stream_start(member_t *m); /* link READY: send SYNC */
+void coherence_on_frame(member_t *m, const frame_hdr_t *h);
+void coherence_send_batches(cluster_t *cl);
+void coherence_send_acks(cluster_t *cl);
+/* Tells the host that held replies may be releasable now. */
+void coherence_progress(cluster_t *cl);
+void coherence_member_gone(member_t *m);
+void coherence_new_incarnation(member_t *m, uint64_t incarnation);
+
+int64_t cluster_mono(const cluster_t *cl);
+int cluster_lease_ms(const cluster_t *cl);
+
+#endif

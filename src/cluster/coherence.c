@@ -1,0 +1,527 @@
+/* coherence: cluster-wide flushes, acknowledged.
+ *
+ * Owns: this node's flush numbering (1, 2, 3, ... per incarnation), the
+ * per-turn batch (duplicates removed, one FLUSH frame per member), the bounded
+ * replay log, applying the members' flushes here (through the host
+ * interface), acknowledgements, when a held reply may go, and the coherence
+ * lease.
+ * Never: sends a flush's reply before every member that could still serve the
+ * flushed value has applied it; serves a cached value while out of contact.
+ *
+ * When may a held reply go? For every member M that has not acknowledged the
+ * flush, M must be unable to serve the old value:
+ *   - M is DEAD (its cohortd is not running: nothing to serve), or
+ *   - M's lease on us has run out: M serves only within T of a PING we
+ *     answered, so after last_pong_sent + T it bypasses its cache until it
+ *     hears from us again, and it hears our flush first (the link is ordered);
+ *   - and M has had flush_timeout to connect if it never heard from this
+ *     incarnation (it may not know we are alive).
+ * A member that has not acknowledged within flush_timeout gets no more PONGs
+ * (membership.c), so that wait is bounded by flush_timeout + T.
+ *
+ * Replay: when a link comes up each side sends SYNC (the incarnation it knows
+ * of the other and how far it applied its flushes). The other side replays the
+ * missing flushes from its log, or, when the log no longer covers the gap,
+ * sends RESET and the member drops its whole cache. A member that restarts
+ * without saying BYE may have sent flushes that never arrived: the nodes that
+ * knew its former incarnation drop their caches when they meet the new one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "clock.h"
+#include "cluster_int.h"
+#include "log.h"
+#include "mem.h"
+
+#define LOG_MAX_BYTES (64u << 20)
+
+/* ---- the replay log ------------------------------------------------------ */
+
+static uint64_t log_first(const cluster_t *cl)
+{
+    return cl->flush_seq - cl->log_len + 1;
+}
+
+static flush_entry_t *log_at(cluster_t *cl, uint64_t seq)
+{
+    return &cl->log[(seq - 1) % cl->log_cap];
+}
+
+static void log_drop_oldest(cluster_t *cl)
+{
+    flush_entry_t *e = log_at(cl, log_first(cl));
+    cl->log_bytes -= mem_usable(e->data);
+    free(e->data);
+    e->data = NULL;
+    cl->log_len--;
+}
+
+/* ---- the per-turn dedupe index: seq of each distinct entry --------------- */
+
+typedef struct batch_index {
+    uint64_t *slots; /* flush numbers, 0 = empty */
+    size_t cap;      /* power of two */
+    size_t used;
+} batch_index_t;
+
+static uint64_t entry_hash(uint8_t kind, const char *key, size_t klen)
+{
+    return XXH3_64bits_withSeed(key, klen, kind);
+}
+
+static void batch_clear(batch_index_t *b)
+{
+    if (b->used)
+        memset(b->slots, 0, b->cap * sizeof(uint64_t));
+    b->used = 0;
+}
+
+static void batch_grow(cluster_t *cl);
+
+/* Returns the flush number of an identical entry already in this turn's
+ * batch, or 0. */
+static uint64_t batch_find(cluster_t *cl, uint8_t kind, const char *key, size_t klen)
+{
+    batch_index_t *b = cl->batch;
+    size_t mask = b->cap - 1;
+    for (size_t i = entry_hash(kind, key, klen) & mask;; i = (i + 1) & mask) {
+        uint64_t seq = b->slots[i];
+        if (!seq)
+            return 0;
+        if (seq < cl->batch_first || seq > cl->flush_seq || seq < log_first(cl))
+            continue;
+        flush_entry_t *e = log_at(cl, seq);
+        if (e->kind == kind && e->klen == klen && memcmp(e->data, key, klen) == 0)
+            return seq;
+    }
+}
+
+static void batch_add(cluster_t *cl, uint64_t seq)
+{
+    batch_index_t *b = cl->batch;
+    if ((b->used + 1) * 2 > b->cap)
+        batch_grow(cl);
+    b = cl->batch;
+    flush_entry_t *e = log_at(cl, seq);
+    size_t mask = b->cap - 1;
+    size_t i = entry_hash(e->kind, e->data, e->klen) & mask;
+    while (b->slots[i])
+        i = (i + 1) & mask;
+    b->slots[i] = seq;
+    b->used++;
+}
+
+static void batch_grow(cluster_t *cl)
+{
+    batch_index_t *b = cl->batch;
+    uint64_t *old = b->slots;
+    size_t oldcap = b->cap;
+    b->cap *= 2;
+    b->slots = xcalloc(b->cap, sizeof(uint64_t));
+    b->used = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i] && old[i] >= cl->batch_first && old[i] >= log_first(cl))
+            batch_add(cl, old[i]);
+    free(old);
+}
+
+/* ---- recording our flushes --------------------------------------------------- */
+
+static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen, const char *val,
+                       size_t vlen, int64_t expire_at)
+{
+    if (kind != FLUSH_SEED) {
+        uint64_t same = batch_find(cl, kind, key, klen);
+        if (same)
+            return same;
+    }
+    if (cl->log_len == cl->log_cap)
+        log_drop_oldest(cl);
+    uint64_t seq = ++cl->flush_seq;
+    cl->log_len++;
+    flush_entry_t *e = log_at(cl, seq);
+    e->seq = seq;
+    e->kind = kind;
+    e->klen = (uint32_t)klen;
+    e->vlen = (uint32_t)vlen;
+    e->expire_at = expire_at;
+    e->data = xmalloc(klen + vlen + 1);
+    memcpy(e->data, key, klen);
+    if (vlen)
+        memcpy(e->data + klen, val, vlen);
+    cl->log_bytes += mem_usable(e->data);
+    while (cl->log_bytes > cl->log_max_bytes && cl->log_len > 1)
+        log_drop_oldest(cl);
+    if (kind != FLUSH_SEED)
+        batch_add(cl, seq);
+    return seq;
+}
+
+uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen)
+{
+    return cl ? record(cl, FLUSH_KEY, key, klen, NULL, 0, 0) : 0;
+}
+
+uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen)
+{
+    return cl ? record(cl, FLUSH_PREFIX, prefix, plen, NULL, 0, 0) : 0;
+}
+
+uint64_t cluster_flush_all(cluster_t *cl)
+{
+    return cl ? record(cl, FLUSH_ALL, "", 0, NULL, 0, 0) : 0;
+}
+
+uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
+                      int64_t expire_at)
+{
+    return cl ? record(cl, FLUSH_SEED, key, klen, val, vlen, expire_at) : 0;
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static size_t entry_size(const flush_entry_t *e)
+{
+    return (size_t)e->klen + e->vlen + 24;
+}
+
+/* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT. */
+static void send_range(member_t *m, uint64_t from, uint64_t to)
+{
+    cluster_t *cl = m->cl;
+    link_t *l = m->link;
+    while (from <= to) {
+        uint64_t last = from;
+        size_t bytes = entry_size(log_at(cl, from));
+        while (last < to && bytes + entry_size(log_at(cl, last + 1)) <= FRAME_BATCH_SOFT)
+            bytes += entry_size(log_at(cl, ++last));
+        size_t s = peer_frame_begin(l, FRAME_FLUSH);
+        frame_put_u64(&l->out, cl->incarnation);
+        frame_put_u64(&l->out, from);
+        frame_put_u32(&l->out, (uint32_t)(last - from + 1));
+        for (uint64_t seq = from; seq <= last; seq++) {
+            flush_entry_t *e = log_at(cl, seq);
+            frame_put_u8(&l->out, e->kind);
+            frame_put_bytes(&l->out, e->data, e->klen);
+            if (e->kind == FLUSH_SEED) {
+                frame_put_u64(&l->out, (uint64_t)e->expire_at);
+                frame_put_bytes(&l->out, e->data + e->klen, e->vlen);
+            }
+        }
+        peer_frame_end(l, s);
+        cl->counters.flush_frames_sent++;
+        cl->counters.flushes_sent += last - from + 1;
+        m->flushes_sent += last - from + 1;
+        from = last + 1;
+    }
+    if (to > m->sent_upto)
+        m->sent_upto = to;
+    if (!m->unacked_since && m->acked < m->sent_upto)
+        m->unacked_since = cluster_mono(cl);
+}
+
+void coherence_send_batches(cluster_t *cl)
+{
+    if (cl->flush_seq < cl->batch_first)
+        return;
+    uint64_t from = cl->batch_first;
+    if (from < log_first(cl))
+        from = log_first(cl);
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (m->stream_ready && m->link)
+            send_range(m, from, cl->flush_seq);
+    }
+    cl->batch_first = cl->flush_seq + 1;
+    batch_clear(cl->batch);
+}
+
+void coherence_send_acks(cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (!m->ack_due || !m->link)
+            continue;
+        link_t *l = m->link;
+        size_t s = peer_frame_begin(l, FRAME_ACK);
+        frame_put_u64(&l->out, m->in_inc);
+        frame_put_u64(&l->out, m->in_applied);
+        peer_frame_end(l, s);
+        m->ack_due = 0;
+    }
+}
+
+void coherence_on_stream_start(member_t *m)
+{
+    link_t *l = m->link;
+    m->stream_ready = 0;
+    size_t s = peer_frame_begin(l, FRAME_SYNC);
+    frame_put_u64(&l->out, m->in_inc);
+    frame_put_u64(&l->out, m->in_applied);
+    peer_frame_end(l, s);
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+static void drop_cache(cluster_t *cl, member_t *m, const char *why)
+{
+    size_t keys = cl->host.drop_all(cl->host.ud);
+    cl->counters.cache_drops++;
+    log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys, m->name, why);
+}
+
+void coherence_new_incarnation(member_t *m, uint64_t inc)
+{
+    m->incarnation = inc;
+    if (m->in_inc == inc)
+        return;
+    if (m->in_inc != 0 && !m->clean_bye)
+        drop_cache(m->cl, m, "restarted without saying goodbye; flushes it sent may be lost");
+    m->in_inc = inc;
+    m->in_applied = 0;
+    m->clean_bye = 0;
+}
+
+/* SYNC, RESET and ACK carry (incarnation, flush number). Returns 0 or -1. */
+static int read_inc_seq(frame_reader_t *r, uint64_t *inc, uint64_t *seq)
+{
+    frame_get_u64(r, inc);
+    frame_get_u64(r, seq);
+    return frame_reader_done(r);
+}
+
+static void on_sync(member_t *m, frame_reader_t *r)
+{
+    cluster_t *cl = m->cl;
+    uint64_t inc, applied;
+    if (read_inc_seq(r, &inc, &applied) != 0)
+        return;
+    uint64_t upto = cl->batch_first - 1; /* the open batch goes out at end of turn */
+    if (inc != cl->incarnation)
+        applied = 0;
+    if (applied > upto)
+        applied = upto; /* nobody applied what was never sent */
+    uint64_t from = applied + 1;
+    /* A member that comes back without having caught up keeps its clock:
+     * a link that keeps reconnecting must not stretch the wait for its
+     * acknowledgement past flush_timeout. */
+    int64_t since = applied < m->sent_upto ? m->unacked_since : 0;
+    m->acked = applied;
+    m->sent_upto = applied;
+    m->unacked_since = since;
+    link_t *l = m->link;
+    if (from <= upto && from < log_first(cl)) {
+        size_t s = peer_frame_begin(l, FRAME_RESET);
+        frame_put_u64(&l->out, cl->incarnation);
+        frame_put_u64(&l->out, upto);
+        peer_frame_end(l, s);
+        m->sent_upto = upto;
+        if (!m->unacked_since)
+            m->unacked_since = cluster_mono(cl);
+        log_info("coherence", "%s missed more flushes than the replay log holds: reset",
+                 m->name);
+    } else if (from <= upto) {
+        send_range(m, from, upto);
+        cl->counters.replayed += upto - from + 1;
+        log_info("coherence", "replayed %llu flushes to %s", (unsigned long long)(upto - from + 1),
+                 m->name);
+    }
+    m->stream_ready = 1;
+}
+
+static void on_reset(member_t *m, frame_reader_t *r)
+{
+    uint64_t inc, upto;
+    if (read_inc_seq(r, &inc, &upto) != 0 || inc != m->in_inc)
+        return;
+    drop_cache(m->cl, m, "replay log no longer covers what this node missed");
+    m->in_applied = upto;
+    m->ack_due = 1;
+}
+
+static void on_ack(member_t *m, frame_reader_t *r)
+{
+    cluster_t *cl = m->cl;
+    uint64_t inc, seq;
+    if (read_inc_seq(r, &inc, &seq) != 0 || inc != cl->incarnation || seq <= m->acked)
+        return;
+    m->acked = seq > m->sent_upto ? m->sent_upto : seq;
+    if (m->acked >= m->sent_upto) {
+        m->unacked_since = 0;
+        m->ack_timeout_logged = 0;
+    } else {
+        m->unacked_since = cluster_mono(cl); /* progress */
+    }
+    coherence_progress(cl);
+}
+
+static void apply_entry(cluster_t *cl, uint8_t kind, frame_bytes_t key, int64_t expire_at,
+                        frame_bytes_t val)
+{
+    cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p, val.len,
+                   expire_at);
+}
+
+static void on_flush(member_t *m, frame_reader_t *r)
+{
+    cluster_t *cl = m->cl;
+    uint64_t inc, first;
+    uint32_t count;
+    frame_get_u64(r, &inc);
+    frame_get_u64(r, &first);
+    frame_get_u32(r, &count);
+    if (r->failed || inc != m->in_inc || first == 0 || first > UINT64_MAX - count) {
+        peer_refuse(m->link, "malformed FLUSH");
+        return;
+    }
+    if (first > m->in_applied + 1) {
+        drop_cache(cl, m, "flush numbers jumped");
+        m->in_applied = first - 1;
+    }
+    size_t max_key = cl->cfg->max_bulk_len;
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t kind;
+        frame_bytes_t key, val = {NULL, 0};
+        uint64_t expire_at = 0;
+        frame_get_u8(r, &kind);
+        frame_get_bytes(r, &key, (uint32_t)max_key);
+        if (kind == FLUSH_SEED) {
+            frame_get_u64(r, &expire_at);
+            frame_get_bytes(r, &val, (uint32_t)max_key);
+        }
+        if (r->failed || kind < FLUSH_KEY || kind > FLUSH_SEED) {
+            peer_refuse(m->link, "malformed FLUSH entry");
+            return;
+        }
+        uint64_t seq = first + i;
+        if (seq <= m->in_applied)
+            continue; /* already applied (replay overlap) */
+        apply_entry(cl, kind, key, (int64_t)expire_at, val);
+        m->in_applied = seq;
+        m->flushes_received++;
+        cl->counters.flushes_received++;
+    }
+    m->ack_due = 1;
+}
+
+void coherence_on_frame(member_t *m, const frame_hdr_t *h)
+{
+    frame_reader_t r;
+    frame_reader_init(&r, h);
+    switch (h->type) {
+    case FRAME_SYNC:
+        on_sync(m, &r);
+        break;
+    case FRAME_RESET:
+        on_reset(m, &r);
+        break;
+    case FRAME_ACK:
+        on_ack(m, &r);
+        break;
+    case FRAME_FLUSH:
+        on_flush(m, &r);
+        break;
+    }
+}
+
+/* ---- held replies and the lease --------------------------------------------- */
+
+/* 1 while member m could still serve a value our flush 'seq' removed. */
+static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
+{
+    cluster_t *cl = m->cl;
+    if (m->state == MEMBER_DEAD || m->acked >= seq)
+        return 0;
+    int64_t T = cluster_lease_ms(cl);
+    int timeout = cl->cfg->flush_timeout_ms;
+    int may_serve = m->last_pong_sent && now < m->last_pong_sent + T;
+    int may_not_know_us = !m->last_pong_sent && now < since + timeout;
+    if ((may_serve || may_not_know_us) && now - since > timeout && !m->ack_timeout_logged) {
+        m->ack_timeout_logged = 1;
+        cl->counters.ack_timeouts++;
+        log_warn("coherence", "%s has not acknowledged flush %llu within %d ms; replying once "
+                 "its lease on this node has run out", m->name[0] ? m->name : m->addr,
+                 (unsigned long long)seq, timeout);
+    }
+    return may_serve || may_not_know_us;
+}
+
+static int releasable(cluster_t *cl, uint64_t seq, int64_t since, int64_t now)
+{
+    for (size_t i = 0; i < cl->nmembers; i++)
+        if (holds(&cl->members[i], seq, since, now))
+            return 0;
+    return 1;
+}
+
+int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since)
+{
+    return !cl || releasable(cl, seq, since, cluster_mono(cl));
+}
+
+void coherence_progress(cluster_t *cl)
+{
+    if (cl->host.progress)
+        cl->host.progress(cl->host.ud);
+}
+
+void coherence_member_gone(member_t *m)
+{
+    coherence_progress(m->cl);
+}
+
+int cluster_serving(cluster_t *cl)
+{
+    if (!cl)
+        return 1;
+    int64_t now = cluster_mono(cl);
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD && now >= m->lease_until)
+            return 0;
+    }
+    return 1;
+}
+
+const char *cluster_why_not_serving(cluster_t *cl)
+{
+    static char why[160];
+    if (!cl)
+        return NULL;
+    int64_t now = cluster_mono(cl);
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD && now >= m->lease_until) {
+            snprintf(why, sizeof(why), "out of contact with %s (%s) for longer than the lease",
+                     m->name[0] ? m->name : m->addr, member_state_name(m->state));
+            return why;
+        }
+    }
+    return NULL;
+}
+
+int coherence_init(cluster_t *cl)
+{
+    const config_t *cfg = cl->cfg;
+    cl->log_cap = cfg->replay_log ? cfg->replay_log : 1;
+    cl->log = xcalloc(cl->log_cap, sizeof(flush_entry_t));
+    cl->log_max_bytes = LOG_MAX_BYTES;
+    cl->batch_first = 1;
+    cl->batch = xcalloc(1, sizeof(batch_index_t));
+    cl->batch->cap = 256;
+    cl->batch->slots = xcalloc(cl->batch->cap, sizeof(uint64_t));
+    return 0;
+}
+
+void coherence_free(cluster_t *cl)
+{
+    while (cl->log_len)
+        log_drop_oldest(cl);
+    free(cl->log);
+    if (cl->batch)
+        free(cl->batch->slots);
+    free(cl->batch);
+}

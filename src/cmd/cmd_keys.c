@@ -1,0 +1,294 @@
+/* cmd_keys: key-space commands (DEL, EXISTS, EXPIRE, TTL, SCAN, KEYS,
+ * FLUSHALL, ...) with redis-server 7's replies and error texts.
+ * DEL, UNLINK, FLUSHALL, FLUSHDB and an EXPIRE to a time already past are
+ * flushes: they go through the cmd_flushed_* hooks. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "cmd.h"
+#include "glob.h"
+
+CMD_HANDLER(cmd_del)
+{
+    node_t *n = cmd_node(c);
+    int64_t now = clock_now_ms();
+    long long removed = 0;
+    for (int i = 1; i < argc; i++) {
+        removed += cache_delete(n->cache, argv[i], argl[i], now);
+        cmd_flushed_key(c, argv[i], argl[i]);
+    }
+    resp_add_int(&c->out, removed);
+}
+
+CMD_HANDLER(cmd_exists)
+{
+    node_t *n = cmd_node(c);
+    int64_t now = clock_now_ms();
+    long long found = 0;
+    for (int i = 1; i < argc; i++)
+        found += cache_lookup(n->cache, argv[i], argl[i], now, CACHE_NOTOUCH) != NULL;
+    resp_add_int(&c->out, found);
+}
+
+enum { EXPIRE_NX = 1, EXPIRE_XX = 2, EXPIRE_GT = 4, EXPIRE_LT = 8 };
+
+static int parse_expire_flags(client_t *c, int argc, const char **argv, const size_t *argl,
+                              int *flags)
+{
+    static const struct {
+        const char *name;
+        int flag;
+    } names[] = {{"nx", EXPIRE_NX}, {"xx", EXPIRE_XX}, {"gt", EXPIRE_GT}, {"lt", EXPIRE_LT}};
+    *flags = 0;
+    for (int j = 3; j < argc; j++) {
+        int f = 0;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (cmd_is(argv[j], argl[j], names[i].name))
+                f = names[i].flag;
+        if (!f) {
+            resp_add_errorf(&c->out, "ERR Unsupported option %.*s", (int)argl[j], argv[j]);
+            return -1;
+        }
+        *flags |= f;
+    }
+    if ((*flags & EXPIRE_NX) && (*flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT))) {
+        resp_add_error(&c->out, "ERR NX and XX, GT or LT options at the same time are not "
+                                "compatible");
+        return -1;
+    }
+    if ((*flags & EXPIRE_GT) && (*flags & EXPIRE_LT)) {
+        resp_add_error(&c->out, "ERR GT and LT options at the same time are not compatible");
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the NX / XX / GT / LT conditions let the new time 'when' replace
+ * the current one (0: none). */
+static int expire_allowed(int flags, long long when, long long current)
+{
+    if ((flags & EXPIRE_NX) && current != 0)
+        return 0;
+    if ((flags & EXPIRE_XX) && current == 0)
+        return 0;
+    if ((flags & EXPIRE_GT) && (current == 0 || when <= current))
+        return 0;
+    if ((flags & EXPIRE_LT) && current != 0 && when >= current)
+        return 0;
+    return 1;
+}
+
+/* EXPIRE and PEXPIRE. A time already past is a flush (here and, in a
+ * cluster, on every member) even when this node does not hold the key. */
+static void expire_generic(client_t *c, int argc, const char **argv, const size_t *argl,
+                           long long unit_ms, const char *name)
+{
+    node_t *n = cmd_node(c);
+    int flags;
+    long long v, when;
+    if (parse_expire_flags(c, argc, argv, argl, &flags) < 0)
+        return;
+    if (cmd_ll_or_reply(c, argv[2], argl[2], &v) < 0)
+        return;
+    if (v > LLONG_MAX / unit_ms || v < LLONG_MIN / unit_ms ||
+        cmd_expire_at(v, unit_ms, 0, clock_now_ms(), &when) < 0) {
+        cmd_reply_invalid_expire(c, name);
+        return;
+    }
+    int64_t now = clock_now_ms();
+    cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
+    if (e && !expire_allowed(flags, when, cache_entry_expire(e))) {
+        resp_add_int(&c->out, 0);
+        return;
+    }
+    if (when <= now) {
+        int removed = e ? cache_delete(n->cache, argv[1], argl[1], now) : 0;
+        cmd_flushed_key(c, argv[1], argl[1]);
+        resp_add_int(&c->out, removed);
+        return;
+    }
+    if (!e) {
+        resp_add_int(&c->out, 0);
+        return;
+    }
+    cache_set_expire(n->cache, e, when);
+    resp_add_int(&c->out, 1);
+}
+
+CMD_HANDLER(cmd_expire)
+{
+    expire_generic(c, argc, argv, argl, 1000, "expire");
+}
+
+CMD_HANDLER(cmd_pexpire)
+{
+    expire_generic(c, argc, argv, argl, 1, "pexpire");
+}
+
+static void ttl_generic(client_t *c, const char *key, size_t klen, int in_ms)
+{
+    node_t *n = cmd_node(c);
+    int64_t now = clock_now_ms();
+    cache_entry_t *e = cache_lookup(n->cache, key, klen, now, CACHE_READ | CACHE_NOTOUCH);
+    if (!e) {
+        resp_add_int(&c->out, -2);
+        return;
+    }
+    int64_t at = cache_entry_expire(e);
+    if (at == 0) {
+        resp_add_int(&c->out, -1);
+        return;
+    }
+    long long ttl = at - now;
+    if (ttl < 0)
+        ttl = 0;
+    resp_add_int(&c->out, in_ms ? ttl : (ttl + 500) / 1000);
+}
+
+CMD_HANDLER(cmd_ttl)
+{
+    ttl_generic(c, argv[1], argl[1], 0);
+}
+
+CMD_HANDLER(cmd_pttl)
+{
+    ttl_generic(c, argv[1], argl[1], 1);
+}
+
+CMD_HANDLER(cmd_persist)
+{
+    node_t *n = cmd_node(c);
+    cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], clock_now_ms(), CACHE_NOTOUCH);
+    if (!e || cache_entry_expire(e) == 0) {
+        resp_add_int(&c->out, 0);
+        return;
+    }
+    cache_set_expire(n->cache, e, 0);
+    resp_add_int(&c->out, 1);
+}
+
+CMD_HANDLER(cmd_type)
+{
+    node_t *n = cmd_node(c);
+    cache_entry_t *e =
+        cache_lookup(n->cache, argv[1], argl[1], clock_now_ms(), CACHE_READ | CACHE_NOTOUCH);
+    resp_add_simple(&c->out, e ? "string" : "none");
+}
+
+CMD_HANDLER(cmd_dbsize)
+{
+    resp_add_int(&c->out, (long long)cache_count(cmd_node(c)->cache));
+}
+
+CMD_HANDLER(cmd_flushall)
+{
+    if (argc > 2 || (argc == 2 && !cmd_is(argv[1], argl[1], "sync") &&
+                     !cmd_is(argv[1], argl[1], "async"))) {
+        resp_add_error(&c->out, ERR_SYNTAX);
+        return;
+    }
+    cache_flush_all(cmd_node(c)->cache);
+    cmd_flushed_all(c);
+    resp_add_ok(&c->out);
+}
+
+/* ---- KEYS and SCAN ------------------------------------------------------ */
+
+typedef struct key_collect {
+    buf_t keys; /* each key as a RESP bulk string, ready to send */
+    size_t count;
+    const char *pattern; /* NULL: every key */
+    size_t plen;
+    int64_t now;
+    int type_none; /* TYPE filter names a type cohort does not hold */
+} key_collect_t;
+
+static void collect_key(void *ud, cache_entry_t *e)
+{
+    key_collect_t *k = ud;
+    size_t klen;
+    const char *key = cache_entry_key(e, &klen);
+    int64_t at = cache_entry_expire(e);
+    if (k->type_none || (at != 0 && at <= k->now))
+        return;
+    if (k->pattern && !glob_match(k->pattern, k->plen, key, klen))
+        return;
+    resp_add_bulk(&k->keys, key, klen);
+    k->count++;
+}
+
+static void reply_keys(client_t *c, key_collect_t *k)
+{
+    resp_add_array(&c->out, k->count);
+    buf_append(&c->out, buf_head(&k->keys), buf_len(&k->keys));
+    buf_free(&k->keys);
+}
+
+CMD_HANDLER(cmd_keys)
+{
+    node_t *n = cmd_node(c);
+    key_collect_t k = {.now = clock_now_ms()};
+    buf_init(&k.keys);
+    int all = argl[1] == 1 && argv[1][0] == '*';
+    k.pattern = all ? NULL : argv[1];
+    k.plen = argl[1];
+    cache_foreach(n->cache, k.now, collect_key, &k);
+    reply_keys(c, &k);
+}
+
+/* A SCAN cursor, read as redis-server reads it (strtoull: an empty string is
+ * 0, a sign is accepted, leading space and trailing bytes are not). */
+static int parse_cursor(const char *s, size_t len, unsigned long long *out)
+{
+    char buf[64];
+    if (len >= sizeof(buf) || memchr(s, '\0', len) || (len && isspace((unsigned char)s[0])))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    *out = strtoull(buf, &end, 10);
+    return *end != '\0' || errno == ERANGE ? -1 : 0;
+}
+
+CMD_HANDLER(cmd_scan)
+{
+    node_t *n = cmd_node(c);
+    unsigned long long cursor;
+    if (parse_cursor(argv[1], argl[1], &cursor) < 0) {
+        resp_add_error(&c->out, "ERR invalid cursor");
+        return;
+    }
+    long long count = 10;
+    key_collect_t k = {.now = clock_now_ms()};
+    for (int i = 2; i < argc; i += 2) {
+        int has_value = i + 1 < argc;
+        if (has_value && cmd_is(argv[i], argl[i], "count")) {
+            if (cmd_ll_or_reply(c, argv[i + 1], argl[i + 1], &count) < 0)
+                return;
+            if (count < 1) {
+                resp_add_error(&c->out, ERR_SYNTAX);
+                return;
+            }
+        } else if (has_value && cmd_is(argv[i], argl[i], "match")) {
+            int all = argl[i + 1] == 1 && argv[i + 1][0] == '*';
+            k.pattern = all ? NULL : argv[i + 1];
+            k.plen = argl[i + 1];
+        } else if (has_value && cmd_is(argv[i], argl[i], "type")) {
+            k.type_none = !cmd_is(argv[i + 1], argl[i + 1], "string");
+        } else {
+            resp_add_error(&c->out, ERR_SYNTAX);
+            return;
+        }
+    }
+    buf_init(&k.keys);
+    uint64_t next = cache_scan(n->cache, cursor, (size_t)count, collect_key, &k);
+    resp_add_array(&c->out, 2);
+    resp_add_bulk_ll(&c->out, (long long)next);
+    reply_keys(c, &k);
+}

@@ -1,0 +1,132 @@
+/* cmd_util: argument parsing and flush hooks shared by the commands; see cmd.h. */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "cmd.h"
+
+int cmd_parse_ll(const char *s, size_t len, long long *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    size_t i = 0;
+    int neg = 0;
+    if (len == 1 && s[0] == '0') {
+        *out = 0;
+        return 0;
+    }
+    if (s[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (len == 1)
+            return -1;
+    }
+    if (s[i] < '1' || s[i] > '9')
+        return -1;
+    unsigned long long v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return -1;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return -1;
+        *out = (long long)v;
+    }
+    return 0;
+}
+
+int cmd_ll_or_reply(client_t *c, const char *s, size_t len, long long *out)
+{
+    if (cmd_parse_ll(s, len, out) == 0)
+        return 0;
+    resp_add_error(&c->out, ERR_NOT_INT);
+    return -1;
+}
+
+int cmd_is(const char *arg, size_t len, const char *lit)
+{
+    return strlen(lit) == len && strncasecmp(arg, lit, len) == 0;
+}
+
+void cmd_reply_arity(client_t *c, const char *fullname)
+{
+    resp_add_errorf(&c->out, "ERR wrong number of arguments for '%s' command", fullname);
+}
+
+void cmd_reply_invalid_expire(client_t *c, const char *cmd)
+{
+    resp_add_errorf(&c->out, "ERR invalid expire time in '%s' command", cmd);
+}
+
+int cmd_expire_at(long long v, long long unit_ms, int absolute, long long now_ms, long long *out)
+{
+    long long ms;
+    if (__builtin_mul_overflow(v, unit_ms, &ms))
+        return -1;
+    if (!absolute && __builtin_add_overflow(ms, now_ms, &ms))
+        return -1;
+    *out = ms;
+    return 0;
+}
+
+/* Every flush: remember it for SETL, send it to the members, and hold the
+ * client's replies until they have applied it. */
+void cmd_flushed_key(client_t *c, const char *key, size_t klen)
+{
+    node_t *n = cmd_node(c);
+    n->stats.flushes_local++;
+    flushmark_key(n->flushmark, key, klen);
+    client_block(c, cluster_flush_key(n->cluster, key, klen));
+}
+
+void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen)
+{
+    node_t *n = cmd_node(c);
+    n->stats.flushes_local++;
+    flushmark_prefix(n->flushmark, prefix, plen);
+    client_block(c, cluster_flush_prefix(n->cluster, prefix, plen));
+}
+
+void cmd_flushed_all(client_t *c)
+{
+    node_t *n = cmd_node(c);
+    n->stats.flushes_local++;
+    flushmark_all(n->flushmark);
+    client_block(c, cluster_flush_all(n->cluster));
+}
+
+void cmd_seeded(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                int64_t expire_at)
+{
+    node_t *n = cmd_node(c);
+    flushmark_key(n->flushmark, key, klen);
+    client_block(c, cluster_seed(n->cluster, key, klen, val, vlen, expire_at));
+}
+
+cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen)
+{
+    node_t *n = cmd_node(c);
+    if (!node_serves_cache(n)) {
+        cluster_count_bypass(n->cluster);
+        return NULL;
+    }
+    return cache_lookup(n->cache, key, klen, clock_now_ms(), CACHE_READ);
+}
+
+void cmd_after_write(client_t *c)
+{
+    cache_t *cache = cmd_node(c)->cache;
+    if (cache_maxmemory(cache) && cache_used_memory(cache) > cache_maxmemory(cache))
+        cache_evict(cache);
+}

@@ -1,0 +1,238 @@
+/* main: cohortd start-up and shutdown.
+ *
+ * Owns: the order in which subsystems start and stop, wiring the layers
+ * together (the server's execute hook is the command table, the cluster's
+ * host is the node, the HTTP routes are admin's), signal handling, the
+ * periodic cron timer, and running the node's end-of-turn hooks from the
+ * loop's check and prepare phases.
+ * Never: implements a subsystem itself. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "clock.h"
+#include "commands.h"
+#include "log.h"
+#include "node.h"
+#include "status.h"
+
+#define CRON_INTERVAL_MS 10 /* how often background work runs */
+#define CRON_BUDGET_US 1000 /* at most this much of it per run */
+
+typedef struct daemon_handles {
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t cron;
+    uv_check_t after_io;     /* writes replies and peer frames after I/O... */
+    uv_prepare_t before_poll; /* ...and what timers queued, before the loop sleeps */
+} daemon_handles_t;
+
+static void end_of_turn(node_t *n);
+
+static void shutdown_node(node_t *n, const char *why)
+{
+    if (n->shutting_down)
+        return;
+    n->shutting_down = 1;
+    log_info("main", "shutting down (%s)", why);
+    daemon_handles_t *d = n->loop->data;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->cron, NULL);
+    end_of_turn(n);
+    uv_close((uv_handle_t *)&d->after_io, NULL);
+    uv_close((uv_handle_t *)&d->before_poll, NULL);
+    cluster_stop(n->cluster);
+    n->cluster = NULL;
+    server_stop(n->server);
+    n->server = NULL;
+    if (n->http)
+        http_stop(n->http);
+    n->http = NULL;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    node_t *n = h->data;
+    if (signum == SIGHUP) {
+        log_reopen();
+        log_info("main", "log file reopened");
+        return;
+    }
+    shutdown_node(n, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_cron(uv_timer_t *t)
+{
+    node_t *n = t->data;
+    clock_tick();
+    cache_cron(n->cache, clock_now_ms(), CRON_BUDGET_US);
+    node_mode_watch(n);
+}
+
+/* Sends what this part of the loop turn queued: peer frames (flush batches,
+ * acks, heartbeats) and client replies. Runs after I/O (uv_check) and again
+ * before the loop sleeps (uv_prepare): libuv runs timers before it polls, so
+ * a heartbeat or a held reply released by a timer would otherwise wait for
+ * the poll to return, up to one timer period later. */
+static void end_of_turn(node_t *n)
+{
+    node_hooks_run(&n->end_of_turn);
+}
+
+static void cluster_turn(void *ud)
+{
+    cluster_end_of_turn(ud);
+}
+
+static void server_turn(void *ud)
+{
+    server_flush_writes(ud);
+}
+
+static void on_after_io(uv_check_t *h)
+{
+    end_of_turn(h->data);
+}
+
+static void on_before_poll(uv_prepare_t *h)
+{
+    end_of_turn(h->data);
+}
+
+/* Raises the open-file limit to fit maxclients; lowers maxclients if the
+ * hard limit does not allow it (as redis-server does). */
+static void fit_file_limit(config_t *cfg)
+{
+    const rlim_t reserved = 64; /* listeners, peers, logs, store */
+    rlim_t want = (rlim_t)cfg->maxclients + reserved;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t cur = want < rl.rlim_max ? want : rl.rlim_max;
+    rl.rlim_cur = cur;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want) {
+        size_t fit = rl.rlim_cur > reserved ? (size_t)(rl.rlim_cur - reserved) : 1;
+        log_warn("main", "open file limit is %llu: maxclients lowered from %zu to %zu",
+                 (unsigned long long)rl.rlim_cur, cfg->maxclients, fit);
+        cfg->maxclients = fit;
+    }
+}
+
+static int start_handles(node_t *n, daemon_handles_t *d)
+{
+    n->loop->data = d;
+    uv_signal_init(n->loop, &d->sigterm);
+    uv_signal_init(n->loop, &d->sigint);
+    uv_signal_init(n->loop, &d->sighup);
+    d->sigterm.data = d->sigint.data = d->sighup.data = n;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sighup, on_signal, SIGHUP);
+    uv_timer_init(n->loop, &d->cron);
+    d->cron.data = n;
+    uv_timer_start(&d->cron, on_cron, CRON_INTERVAL_MS, CRON_INTERVAL_MS);
+    uv_check_init(n->loop, &d->after_io);
+    d->after_io.data = n;
+    uv_check_start(&d->after_io, on_after_io);
+    uv_prepare_init(n->loop, &d->before_poll);
+    d->before_poll.data = n;
+    uv_prepare_start(&d->before_poll, on_before_poll);
+    return 0;
+}
+
+static int start_http(node_t *n)
+{
+    config_t *cfg = n->cfg;
+    if (cfg->http_port == 0)
+        return 0;
+    char err[256];
+    size_t nroutes;
+    const http_route_t *routes = status_routes(&nroutes);
+    n->http = http_start(n->loop, cfg->http_bind, cfg->http_port, cfg->http_max_request, routes,
+                         nroutes, n, err, sizeof(err));
+    if (!n->http) {
+        log_error("http", "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts the listeners, the cluster and HTTP, and registers what each does
+ * at the end of a loop turn (the cluster's frames go out before the replies
+ * they may release). Returns 0, or -1 with a message in err. */
+static int start_subsystems(node_t *n, char *err, size_t errlen)
+{
+    server_hooks_t hooks = {n, commands_execute};
+    n->server = server_start(n->loop, n->cfg, &hooks, err, errlen);
+    if (!n->server)
+        return -1;
+    cluster_host_t host = node_cluster_host(n);
+    if (cluster_start(n->loop, n->cfg, &host, &n->cluster, err, errlen) < 0)
+        return -1;
+    if (start_http(n) < 0)
+        return -1;
+    if (n->cluster)
+        node_hooks_add(&n->end_of_turn, "cluster", cluster_turn, n->cluster);
+    node_hooks_add(&n->end_of_turn, "server", server_turn, n->server);
+    node_register_metrics(n);
+    n->mode.serving_cache = node_serves_cache(n);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    config_t cfg;
+    char err[512];
+    config_defaults(&cfg);
+    int rc = config_from_args(&cfg, argc, argv, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "cohortd: %s\n", err);
+        config_free(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    int level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
+    if (log_open(cfg.name, cfg.log_file, level < 0 ? LOG_INFO : level) < 0) {
+        fprintf(stderr, "cohortd: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
+        config_free(&cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    fit_file_limit(&cfg);
+
+    node_t node;
+    memset(&node, 0, sizeof(node));
+    node_init(&node, uv_default_loop(), &cfg);
+
+    daemon_handles_t handles;
+    err[0] = '\0';
+    start_handles(&node, &handles);
+    if (start_subsystems(&node, err, sizeof(err)) < 0) {
+        log_error("main", "%s", err);
+        shutdown_node(&node, "start-up failed");
+        uv_run(node.loop, UV_RUN_DEFAULT);
+        uv_loop_close(node.loop);
+        node_free(&node);
+        log_close();
+        config_free(&cfg);
+        return 1;
+    }
+    log_info("main", "cohortd %s started, node %s, run id %s", COHORT_VERSION, cfg.name,
+             node.run_id);
+
+    uv_run(node.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(node.loop);
+    if (rc != 0)
+        log_warn("main", "event loop closed with handles open: %s", uv_strerror(rc));
+    node_free(&node);
+    log_info("main", "stopped");
+    log_close();
+    config_free(&cfg);
+    return 0;
+}

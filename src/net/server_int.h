@@ -1,0 +1,31 @@
+/* server_int: the server's structure, shared by server.c and blocked.c only
+ * (as btreeInt.h is to sqlite's btree). Nothing outside net/ includes it. */
+#ifndef COHORT_SERVER_INT_H
+#define COHORT_SERVER_INT_H
+
+#include "server.h"
+
+struct server {
+    uv_loop_t *loop;
+    const config_t *cfg;
+    server_hooks_t hooks;
+    server_stats_t stats;
+    uv_tcp_t tcp;
+    uv_pipe_t unix_sock;
+    int tcp_open, unix_open;
+    uv_timer_t idle_timer;
+    int idle_open;
+    client_t *clients;   /* doubly linked list of open clients */
+    size_t nclients;
+    client_t *wlist;     /* clients with replies to write this turn */
+    client_t *rpaused;   /* clients that filled a read this turn (fairness) */
+    client_t *blocked;   /* clients whose replies are held (bprev/bnext) */
+    size_t nblocked;
+    uint64_t next_id;
+    int stopping;
+};
+
+/* Forgets c's hold (it is closing). */
+void blocked_forget(server_t *s, client_t *c);
+
+#endif

@@ -1,0 +1,73 @@
+/* node: the state of one running cohortd, owned by its event loop.
+ *
+ * Owns: pointers to every subsystem of this process, the node's own counters,
+ * its metrics registry and its end-of-turn hooks, and the glue by which the
+ * lower layers reach each other without knowing each other (the cluster's
+ * host interface: members' flushes into the cache, acknowledgements releasing
+ * held replies).
+ * Never: is touched from another thread (every field belongs to the loop), or
+ * executes commands (cmd/ does, above this layer).
+ *
+ * Layer: above base, proto, cache, net and cluster; below cmd, admin and the
+ * daemon. */
+#ifndef COHORT_NODE_H
+#define COHORT_NODE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "cache.h"
+#include "cluster.h"
+#include "config.h"
+#include "flushmark.h"
+#include "hooks.h"
+#include "http.h"
+#include "metrics.h"
+#include "mode.h"
+#include "server.h"
+#include "version.h"
+
+/* The redis_version cohortd announces (HELLO, INFO): clients use it to decide
+ * which commands they may send; cohortd speaks the protocol of Redis 7. */
+#define COHORT_REDIS_COMPAT_VERSION "7.0.0"
+
+typedef struct node_stats {
+    uint64_t commands_processed;
+    uint64_t flushes_local; /* flush commands executed here */
+    uint64_t setl_refused;  /* SETL refused because the key was flushed */
+} node_stats_t;
+
+typedef struct node {
+    uv_loop_t *loop;
+    config_t *cfg;
+    cache_t *cache;
+    server_t *server;       /* client listeners and connections */
+    flushmark_t *flushmark; /* flush history for GETL/SETL */
+    http_server_t *http;
+    cluster_t *cluster; /* NULL when running alone */
+    node_stats_t stats;
+    metrics_t *metrics;       /* every figure INFO, /metrics, /v1/status show */
+    node_hooks_t end_of_turn; /* run after I/O and before the loop sleeps */
+    node_mode_watch_t mode;   /* last mode seen, for logging its changes */
+    char run_id[41];          /* random hex, new at every start */
+    int64_t start_ms;         /* wall clock at start */
+    int shutting_down;
+} node_t;
+
+/* Prepares n (zeroed by the caller) for loop and cfg: the cache, the flush
+ * marks, the run id, the metrics registry. Returns 0. */
+int node_init(node_t *n, uv_loop_t *loop, config_t *cfg);
+/* Frees what node_init and the subsystems left (call after the loop ended). */
+void node_free(node_t *n);
+
+/* The host interface the cluster gets (cluster_start). */
+cluster_host_t node_cluster_host(node_t *n);
+/* Releases held replies whose flushes are acknowledged (the cluster's
+ * progress callback does this too). */
+void node_release_replies(node_t *n);
+/* Registers the metrics of every subsystem (call once they exist). */
+void node_register_metrics(node_t *n);
+/* Milliseconds since start. */
+int64_t node_uptime_ms(const node_t *n);
+
+#endif

@@ -1,0 +1,276 @@
+/* node_metrics: the rows of the node's metrics registry (metrics.h): every
+ * figure INFO, /metrics, /v1/status and COHORT.STATUS show, each with every
+ * place it is shown. Reading a row reads the subsystem at that moment; a
+ * subsystem the node lacks (running alone, starting, stopping) reads as zero.
+ * Never: keeps a value of its own. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "node.h"
+
+/* ---- values ----------------------------------------------------------------- */
+
+#define GETTER(fname, expr)                                                                      \
+    static uint64_t fname(void *ud)                                                              \
+    {                                                                                            \
+        node_t *n = ud;                                                                          \
+        (void)n;                                                                                 \
+        return (uint64_t)(expr);                                                                 \
+    }
+
+static const cache_stats_t *cstats(node_t *n)
+{
+    static const cache_stats_t none;
+    return n->cache ? cache_stats(n->cache) : &none;
+}
+
+static size_t rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+GETTER(get_arch_bits, sizeof(void *) * 8)
+GETTER(get_pid, getpid())
+GETTER(get_tcp_port, n->cfg->port)
+GETTER(get_uptime_ms, node_uptime_ms(n))
+GETTER(get_uptime_s, node_uptime_ms(n) / 1000)
+GETTER(get_uptime_days, node_uptime_ms(n) / 1000 / 86400)
+GETTER(get_clients, server_client_count(n->server))
+GETTER(get_maxclients, n->cfg->maxclients)
+GETTER(get_clients_memory, server_clients_memory(n->server))
+GETTER(get_used_memory, n->cache ? cache_used_memory(n->cache) : 0)
+GETTER(get_rss, rss_bytes())
+GETTER(get_maxmemory, n->cache ? cache_maxmemory(n->cache) : n->cfg->maxmemory)
+GETTER(get_keys, n->cache ? cache_count(n->cache) : 0)
+GETTER(get_expiring, n->cache ? cache_expires_count(n->cache) : 0)
+GETTER(get_hits, cstats(n)->hits)
+GETTER(get_misses, cstats(n)->misses)
+GETTER(get_evicted, cstats(n)->evicted)
+GETTER(get_expired, cstats(n)->expired)
+GETTER(get_conn_received, server_stats(n->server)->connections_received)
+GETTER(get_conn_rejected, server_stats(n->server)->rejected_connections)
+GETTER(get_protocol_errors, server_stats(n->server)->protocol_errors)
+GETTER(get_output_closes, server_stats(n->server)->output_limit_closes)
+GETTER(get_query_closes, server_stats(n->server)->query_limit_closes)
+GETTER(get_net_in, server_stats(n->server)->net_input_bytes)
+GETTER(get_net_out, server_stats(n->server)->net_output_bytes)
+GETTER(get_waits, server_stats(n->server)->blocked_releases)
+GETTER(get_wait_usec, server_stats(n->server)->blocked_usec)
+GETTER(get_zero, 0)
+GETTER(get_commands, n->stats.commands_processed)
+GETTER(get_setl_refused, n->stats.setl_refused)
+GETTER(get_flushes_local, n->stats.flushes_local)
+GETTER(get_http_requests, n->http ? http_counters(n->http)->requests : 0)
+GETTER(get_http_bad, n->http ? http_counters(n->http)->bad_requests : 0)
+GETTER(get_in_cluster, n->cluster != NULL)
+GETTER(get_members, cluster_member_count(n->cluster))
+GETTER(get_serving_cache, node_serves_cache(n))
+GETTER(get_cut_off, cluster_cut_off(n->cluster))
+GETTER(get_incarnation, cluster_incarnation(n->cluster))
+GETTER(get_flushes_sent, cluster_counters(n->cluster)->flushes_sent)
+GETTER(get_flushes_received, cluster_counters(n->cluster)->flushes_received)
+GETTER(get_flush_frames, cluster_counters(n->cluster)->flush_frames_sent)
+GETTER(get_ack_timeouts, cluster_counters(n->cluster)->ack_timeouts)
+GETTER(get_bypasses, cluster_counters(n->cluster)->bypasses)
+GETTER(get_cache_drops, cluster_counters(n->cluster)->cache_drops)
+GETTER(get_replayed, cluster_counters(n->cluster)->replayed)
+GETTER(get_links_refused, cluster_counters(n->cluster)->links_refused)
+GETTER(get_state_changes, cluster_counters(n->cluster)->state_changes)
+
+static void human_bytes(char *out, size_t len, uint64_t n)
+{
+    const char *units = "BKMGT";
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, len, "%lluB", (unsigned long long)n);
+    else
+        snprintf(out, len, "%.2f%c", v, units[u]);
+}
+
+#define TEXT(fname, expr)                                                                        \
+    static const char *fname(void *ud, char *buf, size_t len)                                    \
+    {                                                                                            \
+        node_t *n = ud;                                                                          \
+        (void)n, (void)buf, (void)len;                                                           \
+        return (expr);                                                                           \
+    }
+
+static const char *os_name(char *buf, size_t len)
+{
+    struct utsname u;
+    uname(&u);
+    snprintf(buf, len, "%s %s %s", u.sysname, u.release, u.machine);
+    return buf;
+}
+
+static const char *human(char *buf, size_t len, uint64_t v)
+{
+    human_bytes(buf, len, v);
+    return buf;
+}
+
+TEXT(text_redis_version, COHORT_REDIS_COMPAT_VERSION)
+TEXT(text_version, COHORT_VERSION)
+TEXT(text_standalone, "standalone")
+TEXT(text_os, os_name(buf, len))
+TEXT(text_run_id, n->run_id)
+TEXT(text_name, n->cfg->name)
+TEXT(text_role, n->cfg->role)
+TEXT(text_config_file, n->cfg->path ? n->cfg->path : "")
+TEXT(text_state, node_mode_name(node_mode(n)))
+TEXT(text_used_human, human(buf, len, get_used_memory(n)))
+TEXT(text_rss_human, human(buf, len, get_rss(n)))
+TEXT(text_max_human, human(buf, len, get_maxmemory(n)))
+TEXT(text_policy, "allkeys-lru")
+TEXT(text_why_not_serving, node_why_not_serving(n))
+
+/* ---- the rows ----------------------------------------------------------------- */
+
+/* One row: type, Prometheus name and help (NULL: not in /metrics), divisor,
+ * INFO "section:field", /v1/status path, COHORT.STATUS key, and the value. */
+#define ROW(type, prom, help, div, info, json, status, get)                                      \
+    {type, prom, help, div, info, json, status, 0, NULL, get, NULL, NULL}
+#define TROW(info, json, status, text)                                                           \
+    {METRIC_TEXT, NULL, NULL, 0, info, json, status, 0, NULL, NULL, text, NULL}
+#define C METRIC_COUNTER
+#define G METRIC_GAUGE
+#define B METRIC_BOOL
+
+static const metric_t rows[] = {
+    /* server */
+    TROW("server:redis_version", NULL, NULL, text_redis_version),
+    TROW("server:cohort_version", "version", "version", text_version),
+    TROW("server:redis_mode", NULL, NULL, text_standalone),
+    TROW("server:os", NULL, NULL, text_os),
+    ROW(G, NULL, NULL, 0, "server:arch_bits", NULL, NULL, get_arch_bits),
+    ROW(G, NULL, NULL, 0, "server:process_id", NULL, NULL, get_pid),
+    TROW("server:run_id", "run_id", "run_id", text_run_id),
+    ROW(G, NULL, NULL, 0, "server:tcp_port", NULL, NULL, get_tcp_port),
+    ROW(G, "cohort_uptime_seconds", "Seconds since this node started.", 1000, NULL, "uptime_ms",
+        "uptime_ms", get_uptime_ms),
+    ROW(G, NULL, NULL, 0, "server:uptime_in_seconds", NULL, NULL, get_uptime_s),
+    ROW(G, NULL, NULL, 0, "server:uptime_in_days", NULL, NULL, get_uptime_days),
+    TROW("server:node_name", "node", "node", text_name),
+    TROW("server:node_role", "role", "role", text_role),
+    TROW("server:config_file", NULL, NULL, text_config_file),
+    TROW(NULL, "state", "state", text_state),
+    /* clients */
+    ROW(G, "cohort_connected_clients", "Open client connections.", 0,
+        "clients:connected_clients", "clients", "clients", get_clients),
+    ROW(G, NULL, NULL, 0, "clients:maxclients", NULL, NULL, get_maxclients),
+    ROW(G, NULL, NULL, 0, "clients:clients_memory", NULL, NULL, get_clients_memory),
+    /* memory */
+    ROW(G, "cohort_used_memory_bytes", "Bytes used by the cache, as counted against maxmemory.",
+        0, "memory:used_memory", "cache.used_memory", "used_memory", get_used_memory),
+    TROW("memory:used_memory_human", NULL, NULL, text_used_human),
+    ROW(G, NULL, NULL, 0, "memory:used_memory_rss", NULL, NULL, get_rss),
+    TROW("memory:used_memory_rss_human", NULL, NULL, text_rss_human),
+    ROW(G, "cohort_maxmemory_bytes", "Cache memory limit in bytes (0: none).", 0,
+        "memory:maxmemory", "cache.maxmemory", "maxmemory", get_maxmemory),
+    TROW("memory:maxmemory_human", NULL, NULL, text_max_human),
+    TROW("memory:maxmemory_policy", NULL, NULL, text_policy),
+    ROW(G, NULL, NULL, 0, "memory:mem_clients_normal", NULL, NULL, get_clients_memory),
+    /* stats */
+    ROW(C, "cohort_connections_total", "Client connections accepted.", 0,
+        "stats:total_connections_received", NULL, NULL, get_conn_received),
+    ROW(C, NULL, NULL, 0, "stats:total_commands_processed", "commands_processed", NULL,
+        get_commands),
+    ROW(C, "cohort_net_input_bytes_total", "Bytes read from clients.", 0,
+        "stats:total_net_input_bytes", NULL, NULL, get_net_in),
+    ROW(C, "cohort_net_output_bytes_total", "Bytes written to clients.", 0,
+        "stats:total_net_output_bytes", NULL, NULL, get_net_out),
+    ROW(C, "cohort_rejected_connections_total", "Client connections refused (maxclients).", 0,
+        "stats:rejected_connections", NULL, NULL, get_conn_rejected),
+    ROW(C, "cohort_cache_expirations_total", "Keys removed because their time passed.", 0,
+        "stats:expired_keys", "cache.expirations", NULL, get_expired),
+    ROW(C, "cohort_cache_evictions_total", "Keys evicted to stay under maxmemory.", 0,
+        "stats:evicted_keys", "cache.evictions", NULL, get_evicted),
+    ROW(C, "cohort_cache_hits_total", "Cache reads that found a live key.", 0,
+        "stats:keyspace_hits", "cache.hits", NULL, get_hits),
+    ROW(C, "cohort_cache_misses_total", "Cache reads that found no key.", 0,
+        "stats:keyspace_misses", "cache.misses", NULL, get_misses),
+    ROW(C, NULL, NULL, 0, "stats:total_error_replies", NULL, NULL, get_zero),
+    ROW(C, "cohort_protocol_errors_total", "Client connections closed for malformed RESP.", 0,
+        "stats:protocol_errors", NULL, NULL, get_protocol_errors),
+    ROW(C, "cohort_client_output_limit_disconnects_total",
+        "Client connections closed for exceeding the output buffer limit.", 0,
+        "stats:client_output_limit_disconnects", NULL, NULL, get_output_closes),
+    ROW(C, NULL, NULL, 0, "stats:client_query_limit_disconnects", NULL, NULL, get_query_closes),
+    ROW(C, "cohort_setl_refused_total", "SETL fills refused because the key was flushed.", 0,
+        "stats:setl_refused", NULL, NULL, get_setl_refused),
+    /* cache (not in INFO) */
+    ROW(G, "cohort_cache_keys", "Keys in the cache.", 0, NULL, "cache.keys", "keys", get_keys),
+    ROW(G, "cohort_cache_expiring_keys", "Keys in the cache with an expire time.", 0, NULL,
+        "cache.expiring_keys", NULL, get_expiring),
+    ROW(C, "cohort_flushes_total", "Flush commands executed on this node.", 0, NULL, NULL, NULL,
+        get_flushes_local),
+    ROW(C, "cohort_http_requests_total", "HTTP requests answered, bad ones included.", 0, NULL,
+        NULL, NULL, get_http_requests),
+    ROW(C, "cohort_http_bad_requests_total",
+        "HTTP requests refused as malformed, too large or unsupported.", 0, NULL, NULL, NULL,
+        get_http_bad),
+    /* cohort */
+    ROW(B, NULL, NULL, 0, "cohort:cohort_cluster", NULL, NULL, get_in_cluster),
+    ROW(G, "cohort_cluster_members", "Other members configured.", 0, "cohort:cohort_members",
+        NULL, "members", get_members),
+    {G, NULL, NULL, 0, NULL, "incarnation", "incarnation", METRIC_JSON_HEX, NULL,
+     get_incarnation, NULL, NULL},
+    ROW(B, NULL, NULL, 0, "cohort:cohort_serving_cache", "serving_cache", NULL,
+        get_serving_cache),
+    TROW(NULL, "why_not_serving", NULL, text_why_not_serving),
+    ROW(B, NULL, NULL, 0, "cohort:cohort_cut_off", NULL, NULL, get_cut_off),
+    ROW(C, "cohort_flush_entries_sent_total", "Flush entries sent to members.", 0,
+        "cohort:flush_entries_sent", NULL, NULL, get_flushes_sent),
+    ROW(C, "cohort_flush_entries_received_total", "Flush entries applied from members.", 0,
+        "cohort:flush_entries_received", NULL, NULL, get_flushes_received),
+    ROW(C, "cohort_flush_frames_sent_total", "FLUSH frames sent (batches).", 0, NULL, NULL, NULL,
+        get_flush_frames),
+    ROW(C, "cohort_flush_ack_timeouts_total",
+        "Times a member did not acknowledge a flush within flush_timeout.", 0,
+        "cohort:flush_ack_timeouts", NULL, NULL, get_ack_timeouts),
+    ROW(C, "cohort_flush_wait_seconds_total", "Total time flush replies waited for "
+        "acknowledgements.", 1000000, NULL, NULL, NULL, get_wait_usec),
+    ROW(C, "cohort_flush_waits_total", "Flush replies that waited for acknowledgements.", 0,
+        NULL, NULL, NULL, get_waits),
+    ROW(C, "cohort_cache_bypasses_total",
+        "Reads that missed because the coherence lease did not hold.", 0,
+        "cohort:cache_bypasses", NULL, NULL, get_bypasses),
+    ROW(C, "cohort_cache_drops_total",
+        "Whole-cache drops because flushes from a member may have been lost.", 0,
+        "cohort:cache_drops", NULL, NULL, get_cache_drops),
+    ROW(C, "cohort_flush_entries_replayed_total",
+        "Flush entries replayed to members that reconnected.", 0, NULL, NULL, NULL,
+        get_replayed),
+    ROW(C, "cohort_peer_links_refused_total",
+        "Peer links refused or closed: bad key, address, version or frame.", 0, NULL, NULL,
+        NULL, get_links_refused),
+    ROW(C, "cohort_member_state_changes_total", "Member state changes.", 0, NULL, NULL, NULL,
+        get_state_changes),
+};
+
+#undef C
+#undef G
+#undef B
+
+void node_register_metrics(node_t *n)
+{
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        metric_t m = rows[i];
+        m.ud = n;
+        metrics_add(n->metrics, &m);
+    }
+}
