@@ -20,5 +20,9 @@ int64_t clock_now_ms(void);
 void clock_tick(void);
 /* Wall-clock milliseconds read at this moment (not cached). */
 int64_t clock_wall_ms(void);
+/* Monotonic milliseconds (CLOCK_MONOTONIC) read at this moment: for leases,
+ * timeouts and held replies, which must be judged by a clock read when the
+ * decision is taken, never by the time a loop turn or a batch started. */
+int64_t clock_mono_ms(void);
 
 #endif

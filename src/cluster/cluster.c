@@ -30,7 +30,8 @@
 
 int64_t cluster_mono(const cluster_t *cl)
 {
-    return (int64_t)uv_now(cl->loop);
+    (void)cl;
+    return clock_mono_ms(); /* read now: a lease is judged when it is used */
 }
 
 int cluster_lease_ms(const cluster_t *cl)
@@ -70,8 +71,12 @@ static int load_key(cluster_t *cl, const char *path, char *err, size_t errlen)
             rc = 0;
     }
     close(fd);
-    if (rc == 0)
-        frame_cluster_key(secret, (size_t)n, cl->key);
+    if (rc == 0) {
+        uint8_t key[FRAME_KEY_SIZE];
+        frame_cluster_key(secret, (size_t)n, key);
+        frame_key_init(&cl->key, key);
+        OPENSSL_cleanse(key, sizeof(key));
+    }
     OPENSSL_cleanse(secret, sizeof(secret));
     return rc;
 }
@@ -242,6 +247,7 @@ static void release(cluster_t *cl)
     if (--cl->stopping > 0)
         return;
     coherence_free(cl);
+    frame_key_free(&cl->key);
     free(cl->members);
     free(cl->authorized);
     free(cl);

@@ -54,7 +54,7 @@ uint64_t cluster_flush_all(cluster_t *cl);
 uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
                       int64_t expire_at);
 
-/* 1 when a reply held since 'since' (the loop's clock, uv_now) for our flush
+/* 1 when a reply held since 'since' (clock_mono_ms) for our flush
  * number seq may go: every member that could still serve the value it
  * removed has applied it, or cannot serve any more. Always 1 when alone. */
 int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since);

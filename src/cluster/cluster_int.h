@@ -3,7 +3,8 @@
  * four files includes it.
  *
  * Clocks: every time here is this process's monotonic clock in milliseconds
- * (uv_now of the loop) unless the name ends in _wall.
+ * (clock_mono_ms, read at the moment of each decision, never the time the
+ * loop turn started) unless the name ends in _wall.
  *
  * Invariants:
  *   1. A member has at most one READY link (m->link). Links are initiated
@@ -30,6 +31,7 @@
 #include "frame.h"
 
 #define NAME_MAX_LEN 64
+#define PING_RING 8 /* PINGs whose PONG is still accepted */
 
 enum member_state {
     MEMBER_UNKNOWN = 0, /* not reached since this node started */
@@ -58,7 +60,8 @@ typedef struct link {
     size_t out_inflight;
     uint8_t nonce_i[FRAME_NONCE_SIZE];
     uint8_t nonce_a[FRAME_NONCE_SIZE];
-    uint8_t key[FRAME_KEY_SIZE]; /* link key once READY */
+    frame_key_t key_out; /* MAC key of frames we send, once READY */
+    frame_key_t key_in;  /* MAC key of frames we receive, once READY */
     uint64_t send_seq;
     uint64_t recv_seq;
     int64_t deadline; /* handshake must finish by */
@@ -89,7 +92,9 @@ struct member {
     int64_t lease_until;    /* our lease on it: send time of a PINGed PONG + T */
     int64_t last_pong_sent; /* its possible lease on us ends by this + T */
     int64_t last_ping_sent;
-    uint64_t ping_id;
+    uint64_t ping_id;     /* the last PING sent */
+    uint64_t pong_id;     /* the last PING whose PONG was accepted */
+    int64_t ping_sent[PING_RING]; /* send time of PING id, at [id % PING_RING] */
     uint64_t ping_hrtime; /* uv_hrtime() when PING ping_id went out: for rtt_ms */
     double rtt_ms;
     int refused; /* the last connection attempt was refused */
@@ -128,7 +133,7 @@ struct cluster {
     const config_t *cfg;
     cluster_host_t host; /* how the cluster reaches the cache and held replies */
     uv_loop_t *loop;
-    uint8_t key[FRAME_KEY_SIZE]; /* derived from the key file */
+    frame_key_t key; /* derived from the key file: the handshake frames' MAC key */
     char self_id[80];
     uint64_t incarnation;
     uv_tcp_t listener;

@@ -88,6 +88,7 @@ static void send_ping(member_t *m, int64_t now)
     frame_put_u64(&l->out, ++m->ping_id);
     frame_put_u64(&l->out, (uint64_t)now);
     peer_frame_end(l, s);
+    m->ping_sent[m->ping_id % PING_RING] = now;
     m->last_ping_sent = now;
     m->ping_hrtime = uv_hrtime();
 }
@@ -177,10 +178,14 @@ void member_on_pong(member_t *m, frame_reader_t *r)
     if (frame_reader_done(r) != 0)
         return;
     cluster_t *cl = m->cl;
+    /* Only a PONG for one of our last PINGs, newer than any answered, and
+     * echoing the time we sent it, extends the lease. */
+    if (id <= m->pong_id || id > m->ping_id || m->ping_id - id >= PING_RING ||
+        m->ping_sent[id % PING_RING] != (int64_t)t)
+        return;
+    m->pong_id = id;
     int64_t now = cluster_mono(cl);
     int64_t sent = (int64_t)t;
-    if (sent > now || sent < now - 60000)
-        return; /* not a time we sent */
     /* The loop's clock ticks in whole ms; the round trip of the latest
      * PING is measured with the high-resolution clock instead. */
     m->rtt_ms = id == m->ping_id ? (double)(uv_hrtime() - m->ping_hrtime) / 1e6

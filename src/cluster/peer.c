@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "clock.h"
 #include "cluster_int.h"
@@ -82,6 +83,8 @@ static void on_link_closed(uv_handle_t *h)
     link_t *l = h->data;
     buf_free(&l->in);
     buf_free(&l->out);
+    frame_key_free(&l->key_out);
+    frame_key_free(&l->key_in);
     free(l);
 }
 
@@ -134,7 +137,7 @@ size_t peer_frame_begin(link_t *l, uint8_t type)
 
 void peer_frame_end(link_t *l, size_t start)
 {
-    frame_end(&l->out, start, l->state == LINK_READY ? l->key : l->cl->key);
+    frame_end(&l->out, start, l->state == LINK_READY ? &l->key_out : &l->cl->key);
     want_write(l);
 }
 
@@ -261,7 +264,7 @@ static void on_hello(link_t *l, const frame_hdr_t *h)
         return;
     }
     uint8_t proof[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, l->peer_name,
+    frame_proof(cl->key.bytes, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, l->peer_name,
                 cfg->name, proof);
     size_t s = peer_frame_begin(l, FRAME_WELCOME);
     frame_put_u8(&l->out, FRAME_VERSION);
@@ -283,7 +286,12 @@ static void become_ready(link_t *l)
         peer_close(m->link, "superseded by a new link");
     memcpy(m->name, l->peer_name, sizeof(m->name));
     coherence_new_incarnation(m, l->peer_inc);
-    frame_link_key(cl->key, FRAME_KEY_SIZE, l->nonce_i, l->nonce_a, l->key);
+    uint8_t i2a[FRAME_KEY_SIZE], a2i[FRAME_KEY_SIZE];
+    frame_link_keys(cl->key.bytes, FRAME_KEY_SIZE, l->nonce_i, l->nonce_a, i2a, a2i);
+    frame_key_init(&l->key_out, l->initiator ? i2a : a2i);
+    frame_key_init(&l->key_in, l->initiator ? a2i : i2a);
+    OPENSSL_cleanse(i2a, sizeof(i2a));
+    OPENSSL_cleanse(a2i, sizeof(a2i));
     l->state = LINK_READY;
     l->send_seq = 0;
     l->recv_seq = 1;
@@ -318,14 +326,14 @@ static void on_welcome(link_t *l, const frame_hdr_t *h)
     l->peer_inc = inc;
     memcpy(l->nonce_a, nonce.p, FRAME_NONCE_SIZE);
     uint8_t want[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, cfg->name,
+    frame_proof(cl->key.bytes, FRAME_KEY_SIZE, "acceptor", l->nonce_i, l->nonce_a, cfg->name,
                 l->peer_name, want);
     if (!frame_mac_equal(want, proof.p, FRAME_MAC_SIZE)) {
         peer_refuse(l, "handshake proof failed (wrong cluster key?)");
         return;
     }
     uint8_t mine[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, cfg->name,
+    frame_proof(cl->key.bytes, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, cfg->name,
                 l->peer_name, mine);
     size_t s = peer_frame_begin(l, FRAME_PROOF);
     frame_put_bytes(&l->out, mine, FRAME_MAC_SIZE);
@@ -345,7 +353,7 @@ static void on_proof(link_t *l, const frame_hdr_t *h)
         return;
     }
     uint8_t want[FRAME_MAC_SIZE];
-    frame_proof(cl->key, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, l->peer_name,
+    frame_proof(cl->key.bytes, FRAME_KEY_SIZE, "initiator", l->nonce_i, l->nonce_a, l->peer_name,
                 cl->cfg->name, want);
     if (!frame_mac_equal(want, proof.p, FRAME_MAC_SIZE)) {
         peer_refuse(l, "handshake proof failed (wrong cluster key?)");
@@ -425,7 +433,7 @@ static void process_link_input(link_t *l)
         frame_hdr_t h;
         int ready = l->state == LINK_READY;
         long n = frame_decode((const uint8_t *)buf_head(&l->in), buf_len(&l->in),
-                              max_payload(cl, ready), ready ? l->key : cl->key,
+                              max_payload(cl, ready), ready ? &l->key_in : &cl->key,
                               ready ? &l->recv_seq : NULL, &h);
         if (n == 0)
             break;

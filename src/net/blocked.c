@@ -12,6 +12,7 @@
  * Invariant: c->block_token != 0 exactly when c is on s->blocked. */
 #include <stddef.h>
 
+#include "clock.h"
 #include "server_int.h"
 
 void client_block(client_t *c, uint64_t token)
@@ -29,7 +30,7 @@ void client_block(client_t *c, uint64_t token)
     }
     if (token > c->block_token) {
         c->block_token = token;
-        c->block_since = (int64_t)uv_now(s->loop);
+        c->block_since = clock_mono_ms();
     }
 }
 
@@ -53,7 +54,7 @@ size_t server_release_blocked(server_t *s, blocked_ready_fn ready, void *ud)
     size_t released = 0;
     if (!s)
         return 0;
-    int64_t now = (int64_t)uv_now(s->loop);
+    int64_t now = clock_mono_ms();
     client_t *c = s->blocked;
     while (c) {
         client_t *next = c->bnext;

@@ -54,7 +54,7 @@ typedef struct client {
     size_t read_offer;          /* room given to the last read */
     struct client *rnext;       /* server's list of reads paused this turn */
     uint64_t block_token; /* replies held until this token is ready (0: not held) */
-    int64_t block_since;  /* loop clock (uv_now) when the newest token was set */
+    int64_t block_since;  /* clock_mono_ms() when the newest token was set */
     struct client *bprev, *bnext; /* the server's list of held clients */
 } client_t;
 

@@ -7,7 +7,7 @@
  * Never: reads past the length it is given, believes a length before it is
  * checked against the limit and the bytes present, allocates per frame (a
  * decoded frame points into the caller's buffer; the few HMAC contexts are
- * made once per thread, see mac_frame), or compares a MAC with anything but a
+ * made once per key, see frame_key_init), or compares a MAC with anything but a
  * constant-time comparison.
  *
  * Decoding order (frame_decode), each step only once its bytes are present:
@@ -29,6 +29,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -135,40 +136,34 @@ static void mac_parts(const uint8_t *key, size_t klen, const struct mac_part *pa
     mac_run(any_key_ctx, parts, n, out);
 }
 
-/* Frame MACs use the few link keys of this node's peers over and over, on the
- * path of every cache flush. Fetching HMAC and making a context costs several
- * times the MAC of a small frame, and keying a context costs almost as much
- * as rerunning it with its key kept, so each thread keeps a few contexts
- * keyed with the keys it used last (replaced in turn). */
-#define MAC_CACHE_SLOTS 8
+/* Frame MACs run on the path of every cache flush. Fetching HMAC and making a
+ * context costs several times the MAC of a small frame, and keying a context
+ * costs almost as much as rerunning it with its key kept, so every frame key
+ * (one per link and direction, and the cluster key) keeps its own keyed
+ * context, made by frame_key_init. */
+void frame_key_init(frame_key_t *k, const uint8_t bytes[FRAME_KEY_SIZE])
+{
+    memcpy(k->bytes, bytes, FRAME_KEY_SIZE);
+    EVP_MAC_CTX *ctx = k->ctx ? k->ctx : mac_ctx_new();
+    if (!EVP_MAC_init(ctx, k->bytes, FRAME_KEY_SIZE, NULL))
+        crypto_fail("EVP_MAC_init");
+    k->ctx = ctx;
+}
 
-static _Thread_local struct mac_slot {
-    EVP_MAC_CTX *ctx;            /* NULL until first used */
-    uint8_t key[FRAME_KEY_SIZE]; /* the key ctx holds */
-} mac_cache[MAC_CACHE_SLOTS];
-static _Thread_local unsigned mac_cache_next; /* slot replaced on the next miss */
+void frame_key_free(frame_key_t *k)
+{
+    EVP_MAC_CTX_free(k->ctx);
+    k->ctx = NULL;
+    OPENSSL_cleanse(k->bytes, sizeof(k->bytes));
+}
 
-static void mac_frame(const uint8_t *key, const uint8_t *frame, size_t len,
+static void mac_frame(const frame_key_t *key, const uint8_t *frame, size_t len,
                       uint8_t out[FRAME_MAC_SIZE])
 {
     struct mac_part part = {frame, len};
-    struct mac_slot *s = NULL;
-    for (size_t i = 0; i < MAC_CACHE_SLOTS && !s; i++)
-        if (mac_cache[i].ctx && CRYPTO_memcmp(mac_cache[i].key, key, FRAME_KEY_SIZE) == 0)
-            s = &mac_cache[i];
-    if (s) { /* NULL key: run again with the key the context holds */
-        if (!EVP_MAC_init(s->ctx, NULL, 0, NULL))
-            crypto_fail("EVP_MAC_init");
-    } else {
-        s = &mac_cache[mac_cache_next];
-        mac_cache_next = (mac_cache_next + 1) % MAC_CACHE_SLOTS;
-        if (!s->ctx)
-            s->ctx = mac_ctx_new();
-        if (!EVP_MAC_init(s->ctx, key, FRAME_KEY_SIZE, NULL))
-            crypto_fail("EVP_MAC_init");
-        memcpy(s->key, key, FRAME_KEY_SIZE);
-    }
-    mac_run(s->ctx, &part, 1, out);
+    if (!EVP_MAC_init(key->ctx, NULL, 0, NULL)) /* run again with the key it holds */
+        crypto_fail("EVP_MAC_init");
+    mac_run(key->ctx, &part, 1, out);
 }
 
 int frame_mac_equal(const uint8_t *a, const uint8_t *b, size_t len)
@@ -228,7 +223,7 @@ static int check_header_prefix(const uint8_t *d, size_t len, uint32_t max_payloa
     return 0;
 }
 
-long frame_decode(const uint8_t *data, size_t len, uint32_t max_payload, const uint8_t *key,
+long frame_decode(const uint8_t *data, size_t len, uint32_t max_payload, const frame_key_t *key,
                   uint64_t *expect_seq, frame_hdr_t *out)
 {
     if (len == 0)
@@ -246,7 +241,7 @@ long frame_decode(const uint8_t *data, size_t len, uint32_t max_payload, const u
     if (len < total)
         return 0;
 
-    if (!key)
+    if (!key || !key->ctx)
         return FRAME_EMAC;
     uint8_t mac[FRAME_MAC_SIZE];
     mac_frame(key, data, FRAME_HEADER_SIZE + (size_t)n, mac);
@@ -325,7 +320,7 @@ void frame_put_bytes(buf_t *b, const void *p, size_t len)
     buf_commit(b, 4 + len);
 }
 
-void frame_end(buf_t *b, size_t start, const uint8_t *key)
+void frame_end(buf_t *b, size_t start, const frame_key_t *key)
 {
     assert(key && start + FRAME_HEADER_SIZE <= buf_len(b));
     size_t n = buf_len(b) - start - FRAME_HEADER_SIZE;
@@ -436,15 +431,39 @@ int frame_nonce(uint8_t nonce[FRAME_NONCE_SIZE])
 #define LABEL(s) s, sizeof(s) - 1
 
 /* Input bytes: "cohort link" (11 bytes) | nonce_i (32) | nonce_a (32). */
-void frame_link_key(const uint8_t *cluster_key, size_t klen, const uint8_t *nonce_i,
-                    const uint8_t *nonce_a, uint8_t out[FRAME_KEY_SIZE])
+/* HKDF-SHA256 (RFC 5869) of the cluster key, salted with both nonces, one
+ * output per direction: a frame sent one way does not authenticate the
+ * other way, so a man in the middle cannot reflect a node's own frames back
+ * to it. */
+static void hkdf(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt, size_t saltlen,
+                 const char *info, uint8_t out[FRAME_KEY_SIZE])
 {
-    const struct mac_part parts[] = {
-        {LABEL("cohort link")},
-        {nonce_i, FRAME_NONCE_SIZE},
-        {nonce_a, FRAME_NONCE_SIZE},
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_free(kdf);
+    if (!ctx)
+        crypto_fail("EVP_KDF_CTX_new(HKDF)");
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikmlen),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info)),
+        OSSL_PARAM_construct_end(),
     };
-    mac_parts(cluster_key, klen, parts, sizeof(parts) / sizeof(parts[0]), out);
+    if (EVP_KDF_derive(ctx, out, FRAME_KEY_SIZE, params) != 1)
+        crypto_fail("EVP_KDF_derive(HKDF)");
+    EVP_KDF_CTX_free(ctx);
+}
+
+void frame_link_keys(const uint8_t *cluster_key, size_t klen, const uint8_t *nonce_i,
+                     const uint8_t *nonce_a, uint8_t i2a[FRAME_KEY_SIZE],
+                     uint8_t a2i[FRAME_KEY_SIZE])
+{
+    uint8_t salt[2 * FRAME_NONCE_SIZE];
+    memcpy(salt, nonce_i, FRAME_NONCE_SIZE);
+    memcpy(salt + FRAME_NONCE_SIZE, nonce_a, FRAME_NONCE_SIZE);
+    hkdf(cluster_key, klen, salt, sizeof(salt), "cohort link initiator to acceptor", i2a);
+    hkdf(cluster_key, klen, salt, sizeof(salt), "cohort link acceptor to initiator", a2i);
 }
 
 /* The roles a proof can be made for, with their labels. */

@@ -20,9 +20,9 @@
  *   12      8     sequence number: 1, 2, 3, ... per link and direction;
  *                 0 on the handshake frames HELLO, WELCOME and PROOF
  *   20      N     payload (layout per type below)
- *   20+N    32    HMAC-SHA256 over bytes [0, 20+N), keyed with the link key;
- *                 on HELLO, WELCOME and PROOF keyed with the cluster key
- *                 (frame_cluster_key)
+ *   20+N    32    HMAC-SHA256 over bytes [0, 20+N), keyed with the link key of
+ *                 the frame's direction (frame_link_keys); on HELLO, WELCOME
+ *                 and PROOF keyed with the cluster key (frame_cluster_key)
  *
  * Payload fields are encoded as: u8, u16, u32, u64 (big-endian), and
  * "bytes" = u32 length + that many bytes. The payload of each type:
@@ -47,7 +47,13 @@
  *   PROBED   u64 id, bytes target node name, u8 reachable (1/0)
  *   BYE      (empty: the sender is shutting down cleanly)
  *
- * The proofs: link key = HMAC(cluster key, "cohort link" | nonce_i | nonce_a);
+ * The keys: one per direction, HKDF-SHA256 (RFC 5869) with the cluster key as
+ * input key material, nonce_i | nonce_a as salt, and the info "cohort link
+ * initiator to acceptor" or "cohort link acceptor to initiator"; a frame is
+ * accepted only under the key of the direction it travels, so a node's own
+ * frames reflected back to it fail their MAC. Each direction has its own
+ * sequence numbers too.
+ * The proofs:
  * acceptor proof = HMAC(cluster key, "cohort acceptor" | nonce_i | nonce_a |
  * names); initiator proof = HMAC(cluster key, "cohort initiator" | nonce_i |
  * nonce_a | names). Both nonces are fresh random bytes, so a recorded
@@ -64,7 +70,7 @@
 #include "buf.h"
 
 #define FRAME_MAGIC "CHRT"
-#define FRAME_VERSION 1
+#define FRAME_VERSION 2
 #define FRAME_HEADER_SIZE 20
 #define FRAME_MAC_SIZE 32
 #define FRAME_NONCE_SIZE 32
@@ -120,12 +126,23 @@ const char *frame_strerror(int err);
  * (> 0) when a whole frame is present and its header is valid, 0 when more
  * bytes are needed, or a negative frame_err. Checks magic, version, type,
  * reserved bits and max_payload before waiting for the rest (each as soon as
- * its bytes are present); then the MAC (with key, FRAME_KEY_SIZE bytes; NULL
- * fails with FRAME_EMAC) and the sequence number: 0 on HELLO, WELCOME and
+ * its bytes are present); then the MAC (with key; NULL fails with
+ * FRAME_EMAC) and the sequence number: 0 on HELLO, WELCOME and
  * PROOF, and when expect_seq is not NULL, equal to *expect_seq (which starts
  * at 1 and is then incremented). *out and *expect_seq change only when a
  * frame is returned. */
-long frame_decode(const uint8_t *data, size_t len, uint32_t max_payload, const uint8_t *key,
+/* A MAC key and its keyed HMAC context (one per link and direction). */
+typedef struct frame_key {
+    uint8_t bytes[FRAME_KEY_SIZE];
+    void *ctx; /* OpenSSL's EVP_MAC_CTX, owned; NULL until frame_key_init */
+} frame_key_t;
+
+/* Sets k (zeroed, or initialised before) to bytes and keys its context. */
+void frame_key_init(frame_key_t *k, const uint8_t bytes[FRAME_KEY_SIZE]);
+/* Frees k's context and wipes its bytes. */
+void frame_key_free(frame_key_t *k);
+
+long frame_decode(const uint8_t *data, size_t len, uint32_t max_payload, const frame_key_t *key,
                   uint64_t *expect_seq, frame_hdr_t *out);
 
 /* Encoding: frame_begin writes a header with a zero length, the caller
@@ -140,7 +157,7 @@ void frame_put_u16(buf_t *b, uint16_t v);
 void frame_put_u32(buf_t *b, uint32_t v);
 void frame_put_u64(buf_t *b, uint64_t v);
 void frame_put_bytes(buf_t *b, const void *p, size_t len);
-void frame_end(buf_t *b, size_t start, const uint8_t *key);
+void frame_end(buf_t *b, size_t start, const frame_key_t *key);
 
 /* Payload reader: a cursor that never reads past the end. Each call returns 0,
  * or FRAME_EMALFORMED once the payload is exhausted (and stays failed). */
@@ -161,8 +178,11 @@ int frame_reader_done(const frame_reader_t *r);
 /* Handshake cryptography. role is "initiator" or "acceptor". names is the
  * initiator's node name followed by the acceptor's. Returns 0 or -1. */
 int frame_nonce(uint8_t nonce[FRAME_NONCE_SIZE]);
-void frame_link_key(const uint8_t *cluster_key, size_t klen, const uint8_t *nonce_i,
-                    const uint8_t *nonce_a, uint8_t out[FRAME_KEY_SIZE]);
+/* The two link keys of a handshake over nonces nonce_i and nonce_a: i2a for
+ * frames from the initiator to the acceptor, a2i for the other way. */
+void frame_link_keys(const uint8_t *cluster_key, size_t klen, const uint8_t *nonce_i,
+                     const uint8_t *nonce_a, uint8_t i2a[FRAME_KEY_SIZE],
+                     uint8_t a2i[FRAME_KEY_SIZE]);
 void frame_proof(const uint8_t *cluster_key, size_t klen, const char *role, const uint8_t *nonce_i,
                  const uint8_t *nonce_a, const char *name_i, const char *name_a,
                  uint8_t out[FRAME_MAC_SIZE]);

@@ -33,6 +33,12 @@ def _mac(key, *parts):
     return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
 
 
+def _hkdf(ikm, salt, info):
+    """HKDF-SHA256 (RFC 5869) for one 32-byte output, as src/proto/frame.c."""
+    prk = _mac(salt, ikm)
+    return _mac(prk, info, b"\x01")
+
+
 def _frame(ftype, payload, seq, key):
     head = frame_header(ftype, len(payload), seq)
     return head + payload + _mac(key, head + payload)
@@ -134,12 +140,13 @@ class FakePeer:
             nonce_a = os.urandom(32)
             proof = _mac(self.ck, b"cohort acceptor", nonce_i, nonce_a,
                          _bytes(n1_name) + _bytes(self.name))
-            welcome = (bytes([1]) + _bytes(b"cohort") + _bytes(self.name) +
+            welcome = (bytes([2]) + _bytes(b"cohort") + _bytes(self.name) +
                        struct.pack(">Q", FAKE_INCARNATION) + _bytes(nonce_a) + _bytes(proof))
             self.sock.sendall(_frame(WELCOME, welcome, 0, self.ck))
             ftype, _ = self._read_frame(left)
             assert ftype == PROOF, ftype
-            self.link_key = _mac(self.ck, b"cohort link", nonce_i, nonce_a)
+            # The fake is the acceptor: it sends with the acceptor-to-initiator key.
+            self.link_key = _hkdf(self.ck, nonce_i + nonce_a, b"cohort link acceptor to initiator")
             self.seq = 0
             return n1_inc
 

@@ -81,7 +81,7 @@ def peer_socket(node, source="127.0.0.1"):
     return s
 
 
-def frame_header(ftype, length, seq=0, magic=b"CHRT", version=1, reserved=0):
+def frame_header(ftype, length, seq=0, magic=b"CHRT", version=2, reserved=0):
     return magic + struct.pack(">BBHIQ", version, ftype, reserved, length, seq)
 
 

@@ -30,6 +30,26 @@
 static const uint8_t key_a[FRAME_KEY_SIZE] = "0123456789abcdef0123456789abcdef";
 static const uint8_t key_b[FRAME_KEY_SIZE] = "0123456789abcdef0123456789abcdeF";
 
+/* The frame key (bytes and keyed context) for raw key bytes, made once per
+ * distinct key and kept for the whole run; NULL stays NULL. */
+static const frame_key_t *K(const uint8_t *raw)
+{
+    static struct {
+        uint8_t raw[FRAME_KEY_SIZE];
+        frame_key_t key;
+    } made[64];
+    static size_t nmade;
+    if (!raw)
+        return NULL;
+    for (size_t i = 0; i < nmade; i++)
+        if (memcmp(made[i].raw, raw, FRAME_KEY_SIZE) == 0)
+            return &made[i].key;
+    assert_true(nmade < 64);
+    memcpy(made[nmade].raw, raw, FRAME_KEY_SIZE);
+    frame_key_init(&made[nmade].key, raw);
+    return &made[nmade++].key;
+}
+
 #define NTYPES FRAME_TYPE_MAX
 
 /* ------------------------------------------------------------ samples */
@@ -142,7 +162,7 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
     default:
         fail_msg("no sample for type %d", type);
     }
-    frame_end(b, at, key);
+    frame_end(b, at, K(key));
     return buf_len(b) - before;
 }
 
@@ -323,7 +343,7 @@ static void test_round_trip_every_type(void **state)
     for (int t = FRAME_HELLO; t <= FRAME_TYPE_MAX; t++) {
         frame_hdr_t h;
         long n =
-            frame_decode(p, left, FRAME_MAX_DEFAULT, key_a, is_handshake(t) ? NULL : &expect, &h);
+            frame_decode(p, left, FRAME_MAX_DEFAULT, K(key_a), is_handshake(t) ? NULL : &expect, &h);
         assert_int_equal(n, (long)sizes[t]);
         assert_int_equal(h.type, t);
         assert_int_equal(h.len, sizes[t] - FRAME_HEADER_SIZE - FRAME_MAC_SIZE);
@@ -355,7 +375,7 @@ static void test_header_layout_byte_exact(void **state)
     frame_put_u16(&b, 0x3132);
     frame_put_u8(&b, 0x41);
     frame_put_bytes(&b, "xyz", 3);
-    frame_end(&b, at, key_a);
+    frame_end(&b, at, K(key_a));
     assert_true(seq == 0x0102030405060708ull);
 
     const uint8_t *f = (const uint8_t *)buf_head(&b);
@@ -384,7 +404,7 @@ static void test_header_layout_byte_exact(void **state)
     /* handshake frames carry sequence number 0 */
     buf_clear(&b);
     at = frame_begin(&b, FRAME_BYE, NULL);
-    frame_end(&b, at, key_a);
+    frame_end(&b, at, K(key_a));
     assert_int_equal(buf_len(&b), 52);
     assert_memory_equal(buf_head(&b) + 8, "\0\0\0\0\0\0\0\0\0\0\0\0", 12); /* len, seq */
     buf_free(&b);
@@ -413,13 +433,13 @@ static void test_encode_into_moving_buffer(void **state)
     assert_non_null(big);
     memset(big, 'v', 100000);
     frame_put_bytes(&b, big, 100000);
-    frame_end(&b, at, key_a);
+    frame_end(&b, at, K(key_a));
     assert_memory_equal(buf_head(&b), junk, 10);
 
     uint64_t expect = 1;
     frame_hdr_t h;
     long n = frame_decode((const uint8_t *)buf_head(&b) + 10, buf_len(&b) - 10, FRAME_MAX_DEFAULT,
-                          key_a, &expect, &h);
+                          K(key_a), &expect, &h);
     assert_int_equal(n, (long)(buf_len(&b) - 10));
     struct decoded d;
     assert_int_equal(parse_payload(&h, &d), 0);
@@ -444,7 +464,7 @@ static void test_split_at_every_byte(void **state)
             uint64_t expect = 1;
             frame_hdr_t h;
             memset(&h, 0xEE, sizeof(h));
-            long n = frame_decode(part, k, FRAME_MAX_DEFAULT, key_a,
+            long n = frame_decode(part, k, FRAME_MAX_DEFAULT, K(key_a),
                                   is_handshake(t) ? NULL : &expect, &h);
             assert_int_equal(n, 0);
             assert_true(expect == 1);
@@ -453,7 +473,7 @@ static void test_split_at_every_byte(void **state)
         }
         uint64_t expect = 1;
         frame_hdr_t h;
-        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, key_a,
+        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, K(key_a),
                                       is_handshake(t) ? NULL : &expect, &h),
                          (long)c.len);
         assert_true(expect == (is_handshake(t) ? 1 : 2));
@@ -474,15 +494,15 @@ static void test_back_to_back(void **state)
     size_t have = s1 + s2 + s3 - 1;
     uint64_t expect = 1;
     frame_hdr_t h;
-    assert_int_equal(frame_decode(p, have, FRAME_MAX_DEFAULT, key_a, &expect, &h), (long)s1);
+    assert_int_equal(frame_decode(p, have, FRAME_MAX_DEFAULT, K(key_a), &expect, &h), (long)s1);
     assert_int_equal(h.type, FRAME_FLUSH);
-    assert_int_equal(frame_decode(p + s1, have - s1, FRAME_MAX_DEFAULT, key_a, &expect, &h),
+    assert_int_equal(frame_decode(p + s1, have - s1, FRAME_MAX_DEFAULT, K(key_a), &expect, &h),
                      (long)s2);
     assert_int_equal(h.type, FRAME_PING);
     assert_int_equal(
-        frame_decode(p + s1 + s2, have - s1 - s2, FRAME_MAX_DEFAULT, key_a, &expect, &h), 0);
+        frame_decode(p + s1 + s2, have - s1 - s2, FRAME_MAX_DEFAULT, K(key_a), &expect, &h), 0);
     assert_int_equal(
-        frame_decode(p + s1 + s2, have - s1 - s2 + 1, FRAME_MAX_DEFAULT, key_a, &expect, &h),
+        frame_decode(p + s1 + s2, have - s1 - s2 + 1, FRAME_MAX_DEFAULT, K(key_a), &expect, &h),
         (long)s3);
     assert_int_equal(h.type, FRAME_ACK);
     assert_true(expect == 4);
@@ -501,7 +521,7 @@ static long decode_modified(const uint8_t *f, size_t len, size_t have, uint32_t 
     uint64_t expect = 1;
     frame_hdr_t h;
     memset(&h, 0xEE, sizeof(h));
-    long n = frame_decode(copy, have, max, key_a, &expect, &h);
+    long n = frame_decode(copy, have, max, K(key_a), &expect, &h);
     if (n <= 0) {
         assert_true(expect == 1);
         assert_int_equal(h.type, 0xEE);
@@ -533,7 +553,7 @@ static void test_bad_magic_version_type_reserved(void **state)
                          FRAME_EMAGIC);
 
     /* version */
-    static const uint8_t versions[] = {0, 2, 0x81, 0xff};
+    static const uint8_t versions[] = {0, 1, 3, 0x81, 0xff}; /* 1: before per-direction keys */
     for (size_t i = 0; i < sizeof(versions); i++) {
         f[4] = versions[i];
         assert_int_equal(decode_modified(f, c.len, c.len, FRAME_MAX_DEFAULT), FRAME_EVERSION);
@@ -646,10 +666,10 @@ static void test_wrong_or_missing_key(void **state)
         uint64_t expect = 1;
         frame_hdr_t h;
         uint64_t *e = is_handshake(t) ? NULL : &expect;
-        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, key_b, e, &h), FRAME_EMAC);
-        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, NULL, e, &h), FRAME_EMAC);
+        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, K(key_b), e, &h), FRAME_EMAC);
+        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, K(NULL), e, &h), FRAME_EMAC);
         assert_true(expect == 1);
-        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, key_a, e, &h), (long)c.len);
+        assert_int_equal(frame_decode(c.p, c.len, FRAME_MAX_DEFAULT, K(key_a), e, &h), (long)c.len);
         free(c.p);
     }
 }
@@ -667,19 +687,19 @@ static void test_sequence_replay_and_gap(void **state)
     frame_hdr_t h;
 
     /* replay: the same frame twice */
-    assert_int_equal(frame_decode(f1, s1, FRAME_MAX_DEFAULT, key_a, &expect, &h), (long)s1);
+    assert_int_equal(frame_decode(f1, s1, FRAME_MAX_DEFAULT, K(key_a), &expect, &h), (long)s1);
     assert_true(h.seq == 1 && expect == 2);
-    assert_int_equal(frame_decode(f1, s1, FRAME_MAX_DEFAULT, key_a, &expect, &h), FRAME_ESEQ);
+    assert_int_equal(frame_decode(f1, s1, FRAME_MAX_DEFAULT, K(key_a), &expect, &h), FRAME_ESEQ);
     assert_true(expect == 2);
     /* gap: 3 where 2 is due */
-    assert_int_equal(frame_decode(f3, s3, FRAME_MAX_DEFAULT, key_a, &expect, &h), FRAME_ESEQ);
+    assert_int_equal(frame_decode(f3, s3, FRAME_MAX_DEFAULT, K(key_a), &expect, &h), FRAME_ESEQ);
     assert_true(expect == 2);
     /* the right one still goes through, then the next */
-    assert_int_equal(frame_decode(f2, s2, FRAME_MAX_DEFAULT, key_a, &expect, &h), (long)s2);
-    assert_int_equal(frame_decode(f3, s3, FRAME_MAX_DEFAULT, key_a, &expect, &h), (long)s3);
+    assert_int_equal(frame_decode(f2, s2, FRAME_MAX_DEFAULT, K(key_a), &expect, &h), (long)s2);
+    assert_int_equal(frame_decode(f3, s3, FRAME_MAX_DEFAULT, K(key_a), &expect, &h), (long)s3);
     assert_true(h.seq == 3 && expect == 4);
     /* without expect_seq the number is not judged */
-    assert_int_equal(frame_decode(f1, s1, FRAME_MAX_DEFAULT, key_a, NULL, &h), (long)s1);
+    assert_int_equal(frame_decode(f1, s1, FRAME_MAX_DEFAULT, K(key_a), NULL, &h), (long)s1);
     buf_free(&b);
 
     /* a sequence number on a handshake frame is refused */
@@ -687,16 +707,16 @@ static void test_sequence_replay_and_gap(void **state)
     seq = 0;
     size_t at = frame_begin(&b, FRAME_HELLO, &seq);
     frame_put_u8(&b, 1);
-    frame_end(&b, at, key_a);
+    frame_end(&b, at, K(key_a));
     assert_int_equal(frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT,
-                                  key_a, NULL, &h),
+                                  K(key_a), NULL, &h),
                      FRAME_ESEQ);
     /* and a handshake frame once numbered frames are expected */
     buf_clear(&b);
     encode_sample(&b, FRAME_PROOF, key_a, NULL);
     expect = 1;
     assert_int_equal(frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT,
-                                  key_a, &expect, &h),
+                                  K(key_a), &expect, &h),
                      FRAME_ESEQ);
     buf_free(&b);
 }
@@ -833,7 +853,7 @@ static void guard_decode_prefixes(guard_t *g, const uint8_t *f, size_t len, long
     for (size_t k = 0; k <= len; k++) {
         frame_hdr_t h;
         const uint8_t *d = guard_place(g, f, k);
-        long n = frame_decode(d, k, FRAME_MAX_DEFAULT, key_a, NULL, &h);
+        long n = frame_decode(d, k, FRAME_MAX_DEFAULT, K(key_a), NULL, &h);
         long m = decode_modified(f, len, k, FRAME_MAX_DEFAULT);
         if (k == len)
             assert_int_equal(n, want_full);
@@ -892,13 +912,13 @@ static void test_guard_page(void **state)
     frame_put_bytes(&b, v, sizeof(v));
     frame_put_u8(&b, FLUSH_KEY);
     frame_put_bytes(&b, "k2", 2);
-    frame_end(&b, at, key_a);
+    frame_end(&b, at, K(key_a));
     const uint8_t *d = guard_place(&g, (const uint8_t *)buf_head(&b), buf_len(&b));
     frame_hdr_t h;
     uint64_t expect = 1;
-    assert_int_equal(frame_decode(d, buf_len(&b), FRAME_MAX_DEFAULT, key_a, &expect, &h),
+    assert_int_equal(frame_decode(d, buf_len(&b), FRAME_MAX_DEFAULT, K(key_a), &expect, &h),
                      (long)buf_len(&b));
-    assert_int_equal(frame_decode(d + 1, buf_len(&b) - 1, FRAME_MAX_DEFAULT, key_a, NULL, &h),
+    assert_int_equal(frame_decode(d + 1, buf_len(&b) - 1, FRAME_MAX_DEFAULT, K(key_a), NULL, &h),
                      FRAME_EMAGIC);
     buf_free(&b);
     guard_free(&g);
@@ -926,13 +946,23 @@ static void test_derivations_byte_exact(void **state)
     hmac_ref("secret\n", 7, (const uint8_t *)"cohort cluster key", 18, want);
     assert_memory_equal(got, want, 32);
 
-    frame_link_key(key_a, 32, ni, na, got);
-    n = 0;
-    memcpy(msg, "cohort link", 11), n += 11;
-    memcpy(msg + n, ni, 32), n += 32;
-    memcpy(msg + n, na, 32), n += 32;
-    hmac_ref(key_a, 32, msg, n, want);
-    assert_memory_equal(got, want, 32);
+    /* HKDF-SHA256 (RFC 5869), computed here from HMAC: PRK = HMAC(salt =
+     * nonce_i | nonce_a, IKM = cluster key); key = HMAC(PRK, info | 0x01). */
+    uint8_t i2a[32], a2i[32], prk[32], salt[64];
+    frame_link_keys(key_a, 32, ni, na, i2a, a2i);
+    memcpy(salt, ni, 32);
+    memcpy(salt + 32, na, 32);
+    hmac_ref(salt, 64, key_a, 32, prk);
+    static const char *const infos[2] = {"cohort link initiator to acceptor",
+                                         "cohort link acceptor to initiator"};
+    for (int d = 0; d < 2; d++) {
+        n = strlen(infos[d]);
+        memcpy(msg, infos[d], n);
+        msg[n++] = 1;
+        hmac_ref(prk, 32, msg, n, want);
+        assert_memory_equal(d == 0 ? i2a : a2i, want, 32);
+    }
+    assert_memory_not_equal(i2a, a2i, 32);
 
     static const struct {
         const char *role, *label;
@@ -981,8 +1011,8 @@ static void test_handshake_over_frames(void **state)
     frame_put_u64(&wire, 5);
     frame_put_u16(&wire, 7381);
     frame_put_bytes(&wire, ni, 32);
-    frame_end(&wire, at, ck_i);
-    long n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, ck_a, NULL, &h);
+    frame_end(&wire, at, K(ck_i));
+    long n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, K(ck_a), NULL, &h);
     assert_int_equal(n, (long)buf_len(&wire));
     frame_reader_init(&r, &h);
     frame_bytes_t cluster;
@@ -1006,8 +1036,8 @@ static void test_handshake_over_frames(void **state)
     frame_put_u64(&wire, 6);
     frame_put_bytes(&wire, na, 32);
     frame_put_bytes(&wire, proof_a, 32);
-    frame_end(&wire, at, ck_a);
-    n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, ck_i, NULL, &h);
+    frame_end(&wire, at, K(ck_a));
+    n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, K(ck_i), NULL, &h);
     assert_int_equal(n, (long)buf_len(&wire));
     frame_reader_init(&r, &h);
     assert_int_equal(frame_get_u8(&r, &u8) | frame_get_bytes(&r, &cluster, 64) |
@@ -1026,8 +1056,8 @@ static void test_handshake_over_frames(void **state)
     frame_proof(ck_i, 32, "initiator", ni, na_seen, "www1", "www2", proof_i);
     at = frame_begin(&wire, FRAME_PROOF, NULL);
     frame_put_bytes(&wire, proof_i, 32);
-    frame_end(&wire, at, ck_i);
-    n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, ck_a, NULL, &h);
+    frame_end(&wire, at, K(ck_i));
+    n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, K(ck_a), NULL, &h);
     assert_int_equal(n, (long)buf_len(&wire));
     frame_reader_init(&r, &h);
     assert_int_equal(frame_get_bytes(&r, &proof, 32) | frame_reader_done(&r), 0);
@@ -1037,51 +1067,63 @@ static void test_handshake_over_frames(void **state)
     assert_false(frame_mac_equal(proof_a, proof.p, 32));
     buf_consume(&wire, (size_t)n);
 
-    /* both derive the same link key, and numbered frames flow with it */
-    uint8_t lk_i[32], lk_a[32];
-    frame_link_key(ck_i, 32, ni, na_seen, lk_i);
-    frame_link_key(ck_a, 32, ni_seen, na, lk_a);
-    assert_memory_equal(lk_i, lk_a, 32);
-    assert_memory_not_equal(lk_i, ck_i, 32);
+    /* both derive the same two link keys, and numbered frames flow with
+     * them, each only in its own direction */
+    uint8_t i2a_i[32], a2i_i[32], i2a_a[32], a2i_a[32];
+    frame_link_keys(ck_i, 32, ni, na_seen, i2a_i, a2i_i);
+    frame_link_keys(ck_a, 32, ni_seen, na, i2a_a, a2i_a);
+    assert_memory_equal(i2a_i, i2a_a, 32);
+    assert_memory_equal(a2i_i, a2i_a, 32);
+    assert_memory_not_equal(i2a_i, ck_i, 32);
     uint64_t send = 0, expect = 1;
-    encode_sample(&wire, FRAME_FLUSH, lk_i, &send);
-    n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, lk_a, &expect, &h);
+    encode_sample(&wire, FRAME_FLUSH, i2a_i, &send);
+    n = frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, K(i2a_a), &expect, &h);
     assert_int_equal(n, (long)buf_len(&wire));
+    /* a frame the acceptor receives from the initiator does not pass as one
+     * the initiator receives (a reflected frame) */
+    expect = 1;
+    assert_int_equal(
+        frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, K(a2i_i), &expect, &h),
+        FRAME_EMAC);
     /* and not with the cluster key */
     expect = 1;
     assert_int_equal(
-        frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, ck_a, &expect, &h),
+        frame_decode((const uint8_t *)buf_head(&wire), buf_len(&wire), 4096, K(ck_a), &expect, &h),
         FRAME_EMAC);
     buf_free(&wire);
 }
 
 static void test_link_key_depends_on_both_nonces(void **state)
 {
-    uint8_t ni[32], na[32], ni2[32], k1[32], k2[32];
+    uint8_t ni[32], na[32], ni2[32], k1[32], k2[32], o1[32], o2[32];
     memset(ni, 1, 32);
     memset(na, 2, 32);
-    frame_link_key(key_a, 32, ni, na, k1);
-    frame_link_key(key_a, 32, ni, na, k2);
+    frame_link_keys(key_a, 32, ni, na, k1, o1);
+    frame_link_keys(key_a, 32, ni, na, k2, o2);
     assert_memory_equal(k1, k2, 32);
-    for (int i = 0; i < 32; i++) { /* one bit of either nonce changes the key */
+    assert_memory_equal(o1, o2, 32);
+    assert_memory_not_equal(k1, o1, 32); /* one key per direction */
+    for (int i = 0; i < 32; i++) { /* one bit of either nonce changes both keys */
         memcpy(ni2, ni, 32);
         ni2[i] ^= 0x80;
-        frame_link_key(key_a, 32, ni2, na, k2);
+        frame_link_keys(key_a, 32, ni2, na, k2, o2);
         assert_memory_not_equal(k1, k2, 32);
-        frame_link_key(key_a, 32, ni, ni2, k2);
+        assert_memory_not_equal(o1, o2, 32);
+        frame_link_keys(key_a, 32, ni, ni2, k2, o2);
         assert_memory_not_equal(k1, k2, 32);
+        assert_memory_not_equal(o1, o2, 32);
     }
-    frame_link_key(key_a, 32, na, ni, k2); /* nonce order matters */
+    frame_link_keys(key_a, 32, na, ni, k2, o2); /* nonce order matters */
     assert_memory_not_equal(k1, k2, 32);
-    frame_link_key(key_b, 32, ni, na, k2); /* and the cluster key */
+    frame_link_keys(key_b, 32, ni, na, k2, o2); /* and the cluster key */
     assert_memory_not_equal(k1, k2, 32);
 
     /* fresh nonces give fresh link keys */
     uint8_t r1[32], r2[32];
     assert_int_equal(frame_nonce(r1), 0);
     assert_int_equal(frame_nonce(r2), 0);
-    frame_link_key(key_a, 32, r1, na, k1);
-    frame_link_key(key_a, 32, r2, na, k2);
+    frame_link_keys(key_a, 32, r1, na, k1, o1);
+    frame_link_keys(key_a, 32, r2, na, k2, o2);
     assert_memory_not_equal(k1, k2, 32);
 }
 
@@ -1161,30 +1203,23 @@ static void test_many_keys_interleaved(void **state)
             hmac_ref(keys[k], FRAME_KEY_SIZE, f, len - FRAME_MAC_SIZE, want);
             assert_memory_equal(f + len - FRAME_MAC_SIZE, want, 32);
             frame_hdr_t h;
-            assert_int_equal(frame_decode(f, len, 64, keys[k], NULL, &h), (long)len);
-            assert_int_equal(frame_decode(f, len, 64, keys[(k + 1) % NKEYS], NULL, &h), FRAME_EMAC);
+            assert_int_equal(frame_decode(f, len, 64, K(keys[k]), NULL, &h), (long)len);
+            assert_int_equal(frame_decode(f, len, 64, K(keys[(k + 1) % NKEYS]), NULL, &h), FRAME_EMAC);
         }
     buf_free(&b);
 }
 
-/* ------------------------------------------------------------ speed */
+/* ------------------------------------------------------------ many frames */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* The flush path: a FLUSH of a few keys encoded, decoded and parsed. Prints
- * the cost; fails only if it is absurd (the machine may be busy). */
-static void test_flush_frame_speed(void **state)
+/* The flush path: FLUSH frames of a few keys encoded, decoded and parsed one
+ * after another on one buffer, the sequence numbers following. (Its speed is
+ * measured by bench/, not asserted here.) */
+static void test_flush_frames_in_a_row(void **state)
 {
     buf_t b;
     buf_init(&b);
     uint64_t send = 0, expect = 1;
-    const int rounds = 20000;
-    double t0 = now_s();
+    const int rounds = 2000;
     for (int i = 0; i < rounds; i++) {
         size_t at = frame_begin(&b, FRAME_FLUSH, &send);
         frame_put_u64(&b, 7);
@@ -1196,9 +1231,9 @@ static void test_flush_frame_speed(void **state)
         frame_put_bytes(&b, "user:1234:friends", 17);
         frame_put_u8(&b, FLUSH_PREFIX);
         frame_put_bytes(&b, "sitemap:/blog/", 14);
-        frame_end(&b, at, key_a);
+        frame_end(&b, at, K(key_a));
         frame_hdr_t h;
-        long n = frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT, key_a,
+        long n = frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT, K(key_a),
                               &expect, &h);
         assert_true(n > 0);
         struct decoded d;
@@ -1206,9 +1241,7 @@ static void test_flush_frame_speed(void **state)
         assert_int_equal(d.count, 3);
         buf_consume(&b, (size_t)n);
     }
-    double per = (now_s() - t0) / rounds * 1e9;
-    print_message("flush frame encode+decode: %.0f ns\n", per);
-    assert_true(per < 100000);
+    assert_int_equal(expect, rounds + 1);
     buf_free(&b);
 }
 
@@ -1287,7 +1320,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_proofs_refuse_impostors),
         cmocka_unit_test(test_mac_equal),
         cmocka_unit_test(test_many_keys_interleaved),
-        cmocka_unit_test(test_flush_frame_speed),
+        cmocka_unit_test(test_flush_frames_in_a_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
