@@ -9,7 +9,7 @@ PACKAGES=(
   libxxhash-dev libhttp-parser-dev libcmocka-dev
   python3 python3-pytest python3-redis python3-pexpect
   redis-server redis-tools
-  iproute2 procps curl
+  iproute2 procps curl faketime
 )
 
 missing=()

@@ -25,6 +25,7 @@ typedef struct prefix_mark {
 
 struct flushmark {
     uint64_t seq;
+    uint64_t first_seq; /* the first token this incarnation issued */
     uint64_t *key_seq; /* slot -> seq of the newest key flush there */
     size_t slot_mask;
     prefix_mark_t *ring;
@@ -41,6 +42,7 @@ flushmark_t *flushmark_new(size_t slots, size_t ring, uint64_t first_seq)
         n <<= 1;
     flushmark_t *f = xcalloc(1, sizeof(*f));
     f->seq = first_seq;
+    f->first_seq = first_seq;
     f->key_seq = xcalloc(n, sizeof(uint64_t));
     f->slot_mask = n - 1;
     f->ring_cap = ring ? ring : 1;
@@ -93,8 +95,8 @@ void flushmark_all(flushmark_t *f)
 
 int flushmark_flushed_since(const flushmark_t *f, const char *key, size_t klen, uint64_t token)
 {
-    if (token > f->seq)
-        return 1; /* not a token this node issued */
+    if (token > f->seq || token < f->first_seq)
+        return 1; /* not a token this incarnation issued (an earlier one's, say) */
     if (f->all_seq > token || f->ring_floor > token)
         return 1;
     if (f->key_seq[slot_of(f, key, klen)] > token)

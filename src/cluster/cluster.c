@@ -34,6 +34,16 @@ int64_t cluster_mono(const cluster_t *cl)
     return clock_mono_ms(); /* read now: a lease is judged when it is used */
 }
 
+uint64_t cluster_random(cluster_t *cl)
+{
+    uint64_t x = cl->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    cl->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
 int cluster_lease_ms(const cluster_t *cl)
 {
     return cl->cfg->lease_ms;
@@ -227,6 +237,9 @@ int cluster_start(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *ho
         if (RAND_bytes((unsigned char *)&cl->incarnation, sizeof(cl->incarnation)) != 1)
             cl->incarnation = (uint64_t)clock_wall_ms();
     } while (cl->incarnation == 0);
+    if (RAND_bytes((unsigned char *)&cl->rng, sizeof(cl->rng)) != 1)
+        cl->rng = (uint64_t)clock_wall_ms() ^ cl->incarnation;
+    cl->rng |= 1;
     if (load_key(cl, cfg->key_file, err, errlen) < 0 || setup_members(cl, err, errlen) < 0 ||
         coherence_init(cl) < 0 || peer_listen(cl, err, errlen) < 0) {
         cluster_stop(cl);

@@ -136,6 +136,7 @@ struct cluster {
     frame_key_t key; /* derived from the key file: the handshake frames' MAC key */
     char self_id[80];
     uint64_t incarnation;
+    uint64_t rng; /* cluster_random's state, never 0 */
     uv_tcp_t listener;
     int listener_open;
     uv_timer_t tick; /* heartbeats, probes, reconnects, timeouts */
@@ -148,8 +149,9 @@ struct cluster {
     size_t nauthorized;
     /* our flushes */
     uint64_t flush_seq;
-    flush_entry_t *log; /* ring of the last log_cap flushes */
-    size_t log_cap;
+    flush_entry_t *log; /* ring of our last flushes (see coherence.c) */
+    size_t log_cap;     /* entries the ring has room for */
+    size_t log_keep;    /* replay_log: entries kept once sent */
     size_t log_len;
     size_t log_bytes;
     size_t log_max_bytes;
@@ -206,6 +208,9 @@ void coherence_member_gone(member_t *m);
 void coherence_new_incarnation(member_t *m, uint64_t incarnation);
 
 int64_t cluster_mono(const cluster_t *cl);
+/* A pseudo-random number from the cluster's generator (xorshift64*, seeded
+ * from OpenSSL's RAND_bytes at start, so nodes draw different jitter). */
+uint64_t cluster_random(cluster_t *cl);
 int cluster_lease_ms(const cluster_t *cl);
 
 #endif

@@ -40,6 +40,13 @@
 
 /* ---- the replay log ------------------------------------------------------ */
 
+/* The log holds our flushes [log_first, flush_seq], contiguous, in a ring of
+ * log_cap entries indexed by (seq - 1) % log_cap. It keeps at most
+ * replay_log entries and LOG_MAX_BYTES of keys and values once they are
+ * sent, but never drops one that the members in contact have not been sent
+ * yet (seq >= batch_first): a turn with more flushes than the limit grows
+ * the ring instead, and the limit applies again after the batch went out. */
+
 static uint64_t log_first(const cluster_t *cl)
 {
     return cl->flush_seq - cl->log_len + 1;
@@ -59,30 +66,67 @@ static void log_drop_oldest(cluster_t *cl)
     cl->log_len--;
 }
 
+/* Doubles the ring, keeping every entry at its new place. */
+static void log_grow(cluster_t *cl)
+{
+    size_t cap = cl->log_cap * 2;
+    flush_entry_t *ring = xcalloc(cap, sizeof(flush_entry_t));
+    for (uint64_t seq = log_first(cl); seq <= cl->flush_seq; seq++)
+        ring[(seq - 1) % cap] = *log_at(cl, seq);
+    free(cl->log);
+    cl->log = ring;
+    cl->log_cap = cap;
+}
+
+/* 1 when the oldest entry was already sent to the members in contact. */
+static int oldest_sent(const cluster_t *cl)
+{
+    return cl->log_len > 1 && log_first(cl) < cl->batch_first;
+}
+
+/* Drops sent entries beyond the count and byte limits. */
+static void log_trim(cluster_t *cl)
+{
+    while (oldest_sent(cl) &&
+           (cl->log_len > cl->log_keep || cl->log_bytes > cl->log_max_bytes))
+        log_drop_oldest(cl);
+}
+
 /* ---- the per-turn dedupe index: seq of each distinct entry --------------- */
 
+/* An open-addressing table of flush numbers of this turn's batch, keyed by
+ * (kind, key). Entries older than valid_from are stale: they are skipped by
+ * lookups and overwritten by inserts, so ending a turn, or a SEED (which
+ * orders later flushes of its key after it), costs O(1) instead of clearing
+ * the table; the table is rebuilt, at the size its live entries need, when
+ * stale and live entries together fill half of it. */
 typedef struct batch_index {
-    uint64_t *slots; /* flush numbers, 0 = empty */
-    size_t cap;      /* power of two */
-    size_t used;
+    uint64_t *slots;     /* flush numbers, 0 = empty */
+    size_t cap;          /* power of two */
+    size_t occupied;     /* non-zero slots, stale ones included */
+    uint64_t valid_from; /* entries below this number are stale */
 } batch_index_t;
+
+#define BATCH_MIN_SLOTS 256
 
 static uint64_t entry_hash(uint8_t kind, const char *key, size_t klen)
 {
     return XXH3_64bits_withSeed(key, klen, kind);
 }
 
-static void batch_clear(batch_index_t *b)
+static int batch_live(const cluster_t *cl, uint64_t seq)
 {
-    if (b->used)
-        memset(b->slots, 0, b->cap * sizeof(uint64_t));
-    b->used = 0;
+    return seq && seq >= cl->batch->valid_from && seq <= cl->flush_seq && seq >= log_first(cl);
 }
 
-static void batch_grow(cluster_t *cl);
+/* Makes every entry recorded so far ineligible for de-duplication. */
+static void batch_clear(cluster_t *cl)
+{
+    cl->batch->valid_from = cl->flush_seq + 1;
+}
 
 /* Returns the flush number of an identical entry already in this turn's
- * batch, or 0. */
+ * batch (and after the last SEED), or 0. */
 static uint64_t batch_find(cluster_t *cl, uint8_t kind, const char *key, size_t klen)
 {
     batch_index_t *b = cl->batch;
@@ -91,7 +135,7 @@ static uint64_t batch_find(cluster_t *cl, uint8_t kind, const char *key, size_t 
         uint64_t seq = b->slots[i];
         if (!seq)
             return 0;
-        if (seq < cl->batch_first || seq > cl->flush_seq || seq < log_first(cl))
+        if (!batch_live(cl, seq))
             continue;
         flush_entry_t *e = log_at(cl, seq);
         if (e->kind == kind && e->klen == klen && memcmp(e->data, key, klen) == 0)
@@ -99,33 +143,45 @@ static uint64_t batch_find(cluster_t *cl, uint8_t kind, const char *key, size_t 
     }
 }
 
-static void batch_add(cluster_t *cl, uint64_t seq)
+/* Puts seq in the first empty or stale slot of its chain. */
+static void batch_place(cluster_t *cl, uint64_t seq)
 {
     batch_index_t *b = cl->batch;
-    if ((b->used + 1) * 2 > b->cap)
-        batch_grow(cl);
-    b = cl->batch;
     flush_entry_t *e = log_at(cl, seq);
     size_t mask = b->cap - 1;
     size_t i = entry_hash(e->kind, e->data, e->klen) & mask;
-    while (b->slots[i])
+    while (batch_live(cl, b->slots[i]))
         i = (i + 1) & mask;
+    if (!b->slots[i])
+        b->occupied++;
     b->slots[i] = seq;
-    b->used++;
 }
 
-static void batch_grow(cluster_t *cl)
+/* Rebuilds the table with room for its live entries (stale ones dropped). */
+static void batch_rebuild(cluster_t *cl)
 {
     batch_index_t *b = cl->batch;
     uint64_t *old = b->slots;
-    size_t oldcap = b->cap;
-    b->cap *= 2;
-    b->slots = xcalloc(b->cap, sizeof(uint64_t));
-    b->used = 0;
+    size_t oldcap = b->cap, live = 0;
     for (size_t i = 0; i < oldcap; i++)
-        if (old[i] && old[i] >= cl->batch_first && old[i] >= log_first(cl))
-            batch_add(cl, old[i]);
+        live += batch_live(cl, old[i]);
+    size_t cap = BATCH_MIN_SLOTS;
+    while (cap < 4 * (live + 1))
+        cap *= 2;
+    b->slots = xcalloc(cap, sizeof(uint64_t));
+    b->cap = cap;
+    b->occupied = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (batch_live(cl, old[i]))
+            batch_place(cl, old[i]);
     free(old);
+}
+
+static void batch_add(cluster_t *cl, uint64_t seq)
+{
+    if ((cl->batch->occupied + 1) * 2 > cl->batch->cap)
+        batch_rebuild(cl);
+    batch_place(cl, seq);
 }
 
 /* ---- recording our flushes --------------------------------------------------- */
@@ -138,8 +194,12 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
         if (same)
             return same;
     }
-    if (cl->log_len == cl->log_cap)
-        log_drop_oldest(cl);
+    if (cl->log_len == cl->log_cap) {
+        if (oldest_sent(cl))
+            log_drop_oldest(cl);
+        else
+            log_grow(cl);
+    }
     uint64_t seq = ++cl->flush_seq;
     cl->log_len++;
     flush_entry_t *e = log_at(cl, seq);
@@ -153,9 +213,10 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     if (vlen)
         memcpy(e->data + klen, val, vlen);
     cl->log_bytes += mem_usable(e->data);
-    while (cl->log_bytes > cl->log_max_bytes && cl->log_len > 1)
-        log_drop_oldest(cl);
-    if (kind != FLUSH_SEED)
+    log_trim(cl);
+    if (kind == FLUSH_SEED)
+        batch_clear(cl); /* a flush of this key after the SEED must not fold into one before */
+    else
         batch_add(cl, seq);
     return seq;
 }
@@ -188,6 +249,17 @@ static size_t entry_size(const flush_entry_t *e)
     return (size_t)e->klen + e->vlen + 24;
 }
 
+/* A SEED's expire time as the time left when it is sent (0: none; at least 1
+ * once set, so an entry due already expires at once on the member): members
+ * whose wall clocks disagree still expire it after the same time. */
+static uint64_t ttl_of(int64_t expire_at)
+{
+    if (expire_at == 0)
+        return 0;
+    int64_t left = expire_at - clock_wall_ms();
+    return left > 0 ? (uint64_t)left : 1;
+}
+
 /* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT. */
 static void send_range(member_t *m, uint64_t from, uint64_t to)
 {
@@ -207,7 +279,7 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
             frame_put_u8(&l->out, e->kind);
             frame_put_bytes(&l->out, e->data, e->klen);
             if (e->kind == FLUSH_SEED) {
-                frame_put_u64(&l->out, (uint64_t)e->expire_at);
+                frame_put_u64(&l->out, ttl_of(e->expire_at));
                 frame_put_bytes(&l->out, e->data + e->klen, e->vlen);
             }
         }
@@ -236,7 +308,8 @@ void coherence_send_batches(cluster_t *cl)
             send_range(m, from, cl->flush_seq);
     }
     cl->batch_first = cl->flush_seq + 1;
-    batch_clear(cl->batch);
+    batch_clear(cl);
+    log_trim(cl);
 }
 
 void coherence_send_acks(cluster_t *cl)
@@ -385,11 +458,11 @@ static void on_flush(member_t *m, frame_reader_t *r)
     for (uint32_t i = 0; i < count; i++) {
         uint8_t kind;
         frame_bytes_t key, val = {NULL, 0};
-        uint64_t expire_at = 0;
+        uint64_t ttl = 0;
         frame_get_u8(r, &kind);
         frame_get_bytes(r, &key, (uint32_t)max_key);
         if (kind == FLUSH_SEED) {
-            frame_get_u64(r, &expire_at);
+            frame_get_u64(r, &ttl);
             frame_get_bytes(r, &val, (uint32_t)max_key);
         }
         if (r->failed || kind < FLUSH_KEY || kind > FLUSH_SEED) {
@@ -399,7 +472,9 @@ static void on_flush(member_t *m, frame_reader_t *r)
         uint64_t seq = first + i;
         if (seq <= m->in_applied)
             continue; /* already applied (replay overlap) */
-        apply_entry(cl, kind, key, (int64_t)expire_at, val);
+        if (ttl > (uint64_t)INT64_MAX / 2) /* keeps now + ttl from overflowing */
+            ttl = (uint64_t)INT64_MAX / 2;
+        apply_entry(cl, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val);
         m->in_applied = seq;
         m->flushes_received++;
         cl->counters.flushes_received++;
@@ -506,13 +581,15 @@ const char *cluster_why_not_serving(cluster_t *cl)
 int coherence_init(cluster_t *cl)
 {
     const config_t *cfg = cl->cfg;
-    cl->log_cap = cfg->replay_log ? cfg->replay_log : 1;
+    cl->log_keep = cfg->replay_log ? cfg->replay_log : 1;
+    cl->log_cap = cl->log_keep;
     cl->log = xcalloc(cl->log_cap, sizeof(flush_entry_t));
     cl->log_max_bytes = LOG_MAX_BYTES;
     cl->batch_first = 1;
     cl->batch = xcalloc(1, sizeof(batch_index_t));
-    cl->batch->cap = 256;
+    cl->batch->cap = BATCH_MIN_SLOTS;
     cl->batch->slots = xcalloc(cl->batch->cap, sizeof(uint64_t));
+    cl->batch->valid_from = 1;
     return 0;
 }
 

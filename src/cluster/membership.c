@@ -76,7 +76,8 @@ static void schedule_reconnect(member_t *m)
 {
     int64_t now = cluster_mono(m->cl);
     int jitter = m->backoff_ms / 5;
-    int delay = m->backoff_ms + (jitter ? rand() % (2 * jitter + 1) - jitter : 0);
+    int delay = m->backoff_ms +
+                (jitter ? (int)(cluster_random(m->cl) % (uint64_t)(2 * jitter + 1)) - jitter : 0);
     m->next_connect = now + delay;
     m->backoff_ms = m->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : m->backoff_ms * 2;
 }

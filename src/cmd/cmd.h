@@ -49,8 +49,14 @@ void cmd_flushed_all(client_t *c);
 void cmd_seeded(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                 int64_t expire_at);
 
-/* A read that serves a cached value: misses (and counts a bypass) while the
- * coherence lease does not hold. */
+/* 1 while cached values may be served; 0 (and a bypass counted) while the
+ * coherence lease does not hold. Every command that tells a client anything
+ * about the cache's content asks this first. */
+int cmd_serving(client_t *c);
+/* A read that serves a cached value (cache_lookup with flags): misses while
+ * not serving (cmd_serving). */
+cache_entry_t *cmd_lookup(client_t *c, const char *key, size_t klen, int flags);
+/* cmd_lookup counting a hit or a miss. */
 cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen);
 
 /* After a write: evict down to maxmemory. */

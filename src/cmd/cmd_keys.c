@@ -27,11 +27,9 @@ CMD_HANDLER(cmd_del)
 
 CMD_HANDLER(cmd_exists)
 {
-    node_t *n = cmd_node(c);
-    int64_t now = clock_now_ms();
     long long found = 0;
     for (int i = 1; i < argc; i++)
-        found += cache_lookup(n->cache, argv[i], argl[i], now, CACHE_NOTOUCH) != NULL;
+        found += cmd_lookup(c, argv[i], argl[i], CACHE_NOTOUCH) != NULL;
     resp_add_int(&c->out, found);
 }
 
@@ -132,9 +130,8 @@ CMD_HANDLER(cmd_pexpire)
 
 static void ttl_generic(client_t *c, const char *key, size_t klen, int in_ms)
 {
-    node_t *n = cmd_node(c);
     int64_t now = clock_now_ms();
-    cache_entry_t *e = cache_lookup(n->cache, key, klen, now, CACHE_READ | CACHE_NOTOUCH);
+    cache_entry_t *e = cmd_lookup(c, key, klen, CACHE_READ | CACHE_NOTOUCH);
     if (!e) {
         resp_add_int(&c->out, -2);
         return;
@@ -174,9 +171,7 @@ CMD_HANDLER(cmd_persist)
 
 CMD_HANDLER(cmd_type)
 {
-    node_t *n = cmd_node(c);
-    cache_entry_t *e =
-        cache_lookup(n->cache, argv[1], argl[1], clock_now_ms(), CACHE_READ | CACHE_NOTOUCH);
+    cache_entry_t *e = cmd_lookup(c, argv[1], argl[1], CACHE_READ | CACHE_NOTOUCH);
     resp_add_simple(&c->out, e ? "string" : "none");
 }
 
@@ -237,7 +232,8 @@ CMD_HANDLER(cmd_keys)
     int all = argl[1] == 1 && argv[1][0] == '*';
     k.pattern = all ? NULL : argv[1];
     k.plen = argl[1];
-    cache_foreach(n->cache, k.now, collect_key, &k);
+    if (cmd_serving(c))
+        cache_foreach(n->cache, k.now, collect_key, &k);
     reply_keys(c, &k);
 }
 
@@ -287,7 +283,8 @@ CMD_HANDLER(cmd_scan)
         }
     }
     buf_init(&k.keys);
-    uint64_t next = cache_scan(n->cache, cursor, (size_t)count, collect_key, &k);
+    uint64_t next = cmd_serving(c) ? cache_scan(n->cache, cursor, (size_t)count, collect_key, &k)
+                                   : 0; /* out of contact: nothing to show, and done */
     resp_add_array(&c->out, 2);
     resp_add_bulk_ll(&c->out, (long long)next);
     reply_keys(c, &k);

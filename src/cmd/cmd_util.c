@@ -114,14 +114,25 @@ void cmd_seeded(client_t *c, const char *key, size_t klen, const char *val, size
     client_block(c, cluster_seed(n->cluster, key, klen, val, vlen, expire_at));
 }
 
-cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen)
+int cmd_serving(client_t *c)
 {
     node_t *n = cmd_node(c);
-    if (!node_serves_cache(n)) {
-        cluster_count_bypass(n->cluster);
+    if (node_serves_cache(n))
+        return 1;
+    cluster_count_bypass(n->cluster);
+    return 0;
+}
+
+cache_entry_t *cmd_lookup(client_t *c, const char *key, size_t klen, int flags)
+{
+    if (!cmd_serving(c))
         return NULL;
-    }
-    return cache_lookup(n->cache, key, klen, clock_now_ms(), CACHE_READ);
+    return cache_lookup(cmd_node(c)->cache, key, klen, clock_now_ms(), flags);
+}
+
+cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen)
+{
+    return cmd_lookup(c, key, klen, CACHE_READ);
 }
 
 void cmd_after_write(client_t *c)

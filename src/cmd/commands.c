@@ -146,6 +146,19 @@ static void reply_unknown(client_t *c, int argc, const char **argv, const size_t
     buf_free(&msg);
 }
 
+/* 1 when a write's arguments alone exceed maxmemory: what it would store
+ * cannot fit even in an empty cache (redis-server counts a command's
+ * arguments in its used memory, and refuses such a write with -OOM). */
+static int over_maxmemory(const node_t *n, int argc, const size_t *argl)
+{
+    size_t max = cache_maxmemory(n->cache), total = 0;
+    if (!max)
+        return 0;
+    for (int i = 1; i < argc; i++)
+        total += argl[i];
+    return total > max;
+}
+
 void commands_execute(void *ud, client_t *c, int argc, const char **argv, const size_t *argl)
 {
     node_t *n = ud;
@@ -163,6 +176,10 @@ void commands_execute(void *ud, client_t *c, int argc, const char **argv, const 
     if (!c->authenticated && !(cmd->flags & CMD_NOAUTH)) {
         cmd->rejected++;
         resp_add_error(&c->out, "NOAUTH Authentication required.");
+        return;
+    }
+    if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_FLUSH) && over_maxmemory(n, argc, argl)) {
+        resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
         return;
     }
     uint64_t t0 = uv_hrtime();

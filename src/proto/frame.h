@@ -37,7 +37,9 @@
  *   PONG     u64 id (echoed), u64 echoed time
  *   FLUSH    u64 incarnation of the origin, u64 first flush number, u32 count,
  *            then count entries: u8 kind (enum flush_kind), bytes key,
- *            and for FLUSH_SEED: u64 expire_at (0 none), bytes value
+ *            and for FLUSH_SEED: u64 time to live in ms when sent (0: none),
+ *            bytes value (a time left, not an instant: the members' wall
+ *            clocks need not agree)
  *   ACK      u64 incarnation of the origin, u64 highest flush number applied
  *   SYNC     u64 incarnation of the peer as last known (0: none), u64 highest
  *            flush number applied from it

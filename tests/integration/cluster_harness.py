@@ -153,6 +153,7 @@ class Node:
         self.netns = netns
         self.unixsocket = unixsocket
         self.config = {}
+        self.env = {}  # more environment for cohortd (LD_PRELOAD of libfaketime, say)
         self.proc = None
         self.stopped = False  # SIGSTOPped
         self.expect_clean_exit = True
@@ -179,6 +180,7 @@ class Node:
             argv = ["ip", "netns", "exec", self.netns] + argv
         env = dict(os.environ)
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(self.env)
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             err.write(("\n=== start %s at %.3f ===\n" % (self.name, time.monotonic())).encode())
             err.flush()

@@ -88,6 +88,21 @@ static void test_foreign_token_refused(void **state)
     flushmark_free(f);
 }
 
+/* A token of an earlier incarnation (below this one's first token) is refused
+ * even when no flush happened since this incarnation started: the earlier
+ * incarnation may have flushed the key after issuing it. */
+static void test_earlier_incarnation_token_refused(void **state)
+{
+    flushmark_t *old = flushmark_new(1024, 4, 1000);
+    uint64_t t = flushmark_token(old);
+    flushmark_free(old);
+    flushmark_t *f = flushmark_new(1024, 4, 5000);
+    assert_int_equal(flushmark_flushed_since(f, K("k"), t), 1);
+    assert_int_equal(flushmark_flushed_since(f, K("k"), 4999), 1);
+    assert_int_equal(flushmark_flushed_since(f, K("k"), flushmark_token(f)), 0);
+    flushmark_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -98,6 +113,7 @@ int main(void)
         cmocka_unit_test(test_prefix_ring_overflow_is_conservative),
         cmocka_unit_test(test_flush_all),
         cmocka_unit_test(test_foreign_token_refused),
+        cmocka_unit_test(test_earlier_incarnation_token_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
