@@ -36,17 +36,15 @@ static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri"
 
 typedef struct field {
     const char *name;
-    int min, max;              /* accepted values */
-    int star_max;              /* what '*' covers (day-of-week: 0-6) */
-    const char *const *names;  /* names[i] means min + i (day names: i) */
+    int min, max;             /* accepted values */
+    int star_max;             /* what '*' covers (day-of-week: 0-6) */
+    const char *const *names; /* names[i] means min + i (day names: i) */
     int nnames;
 } field_t;
 
 static const field_t fields[5] = {
-    {"minute", 0, 59, 59, NULL, 0},
-    {"hour", 0, 23, 23, NULL, 0},
-    {"day-of-month", 1, 31, 31, NULL, 0},
-    {"month", 1, 12, 12, month_names, 12},
+    {"minute", 0, 59, 59, NULL, 0},         {"hour", 0, 23, 23, NULL, 0},
+    {"day-of-month", 1, 31, 31, NULL, 0},   {"month", 1, 12, 12, month_names, 12},
     {"day-of-week", 0, 7, 6, day_names, 7},
 };
 
@@ -75,8 +73,7 @@ static void say(char *err, size_t errlen, const char *fmt, ...)
 
 /* Reads a number or a name at *p into *v. Returns 0 and advances *p, or -1
  * with the message in err. */
-static int parse_value(const field_t *f, int idx, const char **p, int *v, char *err,
-                       size_t errlen)
+static int parse_value(const field_t *f, int idx, const char **p, int *v, char *err, size_t errlen)
 {
     const char *s = *p;
     if (isdigit((unsigned char)*s)) {
@@ -107,15 +104,14 @@ static int parse_value(const field_t *f, int idx, const char **p, int *v, char *
         s++;
     say(err, errlen, "cron: field %d (%s): '%.*s' is not a number%s", idx + 1, f->name,
         (int)(s - *p), *p,
-        f->names == month_names ? " or month name"
-                                : (f->names == day_names ? " or day name" : ""));
+        f->names == month_names ? " or month name" : (f->names == day_names ? " or day name" : ""));
     return -1;
 }
 
 /* Parses one list item ('*', 'a', 'a-b', with an optional '/n') at *p into
  * *bits. Returns 0 and advances *p past the item, or -1 with err. */
 static int parse_item(const field_t *f, int idx, const char **p, uint64_t *bits, char *err,
-                     size_t errlen)
+                      size_t errlen)
 {
     const char *s = *p;
     int lo, hi, step = 1, single = 0;
@@ -133,8 +129,8 @@ static int parse_item(const field_t *f, int idx, const char **p, uint64_t *bits,
             if (parse_value(f, idx, &s, &hi, err, errlen) < 0)
                 return -1;
             if (hi < lo) {
-                say(err, errlen, "cron: field %d (%s): range %.*s runs backwards", idx + 1,
-                    f->name, (int)(s - *p), *p);
+                say(err, errlen, "cron: field %d (%s): range %.*s runs backwards", idx + 1, f->name,
+                    (int)(s - *p), *p);
                 return -1;
             }
         }
@@ -251,8 +247,7 @@ static int split_fields(const char *text, char out[5][MAX_FIELD_LEN], char *err,
             say(err, errlen, "cron: empty expression");
         else
             say(err, errlen,
-                "cron: expected 5 fields (minute hour day-of-month month day-of-week), got %d",
-                n);
+                "cron: expected 5 fields (minute hour day-of-month month day-of-week), got %d", n);
         return -1;
     }
     return 0;
@@ -294,8 +289,8 @@ int cron_parse(cron_expr_t *out, const char *text, char *err, size_t errlen)
     out->mdays = (uint32_t)bits[2];
     out->months = (uint16_t)bits[3];
     out->wdays = (uint8_t)((bits[4] | (bits[4] >> 7)) & 0x7f); /* 7 is Sunday */
-    out->flags = (uint8_t)((f[2][0] == '*' ? CRON_MDAY_STAR : 0) |
-                           (f[4][0] == '*' ? CRON_WDAY_STAR : 0));
+    out->flags =
+        (uint8_t)((f[2][0] == '*' ? CRON_MDAY_STAR : 0) | (f[4][0] == '*' ? CRON_WDAY_STAR : 0));
     return check_days_possible(out, err, errlen);
 }
 

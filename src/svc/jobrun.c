@@ -37,10 +37,10 @@
 
 #include "mem.h"
 
-#define READ_BUF      (64 * 1024) /* one read's buffer */
-#define DRAIN_MS      500         /* after the shell exits, wait this long for EOF */
-#define MAX_URL       2048
-#define MAX_HOST      256
+#define READ_BUF (64 * 1024) /* one read's buffer */
+#define DRAIN_MS 500         /* after the shell exits, wait this long for EOF */
+#define MAX_URL  2048
+#define MAX_HOST 256
 
 extern char **environ;
 
@@ -78,26 +78,26 @@ struct jobrun {
     int exit_signal;     /* from the exit callback */
 
     /* http */
-    uv_getaddrinfo_t gai;      /* name resolution */
-    int gai_pending;           /* gai in flight */
-    uv_tcp_t tcp;              /* the connection */
-    uv_connect_t conn;         /* connect request */
-    uv_write_t wreq;           /* the request's write */
-    http_parser parser;        /* response parser */
-    http_parser_settings ps;   /* its callbacks */
-    int complete;              /* the response ended */
-    char host[MAX_HOST];       /* from the URL */
-    char port[8];              /* from the URL, "80" by default */
-    char *request;             /* the request bytes */
+    uv_getaddrinfo_t gai;    /* name resolution */
+    int gai_pending;         /* gai in flight */
+    uv_tcp_t tcp;            /* the connection */
+    uv_connect_t conn;       /* connect request */
+    uv_write_t wreq;         /* the request's write */
+    http_parser parser;      /* response parser */
+    http_parser_settings ps; /* its callbacks */
+    int complete;            /* the response ended */
+    char host[MAX_HOST];     /* from the URL */
+    char port[8];            /* from the URL, "80" by default */
+    char *request;           /* the request bytes */
     size_t request_len;
 
     /* output */
-    char *rbuf;                   /* READ_BUF bytes */
-    char ring[JOBRUN_TAIL];       /* last output bytes, circular */
-    size_t ring_len;              /* bytes held, <= JOBRUN_TAIL */
-    size_t ring_pos;              /* next write position */
-    uint64_t total;               /* bytes seen */
-    char tail[JOBRUN_TAIL + 1];   /* linearised for the callback */
+    char *rbuf;                 /* READ_BUF bytes */
+    char ring[JOBRUN_TAIL];     /* last output bytes, circular */
+    size_t ring_len;            /* bytes held, <= JOBRUN_TAIL */
+    size_t ring_pos;            /* next write position */
+    uint64_t total;             /* bytes seen */
+    char tail[JOBRUN_TAIL + 1]; /* linearised for the callback */
 };
 
 static void teardown(jobrun_t *r);
@@ -331,8 +331,8 @@ static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
  * plus the four of this run; free it with free_env(). */
 static char **build_env(const jobrun_spec_t *spec)
 {
-    static const char *const ours[] = {"COHORT_JOB=", "COHORT_SLOT=", "COHORT_EPOCH=",
-                                       "COHORT_NODE="};
+    static const char *const ours[] = {
+        "COHORT_JOB=", "COHORT_SLOT=", "COHORT_EPOCH=", "COHORT_NODE="};
     size_t n = 0, k = 0;
     while (environ && environ[n])
         n++;
@@ -615,12 +615,11 @@ static void build_request(jobrun_t *r, const jobrun_spec_t *spec, const char *ta
     const char *port = strcmp(r->port, "80") ? r->port : "";
     const char *cl = spec->method == JOBRUN_POST ? "Content-Length: 0\r\n" : "";
     target = target ? target : "/";
-    int n = snprintf(NULL, 0, fmt, method, target, v6 ? "[" : "", r->host, v6 ? "]" : "",
-                     port_sep, port, spec->job, spec->slot_ms, spec->epoch, spec->node, cl);
+    int n = snprintf(NULL, 0, fmt, method, target, v6 ? "[" : "", r->host, v6 ? "]" : "", port_sep,
+                     port, spec->job, spec->slot_ms, spec->epoch, spec->node, cl);
     r->request = xmalloc((size_t)n + 1);
-    snprintf(r->request, (size_t)n + 1, fmt, method, target, v6 ? "[" : "", r->host,
-             v6 ? "]" : "", port_sep, port, spec->job, spec->slot_ms, spec->epoch, spec->node,
-             cl);
+    snprintf(r->request, (size_t)n + 1, fmt, method, target, v6 ? "[" : "", r->host, v6 ? "]" : "",
+             port_sep, port, spec->job, spec->slot_ms, spec->epoch, spec->node, cl);
     r->request_len = (size_t)n;
 }
 
@@ -668,9 +667,9 @@ int jobrun_start(uv_loop_t *loop, const jobrun_spec_t *spec, jobrun_cb cb, void 
         say(err, errlen, "empty command");
         return -1;
     }
-    if (spec->url && (jobrun_check_url(spec->url, err, errlen) < 0 ||
-                      split_url(spec->url, host, sizeof(host), port, sizeof(port), &target, err,
-                                errlen) < 0))
+    if (spec->url &&
+        (jobrun_check_url(spec->url, err, errlen) < 0 ||
+         split_url(spec->url, host, sizeof(host), port, sizeof(port), &target, err, errlen) < 0))
         return -1;
 
     jobrun_t *r = xcalloc(1, sizeof(*r));

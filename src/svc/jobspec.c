@@ -200,18 +200,34 @@ static int set_lease(jobspec_t *j, const char *v, char *err, size_t errlen)
     return 0;
 }
 
-enum { K_EVERY, K_CRON, K_RUN, K_COMMAND, K_METHOD, K_TIMEOUT, K_CATCHUP, K_OVERLAP, K_WHERE,
-       K_LEASE, K_COUNT };
+enum {
+    K_EVERY,
+    K_CRON,
+    K_RUN,
+    K_COMMAND,
+    K_METHOD,
+    K_TIMEOUT,
+    K_CATCHUP,
+    K_OVERLAP,
+    K_WHERE,
+    K_LEASE,
+    K_COUNT
+};
 
 static const struct job_key {
     const char *name;
     key_parser_fn parse;
 } keys[K_COUNT] = {
-    [K_EVERY] = {"every", set_every},       [K_CRON] = {"cron", set_cron},
-    [K_RUN] = {"run", set_run},             [K_COMMAND] = {"command", set_command},
-    [K_METHOD] = {"method", set_method},    [K_TIMEOUT] = {"timeout", set_timeout},
-    [K_CATCHUP] = {"catchup", set_catchup}, [K_OVERLAP] = {"overlap", set_overlap},
-    [K_WHERE] = {"where", set_where},       [K_LEASE] = {"lease", set_lease},
+    [K_EVERY] = {"every", set_every},
+    [K_CRON] = {"cron", set_cron},
+    [K_RUN] = {"run", set_run},
+    [K_COMMAND] = {"command", set_command},
+    [K_METHOD] = {"method", set_method},
+    [K_TIMEOUT] = {"timeout", set_timeout},
+    [K_CATCHUP] = {"catchup", set_catchup},
+    [K_OVERLAP] = {"overlap", set_overlap},
+    [K_WHERE] = {"where", set_where},
+    [K_LEASE] = {"lease", set_lease},
 };
 
 int jobspec_init(jobspec_t *j, const char *name, char *err, size_t errlen)
@@ -261,13 +277,15 @@ int jobspec_check(const jobspec_t *j, char *err, size_t errlen)
     int every = !!(j->seen & (1u << K_EVERY)), cron = !!(j->seen & (1u << K_CRON));
     int run = !!(j->seen & (1u << K_RUN)), command = !!(j->seen & (1u << K_COMMAND));
     if (every == cron) {
-        say(err, errlen, every ? "every: give either every or cron, not both"
-                               : "every: a job needs every or cron");
+        say(err, errlen,
+            every ? "every: give either every or cron, not both"
+                  : "every: a job needs every or cron");
         return -1;
     }
     if (run == command) {
-        say(err, errlen, run ? "run: give either run or command, not both"
-                             : "run: a job needs run (a URL) or command");
+        say(err, errlen,
+            run ? "run: give either run or command, not both"
+                : "run: a job needs run (a URL) or command");
         return -1;
     }
     if ((j->seen & (1u << K_METHOD)) && !run) {

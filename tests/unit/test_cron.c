@@ -61,8 +61,7 @@ static void expect_next(const char *expr, const char *after, const char *want)
 
 /* Asserts that expr fires exactly at the listed UTC times, in order, starting
  * after 'after'. */
-static void expect_sequence(const char *expr, const char *after, const char *const *want,
-                            size_t n)
+static void expect_sequence(const char *expr, const char *after, const char *const *want, size_t n)
 {
     cron_expr_t e;
     char err[256] = "";
@@ -129,7 +128,8 @@ static void test_parse_steps(void **state)
     assert_true(parsed("10-30/10 * * * *").minutes == ((1ull << 10) | (1ull << 20) | (1ull << 30)));
     assert_true(parsed("50/5 * * * *").minutes == ((1ull << 50) | (1ull << 55)));
     assert_int_equal(parsed("0 */6 * * *").hours, (1u << 0) | (1u << 6) | (1u << 12) | (1u << 18));
-    assert_int_equal(parsed("0 0 */10 * *").mdays, (1u << 1) | (1u << 11) | (1u << 21) | (1u << 31));
+    assert_int_equal(parsed("0 0 */10 * *").mdays,
+                     (1u << 1) | (1u << 11) | (1u << 21) | (1u << 31));
     assert_int_equal(parsed("0 0 * */5 *").months, (1u << 1) | (1u << 6) | (1u << 11));
     assert_int_equal(parsed("0 0 * * */2").wdays, (1u << 0) | (1u << 2) | (1u << 4) | (1u << 6));
     assert_int_equal(parsed("0 0 * jan-dec/4 *").months, (1u << 1) | (1u << 5) | (1u << 9));
@@ -188,7 +188,8 @@ static void test_parse_errors(void **state)
     expect_error("5x * * * *", "cron: field 1 (minute): unexpected 'x' in '5x'");
     expect_error("*5 * * * *", "cron: field 1 (minute): unexpected '5' in '*5'");
     expect_error("-5 * * * *", "cron: field 1 (minute): '-' is not a number");
-    expect_error("0 0 30 2 *", "cron: field 3 (day-of-month): no such day in the months of field 4");
+    expect_error("0 0 30 2 *",
+                 "cron: field 3 (day-of-month): no such day in the months of field 4");
     expect_error("0 0 31 4,6,9,11 *",
                  "cron: field 3 (day-of-month): no such day in the months of field 4");
     expect_error("@reboot", "cron: unknown shortcut '@reboot' (known: @yearly @annually @monthly "
@@ -282,8 +283,8 @@ static void test_dst_new_york(void **state)
     set_tz("America/New_York");
     /* spring forward, Sunday 8 March 2026: 02:00 EST -> 03:00 EDT (07:00Z).
      * 02:30 does not exist that night: it fires once at 03:00 EDT. */
-    static const char *const skipped[] = {"2026-03-07 07:30:00", /* 02:30 EST */
-                                          "2026-03-08 07:00:00", /* gap end */
+    static const char *const skipped[] = {"2026-03-07 07:30:00",  /* 02:30 EST */
+                                          "2026-03-08 07:00:00",  /* gap end */
                                           "2026-03-09 06:30:00"}; /* 02:30 EDT */
     expect_sequence("30 2 * * *", "2026-03-07 00:00", skipped, 3);
     /* every half hour across the gap: 01:30 EST, then 02:00 and 02:30 collapse
@@ -293,7 +294,7 @@ static void test_dst_new_york(void **state)
     expect_sequence("*/30 * * * *", "2026-03-08 06:00", halfhours, 3);
     /* fall back, Sunday 1 November 2026: 02:00 EDT -> 01:00 EST (06:00Z).
      * 01:30 happens twice: it fires at the first (EDT) only. */
-    static const char *const repeated[] = {"2026-11-01 05:30:00", /* 01:30 EDT */
+    static const char *const repeated[] = {"2026-11-01 05:30:00",  /* 01:30 EDT */
                                            "2026-11-02 06:30:00"}; /* 01:30 EST, next day */
     expect_sequence("30 1 * * *", "2026-10-31 12:00", repeated, 2);
     /* every half hour: nothing during the repeated hour */
@@ -333,8 +334,8 @@ static void test_timezone_errors(void **state)
 {
     char err[256] = "";
     assert_int_equal(cron_set_timezone("Mars/Olympus_Mons", err, sizeof(err)), -1);
-    assert_string_equal(err,
-                        "unknown time zone 'Mars/Olympus_Mons' (expected a name like Europe/Berlin)");
+    assert_string_equal(
+        err, "unknown time zone 'Mars/Olympus_Mons' (expected a name like Europe/Berlin)");
     assert_int_equal(cron_set_timezone("../../etc/passwd", err, sizeof(err)), -1);
     assert_int_equal(cron_set_timezone("Europe", err, sizeof(err)), -1); /* a directory */
     /* a failed call leaves the zone alone */
@@ -348,20 +349,13 @@ static void test_timezone_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_fields),
-        cmocka_unit_test(test_parse_names_and_sunday),
-        cmocka_unit_test(test_parse_steps),
-        cmocka_unit_test(test_parse_shortcuts),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_next_basic),
-        cmocka_unit_test(test_next_strictly_after),
-        cmocka_unit_test(test_next_leap_days),
-        cmocka_unit_test(test_next_month_ends),
-        cmocka_unit_test(test_next_dom_dow_or),
-        cmocka_unit_test(test_next_year_rollover),
-        cmocka_unit_test(test_dst_new_york),
-        cmocka_unit_test(test_dst_berlin),
-        cmocka_unit_test(test_timezone_errors),
+        cmocka_unit_test(test_parse_fields),        cmocka_unit_test(test_parse_names_and_sunday),
+        cmocka_unit_test(test_parse_steps),         cmocka_unit_test(test_parse_shortcuts),
+        cmocka_unit_test(test_parse_errors),        cmocka_unit_test(test_next_basic),
+        cmocka_unit_test(test_next_strictly_after), cmocka_unit_test(test_next_leap_days),
+        cmocka_unit_test(test_next_month_ends),     cmocka_unit_test(test_next_dom_dow_or),
+        cmocka_unit_test(test_next_year_rollover),  cmocka_unit_test(test_dst_new_york),
+        cmocka_unit_test(test_dst_berlin),          cmocka_unit_test(test_timezone_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,9 +34,9 @@
 #define SLOT     1798761600000LL
 
 typedef struct outcome {
-    int calls;                     /* callbacks received */
-    jobrun_result_t res;           /* copy of the last result */
-    char output[JOBRUN_TAIL + 1];  /* copy of its output */
+    int calls;                    /* callbacks received */
+    jobrun_result_t res;          /* copy of the last result */
+    char output[JOBRUN_TAIL + 1]; /* copy of its output */
 } outcome_t;
 
 static uv_loop_t loop;
@@ -64,6 +64,10 @@ static void on_walk_close(uv_handle_t *h, void *arg)
 
 static int teardown(void **state)
 {
+    /* Every run has called back, so no process of libuv's is left: reap the
+     * orphans of jobs (we are their subreaper) so none stays a zombie. */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
     uv_close((uv_handle_t *)&guard, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop);
@@ -236,7 +240,7 @@ static int reap_orphan(pid_t pid)
         if (r == pid)
             return WIFSIGNALED(st) ? WTERMSIG(st) : 1000 + WEXITSTATUS(st);
         if (r < 0 && errno == ECHILD && kill(pid, 0) < 0 && errno == ESRCH)
-            return 0; /* someone else reaped it: gone all the same */
+            return 0;  /* someone else reaped it: gone all the same */
         usleep(10000); /* the test's own wait, not the loop's */
     }
     return -1;
@@ -301,12 +305,12 @@ static void test_start_errors(void **state)
 typedef struct srv {
     uv_tcp_t listener;
     int port;
-    const char *response;  /* sent once the request's head is in; NULL: never answer */
+    const char *response; /* sent once the request's head is in; NULL: never answer */
     size_t response_len;
-    int close_silently;    /* close without answering */
-    char req[4096];        /* the request received */
+    int close_silently; /* close without answering */
+    char req[4096];     /* the request received */
     size_t req_len;
-    uv_tcp_t *conn;        /* the one open connection */
+    uv_tcp_t *conn; /* the one open connection */
     uv_write_t w;
 } srv_t;
 

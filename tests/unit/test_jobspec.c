@@ -16,10 +16,10 @@
 #include "jobrun.h"
 #include "jobspec.h"
 
-#define SEC  1000LL
-#define MINUTE  (60 * SEC)
-#define HOUR (60 * MINUTE)
-#define T0   1798761600000LL /* 2027-01-01 00:00:00Z, a multiple of every interval used */
+#define SEC    1000LL
+#define MINUTE (60 * SEC)
+#define HOUR   (60 * MINUTE)
+#define T0     1798761600000LL /* 2027-01-01 00:00:00Z, a multiple of every interval used */
 
 static void set_tz_utc(void)
 {
@@ -72,8 +72,8 @@ static void expect_check_error(const char *const *kv, const char *want)
 static void test_defaults_and_keys(void **state)
 {
     jobspec_t j;
-    make(&j, (const char *const[]){"every", "5m", "run", "http://127.0.0.1:8000/admin/reindex",
-                                   NULL});
+    make(&j,
+         (const char *const[]){"every", "5m", "run", "http://127.0.0.1:8000/admin/reindex", NULL});
     assert_string_equal(j.name, "t");
     assert_true(j.every_ms == 5 * MINUTE);
     assert_string_equal(j.url, "http://127.0.0.1:8000/admin/reindex");
@@ -87,8 +87,8 @@ static void test_defaults_and_keys(void **state)
     jobspec_free(&j);
 
     make(&j, (const char *const[]){"cron", "*/5 * * * mon-fri", "command", "/usr/bin/true",
-                                   "timeout", "90", "catchup", "ALL", "overlap", "queue",
-                                   "lease", "mail.sweeps", NULL});
+                                   "timeout", "90", "catchup", "ALL", "overlap", "queue", "lease",
+                                   "mail.sweeps", NULL});
     assert_true(j.every_ms == 0);
     assert_string_equal(j.cron_text, "*/5 * * * mon-fri");
     assert_int_equal(j.cron.wdays, 0x3e);
@@ -113,7 +113,7 @@ static void test_every_values(void **state)
     static const struct {
         const char *text;
         int64_t ms;
-    } ok[] = {{"30s", 30 * SEC}, {"5m", 5 * MINUTE}, {"1h", HOUR}, {"1500ms", 1500},
+    } ok[] = {{"30s", 30 * SEC}, {"5m", 5 * MINUTE},     {"1h", HOUR},    {"1500ms", 1500},
               {"100ms", 100},    {"8784h", 8784 * HOUR}, {"2H", 2 * HOUR}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         int64_t ms = 0;
@@ -153,8 +153,9 @@ static void test_set_errors(void **state)
     expect_set_error("catchup", "some", "catchup: must be none, latest or all, not 'some'");
     expect_set_error("overlap", "parallel", "overlap: must be skip or queue, not 'parallel'");
     expect_set_error("where", "anywhere", "where: must be leader or every, not 'anywhere'");
-    expect_set_error("lease", "a b",
-                     "lease: 'a b' is not a lease name (letters, digits, '_', '-', '.'; 1-64 bytes)");
+    expect_set_error(
+        "lease", "a b",
+        "lease: 'a b' is not a lease name (letters, digits, '_', '-', '.'; 1-64 bytes)");
 }
 
 static void test_set_errors_change_nothing(void **state)
@@ -188,7 +189,8 @@ static void test_names(void **state)
     assert_int_equal(jobspec_init(&j, "mail-sweep_2.daily", err, sizeof(err)), 0);
     jobspec_free(&j);
     assert_int_equal(jobspec_init(&j, "two words", err, sizeof(err)), -1);
-    assert_string_equal(err, "job two words: the name must be 1-64 letters, digits, '_', '-' or '.'");
+    assert_string_equal(err,
+                        "job two words: the name must be 1-64 letters, digits, '_', '-' or '.'");
     jobspec_free(&j);
     assert_int_equal(jobspec_init(&j, "", err, sizeof(err)), -1);
     jobspec_free(&j);
@@ -198,17 +200,17 @@ static void test_check(void **state)
 {
     expect_check_error((const char *const[]){"run", "http://a/", NULL},
                        "every: a job needs every or cron");
-    expect_check_error((const char *const[]){"every", "1m", "cron", "* * * * *", "run",
-                                             "http://a/", NULL},
-                       "every: give either every or cron, not both");
+    expect_check_error(
+        (const char *const[]){"every", "1m", "cron", "* * * * *", "run", "http://a/", NULL},
+        "every: give either every or cron, not both");
     expect_check_error((const char *const[]){"every", "1m", NULL},
                        "run: a job needs run (a URL) or command");
-    expect_check_error((const char *const[]){"every", "1m", "run", "http://a/", "command", "true",
-                                             NULL},
-                       "run: give either run or command, not both");
-    expect_check_error((const char *const[]){"every", "1m", "command", "true", "method", "POST",
-                                             NULL},
-                       "method: only for run = URL");
+    expect_check_error(
+        (const char *const[]){"every", "1m", "run", "http://a/", "command", "true", NULL},
+        "run: give either run or command, not both");
+    expect_check_error(
+        (const char *const[]){"every", "1m", "command", "true", "method", "POST", NULL},
+        "method: only for run = URL");
     expect_check_error((const char *const[]){"every", "1m", "command", "true", "where", "every",
                                              "lease", "other", NULL},
                        "lease: only for where = leader");
@@ -263,7 +265,8 @@ static void test_due_policies(void **state)
 {
     jobspec_t all, latest, none;
     make(&all, (const char *const[]){"every", "1m", "command", "true", "catchup", "all", NULL});
-    make(&latest, (const char *const[]){"every", "1m", "command", "true", "catchup", "latest", NULL});
+    make(&latest,
+         (const char *const[]){"every", "1m", "command", "true", "catchup", "latest", NULL});
     make(&none, (const char *const[]){"every", "1m", "command", "true", "catchup", "none", NULL});
 
     /* on time: the slot just reached, under every policy */
@@ -276,7 +279,8 @@ static void test_due_policies(void **state)
     expect_due(&all, T0, T0, 10, NULL, 0, 0);
 
     /* five slots missed, now 10 s after the fifth */
-    int64_t five[] = {T0 + MINUTE, T0 + 2 * MINUTE, T0 + 3 * MINUTE, T0 + 4 * MINUTE, T0 + 5 * MINUTE};
+    int64_t five[] = {T0 + MINUTE, T0 + 2 * MINUTE, T0 + 3 * MINUTE, T0 + 4 * MINUTE,
+                      T0 + 5 * MINUTE};
     expect_due(&all, T0, T0 + 5 * MINUTE + 10 * SEC, 10, five, 5, 0);
     expect_due(&latest, T0, T0 + 5 * MINUTE + 10 * SEC, 10, five + 4, 1, 0);
     expect_due(&none, T0, T0 + 5 * MINUTE + 10 * SEC, 10, five + 4, 1, 0); /* the last is on time */
@@ -311,8 +315,8 @@ static void test_due_cron(void **state)
 {
     set_tz_utc();
     jobspec_t all;
-    make(&all, (const char *const[]){"cron", "0 * * * *", "command", "true", "catchup", "all",
-                                     NULL});
+    make(&all,
+         (const char *const[]){"cron", "0 * * * *", "command", "true", "catchup", "all", NULL});
     /* a day missed: 24 hourly slots, oldest first */
     int64_t want[24];
     for (int i = 0; i < 24; i++)
@@ -336,8 +340,8 @@ static void test_due_cron(void **state)
 
     /* a sparse expression: the window grows until it finds the slot */
     jobspec_t yearly;
-    make(&yearly, (const char *const[]){"cron", "@yearly", "command", "true", "catchup", "latest",
-                                        NULL});
+    make(&yearly,
+         (const char *const[]){"cron", "@yearly", "command", "true", "catchup", "latest", NULL});
     int64_t y2030 = 1893456000000LL; /* 2030-01-01 00:00Z */
     expect_due(&yearly, T0, y2030 + 5 * HOUR, 10, (int64_t[]){y2030}, 1, 0);
     jobspec_free(&yearly);
@@ -355,8 +359,8 @@ static void test_due_clock_steps(void **state)
     int trunc;
     /* the steps the clock takes: forwards, a step back of an hour, forwards
      * again, a jump of two hours, a step back of one second */
-    static const int64_t steps[] = {1000, 1000, 250, 3000, -HOUR, 1000, 1000, 2 * HOUR, -1000,
-                                    1000, 500,  500, 999, 1};
+    static const int64_t steps[] = {1000,     1000,  250,  3000, -HOUR, 1000, 1000,
+                                    2 * HOUR, -1000, 1000, 500,  500,   999,  1};
     size_t n = jobspec_due(&j, last, now, got, JOBSPEC_DEFAULT_CAP, &trunc);
     assert_int_equal(n, 1);
     assert_true(got[0] == T0);
