@@ -218,7 +218,8 @@ static void test_cmd_timeout_kill(void **state)
 {
     outcome_t o = {0};
     /* the shell and its sleep ignore SIGTERM: SIGKILL after the grace */
-    jobrun_spec_t s = cmd_spec("trap '' TERM; echo started; sleep 1000; echo not reached", 300);
+    /* (the timeout leaves the shell ample time to set its trap first) */
+    jobrun_spec_t s = cmd_spec("trap '' TERM; echo started; sleep 1000; echo not reached", 2000);
     s.kill_grace_ms = 300;
     char err[256];
     assert_int_equal(jobrun_start(&loop, &s, on_result, &o, NULL, err, sizeof(err)), 0);
@@ -226,7 +227,7 @@ static void test_cmd_timeout_kill(void **state)
     assert_int_equal(o.res.status, JOBRUN_TIMEOUT);
     assert_int_equal(o.res.term_signal, SIGKILL);
     assert_string_equal(o.res.message,
-                        "timed out after 300 ms; still running 300 ms after SIGTERM: SIGKILL");
+                        "timed out after 2000 ms; still running 300 ms after SIGTERM: SIGKILL");
     assert_string_equal(o.output, "started\n");
 }
 
