@@ -263,6 +263,11 @@ int cron_parse(cron_expr_t *out, const char *text, char *err, size_t errlen)
         say(err, errlen, "cron: empty expression");
         return -1;
     }
+    for (const char *c = text; *c; c++)
+        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
+            say(err, errlen, "cron: control character in the expression");
+            return -1;
+        }
     if (*text == '@') {
         size_t len = strcspn(text, " \t");
         if (text[len + strspn(text + len, " \t")] != '\0') {

@@ -121,11 +121,6 @@ static int set_command(jobspec_t *j, const char *v, char *err, size_t errlen)
         say(err, errlen, "empty command");
         return -1;
     }
-    for (p = v; *p; p++)
-        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
-            say(err, errlen, "control character in the command");
-            return -1;
-        }
     j->command = xstrdup(v);
     return 0;
 }
@@ -248,14 +243,31 @@ int jobspec_init(jobspec_t *j, const char *name, char *err, size_t errlen)
     return 0;
 }
 
+/* Returns 1 if s holds a control character other than tab. */
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 int jobspec_set(jobspec_t *j, const char *key, const char *value, char *err, size_t errlen)
 {
     char why[256] = "";
+    if (has_control(key)) {
+        say(err, errlen, "(a key with control characters): unknown key");
+        return -1;
+    }
     for (int k = 0; k < K_COUNT; k++) {
         if (strcmp(key, keys[k].name) != 0)
             continue;
         if (j->seen & (1u << k)) {
             say(err, errlen, "%s: given twice", key);
+            return -1;
+        }
+        if (value && has_control(value)) {
+            say(err, errlen, "%s: control character in the value", key);
             return -1;
         }
         if (keys[k].parse(j, value ? value : "", why, sizeof(why)) < 0) {

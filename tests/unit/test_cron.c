@@ -195,6 +195,7 @@ static void test_parse_errors(void **state)
     expect_error("@reboot", "cron: unknown shortcut '@reboot' (known: @yearly @annually @monthly "
                             "@weekly @daily @midnight @hourly)");
     expect_error("@daily 5", "cron: nothing may follow @daily");
+    expect_error("0\n0 * * *", "cron: control character in the expression");
     /* a restricted day-of-week widens the match: 30 February or any Monday */
     parsed("0 0 30 2 mon");
     parsed("0 0 29 2 *"); /* leap days exist */

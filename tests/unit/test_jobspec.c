@@ -146,6 +146,8 @@ static void test_set_errors(void **state)
     expect_set_error("run", "http://127.0.0.1:0/x", "run: port 0 in 'http://127.0.0.1:0/x'");
     expect_set_error("run", "http://127.0.0.1/a b", "run: spaces or control characters in the URL");
     expect_set_error("command", "   ", "command: empty command");
+    expect_set_error("command", "echo a\necho b", "command: control character in the value");
+    expect_set_error("ev\nery", "5m", "(a key with control characters): unknown key");
     expect_set_error("method", "PUT", "method: must be GET or POST, not 'PUT'");
     expect_set_error("timeout", "forever", "timeout: not a duration: 'forever'");
     expect_set_error("timeout", "25h", "timeout: must be between 100ms and 24h, not '25h'");
