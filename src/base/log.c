@@ -63,6 +63,11 @@ static void close_file(void)
     L.fd = STDERR_FILENO;
 }
 
+void log_set_name(const char *node_name)
+{
+    snprintf(L.name, sizeof(L.name), "%s", node_name && *node_name ? node_name : "-");
+}
+
 int log_open(const char *node_name, const char *path, int min_level)
 {
     snprintf(L.name, sizeof(L.name), "%s", node_name && *node_name ? node_name : "-");

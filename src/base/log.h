@@ -13,6 +13,9 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
  * Returns 0, or -errno if the file cannot be opened (logging stays on stderr). */
 int log_open(const char *node_name, const char *path, int min_level);
 void log_close(void);
+/* Changes the node name on later lines (the simulator runs several nodes in
+ * one process and names the one whose code runs). */
+void log_set_name(const char *node_name);
 /* Reopens the file (after rotation, on SIGHUP). */
 int log_reopen(void);
 /* Parses "debug", "info", "warning"/"warn", "error"; returns -1 if unknown. */

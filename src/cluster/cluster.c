@@ -30,7 +30,8 @@
 
 int64_t cluster_mono(const cluster_t *cl)
 {
-    (void)cl;
+    if (cl->clock)
+        return cl->clock(cl->clock_ud); /* the simulator's */
     return clock_mono_ms(); /* read now: a lease is judged when it is used */
 }
 
@@ -195,18 +196,95 @@ static int setup_members(cluster_t *cl, char *err, size_t errlen)
     return 0;
 }
 
+cluster_t *cluster_create(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *host,
+                          uint64_t incarnation, uint64_t seed, char *err, size_t errlen)
+{
+    cluster_t *cl = xcalloc(1, sizeof(*cl));
+    cl->cfg = cfg;
+    cl->host = *host;
+    cl->loop = loop;
+    cl->incarnation = incarnation;
+    cl->rng = seed | 1;
+    if (setup_members(cl, err, errlen) < 0 || coherence_init(cl) < 0) {
+        cluster_free(cl);
+        return NULL;
+    }
+    return cl;
+}
+
+void cluster_free(cluster_t *cl)
+{
+    coherence_free(cl);
+    frame_key_free(&cl->key);
+    free(cl->members);
+    free(cl->authorized);
+    free(cl);
+}
+
 /* ---- the tick and the end of each loop turn ----------------------------- */
 
-static void on_tick(uv_timer_t *t)
+void cluster_tick(cluster_t *cl)
 {
-    cluster_t *cl = t->data;
     int64_t now = cluster_mono(cl);
-    clock_tick();
     if (cluster_cut_off(cl))
         cl->last_cut_off = now;
     member_tick(cl, now);
     peer_check_timeouts(cl, now);
     coherence_progress(cl);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    clock_tick();
+    cluster_tick(t->data);
+}
+
+void cluster_link_ready(link_t *l)
+{
+    member_t *m = l->member;
+    if (m->link && m->link != l)
+        peer_close(m->link, "superseded by a new link");
+    memcpy(m->name, l->peer_name, sizeof(m->name));
+    coherence_new_incarnation(m, l->peer_inc);
+    l->state = LINK_READY;
+    l->send_seq = 0;
+    l->recv_seq = 1;
+    member_link_ready(m, l);
+}
+
+void cluster_on_frame(link_t *l, const frame_hdr_t *h)
+{
+    member_t *m = l->member;
+    frame_reader_t r;
+    frame_reader_init(&r, h);
+    member_heard(m);
+    switch (h->type) {
+    case FRAME_PING:
+        member_on_ping(m, &r);
+        break;
+    case FRAME_PONG:
+        member_on_pong(m, &r);
+        break;
+    case FRAME_PROBE:
+        member_on_probe(m, &r);
+        break;
+    case FRAME_PROBED:
+        member_on_probed(m, &r);
+        break;
+    case FRAME_BYE:
+        m->clean_bye = 1;
+        log_info("peer", "%s said goodbye", m->name);
+        peer_close(l, "peer said goodbye");
+        break;
+    case FRAME_FLUSH:
+    case FRAME_ACK:
+    case FRAME_SYNC:
+    case FRAME_RESET:
+        coherence_on_frame(m, h);
+        break;
+    default:
+        peer_refuse(l, "unexpected frame type");
+    }
 }
 
 void cluster_end_of_turn(cluster_t *cl)
@@ -229,19 +307,16 @@ int cluster_start(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *ho
             log_warn("cluster", "peers are configured but no key_file: running alone");
         return 0;
     }
-    cluster_t *cl = xcalloc(1, sizeof(*cl));
-    cl->cfg = cfg;
-    cl->host = *host;
-    cl->loop = loop;
-    do {
-        if (RAND_bytes((unsigned char *)&cl->incarnation, sizeof(cl->incarnation)) != 1)
-            cl->incarnation = (uint64_t)clock_wall_ms();
-    } while (cl->incarnation == 0);
-    if (RAND_bytes((unsigned char *)&cl->rng, sizeof(cl->rng)) != 1)
-        cl->rng = (uint64_t)clock_wall_ms() ^ cl->incarnation;
-    cl->rng |= 1;
-    if (load_key(cl, cfg->key_file, err, errlen) < 0 || setup_members(cl, err, errlen) < 0 ||
-        coherence_init(cl) < 0 || peer_listen(cl, err, errlen) < 0) {
+    uint64_t incarnation = 0, seed = 0;
+    while (incarnation == 0)
+        if (RAND_bytes((unsigned char *)&incarnation, sizeof(incarnation)) != 1)
+            incarnation = (uint64_t)clock_wall_ms();
+    if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1)
+        seed = (uint64_t)clock_wall_ms() ^ incarnation;
+    cluster_t *cl = cluster_create(loop, cfg, host, incarnation, seed, err, errlen);
+    if (!cl)
+        return -1;
+    if (load_key(cl, cfg->key_file, err, errlen) < 0 || peer_listen(cl, err, errlen) < 0) {
         cluster_stop(cl);
         return -1;
     }
@@ -259,11 +334,7 @@ static void release(cluster_t *cl)
 {
     if (--cl->stopping > 0)
         return;
-    coherence_free(cl);
-    frame_key_free(&cl->key);
-    free(cl->members);
-    free(cl->authorized);
-    free(cl);
+    cluster_free(cl);
 }
 
 static void on_cluster_handle_closed(uv_handle_t *h)

@@ -137,6 +137,8 @@ struct cluster {
     char self_id[80];
     uint64_t incarnation;
     uint64_t rng; /* cluster_random's state, never 0 */
+    int64_t (*clock)(void *ud); /* the monotonic clock in ms; NULL: clock_mono_ms */
+    void *clock_ud;
     uv_tcp_t listener;
     int listener_open;
     uv_timer_t tick; /* heartbeats, probes, reconnects, timeouts */
@@ -163,10 +165,25 @@ struct cluster {
     int64_t last_cut_off; /* last tick at which this node was cut off */
 };
 
-/* peer.c: links */
+/* cluster.c: the parts a simulator drives without sockets or timers */
+/* Makes a cluster of cfg's members (no listener, no timer, no key: see
+ * cluster_start for those) with the given incarnation (not 0) and random
+ * seed. Returns it, or NULL with a message in err. */
+cluster_t *cluster_create(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *host,
+                          uint64_t incarnation, uint64_t seed, char *err, size_t errlen);
+/* Frees a cluster whose links and handles are gone. */
+void cluster_free(cluster_t *cl);
+/* The periodic work: heartbeats, probes, state changes, timeouts. */
+void cluster_tick(cluster_t *cl);
+/* A ready link's peer proved its name and incarnation: replaces any older
+ * link to that member and tells membership and coherence. */
+void cluster_link_ready(link_t *l);
+/* Hands an authenticated frame of a ready link to membership or coherence. */
+void cluster_on_frame(link_t *l, const frame_hdr_t *h);
+
+/* peer.c: links (a simulator links its own implementation of these) */
 int peer_listen(cluster_t *cl, char *err, size_t errlen);
 void peer_connect(cluster_t *cl, member_t *m);
-void peer_send(link_t *l, buf_t *frame_bytes); /* takes the bytes of b */
 size_t peer_frame_begin(link_t *l, uint8_t type);
 void peer_frame_end(link_t *l, size_t start);
 void peer_close(link_t *l, const char *why);

@@ -281,21 +281,13 @@ static void on_hello(link_t *l, const frame_hdr_t *h)
 static void become_ready(link_t *l)
 {
     cluster_t *cl = l->cl;
-    member_t *m = l->member;
-    if (m->link && m->link != l)
-        peer_close(m->link, "superseded by a new link");
-    memcpy(m->name, l->peer_name, sizeof(m->name));
-    coherence_new_incarnation(m, l->peer_inc);
     uint8_t i2a[FRAME_KEY_SIZE], a2i[FRAME_KEY_SIZE];
     frame_link_keys(cl->key.bytes, FRAME_KEY_SIZE, l->nonce_i, l->nonce_a, i2a, a2i);
     frame_key_init(&l->key_out, l->initiator ? i2a : a2i);
     frame_key_init(&l->key_in, l->initiator ? a2i : i2a);
     OPENSSL_cleanse(i2a, sizeof(i2a));
     OPENSSL_cleanse(a2i, sizeof(a2i));
-    l->state = LINK_READY;
-    l->send_seq = 0;
-    l->recv_seq = 1;
-    member_link_ready(l->member, l);
+    cluster_link_ready(l);
 }
 
 static void on_welcome(link_t *l, const frame_hdr_t *h)
@@ -379,41 +371,6 @@ static void on_handshake_frame(link_t *l, const frame_hdr_t *h)
         on_proof(l, h);
 }
 
-static void on_ready_frame(link_t *l, const frame_hdr_t *h)
-{
-    member_t *m = l->member;
-    frame_reader_t r;
-    frame_reader_init(&r, h);
-    member_heard(m);
-    switch (h->type) {
-    case FRAME_PING:
-        member_on_ping(m, &r);
-        break;
-    case FRAME_PONG:
-        member_on_pong(m, &r);
-        break;
-    case FRAME_PROBE:
-        member_on_probe(m, &r);
-        break;
-    case FRAME_PROBED:
-        member_on_probed(m, &r);
-        break;
-    case FRAME_BYE:
-        m->clean_bye = 1;
-        log_info("peer", "%s said goodbye", m->name);
-        peer_close(l, "peer said goodbye");
-        break;
-    case FRAME_FLUSH:
-    case FRAME_ACK:
-    case FRAME_SYNC:
-    case FRAME_RESET:
-        coherence_on_frame(m, h);
-        break;
-    default:
-        peer_refuse(l, "unexpected frame type");
-    }
-}
-
 /* Before the handshake: a few small frames, so a stranger cannot make this
  * node buffer much. After it: a FLUSH batch (FRAME_BATCH_SOFT plus its last
  * entry) or a SEED, each entry a key and a value of up to max_bulk_len (at
@@ -442,7 +399,7 @@ static void process_link_input(link_t *l)
             return;
         }
         if (ready)
-            on_ready_frame(l, &h);
+            cluster_on_frame(l, &h);
         else
             on_handshake_frame(l, &h);
         if (l->state == LINK_CLOSING)

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the deterministic simulator of the cluster (tests/sim) for many seeds.
+#   scripts/simulate.sh --seeds 10000                 more seeds than CI runs
+#   scripts/simulate.sh --first 42 --seeds 1 --verbose   replay one seed, with its trace
+#   scripts/simulate.sh --faults crash,cut --seeds 500   only some fault kinds
+# Every option is passed to build/sim (see the top of tests/sim/sim.c).
+# A failing seed prints itself and the command that reproduces it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh build >&2
+exec build/sim "$@"

@@ -1,0 +1,771 @@
+/* sim: the deterministic simulator of a cohort cluster; see sim.h.
+ *
+ * A run: N nodes (3 to 5) with short timings, a workload of fills and every
+ * flush kind (DEL, FLUSHPREFIX, FLUSHALL, SEED) through random nodes, and
+ * faults drawn from the run's seed: a process killed and restarted, stopped
+ * (SIGSTOP) and resumed, stopped cleanly (goodbye) and restarted, links cut
+ * both ways or one way and healed, connections reset, latency changed. At
+ * the end every fault heals and the cluster runs quietly.
+ *
+ * Checked after every event (the invariants, as code):
+ *   I1 no stale read: a node that serves cached values holds no value of a
+ *      key whose write had completed before a flush of that key was issued,
+ *      once that flush has replied. A fill completes when it is made; a SEED
+ *      when it replies (a SEED still in flight, or concurrent with the
+ *      flush, may be ordered either way). SEED counts as a flush of the
+ *      values completed before it was issued.
+ *   I2 acknowledged SEEDs are not lost: after a SEED replied, every node
+ *      that serves and that has not seen a later write or flush of the key
+ *      holds the SEED's value.
+ * Checked at the end of a run:
+ *   I3 views converge: every node sees every other alive, and serves.
+ * A violation prints the seed, the time, what was wrong and the recent
+ * history of the key, and the run exits 1. The same seed reproduces it.
+ *
+ * Usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] [--faults LIST]
+ *            [--verbose]
+ *   --faults names the fault kinds to draw from: crash,pause,stop,cut,oneway,
+ *   reset,delay (default: all of them). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "mem.h"
+#include "sim.h"
+
+/* ---- the world ---------------------------------------------------------------- */
+
+#define NKEYS 6
+static const char *const keys[NKEYS] = {"a:1", "a:2", "a:3", "b:1", "b:2", "c:1"};
+static const char *const prefixes[] = {"a:", "b:", "c:", "a:1"};
+#define NPREFIXES (sizeof(prefixes) / sizeof(prefixes[0]))
+#define MAX_VALUES 200000
+#define MAX_PENDING 4096
+
+typedef struct node {
+    config_t cfg;
+    cluster_t *cl;     /* NULL while its process is not running */
+    int paused;
+    int64_t value[NKEYS]; /* value id held, 0: none */
+    int64_t seen[NKEYS];  /* time of the last write or flush of the key applied here */
+} node_t;
+
+typedef struct pending {
+    int node;
+    uint64_t incarnation; /* of the node when issued */
+    uint64_t seq;
+    int64_t since;
+    int64_t issued;
+    int kind; /* FLUSH_KEY, FLUSH_PREFIX, FLUSH_ALL, FLUSH_SEED */
+    int key;  /* key or prefix index */
+    int64_t value; /* SEED's value id */
+} pending_t;
+
+typedef struct event {
+    int64_t when;
+    uint64_t order;
+    sim_fn fn; /* NULL: wake node id */
+    void *arg;
+    int64_t id;
+} event_t;
+
+static struct {
+    uint64_t seed, rng;
+    int64_t now;
+    int nnodes;
+    node_t nodes[SIM_MAX_NODES];
+    int cut[SIM_MAX_NODES][SIM_MAX_NODES];
+    int latency_min, latency_max;
+    uint64_t incarnations;
+    event_t *heap;
+    size_t nheap, capheap;
+    uint64_t order;
+    int64_t value_time[MAX_VALUES]; /* value id -> time its write completed (fill: made;
+                                       SEED: replied; INT64_MAX until then) */
+    int64_t nvalues;
+    int64_t floor[NKEYS];      /* values written before this were flushed, replied */
+    int64_t seed_value[NKEYS]; /* the last replied SEED's value (0: none since floor) */
+    pending_t pending[MAX_PENDING];
+    size_t npending;
+    unsigned faults; /* bit per fault kind allowed */
+    int verbose;
+    int quiet; /* final phase: no more faults */
+    uint64_t stats_ops, stats_replies, stats_faults;
+} W;
+
+enum { F_CRASH = 1, F_PAUSE = 2, F_STOP = 4, F_CUT = 8, F_ONEWAY = 16, F_RESET = 32, F_DELAY = 64 };
+static const struct {
+    const char *name;
+    unsigned bit;
+} fault_names[] = {{"crash", F_CRASH}, {"pause", F_PAUSE}, {"stop", F_STOP}, {"cut", F_CUT},
+                   {"oneway", F_ONEWAY}, {"reset", F_RESET}, {"delay", F_DELAY}};
+
+int64_t sim_now(void)
+{
+    return W.now;
+}
+
+uint64_t sim_rand(void)
+{
+    uint64_t x = W.rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    W.rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static int rnd(int n)
+{
+    return n > 0 ? (int)(sim_rand() % (uint64_t)n) : 0;
+}
+
+int sim_latency(void)
+{
+    return W.latency_min + rnd(W.latency_max - W.latency_min + 1);
+}
+
+int sim_node_of(const cluster_t *cl)
+{
+    for (int i = 0; i < W.nnodes; i++)
+        if (W.nodes[i].cl == cl)
+            return i;
+    return -1;
+}
+
+int sim_node_by_id(const char *id)
+{
+    for (int i = 0; i < W.nnodes; i++) {
+        char me[80];
+        snprintf(me, sizeof(me), "127.0.0.1:%d", W.nodes[i].cfg.cluster_port);
+        if (strcmp(me, id) == 0)
+            return i;
+    }
+    return -1;
+}
+
+cluster_t *sim_cluster(int i)
+{
+    return i >= 0 && i < W.nnodes ? W.nodes[i].cl : NULL;
+}
+
+int sim_paused(int i)
+{
+    return i >= 0 && i < W.nnodes && W.nodes[i].paused;
+}
+
+int sim_cut(int a, int b)
+{
+    return a >= 0 && b >= 0 && W.cut[a][b];
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+static int before(const event_t *a, const event_t *b)
+{
+    return a->when < b->when || (a->when == b->when && a->order < b->order);
+}
+
+void sim_at(int64_t when, sim_fn fn, void *arg, int64_t id)
+{
+    if (W.nheap == W.capheap) {
+        W.capheap = W.capheap ? 2 * W.capheap : 1024;
+        W.heap = xrealloc(W.heap, W.capheap * sizeof(event_t));
+    }
+    size_t i = W.nheap++;
+    W.heap[i] = (event_t){when < W.now ? W.now : when, W.order++, fn, arg, id};
+    while (i > 0 && before(&W.heap[i], &W.heap[(i - 1) / 2])) {
+        event_t t = W.heap[i];
+        W.heap[i] = W.heap[(i - 1) / 2];
+        W.heap[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static event_t pop_event(void)
+{
+    event_t top = W.heap[0];
+    W.heap[0] = W.heap[--W.nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < W.nheap && before(&W.heap[l], &W.heap[m]))
+            m = l;
+        if (r < W.nheap && before(&W.heap[r], &W.heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        event_t t = W.heap[i];
+        W.heap[i] = W.heap[m];
+        W.heap[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+/* ---- failing ------------------------------------------------------------------- */
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "sim: seed %" PRIu64 ": FAILED at t=%" PRId64 " ms: ", W.seed, W.now);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nsim: reproduce with: sim --first %" PRIu64 " --seeds 1 --nodes %d"
+            " --verbose\n", W.seed, W.nnodes);
+    exit(1);
+}
+
+static void trace(const char *fmt, ...)
+{
+    if (!W.verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%7" PRId64 "] ", W.now);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* Names the node whose code runs next in log lines, with the simulated time. */
+static void log_as(int i)
+{
+    if (!W.verbose)
+        return;
+    char name[48];
+    snprintf(name, sizeof(name), "t=%" PRId64 " n%d", W.now, i);
+    log_set_name(name);
+}
+
+/* ---- each node's cache (the cluster's host) ------------------------------------- */
+
+static int key_index(const char *k, size_t len)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (strlen(keys[i]) == len && memcmp(keys[i], k, len) == 0)
+            return i;
+    return -1;
+}
+
+static int has_prefix(int key, const char *p, size_t plen)
+{
+    return strlen(keys[key]) >= plen && memcmp(keys[key], p, plen) == 0;
+}
+
+static void node_flush(node_t *n, int kind, const char *k, size_t klen)
+{
+    for (int i = 0; i < NKEYS; i++) {
+        int hit = kind == FLUSH_ALL || (kind == FLUSH_PREFIX && has_prefix(i, k, klen)) ||
+                  (kind == FLUSH_KEY && key_index(k, klen) == i);
+        if (hit) {
+            n->value[i] = 0;
+            n->seen[i] = W.now;
+        }
+    }
+}
+
+static void host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
+                       size_t vlen, int64_t expire_at)
+{
+    (void)expire_at;
+    node_t *n = ud;
+    if (kind != FLUSH_SEED) {
+        node_flush(n, kind, k, klen);
+        return;
+    }
+    int i = key_index(k, klen);
+    char buf[32];
+    if (i < 0 || vlen == 0 || vlen >= sizeof(buf))
+        fail("a SEED of an unknown key or value arrived");
+    memcpy(buf, val, vlen);
+    buf[vlen] = '\0';
+    n->value[i] = strtoll(buf, NULL, 10);
+    n->seen[i] = W.now;
+}
+
+static size_t host_drop_all(void *ud)
+{
+    node_t *n = ud;
+    size_t count = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        count += n->value[i] != 0;
+        n->value[i] = 0;
+        n->seen[i] = W.now;
+    }
+    return count;
+}
+
+static void check_replies(int only_node);
+
+static void host_progress(void *ud)
+{
+    check_replies((int)((node_t *)ud - W.nodes));
+}
+
+/* ---- the workload -------------------------------------------------------------- */
+
+static int64_t new_value(int completed)
+{
+    if (W.nvalues + 1 >= MAX_VALUES)
+        fail("too many values for one run");
+    W.nvalues++;
+    W.value_time[W.nvalues] = completed ? W.now : INT64_MAX;
+    return W.nvalues;
+}
+
+static void add_pending(int i, int kind, int key, uint64_t seq, int64_t value)
+{
+    node_t *n = &W.nodes[i];
+    if (seq == 0 || W.npending == MAX_PENDING)
+        return; /* alone, or too many in flight: not checked */
+    W.pending[W.npending++] = (pending_t){i, n->cl->incarnation, seq, cluster_mono(n->cl),
+                                          W.now, kind, key, value};
+}
+
+/* One client command on node i. */
+static void client_op(int i)
+{
+    node_t *n = &W.nodes[i];
+    int k = rnd(NKEYS);
+    int what = rnd(100);
+    W.stats_ops++;
+    if (what < 45) { /* a fill: this node only */
+        n->value[k] = new_value(1);
+        n->seen[k] = W.now;
+        trace("n%d fill %s = %" PRId64, i, keys[k], n->value[k]);
+    } else if (what < 75) {
+        n->value[k] = 0;
+        n->seen[k] = W.now;
+        add_pending(i, FLUSH_KEY, k, cluster_flush_key(n->cl, keys[k], strlen(keys[k])), 0);
+        trace("n%d DEL %s", i, keys[k]);
+    } else if (what < 85) {
+        int p = rnd(NPREFIXES);
+        node_flush(n, FLUSH_PREFIX, prefixes[p], strlen(prefixes[p]));
+        add_pending(i, FLUSH_PREFIX, p,
+                    cluster_flush_prefix(n->cl, prefixes[p], strlen(prefixes[p])), 0);
+        trace("n%d FLUSHPREFIX %s", i, prefixes[p]);
+    } else if (what < 88) {
+        node_flush(n, FLUSH_ALL, "", 0);
+        add_pending(i, FLUSH_ALL, 0, cluster_flush_all(n->cl), 0);
+        trace("n%d FLUSHALL", i);
+    } else {
+        int64_t v = new_value(0);
+        char buf[32];
+        int len = snprintf(buf, sizeof(buf), "%" PRId64, v);
+        n->value[k] = v;
+        n->seen[k] = W.now;
+        add_pending(i, FLUSH_SEED, k,
+                    cluster_seed(n->cl, keys[k], strlen(keys[k]), buf, (size_t)len, 0), v);
+        trace("n%d SEED %s = %" PRId64, i, keys[k], v);
+    }
+}
+
+/* A reply went out: what it promises from now on. */
+static void on_reply(const pending_t *p)
+{
+    W.stats_replies++;
+    if (p->kind == FLUSH_SEED)
+        W.value_time[p->value] = W.now;
+    for (int k = 0; k < NKEYS; k++) {
+        int hit = p->kind == FLUSH_ALL || (p->kind == FLUSH_PREFIX &&
+                                           has_prefix(k, prefixes[p->key], strlen(prefixes[p->key]))) ||
+                  ((p->kind == FLUSH_KEY || p->kind == FLUSH_SEED) && p->key == k);
+        if (!hit || p->issued < W.floor[k])
+            continue;
+        W.floor[k] = p->issued;
+        W.seed_value[k] = p->kind == FLUSH_SEED ? p->value : 0;
+    }
+    trace("n%d reply: %s issued at %" PRId64, p->node,
+          p->kind == FLUSH_SEED ? "SEED" : p->kind == FLUSH_ALL ? "FLUSHALL" :
+          p->kind == FLUSH_PREFIX ? "FLUSHPREFIX" : "DEL", p->issued);
+}
+
+static void check_replies(int only_node)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < W.npending; i++) {
+        pending_t *p = &W.pending[i];
+        node_t *n = &W.nodes[p->node];
+        int gone = !n->cl || n->cl->incarnation != p->incarnation;
+        if (!gone && (only_node < 0 || only_node == p->node) && !n->paused &&
+            cluster_reply_ready(n->cl, p->seq, p->since)) {
+            on_reply(p);
+            continue;
+        }
+        if (!gone) /* a client of a process that died never got a reply */
+            W.pending[j++] = *p;
+    }
+    W.npending = j;
+}
+
+/* ---- the invariants ------------------------------------------------------------ */
+
+static void check_invariants(void)
+{
+    for (int i = 0; i < W.nnodes; i++) {
+        node_t *n = &W.nodes[i];
+        if (!n->cl || n->paused || !cluster_serving(n->cl))
+            continue;
+        for (int k = 0; k < NKEYS; k++) {
+            int64_t v = n->value[k];
+            if (v && W.value_time[v] < W.floor[k])
+                fail("I1 stale read: n%d serves %s = %" PRId64 " (completed at %" PRId64
+                     ") after a flush issued at %" PRId64 " replied", i, keys[k], v,
+                     W.value_time[v], W.floor[k]);
+            if (W.seed_value[k] && n->seen[k] < W.floor[k])
+                fail("I2 lost SEED: n%d serves and never saw %s = %" PRId64
+                     " (a SEED issued at %" PRId64 " that replied)", i, keys[k],
+                     W.seed_value[k], W.floor[k]);
+        }
+    }
+}
+
+/* ---- nodes -------------------------------------------------------------------- */
+
+static void node_config(int i, config_t *cfg)
+{
+    char err[256], v[64];
+    config_defaults(cfg);
+    snprintf(v, sizeof(v), "n%d", i);
+    static const char *const settings[][3] = {
+        {"cluster", "bind", "127.0.0.1"},    {"cluster", "key_file", "/sim/key"},
+        {"cluster", "lease", "400ms"},        {"cluster", "heartbeat", "50ms"},
+        {"cluster", "suspect_after", "200ms"}, {"cluster", "probe_timeout", "150ms"},
+        {"cluster", "dead_after", "3s"},      {"cluster", "flush_timeout", "300ms"},
+        {"cluster", "replay_log", "64"},
+    };
+    int rc = config_set(cfg, "node", "name", v, err, sizeof(err));
+    snprintf(v, sizeof(v), "%d", 7000 + i);
+    rc |= config_set(cfg, "cluster", "port", v, err, sizeof(err));
+    for (size_t s = 0; s < sizeof(settings) / sizeof(settings[0]); s++)
+        rc |= config_set(cfg, settings[s][0], settings[s][1], settings[s][2], err, sizeof(err));
+    for (int j = 0; j < W.nnodes; j++) {
+        snprintf(v, sizeof(v), "127.0.0.1:%d", 7000 + j);
+        rc |= config_set(cfg, "cluster", "peer", v, err, sizeof(err));
+    }
+    if (rc)
+        fail("config: %s", err);
+}
+
+static int64_t node_clock(void *ud)
+{
+    (void)ud;
+    return W.now;
+}
+
+static void node_start(int i)
+{
+    node_t *n = &W.nodes[i];
+    char err[256];
+    cluster_host_t host = {n, host_apply, host_drop_all, host_progress};
+    n->cl = cluster_create(NULL, &n->cfg, &host, ++W.incarnations, sim_rand(), err, sizeof(err));
+    if (!n->cl)
+        fail("cluster_create: %s", err);
+    n->cl->clock = node_clock;
+    n->paused = 0;
+    memset(n->value, 0, sizeof(n->value));
+    for (int k = 0; k < NKEYS; k++)
+        n->seen[k] = W.now; /* an empty cache has seen everything before it */
+    trace("n%d starts (incarnation %" PRIu64 ")", i, n->cl->incarnation);
+}
+
+static void node_crash(int i)
+{
+    node_t *n = &W.nodes[i];
+    trace("n%d killed", i);
+    sim_peer_crash(i);
+    cluster_free(n->cl);
+    n->cl = NULL;
+    n->paused = 0;
+}
+
+static void node_stop_cleanly(int i)
+{
+    node_t *n = &W.nodes[i];
+    trace("n%d stops cleanly", i);
+    cluster_stop(n->cl); /* goodbye on every link, the links close, the cluster is freed */
+    n->cl = NULL;
+    sim_peer_crash(i); /* what was left of its sockets */
+}
+
+/* Runs what node i's loop would run now: deliveries, then the end of the turn. */
+static void node_turn(int i)
+{
+    node_t *n = &W.nodes[i];
+    if (!n->cl || n->paused)
+        return;
+    sim_peer_deliver(i);
+    if (n->cl)
+        cluster_end_of_turn(n->cl);
+}
+
+static void on_tick(void *arg, int64_t id)
+{
+    (void)arg;
+    int i = (int)id;
+    log_as(i);
+    node_t *n = &W.nodes[i];
+    if (n->cl && !n->paused) {
+        cluster_tick(n->cl);
+        node_turn(i);
+    }
+    sim_at(W.now + 10, on_tick, NULL, id);
+}
+
+static void on_client(void *arg, int64_t id)
+{
+    (void)arg, (void)id;
+    int i = rnd(W.nnodes);
+    log_as(i);
+    if (W.nodes[i].cl && !W.nodes[i].paused) {
+        client_op(i);
+        node_turn(i);
+    }
+    sim_at(W.now + 1 + rnd(8), on_client, NULL, 0);
+}
+
+/* ---- faults ---------------------------------------------------------------------- */
+
+static void on_restart(void *arg, int64_t id)
+{
+    (void)arg;
+    if (!W.nodes[id].cl)
+        node_start((int)id);
+}
+
+static void on_resume(void *arg, int64_t id)
+{
+    (void)arg;
+    node_t *n = &W.nodes[id];
+    if (n->cl && n->paused) {
+        n->paused = 0;
+        trace("n%d resumed", (int)id);
+        node_turn((int)id);
+    }
+}
+
+static void on_heal(void *arg, int64_t id)
+{
+    (void)arg;
+    int a = (int)(id / SIM_MAX_NODES), b = (int)(id % SIM_MAX_NODES);
+    if (!W.cut[a][b])
+        return;
+    W.cut[a][b] = 0;
+    trace("link n%d -> n%d healed", a, b);
+    sim_peer_heal(a, b);
+}
+
+static void cut(int a, int b, int ms)
+{
+    W.cut[a][b] = 1;
+    sim_at(W.now + ms, on_heal, NULL, a * SIM_MAX_NODES + b);
+}
+
+static void reset_links(int a, int b)
+{
+    cluster_t *cl = W.nodes[a].cl;
+    if (!cl)
+        return;
+    for (size_t m = 0; m < cl->nmembers; m++) {
+        member_t *mb = &cl->members[m];
+        if (mb->link && sim_node_by_id(mb->id) == b) {
+            trace("link n%d - n%d reset", a, b);
+            peer_close(mb->link, "reset");
+        }
+    }
+}
+
+static void on_fault(void *arg, int64_t id)
+{
+    (void)arg, (void)id;
+    if (!W.quiet) {
+        int kind = rnd(7), i = rnd(W.nnodes), j = rnd(W.nnodes);
+        unsigned bit = fault_names[kind].bit;
+        node_t *n = &W.nodes[i];
+        if (!(W.faults & bit)) {
+            /* not drawn in this run */
+        } else if (bit == F_CRASH && n->cl) {
+            node_crash(i);
+            sim_at(W.now + 100 + rnd(2000), on_restart, NULL, i);
+            W.stats_faults++;
+        } else if (bit == F_STOP && n->cl && !n->paused) {
+            node_stop_cleanly(i);
+            sim_at(W.now + 100 + rnd(2000), on_restart, NULL, i);
+            W.stats_faults++;
+        } else if (bit == F_PAUSE && n->cl && !n->paused) {
+            n->paused = 1;
+            trace("n%d paused", i);
+            sim_at(W.now + 50 + rnd(2000), on_resume, NULL, i);
+            W.stats_faults++;
+        } else if ((bit == F_CUT || bit == F_ONEWAY) && i != j && !W.cut[i][j]) {
+            int ms = 50 + rnd(3000);
+            trace("link n%d -> n%d cut%s for %d ms", i, j, bit == F_CUT ? " both ways" : "", ms);
+            cut(i, j, ms);
+            if (bit == F_CUT && !W.cut[j][i])
+                cut(j, i, ms);
+            W.stats_faults++;
+        } else if (bit == F_RESET && i != j) {
+            reset_links(i, j);
+            W.stats_faults++;
+        } else if (bit == F_DELAY) {
+            W.latency_min = 1 + rnd(5);
+            W.latency_max = W.latency_min + rnd(40);
+            trace("latency now %d-%d ms", W.latency_min, W.latency_max);
+        }
+    }
+    sim_at(W.now + 50 + rnd(400), on_fault, NULL, 0);
+}
+
+/* ---- a run ------------------------------------------------------------------------ */
+
+static void run_events_until(int64_t end)
+{
+    while (W.nheap && W.heap[0].when <= end) {
+        event_t e = pop_event();
+        W.now = e.when;
+        log_as(e.fn ? -1 : (int)e.id);
+        if (e.fn)
+            e.fn(e.arg, e.id);
+        else
+            node_turn((int)e.id);
+        check_replies(-1);
+        check_invariants();
+        sim_peer_collect();
+    }
+    W.now = end;
+}
+
+static void converge_check(void)
+{
+    for (int i = 0; i < W.nnodes; i++) {
+        cluster_t *cl = W.nodes[i].cl;
+        if (!cl)
+            fail("I3: n%d is not running at the end", i);
+        for (size_t m = 0; m < cl->nmembers; m++)
+            if (cl->members[m].state != MEMBER_ALIVE)
+                fail("I3 views do not converge: n%d sees %s as %s after every fault healed", i,
+                     cl->members[m].addr, member_state_name(cl->members[m].state));
+        if (!cluster_serving(cl))
+            fail("I3: n%d does not serve after every fault healed", i);
+    }
+}
+
+static void run(uint64_t seed, int nodes, int seconds)
+{
+    memset(&W.nodes, 0, sizeof(W.nodes));
+    W.seed = seed;
+    W.rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    W.now = 1000000;
+    W.nnodes = nodes;
+    memset(W.cut, 0, sizeof(W.cut));
+    W.latency_min = 1;
+    W.latency_max = 3;
+    W.nheap = 0;
+    W.nvalues = 0;
+    W.npending = 0;
+    W.quiet = 0;
+    memset(W.floor, 0, sizeof(W.floor));
+    memset(W.seed_value, 0, sizeof(W.seed_value));
+    for (int i = 0; i < nodes; i++)
+        node_config(i, &W.nodes[i].cfg);
+    for (int i = 0; i < nodes; i++) {
+        node_start(i);
+        sim_at(W.now + rnd(10), on_tick, NULL, i);
+    }
+    sim_at(W.now + 1000, on_client, NULL, 0);
+    sim_at(W.now + 1500, on_fault, NULL, 0);
+    run_events_until(W.now + (int64_t)seconds * 1000);
+    /* Heal everything and let it settle. */
+    W.quiet = 1;
+    for (int a = 0; a < nodes; a++)
+        for (int b = 0; b < nodes; b++)
+            if (W.cut[a][b]) {
+                W.cut[a][b] = 0;
+                sim_peer_heal(a, b);
+            }
+    for (int i = 0; i < nodes; i++) {
+        if (!W.nodes[i].cl)
+            node_start(i);
+        else if (W.nodes[i].paused)
+            on_resume(NULL, i);
+    }
+    W.latency_min = 1;
+    W.latency_max = 3;
+    run_events_until(W.now + 8000);
+    converge_check();
+    for (int i = 0; i < nodes; i++) {
+        if (W.nodes[i].cl) {
+            sim_peer_crash(i);
+            cluster_free(W.nodes[i].cl);
+            W.nodes[i].cl = NULL;
+        }
+        config_free(&W.nodes[i].cfg);
+    }
+    sim_peer_reset();
+}
+
+static unsigned parse_faults(const char *s)
+{
+    unsigned bits = 0;
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        size_t i = 0;
+        while (i < sizeof(fault_names) / sizeof(fault_names[0]) && strcmp(t, fault_names[i].name))
+            i++;
+        if (i == sizeof(fault_names) / sizeof(fault_names[0])) {
+            fprintf(stderr, "sim: unknown fault kind '%s'\n", t);
+            exit(2);
+        }
+        bits |= fault_names[i].bit;
+    }
+    return bits;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seeds = 100, first = 1;
+    int seconds = 20, nodes = 0;
+    W.faults = ~0u;
+    static const struct option opts[] = {
+        {"seeds", required_argument, NULL, 's'},   {"first", required_argument, NULL, 'f'},
+        {"seconds", required_argument, NULL, 't'}, {"nodes", required_argument, NULL, 'n'},
+        {"faults", required_argument, NULL, 'F'},  {"verbose", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': seeds = strtoull(optarg, NULL, 10); break;
+        case 'f': first = strtoull(optarg, NULL, 10); break;
+        case 't': seconds = atoi(optarg); break;
+        case 'n': nodes = atoi(optarg); break;
+        case 'F': W.faults = parse_faults(optarg); break;
+        case 'v': W.verbose = 1; break;
+        default:
+            fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
+                            "[--faults crash,pause,stop,cut,oneway,reset,delay] [--verbose]\n");
+            return 2;
+        }
+    }
+    if (nodes < 0 || nodes > SIM_MAX_NODES || nodes == 1) {
+        fprintf(stderr, "sim: --nodes must be 2 to %d\n", SIM_MAX_NODES);
+        return 2;
+    }
+    log_open("sim", NULL, W.verbose ? LOG_INFO : LOG_ERROR + 1);
+    sim_peer_init();
+    for (uint64_t s = first; s < first + seeds; s++) {
+        int n = nodes ? nodes : 3 + (int)(s % 3);
+        run(s, n, seconds);
+    }
+    printf("sim: %" PRIu64 " seeds passed (%" PRIu64 " client commands, %" PRIu64
+           " flush replies, %" PRIu64 " faults)\n", seeds, W.stats_ops, W.stats_replies,
+           W.stats_faults);
+    return 0;
+}

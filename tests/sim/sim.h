@@ -1,0 +1,60 @@
+/* sim: the deterministic simulator of a cohort cluster.
+ *
+ * Owns: a simulated world in one process: a fake clock, N nodes each running
+ * the real cluster code (cluster.c, membership.c, coherence.c) against a
+ * simulated peer layer (sim_peer.c, linked in place of peer.c), simulated
+ * TCP connections between them (ordered byte pipes per direction, with
+ * latency, cuts and resets), a tiny cache per node, client operations, faults,
+ * and a checker of the guarantees after every event.
+ * Never: opens a socket, sleeps, reads the real clock for a decision, or
+ * draws a random number from anywhere but the run's seed: one seed
+ * reproduces one run exactly.
+ *
+ * This header is shared by sim.c (the world, the workload, the checker) and
+ * sim_peer.c (links). */
+#ifndef COHORT_SIM_H
+#define COHORT_SIM_H
+
+#include <stdint.h>
+
+#include "cluster_int.h"
+
+#define SIM_MAX_NODES 8
+
+/* The world, as the peer layer needs it. */
+int64_t sim_now(void);
+/* A random number from the run's generator. */
+uint64_t sim_rand(void);
+/* Latency of one hop in ms (the current one, drawn per chunk). */
+int sim_latency(void);
+/* The node a cluster belongs to, and the node listening at an "ip:port" id
+ * (-1 when none). */
+int sim_node_of(const cluster_t *cl);
+int sim_node_by_id(const char *id);
+/* The cluster of node i, or NULL when its process is not running. */
+cluster_t *sim_cluster(int i);
+/* 1 when node i's process is stopped (SIGSTOP): it handles nothing. */
+int sim_paused(int i);
+/* 1 when bytes from node a to node b are held back (a cut link). */
+int sim_cut(int a, int b);
+
+/* Events the peer layer schedules. */
+typedef void (*sim_fn)(void *arg, int64_t id);
+void sim_at(int64_t when, sim_fn fn, void *arg, int64_t id);
+
+/* sim_peer.c */
+void sim_peer_init(void);
+/* Delivers what is due on every pipe towards node i (called by the world
+ * when it runs node i). */
+void sim_peer_deliver(int i);
+/* Node i's process ends: its connections are reset (the peers see EOF) and
+ * its links freed. Call before cluster_free. */
+void sim_peer_crash(int i);
+/* A cut between two nodes healed: held bytes go out again. */
+void sim_peer_heal(int a, int b);
+/* Frees links closed during the last event. */
+void sim_peer_collect(void);
+/* Frees everything (end of a run). */
+void sim_peer_reset(void);
+
+#endif
