@@ -131,7 +131,7 @@ static void deliver(store_t *s, store_op_t *op)
     store_health_t *h = &s->h;
     if (op->reached_db)
         h->round_trips++;
-    if (op->rc < 0) {
+    if (op->rc < 0 && op->rc != STORE_ENOENT) { /* ENOENT is an answer, not a fault */
         h->errors++;
         if (op->rc == STORE_ETIMEDOUT)
             h->timeouts++;

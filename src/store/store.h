@@ -106,7 +106,7 @@ typedef struct store_health {
     bool session_lock;       /* this node's session lock is held */
     char last_error[256];    /* "" if none yet */
     uint64_t round_trips;    /* operations that reached the database */
-    uint64_t errors;         /* operations completed with rc < 0 */
+    uint64_t errors;         /* operations failed (rc < 0 but STORE_ENOENT) */
     uint64_t timeouts;       /* ... of which STORE_ETIMEDOUT */
     uint64_t reconnects;     /* connections re-established after a loss */
     uint64_t rejected;       /* submits refused with STORE_EFULL */
@@ -128,9 +128,11 @@ typedef struct store_health {
 int store_open(uv_loop_t *loop, const store_opts_t *opts, store_t **out, char *err,
                size_t errlen);
 
-/* Starts closing: queued operations complete with STORE_ECANCELED, the
- * connection (and with it the session lock) is dropped, then close_cb (may be
- * NULL) runs on the loop and s is freed. No new operation is accepted. */
+/* Starts closing: queued operations complete with STORE_ECANCELED (one
+ * already sent to PostgreSQL may still have taken effect), the connection
+ * (and with it the session lock) is dropped, then close_cb (may be NULL)
+ * runs on the loop and s is freed. No new operation is accepted. Callbacks
+ * may call store_close. */
 void store_close(store_t *s, void (*close_cb)(void *ud), void *ud);
 
 /* Copies the current health into *out. */
@@ -180,6 +182,7 @@ typedef struct store_lease {
     int64_t expires_in_ms; /* by the database clock; <= 0: free to take */
 } store_lease_t;
 
+/* lease is NULL when rc < 0. */
 typedef void (*store_lease_cb)(void *ud, int rc, const char *err, const store_lease_t *lease);
 
 typedef void (*store_claim_cb)(void *ud, int rc, const char *err, bool claimed);

@@ -8,6 +8,9 @@
 #                                as COHORT_PG_DIR to the other commands.
 #   pg-harness.sh url            print the URL again
 #   pg-harness.sh pause|resume   stop / start the server, keeping its data
+#   pg-harness.sh freeze|thaw    SIGSTOP / SIGCONT the server's processes (by
+#                                pid: the postmaster and its children), so it
+#                                accepts connections but answers nothing
 #   pg-harness.sh stop           stop the server and remove the directory
 #   pg-harness.sh run CMD ARGS   start, run CMD with COHORT_TEST_PG_URL,
 #                                COHORT_PG_DIR and COHORT_TEST_PG_HARNESS set,
@@ -95,8 +98,17 @@ cmd_start() {
 
 cmd_stop() {
   need_dir
+  kill -CONT $(server_pids) 2>/dev/null || true
   as_pg "$BIN/pg_ctl" -D "$COHORT_PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$COHORT_PG_DIR"
+}
+
+# The postmaster's pid and its children's.
+server_pids() {
+  local pm
+  [ -f "$COHORT_PG_DIR/data/postmaster.pid" ] || return 0
+  pm=$(head -n1 "$COHORT_PG_DIR/data/postmaster.pid")
+  echo "$pm" $(pgrep -P "$pm" || true)
 }
 
 cmd_run() {
@@ -117,6 +129,8 @@ case "${1:-}" in
   url) need_dir; cat "$COHORT_PG_DIR/url" ;;
   pause) need_dir; as_pg "$BIN/pg_ctl" -D "$COHORT_PG_DIR/data" -m fast -w stop >/dev/null ;;
   resume) need_dir; server_start ;;
+  freeze) need_dir; kill -STOP $(server_pids) ;;
+  thaw) need_dir; kill -CONT $(server_pids) ;;
   run) shift; cmd_run "$@" ;;
-  *) echo "usage: pg-harness.sh start|stop|url|pause|resume|run CMD..." >&2; exit 2 ;;
+  *) echo "usage: pg-harness.sh start|stop|url|pause|resume|freeze|thaw|run CMD..." >&2; exit 2 ;;
 esac

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -260,6 +261,24 @@ static void on_closed(void *ud)
     ((node_t *)ud)->closed = true;
 }
 
+/* Nodes still open, so that teardown can close what a failed test left. */
+static node_t *open_nodes[8];
+
+static void track(node_t *n, bool add)
+{
+    for (size_t i = 0; i < 8; i++) {
+        if (add && !open_nodes[i]) {
+            open_nodes[i] = n;
+            return;
+        }
+        if (!add && open_nodes[i] == n) {
+            open_nodes[i] = NULL;
+            return;
+        }
+    }
+    assert_false(add);
+}
+
 static enum store_state state_of(const node_t *n)
 {
     store_health_t h;
@@ -290,8 +309,11 @@ static node_t *open_at(const char *u, const char *name, const store_opts_t *opts
     o.ud = n;
     char err[256] = "";
     int rc = store_open(&loop, &o, &n->s, err, sizeof(err));
-    if (rc != 0)
+    if (rc != 0) {
+        free(n);
         fail_msg("store_open %s: %s", u, err);
+    }
+    track(n, true);
     return n;
 }
 
@@ -306,6 +328,7 @@ static node_t *open_node(const char *name, const store_opts_t *opts)
 
 static void close_node(node_t *n)
 {
+    track(n, false);
     store_close(n->s, on_closed, n);
     assert_true(run_until(&n->closed, WAIT_MS));
     free(n);
@@ -413,6 +436,9 @@ static void remove_tree(const char *path)
 static int teardown(void **state)
 {
     (void)state;
+    for (size_t i = 0; i < 8; i++)
+        if (open_nodes[i])
+            close_node(open_nodes[i]);
     uv_run(&loop, UV_RUN_NOWAIT);
     assert_false(uv_loop_alive(&loop)); /* every store closed every handle */
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -534,6 +560,75 @@ static void test_member_lock_drops_on_close(void **state)
     free(r);
     close_node(a);
     close_node(b);
+}
+
+static void child_renewed(void *ud, int rc, const char *err, int64_t now,
+                          const store_member_t *m, size_t n)
+{
+    *(int *)ud = rc == 0 ? 1 : -1;
+}
+
+/* The child of test_member_crash: node n2 on its own loop; renews once,
+ * says so on fd, then waits to be killed. */
+static void child_node(int fd)
+{
+    uv_loop_t l;
+    uv_loop_init(&l);
+    store_opts_t o = {.url = url, .node_name = "n2"};
+    store_t *s;
+    char err[256];
+    int done = 0;
+    if (store_open(&l, &o, &s, err, sizeof(err)) != 0 ||
+        store_member_renew(s, "n2", 1, "10.0.0.2:7381", 60000, child_renewed, &done) != 0)
+        _exit(1);
+    while (!done)
+        uv_run(&l, UV_RUN_ONCE);
+    if (done != 1 || write(fd, "x", 1) != 1)
+        _exit(1);
+    for (;;)
+        pause();
+}
+
+/* A node killed with SIGKILL loses its session lock with its process: the
+ * others see lock_held false while its row has not expired. */
+static void test_member_crash(void **state)
+{
+    (void)state;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork(); /* before this process starts any thread */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        child_node(pfd[1]);
+    }
+    close(pfd[1]);
+    char c;
+    ssize_t got_byte = read(pfd[0], &c, 1);
+    close(pfd[0]);
+    if (got_byte != 1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("the child node did not start");
+    }
+    node_t *a = open_node("n1", NULL);
+    RES(r);
+    renew(r, a, "n1", 1, 60000);
+    assert_true(member(r, "n2")->lock);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    renew(r, a, "n1", 1, 60000);
+    /* SQLite: the kernel dropped the lock when the process died. PostgreSQL:
+     * when the server saw the connection close; poll for it, boundedly. */
+    for (int i = 0; use_pg && member(r, "n2")->lock && i < 500; i++) {
+        run_for(10);
+        renew(r, a, "n1", 1, 60000);
+    }
+    assert_false(member(r, "n2")->lock);
+    assert_true(member(r, "n2")->exp > 0);
+    assert_false(member(r, "n2")->left);
+    free(r);
+    close_node(a);
 }
 
 static const char blob0[] = "k\0\r\nx";
@@ -934,6 +1029,7 @@ static void test_close_cancels(void **state)
     res_t *r = calloc(10, sizeof(res_t));
     for (int i = 0; i < 10; i++)
         assert_int_equal(store_lease_get(a->s, "x", cb_lease, &r[i]), 0);
+    track(a, false);
     store_close(a->s, on_closed, a);
     assert_int_equal(store_lease_get(a->s, "x", cb_lease, &r[0]), STORE_ECLOSED);
     assert_true(run_until(&a->closed, WAIT_MS));
@@ -1093,6 +1189,45 @@ static void test_pg_restart(void **state)
     close_node(a);
 }
 
+/* A server that accepts but never answers: the running operation fails
+ * with STORE_ETIMEDOUT (the caller is never blocked), the store goes down,
+ * and comes back by itself once the server answers again. */
+static void test_pg_frozen(void **state)
+{
+    (void)state;
+    store_opts_t o = {.statement_timeout_ms = 500, .connect_timeout_ms = 500,
+                      .retry_min_ms = 50, .retry_max_ms = 200};
+    node_t *a = open_node("n1", &o);
+    RES(r);
+    harness("freeze");
+    renew(r, a, "n1", 1, 60000);
+    int rc1 = r->rc;
+    store_health_t h;
+    store_health(a->s, &h);
+    enum store_state st = h.state;
+    renew(r, a, "n1", 1, 60000); /* down, or waiting for a connection */
+    int rc2 = r->rc;
+    harness("thaw");
+    assert_int_equal(rc1, STORE_ETIMEDOUT);
+    assert_true(h.timeouts >= 1);
+    assert_int_equal(st, STORE_DOWN);
+    assert_true(rc2 == STORE_EDOWN || rc2 == STORE_ETIMEDOUT);
+    assert_true(state_is(a, STORE_UP, WAIT_MS));
+    renew(r, a, "n1", 1, 60000);
+    assert_int_equal(r->rc, 0);
+    /* The old session ends once the server runs again; then the lock is
+     * taken again at a renew. */
+    for (int i = 0; i < 500 && !member(r, "n1")->lock; i++) {
+        run_for(10);
+        renew(r, a, "n1", 1, 60000);
+    }
+    assert_true(member(r, "n1")->lock);
+    store_health(a->s, &h);
+    assert_true(h.session_lock);
+    free(r);
+    close_node(a);
+}
+
 /* An unreachable server at open: open succeeds, the store is down, ops fail
  * at once, and it can be closed while retrying. */
 static void test_pg_unreachable(void **state)
@@ -1116,6 +1251,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest common[] = {
         T(test_open_migrates),   T(test_members),       T(test_member_lock_drops_on_close),
+        T(test_member_crash),
         T(test_flushlog),        T(test_leases),        T(test_lease_expiry),
         T(test_lease_race),      T(test_jobs),          T(test_job_race),
         T(test_statement_timeout), T(test_queue_bound), T(test_close_cancels),
@@ -1123,7 +1259,8 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest sqlite_only[] = {T(test_sqlite_unusable)};
     const struct CMUnitTest pg_only[] = {
-        T(test_flushlog_notify), T(test_pg_restart), T(test_pg_unreachable)};
+        T(test_flushlog_notify), T(test_pg_restart), T(test_pg_frozen),
+        T(test_pg_unreachable)};
 
     if (argc != 2 || (strcmp(argv[1], "sqlite") && strcmp(argv[1], "pg"))) {
         fprintf(stderr, "usage: test_store sqlite|pg\n");
