@@ -866,6 +866,9 @@ static void op_result(pg_t *p, PGresult *r)
 static void on_connect_poll(pg_t *p)
 {
     PostgresPollingStatusType r = PQconnectPoll(p->conn);
+    /* libpq may have closed the socket and opened another (next address)
+     * with the same number, which epoll forgot: watch it afresh. */
+    poll_stop(p);
     switch (r) {
     case PGRES_POLLING_READING:
         poll_want(p, UV_READABLE);
