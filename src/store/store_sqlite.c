@@ -336,7 +336,7 @@ static int migrate(sq_t *w, int *version)
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
-    *version = v > STORE_SCHEMA_VERSION ? v : STORE_SCHEMA_VERSION;
+    *version = STORE_SCHEMA_VERSION;
     return 0;
 }
 
