@@ -29,7 +29,8 @@
  *   2. a statement past statement_timeout fails with STORE_ETIMEDOUT and is
  *      counted; the connection stays usable (test_statement_timeout);
  *   3. flush log ids increase in commit order: appends are serialized by a
- *      transaction advisory lock inside cohort_flushlog_append(). */
+ *      transaction advisory lock inside cohort_flushlog_append(), so a
+ *      reader following by last id misses nothing (test_flushlog_follow). */
 #include "store_int.h"
 
 #include <stdio.h>

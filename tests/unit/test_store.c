@@ -730,6 +730,53 @@ static void test_flushlog(void **state)
     close_node(b);
 }
 
+/* Two nodes append while a third follows the log by its last id: the
+ * follower sees every entry (ids increase in commit order, so none commits
+ * below an id the follower already passed). */
+static void test_flushlog_follow(void **state)
+{
+    (void)state;
+    node_t *a = open_node("n1", NULL);
+    node_t *b = open_node("n2", NULL);
+    node_t *c = open_node("n3", NULL);
+    res_t *r = calloc(3, sizeof(res_t));
+    int64_t seen_max = 0, seen = 0;
+    store_flush_entry_t e[2] = {{1, "a", 1}, {2, "bb", 2}};
+    for (int round = 0; round < 40; round++) {
+        memset(r, 0, 3 * sizeof(res_t));
+        assert_int_equal(store_flushlog_append(a->s, "n1", 1, e, 2, cb_ids, &r[0]), 0);
+        assert_int_equal(store_flushlog_append(b->s, "n2", 1, e, 2, cb_ids, &r[1]), 0);
+        do { /* follow while the appends run */
+            memset(&r[2], 0, sizeof(res_t));
+            assert_int_equal(store_flushlog_read(c->s, seen_max, 16, cb_rows, &r[2]), 0);
+            wait_res(&r[2]);
+            assert_int_equal(r[2].rc, 0);
+            for (size_t i = 0; i < r[2].n; i++) {
+                assert_true(r[2].rows[i].id > seen_max);
+                seen_max = r[2].rows[i].id;
+                seen++;
+            }
+        } while (!r[0].done || !r[1].done);
+        assert_int_equal(r[0].rc, 0);
+        assert_int_equal(r[1].rc, 0);
+    }
+    for (;;) { /* the rest */
+        memset(&r[2], 0, sizeof(res_t));
+        assert_int_equal(store_flushlog_read(c->s, seen_max, 16, cb_rows, &r[2]), 0);
+        wait_res(&r[2]);
+        assert_int_equal(r[2].rc, 0);
+        if (r[2].n == 0)
+            break;
+        seen_max = r[2].rows[r[2].n - 1].id;
+        seen += (int64_t)r[2].n;
+    }
+    assert_int_equal(seen, 40 * 4);
+    free(r);
+    close_node(a);
+    close_node(b);
+    close_node(c);
+}
+
 /* PostgreSQL: an append by one node is notified to the others (LISTEN). */
 static void test_flushlog_notify(void **state)
 {
@@ -1252,7 +1299,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest common[] = {
         T(test_open_migrates),   T(test_members),       T(test_member_lock_drops_on_close),
         T(test_member_crash),
-        T(test_flushlog),        T(test_leases),        T(test_lease_expiry),
+        T(test_flushlog),        T(test_flushlog_follow), T(test_leases),        T(test_lease_expiry),
         T(test_lease_race),      T(test_jobs),          T(test_job_race),
         T(test_statement_timeout), T(test_queue_bound), T(test_close_cancels),
         T(test_bad_urls),        T(test_newer_schema),
