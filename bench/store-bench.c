@@ -123,8 +123,8 @@ static void run_kind(enum kind k)
     double secs = (double)(uv_hrtime() - t0) / 1e9;
     qsort(lat, (size_t)total, sizeof(*lat), cmp_u64);
     printf("%-16s %8.0f ops/s   p50 %7.0f us   p99 %7.0f us   max %7.0f us\n", kind_names[k],
-           (double)total / secs, (double)lat[total / 2] / 1e3,
-           (double)lat[total * 99 / 100] / 1e3, (double)lat[total - 1] / 1e3);
+           (double)total / secs, (double)lat[total / 2] / 1e3, (double)lat[total * 99 / 100] / 1e3,
+           (double)lat[total - 1] / 1e3);
 }
 
 static void on_closed(void *ud)

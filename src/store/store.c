@@ -32,15 +32,15 @@ struct store {
     uv_loop_t *loop;
     const store_backend_t *be;
     void *impl;
-    store_opts_t o;            /* copy; o.url and o.node_name point to ours */
+    store_opts_t o; /* copy; o.url and o.node_name point to ours */
     char *url;
     char *node_name;
-    uv_async_t wake;           /* done queue has ops, or backend closed */
-    uv_mutex_t mu;             /* guards done_head/done_tail */
+    uv_async_t wake; /* done queue has ops, or backend closed */
+    uv_mutex_t mu;   /* guards done_head/done_tail */
     store_op_t *done_head, *done_tail;
-    store_health_t h;          /* loop thread only */
-    bool closing;              /* store_close called */
-    bool backend_closed;       /* the backend released everything */
+    store_health_t h;    /* loop thread only */
+    bool closing;        /* store_close called */
+    bool backend_closed; /* the backend released everything */
     void (*close_cb)(void *ud);
     void *close_ud;
 };
@@ -48,17 +48,28 @@ struct store {
 const char *store_strerror(int rc)
 {
     switch (rc) {
-    case STORE_OK: return "ok";
-    case STORE_EINVAL: return "invalid argument";
-    case STORE_EFULL: return "too many pending operations";
-    case STORE_ECLOSED: return "store closed";
-    case STORE_EDOWN: return "store down";
-    case STORE_ETIMEDOUT: return "timeout";
-    case STORE_EDB: return "database error";
-    case STORE_ECANCELED: return "cancelled";
-    case STORE_EFATAL: return "store failed";
-    case STORE_ENOENT: return "not found";
-    default: return "unknown error";
+    case STORE_OK:
+        return "ok";
+    case STORE_EINVAL:
+        return "invalid argument";
+    case STORE_EFULL:
+        return "too many pending operations";
+    case STORE_ECLOSED:
+        return "store closed";
+    case STORE_EDOWN:
+        return "store down";
+    case STORE_ETIMEDOUT:
+        return "timeout";
+    case STORE_EDB:
+        return "database error";
+    case STORE_ECANCELED:
+        return "cancelled";
+    case STORE_EFATAL:
+        return "store failed";
+    case STORE_ENOENT:
+        return "not found";
+    default:
+        return "unknown error";
     }
 }
 
@@ -229,7 +240,7 @@ void store__set_state(store_t *s, enum store_state st, const char *msg)
         return;
     h->state = st;
     h->since_ms = store__wall_ms();
-    enum store_event ev = st == STORE_UP ? STORE_EV_UP
+    enum store_event ev = st == STORE_UP     ? STORE_EV_UP
                           : st == STORE_DOWN ? STORE_EV_DOWN
                                              : STORE_EV_FAILED;
     if (st == STORE_UP)
@@ -327,16 +338,14 @@ static const store_backend_t *pick_backend(const char *url, char *err, size_t er
     if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
         return &store__pg;
     snprintf(err, errlen,
-             "store url %.200s: unknown scheme (expected sqlite:///path or postgresql://...)",
-             url);
+             "store url %.200s: unknown scheme (expected sqlite:///path or postgresql://...)", url);
     return NULL;
 }
 
 /* Defined in store_pg.c: checks a PostgreSQL URL with libpq's parser. */
 int store__pg_check_url(const char *url, char *err, size_t errlen);
 
-int store_open(uv_loop_t *loop, const store_opts_t *opts, store_t **out, char *err,
-               size_t errlen)
+int store_open(uv_loop_t *loop, const store_opts_t *opts, store_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!opts || !opts->url || !*opts->url) {
@@ -463,11 +472,9 @@ int store_member_leave(store_t *s, const char *name, uint64_t incarnation, store
 }
 
 int store_flushlog_append(store_t *s, const char *origin, uint64_t incarnation,
-                          const store_flush_entry_t *entries, size_t n, store_ids_cb cb,
-                          void *ud)
+                          const store_flush_entry_t *entries, size_t n, store_ids_cb cb, void *ud)
 {
-    if (!name_ok(origin) || n == 0 || n > STORE_APPEND_MAX || !entries ||
-        incarnation > INT64_MAX)
+    if (!name_ok(origin) || n == 0 || n > STORE_APPEND_MAX || !entries || incarnation > INT64_MAX)
         return STORE_EINVAL;
     for (size_t i = 0; i < n; i++)
         if ((entries[i].len && !entries[i].data) || entries[i].seq > INT64_MAX)
@@ -488,8 +495,7 @@ int store_flushlog_append(store_t *s, const char *origin, uint64_t incarnation,
     return submit(s, op);
 }
 
-int store_flushlog_read(store_t *s, int64_t after_id, size_t limit, store_rows_cb cb,
-                        void *ud)
+int store_flushlog_read(store_t *s, int64_t after_id, size_t limit, store_rows_cb cb, void *ud)
 {
     if (limit == 0 || limit > 100000 || after_id < 0)
         return STORE_EINVAL;
@@ -502,8 +508,7 @@ int store_flushlog_read(store_t *s, int64_t after_id, size_t limit, store_rows_c
     return submit(s, op);
 }
 
-int store_flushlog_mark_read(store_t *s, const char *reader, int64_t id, store_done_cb cb,
-                             void *ud)
+int store_flushlog_mark_read(store_t *s, const char *reader, int64_t id, store_done_cb cb, void *ud)
 {
     if (!name_ok(reader) || id < 0)
         return STORE_EINVAL;
@@ -566,8 +571,8 @@ int store_lease_get(store_t *s, const char *name, store_lease_cb cb, void *ud)
     return submit(s, op);
 }
 
-int store_job_claim(store_t *s, const char *job, int64_t slot_ms, const char *node,
-                    int64_t epoch, store_claim_cb cb, void *ud)
+int store_job_claim(store_t *s, const char *job, int64_t slot_ms, const char *node, int64_t epoch,
+                    store_claim_cb cb, void *ud)
 {
     if (!name_ok(job) || !name_ok(node))
         return STORE_EINVAL;
@@ -582,9 +587,9 @@ int store_job_claim(store_t *s, const char *job, int64_t slot_ms, const char *no
     return submit(s, op);
 }
 
-int store_job_finish(store_t *s, const char *job, int64_t slot_ms, const char *status,
-                     int64_t code, const void *output, size_t output_len, int64_t started_ms,
-                     int64_t ended_ms, store_done_cb cb, void *ud)
+int store_job_finish(store_t *s, const char *job, int64_t slot_ms, const char *status, int64_t code,
+                     const void *output, size_t output_len, int64_t started_ms, int64_t ended_ms,
+                     store_done_cb cb, void *ud)
 {
     if (!name_ok(job) || !status || (output_len && !output))
         return STORE_EINVAL;

@@ -84,8 +84,8 @@ enum store_event {
 };
 
 typedef struct store_opts {
-    const char *url;            /* required */
-    const char *node_name;      /* this node: session lock; NULL for none */
+    const char *url;              /* required */
+    const char *node_name;        /* this node: session lock; NULL for none */
     int64_t statement_timeout_ms; /* 0: 5000 */
     int64_t connect_timeout_ms;   /* 0: 5000 (PostgreSQL) */
     int64_t busy_timeout_ms;      /* 0: 2000 (SQLite lock waits) */
@@ -100,18 +100,18 @@ typedef struct store_opts {
 } store_opts_t;
 
 typedef struct store_health {
-    const char *backend;     /* "sqlite" or "postgresql" */
+    const char *backend; /* "sqlite" or "postgresql" */
     enum store_state state;
-    int64_t since_ms;        /* wall clock (Unix ms) of the last state change */
-    bool session_lock;       /* this node's session lock is held */
-    char last_error[256];    /* "" if none yet */
-    uint64_t round_trips;    /* operations that reached the database */
-    uint64_t errors;         /* operations failed (rc < 0 but STORE_ENOENT) */
-    uint64_t timeouts;       /* ... of which STORE_ETIMEDOUT */
-    uint64_t reconnects;     /* connections re-established after a loss */
-    uint64_t rejected;       /* submits refused with STORE_EFULL */
-    size_t pending;          /* operations queued or running now */
-    int schema_version;      /* 0 until known */
+    int64_t since_ms;     /* wall clock (Unix ms) of the last state change */
+    bool session_lock;    /* this node's session lock is held */
+    char last_error[256]; /* "" if none yet */
+    uint64_t round_trips; /* operations that reached the database */
+    uint64_t errors;      /* operations failed (rc < 0 but STORE_ENOENT) */
+    uint64_t timeouts;    /* ... of which STORE_ETIMEDOUT */
+    uint64_t reconnects;  /* connections re-established after a loss */
+    uint64_t rejected;    /* submits refused with STORE_EFULL */
+    size_t pending;       /* operations queued or running now */
+    int schema_version;   /* 0 until known */
 } store_health_t;
 
 /* Newest schema version this code knows (same for both backends). */
@@ -125,8 +125,7 @@ typedef struct store_health {
  * the store keeps retrying). A schema newer than this code knows, or a
  * database that cannot be opened at all, is reported through on_event
  * (STORE_EV_FAILED) and store_health. The caller owns *out until store_close. */
-int store_open(uv_loop_t *loop, const store_opts_t *opts, store_t **out, char *err,
-               size_t errlen);
+int store_open(uv_loop_t *loop, const store_opts_t *opts, store_t **out, char *err, size_t errlen);
 
 /* Starts closing: queued operations complete with STORE_ECANCELED (one
  * already sent to PostgreSQL may still have taken effect), the connection
@@ -155,13 +154,13 @@ typedef void (*store_members_cb)(void *ud, int rc, const char *err, int64_t db_n
                                  const store_member_t *members, size_t n);
 
 typedef struct store_flush_entry {
-    uint64_t seq;       /* the caller's sequence number */
-    const void *data;   /* opaque bytes */
+    uint64_t seq;     /* the caller's sequence number */
+    const void *data; /* opaque bytes */
     size_t len;
 } store_flush_entry_t;
 
 typedef struct store_flush_row {
-    int64_t id;          /* increasing in commit order */
+    int64_t id; /* increasing in commit order */
     const char *origin;
     uint64_t incarnation;
     uint64_t seq;
@@ -169,10 +168,9 @@ typedef struct store_flush_row {
     size_t len;
 } store_flush_row_t;
 
-typedef void (*store_ids_cb)(void *ud, int rc, const char *err, const int64_t *ids,
-                             size_t n);
-typedef void (*store_rows_cb)(void *ud, int rc, const char *err,
-                              const store_flush_row_t *rows, size_t n);
+typedef void (*store_ids_cb)(void *ud, int rc, const char *err, const int64_t *ids, size_t n);
+typedef void (*store_rows_cb)(void *ud, int rc, const char *err, const store_flush_row_t *rows,
+                              size_t n);
 typedef void (*store_count_cb)(void *ud, int rc, const char *err, int64_t count);
 
 typedef struct store_lease {
@@ -189,12 +187,12 @@ typedef void (*store_claim_cb)(void *ud, int rc, const char *err, bool claimed);
 
 typedef struct store_run {
     const char *job;
-    int64_t slot_ms;     /* the scheduled time (the scheduler's clock) */
+    int64_t slot_ms; /* the scheduled time (the scheduler's clock) */
     const char *node;
     int64_t epoch;
-    const char *status;  /* "" while the run has not finished */
-    int64_t code;        /* exit code or HTTP status */
-    const void *output;  /* tail of the output, at most STORE_OUTPUT_MAX bytes */
+    const char *status; /* "" while the run has not finished */
+    int64_t code;       /* exit code or HTTP status */
+    const void *output; /* tail of the output, at most STORE_OUTPUT_MAX bytes */
     size_t output_len;
     int64_t started_ms;
     int64_t ended_ms;
@@ -203,8 +201,7 @@ typedef struct store_run {
 #define STORE_OUTPUT_MAX 4096
 #define STORE_APPEND_MAX 1000 /* entries per store_flushlog_append */
 
-typedef void (*store_runs_cb)(void *ud, int rc, const char *err, const store_run_t *runs,
-                              size_t n);
+typedef void (*store_runs_cb)(void *ud, int rc, const char *err, const store_run_t *runs, size_t n);
 
 /* ------------------------------------------------------------- operations */
 
@@ -223,10 +220,8 @@ int store_member_leave(store_t *s, const char *name, uint64_t incarnation, store
  * deletes every entry that all live members (not left, not expired) have
  * read past, and returns how many. */
 int store_flushlog_append(store_t *s, const char *origin, uint64_t incarnation,
-                          const store_flush_entry_t *entries, size_t n, store_ids_cb cb,
-                          void *ud);
-int store_flushlog_read(store_t *s, int64_t after_id, size_t limit, store_rows_cb cb,
-                        void *ud);
+                          const store_flush_entry_t *entries, size_t n, store_ids_cb cb, void *ud);
+int store_flushlog_read(store_t *s, int64_t after_id, size_t limit, store_rows_cb cb, void *ud);
 int store_flushlog_mark_read(store_t *s, const char *reader, int64_t id, store_done_cb cb,
                              void *ud);
 int store_flushlog_prune(store_t *s, store_count_cb cb, void *ud);
@@ -249,11 +244,11 @@ int store_lease_get(store_t *s, const char *name, store_lease_cb cb, void *ud);
  * STORE_OUTPUT_MAX keeps its last STORE_OUTPUT_MAX bytes. history returns up
  * to count runs, newest slot first; last returns the newest (n = 0 if none).
  * prune deletes runs whose slot_ms < before_ms and returns how many. */
-int store_job_claim(store_t *s, const char *job, int64_t slot_ms, const char *node,
-                    int64_t epoch, store_claim_cb cb, void *ud);
-int store_job_finish(store_t *s, const char *job, int64_t slot_ms, const char *status,
-                     int64_t code, const void *output, size_t output_len, int64_t started_ms,
-                     int64_t ended_ms, store_done_cb cb, void *ud);
+int store_job_claim(store_t *s, const char *job, int64_t slot_ms, const char *node, int64_t epoch,
+                    store_claim_cb cb, void *ud);
+int store_job_finish(store_t *s, const char *job, int64_t slot_ms, const char *status, int64_t code,
+                     const void *output, size_t output_len, int64_t started_ms, int64_t ended_ms,
+                     store_done_cb cb, void *ud);
 int store_job_history(store_t *s, const char *job, size_t count, store_runs_cb cb, void *ud);
 int store_job_last(store_t *s, const char *job, store_runs_cb cb, void *ud);
 int store_job_prune(store_t *s, int64_t before_ms, store_count_cb cb, void *ud);

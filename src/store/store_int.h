@@ -40,24 +40,24 @@ struct store_blob { /* allocations owned by an op, freed with it */
 typedef struct store_op {
     struct store_op *next; /* in whichever queue holds it */
     enum store_op_kind kind;
-    void *cb;              /* the typed callback, cast back by store.c */
+    void *cb; /* the typed callback, cast back by store.c */
     void *ud;
 
     /* inputs (strings and bytes are copies owned by the op) */
-    char *name;            /* member / lease / job name, origin, reader */
-    char *holder;          /* lease holder, job node, member addr, status */
+    char *name;   /* member / lease / job name, origin, reader */
+    char *holder; /* lease holder, job node, member addr, status */
     char *addr;
-    int64_t a, b, c, d, e; /* numbers; meaning per kind (see store.c) */
+    int64_t a, b, c, d, e;        /* numbers; meaning per kind (see store.c) */
     store_flush_entry_t *entries; /* OP_FLUSH_APPEND: n_in entries */
     size_t n_in;
-    uint8_t *bytes;        /* job output */
+    uint8_t *bytes; /* job output */
     size_t nbytes;
-    bool last_only;        /* OP_JOB_HISTORY from store_job_last */
+    bool last_only; /* OP_JOB_HISTORY from store_job_last */
 
     /* results */
     int rc;
-    bool reached_db;       /* counts as a round trip */
-    bool unavailable;      /* failed because the database is unreachable */
+    bool reached_db;  /* counts as a round trip */
+    bool unavailable; /* failed because the database is unreachable */
     char err[256];
     int64_t now_ms;
     store_member_t *members;
@@ -66,7 +66,7 @@ typedef struct store_op {
     int64_t *ids;
     size_t n_out;
     store_lease_t lease;
-    bool flag;             /* claimed */
+    bool flag; /* claimed */
     int64_t count;
     struct store_blob *blobs;
 } store_op_t;

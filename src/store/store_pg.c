@@ -57,10 +57,10 @@ typedef struct pg {
     store_t *s;
     const store_opts_t *o;
     const char *url;
-    PGconn *conn;            /* NULL in DOWN, FAILED, CLOSED */
+    PGconn *conn; /* NULL in DOWN, FAILED, CLOSED */
     enum phase phase;
-    int setup_step;          /* SETUP: which statement is running */
-    uv_poll_t *poll;         /* on PQsocket; NULL when not connected */
+    int setup_step;  /* SETUP: which statement is running */
+    uv_poll_t *poll; /* on PQsocket; NULL when not connected */
     int poll_fd;
     uv_timer_t timer;        /* connect/setup deadline, op deadline, retry */
     int open_handles;        /* timer + poll handles not yet closed */
@@ -71,8 +71,8 @@ typedef struct pg {
     bool ever_up;
     bool have_lock;
     int64_t retry_ms;
-    uint64_t rng;            /* xorshift state for jitter */
-    int64_t notified;        /* highest flush log id notified this turn */
+    uint64_t rng;     /* xorshift state for jitter */
+    int64_t notified; /* highest flush log id notified this turn */
 } pg_t;
 
 /* ------------------------------------------------------------ migrations */
@@ -212,13 +212,12 @@ static const char *const SQL_MARK =
     "ON CONFLICT (reader) DO UPDATE SET "
     "last_id = greatest(cohort_flushlog_cursors.last_id, EXCLUDED.last_id)";
 
-static const char *const SQL_PRUNE =
-    "WITH d AS (DELETE FROM cohort_flushlog WHERE id <= coalesce("
-    " (SELECT min(coalesce(c.last_id, 0)) FROM cohort_members m"
-    "  LEFT JOIN cohort_flushlog_cursors c ON c.reader = m.name"
-    "  WHERE NOT m.left_clean AND m.expires_at > cohort_now_ms()),"
-    " (SELECT max(id) FROM cohort_flushlog)) RETURNING 1) "
-    "SELECT count(*) FROM d";
+static const char *const SQL_PRUNE = "WITH d AS (DELETE FROM cohort_flushlog WHERE id <= coalesce("
+                                     " (SELECT min(coalesce(c.last_id, 0)) FROM cohort_members m"
+                                     "  LEFT JOIN cohort_flushlog_cursors c ON c.reader = m.name"
+                                     "  WHERE NOT m.left_clean AND m.expires_at > cohort_now_ms()),"
+                                     " (SELECT max(id) FROM cohort_flushlog)) RETURNING 1) "
+                                     "SELECT count(*) FROM d";
 
 static const char *const SQL_ACQUIRE =
     "INSERT INTO cohort_leases AS l (name, holder, epoch, expires_at)"
@@ -798,8 +797,10 @@ static void setup_result(pg_t *p, PGresult *r)
     if (p->setup_step == 2) {
         p->have_lock = v_bool(r, 0, 0);
         if (!p->have_lock)
-            log_warn("store", "session lock of %s is held by another session; retrying at "
-                              "each renew", p->o->node_name);
+            log_warn("store",
+                     "session lock of %s is held by another session; retrying at "
+                     "each renew",
+                     p->o->node_name);
         store__set_session_lock(p->s, p->have_lock);
     }
     ready(p);

@@ -39,11 +39,11 @@
 typedef struct sq {
     store_t *s;
     const store_opts_t *o;
-    char *path;              /* database file */
+    char *path; /* database file */
     uv_thread_t thread;
-    uv_async_t note;         /* worker -> loop: state changed, or exited */
+    uv_async_t note; /* worker -> loop: state changed, or exited */
 
-    uv_mutex_t mu;           /* guards the fields up to `exited` */
+    uv_mutex_t mu; /* guards the fields up to `exited` */
     uv_cond_t cv;
     store_op_t *head, *tail; /* ops waiting for the worker */
     bool stop;               /* store_close: cancel and exit */
@@ -52,17 +52,17 @@ typedef struct sq {
     char state_msg[256];
     int schema;
     bool have_lock;
-    bool exited;             /* the worker is done; join it */
+    bool exited; /* the worker is done; join it */
 
     /* worker thread only */
     sqlite3 *db;
-    int lock_fd;             /* this node's lock file, -1 if none */
-    bool failed;             /* refused for good: ops fail with EFATAL */
+    int lock_fd; /* this node's lock file, -1 if none */
+    bool failed; /* refused for good: ops fail with EFATAL */
     char fail_msg[256];
-    uint64_t deadline_ns;    /* statement timeout of the running op */
-    bool timed_out;          /* the progress handler or sleep hit it */
-    char msg[256];           /* first SQLite error of the running op */
-    int64_t retry_ms;        /* current backoff for reopening */
+    uint64_t deadline_ns; /* statement timeout of the running op */
+    bool timed_out;       /* the progress handler or sleep hit it */
+    char msg[256];        /* first SQLite error of the running op */
+    int64_t retry_ms;     /* current backoff for reopening */
 } sq_t;
 
 /* ------------------------------------------------------------ migrations */
@@ -192,8 +192,10 @@ static bool lock_take(sq_t *w)
     }
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-        log_warn("store", "lock file %s is held by another live process; retrying at each "
-                          "renew", path);
+        log_warn("store",
+                 "lock file %s is held by another live process; retrying at each "
+                 "renew",
+                 path);
         close(fd);
         return false;
     }
@@ -302,10 +304,10 @@ static int migrate(sq_t *w, int *version)
     rc = exec(w, "CREATE TABLE IF NOT EXISTS cohort_schema_version ("
                  " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
     int v = 0;
-    sqlite3_stmt *st = rc == SQLITE_OK
-                           ? prep(w, "SELECT coalesce(max(version), 0) FROM cohort_schema_version",
-                                  &rc)
-                           : NULL;
+    sqlite3_stmt *st =
+        rc == SQLITE_OK
+            ? prep(w, "SELECT coalesce(max(version), 0) FROM cohort_schema_version", &rc)
+            : NULL;
     if (st && (rc = step(w, st)) == SQLITE_ROW) {
         v = sqlite3_column_int(st, 0);
         rc = SQLITE_OK;
@@ -346,9 +348,8 @@ static void try_open(sq_t *w)
 {
     w->msg[0] = '\0';
     w->deadline_ns = mono_ns() + (uint64_t)w->o->statement_timeout_ms * 10 * 1000000u;
-    int rc = sqlite3_open_v2(w->path, &w->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        w->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     int version = 0, m = -1;
     if (rc == SQLITE_OK) {
         sqlite3_extended_result_codes(w->db, 0);
@@ -705,13 +706,13 @@ static const struct {
     int (*fn)(sq_t *w, store_op_t *op);
     bool reads_only;
 } ops[] = {
-    [OP_MEMBER_RENEW] = {op_renew, false},   [OP_MEMBER_LEAVE] = {op_leave, false},
-    [OP_FLUSH_APPEND] = {op_append, false},  [OP_FLUSH_READ] = {op_read, true},
-    [OP_FLUSH_MARK] = {op_mark, false},      [OP_FLUSH_PRUNE] = {op_prune, false},
+    [OP_MEMBER_RENEW] = {op_renew, false},    [OP_MEMBER_LEAVE] = {op_leave, false},
+    [OP_FLUSH_APPEND] = {op_append, false},   [OP_FLUSH_READ] = {op_read, true},
+    [OP_FLUSH_MARK] = {op_mark, false},       [OP_FLUSH_PRUNE] = {op_prune, false},
     [OP_LEASE_ACQUIRE] = {op_acquire, false}, [OP_LEASE_RELEASE] = {op_release, false},
-    [OP_LEASE_GET] = {op_get, true},         [OP_JOB_CLAIM] = {op_claim, false},
-    [OP_JOB_FINISH] = {op_finish, false},    [OP_JOB_HISTORY] = {op_history, true},
-    [OP_JOB_PRUNE] = {op_job_prune, false},  [OP_TEST_SLEEP] = {op_sleep, true},
+    [OP_LEASE_GET] = {op_get, true},          [OP_JOB_CLAIM] = {op_claim, false},
+    [OP_JOB_FINISH] = {op_finish, false},     [OP_JOB_HISTORY] = {op_history, true},
+    [OP_JOB_PRUNE] = {op_job_prune, false},   [OP_TEST_SLEEP] = {op_sleep, true},
 };
 
 /* Maps a failed SQLite result to op->rc and op->err. */

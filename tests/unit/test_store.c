@@ -562,8 +562,8 @@ static void test_member_lock_drops_on_close(void **state)
     close_node(b);
 }
 
-static void child_renewed(void *ud, int rc, const char *err, int64_t now,
-                          const store_member_t *m, size_t n)
+static void child_renewed(void *ud, int rc, const char *err, int64_t now, const store_member_t *m,
+                          size_t n)
 {
     *(int *)ud = rc == 0 ? 1 : -1;
 }
@@ -934,14 +934,12 @@ static void test_jobs(void **state)
     for (size_t i = 0; i < big; i++)
         out[i] = (uint8_t)(i * 7);
     memset(r, 0, sizeof(*r));
-    assert_int_equal(store_job_finish(a->s, "sweep", 1000, "ok", 0, out, big, 1100, 1200,
-                                      cb_done, r),
-                     0);
+    assert_int_equal(
+        store_job_finish(a->s, "sweep", 1000, "ok", 0, out, big, 1100, 1200, cb_done, r), 0);
     done_op(r);
     assert_int_equal(r->rc, 0);
     memset(r, 0, sizeof(*r));
-    assert_int_equal(store_job_finish(a->s, "sweep", 3000, "ok", 0, NULL, 0, 1, 2, cb_done, r),
-                     0);
+    assert_int_equal(store_job_finish(a->s, "sweep", 3000, "ok", 0, NULL, 0, 1, 2, cb_done, r), 0);
     done_op(r);
     assert_int_equal(r->rc, STORE_ENOENT);
 
@@ -1242,8 +1240,10 @@ static void test_pg_restart(void **state)
 static void test_pg_frozen(void **state)
 {
     (void)state;
-    store_opts_t o = {.statement_timeout_ms = 500, .connect_timeout_ms = 500,
-                      .retry_min_ms = 50, .retry_max_ms = 200};
+    store_opts_t o = {.statement_timeout_ms = 500,
+                      .connect_timeout_ms = 500,
+                      .retry_min_ms = 50,
+                      .retry_max_ms = 200};
     node_t *a = open_node("n1", &o);
     RES(r);
     harness("freeze");
@@ -1297,17 +1297,16 @@ static void test_pg_unreachable(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest common[] = {
-        T(test_open_migrates),   T(test_members),       T(test_member_lock_drops_on_close),
-        T(test_member_crash),
-        T(test_flushlog),        T(test_flushlog_follow), T(test_leases),        T(test_lease_expiry),
-        T(test_lease_race),      T(test_jobs),          T(test_job_race),
-        T(test_statement_timeout), T(test_queue_bound), T(test_close_cancels),
-        T(test_bad_urls),        T(test_newer_schema),
+        T(test_open_migrates), T(test_members),       T(test_member_lock_drops_on_close),
+        T(test_member_crash),  T(test_flushlog),      T(test_flushlog_follow),
+        T(test_leases),        T(test_lease_expiry),  T(test_lease_race),
+        T(test_jobs),          T(test_job_race),      T(test_statement_timeout),
+        T(test_queue_bound),   T(test_close_cancels), T(test_bad_urls),
+        T(test_newer_schema),
     };
     const struct CMUnitTest sqlite_only[] = {T(test_sqlite_unusable)};
-    const struct CMUnitTest pg_only[] = {
-        T(test_flushlog_notify), T(test_pg_restart), T(test_pg_frozen),
-        T(test_pg_unreachable)};
+    const struct CMUnitTest pg_only[] = {T(test_flushlog_notify), T(test_pg_restart),
+                                         T(test_pg_frozen), T(test_pg_unreachable)};
 
     if (argc != 2 || (strcmp(argv[1], "sqlite") && strcmp(argv[1], "pg"))) {
         fprintf(stderr, "usage: test_store sqlite|pg\n");
