@@ -112,6 +112,7 @@ char *store__keep(store_op_t *op, const void *p, size_t n)
     return d;
 }
 
+/* Frees op and everything it owns. */
 static void op_free(store_op_t *op)
 {
     while (op->blobs) {
@@ -137,6 +138,7 @@ void store__finish(store_t *s, store_op_t *op)
     uv_async_send(&s->wake);
 }
 
+/* Loop thread: counts op in the health, calls its callback, frees it. */
 static void deliver(store_t *s, store_op_t *op)
 {
     store_health_t *h = &s->h;
@@ -190,6 +192,7 @@ static void deliver(store_t *s, store_op_t *op)
     op_free(op);
 }
 
+/* The last handle of the store is closed: frees it, then calls close_cb. */
 static void on_async_close(uv_handle_t *h)
 {
     store_t *s = h->data;
@@ -203,6 +206,8 @@ static void on_async_close(uv_handle_t *h)
         cb(ud);
 }
 
+/* Delivers every finished op; once the backend has closed and nothing is
+ * pending, closes the store's own handle. */
 static void on_wake(uv_async_t *a)
 {
     store_t *s = a->data;
@@ -277,6 +282,7 @@ void store_health(const store_t *s, store_health_t *out)
 
 /* ----------------------------------------------------------- open/close */
 
+/* Whether n is a valid node, member, lease or job name. */
 static bool name_ok(const char *n)
 {
     if (!n)
@@ -331,6 +337,7 @@ static int check_sqlite_url(const char *url, char *err, size_t errlen)
     return 0;
 }
 
+/* The backend for url's scheme, or NULL with a message in err. */
 static const store_backend_t *pick_backend(const char *url, char *err, size_t errlen)
 {
     if (strncmp(url, "sqlite://", 9) == 0)
@@ -406,6 +413,8 @@ void store_close(store_t *s, void (*close_cb)(void *ud), void *ud)
 
 /* ------------------------------------------------------------ submitting */
 
+/* A new op owned by the caller until submit(), or NULL with *rc set when
+ * the store refuses (closing, no callback, max_pending reached). */
 static store_op_t *op_new(store_t *s, enum store_op_kind kind, void *cb, void *ud, int *rc)
 {
     if (s->closing) {
@@ -429,11 +438,13 @@ static store_op_t *op_new(store_t *s, enum store_op_kind kind, void *cb, void *u
     return op;
 }
 
+/* A copy of str owned by op. */
 static char *op_str(store_op_t *op, const char *str)
 {
     return store__keep(op, str, strlen(str));
 }
 
+/* Hands op to the backend, which owns it until store__finish; returns 0. */
 static int submit(store_t *s, store_op_t *op)
 {
     s->h.pending++;

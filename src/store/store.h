@@ -32,6 +32,10 @@
  *     operations complete at once with STORE_EDOWN; while the first connection
  *     of a session is being made they wait for it.
  *   - one operation is one round trip (one statement or one transaction).
+ *   - an operation that failed with STORE_EDOWN or STORE_ETIMEDOUT after it
+ *     reached the database may still have taken effect (the connection broke
+ *     before the answer came back); every operation is safe to repeat.
+ * The store's handles keep the loop alive until store_close completes.
  *
  * Session lock (membership): when opts.node_name is set the store holds a
  * lock that lives exactly as long as this store session: a PostgreSQL session
@@ -39,6 +43,10 @@
  * open-file-description lock on the file "<db>.<name>.lock" next to the SQLite
  * database. A crashed process loses it at once, so store_member_renew reports
  * lock_held = false for it at once.
+ *
+ * PostgreSQL needs a session of its own: a pooler in transaction mode in
+ * between (PgBouncer pool_mode=transaction) would break the session lock and
+ * LISTEN; use session mode or a direct connection.
  *
  * Names (node, member, lease, job names) are 1..64 bytes of [A-Za-z0-9._:-]. */
 #ifndef COHORT_STORE_H
