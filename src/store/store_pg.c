@@ -2,7 +2,9 @@
  *
  * Owns: one libpq connection driven without blocking from the libuv loop
  * (PQconnectStartParams/PQconnectPoll, then PQsendQueryParams, PQflush,
- * PQconsumeInput and PQgetResult, all under one uv_poll on PQsocket); its
+ * PQconsumeInput and PQgetResult, all under one uv_poll on PQsocket; a host
+ * name is looked up first with uv_getaddrinfo, since libpq's own lookup in
+ * PQconnectStartParams would block); its
  * session (statement_timeout, LISTEN cohort_flushlog, this node's session
  * advisory lock); the schema migrations; reconnection with exponential
  * backoff and jitter; one timer that bounds whatever is in progress (connect
@@ -33,6 +35,8 @@
  *      reader following by last id misses nothing (test_flushlog_follow). */
 #include "store_int.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +75,11 @@ typedef struct pg {
     bool ever_up;
     bool have_lock;
     int64_t retry_ms;
-    uint64_t rng;     /* xorshift state for jitter */
-    int64_t notified; /* highest flush log id notified this turn */
+    uint64_t rng;                /* xorshift state for jitter */
+    char *dns_host;              /* the URL's host name to look up first, or NULL */
+    uint64_t attempt;            /* connection attempts; drops a late DNS answer */
+    uv_getaddrinfo_t *resolving; /* the running lookup, if any */
+    int64_t notified;            /* highest flush log id notified this turn */
 } pg_t;
 
 /* ------------------------------------------------------------ migrations */
@@ -505,6 +512,7 @@ static void maybe_closed(pg_t *p)
 {
     if (p->phase == CLOSED && p->open_handles == 0) {
         store_t *s = p->s;
+        free(p->dns_host);
         free(p);
         store__backend_closed(s);
     }
@@ -661,11 +669,21 @@ static void notice(void *arg, const char *msg)
     log_debug("store", "postgresql: %s", line);
 }
 
-static void connect_begin(pg_t *p)
+/* Starts libpq on the URL; hosts/addrs (NULL: libpq's own) override its
+ * host with addresses already looked up, so PQconnectStartParams makes no
+ * DNS query (it would block the loop); host stays for TLS and .pgpass. */
+static void start_libpq(pg_t *p, const char *hosts, const char *addrs)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {p->url, "cohortd", NULL};
-    p->phase = CONNECTING;
+    const char *keys[5] = {"dbname", "fallback_application_name"};
+    const char *vals[5] = {p->url, "cohortd"};
+    int n = 2;
+    if (hosts) {
+        keys[n] = "host";
+        vals[n++] = hosts;
+        keys[n] = "hostaddr";
+        vals[n++] = addrs;
+    }
+    keys[n] = vals[n] = NULL;
     p->conn = PQconnectStartParams(keys, vals, 1);
     if (!p->conn || PQstatus(p->conn) == CONNECTION_BAD) {
         char msg[256];
@@ -674,9 +692,120 @@ static void connect_begin(pg_t *p)
         return;
     }
     PQsetNoticeProcessor(p->conn, notice, p);
+    poll_want(p, UV_WRITABLE); /* as if PQconnectPoll said POLLING_WRITING */
+}
+
+typedef struct resolve {
+    uv_getaddrinfo_t req;
+    pg_t *p;
+    uint64_t attempt; /* p->attempt when the lookup started */
+} resolve_t;
+
+/* Joins up to 8 addresses of res as "a1,a2" into addrs and repeats host as
+ * many times into hosts (libpq pairs them one to one). */
+static void address_lists(const char *host, const struct addrinfo *res, char *hosts, size_t hlen,
+                          char *addrs, size_t alen)
+{
+    size_t hn = 0, an = 0;
+    hosts[0] = addrs[0] = '\0';
+    int count = 0;
+    for (const struct addrinfo *ai = res; ai && count < 8; ai = ai->ai_next) {
+        char ip[INET6_ADDRSTRLEN];
+        if (ai->ai_family == AF_INET)
+            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip));
+        else if (ai->ai_family == AF_INET6)
+            uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip, sizeof(ip));
+        else
+            continue;
+        int a = snprintf(addrs + an, alen - an, "%s%s", count ? "," : "", ip);
+        int h = snprintf(hosts + hn, hlen - hn, "%s%s", count ? "," : "", host);
+        if (a < 0 || h < 0 || (size_t)a >= alen - an || (size_t)h >= hlen - hn)
+            break;
+        an += (size_t)a;
+        hn += (size_t)h;
+        count++;
+    }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    resolve_t *r = req->data;
+    pg_t *p = r->p;
+    bool current = r->attempt == p->attempt && p->phase == CONNECTING && !p->conn;
+    char hosts[2048], addrs[512];
+    if (current && status == 0)
+        address_lists(p->dns_host, res, hosts, sizeof(hosts), addrs, sizeof(addrs));
+    uv_freeaddrinfo(res);
+    if (p->resolving == req)
+        p->resolving = NULL;
+    free(r);
+    p->open_handles--;
+    if (!current) {
+        maybe_closed(p);
+        return;
+    }
+    if (status != 0 || !addrs[0]) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "postgresql: cannot resolve %.120s: %s", p->dns_host,
+                 status ? uv_strerror(status) : "no address");
+        lost(p, msg);
+        return;
+    }
+    start_libpq(p, hosts, addrs);
+}
+
+/* Starts a connection attempt: a DNS lookup on the thread pool first when
+ * the URL names a host, then libpq. */
+static void connect_begin(pg_t *p)
+{
+    p->phase = CONNECTING;
+    p->attempt++;
     uv_timer_start(&p->timer, on_timer,
                    (uint64_t)(p->o->connect_timeout_ms + p->o->statement_timeout_ms), 0);
-    poll_want(p, UV_WRITABLE); /* as if PQconnectPoll said POLLING_WRITING */
+    if (!p->dns_host) {
+        start_libpq(p, NULL, NULL);
+        return;
+    }
+    resolve_t *r = xcalloc(1, sizeof(*r));
+    r->p = p;
+    r->attempt = p->attempt;
+    r->req.data = r;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int rc = uv_getaddrinfo(store__loop(p->s), &r->req, on_resolved, p->dns_host, NULL, &hints);
+    if (rc != 0) {
+        free(r);
+        char msg[256];
+        snprintf(msg, sizeof(msg), "postgresql: cannot resolve %.120s: %s", p->dns_host,
+                 uv_strerror(rc));
+        lost(p, msg);
+        return;
+    }
+    p->resolving = &r->req;
+    p->open_handles++;
+}
+
+/* The URL's host when libpq would look it up itself (one name, not an
+ * address, not a socket directory, no hostaddr); else NULL. Several hosts
+ * are left to libpq. Returns a malloc'ed copy. */
+static char *host_to_resolve(const char *url)
+{
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    if (!opts)
+        return NULL;
+    const char *host = NULL, *hostaddr = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            hostaddr = o->val;
+    }
+    char *out = NULL;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (host && *host && !(hostaddr && *hostaddr) && !strchr(host, ',') && host[0] != '/' &&
+        host[0] != '@' && inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+        out = xstrdup(host);
+    PQconninfoFree(opts);
+    return out;
 }
 
 /* Sends a statement (params NULL: simple protocol, may hold several). */
@@ -1009,6 +1138,7 @@ static void *pg_start(store_t *s, const store_opts_t *o, const char *url)
     p->rng = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)p;
     if (!p->rng)
         p->rng = 1;
+    p->dns_host = host_to_resolve(url);
     uv_timer_init(store__loop(s), &p->timer);
     p->timer.data = p;
     p->open_handles = 1;
@@ -1049,6 +1179,8 @@ static void pg_close(void *impl)
     }
     fail_queue(p, STORE_ECANCELED, "store closed");
     p->phase = CLOSED;
+    if (p->resolving)
+        uv_cancel((uv_req_t *)p->resolving); /* its callback still runs */
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_handle_close);
 }

@@ -1290,6 +1290,35 @@ static void test_pg_unreachable(void **state)
     close_node(a);
 }
 
+/* A host name in the URL is looked up off the loop; a name that does not
+ * resolve leaves the store down with the reason. */
+static void test_pg_host_names(void **state)
+{
+    (void)state;
+    char u[600];
+    const char *at = strstr(url, "@127.0.0.1:");
+    assert_non_null(at);
+    snprintf(u, sizeof(u), "%.*s@localhost:%s", (int)(at - url), url, at + strlen("@127.0.0.1:"));
+    node_t *a = open_at(u, "n1", NULL);
+    if (!state_is(a, STORE_UP, WAIT_MS))
+        fail_msg("%s not up: %s", u, a->last_msg);
+    RES(r);
+    renew(r, a, "n1", 1, 1000);
+    assert_int_equal(r->rc, 0);
+    close_node(a);
+
+    store_opts_t o = {.retry_min_ms = 50, .retry_max_ms = 200, .connect_timeout_ms = 1000};
+    a = open_at("postgresql://cohort@no-such-host.invalid/cohort_test", "n1", &o);
+    assert_true(state_is(a, STORE_DOWN, WAIT_MS));
+    store_health_t h;
+    store_health(a->s, &h);
+    assert_true(strstr(h.last_error, "no-such-host.invalid") || strstr(h.last_error, "within"));
+    renew(r, a, "n1", 1, 1000);
+    assert_int_equal(r->rc, STORE_EDOWN);
+    free(r);
+    close_node(a);
+}
+
 /* ----------------------------------------------------------------- main */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1306,7 +1335,8 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest sqlite_only[] = {T(test_sqlite_unusable)};
     const struct CMUnitTest pg_only[] = {T(test_flushlog_notify), T(test_pg_restart),
-                                         T(test_pg_frozen), T(test_pg_unreachable)};
+                                         T(test_pg_frozen), T(test_pg_unreachable),
+                                         T(test_pg_host_names)};
 
     if (argc != 2 || (strcmp(argv[1], "sqlite") && strcmp(argv[1], "pg"))) {
         fprintf(stderr, "usage: test_store sqlite|pg\n");
