@@ -102,7 +102,8 @@ typedef struct store_opts {
     size_t max_pending;           /* 0: 1024 operations queued or running */
     void (*on_event)(void *ud, enum store_event ev, const char *msg);
     /* PostgreSQL only: another session (or this one) appended to the flush
-     * log, up to id last_id. SQLite has no notification: poll. */
+     * log, up to id last_id. Notifications sent while the store was down are
+     * lost: read the log after STORE_EV_UP. SQLite has none: poll. */
     void (*on_flushlog_notify)(void *ud, int64_t last_id);
     void *ud; /* for on_event and on_flushlog_notify */
 } store_opts_t;

@@ -674,9 +674,13 @@ static void notice(void *arg, const char *msg)
  * DNS query (it would block the loop); host stays for TLS and .pgpass. */
 static void start_libpq(pg_t *p, const char *hosts, const char *addrs)
 {
-    const char *keys[5] = {"dbname", "fallback_application_name"};
-    const char *vals[5] = {p->url, "cohortd"};
-    int n = 2;
+    /* Entries before dbname are defaults the URL may override (TCP
+     * keepalives notice a vanished server while idle within about 11 s);
+     * entries after it override the URL. */
+    const char *keys[8] = {"keepalives_idle", "keepalives_interval", "keepalives_count", "dbname",
+                           "fallback_application_name"};
+    const char *vals[8] = {"5", "2", "3", p->url, "cohortd"};
+    int n = 5;
     if (hosts) {
         keys[n] = "host";
         vals[n++] = hosts;
