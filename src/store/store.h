@@ -216,7 +216,13 @@ typedef void (*store_runs_cb)(void *ud, int rc, const char *err, const store_run
 
 /* Members. renew upserts this node's row (expires_at = database now + ttl_ms;
  * a row with a newer incarnation is left alone) and returns the database's
- * now and every member row. leave marks (name, incarnation) as left cleanly. */
+ * now and every member row. leave marks (name, incarnation) as left cleanly.
+ *
+ * Margins: the database reads its clock after the submit, so a row (or a
+ * lease) renewed with ttl lives at least until the caller's own clock at
+ * submit + ttl, up to the two clocks' rate difference. A caller that stops
+ * acting on it at submit time + ttl - margin (a margin for rate drift, e.g.
+ * 1%) never acts on an expired row or lease. */
 int store_member_renew(store_t *s, const char *name, uint64_t incarnation, const char *addr,
                        int64_t ttl_ms, store_members_cb cb, void *ud);
 int store_member_leave(store_t *s, const char *name, uint64_t incarnation, store_done_cb cb,
