@@ -113,6 +113,7 @@ server_pids() {
 
 cmd_run() {
   trap 'if [ -n "${COHORT_PG_DIR:-}" ]; then cmd_stop; fi' EXIT
+  trap 'exit 143' TERM INT # so that the EXIT trap runs
   setup_server
   COHORT_TEST_PG_URL=$(cat "$COHORT_PG_DIR/url")
   export COHORT_PG_DIR COHORT_TEST_PG_URL COHORT_TEST_PG_HARNESS=$self
