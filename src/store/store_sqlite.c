@@ -105,7 +105,13 @@ static uint64_t mono_ns(void)
 /* Remembers the first error message of the running op; returns rc. */
 static int note_err(sq_t *w, int rc)
 {
-    if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE && !w->msg[0])
+    if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE || w->msg[0])
+        return rc;
+    int sys = sqlite3_system_errno(w->db); /* e.g. ENOSPC behind an I/O error */
+    int prim = rc & 0xff;
+    if (sys && (prim == SQLITE_IOERR || prim == SQLITE_FULL || prim == SQLITE_CANTOPEN))
+        snprintf(w->msg, sizeof(w->msg), "%s (%s)", sqlite3_errmsg(w->db), strerror(sys));
+    else
         snprintf(w->msg, sizeof(w->msg), "%s", sqlite3_errmsg(w->db));
     return rc;
 }
@@ -359,8 +365,10 @@ static void try_open(sq_t *w)
         rc = exec(w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
         if (rc == SQLITE_OK)
             m = migrate(w, &version);
+    } else if (w->db) {
+        note_err(w, rc);
     } else {
-        snprintf(w->msg, sizeof(w->msg), "%s", w->db ? sqlite3_errmsg(w->db) : "out of memory");
+        snprintf(w->msg, sizeof(w->msg), "out of memory");
     }
     if (m == 0) {
         lock_take(w);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -441,7 +442,7 @@ static int teardown(void **state)
             close_node(open_nodes[i]);
     uv_run(&loop, UV_RUN_NOWAIT);
     if (!use_pg)
-        remove_tree(dir); /* first: a failed check below must not leave it */
+        remove_tree(dir);               /* first: a failed check below must not leave it */
     assert_false(uv_loop_alive(&loop)); /* every store closed every handle */
     assert_int_equal(uv_loop_close(&loop), 0);
     return 0;
@@ -1187,6 +1188,45 @@ static void test_sqlite_unusable(void **state)
     close_node(a);
 }
 
+/* SQLite on a full disk (a file size limit stands in for it): writes fail
+ * with STORE_EDOWN and the reason, the store reports down, and it comes
+ * back up by itself once there is room again. */
+static void test_sqlite_disk_full(void **state)
+{
+    (void)state;
+    node_t *a = open_node("n1", NULL);
+    size_t len = 60000;
+    uint8_t *big = calloc(1, len);
+    RES(r);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 512 * 1024;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    store_flush_entry_t e = {1, big, len};
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        memset(r, 0, sizeof(*r));
+        assert_int_equal(store_flushlog_append(a->s, "n1", 1, &e, 1, cb_ids, r), 0);
+        wait_res(r);
+        rc = r->rc;
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(rc, STORE_EDOWN);
+    assert_true(strstr(r->err, "full") || strstr(r->err, "I/O"));
+    assert_true(state_is(a, STORE_DOWN, WAIT_MS));
+    renew(r, a, "n1", 1, 1000);
+    assert_int_equal(r->rc, 0);
+    assert_true(state_is(a, STORE_UP, WAIT_MS));
+    assert_int_equal(a->downs, 1);
+    assert_int_equal(a->ups, 2);
+    free(big);
+    free(r);
+    close_node(a);
+}
+
 /* Runs the harness command (pause / resume the server). */
 static void harness(const char *what)
 {
@@ -1333,7 +1373,7 @@ int main(int argc, char **argv)
         T(test_queue_bound),   T(test_close_cancels), T(test_bad_urls),
         T(test_newer_schema),
     };
-    const struct CMUnitTest sqlite_only[] = {T(test_sqlite_unusable)};
+    const struct CMUnitTest sqlite_only[] = {T(test_sqlite_unusable), T(test_sqlite_disk_full)};
     const struct CMUnitTest pg_only[] = {T(test_flushlog_notify), T(test_pg_restart),
                                          T(test_pg_frozen), T(test_pg_unreachable),
                                          T(test_pg_host_names)};
