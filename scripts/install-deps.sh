@@ -8,7 +8,7 @@ PACKAGES=(
   libuv1-dev libssl-dev libinih-dev libsqlite3-dev libpq-dev libhiredis-dev
   libxxhash-dev libhttp-parser-dev libcmocka-dev
   python3 python3-pytest python3-redis python3-pexpect
-  redis-server redis-tools
+  redis-server redis-tools postgresql
   iproute2 procps curl faketime
 )
 
@@ -27,8 +27,9 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts redis-server as a service on install; cohort's tests and
-# benchmarks start their own on loopback ports, so the service is not needed.
+# Debian starts redis-server and postgresql as services on install; cohort's
+# tests and benchmarks start their own on loopback ports, so neither is needed.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now redis-server >/dev/null 2>&1 || true
+  systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
