@@ -64,8 +64,8 @@ static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_PONG] = "88",        /* id, time */
     [FRAME_FLUSH] = "884F",     /* incarnation, first, count, entries */
     [FRAME_ACK] = "88",         /* incarnation, highest applied */
-    [FRAME_SYNC] = "88",        /* incarnation, highest applied */
-    [FRAME_RESET] = "88",       /* incarnation, restart number */
+    [FRAME_SYNC] = "888",       /* incarnation, highest applied, start version */
+    [FRAME_RESET] = "8818",     /* incarnation, restart number, flags, version */
     [FRAME_PROBE] = "8n",       /* id, target */
     [FRAME_PROBED] = "8n1",     /* id, target, reachable */
     [FRAME_BYE] = "",           /* nothing */
@@ -113,6 +113,8 @@ static void walk_payload(const frame_hdr_t *h)
         case 'F':
             for (uint32_t i = 0; i < u32 && rc == 0; i++) {
                 rc = frame_get_u8(&r, &u8);
+                if (rc == 0)
+                    rc = frame_get_u64(&r, &u64); /* version */
                 if (rc == 0)
                     rc = frame_get_bytes(&r, &v, UINT32_MAX);
                 if (rc == 0) {

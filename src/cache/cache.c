@@ -78,6 +78,7 @@ struct cache_entry {
     cache_entry_t *prev;  /* lru: neighbour towards the head (more recent) */
     cache_entry_t *next;  /* lru: neighbour towards the tail; pending chain */
     int64_t expire_at;    /* absolute ms; 0: none (and not in the heap) */
+    uint64_t version;     /* the newest ordered write or flush of this key (0: none) */
     uint32_t heap_idx;    /* slot in the heap while expire_at != 0 */
     uint32_t vlen;        /* value bytes, at data[klen] */
     cache_entry_t *left;  /* tree: smaller keys */
@@ -88,8 +89,7 @@ struct cache_entry {
 };
 
 #define ENTRY_HEADER offsetof(cache_entry_t, data)
-_Static_assert(ENTRY_HEADER == 61 && sizeof(cache_entry_t) <= 64,
-               "the entry header is part of every key's memory: keep it small");
+_Static_assert(ENTRY_HEADER == 69, "the entry header is part of every key's memory: keep it small");
 
 typedef struct table {
     cache_entry_t **b; /* buckets; NULL when the table is unused */
@@ -108,6 +108,7 @@ struct cache {
     size_t heap_cap;         /* slots allocated */
     cache_entry_t *pending;  /* flushed entries to free, chained by next */
     size_t used;             /* bytes, see invariant 5 */
+    uint64_t max_version;    /* highest version an entry was ever given */
     size_t maxmemory;        /* 0: no limit */
     uint64_t seed;           /* hash seed */
     cache_stats_t stats;     /* counters for INFO */
@@ -480,6 +481,21 @@ static cache_entry_t *tree_lower_bound(cache_entry_t *t, const char *key, size_t
     return best;
 }
 
+/* First entry whose key is > e's in tree order, or NULL. */
+static cache_entry_t *tree_next(cache_entry_t *t, const cache_entry_t *e)
+{
+    cache_entry_t *best = NULL;
+    while (t) {
+        if (key_cmp(t->data, t->klen, e->data, e->klen) > 0) {
+            best = t;
+            t = t->left;
+        } else {
+            t = t->right;
+        }
+    }
+    return best;
+}
+
 /* ------------------------------------------------------------- expiry heap */
 
 static void heap_set(cache_t *c, size_t i, cache_entry_t *e)
@@ -586,6 +602,7 @@ static cache_entry_t *entry_new(cache_t *c, const char *key, size_t klen, const 
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
     e->level = 0;
+    e->version = 0;
     if (klen)
         memcpy(e->data, key, klen);
     if (vlen)
@@ -722,6 +739,7 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
             return old;
         }
         cache_entry_t *e = entry_new(c, key, klen, val, vlen);
+        e->version = old->version; /* a new value keeps the key's place in the order */
         e->hnext = old->hnext;
         *link = e;
         lru_unlink(c, old);
@@ -772,17 +790,54 @@ void cache_set_expire(cache_t *c, cache_entry_t *e, int64_t expire_at)
 
 size_t cache_flush_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now)
 {
+    return cache_flush_prefix_below(c, prefix, plen, now, UINT64_MAX);
+}
+
+size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int64_t now,
+                                uint64_t below)
+{
     size_t removed = 0;
-    for (;;) {
-        cache_entry_t *e = tree_lower_bound(c->root, prefix, plen);
-        if (!e || !has_prefix(e, prefix, plen))
-            break;
-        if (is_expired(e, now)) {
-            entry_gone(c, e, NULL, 0, CACHE_GONE_EXPIRED);
-        } else {
+    cache_entry_t *e = tree_lower_bound(c->root, prefix, plen);
+    while (e && has_prefix(e, prefix, plen)) {
+        cache_entry_t *next = tree_next(c->root, e); /* removing e keeps the others */
+        if (e->version < below) { /* an entry newer than the flush stays */
+            if (is_expired(e, now)) {
+                entry_gone(c, e, NULL, 0, CACHE_GONE_EXPIRED);
+            } else {
+                entry_remove(c, e, NULL, 0);
+                removed++;
+            }
+        }
+        e = next;
+    }
+    return removed;
+}
+
+uint64_t cache_entry_version(const cache_entry_t *e)
+{
+    return e->version;
+}
+
+void cache_entry_set_version(cache_t *c, cache_entry_t *e, uint64_t version)
+{
+    e->version = version;
+    if (version > c->max_version)
+        c->max_version = version;
+}
+
+size_t cache_flush_all_below(cache_t *c, uint64_t below)
+{
+    if (c->max_version < below)
+        return cache_flush_all(c);
+    size_t removed = 0;
+    cache_entry_t *e = c->lru_head;
+    while (e) {
+        cache_entry_t *next = e->next;
+        if (e->version < below) {
             entry_remove(c, e, NULL, 0);
             removed++;
         }
+        e = next;
     }
     return removed;
 }

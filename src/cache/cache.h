@@ -76,6 +76,14 @@ void cache_set_expire(cache_t *c, cache_entry_t *e, int64_t expire_at);
  * Returns the number of live entries removed. Cost: O(log n + removed). */
 size_t cache_flush_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now);
 
+/* As cache_flush_prefix, but entries whose version is >= below stay: they
+ * hold a write ordered after the flush (see cache_entry_set_version). */
+size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int64_t now,
+                                uint64_t below);
+/* As cache_flush_all, but entries whose version is >= below stay (costs a
+ * walk of the cache only when some entry was ever given such a version). */
+size_t cache_flush_all_below(cache_t *c, uint64_t below);
+
 /* Removes every entry at once: the table is replaced by an empty one at once
  * and the old entries are freed by later cache_cron() calls. Returns the
  * number of entries removed. */
@@ -127,6 +135,11 @@ void cache_table_info(const cache_t *c, cache_table_info_t *out);
 const char *cache_entry_key(const cache_entry_t *e, size_t *klen);
 const char *cache_entry_value(const cache_entry_t *e, size_t *vlen);
 int64_t cache_entry_expire(const cache_entry_t *e); /* 0: none */
+/* The version of the newest ordered write or flush of the entry's key (a
+ * SEED's, kept when a fill replaces the value; 0 for a key only ever
+ * filled). The cache only stores it; the ordering rules are versioned.c's. */
+uint64_t cache_entry_version(const cache_entry_t *e);
+void cache_entry_set_version(cache_t *c, cache_entry_t *e, uint64_t version);
 
 /* Consistency checker for tests and debug builds: walks every structure and
  * returns 0 if all invariants hold, -1 (and prints why) otherwise. */

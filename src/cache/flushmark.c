@@ -93,6 +93,45 @@ void flushmark_all(flushmark_t *f)
     f->all_seq = ++f->seq;
 }
 
+void flushmark_key_at(flushmark_t *f, const char *key, size_t klen, uint64_t seq)
+{
+    uint64_t *slot = &f->key_seq[slot_of(f, key, klen)];
+    if (seq > *slot)
+        *slot = seq;
+}
+
+void flushmark_prefix_at(flushmark_t *f, const char *prefix, size_t plen, uint64_t seq)
+{
+    prefix_mark_t *m = &f->ring[f->ring_next];
+    if (m->prefix && m->seq > f->ring_floor)
+        f->ring_floor = m->seq;
+    free(m->prefix);
+    m->prefix = xmemdup(prefix, plen);
+    m->len = plen;
+    m->seq = seq;
+    f->ring_next = (f->ring_next + 1) % f->ring_cap;
+}
+
+void flushmark_all_at(flushmark_t *f, uint64_t seq)
+{
+    if (seq > f->all_seq)
+        f->all_seq = seq;
+}
+
+uint64_t flushmark_floor(const flushmark_t *f, const char *key, size_t klen)
+{
+    uint64_t floor = f->all_seq > f->ring_floor ? f->all_seq : f->ring_floor;
+    uint64_t slot = f->key_seq[slot_of(f, key, klen)];
+    if (slot > floor)
+        floor = slot;
+    for (size_t i = 0; i < f->ring_cap; i++) { /* numbers in any order: every mark */
+        const prefix_mark_t *m = &f->ring[i];
+        if (m->prefix && m->seq > floor && m->len <= klen && memcmp(m->prefix, key, m->len) == 0)
+            floor = m->seq;
+    }
+    return floor;
+}
+
 int flushmark_flushed_since(const flushmark_t *f, const char *key, size_t klen, uint64_t token)
 {
     if (token > f->seq || token < f->first_seq)

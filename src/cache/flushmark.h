@@ -32,4 +32,15 @@ void flushmark_all(flushmark_t *f);
 int flushmark_flushed_since(const flushmark_t *f, const char *key, size_t klen, uint64_t token);
 size_t flushmark_memory(const flushmark_t *f);
 
+/* The same record kept with numbers the caller gives (versions of flushes,
+ * which arrive in any order) instead of its own sequence: each records the
+ * flush with number seq (a key's slot keeps the highest), and
+ * flushmark_floor returns the highest number of a recorded flush that may
+ * cover key (collisions and forgotten prefixes make it larger, never
+ * smaller). Tokens and flushmark_flushed_since are not for this use. */
+void flushmark_key_at(flushmark_t *f, const char *key, size_t klen, uint64_t seq);
+void flushmark_prefix_at(flushmark_t *f, const char *prefix, size_t plen, uint64_t seq);
+void flushmark_all_at(flushmark_t *f, uint64_t seq);
+uint64_t flushmark_floor(const flushmark_t *f, const char *key, size_t klen);
+
 #endif

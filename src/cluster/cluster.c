@@ -187,13 +187,20 @@ static int setup_members(cluster_t *cl, char *err, size_t errlen)
         m->backoff_ms = 50;
         cl->nmembers++;
     }
+    cl->tag = 1; /* this node's rank by peer address, from 1 */
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_t *m = &cl->members[i];
         m->we_initiate = strcmp(cl->self_id, m->id) < 0;
+        cl->tag += !m->we_initiate;
         m->since = cluster_mono(cl);
         m->since_wall = clock_now_ms();
     }
     return 0;
+}
+
+uint16_t cluster_version_tag(const cluster_t *cl)
+{
+    return cl ? cl->tag : 0;
 }
 
 cluster_t *cluster_create(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *host,

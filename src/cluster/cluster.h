@@ -28,14 +28,27 @@ typedef struct cluster cluster_t;
 typedef struct cluster_host {
     void *ud;
     /* Applies a member's flush to this node's cache: kind is an enum
-     * flush_kind (frame.h); val, vlen and expire_at are for FLUSH_SEED. */
+     * flush_kind (frame.h); val, vlen and expire_at are for FLUSH_SEED;
+     * version orders it against every other write and flush of the key
+     * (cache/versioned.h). */
     void (*apply)(void *ud, int kind, const char *key, size_t klen, const char *val, size_t vlen,
-                  int64_t expire_at);
+                  int64_t expire_at, uint64_t version);
     /* Drops this node's whole cache; returns the keys dropped. */
     size_t (*drop_all)(void *ud);
+    /* A member's flushes up to this version were skipped (a RESET): from
+     * now on nothing older may be applied, as if a flush of everything had
+     * that version (without removing anything). */
+    void (*skipped_upto)(void *ud, uint64_t version);
     /* Acknowledgements arrived, time passed or a member left: held replies
      * may be ready (ask cluster_reply_ready). */
     void (*progress)(void *ud);
+    /* Takes note of a version made elsewhere (hlc_observe). */
+    void (*observe)(void *ud, uint64_t version);
+    /* The version of this incarnation's start (hlc_at of its start time):
+     * a member meeting it for the first time need not replay flushes older
+     * than this (less a margin for clock skew), which cannot touch a cache
+     * that started empty after them. */
+    uint64_t start_version;
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must
@@ -46,13 +59,17 @@ int cluster_start(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *ho
 /* Says goodbye to the peers and closes every handle; run the loop after. */
 void cluster_stop(cluster_t *cl);
 
-/* Flushes made here, to be applied on every member. Each returns the flush
- * number to wait for (0 when alone). */
-uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen);
-uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen);
-uint64_t cluster_flush_all(cluster_t *cl);
+/* Flushes made here (already applied to this node's cache with that
+ * version), to be applied on every member. Each returns the flush number to
+ * wait for (0 when alone). */
+uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen, uint64_t version);
+uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen, uint64_t version);
+uint64_t cluster_flush_all(cluster_t *cl, uint64_t version);
 uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
-                      int64_t expire_at);
+                      int64_t expire_at, uint64_t version);
+/* This node's version tag (hlc.h): its rank among the cluster's members by
+ * peer address, from 1; 0 when alone. */
+uint16_t cluster_version_tag(const cluster_t *cl);
 
 /* 1 when a reply held since 'since' (clock_mono_ms) for our flush
  * number seq may go: every member that could still serve the value it

@@ -107,6 +107,8 @@ struct member {
     /* the member's flushes, applied here */
     uint64_t in_inc;
     uint64_t in_applied;
+    uint64_t start_version; /* its incarnation's first possible version (its SYNC) */
+    int unknown_past;       /* the first incarnation of it we meet: check its SYNC */
     uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
     int clean_bye;    /* its last incarnation said BYE after its last flush */
     /* our flushes, sent to it */
@@ -122,7 +124,8 @@ struct member {
 /* One entry of the replay log / of a batch. */
 typedef struct flush_entry {
     uint64_t seq;
-    uint8_t kind; /* enum flush_kind */
+    uint64_t version; /* orders it against other writes and flushes of its keys */
+    uint8_t kind;     /* enum flush_kind */
     uint32_t klen;
     uint32_t vlen;
     int64_t expire_at;
@@ -137,6 +140,8 @@ struct cluster {
     char self_id[80];
     uint64_t incarnation;
     uint64_t rng; /* cluster_random's state, never 0 */
+    uint16_t tag; /* this node's version tag (cluster_version_tag) */
+    uint64_t log_dropped_version; /* version of the newest entry dropped from the log */
     int64_t (*clock)(void *ud); /* the monotonic clock in ms; NULL: clock_mono_ms */
     void *clock_ud;
     uv_tcp_t listener;

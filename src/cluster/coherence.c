@@ -14,8 +14,10 @@
  *   - M's lease on us has run out: M serves only within T of a PING we
  *     answered, so after last_pong_sent + T it bypasses its cache until it
  *     hears from us again, and it hears our flush first (the link is ordered);
- *   - and M has had flush_timeout to connect if it never heard from this
- *     incarnation (it may not know we are alive).
+ *   - and M must have heard from this incarnation at all: a member we never
+ *     answered may have seen our previous process refuse connections,
+ *     declared it dead and serve without a lease on us, so the flush waits
+ *     until it links and acknowledges, or is decided dead.
  * A member that has not acknowledged within flush_timeout gets no more PONGs
  * (membership.c), so that wait is bounded by flush_timeout + T.
  *
@@ -33,10 +35,15 @@
 
 #include "clock.h"
 #include "cluster_int.h"
+#include "hlc.h"
 #include "log.h"
 #include "mem.h"
 
 #define LOG_MAX_BYTES (64u << 20)
+/* How far the members' wall clocks may disagree (hlc.h): a member meeting a
+ * new incarnation is replayed what it flushed up to this long before that
+ * incarnation started. */
+#define SKIP_MARGIN_MS 1000
 
 /* ---- the replay log ------------------------------------------------------ */
 
@@ -60,6 +67,7 @@ static flush_entry_t *log_at(cluster_t *cl, uint64_t seq)
 static void log_drop_oldest(cluster_t *cl)
 {
     flush_entry_t *e = log_at(cl, log_first(cl));
+    cl->log_dropped_version = e->version;
     cl->log_bytes -= mem_usable(e->data);
     free(e->data);
     e->data = NULL;
@@ -187,12 +195,16 @@ static void batch_add(cluster_t *cl, uint64_t seq)
 /* ---- recording our flushes --------------------------------------------------- */
 
 static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen, const char *val,
-                       size_t vlen, int64_t expire_at)
+                       size_t vlen, int64_t expire_at, uint64_t version)
 {
     if (kind != FLUSH_SEED) {
         uint64_t same = batch_find(cl, kind, key, klen);
-        if (same)
+        if (same) { /* not sent yet: it goes out with the newer version */
+            flush_entry_t *e = log_at(cl, same);
+            if (version > e->version)
+                e->version = version;
             return same;
+        }
     }
     if (cl->log_len == cl->log_cap) {
         if (oldest_sent(cl))
@@ -204,6 +216,7 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     cl->log_len++;
     flush_entry_t *e = log_at(cl, seq);
     e->seq = seq;
+    e->version = version;
     e->kind = kind;
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
@@ -221,32 +234,32 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     return seq;
 }
 
-uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen)
+uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen, uint64_t version)
 {
-    return cl ? record(cl, FLUSH_KEY, key, klen, NULL, 0, 0) : 0;
+    return cl ? record(cl, FLUSH_KEY, key, klen, NULL, 0, 0, version) : 0;
 }
 
-uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen)
+uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen, uint64_t version)
 {
-    return cl ? record(cl, FLUSH_PREFIX, prefix, plen, NULL, 0, 0) : 0;
+    return cl ? record(cl, FLUSH_PREFIX, prefix, plen, NULL, 0, 0, version) : 0;
 }
 
-uint64_t cluster_flush_all(cluster_t *cl)
+uint64_t cluster_flush_all(cluster_t *cl, uint64_t version)
 {
-    return cl ? record(cl, FLUSH_ALL, "", 0, NULL, 0, 0) : 0;
+    return cl ? record(cl, FLUSH_ALL, "", 0, NULL, 0, 0, version) : 0;
 }
 
 uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
-                      int64_t expire_at)
+                      int64_t expire_at, uint64_t version)
 {
-    return cl ? record(cl, FLUSH_SEED, key, klen, val, vlen, expire_at) : 0;
+    return cl ? record(cl, FLUSH_SEED, key, klen, val, vlen, expire_at, version) : 0;
 }
 
 /* ---- sending ------------------------------------------------------------------ */
 
 static size_t entry_size(const flush_entry_t *e)
 {
-    return (size_t)e->klen + e->vlen + 24;
+    return (size_t)e->klen + e->vlen + 32;
 }
 
 /* A SEED's expire time as the time left when it is sent (0: none; at least 1
@@ -277,6 +290,7 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
         for (uint64_t seq = from; seq <= last; seq++) {
             flush_entry_t *e = log_at(cl, seq);
             frame_put_u8(&l->out, e->kind);
+            frame_put_u64(&l->out, e->version);
             frame_put_bytes(&l->out, e->data, e->klen);
             if (e->kind == FLUSH_SEED) {
                 frame_put_u64(&l->out, ttl_of(e->expire_at));
@@ -334,6 +348,7 @@ void coherence_on_stream_start(member_t *m)
     size_t s = peer_frame_begin(l, FRAME_SYNC);
     frame_put_u64(&l->out, m->in_inc);
     frame_put_u64(&l->out, m->in_applied);
+    frame_put_u64(&l->out, m->cl->host.start_version);
     peer_frame_end(l, s);
 }
 
@@ -346,6 +361,17 @@ static void drop_cache(cluster_t *cl, member_t *m, const char *why)
     log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys, m->name, why);
 }
 
+/* Drops the cache when it holds anything (counted and logged only then). */
+static void drop_if_any(cluster_t *cl, member_t *m, const char *why)
+{
+    size_t keys = cl->host.drop_all(cl->host.ud);
+    if (!keys)
+        return;
+    cl->counters.cache_drops++;
+    log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys,
+             m->name[0] ? m->name : m->addr, why);
+}
+
 void coherence_new_incarnation(member_t *m, uint64_t inc)
 {
     m->incarnation = inc;
@@ -353,12 +379,13 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
         return;
     if (m->in_inc != 0 && !m->clean_bye)
         drop_cache(m->cl, m, "restarted without saying goodbye; flushes it sent may be lost");
+    m->unknown_past = m->in_inc == 0;
     m->in_inc = inc;
     m->in_applied = 0;
     m->clean_bye = 0;
 }
 
-/* SYNC, RESET and ACK carry (incarnation, flush number). Returns 0 or -1. */
+/* ACK carries (incarnation, flush number). Returns 0 or -1. */
 static int read_inc_seq(frame_reader_t *r, uint64_t *inc, uint64_t *seq)
 {
     frame_get_u64(r, inc);
@@ -366,14 +393,61 @@ static int read_inc_seq(frame_reader_t *r, uint64_t *inc, uint64_t *seq)
     return frame_reader_done(r);
 }
 
+/* Sends RESET: the member's stream of our flushes restarts after upto; with
+ * skip set, what it did not get was older than its incarnation and it keeps
+ * its cache, else it drops it. */
+static void send_reset(member_t *m, uint64_t upto, int skip)
+{
+    cluster_t *cl = m->cl;
+    link_t *l = m->link;
+    size_t s = peer_frame_begin(l, FRAME_RESET);
+    frame_put_u64(&l->out, cl->incarnation);
+    frame_put_u64(&l->out, upto);
+    frame_put_u8(&l->out, skip ? RESET_SKIP : 0);
+    frame_put_u64(&l->out, upto >= log_first(cl) ? log_at(cl, upto)->version
+                                                 : cl->log_dropped_version);
+    peer_frame_end(l, s);
+    m->sent_upto = upto;
+    if (!m->unacked_since)
+        m->unacked_since = cluster_mono(cl);
+}
+
+/* The last of our flushes, from 'from' on, that a member meeting this
+ * incarnation for the first time does not need: those older than its own
+ * incarnation (its cache started empty after them). */
+static uint64_t older_than_member(cluster_t *cl, uint64_t from, uint64_t upto, uint64_t start)
+{
+    uint64_t last = from - 1;
+    if (last + 1 < log_first(cl)) {
+        if (cl->log_dropped_version >= start)
+            return last; /* the log forgot one it may need */
+        last = log_first(cl) - 1;
+    }
+    while (last < upto && log_at(cl, last + 1)->version < start)
+        last++;
+    return last;
+}
+
 static void on_sync(member_t *m, frame_reader_t *r)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, applied;
-    if (read_inc_seq(r, &inc, &applied) != 0)
+    frame_get_u64(r, &inc);
+    frame_get_u64(r, &applied);
+    frame_get_u64(r, &m->start_version);
+    if (frame_reader_done(r) != 0)
         return;
+    /* The first incarnation of it we meet started after this one: an earlier
+     * one lived alongside us, never linked, and may have replied flushes
+     * while treating us as out of contact; we cannot get them any more. */
+    cl->host.observe(cl->host.ud, m->start_version); /* its clock may be ahead */
+    if (m->unknown_past && m->start_version > cl->host.start_version)
+        drop_if_any(cl, m, "restarted while this node never heard from it; flushes it sent "
+                           "may be lost");
+    m->unknown_past = 0;
     uint64_t upto = cl->batch_first - 1; /* the open batch goes out at end of turn */
-    if (inc != cl->incarnation)
+    int knows_us = inc == cl->incarnation;
+    if (!knows_us)
         applied = 0;
     if (applied > upto)
         applied = upto; /* nobody applied what was never sent */
@@ -385,15 +459,15 @@ static void on_sync(member_t *m, frame_reader_t *r)
     m->acked = applied;
     m->sent_upto = applied;
     m->unacked_since = since;
-    link_t *l = m->link;
+    uint64_t margin = (uint64_t)SKIP_MARGIN_MS << HLC_TAG_BITS;
+    uint64_t before = m->start_version > margin ? m->start_version - margin : 0;
+    uint64_t skip_to = knows_us ? applied : older_than_member(cl, from, upto, before);
+    if (skip_to >= from) {
+        send_reset(m, skip_to, 1);
+        from = skip_to + 1;
+    }
     if (from <= upto && from < log_first(cl)) {
-        size_t s = peer_frame_begin(l, FRAME_RESET);
-        frame_put_u64(&l->out, cl->incarnation);
-        frame_put_u64(&l->out, upto);
-        peer_frame_end(l, s);
-        m->sent_upto = upto;
-        if (!m->unacked_since)
-            m->unacked_since = cluster_mono(cl);
+        send_reset(m, upto, 0);
         log_info("coherence", "%s missed more flushes than the replay log holds: reset",
                  m->name);
     } else if (from <= upto) {
@@ -407,10 +481,17 @@ static void on_sync(member_t *m, frame_reader_t *r)
 
 static void on_reset(member_t *m, frame_reader_t *r)
 {
-    uint64_t inc, upto;
-    if (read_inc_seq(r, &inc, &upto) != 0 || inc != m->in_inc)
+    uint64_t inc, upto, version;
+    uint8_t flags;
+    frame_get_u64(r, &inc);
+    frame_get_u64(r, &upto);
+    frame_get_u8(r, &flags);
+    frame_get_u64(r, &version);
+    if (frame_reader_done(r) != 0 || inc != m->in_inc)
         return;
-    drop_cache(m->cl, m, "replay log no longer covers what this node missed");
+    if (!(flags & RESET_SKIP))
+        drop_cache(m->cl, m, "replay log no longer covers what this node missed");
+    m->cl->host.skipped_upto(m->cl->host.ud, version);
     m->in_applied = upto;
     m->ack_due = 1;
 }
@@ -432,10 +513,10 @@ static void on_ack(member_t *m, frame_reader_t *r)
 }
 
 static void apply_entry(cluster_t *cl, uint8_t kind, frame_bytes_t key, int64_t expire_at,
-                        frame_bytes_t val)
+                        frame_bytes_t val, uint64_t version)
 {
     cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p, val.len,
-                   expire_at);
+                   expire_at, version);
 }
 
 static void on_flush(member_t *m, frame_reader_t *r)
@@ -458,8 +539,9 @@ static void on_flush(member_t *m, frame_reader_t *r)
     for (uint32_t i = 0; i < count; i++) {
         uint8_t kind;
         frame_bytes_t key, val = {NULL, 0};
-        uint64_t ttl = 0;
+        uint64_t ttl = 0, version = 0;
         frame_get_u8(r, &kind);
+        frame_get_u64(r, &version);
         frame_get_bytes(r, &key, (uint32_t)max_key);
         if (kind == FLUSH_SEED) {
             frame_get_u64(r, &ttl);
@@ -474,7 +556,7 @@ static void on_flush(member_t *m, frame_reader_t *r)
             continue; /* already applied (replay overlap) */
         if (ttl > (uint64_t)INT64_MAX / 2) /* keeps now + ttl from overflowing */
             ttl = (uint64_t)INT64_MAX / 2;
-        apply_entry(cl, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val);
+        apply_entry(cl, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val, version);
         m->in_applied = seq;
         m->flushes_received++;
         cl->counters.flushes_received++;
@@ -513,7 +595,11 @@ static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
     int64_t T = cluster_lease_ms(cl);
     int timeout = cl->cfg->flush_timeout_ms;
     int may_serve = m->last_pong_sent && now < m->last_pong_sent + T;
-    int may_not_know_us = !m->last_pong_sent && now < since + timeout;
+    /* A member this incarnation never answered holds no lease on it: it may
+     * have seen our previous process refuse connections, declared us dead
+     * and serve without a lease on us. Until it links (and acknowledges) or
+     * is itself decided dead, it may hold the old value. */
+    int may_not_know_us = !m->last_pong_sent;
     if ((may_serve || may_not_know_us) && now - since > timeout && !m->ack_timeout_logged) {
         m->ack_timeout_logged = 1;
         cl->counters.ack_timeouts++;
@@ -545,7 +631,14 @@ void coherence_progress(cluster_t *cl)
 
 void coherence_member_gone(member_t *m)
 {
-    coherence_progress(m->cl);
+    cluster_t *cl = m->cl;
+    /* It died while this node was not current with it (our lease on it had
+     * lapsed, or we never heard from this incarnation): it may have replied
+     * flushes we never got, treating us as out of contact, and we can no
+     * longer catch up with them. What we hold may be what they removed. */
+    if (!m->clean_bye && cluster_mono(cl) >= m->lease_until)
+        drop_if_any(cl, m, "died before this node caught up with its flushes");
+    coherence_progress(cl);
 }
 
 int cluster_serving(cluster_t *cl)

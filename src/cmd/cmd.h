@@ -45,9 +45,10 @@ int cmd_expire_at(long long v, long long unit_ms, int absolute, long long now_ms
 void cmd_flushed_key(client_t *c, const char *key, size_t klen);
 void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen);
 void cmd_flushed_all(client_t *c);
-/* SEED: the value goes to every member. */
-void cmd_seeded(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-                int64_t expire_at);
+/* SEED: sets the value here, with a new version, and sends it to every
+ * member; the client's reply waits for them. */
+void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                    int64_t expire_at);
 
 /* 1 while cached values may be served; 0 (and a bypass counted) while the
  * coherence lease does not hold. Every command that tells a client anything

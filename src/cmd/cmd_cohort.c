@@ -43,13 +43,11 @@ static int parse_expire_option(client_t *c, int argc, const char **argv, const s
 
 CMD_HANDLER(cmd_seed)
 {
-    node_t *n = cmd_node(c);
     long long at;
     if (parse_expire_option(c, argc, argv, argl, 3, "seed", &at) < 0)
         return;
     /* A seed replaces the value everywhere: fills racing it must lose. */
-    cache_set(n->cache, argv[1], argl[1], argv[2], argl[2], at);
-    cmd_seeded(c, argv[1], argl[1], argv[2], argl[2], at);
+    cmd_seed_value(c, argv[1], argl[1], argv[2], argl[2], at);
     cmd_after_write(c);
     resp_add_ok(&c->out);
 }

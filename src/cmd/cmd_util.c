@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "versioned.h"
 
 int cmd_parse_ll(const char *s, size_t len, long long *out)
 {
@@ -87,7 +88,9 @@ void cmd_flushed_key(client_t *c, const char *key, size_t klen)
     node_t *n = cmd_node(c);
     n->stats.flushes_local++;
     flushmark_key(n->flushmark, key, klen);
-    client_block(c, cluster_flush_key(n->cluster, key, klen));
+    uint64_t v = node_next_version(n);
+    node_flushed(n, VOP_KEY, key, klen, v);
+    client_block(c, cluster_flush_key(n->cluster, key, klen, v));
 }
 
 void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen)
@@ -95,7 +98,9 @@ void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen)
     node_t *n = cmd_node(c);
     n->stats.flushes_local++;
     flushmark_prefix(n->flushmark, prefix, plen);
-    client_block(c, cluster_flush_prefix(n->cluster, prefix, plen));
+    uint64_t v = node_next_version(n);
+    node_flushed(n, VOP_PREFIX, prefix, plen, v);
+    client_block(c, cluster_flush_prefix(n->cluster, prefix, plen, v));
 }
 
 void cmd_flushed_all(client_t *c)
@@ -103,15 +108,20 @@ void cmd_flushed_all(client_t *c)
     node_t *n = cmd_node(c);
     n->stats.flushes_local++;
     flushmark_all(n->flushmark);
-    client_block(c, cluster_flush_all(n->cluster));
+    uint64_t v = node_next_version(n);
+    node_flushed(n, VOP_ALL, "", 0, v);
+    client_block(c, cluster_flush_all(n->cluster, v));
 }
 
-void cmd_seeded(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-                int64_t expire_at)
+void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                    int64_t expire_at)
 {
     node_t *n = cmd_node(c);
+    uint64_t v = node_next_version(n);
+    cache_entry_t *e = cache_set(n->cache, key, klen, val, vlen, expire_at);
+    cache_entry_set_version(n->cache, e, v);
     flushmark_key(n->flushmark, key, klen);
-    client_block(c, cluster_seed(n->cluster, key, klen, val, vlen, expire_at));
+    client_block(c, cluster_seed(n->cluster, key, klen, val, vlen, expire_at, v));
 }
 
 int cmd_serving(client_t *c)

@@ -175,6 +175,7 @@ static int start_subsystems(node_t *n, char *err, size_t errlen)
     cluster_host_t host = node_cluster_host(n);
     if (cluster_start(n->loop, n->cfg, &host, &n->cluster, err, errlen) < 0)
         return -1;
+    n->hlc.tag = cluster_version_tag(n->cluster);
     if (start_http(n) < 0)
         return -1;
     if (n->cluster)

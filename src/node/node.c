@@ -14,6 +14,13 @@
 #include "clock.h"
 #include "frame.h"
 #include "log.h"
+#include "versioned.h"
+
+_Static_assert((int)VOP_KEY == (int)FLUSH_KEY && (int)VOP_PREFIX == (int)FLUSH_PREFIX &&
+                   (int)VOP_ALL == (int)FLUSH_ALL && (int)VOP_SEED == (int)FLUSH_SEED,
+               "the cache's versioned operations are the peer frames' flush kinds");
+
+
 
 #define FLUSHMARK_SLOTS (1 << 16)
 #define FLUSHMARK_PREFIXES 1024
@@ -48,6 +55,11 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
     /* Tokens of this incarnation start above any earlier one's (clock-based). */
     n->flushmark =
         flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, (uint64_t)n->start_ms << 16);
+    n->floor = flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, 0);
+    /* A cache that starts empty takes no write made before it started: a
+     * member may replay an old SEED whose key a later write or flush (seen
+     * by a previous incarnation of this node) has overwritten. */
+    flushmark_all_at(n->floor, hlc_at(n->start_ms));
     n->metrics = metrics_new();
     node_hooks_init(&n->end_of_turn);
     return 0;
@@ -57,6 +69,7 @@ void node_free(node_t *n)
 {
     cache_free(n->cache);
     flushmark_free(n->flushmark);
+    flushmark_free(n->floor);
     metrics_free(n->metrics);
     node_hooks_free(&n->end_of_turn);
 }
@@ -67,31 +80,44 @@ int64_t node_uptime_ms(const node_t *n)
     return up > 0 ? up : 0;
 }
 
+uint64_t node_next_version(node_t *n)
+{
+    return hlc_next(&n->hlc, clock_wall_ms());
+}
+
+/* Remembers a flush for SETL: any fill read before it must lose. */
+static void mark_for_setl(node_t *n, int op, const char *key, size_t klen)
+{
+    if (op == VOP_PREFIX)
+        flushmark_prefix(n->flushmark, key, klen);
+    else if (op == VOP_ALL)
+        flushmark_all(n->flushmark);
+    else
+        flushmark_key(n->flushmark, key, klen);
+}
+
+void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t version)
+{
+    if (op == VOP_PREFIX)
+        flushmark_prefix_at(n->floor, key, klen, version);
+    else if (op == VOP_ALL)
+        flushmark_all_at(n->floor, version);
+    else if (op == VOP_KEY)
+        flushmark_key_at(n->floor, key, klen, version);
+}
+
 /* ---- the cluster's host interface ------------------------------------------ */
 
 static void host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
-                       size_t vlen, int64_t expire_at)
+                       size_t vlen, int64_t expire_at, uint64_t version)
 {
     node_t *n = ud;
-    switch (kind) {
-    case FLUSH_KEY:
-        cache_delete(n->cache, k, klen, clock_now_ms());
-        flushmark_key(n->flushmark, k, klen);
-        break;
-    case FLUSH_PREFIX:
-        cache_flush_prefix(n->cache, k, klen, clock_now_ms());
-        flushmark_prefix(n->flushmark, k, klen);
-        break;
-    case FLUSH_ALL:
-        cache_flush_all(n->cache);
-        flushmark_all(n->flushmark);
-        break;
-    case FLUSH_SEED:
-        flushmark_key(n->flushmark, k, klen);
-        cache_set(n->cache, k, klen, val, vlen, expire_at);
+    hlc_observe(&n->hlc, version);
+    mark_for_setl(n, kind, k, klen);
+    versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
+                    clock_now_ms());
+    if (kind == VOP_SEED)
         cache_evict(n->cache);
-        break;
-    }
 }
 
 static size_t host_drop_all(void *ud)
@@ -100,6 +126,18 @@ static size_t host_drop_all(void *ud)
     size_t keys = cache_flush_all(n->cache);
     flushmark_all(n->flushmark);
     return keys;
+}
+
+static void host_observe(void *ud, uint64_t version)
+{
+    node_t *n = ud;
+    hlc_observe(&n->hlc, version);
+}
+
+static void host_skipped_upto(void *ud, uint64_t version)
+{
+    node_t *n = ud;
+    flushmark_all_at(n->floor, version);
 }
 
 static int reply_ready(void *ud, uint64_t seq, int64_t since)
@@ -120,5 +158,6 @@ static void host_progress(void *ud)
 
 cluster_host_t node_cluster_host(node_t *n)
 {
-    return (cluster_host_t){n, host_apply, host_drop_all, host_progress};
+    return (cluster_host_t){n,           host_apply,  host_drop_all,         host_skipped_upto,
+                            host_progress, host_observe, hlc_at(n->start_ms)};
 }

@@ -20,6 +20,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "flushmark.h"
+#include "hlc.h"
 #include "hooks.h"
 #include "http.h"
 #include "metrics.h"
@@ -43,6 +44,8 @@ typedef struct node {
     cache_t *cache;
     server_t *server;       /* client listeners and connections */
     flushmark_t *flushmark; /* flush history for GETL/SETL */
+    flushmark_t *floor;     /* versions of the flushes applied (cache/versioned.h) */
+    hlc_t hlc;              /* versions of this node's writes and flushes */
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */
     node_stats_t stats;
@@ -69,5 +72,11 @@ void node_release_replies(node_t *n);
 void node_register_metrics(node_t *n);
 /* Milliseconds since start. */
 int64_t node_uptime_ms(const node_t *n);
+/* The version of a write or flush made here now (hlc.h). */
+uint64_t node_next_version(node_t *n);
+/* Records a flush made here with that version, so that an older SEED from
+ * a member cannot bring the key back (the cache itself was already changed
+ * by the command): op is a versioned_op. */
+void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t version);
 
 #endif

@@ -36,15 +36,20 @@
  *   PING     u64 id, u64 sender's monotonic time in ms
  *   PONG     u64 id (echoed), u64 echoed time
  *   FLUSH    u64 incarnation of the origin, u64 first flush number, u32 count,
- *            then count entries: u8 kind (enum flush_kind), bytes key,
+ *            then count entries: u8 kind (enum flush_kind), u64 version (hlc.h:
+ *            orders it against every write and flush of its keys), bytes key,
  *            and for FLUSH_SEED: u64 time to live in ms when sent (0: none),
  *            bytes value (a time left, not an instant: the members' wall
  *            clocks need not agree)
  *   ACK      u64 incarnation of the origin, u64 highest flush number applied
  *   SYNC     u64 incarnation of the peer as last known (0: none), u64 highest
- *            flush number applied from it
- *   RESET    u64 incarnation, u64 flush number from which the stream restarts
- *            (the receiver must drop its whole cache first)
+ *            flush number applied from it, u64 the sender incarnation's start
+ *            version (flushes older than it cannot matter to its cache)
+ *   RESET    u64 incarnation, u64 flush number from which the stream restarts,
+ *            u8 flags: without RESET_SKIP the receiver must drop its whole
+ *            cache first; with it, the flushes it did not get were older than
+ *            its incarnation and it keeps its cache; u64 the version of the
+ *            last flush skipped (nothing older may be applied afterwards)
  *   PROBE    u64 id, bytes target node name (ask: can you reach it?)
  *   PROBED   u64 id, bytes target node name, u8 reachable (1/0)
  *   BYE      (empty: the sender is shutting down cleanly)
@@ -98,6 +103,7 @@ enum frame_type {
 };
 
 enum flush_kind { FLUSH_KEY = 1, FLUSH_PREFIX = 2, FLUSH_ALL = 3, FLUSH_SEED = 4 };
+#define RESET_SKIP 1 /* RESET's flag: nothing to drop */
 
 /* A length-prefixed byte string inside a decoded payload (not owned). */
 typedef struct frame_bytes {

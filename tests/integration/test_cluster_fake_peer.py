@@ -206,7 +206,7 @@ def test_sync_claiming_everything_applied_does_not_release_flushes(n1_and_fake):
     lease on n1 to run out, as for any member that does not acknowledge."""
     n1, fake = n1_and_fake
     n1_inc = fake.accept(scaled(5.0))
-    fake.send(SYNC, struct.pack(">QQ", n1_inc, (1 << 64) - 1))
+    fake.send(SYNC, struct.pack(">QQQ", n1_inc, (1 << 64) - 1, 0))
     fake.ping()
     helpers.wait_for(lambda: n1.state_of("fake") == "alive", scaled(2.0))
     n1.call("SET", "k", "v")
@@ -239,7 +239,7 @@ def test_link_that_keeps_reconnecting_does_not_stretch_the_wait(n1_and_fake):
         except AssertionError:
             break
         links += 1
-        fake.send(SYNC, struct.pack(">QQ", 0, 0))  # applied nothing of n1's
+        fake.send(SYNC, struct.pack(">QQQ", 0, 0, 0))  # applied nothing of n1's
         if t is None:
             t = threading.Thread(target=_timed_del, args=(n1, "k", out))
             t.start()
@@ -267,7 +267,7 @@ def test_flush_numbers_that_would_wrap_are_refused(n1_and_fake):
     fake.accept(scaled(5.0))
     n1.call("SET", "kept", "v")
     r0 = refused(n1)
-    entry = bytes([1]) + _bytes(b"kept")
+    entry = bytes([1]) + struct.pack(">Q", 1) + _bytes(b"kept")  # kind, version, key
     payload = struct.pack(">QQI", FAKE_INCARNATION, (1 << 64) - 1, 2) + entry + entry
     fake.send(FLUSH, payload)
     took, _ = closed_within(fake.sock, scaled(2.0))

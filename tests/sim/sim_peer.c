@@ -48,7 +48,8 @@ struct knock {
     int cancelled;
 };
 
-static conn_t *conns;
+static conn_t *conns;      /* connections with an end still open */
+static conn_t *dead_conns; /* both ends gone: kept (events may name them) until reset */
 static link_t *graveyard;
 static struct knock *knocks;
 static frame_key_t sim_key;
@@ -454,13 +455,16 @@ void sim_peer_collect(void)
             *p = c->next;
             pipe_free(c, 0);
             pipe_free(c, 1);
-            free(c);
+            c->next = dead_conns;
+            dead_conns = c;
         } else {
             p = &c->next;
         }
     }
 }
 
+/* Connections are freed only here, at the end of a run: events scheduled
+ * for one may still come after both its ends are gone. */
 void sim_peer_reset(void)
 {
     for (conn_t *c = conns; c; c = c->next)
@@ -471,6 +475,11 @@ void sim_peer_reset(void)
                 c->end[d] = NULL;
             }
     sim_peer_collect();
+    while (dead_conns) {
+        conn_t *c = dead_conns;
+        dead_conns = c->next;
+        free(c);
+    }
     while (knocks) {
         struct knock *k = knocks;
         knocks = k->next;

@@ -611,7 +611,9 @@ static void test_memory_per_key(void **state)
     settle(c, 0);
     double per = (double)cache_used_memory(c) / N;
     print_message("bytes per key (16-byte keys, 100-byte values, %d keys): %.1f\n", N, per);
-    assert_true(per <= 200.0);
+    /* 69-byte header (8 of it the version ordered writes need), key and value
+     * in one allocation, plus the table: redis-server takes about 208. */
+    assert_true(per <= 212.0);
     cache_free(c);
 }
 

@@ -1,0 +1,40 @@
+/* versioned: the rule by which every node orders the flushes and SEEDs of
+ * one key, whatever their sender, batching, replay or restart.
+ *
+ * Owns: nothing; it applies one operation with its version (hlc.h) to a
+ * cache and to a floor record (a flushmark kept with versions, see
+ * flushmark_floor).
+ * Never: looks at who sent an operation or when it arrived: two nodes that
+ * applied the same operations, in any order, hold the same ordered values.
+ *
+ * The rules (checked by tests/unit/test_versioned.c and the simulator):
+ *   DEL k @v          removes k if its entry's version < v; floor(k) >= v.
+ *   FLUSHPREFIX p @v  removes the entries under p whose version < v;
+ *                     floor(under p) >= v.
+ *   FLUSHALL @v       removes the entries whose version < v; floor >= v.
+ *   SEED k=x @v       ignored if v <= floor(k) or k's entry has a version
+ *                     >= v (something newer was applied); else k = x @v.
+ * A fill (a node-local SET) keeps the version of the value it replaces, so
+ * an older SEED cannot overwrite it; a newer flush removes it. Floors are a
+ * bounded record: where it forgets, it errs towards ignoring a SEED (a
+ * miss), never towards keeping a flushed value. */
+#ifndef COHORT_VERSIONED_H
+#define COHORT_VERSIONED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "flushmark.h"
+
+/* The same numbers as the peer frames' flush kinds. */
+enum versioned_op { VOP_KEY = 1, VOP_PREFIX = 2, VOP_ALL = 3, VOP_SEED = 4 };
+
+/* Applies one operation. For a flush, returns the live entries it removed;
+ * for a SEED, 1 if it was applied and 0 if it was older than what the cache
+ * has seen. val, vlen and expire_at are a SEED's. */
+size_t versioned_apply(cache_t *c, flushmark_t *floor, int op, const char *key, size_t klen,
+                       const char *val, size_t vlen, int64_t expire_at, uint64_t version,
+                       int64_t now);
+
+#endif
