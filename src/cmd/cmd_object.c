@@ -11,10 +11,13 @@
  * DUMP payload (cohort's own, not Redis's RDB format):
  *   value bytes | encoding (1 byte) | format version (2 bytes, little endian)
  *   | XXH3-64 of everything before, seeded with DUMP_SEED (8 bytes, LE)
- * Invariants (test_object.py::test_dump_restore_*): RESTORE accepts exactly
- * the payloads DUMP makes (same value, encoding); any other payload, a
- * Redis one or one with a byte changed, gets "DUMP payload version or
- * checksum are wrong".
+ * The encoding byte is checked (0..2) but, as redis-server re-encodes a
+ * string it loads, a restored value is encoded by its content.
+ * Invariants (test_strings_keys.py::test_dump_restore_round_trip and
+ * ::test_restore_refuses_foreign_and_tampered_payloads): RESTORE accepts the
+ * payloads DUMP makes, with the same value; any other payload, a Redis one
+ * or one with any byte changed, gets "DUMP payload version or checksum are
+ * wrong".
  * Never: calls cache_set() itself (RESTORE fills through cmd_write_value). */
 #include <limits.h>
 #include <stdint.h>
@@ -310,7 +313,8 @@ CMD_HANDLER(cmd_restore)
         resp_add_ok(&c->out);
         return;
     }
-    cmd_write_value(c, argv[1], argl[1], argv[3], vlen, ttl, enc);
+    /* As redis-server re-encodes a loaded string: by its content. */
+    cmd_write_value(c, argv[1], argl[1], argv[3], vlen, ttl, CACHE_ENC_AUTO);
     cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
     if (e && o.idle_s >= 0)
         cache_entry_set_idle_ms(n->cache, e, (uint64_t)(o.idle_s > (1LL << 40) ? (1LL << 40) : o.idle_s) * 1000);
