@@ -1,8 +1,10 @@
 /* cmd: helpers shared by the command implementations (cmd_*.c).
  *
- * Owns: argument parsing with redis-server's rules and error texts, and the
+ * Owns: argument parsing with redis-server's rules and error texts, the
  * hooks every flush goes through (flushmark for SETL, counters; the cluster
- * broadcast joins here).
+ * broadcast joins here), and the one function every stored value goes
+ * through (cmd_write_value: a fill of this node today; replicated writes
+ * join there). SEED, a replicated write already, is the exception.
  * Never: used outside the command layer. */
 #ifndef COHORT_CMD_H
 #define COHORT_CMD_H

@@ -162,7 +162,10 @@ static void ttl_generic(client_t *c, const char *key, size_t klen, int in_ms, in
     long long ttl = absolute ? at : at - now;
     if (ttl < 0)
         ttl = 0;
-    resp_add_int(&c->out, in_ms ? ttl : (ttl + 500) / 1000);
+    /* (ttl + 500) / 1000 as redis-server rounds, without overflow near
+     * LLONG_MAX (PEXPIREAT k 9223372036854775807, then EXPIRETIME). */
+    long long rounded = ttl / 1000 + (ttl % 1000 + 500) / 1000;
+    resp_add_int(&c->out, in_ms ? ttl : rounded);
 }
 
 CMD_HANDLER(cmd_ttl)
