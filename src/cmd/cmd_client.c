@@ -72,8 +72,12 @@ static const char *const client_help[] = {
     "      Skip killing current connection (default: yes).",
     "    * ID <client-id>",
     "      Kill connections by client id.",
-    "LIST",
-    "    Return information about client connections.",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "    * ID <client-id> [<client-id> ...]",
+    "      Return clients with the given ids.",
     "UNPAUSE",
     "    Stop the current client pause, resuming traffic.",
     "REPLY (ON|OFF|SKIP)",
@@ -248,16 +252,63 @@ static void client_setinfo(client_t *c, const char *attr, size_t al, const char 
     resp_add_ok(&c->out);
 }
 
-static void client_list(client_t *c, int all)
+/* CLIENT LIST's ID filter: the line of the client with this id, if any. */
+typedef struct id_line {
+    void **ud;
+    long long id;
+} id_line_t;
+
+static void append_if_id(void *arg, client_t *other)
+{
+    id_line_t *f = arg;
+    if ((long long)other->id == f->id)
+        append_client_line(f->ud, other);
+}
+
+/* CLIENT LIST [TYPE type | ID id...] and CLIENT INFO (all 0). Returns 0, or
+ * -1 after an error reply. */
+static int collect_lines(client_t *c, int all, int argc, const char **argv, const size_t *argl,
+                         void **ud)
+{
+    server_t *srv = cmd_node(c)->server;
+    if (!all) {
+        append_client_line(ud, c);
+    } else if (argc == 4 && cmd_is(argv[2], argl[2], "type")) {
+        const char *t = argv[3];
+        size_t tl = argl[3];
+        int normal = cmd_is(t, tl, "normal");
+        if (!normal && !cmd_is(t, tl, "master") && !cmd_is(t, tl, "replica") &&
+            !cmd_is(t, tl, "slave") && !cmd_is(t, tl, "pubsub")) {
+            resp_add_errorf(&c->out, "ERR Unknown client type '%.*s'", (int)tl, t);
+            return -1;
+        }
+        if (normal)
+            server_foreach_client(srv, append_client_line, ud);
+    } else if (argc > 3 && cmd_is(argv[2], argl[2], "id")) {
+        for (int j = 3; j < argc; j++) {
+            id_line_t f = {ud, 0};
+            if (cmd_parse_ll(argv[j], argl[j], &f.id) < 0) {
+                resp_add_error(&c->out, "ERR Invalid client ID");
+                return -1;
+            }
+            server_foreach_client(srv, append_if_id, &f);
+        }
+    } else if (argc != 2) {
+        resp_add_error(&c->out, ERR_SYNTAX);
+        return -1;
+    } else {
+        server_foreach_client(srv, append_client_line, ud);
+    }
+    return 0;
+}
+
+static void client_list(client_t *c, int all, int argc, const char **argv, const size_t *argl)
 {
     buf_t lines;
     buf_init(&lines);
     void *ud[2] = {&lines, c};
-    if (all)
-        server_foreach_client(cmd_node(c)->server, append_client_line, ud);
-    else
-        append_client_line(ud, c);
-    resp_add_verbatim(&c->out, c->proto, buf_head(&lines), buf_len(&lines));
+    if (collect_lines(c, all, argc, argv, argl, ud) == 0)
+        resp_add_verbatim(&c->out, c->proto, buf_head(&lines), buf_len(&lines));
     buf_free(&lines);
 }
 
@@ -265,7 +316,7 @@ static void client_list(client_t *c, int all)
 static const struct {
     const char *name;
     int arity;
-} subs[] = {{"id", 2},       {"getname", 2},  {"setname", 3},  {"list", 2},
+} subs[] = {{"id", 2},       {"getname", 2},  {"setname", 3},  {"list", -2},
             {"info", 2},     {"help", 2},     {"kill", -3},    {"reply", 3},
             {"setinfo", 4},  {"no-evict", 3}, {"no-touch", 3}, {"unpause", 2}};
 
@@ -295,7 +346,7 @@ CMD_HANDLER(cmd_client)
         if (cmd_set_client_name(c, argv[2], argl[2]) == 0)
             resp_add_ok(&c->out);
     } else if (cmd_is(sub, slen, "list") || cmd_is(sub, slen, "info")) {
-        client_list(c, cmd_is(sub, slen, "list"));
+        client_list(c, cmd_is(sub, slen, "list"), argc, argv, argl);
     } else if (cmd_is(sub, slen, "help")) {
         cmd_reply_help(c, client_help, sizeof(client_help) / sizeof(client_help[0]));
     } else if (cmd_is(sub, slen, "kill")) {

@@ -4,6 +4,7 @@
  * DEL, UNLINK, FLUSHALL, FLUSHDB, an EXPIRE / EXPIREAT to a time already past
  * and the source of a RENAME are flushes: they go through the cmd_flushed_*
  * hooks. RENAME's destination and COPY are fills (cmd_write_value). */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -225,7 +226,7 @@ static void rename_generic(client_t *c, const char **argv, const size_t *argl, i
 {
     node_t *n = cmd_node(c);
     int64_t now = clock_now_ms();
-    cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], now, 0);
+    cache_entry_t *e = cmd_lookup_write(c, argv[1], argl[1]);
     if (!e) {
         resp_add_error(&c->out, "ERR no such key");
         return;
@@ -244,6 +245,7 @@ static void rename_generic(client_t *c, const char **argv, const size_t *argl, i
     /* The lookup of the destination may have moved nothing, but the write
      * below can evict: copy the value out first. */
     e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
+    assert(e); /* live at the same 'now' a moment ago */
     size_t vlen;
     const char *v = cache_entry_value(e, &vlen);
     char *copy = xmemdup(v, vlen);
@@ -313,6 +315,7 @@ CMD_HANDLER(cmd_copy)
         return;
     }
     e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
+    assert(e); /* live at the same 'now' a moment ago */
     size_t vlen;
     const char *v = cache_entry_value(e, &vlen);
     char *copy = xmemdup(v, vlen);

@@ -162,6 +162,20 @@ def test_client_kill(cohortd):
         assert c.cmd("PING") == b"+PONG\r\n"
 
 
+def test_client_list_filters(cohortd):
+    d = cohortd()
+    with d.raw() as c, d.raw() as other:
+        me, them = _client_id(c), _client_id(other)
+        lines = _d(c.cmd("CLIENT", "LIST", "ID", str(them), "999999", str(me))).decode()
+        ids = sorted(int(l.split()[0][3:]) for l in lines.splitlines())
+        assert ids == sorted([me, them]), lines
+        assert len(_d(c.cmd("CLIENT", "LIST", "TYPE", "normal")).decode().splitlines()) == 2
+        assert _d(c.cmd("CLIENT", "LIST", "TYPE", "pubsub")) == b""
+        assert c.cmd("CLIENT", "LIST", "TYPE", "foo") == b"-ERR Unknown client type 'foo'\r\n"
+        assert c.cmd("CLIENT", "LIST", "ID", "x") == b"-ERR Invalid client ID\r\n"
+        assert c.cmd("CLIENT", "LIST", "foo") == b"-ERR syntax error\r\n"
+
+
 @pytest.mark.cohort_only
 def test_client_setinfo_noevict_notouch(cohortd):
     """SETINFO and NO-TOUCH are redis-server 7.2's (7.0 lacks them)."""
