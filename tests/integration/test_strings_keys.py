@@ -366,3 +366,27 @@ def test_wait_replies_at_once(cohortd):
         t0 = time.monotonic()
         assert c.cmd("WAIT", "3", "0") == b":0\r\n"
         assert time.monotonic() - t0 < scaled(5)
+
+
+@pytest.mark.cohort_only
+def test_value_growth_bounded_by_max_bulk_len(cohortd):
+    """APPEND, SETRANGE and LCS's table are bounded by max_bulk_len (redis-server's
+    proto-max-bulk-len), with redis-server's errors."""
+    d = cohortd(config={"client": {"max_bulk_len": "1mb"}})
+    too_big = b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n"
+    with d.raw() as c:
+        half = "x" * (512 * 1024)
+        assert c.cmd("APPEND", "a", half) == b":524288\r\n"
+        assert c.cmd("APPEND", "a", half) == b":1048576\r\n"
+        assert c.cmd("APPEND", "a", "y") == too_big
+        assert c.cmd("STRLEN", "a") == b":1048576\r\n"
+        assert c.cmd("SETRANGE", "s", str(1024 * 1024), "x") == too_big
+        assert c.cmd("SETRANGE", "s", str(1024 * 1024 - 1), "x") == b":1048576\r\n"
+        assert c.cmd("EXISTS", "s") == b":1\r\n"
+        c.cmd("SET", "l1", "a" * 1000)
+        c.cmd("SET", "l2", "b" * 1000)
+        assert c.cmd("LCS", "l1", "l2") == (
+            b"-ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n")
+        c.cmd("SET", "l2", "a" * 400)
+        assert c.cmd("LCS", "l2", "l2", "LEN") == b":400\r\n"
+        assert c.cmd("PING") == b"+PONG\r\n"
