@@ -336,7 +336,11 @@ def test_corpus_is_large():
     for cmd in (b"PING", b"ECHO", b"SELECT", b"DBSIZE", b"GET", b"SET", b"SETEX", b"PSETEX",
                 b"SETNX", b"GETDEL", b"GETEX", b"MGET", b"MSET", b"DEL", b"UNLINK", b"EXISTS",
                 b"EXPIRE", b"PEXPIRE", b"TTL", b"PTTL", b"PERSIST", b"TYPE", b"KEYS", b"SCAN",
-                b"FLUSHALL", b"FLUSHDB"):
+                b"FLUSHALL", b"FLUSHDB", b"INCR", b"DECR", b"INCRBY", b"DECRBY", b"INCRBYFLOAT",
+                b"APPEND", b"STRLEN", b"GETRANGE", b"SUBSTR", b"SETRANGE", b"GETSET", b"MSETNX",
+                b"LCS", b"EXPIREAT", b"PEXPIREAT", b"EXPIRETIME", b"PEXPIRETIME", b"TOUCH",
+                b"RENAME", b"RENAMENX", b"COPY", b"RANDOMKEY", b"OBJECT", b"MEMORY", b"DUMP",
+                b"RESTORE", b"ROLE", b"WAIT", b"SLOWLOG", b"LATENCY", b"CONFIG"):
         assert cmd in names, cmd
 
 
