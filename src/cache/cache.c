@@ -69,7 +69,7 @@
 
 #include "mem.h"
 
-/* An entry: 61 bytes of header, then the key and the value. A tree descent
+/* An entry: 64 bytes of header, then the key and the value. A tree descent
  * reads left, right, klen, level and the key, so they sit together at the
  * end of the header, next to the key: a step touches as few cache lines as
  * the allocator's placement allows. */
@@ -84,12 +84,15 @@ struct cache_entry {
     cache_entry_t *left;  /* tree: smaller keys */
     cache_entry_t *right; /* tree: larger keys */
     uint32_t klen;        /* key bytes, at data[0] */
-    uint8_t level;        /* tree: AA level, 1 for a leaf */
+    uint32_t level : 7;   /* tree: AA level, 1 for a leaf (at most 65) */
+    uint32_t enc : 2;     /* enum cache_enc: how OBJECT ENCODING names it */
+    uint32_t lru : 23;    /* LRU clock (seconds, wrapping) of the last access */
     char data[];          /* key, then value */
 };
 
 #define ENTRY_HEADER offsetof(cache_entry_t, data)
-_Static_assert(ENTRY_HEADER == 69, "the entry header is part of every key's memory: keep it small");
+#define LRU_MASK ((1u << 23) - 1)
+_Static_assert(ENTRY_HEADER == 72, "the entry header is part of every key's memory: keep it small");
 
 typedef struct table {
     cache_entry_t **b; /* buckets; NULL when the table is unused */
@@ -114,6 +117,7 @@ struct cache {
     cache_stats_t stats;     /* counters for INFO */
     cache_evict_fn on_gone;  /* told about evictions and expiries; may be NULL */
     void *on_gone_ud;        /* its argument */
+    uint32_t lru_clock;      /* seconds of the last 'now' seen, & LRU_MASK */
 };
 
 enum {
@@ -299,6 +303,7 @@ static void lru_unlink(cache_t *c, cache_entry_t *e)
 
 static void lru_push_head(cache_t *c, cache_entry_t *e)
 {
+    e->lru = c->lru_clock;
     e->prev = NULL;
     e->next = c->lru_head;
     if (c->lru_head)
@@ -310,6 +315,7 @@ static void lru_push_head(cache_t *c, cache_entry_t *e)
 
 static void lru_touch(cache_t *c, cache_entry_t *e)
 {
+    e->lru = c->lru_clock;
     if (c->lru_head != e) {
         lru_unlink(c, e);
         lru_push_head(c, e);
@@ -603,6 +609,8 @@ static cache_entry_t *entry_new(cache_t *c, const char *key, size_t klen, const 
     e->vlen = (uint32_t)vlen;
     e->level = 0;
     e->version = 0;
+    e->enc = CACHE_ENC_AUTO;
+    e->lru = c->lru_clock;
     if (klen)
         memcpy(e->data, key, klen);
     if (vlen)
@@ -697,8 +705,15 @@ size_t cache_maxmemory(const cache_t *c)
     return c->maxmemory;
 }
 
+/* Advances the LRU clock to now (ms). */
+static void lru_clock_at(cache_t *c, int64_t now)
+{
+    c->lru_clock = (uint32_t)(now / 1000) & LRU_MASK;
+}
+
 cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t now, int flags)
 {
+    lru_clock_at(c, now);
     rehash(c, 1);
     int tab = 0;
     cache_entry_t **link = find_link(c, key, klen, hash_key(c, key, klen), &tab);
@@ -734,6 +749,7 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
             if (vlen)
                 memmove(old->data + klen, val, vlen);
             old->vlen = (uint32_t)vlen;
+            old->enc = CACHE_ENC_AUTO;
             entry_set_expire(c, old, expire_at);
             lru_touch(c, old);
             return old;
@@ -882,6 +898,7 @@ size_t cache_evict(cache_t *c)
 void cache_cron(cache_t *c, int64_t now, int budget_us)
 {
     int64_t deadline = mono_us() + (budget_us > 0 ? budget_us : 0);
+    lru_clock_at(c, now);
 
     /* Each phase does at least one batch, so some progress is certain. */
     while (free_pending(c, CRON_BATCH) == CRON_BATCH && mono_us() < deadline)
@@ -1025,6 +1042,11 @@ const cache_stats_t *cache_stats(const cache_t *c)
     return &c->stats;
 }
 
+void cache_reset_stats(cache_t *c)
+{
+    memset(&c->stats, 0, sizeof(c->stats));
+}
+
 void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud)
 {
     c->on_gone = fn;
@@ -1058,6 +1080,67 @@ const char *cache_entry_value(const cache_entry_t *e, size_t *vlen)
 int64_t cache_entry_expire(const cache_entry_t *e)
 {
     return e->expire_at;
+}
+
+int cache_entry_enc(const cache_entry_t *e)
+{
+    return e->enc;
+}
+
+void cache_entry_set_enc(cache_entry_t *e, int enc)
+{
+    assert(enc >= CACHE_ENC_AUTO && enc <= CACHE_ENC_RAW);
+    e->enc = (uint32_t)enc & 3u;
+}
+
+uint64_t cache_entry_idle_ms(const cache_t *c, const cache_entry_t *e)
+{
+    return (uint64_t)((c->lru_clock - e->lru) & LRU_MASK) * 1000;
+}
+
+void cache_entry_set_idle_ms(const cache_t *c, cache_entry_t *e, uint64_t idle_ms)
+{
+    uint64_t s = idle_ms / 1000;
+    if (s > LRU_MASK)
+        s = LRU_MASK;
+    e->lru = (c->lru_clock - (uint32_t)s) & LRU_MASK;
+}
+
+size_t cache_entry_memory(const cache_entry_t *e)
+{
+    return mem_usable(e);
+}
+
+/* A bucket chosen at random (of either table while rehashing); NULL if it is
+ * empty. */
+static cache_entry_t *random_bucket(const cache_t *c)
+{
+    size_t n0 = c->ht[0].size, n1 = rehashing(c) ? c->ht[1].size : 0;
+    if (n0 + n1 == 0)
+        return NULL;
+    size_t i = (size_t)random() % (n0 + n1);
+    return i < n0 ? c->ht[0].b[i] : c->ht[1].b[i - n0];
+}
+
+cache_entry_t *cache_random(cache_t *c, int64_t now)
+{
+    lru_clock_at(c, now);
+    for (int tries = 0; tries < 100 && cache_count(c) > 0; tries++) {
+        cache_entry_t *e = NULL;
+        for (size_t b = 0; !e && b < 1000; b++)
+            e = random_bucket(c);
+        if (!e)
+            e = c->lru_head;
+        size_t chain = 0;
+        for (cache_entry_t *x = e; x; x = x->hnext)
+            chain++;
+        for (size_t k = (size_t)random() % chain; k > 0; k--)
+            e = e->hnext;
+        if (!is_expired(e, now))
+            return e;
+        entry_gone(c, e, NULL, 0, CACHE_GONE_EXPIRED);
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------- consistency check */

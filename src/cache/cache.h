@@ -118,6 +118,7 @@ size_t cache_count(const cache_t *c);        /* entries, expired-but-unreaped in
 size_t cache_expires_count(const cache_t *c); /* entries with an expire time */
 size_t cache_used_memory(const cache_t *c);
 const cache_stats_t *cache_stats(const cache_t *c);
+void cache_reset_stats(cache_t *c); /* CONFIG RESETSTAT: every counter back to 0 */
 void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud);
 int cache_is_rehashing(const cache_t *c);
 
@@ -140,6 +141,26 @@ int64_t cache_entry_expire(const cache_entry_t *e); /* 0: none */
  * filled). The cache only stores it; the ordering rules are versioned.c's. */
 uint64_t cache_entry_version(const cache_entry_t *e);
 void cache_entry_set_version(cache_t *c, cache_entry_t *e, uint64_t version);
+
+/* How the value is encoded as redis-server would report it (OBJECT
+ * ENCODING): AUTO is "int" / "embstr" / "raw" by the value's content and
+ * length, STR is never "int", RAW is always "raw". cache_set() resets it to
+ * AUTO; the command layer sets it after a write that redis-server encodes
+ * otherwise (APPEND, SETRANGE, INCRBYFLOAT). */
+enum cache_enc { CACHE_ENC_AUTO = 0, CACHE_ENC_STR = 1, CACHE_ENC_RAW = 2 };
+int cache_entry_enc(const cache_entry_t *e);
+void cache_entry_set_enc(cache_entry_t *e, int enc);
+/* Time since the entry was last read or written (not by CACHE_NOTOUCH
+ * lookups), in ms with a resolution of one second, as redis-server's LRU
+ * clock (wraps after 97 days). */
+uint64_t cache_entry_idle_ms(const cache_t *c, const cache_entry_t *e);
+/* Makes the entry look idle for idle_ms (RESTORE IDLETIME). */
+void cache_entry_set_idle_ms(const cache_t *c, cache_entry_t *e, uint64_t idle_ms);
+/* Bytes the entry takes (allocator's usable size), as counted in used memory. */
+size_t cache_entry_memory(const cache_entry_t *e);
+/* A live entry chosen at random, or NULL when the cache holds none. Expired
+ * entries met on the way are removed (counted as expired). */
+cache_entry_t *cache_random(cache_t *c, int64_t now);
 
 /* Consistency checker for tests and debug builds: walks every structure and
  * returns 0 if all invariants hold, -1 (and prints why) otherwise. */

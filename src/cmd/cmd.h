@@ -1,8 +1,10 @@
 /* cmd: helpers shared by the command implementations (cmd_*.c).
  *
- * Owns: argument parsing with redis-server's rules and error texts, and the
+ * Owns: argument parsing with redis-server's rules and error texts, the
  * hooks every flush goes through (flushmark for SETL, counters; the cluster
- * broadcast joins here).
+ * broadcast joins here), and the one function every stored value goes
+ * through (cmd_write_value: a fill of this node today; replicated writes
+ * join there). SEED, a replicated write already, is the exception.
  * Never: used outside the command layer. */
 #ifndef COHORT_CMD_H
 #define COHORT_CMD_H
@@ -60,8 +62,51 @@ cache_entry_t *cmd_lookup(client_t *c, const char *key, size_t klen, int flags);
 /* cmd_lookup counting a hit or a miss. */
 cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen);
 
-/* After a write: evict down to maxmemory. */
+/* After a write: evict down to maxmemory, note the memory peak. */
 void cmd_after_write(client_t *c);
+
+/* The live entry of key for a read-modify-write (INCR, APPEND, ...): NULL
+ * when absent or while the coherence lease does not hold (as for a read).
+ * Touches the LRU; counts no hit or miss. */
+cache_entry_t *cmd_lookup_write(client_t *c, const char *key, size_t klen);
+
+/* Every command that stores a value goes through here: a fill of this node's
+ * cache (the key is replaced, its expire time is expire_at, 0: none; enc is
+ * an enum cache_enc), then eviction down to maxmemory. Copies key and value
+ * (which may not point into the cache if an eviction could free it first:
+ * it is copied before any eviction). */
+void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     int64_t expire_at, int enc);
+
+/* A bulk reply of the entry's value, or null for NULL. */
+void cmd_reply_value(client_t *c, const cache_entry_t *e);
+/* "ERR unknown subcommand 'x'. Try CMD HELP." */
+void cmd_reply_unknown_subcommand(client_t *c, const char *sub, size_t len, const char *cmd);
+/* Arity error of a subcommand: "... for 'cmd|sub' command". */
+void cmd_reply_sub_arity(client_t *c, const char *cmd, const char *sub, size_t slen);
+/* HELP replies: an array of simple strings. */
+void cmd_reply_help(client_t *c, const char *const *lines, size_t n);
+
+/* CLIENT SETNAME / HELLO SETNAME: checks and sets c's name. Returns 0, or
+ * -1 after the error reply. */
+int cmd_set_client_name(client_t *c, const char *s, size_t len);
+
+/* Per-connection flags the command layer keeps in client_t.cmd_flags. */
+enum cmd_client_flags {
+    CMDC_REPLY_OFF = 1 << 0,       /* CLIENT REPLY OFF */
+    CMDC_REPLY_SKIP_NEXT = 1 << 1, /* CLIENT REPLY SKIP: the next command */
+    CMDC_REPLY_SKIP = 1 << 2,      /* this command's reply is dropped */
+    CMDC_NO_EVICT = 1 << 3,        /* CLIENT NO-EVICT ON */
+    CMDC_NO_TOUCH = 1 << 4         /* CLIENT NO-TOUCH ON: reads do not touch the LRU */
+};
+
+/* The slow log (slowlog.c): commands that ran longer than the threshold. */
+void slowlog_maybe_add(client_t *c, int argc, const char **argv, const size_t *argl,
+                       uint64_t usec);
+long long slowlog_threshold_us(void); /* -1: disabled */
+void slowlog_set_threshold_us(long long us);
+long long slowlog_max_len(void);
+void slowlog_set_max_len(long long n);
 
 /* Handlers, by file. */
 CMD_HANDLER(cmd_ping);
@@ -74,6 +119,12 @@ CMD_HANDLER(cmd_client);
 CMD_HANDLER(cmd_command);
 CMD_HANDLER(cmd_config);
 CMD_HANDLER(cmd_info);
+CMD_HANDLER(cmd_time);
+CMD_HANDLER(cmd_role);
+CMD_HANDLER(cmd_lastsave);
+CMD_HANDLER(cmd_wait);
+CMD_HANDLER(cmd_slowlog);
+CMD_HANDLER(cmd_latency);
 
 CMD_HANDLER(cmd_get);
 CMD_HANDLER(cmd_set);
@@ -84,6 +135,18 @@ CMD_HANDLER(cmd_getdel);
 CMD_HANDLER(cmd_getex);
 CMD_HANDLER(cmd_mget);
 CMD_HANDLER(cmd_mset);
+CMD_HANDLER(cmd_msetnx);
+CMD_HANDLER(cmd_getset);
+CMD_HANDLER(cmd_incr);
+CMD_HANDLER(cmd_decr);
+CMD_HANDLER(cmd_incrby);
+CMD_HANDLER(cmd_decrby);
+CMD_HANDLER(cmd_incrbyfloat);
+CMD_HANDLER(cmd_append);
+CMD_HANDLER(cmd_strlen);
+CMD_HANDLER(cmd_getrange);
+CMD_HANDLER(cmd_setrange);
+CMD_HANDLER(cmd_lcs);
 
 CMD_HANDLER(cmd_del);
 CMD_HANDLER(cmd_exists);
@@ -97,6 +160,19 @@ CMD_HANDLER(cmd_scan);
 CMD_HANDLER(cmd_keys);
 CMD_HANDLER(cmd_dbsize);
 CMD_HANDLER(cmd_flushall);
+CMD_HANDLER(cmd_expireat);
+CMD_HANDLER(cmd_pexpireat);
+CMD_HANDLER(cmd_expiretime);
+CMD_HANDLER(cmd_pexpiretime);
+CMD_HANDLER(cmd_touch);
+CMD_HANDLER(cmd_rename);
+CMD_HANDLER(cmd_renamenx);
+CMD_HANDLER(cmd_copy);
+CMD_HANDLER(cmd_randomkey);
+CMD_HANDLER(cmd_object);
+CMD_HANDLER(cmd_memory);
+CMD_HANDLER(cmd_dump);
+CMD_HANDLER(cmd_restore);
 
 CMD_HANDLER(cmd_flushprefix);
 CMD_HANDLER(cmd_seed);

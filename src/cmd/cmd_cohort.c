@@ -82,8 +82,7 @@ CMD_HANDLER(cmd_setl)
         resp_add_null(&c->out, c->proto);
         return;
     }
-    cache_set(n->cache, argv[1], argl[1], argv[3], argl[3], at);
-    cmd_after_write(c);
+    cmd_write_value(c, argv[1], argl[1], argv[3], argl[3], at, CACHE_ENC_AUTO);
     resp_add_ok(&c->out);
 }
 

@@ -1,5 +1,5 @@
-/* cmd_conn: connection and server commands (PING, ECHO, QUIT, HELLO, AUTH,
- * SELECT, CLIENT, COMMAND, CONFIG) with redis-server 7's replies. */
+/* cmd_conn: connection commands (PING, ECHO, QUIT, HELLO, AUTH, SELECT,
+ * COMMAND) with redis-server 7's replies. CLIENT is in cmd_client.c. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,7 +82,7 @@ static int valid_client_name(const char *s, size_t len)
     return 1;
 }
 
-static int set_client_name(client_t *c, const char *s, size_t len)
+int cmd_set_client_name(client_t *c, const char *s, size_t len)
 {
     if (!valid_client_name(s, len)) {
         resp_add_error(&c->out,
@@ -158,7 +158,7 @@ CMD_HANDLER(cmd_hello)
                                 "RESP protocol version at the same time");
         return;
     }
-    if (setname > 0 && set_client_name(c, argv[setname], argl[setname]) < 0)
+    if (setname > 0 && cmd_set_client_name(c, argv[setname], argl[setname]) < 0)
         return;
     if (ver)
         c->proto = (int)ver;
@@ -183,95 +183,40 @@ CMD_HANDLER(cmd_select)
     resp_add_ok(&c->out);
 }
 
-/* ---- CLIENT ------------------------------------------------------------- */
-
-static void reply_unknown_subcommand(client_t *c, const char *sub, size_t len, const char *cmd)
-{
-    int n = len > 128 ? 128 : (int)len;
-    resp_add_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.", n, sub, cmd);
-}
-
-static void append_client_line(void *ud, client_t *other)
-{
-    buf_t *b = ((void **)ud)[0];
-    client_t *self = ((void **)ud)[1];
-    int64_t now = clock_now_ms();
-    buf_printf(b,
-               "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%lld idle=%lld flags=N db=0 sub=0 "
-               "psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 "
-               "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d\n",
-               (unsigned long long)other->id, other->addr, other->laddr,
-               other->name ? other->name : "", (long long)(now - other->created_ms) / 1000,
-               (long long)(now - other->last_ms) / 1000, buf_len(&other->in),
-               other->in.cap - buf_len(&other->in), buf_len(&other->out) + other->out_inflight,
-               client_memory(other), other == self ? "client|list" : (other->last_cmd ? other->last_cmd : "NULL"),
-               other->proto);
-}
-
-static const char *client_help[] = {
-    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "GETNAME",
-    "    Return the name of the current connection.",
-    "ID",
-    "    Return the ID of the current connection.",
-    "INFO",
-    "    Return information about the current client connection.",
-    "LIST",
-    "    Return information about client connections.",
-    "SETNAME <name>",
-    "    Assign the name <name> to the current connection.",
-    "HELP",
-    "    Print this help.",
-};
-
-static void reply_help(client_t *c, const char **lines, size_t n)
-{
-    resp_add_array(&c->out, n);
-    for (size_t i = 0; i < n; i++)
-        resp_add_simple(&c->out, lines[i]);
-}
-
-CMD_HANDLER(cmd_client)
-{
-    const char *sub = argv[1];
-    size_t slen = argl[1];
-    if (cmd_is(sub, slen, "id") && argc == 2) {
-        resp_add_int(&c->out, (long long)c->id);
-    } else if (cmd_is(sub, slen, "getname") && argc == 2) {
-        if (c->name)
-            resp_add_bulk_str(&c->out, c->name);
-        else
-            resp_add_null(&c->out, c->proto);
-    } else if (cmd_is(sub, slen, "setname") && argc == 3) {
-        if (set_client_name(c, argv[2], argl[2]) == 0)
-            resp_add_ok(&c->out);
-    } else if ((cmd_is(sub, slen, "list") && argc == 2) ||
-               (cmd_is(sub, slen, "info") && argc == 2)) {
-        buf_t lines;
-        buf_init(&lines);
-        void *ud[2] = {&lines, c};
-        if (cmd_is(sub, slen, "list"))
-            server_foreach_client(cmd_node(c)->server, append_client_line, ud);
-        else
-            append_client_line(ud, c);
-        resp_add_verbatim(&c->out, c->proto, buf_head(&lines), buf_len(&lines));
-        buf_free(&lines);
-    } else if (cmd_is(sub, slen, "help") && argc == 2) {
-        reply_help(c, client_help, sizeof(client_help) / sizeof(client_help[0]));
-    } else if (cmd_is(sub, slen, "id") || cmd_is(sub, slen, "getname") ||
-               cmd_is(sub, slen, "setname") || cmd_is(sub, slen, "list") ||
-               cmd_is(sub, slen, "info") || cmd_is(sub, slen, "help")) {
-        char full[32];
-        snprintf(full, sizeof(full), "client|%.*s", (int)slen, sub);
-        for (char *p = full; *p; p++)
-            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-        cmd_reply_arity(c, full);
-    } else {
-        reply_unknown_subcommand(c, sub, slen, "CLIENT");
-    }
-}
-
 /* ---- COMMAND ------------------------------------------------------------ */
+
+/* Where a command's keys are, as redis-server's COMMAND INFO declares them
+ * (first, last, step; 0 0 0: no keys; last -1: to the end). */
+static void key_positions(const command_t *cmd, int *first, int *last, int *step)
+{
+    static const struct {
+        const char *name;
+        int first, last, step;
+    } special[] = {
+        /* no keys */
+        {"ping", 0, 0, 0}, {"echo", 0, 0, 0}, {"quit", 0, 0, 0}, {"hello", 0, 0, 0},
+        {"auth", 0, 0, 0}, {"select", 0, 0, 0}, {"client", 0, 0, 0}, {"command", 0, 0, 0},
+        {"config", 0, 0, 0}, {"info", 0, 0, 0}, {"dbsize", 0, 0, 0}, {"time", 0, 0, 0},
+        {"role", 0, 0, 0}, {"lastsave", 0, 0, 0}, {"wait", 0, 0, 0}, {"slowlog", 0, 0, 0},
+        {"latency", 0, 0, 0}, {"keys", 0, 0, 0}, {"scan", 0, 0, 0}, {"flushall", 0, 0, 0},
+        {"flushdb", 0, 0, 0}, {"randomkey", 0, 0, 0}, {"object", 0, 0, 0},
+        {"memory", 0, 0, 0}, {"flushprefix", 0, 0, 0}, {"cohort.status", 0, 0, 0},
+        {"cohort.members", 0, 0, 0},
+        /* several keys */
+        {"del", 1, -1, 1}, {"unlink", 1, -1, 1}, {"exists", 1, -1, 1}, {"touch", 1, -1, 1},
+        {"mget", 1, -1, 1}, {"mset", 1, -1, 2}, {"msetnx", 1, -1, 2}, {"rename", 1, 2, 1},
+        {"renamenx", 1, 2, 1}, {"copy", 1, 2, 1}, {"lcs", 1, 2, 1},
+    };
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        if (strcmp(cmd->name, special[i].name) == 0) {
+            *first = special[i].first;
+            *last = special[i].last;
+            *step = special[i].step;
+            return;
+        }
+    }
+    *first = *last = *step = 1; /* the key is the first argument */
+}
 
 static void reply_command_info(client_t *c, const command_t *cmd)
 {
@@ -288,11 +233,11 @@ static void reply_command_info(client_t *c, const command_t *cmd)
         resp_add_simple(o, "readonly");
     if (cmd->flags & CMD_NOAUTH)
         resp_add_simple(o, "no_auth");
-    int has_key = cmd->arity >= 2 || cmd->arity <= -2;
-    int keyed = has_key && (cmd->flags & (CMD_WRITE | CMD_FLUSH)) && cmd->fn != cmd_flushall;
-    resp_add_int(o, keyed ? 1 : 0);
-    resp_add_int(o, keyed ? (cmd->arity < 0 && cmd->fn == cmd_del ? -1 : 1) : 0);
-    resp_add_int(o, keyed ? 1 : 0);
+    int first, last, step;
+    key_positions(cmd, &first, &last, &step);
+    resp_add_int(o, first);
+    resp_add_int(o, last);
+    resp_add_int(o, step);
     resp_add_set(o, c->proto, 0);
     resp_add_set(o, c->proto, 0);
     resp_add_array(o, 0);
@@ -353,104 +298,6 @@ CMD_HANDLER(cmd_command)
         snprintf(full, sizeof(full), "command|%s", cmd_is(sub, slen, "count") ? "count" : "list");
         cmd_reply_arity(c, full);
     } else {
-        reply_unknown_subcommand(c, sub, slen, "COMMAND");
-    }
-}
-
-/* ---- CONFIG GET ----------------------------------------------------------- */
-
-typedef struct config_item {
-    const char *name;
-    void (*value)(node_t *n, char *out, size_t len);
-} config_item_t;
-
-static void v_maxmemory(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%zu", cache_maxmemory(n->cache));
-}
-static void v_maxclients(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%zu", n->cfg->maxclients);
-}
-static void v_timeout(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%d", n->cfg->timeout_s);
-}
-static void v_port(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%d", n->cfg->port);
-}
-static void v_bind(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%s", n->cfg->bind);
-}
-static void v_empty(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%s", "");
-}
-static void v_no(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%s", "no");
-}
-static void v_policy(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%s", "allkeys-lru");
-}
-static void v_databases(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%s", "1");
-}
-static void v_bulk(node_t *n, char *o, size_t l)
-{
-    snprintf(o, l, "%zu", n->cfg->max_bulk_len);
-}
-
-static const config_item_t config_items[] = {
-    {"maxmemory", v_maxmemory},
-    {"maxmemory-policy", v_policy},
-    {"maxclients", v_maxclients},
-    {"timeout", v_timeout},
-    {"port", v_port},
-    {"bind", v_bind},
-    {"databases", v_databases},
-    {"proto-max-bulk-len", v_bulk},
-    {"save", v_empty},
-    {"appendonly", v_no},
-};
-
-CMD_HANDLER(cmd_config)
-{
-    const char *sub = argv[1];
-    size_t slen = argl[1];
-    if (!cmd_is(sub, slen, "get")) {
-        if (cmd_is(sub, slen, "set") || cmd_is(sub, slen, "resetstat") ||
-            cmd_is(sub, slen, "rewrite"))
-            resp_add_errorf(&c->out, "ERR CONFIG %.*s is not supported: cohortd is configured "
-                                     "by its INI file", (int)slen, sub);
-        else
-            reply_unknown_subcommand(c, sub, slen, "CONFIG");
-        return;
-    }
-    if (argc < 3) {
-        cmd_reply_arity(c, "config|get");
-        return;
-    }
-    const size_t nitems = sizeof(config_items) / sizeof(config_items[0]);
-    int match[sizeof(config_items) / sizeof(config_items[0])] = {0};
-    size_t count = 0;
-    for (size_t i = 0; i < nitems; i++) {
-        for (int j = 2; j < argc && !match[i]; j++)
-            match[i] = glob_match(argv[j], argl[j], config_items[i].name,
-                                  strlen(config_items[i].name));
-        count += (size_t)match[i];
-    }
-    resp_add_map(&c->out, c->proto, count);
-    for (size_t i = 0; i < nitems; i++) {
-        if (!match[i])
-            continue;
-        char value[64];
-        config_items[i].value(cmd_node(c), value, sizeof(value));
-        resp_add_bulk_str(&c->out, config_items[i].name);
-        resp_add_bulk_str(&c->out, value);
+        cmd_reply_unknown_subcommand(c, sub, slen, "COMMAND");
     }
 }

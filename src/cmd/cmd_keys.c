@@ -1,7 +1,10 @@
-/* cmd_keys: key-space commands (DEL, EXISTS, EXPIRE, TTL, SCAN, KEYS,
- * FLUSHALL, ...) with redis-server 7's replies and error texts.
- * DEL, UNLINK, FLUSHALL, FLUSHDB and an EXPIRE to a time already past are
- * flushes: they go through the cmd_flushed_* hooks. */
+/* cmd_keys: key-space commands (DEL, EXISTS, EXPIRE[AT], TTL, EXPIRETIME,
+ * TOUCH, RENAME, COPY, RANDOMKEY, SCAN, KEYS, FLUSHALL, ...) with
+ * redis-server 7's replies and error texts.
+ * DEL, UNLINK, FLUSHALL, FLUSHDB, an EXPIRE / EXPIREAT to a time already past
+ * and the source of a RENAME are flushes: they go through the cmd_flushed_*
+ * hooks. RENAME's destination and COPY are fills (cmd_write_value). */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -12,6 +15,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "glob.h"
+#include "mem.h"
 
 CMD_HANDLER(cmd_del)
 {
@@ -84,7 +88,7 @@ static int expire_allowed(int flags, long long when, long long current)
 /* EXPIRE and PEXPIRE. A time already past is a flush (here and, in a
  * cluster, on every member) even when this node does not hold the key. */
 static void expire_generic(client_t *c, int argc, const char **argv, const size_t *argl,
-                           long long unit_ms, const char *name)
+                           long long unit_ms, int absolute, const char *name)
 {
     node_t *n = cmd_node(c);
     int flags;
@@ -94,7 +98,7 @@ static void expire_generic(client_t *c, int argc, const char **argv, const size_
     if (cmd_ll_or_reply(c, argv[2], argl[2], &v) < 0)
         return;
     if (v > LLONG_MAX / unit_ms || v < LLONG_MIN / unit_ms ||
-        cmd_expire_at(v, unit_ms, 0, clock_now_ms(), &when) < 0) {
+        cmd_expire_at(v, unit_ms, absolute, clock_now_ms(), &when) < 0) {
         cmd_reply_invalid_expire(c, name);
         return;
     }
@@ -120,15 +124,27 @@ static void expire_generic(client_t *c, int argc, const char **argv, const size_
 
 CMD_HANDLER(cmd_expire)
 {
-    expire_generic(c, argc, argv, argl, 1000, "expire");
+    expire_generic(c, argc, argv, argl, 1000, 0, "expire");
 }
 
 CMD_HANDLER(cmd_pexpire)
 {
-    expire_generic(c, argc, argv, argl, 1, "pexpire");
+    expire_generic(c, argc, argv, argl, 1, 0, "pexpire");
 }
 
-static void ttl_generic(client_t *c, const char *key, size_t klen, int in_ms)
+CMD_HANDLER(cmd_expireat)
+{
+    expire_generic(c, argc, argv, argl, 1000, 1, "expireat");
+}
+
+CMD_HANDLER(cmd_pexpireat)
+{
+    expire_generic(c, argc, argv, argl, 1, 1, "pexpireat");
+}
+
+/* TTL PTTL EXPIRETIME PEXPIRETIME: -2 no key, -1 no expire time, else the
+ * time left (or the unix time, absolute) in ms or rounded seconds. */
+static void ttl_generic(client_t *c, const char *key, size_t klen, int in_ms, int absolute)
 {
     int64_t now = clock_now_ms();
     cache_entry_t *e = cmd_lookup(c, key, klen, CACHE_READ | CACHE_NOTOUCH);
@@ -141,20 +157,33 @@ static void ttl_generic(client_t *c, const char *key, size_t klen, int in_ms)
         resp_add_int(&c->out, -1);
         return;
     }
-    long long ttl = at - now;
+    long long ttl = absolute ? at : at - now;
     if (ttl < 0)
         ttl = 0;
-    resp_add_int(&c->out, in_ms ? ttl : (ttl + 500) / 1000);
+    /* (ttl + 500) / 1000 as redis-server rounds, without overflow near
+     * LLONG_MAX (PEXPIREAT k 9223372036854775807, then EXPIRETIME). */
+    long long rounded = ttl / 1000 + (ttl % 1000 + 500) / 1000;
+    resp_add_int(&c->out, in_ms ? ttl : rounded);
 }
 
 CMD_HANDLER(cmd_ttl)
 {
-    ttl_generic(c, argv[1], argl[1], 0);
+    ttl_generic(c, argv[1], argl[1], 0, 0);
 }
 
 CMD_HANDLER(cmd_pttl)
 {
-    ttl_generic(c, argv[1], argl[1], 1);
+    ttl_generic(c, argv[1], argl[1], 1, 0);
+}
+
+CMD_HANDLER(cmd_expiretime)
+{
+    ttl_generic(c, argv[1], argl[1], 0, 1);
+}
+
+CMD_HANDLER(cmd_pexpiretime)
+{
+    ttl_generic(c, argv[1], argl[1], 1, 1);
 }
 
 CMD_HANDLER(cmd_persist)
@@ -173,6 +202,134 @@ CMD_HANDLER(cmd_type)
 {
     cache_entry_t *e = cmd_lookup(c, argv[1], argl[1], CACHE_READ | CACHE_NOTOUCH);
     resp_add_simple(&c->out, e ? "string" : "none");
+}
+
+CMD_HANDLER(cmd_touch)
+{
+    node_t *n = cmd_node(c);
+    int64_t now = clock_now_ms();
+    long long found = 0;
+    for (int i = 1; i < argc; i++)
+        found += cache_lookup(n->cache, argv[i], argl[i], now, CACHE_READ) != NULL;
+    resp_add_int(&c->out, found);
+}
+
+/* RENAME and RENAMENX: the source is flushed (here and on every member), the
+ * destination filled here with the source's value, expire time and
+ * encoding. */
+static void rename_generic(client_t *c, const char **argv, const size_t *argl, int nx)
+{
+    node_t *n = cmd_node(c);
+    int64_t now = clock_now_ms();
+    cache_entry_t *e = cmd_lookup_write(c, argv[1], argl[1]);
+    if (!e) {
+        resp_add_error(&c->out, "ERR no such key");
+        return;
+    }
+    if (argl[1] == argl[2] && memcmp(argv[1], argv[2], argl[1]) == 0) {
+        if (nx)
+            resp_add_int(&c->out, 0);
+        else
+            resp_add_ok(&c->out);
+        return;
+    }
+    if (nx && cache_lookup(n->cache, argv[2], argl[2], now, CACHE_NOTOUCH)) {
+        resp_add_int(&c->out, 0);
+        return;
+    }
+    /* The lookup of the destination may have moved nothing, but the write
+     * below can evict: copy the value out first. */
+    e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
+    assert(e); /* live at the same 'now' a moment ago */
+    size_t vlen;
+    const char *v = cache_entry_value(e, &vlen);
+    char *copy = xmemdup(v, vlen);
+    int64_t at = cache_entry_expire(e);
+    int enc = cache_entry_enc(e);
+    cache_delete(n->cache, argv[1], argl[1], now);
+    cmd_write_value(c, argv[2], argl[2], copy, vlen, at, enc);
+    free(copy);
+    cmd_flushed_key(c, argv[1], argl[1]);
+    if (nx)
+        resp_add_int(&c->out, 1);
+    else
+        resp_add_ok(&c->out);
+}
+
+CMD_HANDLER(cmd_rename)
+{
+    rename_generic(c, argv, argl, 0);
+}
+
+CMD_HANDLER(cmd_renamenx)
+{
+    rename_generic(c, argv, argl, 1);
+}
+
+/* COPY source destination [DB 0] [REPLACE]: a fill of the destination here.
+ * cohort has database 0 only: another DB is "out of range". */
+CMD_HANDLER(cmd_copy)
+{
+    node_t *n = cmd_node(c);
+    int replace = 0;
+    for (int j = 3; j < argc; j++) {
+        int more = argc - j - 1;
+        if (cmd_is(argv[j], argl[j], "replace")) {
+            replace = 1;
+        } else if (cmd_is(argv[j], argl[j], "db") && more) {
+            long long db;
+            if (cmd_ll_or_reply(c, argv[j + 1], argl[j + 1], &db) < 0)
+                return;
+            if (db < INT_MIN || db > INT_MAX) {
+                resp_add_error(&c->out, "ERR value is out of range, value must between -2147483648 and "
+                                        "2147483647");
+                return;
+            }
+            if (db != 0) {
+                resp_add_error(&c->out, "ERR DB index is out of range");
+                return;
+            }
+            j++;
+        } else {
+            resp_add_error(&c->out, ERR_SYNTAX);
+            return;
+        }
+    }
+    if (argl[1] == argl[2] && memcmp(argv[1], argv[2], argl[1]) == 0) {
+        resp_add_error(&c->out, "ERR source and destination objects are the same");
+        return;
+    }
+    cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
+    if (!e) {
+        resp_add_int(&c->out, 0);
+        return;
+    }
+    int64_t now = clock_now_ms();
+    if (!replace && cache_lookup(n->cache, argv[2], argl[2], now, CACHE_NOTOUCH)) {
+        resp_add_int(&c->out, 0);
+        return;
+    }
+    e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
+    assert(e); /* live at the same 'now' a moment ago */
+    size_t vlen;
+    const char *v = cache_entry_value(e, &vlen);
+    char *copy = xmemdup(v, vlen);
+    cmd_write_value(c, argv[2], argl[2], copy, vlen, cache_entry_expire(e), cache_entry_enc(e));
+    free(copy);
+    resp_add_int(&c->out, 1);
+}
+
+CMD_HANDLER(cmd_randomkey)
+{
+    node_t *n = cmd_node(c);
+    cache_entry_t *e = node_serves_cache(n) ? cache_random(n->cache, clock_now_ms()) : NULL;
+    if (!e) {
+        resp_add_null(&c->out, c->proto);
+        return;
+    }
+    size_t klen;
+    const char *k = cache_entry_key(e, &klen);
+    resp_add_bulk(&c->out, k, klen);
 }
 
 CMD_HANDLER(cmd_dbsize)

@@ -1,6 +1,8 @@
-/* cmd_strings: GET, SET and the other string commands, with redis-server 7's
- * argument rules, replies and error texts. A SET is a fill: it changes this
- * node's cache only. */
+/* cmd_strings: GET, SET and the other string commands that store or return
+ * whole values (SETEX PSETEX SETNX GETDEL GETEX MGET MSET MSETNX GETSET), with
+ * redis-server 7's argument rules, replies and error texts. A SET is a fill:
+ * it changes this node's cache only, through cmd_write_value().
+ * Never: calls cache_set() itself. */
 #include <string.h>
 
 #include "clock.h"
@@ -98,20 +100,9 @@ static int expire_from_args(client_t *c, const set_args_t *a, const char *cmdnam
     return 0;
 }
 
-static void reply_value(client_t *c, const cache_entry_t *e)
-{
-    if (!e) {
-        resp_add_null(&c->out, c->proto);
-        return;
-    }
-    size_t vlen;
-    const char *v = cache_entry_value(e, &vlen);
-    resp_add_bulk(&c->out, v, vlen);
-}
-
 CMD_HANDLER(cmd_get)
 {
-    reply_value(c, cmd_read(c, argv[1], argl[1]));
+    cmd_reply_value(c, cmd_read(c, argv[1], argl[1]));
 }
 
 /* Shared by SET, SETEX, PSETEX, SETNX: ok_int / abort_int select SETNX's
@@ -126,7 +117,7 @@ static void set_generic(client_t *c, const char *key, size_t klen, const char *v
         return;
     cache_entry_t *old = cache_lookup(n->cache, key, klen, now, 0);
     if (a->flags & SET_GET)
-        reply_value(c, old && node_serves_cache(n) ? cmd_read(c, key, klen) : NULL);
+        cmd_reply_value(c, old && node_serves_cache(n) ? cmd_read(c, key, klen) : NULL);
     if ((a->flags & SET_NX && old) || (a->flags & SET_XX && !old)) {
         if (a->flags & SET_GET)
             return;
@@ -137,8 +128,7 @@ static void set_generic(client_t *c, const char *key, size_t klen, const char *v
         return;
     }
     int64_t keep = (a->flags & SET_KEEPTTL) && old ? cache_entry_expire(old) : 0;
-    cache_set(n->cache, key, klen, val, vlen, a->expire ? at : keep);
-    cmd_after_write(c);
+    cmd_write_value(c, key, klen, val, vlen, a->expire ? at : keep, CACHE_ENC_AUTO);
     if (a->flags & SET_GET)
         return;
     if (integer_replies)
@@ -176,7 +166,7 @@ CMD_HANDLER(cmd_setnx)
 CMD_HANDLER(cmd_getdel)
 {
     node_t *n = cmd_node(c);
-    reply_value(c, cmd_read(c, argv[1], argl[1]));
+    cmd_reply_value(c, cmd_read(c, argv[1], argl[1]));
     cache_delete(n->cache, argv[1], argl[1], clock_now_ms());
     cmd_flushed_key(c, argv[1], argl[1]);
 }
@@ -196,7 +186,7 @@ CMD_HANDLER(cmd_getex)
     long long at = 0;
     if (a.expire && expire_from_args(c, &a, "getex", &at) < 0)
         return;
-    reply_value(c, e);
+    cmd_reply_value(c, e);
     if ((a.flags & (SET_EXAT | SET_PXAT)) && at <= now) {
         cache_delete(n->cache, argv[1], argl[1], now);
         cmd_flushed_key(c, argv[1], argl[1]);
@@ -211,18 +201,44 @@ CMD_HANDLER(cmd_mget)
 {
     resp_add_array(&c->out, (size_t)(argc - 1));
     for (int i = 1; i < argc; i++)
-        reply_value(c, cmd_read(c, argv[i], argl[i]));
+        cmd_reply_value(c, cmd_read(c, argv[i], argl[i]));
 }
 
 CMD_HANDLER(cmd_mset)
 {
-    node_t *n = cmd_node(c);
     if (argc % 2 == 0) {
         cmd_reply_arity(c, "mset");
         return;
     }
     for (int i = 1; i < argc; i += 2)
-        cache_set(n->cache, argv[i], argl[i], argv[i + 1], argl[i + 1], 0);
-    cmd_after_write(c);
+        cmd_write_value(c, argv[i], argl[i], argv[i + 1], argl[i + 1], 0, CACHE_ENC_AUTO);
     resp_add_ok(&c->out);
+}
+
+/* MSETNX: nothing is written if any of the keys exists here. */
+CMD_HANDLER(cmd_msetnx)
+{
+    node_t *n = cmd_node(c);
+    if (argc % 2 == 0) {
+        cmd_reply_arity(c, "msetnx");
+        return;
+    }
+    int64_t now = clock_now_ms();
+    for (int i = 1; i < argc; i += 2) {
+        if (cache_lookup(n->cache, argv[i], argl[i], now, 0)) {
+            resp_add_int(&c->out, 0);
+            return;
+        }
+    }
+    for (int i = 1; i < argc; i += 2)
+        cmd_write_value(c, argv[i], argl[i], argv[i + 1], argl[i + 1], 0, CACHE_ENC_AUTO);
+    resp_add_int(&c->out, 1);
+}
+
+/* GETSET: the old value (read as GET reads it), then a fill without expire
+ * time (as SET). */
+CMD_HANDLER(cmd_getset)
+{
+    cmd_reply_value(c, cmd_read(c, argv[1], argl[1]));
+    cmd_write_value(c, argv[1], argl[1], argv[2], argl[2], 0, CACHE_ENC_AUTO);
 }

@@ -142,12 +142,69 @@ cache_entry_t *cmd_lookup(client_t *c, const char *key, size_t klen, int flags)
 
 cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen)
 {
-    return cmd_lookup(c, key, klen, CACHE_READ);
+    return cmd_lookup(c, key, klen,
+                      CACHE_READ | (c->cmd_flags & CMDC_NO_TOUCH ? CACHE_NOTOUCH : 0));
+}
+
+/* The entry a write reads first (INCR, APPEND...): as a read, but counting
+ * neither a hit nor a bypass. */
+cache_entry_t *cmd_lookup_write(client_t *c, const char *key, size_t klen)
+{
+    node_t *n = cmd_node(c);
+    if (!node_serves_cache(n))
+        return NULL;
+    return cache_lookup(n->cache, key, klen, clock_now_ms(), 0);
 }
 
 void cmd_after_write(client_t *c)
 {
-    cache_t *cache = cmd_node(c)->cache;
+    node_t *n = cmd_node(c);
+    cache_t *cache = n->cache;
     if (cache_maxmemory(cache) && cache_used_memory(cache) > cache_maxmemory(cache))
         cache_evict(cache);
+    node_note_memory(n);
+}
+
+/* The one place a command stores a value: a fill of this node's cache. A
+ * later change can make writes replicate here. */
+void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     int64_t expire_at, int enc)
+{
+    cache_entry_t *e = cache_set(cmd_node(c)->cache, key, klen, val, vlen, expire_at);
+    if (enc != CACHE_ENC_AUTO)
+        cache_entry_set_enc(e, enc);
+    cmd_after_write(c);
+}
+
+void cmd_reply_value(client_t *c, const cache_entry_t *e)
+{
+    if (!e) {
+        resp_add_null(&c->out, c->proto);
+        return;
+    }
+    size_t vlen;
+    const char *v = cache_entry_value(e, &vlen);
+    resp_add_bulk(&c->out, v, vlen);
+}
+
+void cmd_reply_unknown_subcommand(client_t *c, const char *sub, size_t len, const char *cmd)
+{
+    int n = len > 128 ? 128 : (int)len;
+    resp_add_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.", n, sub, cmd);
+}
+
+void cmd_reply_sub_arity(client_t *c, const char *cmd, const char *sub, size_t slen)
+{
+    char full[64];
+    snprintf(full, sizeof(full), "%s|%.*s", cmd, (int)(slen > 32 ? 32 : slen), sub);
+    for (char *p = full; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    cmd_reply_arity(c, full);
+}
+
+void cmd_reply_help(client_t *c, const char *const *lines, size_t n)
+{
+    resp_add_array(&c->out, n);
+    for (size_t i = 0; i < n; i++)
+        resp_add_simple(&c->out, lines[i]);
 }

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <xxhash.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "log.h"
 
@@ -27,11 +28,22 @@ static command_t table[] = {
     {"hello", -1, A, cmd_hello, "Handshake: protocol version, AUTH, SETNAME.", 0, 0, 0},
     {"auth", -2, A, cmd_auth, "Authenticates the connection.", 0, 0, 0},
     {"select", 2, R, cmd_select, "Selects database 0 (the only one).", 0, 0, 0},
-    {"client", -2, R, cmd_client, "CLIENT ID | GETNAME | SETNAME | LIST.", 0, 0, 0},
+    {"client", -2, R, cmd_client,
+     "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE.", 0, 0,
+     0},
     {"command", -1, R, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0, 0},
-    {"config", -2, R, cmd_config, "CONFIG GET of the node's settings.", 0, 0, 0},
+    {"config", -2, R, cmd_config,
+     "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*; RESETSTAT.", 0, 0, 0},
     {"info", -1, R, cmd_info, "Server, clients, memory, stats and keyspace sections.", 0, 0, 0},
     {"dbsize", 1, R, cmd_dbsize, "Number of keys in this node's cache.", 0, 0, 0},
+    {"time", 1, R, cmd_time, "The server's time: unix seconds and microseconds.", 0, 0, 0},
+    {"role", 1, R, cmd_role, "Replication role: a master with no replicas.", 0, 0, 0},
+    {"lastsave", 1, R, cmd_lastsave, "Unix time of the start (cohort does not save).", 0, 0, 0},
+    {"wait", 3, R, cmd_wait,
+     "Replies 0 at once: writes are fills of this node; members are not counted per "
+     "connection yet.", 0, 0, 0},
+    {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
+    {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
     /* strings */
     {"get", 2, R, cmd_get, "Returns the cached value of a key.", 0, 0, 0},
     {"set", -3, W, cmd_set, "Fills a key on this node (EX PX EXAT PXAT NX XX KEEPTTL GET).", 0, 0,
@@ -43,6 +55,21 @@ static command_t table[] = {
     {"getex", -2, W, cmd_getex, "Returns a value and sets its expire time.", 0, 0, 0},
     {"mget", -2, R, cmd_mget, "Returns the values of several keys.", 0, 0, 0},
     {"mset", -3, W, cmd_mset, "Fills several keys on this node.", 0, 0, 0},
+    {"msetnx", -3, W, cmd_msetnx, "Fills several keys on this node if none exists.", 0, 0, 0},
+    {"getset", 3, W, cmd_getset, "Fills a key and returns its old value.", 0, 0, 0},
+    {"incr", 2, W, cmd_incr, "Adds 1 to a counter (a fill of this node).", 0, 0, 0},
+    {"decr", 2, W, cmd_decr, "Subtracts 1 from a counter (a fill of this node).", 0, 0, 0},
+    {"incrby", 3, W, cmd_incrby, "Adds to a counter (a fill of this node).", 0, 0, 0},
+    {"decrby", 3, W, cmd_decrby, "Subtracts from a counter (a fill of this node).", 0, 0, 0},
+    {"incrbyfloat", 3, W, cmd_incrbyfloat, "Adds a float (a fill of this node).", 0, 0, 0},
+    {"append", 3, W, cmd_append, "Appends to a value (a fill of this node).", 0, 0, 0},
+    {"strlen", 2, R, cmd_strlen, "Length of a value.", 0, 0, 0},
+    {"getrange", 4, R, cmd_getrange, "A substring of a value.", 0, 0, 0},
+    {"substr", 4, R, cmd_getrange, "A substring of a value (old name of GETRANGE).", 0, 0, 0},
+    {"setrange", 4, W, cmd_setrange, "Overwrites part of a value (a fill of this node).", 0, 0,
+     0},
+    {"lcs", -3, R, cmd_lcs, "Longest common subsequence of two values (LEN IDX ...).", 0, 0,
+     0},
     /* keys */
     {"del", -2, F, cmd_del, "Flushes keys on every member.", 0, 0, 0},
     {"unlink", -2, F, cmd_del, "Flushes keys on every member.", 0, 0, 0},
@@ -58,6 +85,25 @@ static command_t table[] = {
     {"keys", 2, R, cmd_keys, "Every key matching a glob pattern.", 0, 0, 0},
     {"flushall", -1, F, cmd_flushall, "Flushes every key on every member.", 0, 0, 0},
     {"flushdb", -1, F, cmd_flushall, "Flushes every key on every member.", 0, 0, 0},
+    {"expireat", -3, W, cmd_expireat, "Sets a unix expire time in seconds (past: a flush).", 0,
+     0, 0},
+    {"pexpireat", -3, W, cmd_pexpireat,
+     "Sets a unix expire time in milliseconds (past: a flush).", 0, 0, 0},
+    {"expiretime", 2, R, cmd_expiretime, "Unix expire time in seconds.", 0, 0, 0},
+    {"pexpiretime", 2, R, cmd_pexpiretime, "Unix expire time in milliseconds.", 0, 0, 0},
+    {"touch", -2, R, cmd_touch, "Counts the keys that exist and marks them used.", 0, 0, 0},
+    {"rename", 3, F, cmd_rename,
+     "Flushes the source key on every member, fills the destination here.", 0, 0, 0},
+    {"renamenx", 3, F, cmd_renamenx, "RENAME if the destination does not exist.", 0, 0, 0},
+    {"copy", -3, W, cmd_copy, "Fills the destination here with the source's value (DB 0).", 0,
+     0, 0},
+    {"randomkey", 1, R, cmd_randomkey, "A key of this node's cache at random.", 0, 0, 0},
+    {"object", -2, R, cmd_object, "OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT | HELP.", 0, 0,
+     0},
+    {"memory", -2, R, cmd_memory, "MEMORY USAGE key: bytes the entry takes here.", 0, 0, 0},
+    {"dump", 2, R, cmd_dump, "A value in cohort's own versioned, checksummed format.", 0, 0, 0},
+    {"restore", -4, W, cmd_restore,
+     "Fills a key from a DUMP payload made by cohort (REPLACE ABSTTL IDLETIME FREQ).", 0, 0, 0},
     /* cohort */
     {"flushprefix", 2, F | X, cmd_flushprefix,
      "Flushes every key with a prefix on every member; replies the count removed here.", 0, 0,
@@ -72,7 +118,8 @@ static command_t table[] = {
 };
 
 #define NCOMMANDS (sizeof(table) / sizeof(table[0]))
-#define INDEX_SLOTS 128 /* power of two, > 2 * NCOMMANDS */
+#define INDEX_SLOTS 256 /* power of two, > 2 * NCOMMANDS */
+_Static_assert(NCOMMANDS * 2 < INDEX_SLOTS, "grow INDEX_SLOTS");
 #define MAX_NAME 32
 
 static command_t *index_slots[INDEX_SLOTS];
@@ -159,10 +206,9 @@ static int over_maxmemory(const node_t *n, int argc, const size_t *argl)
     return total > max;
 }
 
-void commands_execute(void *ud, client_t *c, int argc, const char **argv, const size_t *argl)
+/* Runs the command's checks and handler; the reply goes to c->out. */
+static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const size_t *argl)
 {
-    node_t *n = ud;
-    n->stats.commands_processed++;
     command_t *cmd = commands_lookup(argv[0], argl[0]);
     if (!cmd) {
         reply_unknown(c, argc, argv, argl);
@@ -184,7 +230,35 @@ void commands_execute(void *ud, client_t *c, int argc, const char **argv, const 
     }
     uint64_t t0 = uv_hrtime();
     cmd->fn(c, argc, argv, argl);
-    cmd->usec += (uv_hrtime() - t0) / 1000;
+    uint64_t usec = (uv_hrtime() - t0) / 1000;
+    cmd->usec += usec;
     cmd->calls++;
     c->last_cmd = cmd->name;
+    if (!(cmd->flags & CMD_NOAUTH))
+        slowlog_maybe_add(c, argc, argv, argl, usec);
+}
+
+/* CLIENT REPLY: drops what the command replied when replies are off or
+ * skipped, then moves a pending SKIP on to the next command (as
+ * redis-server's resetClient). */
+static void apply_reply_mode(client_t *c, size_t out_before)
+{
+    if ((c->cmd_flags & (CMDC_REPLY_OFF | CMDC_REPLY_SKIP)) && buf_len(&c->out) > out_before)
+        c->out.end = c->out.start + out_before; /* drop this command's reply */
+    c->cmd_flags &= ~CMDC_REPLY_SKIP;
+    if (c->cmd_flags & CMDC_REPLY_SKIP_NEXT) {
+        c->cmd_flags |= CMDC_REPLY_SKIP;
+        c->cmd_flags &= ~CMDC_REPLY_SKIP_NEXT;
+    }
+}
+
+void commands_execute(void *ud, client_t *c, int argc, const char **argv, const size_t *argl)
+{
+    node_t *n = ud;
+    n->stats.commands_processed++;
+    node_metrics_sample(n, clock_now_ms());
+    size_t out_before = buf_len(&c->out);
+    dispatch(n, c, argc, argv, argl);
+    if (c->cmd_flags & (CMDC_REPLY_OFF | CMDC_REPLY_SKIP | CMDC_REPLY_SKIP_NEXT))
+        apply_reply_mode(c, out_before);
 }

@@ -68,9 +68,11 @@ typedef struct info_section {
 } info_section_t;
 
 static const info_section_t sections[] = {
-    {"server", 1, NULL},      {"clients", 1, NULL},
-    {"memory", 1, NULL},      {"stats", 1, NULL},
-    {"cohort", 1, info_members}, {"commandstats", 0, info_commandstats},
+    {"server", 1, NULL},        {"clients", 1, NULL},
+    {"memory", 1, NULL},        {"persistence", 1, NULL},
+    {"stats", 1, NULL},         {"replication", 1, NULL},
+    {"commandstats", 0, info_commandstats},
+    {"cluster", 1, NULL},       {"cohort", 1, info_members},
     {"keyspace", 1, info_keyspace},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))

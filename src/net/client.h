@@ -44,6 +44,7 @@ typedef struct client {
     int64_t created_ms;
     int64_t last_ms; /* last command */
     const char *last_cmd;
+    int cmd_flags;     /* the command layer's per-connection flags; net never reads them */
     buf_t in;          /* unparsed request bytes */
     resp_parser_t parser;
     buf_t out;         /* reply bytes not yet handed to the kernel */

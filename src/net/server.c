@@ -363,6 +363,8 @@ static void on_idle_timer(uv_timer_t *t)
     clock_tick();
     int64_t limit = (int64_t)s->cfg->timeout_s * 1000;
     int64_t now = clock_now_ms();
+    if (limit <= 0)
+        return; /* timeout set to 0 at run time */
     client_t *c = s->clients;
     while (c) {
         client_t *next = c->next;
@@ -419,6 +421,16 @@ static int listen_unix(server_t *s, char *err, size_t errlen)
     return 0;
 }
 
+void server_timeout_changed(server_t *s)
+{
+    if (s->cfg->timeout_s > 0 && !s->idle_open && !s->stopping) {
+        uv_timer_init(s->loop, &s->idle_timer);
+        s->idle_timer.data = s;
+        s->idle_open = 1;
+        uv_timer_start(&s->idle_timer, on_idle_timer, 1000, 1000);
+    }
+}
+
 server_t *server_start(uv_loop_t *loop, const config_t *cfg, const server_hooks_t *hooks,
                        char *err, size_t errlen)
 {
@@ -431,12 +443,8 @@ server_t *server_start(uv_loop_t *loop, const config_t *cfg, const server_hooks_
         rc = listen_tcp(s, err, errlen);
     if (rc == 0 && s->cfg->unixsocket && s->cfg->unixsocket[0])
         rc = listen_unix(s, err, errlen);
-    if (rc == 0 && s->cfg->timeout_s > 0) {
-        uv_timer_init(s->loop, &s->idle_timer);
-        s->idle_timer.data = s;
-        s->idle_open = 1;
-        uv_timer_start(&s->idle_timer, on_idle_timer, 1000, 1000);
-    }
+    if (rc == 0)
+        server_timeout_changed(s);
     if (rc != 0) {
         server_stop(s);
         return NULL;

@@ -48,6 +48,10 @@ server_t *server_start(uv_loop_t *loop, const config_t *cfg, const server_hooks_
  * the loop to finish. */
 void server_stop(server_t *s);
 
+/* Call after cfg->timeout_s changed (CONFIG SET timeout): starts the idle
+ * check if it was not running; a timeout of 0 turns it off. */
+void server_timeout_changed(server_t *s);
+
 size_t server_client_count(const server_t *s);
 size_t server_clients_memory(const server_t *s);
 const server_stats_t *server_stats(const server_t *s);

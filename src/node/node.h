@@ -32,10 +32,19 @@
  * which commands they may send; cohortd speaks the protocol of Redis 7. */
 #define COHORT_REDIS_COMPAT_VERSION "7.0.0"
 
+#define NODE_OPS_SAMPLES 16 /* instantaneous_ops_per_sec: the mean of this many */
+
 typedef struct node_stats {
     uint64_t commands_processed;
     uint64_t flushes_local; /* flush commands executed here */
     uint64_t setl_refused;  /* SETL refused because the key was flushed */
+    uint64_t used_memory_peak; /* highest used memory seen (node_note_memory) */
+    /* ops per second sampled every 100 ms (node_metrics_sample), as redis-server's
+     * trackInstantaneousMetric */
+    int64_t ops_sample_ms;
+    uint64_t ops_sample_count;
+    uint64_t ops_samples[NODE_OPS_SAMPLES];
+    unsigned ops_idx;
 } node_stats_t;
 
 typedef struct node {
@@ -70,6 +79,13 @@ cluster_host_t node_cluster_host(node_t *n);
 void node_release_replies(node_t *n);
 /* Registers the metrics of every subsystem (call once they exist). */
 void node_register_metrics(node_t *n);
+/* Takes the samples of instantaneous_ops_per_sec due since the last call
+ * (one per 100 ms; node_metrics.c). Cheap: call it for every command. */
+void node_metrics_sample(node_t *n, int64_t now_ms);
+/* Updates used_memory_peak from the cache's used memory (node_metrics.c). */
+void node_note_memory(node_t *n);
+/* Forgets the peak and the samples (CONFIG RESETSTAT; node_metrics.c). */
+void node_metrics_reset(node_t *n);
 /* Milliseconds since start. */
 int64_t node_uptime_ms(const node_t *n);
 /* The version of a write or flush made here now (hlc.h). */

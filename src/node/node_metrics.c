@@ -2,12 +2,16 @@
  * figure INFO, /metrics, /v1/status and COHORT.STATUS show, each with every
  * place it is shown. Reading a row reads the subsystem at that moment; a
  * subsystem the node lacks (running alone, starting, stopping) reads as zero.
- * Never: keeps a value of its own. */
+ * Also the two figures that need sampling, kept in node_stats_t: the memory
+ * peak (node_note_memory) and instantaneous_ops_per_sec (node_metrics_sample,
+ * a sample every 100 ms, the mean of the last 16 as redis-server does).
+ * Never: keeps a value of its own outside node_t. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "node.h"
 
 /* ---- values ----------------------------------------------------------------- */
@@ -36,6 +40,62 @@ static size_t rss_bytes(void)
         rss = 0;
     fclose(f);
     return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+#define OPS_SAMPLE_MS 100
+
+void node_metrics_sample(node_t *n, int64_t now_ms)
+{
+    node_stats_t *st = &n->stats;
+    int64_t elapsed = now_ms - st->ops_sample_ms;
+    if (st->ops_sample_ms == 0 || elapsed < 0) {
+        st->ops_sample_ms = now_ms;
+        st->ops_sample_count = st->commands_processed;
+        return;
+    }
+    if (elapsed < OPS_SAMPLE_MS)
+        return;
+    uint64_t ops = st->commands_processed - st->ops_sample_count;
+    uint64_t rate = ops * 1000 / (uint64_t)elapsed;
+    /* One sample per 100 ms that passed (a quiet gap counts at its mean rate). */
+    int64_t due = elapsed / OPS_SAMPLE_MS;
+    for (int64_t i = 0; i < due && i < NODE_OPS_SAMPLES; i++) {
+        st->ops_samples[st->ops_idx] = rate;
+        st->ops_idx = (st->ops_idx + 1) % NODE_OPS_SAMPLES;
+    }
+    st->ops_sample_ms = now_ms;
+    st->ops_sample_count = st->commands_processed;
+}
+
+void node_note_memory(node_t *n)
+{
+    size_t used = n->cache ? cache_used_memory(n->cache) : 0;
+    if (used > n->stats.used_memory_peak)
+        n->stats.used_memory_peak = used;
+}
+
+void node_metrics_reset(node_t *n)
+{
+    node_stats_t *st = &n->stats;
+    st->used_memory_peak = 0;
+    memset(st->ops_samples, 0, sizeof(st->ops_samples));
+    st->ops_sample_ms = 0;
+    node_note_memory(n);
+}
+
+static uint64_t used_peak(node_t *n)
+{
+    node_note_memory(n);
+    return n->stats.used_memory_peak;
+}
+
+static uint64_t ops_per_sec(node_t *n)
+{
+    node_metrics_sample(n, clock_now_ms());
+    uint64_t sum = 0;
+    for (int i = 0; i < NODE_OPS_SAMPLES; i++)
+        sum += n->stats.ops_samples[i];
+    return sum / NODE_OPS_SAMPLES;
 }
 
 GETTER(get_arch_bits, sizeof(void *) * 8)
@@ -67,6 +127,9 @@ GETTER(get_waits, server_stats(n->server)->blocked_releases)
 GETTER(get_wait_usec, server_stats(n->server)->blocked_usec)
 GETTER(get_zero, 0)
 GETTER(get_commands, n->stats.commands_processed)
+GETTER(get_used_peak, used_peak(n))
+GETTER(get_ops_per_sec, ops_per_sec(n))
+GETTER(get_start_s, n->start_ms / 1000)
 GETTER(get_setl_refused, n->stats.setl_refused)
 GETTER(get_flushes_local, n->stats.flushes_local)
 GETTER(get_http_requests, n->http ? http_counters(n->http)->requests : 0)
@@ -117,6 +180,14 @@ static const char *os_name(char *buf, size_t len)
     return buf;
 }
 
+/* rss / used memory, as redis-server's mem_fragmentation_ratio. */
+static const char *frag_ratio(node_t *n, char *buf, size_t len)
+{
+    uint64_t used = n->cache ? cache_used_memory(n->cache) : 0;
+    snprintf(buf, len, "%.2f", used ? (double)rss_bytes() / (double)used : 0.0);
+    return buf;
+}
+
 static const char *human(char *buf, size_t len, uint64_t v)
 {
     human_bytes(buf, len, v);
@@ -134,6 +205,9 @@ TEXT(text_config_file, n->cfg->path ? n->cfg->path : "")
 TEXT(text_state, node_mode_name(node_mode(n)))
 TEXT(text_used_human, human(buf, len, get_used_memory(n)))
 TEXT(text_rss_human, human(buf, len, get_rss(n)))
+TEXT(text_peak_human, human(buf, len, get_used_peak(n)))
+TEXT(text_frag_ratio, frag_ratio(n, buf, len))
+TEXT(text_master, "master")
 TEXT(text_max_human, human(buf, len, get_maxmemory(n)))
 TEXT(text_policy, "allkeys-lru")
 TEXT(text_why_not_serving, node_why_not_serving(n))
@@ -179,16 +253,26 @@ static const metric_t rows[] = {
     TROW("memory:used_memory_human", NULL, NULL, text_used_human),
     ROW(G, NULL, NULL, 0, "memory:used_memory_rss", NULL, NULL, get_rss),
     TROW("memory:used_memory_rss_human", NULL, NULL, text_rss_human),
+    ROW(G, NULL, NULL, 0, "memory:used_memory_peak", NULL, NULL, get_used_peak),
+    TROW("memory:used_memory_peak_human", NULL, NULL, text_peak_human),
     ROW(G, "cohort_maxmemory_bytes", "Cache memory limit in bytes (0: none).", 0,
         "memory:maxmemory", "cache.maxmemory", "maxmemory", get_maxmemory),
     TROW("memory:maxmemory_human", NULL, NULL, text_max_human),
     TROW("memory:maxmemory_policy", NULL, NULL, text_policy),
     ROW(G, NULL, NULL, 0, "memory:mem_clients_normal", NULL, NULL, get_clients_memory),
+    TROW("memory:mem_fragmentation_ratio", NULL, NULL, text_frag_ratio),
+    /* persistence: none (a cache), told as redis-server tells it */
+    ROW(B, NULL, NULL, 0, "persistence:loading", NULL, NULL, get_zero),
+    ROW(G, NULL, NULL, 0, "persistence:rdb_changes_since_last_save", NULL, NULL, get_zero),
+    ROW(B, NULL, NULL, 0, "persistence:rdb_bgsave_in_progress", NULL, NULL, get_zero),
+    ROW(G, NULL, NULL, 0, "persistence:rdb_last_save_time", NULL, NULL, get_start_s),
+    ROW(B, NULL, NULL, 0, "persistence:aof_enabled", NULL, NULL, get_zero),
     /* stats */
     ROW(C, "cohort_connections_total", "Client connections accepted.", 0,
         "stats:total_connections_received", NULL, NULL, get_conn_received),
     ROW(C, NULL, NULL, 0, "stats:total_commands_processed", "commands_processed", NULL,
         get_commands),
+    ROW(G, NULL, NULL, 0, "stats:instantaneous_ops_per_sec", NULL, NULL, get_ops_per_sec),
     ROW(C, "cohort_net_input_bytes_total", "Bytes read from clients.", 0,
         "stats:total_net_input_bytes", NULL, NULL, get_net_in),
     ROW(C, "cohort_net_output_bytes_total", "Bytes written to clients.", 0,
@@ -212,6 +296,11 @@ static const metric_t rows[] = {
     ROW(C, NULL, NULL, 0, "stats:client_query_limit_disconnects", NULL, NULL, get_query_closes),
     ROW(C, "cohort_setl_refused_total", "SETL fills refused because the key was flushed.", 0,
         "stats:setl_refused", NULL, NULL, get_setl_refused),
+    /* replication: a master with no replicas; cluster: not a Redis Cluster */
+    TROW("replication:role", NULL, NULL, text_master),
+    ROW(G, NULL, NULL, 0, "replication:connected_slaves", NULL, NULL, get_zero),
+    ROW(G, NULL, NULL, 0, "replication:master_repl_offset", NULL, NULL, get_zero),
+    ROW(B, NULL, NULL, 0, "cluster:cluster_enabled", NULL, NULL, get_zero),
     /* cache (not in INFO) */
     ROW(G, "cohort_cache_keys", "Keys in the cache.", 0, NULL, "cache.keys", "keys", get_keys),
     ROW(G, "cohort_cache_expiring_keys", "Keys in the cache with an expire time.", 0, NULL,

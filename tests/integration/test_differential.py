@@ -134,6 +134,12 @@ ARITY = {
     "unlink": -2, "exists": -2, "expire": -3, "pexpire": -3, "ttl": 2, "pttl": 2,
     "persist": 2, "type": 2, "keys": 2, "scan": -2, "flushall": -1, "flushdb": -1,
     "auth": -2, "info": -1,
+    "incr": 2, "decr": 2, "incrby": 3, "decrby": 3, "incrbyfloat": 3, "append": 3,
+    "strlen": 2, "getrange": 4, "substr": 4, "setrange": 4, "getset": 3, "msetnx": -3,
+    "lcs": -3, "expireat": -3, "pexpireat": -3, "expiretime": 2, "pexpiretime": 2,
+    "touch": -2, "rename": 3, "renamenx": 3, "copy": -3, "randomkey": 1, "dump": 2,
+    "restore": -4, "time": 1, "role": 1, "lastsave": 1, "wait": 3, "object": -2,
+    "memory": -2, "slowlog": -2, "latency": -2,
 }
 
 
@@ -330,7 +336,11 @@ def test_corpus_is_large():
     for cmd in (b"PING", b"ECHO", b"SELECT", b"DBSIZE", b"GET", b"SET", b"SETEX", b"PSETEX",
                 b"SETNX", b"GETDEL", b"GETEX", b"MGET", b"MSET", b"DEL", b"UNLINK", b"EXISTS",
                 b"EXPIRE", b"PEXPIRE", b"TTL", b"PTTL", b"PERSIST", b"TYPE", b"KEYS", b"SCAN",
-                b"FLUSHALL", b"FLUSHDB"):
+                b"FLUSHALL", b"FLUSHDB", b"INCR", b"DECR", b"INCRBY", b"DECRBY", b"INCRBYFLOAT",
+                b"APPEND", b"STRLEN", b"GETRANGE", b"SUBSTR", b"SETRANGE", b"GETSET", b"MSETNX",
+                b"LCS", b"EXPIREAT", b"PEXPIREAT", b"EXPIRETIME", b"PEXPIRETIME", b"TOUCH",
+                b"RENAME", b"RENAMENX", b"COPY", b"RANDOMKEY", b"OBJECT", b"MEMORY", b"DUMP",
+                b"RESTORE", b"ROLE", b"WAIT", b"SLOWLOG", b"LATENCY", b"CONFIG"):
         assert cmd in names, cmd
 
 

@@ -121,6 +121,13 @@ def test_command_introspection(cohortd):
         assert info[0][0] == b"get" and info[0][1] == 2
         assert info[1][0] == b"set" and info[1][1] == -3
         assert info[2] is None
+        # Key positions (first, last, step) as redis-server declares them.
+        want = {"get": [1, 1, 1], "rename": [1, 2, 1], "mset": [1, -1, 2], "del": [1, -1, 1],
+                "lcs": [1, 2, 1], "ping": [0, 0, 0], "incr": [1, 1, 1], "touch": [1, -1, 1],
+                "copy": [1, 2, 1], "restore": [1, 1, 1], "flushall": [0, 0, 0],
+                "object": [0, 0, 0], "wait": [0, 0, 0]}
+        got = helpers.decode1(c.cmd("COMMAND", "INFO", *want))
+        assert {e[0].decode(): e[3:6] for e in got} == want
         docs = helpers.decode1(c.cmd("COMMAND", "DOCS", "get"))
         docs = dict(zip(docs[0::2], docs[1::2])) if isinstance(docs, list) else docs
         assert b"get" in docs

@@ -1127,6 +1127,64 @@ static void model_verify(cache_t *c, model_t *m)
     assert_int_equal(cache_expires_count(c), expires);
 }
 
+/* Encoding marks, idle time, entry size, random entries, stats reset (the
+ * introspection OBJECT, MEMORY USAGE, RANDOMKEY and CONFIG RESETSTAT use). */
+static void test_introspection(void **state)
+{
+    (void)state;
+    cache_t *c = mk();
+    int64_t t0 = 1000000000000;
+    assert_null(cache_random(c, t0));
+    cache_entry_t *e = cache_set(c, "k", 1, "v", 1, 0);
+    assert_int_equal(cache_entry_enc(e), CACHE_ENC_AUTO);
+    cache_entry_set_enc(e, CACHE_ENC_RAW);
+    assert_int_equal(cache_entry_enc(e), CACHE_ENC_RAW);
+    e = cache_set(c, "k", 1, "w", 1, 0); /* a new value is encoded by content again */
+    assert_int_equal(cache_entry_enc(e), CACHE_ENC_AUTO);
+    assert_true(cache_entry_memory(e) >= 64 + 2);
+
+    /* Idle time: seconds since the last touch; NOTOUCH lookups leave it. */
+    e = cache_lookup(c, "k", 1, t0, 0);
+    assert_int_equal(cache_entry_idle_ms(c, e), 0);
+    e = cache_lookup(c, "k", 1, t0 + 5400, CACHE_NOTOUCH);
+    assert_int_equal(cache_entry_idle_ms(c, e), 5000);
+    e = cache_lookup(c, "k", 1, t0 + 7000, 0);
+    assert_int_equal(cache_entry_idle_ms(c, e), 0);
+    cache_entry_set_idle_ms(c, e, 123000);
+    assert_int_equal(cache_entry_idle_ms(c, e), 123000);
+
+    /* Random: only live entries, every one of them reachable. */
+    char key[16];
+    for (int i = 0; i < 50; i++) {
+        fmt(key, sizeof(key), "r%d", i);
+        cache_set(c, key, strlen(key), "x", 1, 0);
+    }
+    for (int i = 0; i < 50; i++) {
+        fmt(key, sizeof(key), "gone%d", i);
+        cache_set(c, key, strlen(key), "x", 1, t0 + 8000);
+    }
+    int seen[50] = {0};
+    for (int i = 0; i < 5000; i++) {
+        size_t klen;
+        e = cache_random(c, t0 + 9000);
+        assert_non_null(e);
+        const char *k = cache_entry_key(e, &klen);
+        assert_true(klen >= 1 && k[0] != 'g');
+        if (k[0] == 'r')
+            seen[atoi(k + 1)] = 1;
+    }
+    for (int i = 0; i < 50; i++)
+        assert_true(seen[i]);
+    assert_int_equal(cache_check(c), 0);
+
+    cache_lookup(c, "k", 1, t0, CACHE_READ);
+    assert_true(cache_stats(c)->hits > 0 && cache_stats(c)->expired > 0);
+    cache_reset_stats(c);
+    assert_int_equal(cache_stats(c)->hits, 0);
+    assert_int_equal(cache_stats(c)->expired, 0);
+    cache_free(c);
+}
+
 static void test_random_ops(void **state)
 {
     (void)state;
@@ -1267,6 +1325,7 @@ int main(void)
         cmocka_unit_test(test_foreach_prefix),
         cmocka_unit_test(test_flush_all_deferred),
         cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_introspection),
         cmocka_unit_test(test_random_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

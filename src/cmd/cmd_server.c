@@ -1,0 +1,77 @@
+/* cmd_server: server commands clients send at start-up or for monitoring
+ * (TIME, ROLE, LASTSAVE, WAIT, LATENCY), with redis-server 7's replies.
+ * cohortd is a master with no replicas and saves nothing: LASTSAVE is the
+ * start time; WAIT replies 0 at once (writes are fills of this node, and the
+ * members that applied a connection's flushes are not counted per connection
+ * yet); LATENCY has no monitor, so LATEST is empty.
+ * Never: blocks the loop (WAIT does not wait). */
+#include <sys/time.h>
+
+#include "cmd.h"
+
+CMD_HANDLER(cmd_time)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    resp_add_array(&c->out, 2);
+    resp_add_bulk_ll(&c->out, (long long)tv.tv_sec);
+    resp_add_bulk_ll(&c->out, (long long)tv.tv_usec);
+}
+
+CMD_HANDLER(cmd_role)
+{
+    resp_add_array(&c->out, 3);
+    resp_add_bulk_str(&c->out, "master");
+    resp_add_int(&c->out, 0);
+    resp_add_array(&c->out, 0);
+}
+
+CMD_HANDLER(cmd_lastsave)
+{
+    resp_add_int(&c->out, (long long)(cmd_node(c)->start_ms / 1000));
+}
+
+/* WAIT numreplicas timeout: the argument checks of redis-server, then 0. */
+CMD_HANDLER(cmd_wait)
+{
+    long long replicas, timeout;
+    if (cmd_ll_or_reply(c, argv[1], argl[1], &replicas) < 0)
+        return;
+    if (cmd_parse_ll(argv[2], argl[2], &timeout) < 0) {
+        resp_add_error(&c->out, "ERR timeout is not an integer or out of range");
+        return;
+    }
+    if (timeout < 0) {
+        resp_add_error(&c->out, "ERR timeout is negative");
+        return;
+    }
+    resp_add_int(&c->out, 0);
+}
+
+static const char *const latency_help[] = {
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HELP",
+    "    Prints this help.",
+};
+
+CMD_HANDLER(cmd_latency)
+{
+    const char *sub = argv[1];
+    size_t slen = argl[1];
+    if (cmd_is(sub, slen, "latest") && argc == 2) {
+        resp_add_array(&c->out, 0);
+    } else if (cmd_is(sub, slen, "reset")) {
+        resp_add_int(&c->out, 0);
+    } else if (cmd_is(sub, slen, "help") && argc == 2) {
+        cmd_reply_help(c, latency_help, sizeof(latency_help) / sizeof(latency_help[0]));
+    } else if (cmd_is(sub, slen, "latest") || cmd_is(sub, slen, "help")) {
+        cmd_reply_sub_arity(c, "latency", sub, slen);
+    } else {
+        cmd_reply_unknown_subcommand(c, sub, slen, "LATENCY");
+    }
+}
