@@ -9,12 +9,19 @@
 #include "cmd.h"
 #include "glob.h"
 #include "mem.h"
+#include "pubsub.h"
 #include "server.h"
 
 CMD_HANDLER(cmd_ping)
 {
     if (argc > 2) {
         cmd_reply_arity(c, "ping");
+        return;
+    }
+    if ((c->flags & CLIENT_PUBSUB) && c->proto == 2) { /* RESP2 subscribe mode */
+        resp_add_array(&c->out, 2);
+        resp_add_bulk(&c->out, "pong", 4);
+        resp_add_bulk(&c->out, argc == 2 ? argv[1] : "", argc == 2 ? argl[1] : 0);
         return;
     }
     if (argc == 2)
@@ -197,12 +204,15 @@ static void append_client_line(void *ud, client_t *other)
     client_t *self = ((void **)ud)[1];
     int64_t now = clock_now_ms();
     buf_printf(b,
-               "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%lld idle=%lld flags=N db=0 sub=0 "
-               "psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 "
+               "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%lld idle=%lld flags=%s db=0 sub=%zu "
+               "psub=%zu ssub=%zu multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 "
                "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d\n",
                (unsigned long long)other->id, other->addr, other->laddr,
                other->name ? other->name : "", (long long)(now - other->created_ms) / 1000,
-               (long long)(now - other->last_ms) / 1000, buf_len(&other->in),
+               (long long)(now - other->last_ms) / 1000, (other->flags & CLIENT_PUBSUB) ? "P" : "N",
+               pubsub_client_subscriptions(other, PUBSUB_CHANNEL),
+               pubsub_client_subscriptions(other, PUBSUB_PATTERN),
+               pubsub_client_subscriptions(other, PUBSUB_SHARD), buf_len(&other->in),
                other->in.cap - buf_len(&other->in), buf_len(&other->out) + other->out_inflight,
                client_memory(other), other == self ? "client|list" : (other->last_cmd ? other->last_cmd : "NULL"),
                other->proto);

@@ -18,20 +18,40 @@
 #define F (CMD_WRITE | CMD_FLUSH)
 #define A CMD_NOAUTH
 #define X CMD_COHORT
+#define P CMD_PUBSUB
+#define K CMD_CONTAINER
 
 static command_t table[] = {
     /* connection and server */
-    {"ping", -1, R, cmd_ping, "Returns PONG, or the message given.", 0, 0, 0},
+    {"ping", -1, R | P, cmd_ping, "Returns PONG, or the message given.", 0, 0, 0},
     {"echo", 2, R, cmd_echo, "Returns the message given.", 0, 0, 0},
-    {"quit", -1, A, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
+    {"quit", -1, A | P, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
     {"hello", -1, A, cmd_hello, "Handshake: protocol version, AUTH, SETNAME.", 0, 0, 0},
     {"auth", -2, A, cmd_auth, "Authenticates the connection.", 0, 0, 0},
     {"select", 2, R, cmd_select, "Selects database 0 (the only one).", 0, 0, 0},
-    {"client", -2, R, cmd_client, "CLIENT ID | GETNAME | SETNAME | LIST.", 0, 0, 0},
-    {"command", -1, R, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0, 0},
-    {"config", -2, R, cmd_config, "CONFIG GET of the node's settings.", 0, 0, 0},
+    {"client", -2, R | K, cmd_client, "CLIENT ID | GETNAME | SETNAME | LIST.", 0, 0, 0},
+    {"command", -1, R | K, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0, 0},
+    {"config", -2, R | K, cmd_config, "CONFIG GET of the node's settings.", 0, 0, 0},
     {"info", -1, R, cmd_info, "Server, clients, memory, stats and keyspace sections.", 0, 0, 0},
     {"dbsize", 1, R, cmd_dbsize, "Number of keys in this node's cache.", 0, 0, 0},
+    {"reset", 1, A | P, cmd_reset,
+     "Resets the connection: subscriptions, protocol, name, authentication.", 0, 0, 0},
+    /* pub/sub (node-local) */
+    {"publish", 3, R, cmd_publish,
+     "Posts a message to a channel; replies the subscribers reached on this node.", 0, 0, 0},
+    {"spublish", 3, R, cmd_spublish, "Posts a message to a shard channel.", 0, 0, 0},
+    {"subscribe", -2, P, cmd_subscribe, "Listens for messages on channels.", 0, 0, 0},
+    {"psubscribe", -2, P, cmd_psubscribe, "Listens for messages on channels matching patterns.",
+     0, 0, 0},
+    {"ssubscribe", -2, P, cmd_ssubscribe, "Listens for messages on shard channels.", 0, 0, 0},
+    {"unsubscribe", -1, P, cmd_unsubscribe, "Stops listening to channels (all without names).",
+     0, 0, 0},
+    {"punsubscribe", -1, P, cmd_punsubscribe,
+     "Stops listening to patterns (all without patterns).", 0, 0, 0},
+    {"sunsubscribe", -1, P, cmd_sunsubscribe,
+     "Stops listening to shard channels (all without names).", 0, 0, 0},
+    {"pubsub", -2, R | K, cmd_pubsub,
+     "CHANNELS | NUMSUB | NUMPAT | SHARDCHANNELS | SHARDNUMSUB | HELP.", 0, 0, 0},
     /* strings */
     {"get", 2, R, cmd_get, "Returns the cached value of a key.", 0, 0, 0},
     {"set", -3, W, cmd_set, "Fills a key on this node (EX PX EXAT PXAT NX XX KEEPTTL GET).", 0, 0,
@@ -146,6 +166,26 @@ static void reply_unknown(client_t *c, int argc, const char **argv, const size_t
     buf_free(&msg);
 }
 
+/* RESP2 subscribe mode refuses every command but a few, naming the command
+ * as redis-server does ("client|list" for a subcommand). */
+static void reply_subscribe_mode(client_t *c, const command_t *cmd, int argc, const char **argv,
+                                 const size_t *argl)
+{
+    char full[MAX_NAME * 2 + 2];
+    size_t n = strlen(cmd->name);
+    memcpy(full, cmd->name, n);
+    if ((cmd->flags & CMD_CONTAINER) && argc >= 2 && argl[1] < MAX_NAME) {
+        full[n++] = '|';
+        for (size_t i = 0; i < argl[1]; i++)
+            full[n++] = (char)tolower((unsigned char)argv[1][i]);
+    }
+    full[n] = '\0';
+    resp_add_errorf(&c->out,
+                    "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                    "QUIT / RESET are allowed in this context",
+                    full);
+}
+
 void commands_execute(void *ud, client_t *c, int argc, const char **argv, const size_t *argl)
 {
     node_t *n = ud;
@@ -163,6 +203,11 @@ void commands_execute(void *ud, client_t *c, int argc, const char **argv, const 
     if (!c->authenticated && !(cmd->flags & CMD_NOAUTH)) {
         cmd->rejected++;
         resp_add_error(&c->out, "NOAUTH Authentication required.");
+        return;
+    }
+    if ((c->flags & CLIENT_PUBSUB) && c->proto == 2 && !(cmd->flags & CMD_PUBSUB)) {
+        cmd->rejected++;
+        reply_subscribe_mode(c, cmd, argc, argv, argl);
         return;
     }
     uint64_t t0 = uv_hrtime();
