@@ -103,8 +103,7 @@ static void add_topic(void *ud, const char *name, size_t len, size_t subs)
 
 /* PUBSUB CHANNELS / SHARDCHANNELS [pattern]: the names, in the order they
  * got their first subscriber. */
-static void reply_channels(client_t *c, int kind, int argc, const char **argv,
-                           const size_t *argl)
+static void reply_channels(client_t *c, int kind, int argc, const char **argv, const size_t *argl)
 {
     const char *pat = argc == 3 ? argv[2] : NULL;
     size_t plen = argc == 3 ? argl[2] : 0;
@@ -149,8 +148,8 @@ CMD_HANDLER(cmd_pubsub)
             reply_subcommand_syntax(c, sub, slen);
             return;
         }
-        reply_channels(c, cmd_is(sub, slen, "channels") ? PUBSUB_CHANNEL : PUBSUB_SHARD, argc,
-                       argv, argl);
+        reply_channels(c, cmd_is(sub, slen, "channels") ? PUBSUB_CHANNEL : PUBSUB_SHARD, argc, argv,
+                       argl);
     } else if (cmd_is(sub, slen, "numsub")) {
         reply_numsub(c, PUBSUB_CHANNEL, argc, argv, argl);
     } else if (cmd_is(sub, slen, "shardnumsub")) {

@@ -1,10 +1,11 @@
 /* main: cohortd start-up and shutdown.
  *
  * Owns: the order in which subsystems start and stop, wiring the layers
- * together (the server's execute hook is the command table, the cluster's
- * host is the node, the HTTP routes are admin's), signal handling, the
- * periodic cron timer, and running the node's end-of-turn hooks from the
- * loop's check and prepare phases.
+ * together (the server's execute hook is the command table, its close hook
+ * drops the client's subscriptions, the cluster's host is the node, the HTTP
+ * routes are admin's), signal handling, the periodic cron timer (cache
+ * expiry, pub/sub soft output limits), and running the node's end-of-turn
+ * hooks from the loop's check and prepare phases.
  * Never: implements a subsystem itself. */
 #include <errno.h>
 #include <signal.h>

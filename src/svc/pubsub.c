@@ -58,21 +58,21 @@ typedef struct topic {
 typedef struct ps_client ps_client_t;
 
 struct sub {
-    hnode_t h;               /* in ps->subs, keyed by (client, topic) */
+    hnode_t h; /* in ps->subs, keyed by (client, topic) */
     topic_t *topic;
     ps_client_t *pc;
-    sub_t *tprev, *tnext;    /* the topic's subscribers */
-    sub_t *cprev, *cnext;    /* the client's subscriptions of this kind */
+    sub_t *tprev, *tnext; /* the topic's subscribers */
+    sub_t *cprev, *cnext; /* the client's subscriptions of this kind */
 };
 
 struct ps_client {
     client_t *c;
     sub_t *first[PUBSUB_KINDS], *last[PUBSUB_KINDS]; /* in subscription order */
     size_t count[PUBSUB_KINDS];
-    int64_t soft_since;            /* clock_now_ms() when first seen over soft; 0 */
-    ps_client_t *sprev, *snext;    /* ps->soft: clients over the soft limit */
-    ps_client_t *dnext;            /* the list of clients to close */
-    int doomed;                    /* over a limit: closed after this delivery */
+    int64_t soft_since;         /* clock_now_ms() when first seen over soft; 0 */
+    ps_client_t *sprev, *snext; /* ps->soft: clients over the soft limit */
+    ps_client_t *dnext;         /* the list of clients to close */
+    int doomed;                 /* over a limit: closed after this delivery */
 };
 
 struct pubsub {
@@ -89,8 +89,7 @@ struct pubsub {
 };
 
 static const char *const sub_word[PUBSUB_KINDS] = {"subscribe", "psubscribe", "ssubscribe"};
-static const char *const unsub_word[PUBSUB_KINDS] = {"unsubscribe", "punsubscribe",
-                                                     "sunsubscribe"};
+static const char *const unsub_word[PUBSUB_KINDS] = {"unsubscribe", "punsubscribe", "sunsubscribe"};
 
 /* ---- memory ------------------------------------------------------------- */
 
@@ -359,8 +358,7 @@ static void add_push_len(buf_t *o, int proto, size_t n)
 }
 
 /* [word, name or nil, count] */
-static void reply_confirm(client_t *c, const char *word, const char *name, size_t len,
-                          size_t count)
+static void reply_confirm(client_t *c, const char *word, const char *name, size_t len, size_t count)
 {
     add_push_len(&c->out, c->proto, 3);
     resp_add_bulk_str(&c->out, word);
@@ -427,8 +425,7 @@ static void drop_sub(pubsub_t *ps, client_t *c, sub_t *s, int notify)
     int kind = s->topic->kind;
     if (notify) {
         pc->count[kind]--; /* the count reported is the one after the drop */
-        reply_confirm(c, unsub_word[kind], s->topic->name, s->topic->len,
-                      reported_count(pc, kind));
+        reply_confirm(c, unsub_word[kind], s->topic->name, s->topic->len, reported_count(pc, kind));
         pc->count[kind]++;
     }
     sub_destroy(ps, s);
@@ -527,9 +524,10 @@ static void close_doomed(pubsub_t *ps, ps_client_t *doomed)
         doomed = pc->dnext;
         client_t *c = pc->c;
         ps->stats.output_limit_disconnects++;
-        log_warn("pubsub", "closing subscriber id=%llu addr=%s: %zu output bytes over the "
-                 "pub/sub output buffer limit", (unsigned long long)c->id, c->addr,
-                 buf_len(&c->out) + c->out_inflight);
+        log_warn("pubsub",
+                 "closing subscriber id=%llu addr=%s: %zu output bytes over the "
+                 "pub/sub output buffer limit",
+                 (unsigned long long)c->id, c->addr, buf_len(&c->out) + c->out_inflight);
         pc->doomed = 0;
         ps->close(c, "pubsub output buffer limit");
         if (c->pubsub == pc) /* a close function that did not drop it */
@@ -620,8 +618,8 @@ size_t pubsub_topics(const pubsub_t *ps, int kind)
     return ps->topics[kind].count;
 }
 
-void pubsub_foreach(const pubsub_t *ps, int kind, const char *pat, size_t plen,
-                    pubsub_visit_fn fn, void *ud)
+void pubsub_foreach(const pubsub_t *ps, int kind, const char *pat, size_t plen, pubsub_visit_fn fn,
+                    void *ud)
 {
     for (const topic_t *t = ps->first[kind]; t; t = t->next)
         if (!pat || glob_match(pat, plen, t->name, t->len))

@@ -60,9 +60,9 @@ typedef struct pubsub_limits {
 } pubsub_limits_t;
 
 typedef struct pubsub_stats {
-    uint64_t messages;                 /* publishes handled (local and fed) */
-    uint64_t deliveries;               /* messages written to subscribers */
-    uint64_t output_limit_disconnects; /* subscribers closed at a limit */
+    uint64_t messages;                    /* publishes handled (local and fed) */
+    uint64_t deliveries;                  /* messages written to subscribers */
+    uint64_t output_limit_disconnects;    /* subscribers closed at a limit */
     uint64_t subscription_limit_refusals; /* subscribe commands refused */
 } pubsub_stats_t;
 
@@ -71,8 +71,7 @@ typedef struct pubsub pubsub_t;
 /* Called when the set of topics with subscribers changes on this node:
  * present is 1 when kind/name got its first subscriber, 0 when it lost its
  * last. name is valid during the call only. */
-typedef void (*pubsub_interest_fn)(void *ud, int kind, const char *name, size_t len,
-                                   int present);
+typedef void (*pubsub_interest_fn)(void *ud, int kind, const char *name, size_t len, int present);
 /* Closes a client (client_close in the daemon; a stub in unit tests). */
 typedef void (*pubsub_close_fn)(client_t *c, const char *why);
 /* Visits one topic: name and its subscriber count. */
@@ -80,9 +79,12 @@ typedef void (*pubsub_visit_fn)(void *ud, const char *name, size_t len, size_t s
 
 /* A new, empty pub/sub state with limits (copied). Free with pubsub_free. */
 pubsub_t *pubsub_new(const pubsub_limits_t *limits);
-/* Frees the tables and every client's state (clients must not be used with
- * this pubsub afterwards). NULL is fine. */
+/* Frees the tables. Call once every client is closed (server_stop closes
+ * them, and each close drops its subscriptions); a subscription still held
+ * is dropped, which writes to its client. NULL is fine. */
 void pubsub_free(pubsub_t *ps);
+/* Sets the interest callback (NULL: none). It runs inside subscribe,
+ * unsubscribe and close calls and must not call back into ps. */
 void pubsub_set_interest_cb(pubsub_t *ps, pubsub_interest_fn fn, void *ud);
 /* How clients over a limit are closed (default: client_close). */
 void pubsub_set_close_fn(pubsub_t *ps, pubsub_close_fn fn);
@@ -124,8 +126,8 @@ size_t pubsub_numsub(const pubsub_t *ps, int kind, const char *name, size_t len)
 size_t pubsub_topics(const pubsub_t *ps, int kind);
 /* Calls fn for every topic of kind matching the glob pat (pat NULL: all), in
  * the order the topics appeared. */
-void pubsub_foreach(const pubsub_t *ps, int kind, const char *pat, size_t plen,
-                    pubsub_visit_fn fn, void *ud);
+void pubsub_foreach(const pubsub_t *ps, int kind, const char *pat, size_t plen, pubsub_visit_fn fn,
+                    void *ud);
 
 /* Checks the soft limit of subscribers that are over it (call periodically:
  * a subscriber that gets no more messages is still closed in time). */

@@ -20,7 +20,7 @@ def wait_numsub(d, channel, n, timeout=5.0):
         with d.raw() as c:
             v = helpers.decode1(c.cmd("PUBSUB", "NUMSUB", channel))
         return v[1] == n
-    helpers.wait_for(check, scaled(timeout), what="NUMSUB %s == %d" % (channel, n))
+    assert helpers.wait_for(check, scaled(timeout)), "NUMSUB %s != %d" % (channel, n)
 
 
 def get(p, timeout=5.0):
@@ -251,6 +251,10 @@ def test_slow_subscriber_disconnected_at_hard_limit(cohortd):
             for i in range(n):
                 r = pub.cmd("PUBLISH", "feed", (b"%08d" % i).ljust(size, b"x"))
                 counts.append(int(r[1:-2]))
+                if i % 16 == 15:  # the fast one keeps up: at most 16 messages behind
+                    have = len(confirm) + (i + 1) * len(frame(0))
+                    assert helpers.wait_for(lambda: len(reader.data) >= have or reader.error,
+                                            scaled(30), interval=0.002), "fast reader stuck"
         # the slow one was dropped along the way; the fast one got everything
         assert counts[0] == 2 and counts[-1] == 1
         assert counts == sorted(counts, reverse=True)
@@ -291,6 +295,7 @@ def test_slow_subscriber_disconnected_at_soft_limit(cohortd):
 
 # --- hostile input ------------------------------------------------------------
 
+@pytest.mark.cohort_only  # redis-server 7.0 searches a client's patterns linearly: minutes
 def test_100k_patterns_on_one_connection(cohortd):
     d = cohortd()
     rss0 = helpers.rss_bytes(d.pid) if FLAVOR == "cohort" else 0
@@ -321,7 +326,7 @@ def test_100k_patterns_on_one_connection(cohortd):
     def gone():
         with d.raw() as q:
             return q.cmd("PUBSUB", "NUMPAT") == b":0\r\n"
-    helpers.wait_for(gone, scaled(15), what="patterns dropped")
+    assert helpers.wait_for(gone, scaled(15)), "patterns not dropped after the close"
     with d.raw() as q:
         assert q.cmd("PING") == b"+PONG\r\n"
 

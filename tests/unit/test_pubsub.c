@@ -52,11 +52,11 @@ static pubsub_t *new_ps(size_t max_subs, size_t hard, size_t soft, int64_t soft_
 }
 
 /* c->out equals the literal, then is emptied. */
-#define ASSERT_OUT(c, lit)                                                                       \
-    do {                                                                                         \
-        assert_int_equal(buf_len(&(c)->out), sizeof(lit) - 1);                                   \
-        assert_memory_equal(buf_head(&(c)->out), lit, sizeof(lit) - 1);                          \
-        buf_clear(&(c)->out);                                                                    \
+#define ASSERT_OUT(c, lit)                                                                         \
+    do {                                                                                           \
+        assert_int_equal(buf_len(&(c)->out), sizeof(lit) - 1);                                     \
+        assert_memory_equal(buf_head(&(c)->out), lit, sizeof(lit) - 1);                            \
+        buf_clear(&(c)->out);                                                                      \
     } while (0)
 
 static void sub1(pubsub_t *ps, client_t *c, int kind, const char *name)
