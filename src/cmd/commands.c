@@ -167,11 +167,53 @@ static void reply_unknown(client_t *c, int argc, const char **argv, const size_t
     buf_free(&msg);
 }
 
+/* The subcommands redis-server 7.0 knows for each container command cohort
+ * has: in subscribe mode it names a known one in its refusal and answers an
+ * unknown one as unknown, whether or not cohort implements it. */
+static const struct {
+    const char *name;
+    const char *subs; /* space-separated, lower case */
+} redis_subcommands[] = {
+    {"client", " caching getname getredir help id info kill list no-evict pause reply setname "
+               "tracking trackinginfo unblock unpause "},
+    {"command", " count docs getkeys getkeysandflags help info list "},
+    {"config", " get help resetstat rewrite set "},
+    {"pubsub", " channels help numpat numsub shardchannels shardnumsub "},
+};
+
+/* 1 when sub (any case) is a subcommand redis-server has for cmd. */
+static int known_subcommand(const command_t *cmd, const char *sub, size_t len)
+{
+    char word[MAX_NAME + 2]; /* " sub " */
+    if (len == 0 || len >= MAX_NAME)
+        return 0;
+    word[0] = ' ';
+    for (size_t i = 0; i < len; i++)
+        word[i + 1] = (char)tolower((unsigned char)sub[i]);
+    word[len + 1] = ' ';
+    for (size_t i = 0; i < sizeof(redis_subcommands) / sizeof(redis_subcommands[0]); i++)
+        if (strcmp(redis_subcommands[i].name, cmd->name) == 0)
+            return memmem(redis_subcommands[i].subs, strlen(redis_subcommands[i].subs), word,
+                          len + 2) != NULL;
+    return 1;
+}
+
 /* RESP2 subscribe mode refuses every command but a few, naming the command
- * as redis-server does ("client|list" for a subcommand). */
+ * as redis-server does ("client|list" for a subcommand; an unknown
+ * subcommand is answered as unknown first). */
 static void reply_subscribe_mode(client_t *c, const command_t *cmd, int argc, const char **argv,
                                  const size_t *argl)
 {
+    if ((cmd->flags & CMD_CONTAINER) && argc >= 2 && !known_subcommand(cmd, argv[1], argl[1])) {
+        char upper[MAX_NAME];
+        size_t n = strlen(cmd->name);
+        for (size_t i = 0; i <= n; i++)
+            upper[i] = (char)toupper((unsigned char)cmd->name[i]);
+        int slen = argl[1] > 128 ? 128 : (int)argl[1];
+        resp_add_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.", slen, argv[1],
+                        upper);
+        return;
+    }
     char full[MAX_NAME * 2 + 2];
     size_t n = strlen(cmd->name);
     memcpy(full, cmd->name, n);

@@ -143,6 +143,12 @@ def test_info_stats(cohortd):
         assert stats["pubsub_channels"] == "2"
         assert stats["pubsub_patterns"] == "1"
         assert stats["pubsubshard_channels"] == "1"
+        with d.raw() as q:
+            line = helpers.decode1(q.cmd("CLIENT", "LIST"))
+        line = line if isinstance(line, bytes) else line.encode()
+        mine = [l for l in line.split(b"\n") if b" sub=2 " in l]
+        assert len(mine) == 1, line
+        assert b" flags=P " in mine[0] and b" psub=1 ssub=1 " in mine[0], mine[0]
 
 
 def test_reset(cohortd):
