@@ -15,10 +15,18 @@
  * shard channels only. A client is in subscribe mode (CLIENT_PUBSUB) while it
  * holds any subscription, shard ones included.
  *
- * Hash tables grow by doubling (a full rehash, amortised over the inserts)
- * and are freed when empty. */
+ * Hash tables grow by doubling with an incremental rehash (a few buckets per
+ * insert or delete) and are freed when empty; they do not shrink otherwise.
+ *
+ * Costs: SUBSCRIBE / UNSUBSCRIBE of one name O(1); PUBLISH O(subscribers of
+ * the channel + patterns held on the node) (every pattern is matched, as
+ * redis-server does); PUBSUB CHANNELS O(channels). Memory: under 100 bytes
+ * per topic (plus its name) and per subscription, plus the hash arrays,
+ * counted with the allocator's usable sizes in pubsub_memory(); bounded by
+ * maxclients x pubsub_max_subscriptions, and max_bulk_len per name. */
 #include "pubsub.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -37,9 +45,15 @@ typedef struct hnode {
     uint64_t hash;
 } hnode_t;
 
+/* A chained hash table that grows by doubling, moving a few buckets of the
+ * old array to the new one at each insert or delete (incremental rehash, as
+ * redis-server's dict): no single operation walks the whole table. While
+ * slots[1] exists, a node is in slots[0] at a bucket >= rehash, or in
+ * slots[1]. */
 typedef struct htab {
-    hnode_t **slots; /* NULL while empty */
-    size_t nslots;   /* power of two, or 0 */
+    hnode_t **slots[2]; /* slots[1]: the larger array being filled, or NULL */
+    size_t nslots[2];   /* powers of two (0 while unused) */
+    size_t rehash;      /* next bucket of slots[0] to move */
     size_t count;
 } htab_t;
 
@@ -108,51 +122,97 @@ static void ps_release(pubsub_t *ps, void *p)
 
 /* ---- hash tables (intrusive, chained) ------------------------------------ */
 
-static void htab_resize(pubsub_t *ps, htab_t *t, size_t nslots)
+#define REHASH_STEP 4 /* buckets moved per insert or delete */
+
+/* Moves up to REHASH_STEP buckets (visiting at most 10x as many empty ones)
+ * from slots[0] to slots[1]; adopts slots[1] when slots[0] is empty. */
+static void htab_step(pubsub_t *ps, htab_t *t)
 {
-    hnode_t **slots = ps_alloc(ps, nslots * sizeof(*slots));
-    for (size_t i = 0; i < t->nslots; i++) {
-        hnode_t *n = t->slots[i];
+    if (!t->slots[1])
+        return;
+    size_t moved = 0, visits = REHASH_STEP * 10;
+    while (moved < REHASH_STEP && visits-- > 0 && t->rehash < t->nslots[0]) {
+        hnode_t *n = t->slots[0][t->rehash];
+        t->slots[0][t->rehash++] = NULL;
+        moved += n != NULL;
         while (n) {
             hnode_t *next = n->next;
-            size_t at = n->hash & (nslots - 1);
-            n->next = slots[at];
-            slots[at] = n;
+            size_t at = n->hash & (t->nslots[1] - 1);
+            n->next = t->slots[1][at];
+            t->slots[1][at] = n;
             n = next;
         }
     }
-    if (t->slots)
-        ps_release(ps, t->slots);
-    t->slots = slots;
-    t->nslots = nslots;
+    if (t->rehash < t->nslots[0])
+        return;
+    ps_release(ps, t->slots[0]);
+    t->slots[0] = t->slots[1];
+    t->nslots[0] = t->nslots[1];
+    t->slots[1] = NULL;
+    t->nslots[1] = 0;
+    t->rehash = 0;
 }
 
 static void htab_add(pubsub_t *ps, htab_t *t, hnode_t *n)
 {
-    if (t->count >= t->nslots)
-        htab_resize(ps, t, t->nslots ? t->nslots * 2 : MIN_SLOTS);
-    size_t at = n->hash & (t->nslots - 1);
-    n->next = t->slots[at];
-    t->slots[at] = n;
+    if (!t->slots[0]) {
+        t->nslots[0] = MIN_SLOTS;
+        t->slots[0] = ps_alloc(ps, MIN_SLOTS * sizeof(hnode_t *));
+    } else if (!t->slots[1] && t->count >= t->nslots[0]) {
+        t->nslots[1] = t->nslots[0] * 2;
+        t->slots[1] = ps_alloc(ps, t->nslots[1] * sizeof(hnode_t *));
+        t->rehash = 0;
+    }
+    htab_step(ps, t);
+    int which = t->slots[1] ? 1 : 0;
+    size_t at = n->hash & (t->nslots[which] - 1);
+    n->next = t->slots[which][at];
+    t->slots[which][at] = n;
     t->count++;
+}
+
+/* Unlinks n from the chain of array which; returns 1 if it was there. */
+static int unlink_from(htab_t *t, int which, hnode_t *n)
+{
+    if (!t->slots[which])
+        return 0;
+    hnode_t **pp = &t->slots[which][n->hash & (t->nslots[which] - 1)];
+    while (*pp && *pp != n)
+        pp = &(*pp)->next;
+    if (!*pp)
+        return 0;
+    *pp = n->next;
+    return 1;
 }
 
 static void htab_del(pubsub_t *ps, htab_t *t, hnode_t *n)
 {
-    hnode_t **pp = &t->slots[n->hash & (t->nslots - 1)];
-    while (*pp != n)
-        pp = &(*pp)->next;
-    *pp = n->next;
+    int found = unlink_from(t, 0, n) || unlink_from(t, 1, n);
+    assert(found);
+    (void)found;
     if (--t->count == 0) {
-        ps_release(ps, t->slots);
-        t->slots = NULL;
-        t->nslots = 0;
+        for (int i = 0; i < 2; i++)
+            if (t->slots[i])
+                ps_release(ps, t->slots[i]);
+        memset(t, 0, sizeof(*t));
+        return;
     }
+    htab_step(ps, t);
 }
 
-static hnode_t *htab_chain(const htab_t *t, uint64_t hash)
+typedef int (*htab_eq_fn)(const hnode_t *n, const void *key);
+
+/* The node with this hash that eq() accepts, or NULL. */
+static hnode_t *htab_find(const htab_t *t, uint64_t hash, htab_eq_fn eq, const void *key)
 {
-    return t->nslots ? t->slots[hash & (t->nslots - 1)] : NULL;
+    for (int i = 0; i < 2; i++) {
+        if (!t->slots[i])
+            continue;
+        for (hnode_t *n = t->slots[i][hash & (t->nslots[i] - 1)]; n; n = n->next)
+            if (n->hash == hash && eq(n, key))
+                return n;
+    }
+    return NULL;
 }
 
 /* ---- topics and subscriptions -------------------------------------------- */
@@ -168,15 +228,23 @@ static uint64_t sub_hash(const ps_client_t *pc, const topic_t *t)
     return XXH3_64bits(key, sizeof(key));
 }
 
+typedef struct name_key {
+    int kind;
+    const char *name;
+    size_t len;
+} name_key_t;
+
+static int topic_eq(const hnode_t *n, const void *key)
+{
+    const topic_t *t = (const topic_t *)n;
+    const name_key_t *k = key;
+    return t->len == k->len && memcmp(t->name, k->name, k->len) == 0;
+}
+
 static topic_t *topic_find(const pubsub_t *ps, int kind, const char *name, size_t len)
 {
-    uint64_t h = name_hash(kind, name, len);
-    for (hnode_t *n = htab_chain(&ps->topics[kind], h); n; n = n->next) {
-        topic_t *t = (topic_t *)n;
-        if (n->hash == h && t->len == len && memcmp(t->name, name, len) == 0)
-            return t;
-    }
-    return NULL;
+    name_key_t k = {kind, name, len};
+    return (topic_t *)htab_find(&ps->topics[kind], name_hash(kind, name, len), topic_eq, &k);
 }
 
 static topic_t *topic_create(pubsub_t *ps, int kind, const char *name, size_t len)
@@ -215,15 +283,22 @@ static void topic_destroy(pubsub_t *ps, topic_t *t)
     ps_release(ps, t);
 }
 
+typedef struct sub_key {
+    const ps_client_t *pc;
+    const topic_t *topic;
+} sub_key_t;
+
+static int sub_eq(const hnode_t *n, const void *key)
+{
+    const sub_t *s = (const sub_t *)n;
+    const sub_key_t *k = key;
+    return s->pc == k->pc && s->topic == k->topic;
+}
+
 static sub_t *sub_find(const pubsub_t *ps, const ps_client_t *pc, const topic_t *t)
 {
-    uint64_t h = sub_hash(pc, t);
-    for (hnode_t *n = htab_chain(&ps->subs, h); n; n = n->next) {
-        sub_t *s = (sub_t *)n;
-        if (s->pc == pc && s->topic == t)
-            return s;
-    }
-    return NULL;
+    sub_key_t k = {pc, t};
+    return (sub_t *)htab_find(&ps->subs, sub_hash(pc, t), sub_eq, &k);
 }
 
 static void sub_create(pubsub_t *ps, ps_client_t *pc, topic_t *t)

@@ -393,6 +393,45 @@ static void test_foreach(void **state)
     free_client(b);
 }
 
+/* Enough topics and subscriptions to go through several incremental
+ * rehashes, with deletes in the middle of them: every lookup stays right. */
+static void test_many_topics_rehash(void **state)
+{
+    pubsub_t *ps = new_ps(0, 0, 0, 0);
+    client_t *a = new_client(2), *b = new_client(2);
+    enum { N = 20000 };
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        sub1(ps, a, PUBSUB_CHANNEL, name);
+        if (i % 3 == 0)
+            sub1(ps, b, PUBSUB_CHANNEL, name);
+        if (i % 2 == 1) { /* drop an earlier one while the tables grow */
+            snprintf(name, sizeof(name), "t%d", i / 2);
+            unsub1(ps, a, PUBSUB_CHANNEL, name);
+        }
+        buf_clear(&a->out);
+        buf_clear(&b->out);
+    }
+    size_t topics = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        size_t want = (size_t)(i >= N / 2) + (size_t)(i % 3 == 0);
+        assert_int_equal(pubsub_numsub(ps, PUBSUB_CHANNEL, name, strlen(name)), want);
+        topics += want > 0;
+    }
+    assert_int_equal(pubsub_topics(ps, PUBSUB_CHANNEL), topics);
+    assert_int_equal(pubsub_client_subscriptions(a, PUBSUB_CHANNEL), N / 2);
+    assert_int_equal(pubsub_publish_local(ps, "t0", 2, "m", 1, 0), 1);
+    assert_int_equal(pubsub_publish_local(ps, "t19998", 6, "m", 1, 0), 2);
+    pubsub_client_closed(ps, a);
+    pubsub_client_closed(ps, b);
+    assert_int_equal(pubsub_topics(ps, PUBSUB_CHANNEL), 0);
+    pubsub_free(ps);
+    free_client(a);
+    free_client(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_output_limit_soft),
         cmocka_unit_test(test_subscription_limit),
         cmocka_unit_test(test_foreach),
+        cmocka_unit_test(test_many_topics_rehash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
