@@ -258,4 +258,6 @@ void commands_execute(void *ud, client_t *c, int argc, const char **argv, const 
     cmd->usec += (uv_hrtime() - t0) / 1000;
     cmd->calls++;
     c->last_cmd = cmd->name;
+    if (c->flags & CLIENT_PUBSUB) /* a subscriber's replies count in its limits */
+        pubsub_after_reply(n->pubsub, c);
 }

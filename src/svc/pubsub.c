@@ -657,6 +657,17 @@ size_t pubsub_publish_local(pubsub_t *ps, const char *ch, size_t chlen, const ch
     return receivers;
 }
 
+int pubsub_after_reply(pubsub_t *ps, client_t *c)
+{
+    ps_client_t *pc = c->pubsub;
+    if (!pc || (c->flags & CLIENT_CLOSING) || !over_limits(ps, pc, clock_now_ms()))
+        return 0;
+    ps_client_t *doomed = NULL;
+    doom(pc, &doomed);
+    close_doomed(ps, doomed);
+    return 1;
+}
+
 void pubsub_cron(pubsub_t *ps, int64_t now_ms)
 {
     ps_client_t *doomed = NULL;

@@ -129,6 +129,11 @@ size_t pubsub_topics(const pubsub_t *ps, int kind);
 void pubsub_foreach(const pubsub_t *ps, int kind, const char *pat, size_t plen, pubsub_visit_fn fn,
                     void *ud);
 
+/* Applies the pub/sub output limits to c after a command's reply (a
+ * subscriber's replies count as redis-server counts them, in its pubsub
+ * class): closes c if it is over them. Does nothing for a non-subscriber.
+ * Returns 1 if c was closed. */
+int pubsub_after_reply(pubsub_t *ps, client_t *c);
 /* Checks the soft limit of subscribers that are over it (call periodically:
  * a subscriber that gets no more messages is still closed in time). */
 void pubsub_cron(pubsub_t *ps, int64_t now_ms);

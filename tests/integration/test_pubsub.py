@@ -299,6 +299,29 @@ def test_slow_subscriber_disconnected_at_soft_limit(cohortd):
         slow.close()
 
 
+def test_subscriber_replies_count_in_pubsub_limit(cohortd):
+    """A RESP3 subscriber that asks for big replies and does not read them is
+    held to the pub/sub limit, not to the general one (as redis-server's
+    pubsub class)."""
+    d = cohortd(config={"client": {"pubsub_output_limit_hard": "1mb",
+                                   "pubsub_output_limit_soft": "0"}})
+    with d.raw() as c:
+        assert c.cmd("SET", "big", b"v" * 65536) == b"+OK\r\n"
+    slow = slow_socket(d.port)
+    try:
+        slow.sendall(helpers.encode("HELLO", "3") + helpers.encode("SUBSCRIBE", "r"))
+        wait_numsub(d, "r", 1)
+        slow.sendall(helpers.encode("GET", "big") * 400)  # 26 MB of replies
+        wait_numsub(d, "r", 0, timeout=15)
+        read_until_closed(slow, scaled(10))
+        if FLAVOR == "cohort":
+            stats = d.info("stats")
+            assert stats["pubsub_output_limit_disconnects"] == "1"
+            assert stats["client_output_limit_disconnects"] == "0"
+    finally:
+        slow.close()
+
+
 # --- hostile input ------------------------------------------------------------
 
 @pytest.mark.cohort_only  # redis-server 7.0 searches a client's patterns linearly: minutes
