@@ -38,9 +38,9 @@ static command_t table[] = {
     {"reset", 1, A | P, cmd_reset,
      "Resets the connection: subscriptions, protocol, name, authentication.", 0, 0, 0},
     /* pub/sub (node-local) */
-    {"publish", 3, R, cmd_publish,
+    {"publish", 3, 0, cmd_publish,
      "Posts a message to a channel; replies the subscribers reached on this node.", 0, 0, 0},
-    {"spublish", 3, R, cmd_spublish, "Posts a message to a shard channel.", 0, 0, 0},
+    {"spublish", 3, 0, cmd_spublish, "Posts a message to a shard channel.", 0, 0, 0},
     {"subscribe", -2, P, cmd_subscribe, "Listens for messages on channels.", 0, 0, 0},
     {"psubscribe", -2, P, cmd_psubscribe, "Listens for messages on channels matching patterns.",
      0, 0, 0},
@@ -51,7 +51,7 @@ static command_t table[] = {
      "Stops listening to patterns (all without patterns).", 0, 0, 0},
     {"sunsubscribe", -1, P, cmd_sunsubscribe,
      "Stops listening to shard channels (all without names).", 0, 0, 0},
-    {"pubsub", -2, R | K, cmd_pubsub,
+    {"pubsub", -2, K, cmd_pubsub,
      "CHANNELS | NUMSUB | NUMPAT | SHARDCHANNELS | SHARDNUMSUB | HELP.", 0, 0, 0},
     /* strings */
     {"get", 2, R, cmd_get, "Returns the cached value of a key.", 0, 0, 0},
