@@ -40,6 +40,10 @@ typedef struct config {
     size_t query_buffer_limit;  /* 128mb: pending request bytes per client */
     size_t output_buffer_limit; /* 64mb: pending reply bytes per client */
     int timeout_s;              /* idle client timeout, 0: never */
+    size_t pubsub_output_limit_hard; /* 32mb: a subscriber's pending bytes; 0: none */
+    size_t pubsub_output_limit_soft; /* 8mb, for longer than ... */
+    int pubsub_output_soft_s;        /* ... 60 s; 0: the next check */
+    size_t pubsub_max_subscriptions; /* 1000000 per client; 0: no limit */
     int tcp_backlog;            /* 511 */
 
     /* [http] */

@@ -181,4 +181,15 @@ CMD_HANDLER(cmd_setl);
 CMD_HANDLER(cmd_cohort_status);
 CMD_HANDLER(cmd_cohort_members);
 
+CMD_HANDLER(cmd_publish);
+CMD_HANDLER(cmd_spublish);
+CMD_HANDLER(cmd_subscribe);
+CMD_HANDLER(cmd_psubscribe);
+CMD_HANDLER(cmd_ssubscribe);
+CMD_HANDLER(cmd_unsubscribe);
+CMD_HANDLER(cmd_punsubscribe);
+CMD_HANDLER(cmd_sunsubscribe);
+CMD_HANDLER(cmd_pubsub);
+CMD_HANDLER(cmd_reset);
+
 #endif

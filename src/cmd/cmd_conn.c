@@ -9,12 +9,19 @@
 #include "cmd.h"
 #include "glob.h"
 #include "mem.h"
+#include "pubsub.h"
 #include "server.h"
 
 CMD_HANDLER(cmd_ping)
 {
     if (argc > 2) {
         cmd_reply_arity(c, "ping");
+        return;
+    }
+    if ((c->flags & CLIENT_PUBSUB) && c->proto == 2) { /* RESP2 subscribe mode */
+        resp_add_array(&c->out, 2);
+        resp_add_bulk(&c->out, "pong", 4);
+        resp_add_bulk(&c->out, argc == 2 ? argv[1] : "", argc == 2 ? argl[1] : 0);
         return;
     }
     if (argc == 2)

@@ -19,20 +19,23 @@
 #define F (CMD_WRITE | CMD_FLUSH)
 #define A CMD_NOAUTH
 #define X CMD_COHORT
+#define P CMD_PUBSUB
+#define K CMD_CONTAINER
 
 static command_t table[] = {
     /* connection and server */
-    {"ping", -1, R, cmd_ping, "Returns PONG, or the message given.", 0, 0, 0},
+    {"ping", -1, R | P, cmd_ping, "Returns PONG, or the message given.", 0, 0, 0},
     {"echo", 2, R, cmd_echo, "Returns the message given.", 0, 0, 0},
-    {"quit", -1, A, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
+    {"quit", -1, A | P, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
     {"hello", -1, A, cmd_hello, "Handshake: protocol version, AUTH, SETNAME.", 0, 0, 0},
     {"auth", -2, A, cmd_auth, "Authenticates the connection.", 0, 0, 0},
     {"select", 2, R, cmd_select, "Selects database 0 (the only one).", 0, 0, 0},
-    {"client", -2, R, cmd_client,
+    {"client", -2, R | K, cmd_client,
      "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE.", 0, 0,
      0},
-    {"command", -1, R, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0, 0},
-    {"config", -2, R, cmd_config,
+    {"command", -1, R | K, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0,
+     0},
+    {"config", -2, R | K, cmd_config,
      "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*; RESETSTAT.", 0, 0, 0},
     {"info", -1, R, cmd_info, "Server, clients, memory, stats and keyspace sections.", 0, 0, 0},
     {"dbsize", 1, R, cmd_dbsize, "Number of keys in this node's cache.", 0, 0, 0},
@@ -44,6 +47,24 @@ static command_t table[] = {
      "connection yet.", 0, 0, 0},
     {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
     {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
+    {"reset", 1, A | P, cmd_reset,
+     "Resets the connection: subscriptions, protocol, name, authentication.", 0, 0, 0},
+    /* pub/sub (node-local) */
+    {"publish", 3, 0, cmd_publish,
+     "Posts a message to a channel; replies the subscribers reached on this node.", 0, 0, 0},
+    {"spublish", 3, 0, cmd_spublish, "Posts a message to a shard channel.", 0, 0, 0},
+    {"subscribe", -2, P, cmd_subscribe, "Listens for messages on channels.", 0, 0, 0},
+    {"psubscribe", -2, P, cmd_psubscribe, "Listens for messages on channels matching patterns.",
+     0, 0, 0},
+    {"ssubscribe", -2, P, cmd_ssubscribe, "Listens for messages on shard channels.", 0, 0, 0},
+    {"unsubscribe", -1, P, cmd_unsubscribe, "Stops listening to channels (all without names).",
+     0, 0, 0},
+    {"punsubscribe", -1, P, cmd_punsubscribe,
+     "Stops listening to patterns (all without patterns).", 0, 0, 0},
+    {"sunsubscribe", -1, P, cmd_sunsubscribe,
+     "Stops listening to shard channels (all without names).", 0, 0, 0},
+    {"pubsub", -2, K, cmd_pubsub,
+     "CHANNELS | NUMSUB | NUMPAT | SHARDCHANNELS | SHARDNUMSUB | HELP.", 0, 0, 0},
     /* strings */
     {"get", 2, R, cmd_get, "Returns the cached value of a key.", 0, 0, 0},
     {"set", -3, W, cmd_set, "Fills a key on this node (EX PX EXAT PXAT NX XX KEEPTTL GET).", 0, 0,
@@ -206,6 +227,68 @@ static int over_maxmemory(const node_t *n, int argc, const size_t *argl)
     return total > max;
 }
 
+/* The subcommands redis-server 7.0 knows for each container command cohort
+ * has: in subscribe mode it names a known one in its refusal and answers an
+ * unknown one as unknown, whether or not cohort implements it. */
+static const struct {
+    const char *name;
+    const char *subs; /* space-separated, lower case */
+} redis_subcommands[] = {
+    {"client", " caching getname getredir help id info kill list no-evict pause reply setname "
+               "tracking trackinginfo unblock unpause "},
+    {"command", " count docs getkeys getkeysandflags help info list "},
+    {"config", " get help resetstat rewrite set "},
+    {"pubsub", " channels help numpat numsub shardchannels shardnumsub "},
+};
+
+/* 1 when sub (any case) is a subcommand redis-server has for cmd. */
+static int known_subcommand(const command_t *cmd, const char *sub, size_t len)
+{
+    char word[MAX_NAME + 2]; /* " sub " */
+    if (len == 0 || len >= MAX_NAME)
+        return 0;
+    word[0] = ' ';
+    for (size_t i = 0; i < len; i++)
+        word[i + 1] = (char)tolower((unsigned char)sub[i]);
+    word[len + 1] = ' ';
+    for (size_t i = 0; i < sizeof(redis_subcommands) / sizeof(redis_subcommands[0]); i++)
+        if (strcmp(redis_subcommands[i].name, cmd->name) == 0)
+            return memmem(redis_subcommands[i].subs, strlen(redis_subcommands[i].subs), word,
+                          len + 2) != NULL;
+    return 1;
+}
+
+/* RESP2 subscribe mode refuses every command but a few, naming the command
+ * as redis-server does ("client|list" for a subcommand; an unknown
+ * subcommand is answered as unknown first). */
+static void reply_subscribe_mode(client_t *c, const command_t *cmd, int argc, const char **argv,
+                                 const size_t *argl)
+{
+    if ((cmd->flags & CMD_CONTAINER) && argc >= 2 && !known_subcommand(cmd, argv[1], argl[1])) {
+        char upper[MAX_NAME];
+        size_t n = strlen(cmd->name);
+        for (size_t i = 0; i <= n; i++)
+            upper[i] = (char)toupper((unsigned char)cmd->name[i]);
+        int slen = argl[1] > 128 ? 128 : (int)argl[1];
+        resp_add_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.", slen, argv[1],
+                        upper);
+        return;
+    }
+    char full[MAX_NAME * 2 + 2];
+    size_t n = strlen(cmd->name);
+    memcpy(full, cmd->name, n);
+    if ((cmd->flags & CMD_CONTAINER) && argc >= 2 && argl[1] < MAX_NAME) {
+        full[n++] = '|';
+        for (size_t i = 0; i < argl[1]; i++)
+            full[n++] = (char)tolower((unsigned char)argv[1][i]);
+    }
+    full[n] = '\0';
+    resp_add_errorf(&c->out,
+                    "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                    "QUIT / RESET are allowed in this context",
+                    full);
+}
+
 /* Runs the command's checks and handler; the reply goes to c->out. */
 static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const size_t *argl)
 {
@@ -222,6 +305,11 @@ static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const 
     if (!c->authenticated && !(cmd->flags & CMD_NOAUTH)) {
         cmd->rejected++;
         resp_add_error(&c->out, "NOAUTH Authentication required.");
+        return;
+    }
+    if ((c->flags & CLIENT_PUBSUB) && c->proto == 2 && !(cmd->flags & CMD_PUBSUB)) {
+        cmd->rejected++;
+        reply_subscribe_mode(c, cmd, argc, argv, argl);
         return;
     }
     if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_FLUSH) && over_maxmemory(n, argc, argl)) {
@@ -261,4 +349,6 @@ void commands_execute(void *ud, client_t *c, int argc, const char **argv, const 
     dispatch(n, c, argc, argv, argl);
     if (c->cmd_flags & (CMDC_REPLY_OFF | CMDC_REPLY_SKIP | CMDC_REPLY_SKIP_NEXT))
         apply_reply_mode(c, out_before);
+    if (c->flags & CLIENT_PUBSUB) /* a subscriber's replies count in its limits */
+        pubsub_after_reply(n->pubsub, c);
 }

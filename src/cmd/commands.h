@@ -2,7 +2,7 @@
  *
  * Owns: the command table (name, arity, flags, handler, call statistics), the
  * checks every command goes through in redis-server's order (unknown command,
- * arity, NOAUTH), and the error texts those checks reply.
+ * arity, NOAUTH, RESP2 subscribe mode), and the error texts those checks reply.
  * Never: reads or writes sockets; a handler appends its reply to c->out. */
 #ifndef COHORT_COMMANDS_H
 #define COHORT_COMMANDS_H
@@ -20,7 +20,9 @@ enum command_flags {
     CMD_WRITE = 1 << 1,
     CMD_READONLY = 1 << 2,
     CMD_FLUSH = 1 << 3,  /* a flush: applies on every member */
-    CMD_COHORT = 1 << 4  /* cohort's own command (not in redis-server) */
+    CMD_COHORT = 1 << 4, /* cohort's own command (not in redis-server) */
+    CMD_PUBSUB = 1 << 5,   /* allowed in RESP2 subscribe mode */
+    CMD_CONTAINER = 1 << 6 /* has subcommands: its full name is "name|sub" */
 };
 
 typedef struct command {

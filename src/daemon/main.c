@@ -1,10 +1,11 @@
 /* main: cohortd start-up and shutdown.
  *
  * Owns: the order in which subsystems start and stop, wiring the layers
- * together (the server's execute hook is the command table, the cluster's
- * host is the node, the HTTP routes are admin's), signal handling, the
- * periodic cron timer, and running the node's end-of-turn hooks from the
- * loop's check and prepare phases.
+ * together (the server's execute hook is the command table, its close hook
+ * drops the client's subscriptions, the cluster's host is the node, the HTTP
+ * routes are admin's), signal handling, the periodic cron timer (cache
+ * expiry, pub/sub soft output limits), and running the node's end-of-turn
+ * hooks from the loop's check and prepare phases.
  * Never: implements a subsystem itself. */
 #include <errno.h>
 #include <signal.h>
@@ -70,6 +71,7 @@ static void on_cron(uv_timer_t *t)
     node_t *n = t->data;
     clock_tick();
     cache_cron(n->cache, clock_now_ms(), CRON_BUDGET_US);
+    pubsub_cron(n->pubsub, clock_now_ms());
     node_mode_watch(n);
 }
 
@@ -91,6 +93,13 @@ static void cluster_turn(void *ud)
 static void server_turn(void *ud)
 {
     server_flush_writes(ud);
+}
+
+/* A client is closing: its subscriptions go (the server's on_close hook). */
+static void client_closing(void *ud, client_t *c)
+{
+    node_t *n = ud;
+    pubsub_client_closed(n->pubsub, c);
 }
 
 static void on_after_io(uv_check_t *h)
@@ -168,7 +177,7 @@ static int start_http(node_t *n)
  * they may release). Returns 0, or -1 with a message in err. */
 static int start_subsystems(node_t *n, char *err, size_t errlen)
 {
-    server_hooks_t hooks = {n, commands_execute};
+    server_hooks_t hooks = {n, commands_execute, client_closing};
     n->server = server_start(n->loop, n->cfg, &hooks, err, errlen);
     if (!n->server)
         return -1;

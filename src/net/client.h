@@ -22,7 +22,8 @@ enum client_flags {
     CLIENT_CLOSE_AFTER_REPLY = 1 << 0, /* QUIT, protocol error */
     CLIENT_CLOSING = 1 << 1,           /* uv_close called */
     CLIENT_UNIX = 1 << 2,              /* unix socket connection */
-    CLIENT_IN_LIST = 1 << 3
+    CLIENT_IN_LIST = 1 << 3,
+    CLIENT_PUBSUB = 1 << 4 /* holds a subscription (svc/pubsub.c sets it); no idle timeout */
 };
 
 typedef struct client {
@@ -57,6 +58,7 @@ typedef struct client {
     uint64_t block_token; /* replies held until this token is ready (0: not held) */
     int64_t block_since;  /* clock_mono_ms() when the newest token was set */
     struct client *bprev, *bnext; /* the server's list of held clients */
+    void *pubsub;         /* its subscriptions (svc/pubsub.c); net never reads it */
 } client_t;
 
 /* Total bytes this client holds (buffers, parser, pending writes). */

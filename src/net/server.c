@@ -71,6 +71,8 @@ void client_close(client_t *c, const char *why)
     if (why)
         log_debug("server", "closing client id=%llu addr=%s: %s", (unsigned long long)c->id,
                   c->addr, why);
+    if (s->hooks.on_close)
+        s->hooks.on_close(s->hooks.ud, c);
     unlink_client(s, c);
     blocked_forget(s, c);
     uv_read_stop(&c->h.stream);
@@ -368,7 +370,8 @@ static void on_idle_timer(uv_timer_t *t)
     client_t *c = s->clients;
     while (c) {
         client_t *next = c->next;
-        if (now - c->last_ms > limit && c->out_inflight == 0) {
+        /* subscribers wait for messages, not commands: as redis-server, no timeout */
+        if (now - c->last_ms > limit && c->out_inflight == 0 && !(c->flags & CLIENT_PUBSUB)) {
             s->stats.idle_timeouts++;
             client_close(c, "idle timeout");
         }

@@ -25,6 +25,9 @@ typedef struct server_hooks {
     void *ud; /* stored in every client's ctx */
     /* Runs one parsed command for c; its reply is appended to c->out. */
     void (*execute)(void *ud, client_t *c, int argc, const char **argv, const size_t *argl);
+    /* c starts closing (client_close): drop what the owner keeps about it.
+     * c stays allocated until the loop's close callback. May be NULL. */
+    void (*on_close)(void *ud, client_t *c);
 } server_hooks_t;
 
 typedef struct server_stats {

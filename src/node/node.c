@@ -61,6 +61,9 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
      * by a previous incarnation of this node) has overwritten. */
     flushmark_all_at(n->floor, hlc_at(n->start_ms));
     n->metrics = metrics_new();
+    pubsub_limits_t lim = {cfg->pubsub_max_subscriptions, cfg->pubsub_output_limit_hard,
+                           cfg->pubsub_output_limit_soft, (int64_t)cfg->pubsub_output_soft_s * 1000};
+    n->pubsub = pubsub_new(&lim);
     node_hooks_init(&n->end_of_turn);
     return 0;
 }
@@ -71,6 +74,7 @@ void node_free(node_t *n)
     flushmark_free(n->flushmark);
     flushmark_free(n->floor);
     metrics_free(n->metrics);
+    pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
     node_hooks_free(&n->end_of_turn);
 }
 

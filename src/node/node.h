@@ -8,7 +8,7 @@
  * Never: is touched from another thread (every field belongs to the loop), or
  * executes commands (cmd/ does, above this layer).
  *
- * Layer: above base, proto, cache, net and cluster; below cmd, admin and the
+ * Layer: above base, proto, cache, net, cluster and svc; below cmd, admin and the
  * daemon. */
 #ifndef COHORT_NODE_H
 #define COHORT_NODE_H
@@ -25,6 +25,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "mode.h"
+#include "pubsub.h"
 #include "server.h"
 #include "version.h"
 
@@ -57,6 +58,7 @@ typedef struct node {
     hlc_t hlc;              /* versions of this node's writes and flushes */
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */
+    pubsub_t *pubsub;   /* this node's channels, patterns and subscribers */
     node_stats_t stats;
     metrics_t *metrics;       /* every figure INFO, /metrics, /v1/status show */
     node_hooks_t end_of_turn; /* run after I/O and before the loop sleeps */

@@ -126,6 +126,14 @@ GETTER(get_net_out, server_stats(n->server)->net_output_bytes)
 GETTER(get_waits, server_stats(n->server)->blocked_releases)
 GETTER(get_wait_usec, server_stats(n->server)->blocked_usec)
 GETTER(get_zero, 0)
+GETTER(get_ps_channels, n->pubsub ? pubsub_topics(n->pubsub, PUBSUB_CHANNEL) : 0)
+GETTER(get_ps_patterns, n->pubsub ? pubsub_topics(n->pubsub, PUBSUB_PATTERN) : 0)
+GETTER(get_ps_shard, n->pubsub ? pubsub_topics(n->pubsub, PUBSUB_SHARD) : 0)
+GETTER(get_ps_memory, n->pubsub ? pubsub_memory(n->pubsub) : 0)
+GETTER(get_ps_messages, n->pubsub ? pubsub_stats(n->pubsub)->messages : 0)
+GETTER(get_ps_deliveries, n->pubsub ? pubsub_stats(n->pubsub)->deliveries : 0)
+GETTER(get_ps_limit_closes, n->pubsub ? pubsub_stats(n->pubsub)->output_limit_disconnects : 0)
+GETTER(get_ps_refusals, n->pubsub ? pubsub_stats(n->pubsub)->subscription_limit_refusals : 0)
 GETTER(get_commands, n->stats.commands_processed)
 GETTER(get_used_peak, used_peak(n))
 GETTER(get_ops_per_sec, ops_per_sec(n))
@@ -287,6 +295,13 @@ static const metric_t rows[] = {
         "stats:keyspace_hits", "cache.hits", NULL, get_hits),
     ROW(C, "cohort_cache_misses_total", "Cache reads that found no key.", 0,
         "stats:keyspace_misses", "cache.misses", NULL, get_misses),
+    ROW(G, "cohort_pubsub_channels", "Channels with at least one subscriber on this node.", 0,
+        "stats:pubsub_channels", "pubsub.channels", NULL, get_ps_channels),
+    ROW(G, "cohort_pubsub_patterns", "Patterns with at least one subscriber on this node.", 0,
+        "stats:pubsub_patterns", "pubsub.patterns", NULL, get_ps_patterns),
+    ROW(G, "cohort_pubsub_shard_channels",
+        "Shard channels with at least one subscriber on this node.", 0,
+        "stats:pubsubshard_channels", "pubsub.shard_channels", NULL, get_ps_shard),
     ROW(C, NULL, NULL, 0, "stats:total_error_replies", NULL, NULL, get_zero),
     ROW(C, "cohort_protocol_errors_total", "Client connections closed for malformed RESP.", 0,
         "stats:protocol_errors", NULL, NULL, get_protocol_errors),
@@ -294,6 +309,19 @@ static const metric_t rows[] = {
         "Client connections closed for exceeding the output buffer limit.", 0,
         "stats:client_output_limit_disconnects", NULL, NULL, get_output_closes),
     ROW(C, NULL, NULL, 0, "stats:client_query_limit_disconnects", NULL, NULL, get_query_closes),
+    ROW(C, "cohort_pubsub_output_limit_disconnects_total",
+        "Subscribers closed for exceeding the pub/sub output buffer limits.", 0,
+        "stats:pubsub_output_limit_disconnects", "pubsub.output_limit_disconnects", NULL,
+        get_ps_limit_closes),
+    ROW(C, "cohort_pubsub_messages_total", "Messages published on this node.", 0, NULL,
+        "pubsub.messages", NULL, get_ps_messages),
+    ROW(C, "cohort_pubsub_deliveries_total", "Messages written to subscribers on this node.", 0,
+        NULL, NULL, NULL, get_ps_deliveries),
+    ROW(C, "cohort_pubsub_subscription_limit_refusals_total",
+        "Subscribe commands refused at pubsub_max_subscriptions.", 0, NULL, NULL, NULL,
+        get_ps_refusals),
+    ROW(G, "cohort_pubsub_memory_bytes", "Bytes held by the pub/sub tables.", 0,
+        "memory:mem_pubsub", "pubsub.memory", NULL, get_ps_memory),
     ROW(C, "cohort_setl_refused_total", "SETL fills refused because the key was flushed.", 0,
         "stats:setl_refused", NULL, NULL, get_setl_refused),
     /* replication: a master with no replicas; cluster: not a Redis Cluster */

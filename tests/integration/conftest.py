@@ -163,6 +163,12 @@ class Daemon:
             obl = self.config.get("client", {}).get("output_buffer_limit")
             if obl is not None:
                 argv += ["--client-output-buffer-limit", "normal %s %s 0" % (obl, obl)]
+            client = self.config.get("client", {})
+            if any(k.startswith("pubsub_output") for k in client):
+                argv += ["--client-output-buffer-limit", "pubsub %s %s %s" % (
+                    client.get("pubsub_output_limit_hard", "32mb"),
+                    client.get("pubsub_output_limit_soft", "8mb"),
+                    client.get("pubsub_output_soft_seconds", "60"))]
             if policy:
                 argv += ["--maxmemory-policy", "allkeys-lru"]
             return argv + self.extra_args

@@ -6,7 +6,8 @@ an emptied cohortd and an emptied redis-server, over RESP2 and over RESP3
 (HELLO 3 first). Every command's raw reply bytes are compared; the few
 comparisons that cannot be exact (TTL timing, KEYS order, SCAN cursors) are
 relaxed as the README says. A failure lists every differing command of the
-group with both servers' bytes.
+group with both servers' bytes. `@conn NAME` switches a group to another
+connection (pub/sub: a publisher and its subscribers).
 """
 
 import glob
@@ -21,8 +22,11 @@ from conftest import scaled
 
 CORPUS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 SENTINEL_ARG = b"__differential_end__"
-SENTINEL = helpers.encode(b"ECHO", SENTINEL_ARG)
+# PING <arg>: answered by the argument itself, and in RESP2 subscribe mode
+# (where ECHO is refused) by ["pong", arg].
+SENTINEL = helpers.encode(b"PING", SENTINEL_ARG)
 SENTINEL_REPLY = b"$%d\r\n%s\r\n" % (len(SENTINEL_ARG), SENTINEL_ARG)
+SENTINEL_REPLIES = (SENTINEL_REPLY, b"*2\r\n$4\r\npong\r\n" + SENTINEL_REPLY)
 MAX_REPLIES = 64  # per command, before the sentinel
 
 # --- corpus parsing -------------------------------------------------------
@@ -89,11 +93,12 @@ def tokenize(line):
 
 
 class Step:
-    def __init__(self, where, text, request, args):
+    def __init__(self, where, text, request, args, conn=None):
         self.where = where      # "file:line"
         self.text = text        # the corpus line
         self.request = request  # bytes sent
         self.args = args        # parsed arguments, or None for @raw
+        self.conn = conn        # @conn: the connection the next steps use
 
     @property
     def name(self):
@@ -116,7 +121,9 @@ def load_corpus():
                     continue
                 assert current is not None, "%s:%d: command before the first group" % (fname, lineno)
                 where = "%s:%d" % (fname, lineno)
-                if line.startswith("@raw "):
+                if line.startswith("@conn "):
+                    current[1].append(Step(where, line, b"", None, conn=line[6:].strip()))
+                elif line.startswith("@raw "):
                     toks = tokenize(line[5:])
                     assert len(toks) == 1, "%s: @raw takes one token" % where
                     current[1].append(Step(where, line, toks[0], None))
@@ -133,7 +140,8 @@ ARITY = {
     "psetex": 4, "setnx": 3, "getdel": 2, "getex": -2, "mget": -2, "mset": -3, "del": -2,
     "unlink": -2, "exists": -2, "expire": -3, "pexpire": -3, "ttl": 2, "pttl": 2,
     "persist": 2, "type": 2, "keys": 2, "scan": -2, "flushall": -1, "flushdb": -1,
-    "auth": -2, "info": -1,
+    "auth": -2, "info": -1, "publish": 3, "spublish": 3, "pubsub": -2, "reset": 1,
+    "subscribe": -2, "psubscribe": -2, "ssubscribe": -2,
     "incr": 2, "decr": 2, "incrby": 3, "decrby": 3, "incrbyfloat": 3, "append": 3,
     "strlen": 2, "getrange": 4, "substr": 4, "setrange": 4, "getset": 3, "msetnx": -3,
     "lcs": -3, "expireat": -3, "pexpireat": -3, "expiretime": 2, "pexpiretime": 2,
@@ -197,7 +205,7 @@ class Session:
             self.conn.send(request + SENTINEL)
             for _ in range(MAX_REPLIES):
                 r = self.conn.read_reply()
-                if r == SENTINEL_REPLY:
+                if r in SENTINEL_REPLIES:
                     return b"".join(out)
                 out.append(r)
             out.append(b"<more than %d replies>" % MAX_REPLIES)
@@ -267,17 +275,27 @@ def compare(step, ours, ref):
     if name in (b"TTL", b"PTTL") and step.args and len(step.args) == 2:
         tol = 2 if name == b"TTL" else 2000
         return _ttl_close(ours, ref, scaled(tol))
-    if name == b"KEYS":
+    if name == b"KEYS" or (name == b"PUBSUB" and len(step.args) >= 2 and
+                           step.args[1].upper() in (b"CHANNELS", b"SHARDCHANNELS")):
         return _sorted_form(ours) == _sorted_form(ref)
     return False
 
 
 def run_group(steps, cohort_port, redis_port, proto):
     mismatches = []
-    a = Session(cohort_port, proto)
-    b = Session(redis_port, proto)
+    sessions = {}
+
+    def pair_for(name):
+        if name not in sessions:
+            sessions[name] = (Session(cohort_port, proto), Session(redis_port, proto))
+        return sessions[name]
+
+    a, b = pair_for("main")
     try:
         for s in steps:
+            if s.conn is not None:
+                a, b = pair_for(s.conn)
+                continue
             if s.name == b"SCAN" and s.args and len(s.args) >= 2 and s.args[1] == b"0":
                 ra = a.scan_all(s.args)
                 rb = b.scan_all(s.args)
@@ -289,8 +307,9 @@ def run_group(steps, cohort_port, redis_port, proto):
             if not compare(s, ra, rb):
                 mismatches.append((s, ra, rb))
     finally:
-        a.close()
-        b.close()
+        for sa, sb in sessions.values():
+            sa.close()
+            sb.close()
     return mismatches
 
 
