@@ -1,0 +1,1430 @@
+/* script_lua: the Lua 5.1 state behind cohort's script engine — its sandbox,
+ * the redis.* API, and the conversions between RESP and Lua values, all as
+ * redis-server 7.0 (src/script_lua.c, src/eval.c) has them.
+ *
+ * Owns: the lua_State of one engine, its allocator (which counts and limits
+ * the heap) and its count hook (busy threshold, SCRIPT KILL).
+ * Never: calls a Lua API that can raise outside a protected call while the
+ * memory limit is enforced; holds C-allocated memory across a call that can
+ * raise (scratch lives in the engine); lets a script change what the next
+ * script sees (globals and library tables are read-only).
+ *
+ * Sandbox. Stock Lua 5.1 has no read-only tables (redis-server patches its
+ * Lua), so each library table and the globals table are replaced by an empty
+ * proxy whose metatable reads through to the real table and whose
+ * __newindex raises "Attempt to modify a readonly table". rawset,
+ * setmetatable, rawget, next and pairs are wrapped so proxies behave like the
+ * tables they stand for. Not loaded, as in redis-server: os, io, package
+ * (require), print, dofile, loadfile, getfenv, setfenv, newproxy, debug.
+ * Not provided (redis-server bundles them, Debian has no package): struct,
+ * cmsgpack.
+ *
+ * Invariants (tests/unit/test_script.c):
+ *  1. Reply bytes equal redis-server 7.0.15's for the recorded cases
+ *     (redis_recorded_replies).
+ *  2. A script never sees another script's globals (sandbox_*).
+ *  3. Past the memory limit a script fails and the engine keeps working
+ *     (memory_limit).
+ *  4. Deep tables in a reply end in "reached lua stack limit", never in a
+ *     C stack overflow (deep_reply). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <lua-bitop.h>
+#include <lua-cjson.h>
+
+#include <limits.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mem.h"
+#include "script_int.h"
+#include "script_reply.h"
+
+#define REG_REAL_G "cohort.globals"   /* the real globals table */
+#define REG_PROXIES "cohort.proxies"  /* proxy -> real table (weak keys) */
+#define REG_HANDLER "cohort.errhandler"
+#define HOOK_COUNT 100000             /* instructions between hook calls */
+#define BUSY_EVERY_NS 10000000ULL     /* busy callback period: 10 ms */
+#define READONLY_MSG "Attempt to modify a readonly table"
+
+static script_engine_t *engine_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+uint64_t slua_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void slua_sha1hex(char out[41], const void *p, size_t n)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    static const char hex[] = "0123456789abcdef";
+
+    if (!EVP_Digest(p, n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) {
+        log_error("script", "SHA1 digest failed");
+        abort();
+    }
+    for (unsigned i = 0; i < 20; i++) {
+        out[i * 2] = hex[md[i] >> 4];
+        out[i * 2 + 1] = hex[md[i] & 15];
+    }
+    out[40] = '\0';
+}
+
+/* ---- allocator ------------------------------------------------------- */
+
+/* The Lua allocator: counts the heap and, while e->enforce is set, refuses
+ * growth past the limit (Lua then raises "not enough memory"). Shrinking
+ * never fails. */
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    script_engine_t *e = ud;
+    if (nsize == 0) {
+        free(ptr);
+        e->heap -= osize;
+        return NULL;
+    }
+    if (nsize > osize && e->enforce && e->lim.max_memory &&
+        e->heap - osize + nsize > e->lim.max_memory) {
+        e->hit_limit = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        if (nsize <= osize)
+            return ptr;
+        return NULL;
+    }
+    e->heap = e->heap - osize + nsize;
+    return p;
+}
+
+static int l_panic(lua_State *L)
+{
+    log_error("script", "unprotected Lua error: %s", lua_tostring(L, -1));
+    abort();
+    return 0;
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+void slua_add_error(buf_t *b, const char *text, size_t n)
+{
+    while (n && (*text == '\r' || *text == '\n')) {
+        text++;
+        n--;
+    }
+    while (n && (text[n - 1] == '\r' || text[n - 1] == '\n'))
+        n--;
+    if (!n || text[0] != '-')
+        buf_append(b, "-ERR ", 5);
+    char *d = buf_reserve(b, n + 2);
+    for (size_t i = 0; i < n; i++)
+        d[i] = (text[i] == '\r' || text[i] == '\n') ? ' ' : text[i];
+    d[n] = '\r';
+    d[n + 1] = '\n';
+    buf_commit(b, n + 2);
+}
+
+void slua_add_errorf(buf_t *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n < sizeof(small)) {
+        slua_add_error(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        slua_add_error(b, small, sizeof(small) - 1);
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    slua_add_error(b, big, (size_t)n);
+    free(big);
+}
+
+/* Pushes redis-server's error table {err = "CODE message"} for err, which is
+ * either "-CODE message" or a bare message (code ERR). */
+static void push_error(lua_State *L, const char *err)
+{
+    const char *code = "ERR", *msg = err;
+    size_t codelen = 3;
+    if (err[0] == '-') {
+        const char *sp = strchr(err, ' ');
+        if (!sp) {
+            msg = err + 1;
+        } else {
+            code = err + 1;
+            codelen = (size_t)(sp - err - 1);
+            msg = sp + 1;
+        }
+    }
+    size_t mlen = strlen(msg);
+    while (mlen && (*msg == '\r' || *msg == '\n')) {
+        msg++;
+        mlen--;
+    }
+    while (mlen && (msg[mlen - 1] == '\r' || msg[mlen - 1] == '\n'))
+        mlen--;
+    lua_newtable(L);
+    lua_pushstring(L, "err");
+    luaL_Buffer lb;
+    luaL_buffinit(L, &lb);
+    luaL_addlstring(&lb, code, codelen);
+    luaL_addchar(&lb, ' ');
+    luaL_addlstring(&lb, msg, mlen);
+    luaL_pushresult(&lb);
+    lua_settable(L, -3);
+}
+
+/* ---- RESP reply -> Lua ------------------------------------------------ */
+
+static void r_status(void *ctx, const char *s, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 3, "reply too deep");
+    lua_newtable(L);
+    lua_pushstring(L, "ok");
+    lua_pushlstring(L, s, n);
+    lua_settable(L, -3);
+}
+
+static void r_error(void *ctx, const char *s, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 4, "reply too deep");
+    lua_pushlstring(L, s, n); /* to a C string: stops at a NUL, as sds does */
+    lua_pushfstring(L, "-%s", lua_tostring(L, -1));
+    push_error(L, lua_tostring(L, -1));
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+}
+
+static void r_integer(void *ctx, long long v)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 1, "reply too deep");
+    lua_pushnumber(L, (lua_Number)v);
+}
+
+static void r_bulk(void *ctx, const char *s, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 1, "reply too deep");
+    lua_pushlstring(L, s, n);
+}
+
+static void r_false(void *ctx)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 1, "reply too deep");
+    lua_pushboolean(L, 0);
+}
+
+static void r_null(void *ctx)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 1, "reply too deep");
+    lua_pushnil(L);
+}
+
+static void r_bool(void *ctx, int v)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 1, "reply too deep");
+    lua_pushboolean(L, v);
+}
+
+static void r_double(void *ctx, double v)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 3, "reply too deep");
+    lua_newtable(L);
+    lua_pushstring(L, "double");
+    lua_pushnumber(L, v);
+    lua_settable(L, -3);
+}
+
+static void r_bignum(void *ctx, const char *s, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 3, "reply too deep");
+    lua_newtable(L);
+    lua_pushstring(L, "big_number");
+    lua_pushlstring(L, s, n);
+    lua_settable(L, -3);
+}
+
+static void r_verbatim(void *ctx, const char *fmt, const char *s, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 5, "reply too deep");
+    lua_newtable(L);
+    lua_pushstring(L, "verbatim_string");
+    lua_newtable(L);
+    lua_pushstring(L, "string");
+    lua_pushlstring(L, s, n);
+    lua_settable(L, -3);
+    lua_pushstring(L, "format");
+    lua_pushlstring(L, fmt, 3);
+    lua_settable(L, -3);
+    lua_settable(L, -3);
+}
+
+static void r_array(sreply_parser_t *p, void *ctx, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 3, "reply too deep");
+    lua_newtable(L);
+    for (size_t j = 0; j < n; j++) {
+        lua_pushnumber(L, (lua_Number)(j + 1));
+        sreply_next(p, L);
+        lua_settable(L, -3);
+    }
+}
+
+static void r_map(sreply_parser_t *p, void *ctx, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 4, "reply too deep");
+    lua_newtable(L);
+    lua_pushstring(L, "map");
+    lua_newtable(L);
+    for (size_t j = 0; j < n; j++) {
+        sreply_next(p, L);
+        sreply_next(p, L);
+        lua_settable(L, -3);
+    }
+    lua_settable(L, -3);
+}
+
+static void r_set(sreply_parser_t *p, void *ctx, size_t n)
+{
+    lua_State *L = ctx;
+    luaL_checkstack(L, 4, "reply too deep");
+    lua_newtable(L);
+    lua_pushstring(L, "set");
+    lua_newtable(L);
+    for (size_t j = 0; j < n; j++) {
+        sreply_next(p, L);
+        luaL_checkstack(L, 1, "reply too deep");
+        lua_pushboolean(L, 1);
+        lua_settable(L, -3);
+    }
+    lua_settable(L, -3);
+}
+
+static const sreply_cb_t to_lua_cb = {
+    .status = r_status,
+    .error = r_error,
+    .integer = r_integer,
+    .bulk = r_bulk,
+    .null_bulk = r_false,
+    .null_array = r_false,
+    .null = r_null,
+    .boolean = r_bool,
+    .dbl = r_double,
+    .bignum = r_bignum,
+    .verbatim = r_verbatim,
+    .array = r_array,
+    .set = r_set,
+    .map = r_map,
+};
+
+/* ---- Lua value -> RESP ------------------------------------------------ */
+
+static void add_line(buf_t *b, char type, long long v)
+{
+    buf_printf(b, "%c%lld\r\n", type, v);
+}
+
+static void add_bulk(buf_t *b, const char *s, size_t n)
+{
+    add_line(b, '$', (long long)n);
+    buf_append(b, s, n);
+    buf_append(b, "\r\n", 2);
+}
+
+static void add_null(buf_t *b, int resp)
+{
+    if (resp == 2)
+        buf_append(b, "$-1\r\n", 5);
+    else
+        buf_append(b, "_\r\n", 3);
+}
+
+/* (long long)d as x86-64 computes it, without the undefined behaviour. */
+static long long d2ll(double d)
+{
+    if (d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+        return (long long)d;
+    return LLONG_MIN;
+}
+
+static void add_double(buf_t *b, int resp, double d)
+{
+    char num[64];
+    if (isinf(d)) {
+        if (resp == 2)
+            add_bulk(b, d > 0 ? "inf" : "-inf", d > 0 ? 3 : 4);
+        else
+            buf_append_str(b, d > 0 ? ",inf\r\n" : ",-inf\r\n");
+        return;
+    }
+    int n = snprintf(num, sizeof(num), "%.17g", d);
+    if (resp == 2) {
+        add_bulk(b, num, (size_t)n);
+    } else {
+        buf_append(b, ",", 1);
+        buf_append(b, num, (size_t)n);
+        buf_append(b, "\r\n", 2);
+    }
+}
+
+/* Appends s with CR and LF turned into spaces (sdsmapchars). */
+static void append_mapped(buf_t *b, const char *s, size_t n)
+{
+    char *d = buf_reserve(b, n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = (s[i] == '\r' || s[i] == '\n') ? ' ' : s[i];
+    buf_commit(b, n);
+}
+
+static void to_resp(script_engine_t *e, lua_State *L, buf_t *b, int resp);
+
+/* Looks up field name of the table on top; leaves it pushed; returns its type. */
+static int field(lua_State *L, int idx, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, idx < 0 ? idx - 1 : idx);
+    return lua_type(L, -1);
+}
+
+static int table_special(lua_State *L, buf_t *b, int resp)
+{
+    if (field(L, -1, "err") == LUA_TSTRING) {
+        const char *m = lua_tostring(L, -1);
+        buf_t tmp;
+        buf_init(&tmp);
+        buf_printf(&tmp, "-%s", m);
+        slua_add_error(b, buf_head(&tmp), buf_len(&tmp));
+        buf_free(&tmp);
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_pop(L, 1);
+    if (field(L, -1, "ok") == LUA_TSTRING) {
+        const char *m = lua_tostring(L, -1);
+        buf_append(b, "+", 1);
+        append_mapped(b, m, strlen(m));
+        buf_append(b, "\r\n", 2);
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_pop(L, 1);
+    if (field(L, -1, "double") == LUA_TNUMBER) {
+        add_double(b, resp, lua_tonumber(L, -1));
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_pop(L, 1);
+    if (field(L, -1, "big_number") == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        if (resp == 2) {
+            add_line(b, '$', (long long)n);
+        } else {
+            buf_append(b, "(", 1);
+        }
+        append_mapped(b, s, n);
+        buf_append(b, "\r\n", 2);
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static int table_verbatim(lua_State *L, buf_t *b, int resp)
+{
+    int done = 0;
+    if (field(L, -1, "verbatim_string") == LUA_TTABLE) {
+        if (field(L, -1, "format") == LUA_TSTRING) {
+            const char *fmt = lua_tostring(L, -1);
+            if (field(L, -2, "string") == LUA_TSTRING) {
+                size_t n;
+                const char *s = lua_tolstring(L, -1, &n);
+                if (resp == 2) {
+                    add_bulk(b, s, n);
+                } else {
+                    char ext[3];
+                    for (int i = 0; i < 3; i++)
+                        ext[i] = *fmt ? *fmt++ : ' ';
+                    add_line(b, '=', (long long)n + 4);
+                    buf_append(b, ext, 3);
+                    buf_append(b, ":", 1);
+                    buf_append(b, s, n);
+                    buf_append(b, "\r\n", 2);
+                }
+                done = 1;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return done;
+}
+
+/* Map (pairs) or set (keys) of the table on top, iterated as redis-server
+ * does with lua_next. */
+static int table_map_or_set(script_engine_t *e, lua_State *L, buf_t *b, int resp, int is_map)
+{
+    if (field(L, -1, is_map ? "map" : "set") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    long long n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    if (is_map)
+        add_line(b, resp == 2 ? '*' : '%', resp == 2 ? n * 2 : n);
+    else
+        add_line(b, resp == 2 ? '*' : '~', n);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (!is_map)
+            lua_pop(L, 1);
+        lua_pushvalue(L, -1 - is_map);
+        to_resp(e, L, b, resp);
+        if (is_map)
+            to_resp(e, L, b, resp);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
+static void table_array(script_engine_t *e, lua_State *L, buf_t *b, int resp)
+{
+    long long n = 0;
+    for (;;) {
+        lua_pushnumber(L, (lua_Number)(n + 1));
+        lua_rawget(L, -2);
+        int t = lua_type(L, -1);
+        lua_pop(L, 1);
+        if (t == LUA_TNIL)
+            break;
+        n++;
+    }
+    add_line(b, '*', n);
+    for (long long j = 1; j <= n; j++) {
+        lua_pushnumber(L, (lua_Number)j);
+        lua_rawget(L, -2);
+        to_resp(e, L, b, resp);
+    }
+}
+
+/* Converts the value on top of the stack into RESP (protocol resp) in b and
+ * pops it; redis-server's luaReplyToRedisReply. */
+static void to_resp(script_engine_t *e, lua_State *L, buf_t *b, int resp)
+{
+    if (!lua_checkstack(L, 4)) {
+        slua_add_error(b, "reached lua stack limit", 23);
+        lua_pop(L, 1);
+        return;
+    }
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        add_bulk(b, s, n);
+        break;
+    }
+    case LUA_TBOOLEAN:
+        if (e->script_resp == 2) {
+            if (lua_toboolean(L, -1))
+                buf_append(b, ":1\r\n", 4);
+            else
+                add_null(b, resp);
+        } else if (resp == 2) {
+            buf_append_str(b, lua_toboolean(L, -1) ? ":1\r\n" : ":0\r\n");
+        } else {
+            buf_append_str(b, lua_toboolean(L, -1) ? "#t\r\n" : "#f\r\n");
+        }
+        break;
+    case LUA_TNUMBER:
+        add_line(b, ':', d2ll(lua_tonumber(L, -1)));
+        break;
+    case LUA_TTABLE:
+        if (!table_special(L, b, resp) && !table_verbatim(L, b, resp) &&
+            !table_map_or_set(e, L, b, resp, 1) && !table_map_or_set(e, L, b, resp, 0))
+            table_array(e, L, b, resp);
+        break;
+    default:
+        add_null(b, resp);
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- redis.* ------------------------------------------------------------ */
+
+/* Converts the call's arguments into e->argv/argl (numbers as "%.17g").
+ * Returns 0, or -1 if one is neither a string nor a number. */
+static int args_from_lua(script_engine_t *e, lua_State *L, int argc)
+{
+    if ((size_t)argc > e->argcap) {
+        size_t cap = (size_t)argc * 2;
+        e->argv = xrealloc(e->argv, cap * sizeof(*e->argv));
+        e->argl = xrealloc(e->argl, cap * sizeof(*e->argl));
+        e->numoff = xrealloc(e->numoff, cap * sizeof(*e->numoff));
+        e->argcap = cap;
+    }
+    buf_clear(&e->nums);
+    for (int j = 0; j < argc; j++) {
+        if (lua_type(L, j + 1) == LUA_TNUMBER) {
+            size_t before = buf_len(&e->nums);
+            buf_printf(&e->nums, "%.17g", (double)lua_tonumber(L, j + 1));
+            e->argl[j] = buf_len(&e->nums) - before;
+            buf_append(&e->nums, "", 1);
+            e->numoff[j] = before;
+            e->argv[j] = NULL;
+            continue;
+        }
+        e->argv[j] = lua_tolstring(L, j + 1, &e->argl[j]);
+        if (!e->argv[j])
+            return -1;
+    }
+    for (int j = 0; j < argc; j++)
+        if (!e->argv[j])
+            e->argv[j] = buf_head(&e->nums) + e->numoff[j];
+    return 0;
+}
+
+/* Returns redis-server's refusal text for running this command from the
+ * script, or NULL; marks the script dirty on a write. */
+static const char *check_command(script_engine_t *e, int argc)
+{
+    int f = e->host.flags(e->host.ud, argc, e->argv, e->argl);
+    if (f & SCRIPT_CMD_UNKNOWN)
+        return "Unknown Redis command called from script";
+    if (f & SCRIPT_CMD_BADARITY)
+        return "Wrong number of args calling Redis command from script";
+    if (f & SCRIPT_CMD_NOSCRIPT)
+        return "This Redis command is not allowed from script";
+    if (e->read_only && (f & SCRIPT_CMD_WRITE))
+        return "Write commands are not allowed from read-only scripts.";
+    if (f & SCRIPT_CMD_WRITE)
+        e->dirty = 1;
+    return NULL;
+}
+
+static int fail(lua_State *L, const char *msg, int raise)
+{
+    push_error(L, msg);
+    return raise ? lua_error(L) : 1;
+}
+
+static int call_generic(lua_State *L, int raise)
+{
+    script_engine_t *e = engine_of(L);
+    int argc = lua_gettop(L);
+    if (argc == 0)
+        return fail(L, "Please specify at least one argument for this redis lib call", raise);
+    if (args_from_lua(e, L, argc) < 0)
+        return fail(L, "Lua redis lib command arguments must be strings or integers", raise);
+    if (e->in_call)
+        return fail(L, "redis.call() recursive call detected", raise);
+    const char *refused = check_command(e, argc);
+    if (refused)
+        return fail(L, refused, raise);
+    buf_clear(&e->reply);
+    e->in_call = 1;
+    int rc = e->host.call(e->host.ud, argc, e->argv, e->argl, e->script_resp, &e->reply);
+    e->in_call = 0;
+    lua_settop(L, 0);
+    const char *r = buf_head(&e->reply);
+    size_t rl = buf_len(&e->reply);
+    if (rc < 0 || sreply_check(r, rl, SLUA_REPLY_MAX_DEPTH) < 0) {
+        log_warn("script", "unreadable reply from a command a script called (%zu bytes)", rl);
+        return fail(L, "The command's reply could not be read by the script engine", raise);
+    }
+    sreply_parse(r, rl, SLUA_REPLY_MAX_DEPTH, &to_lua_cb, L);
+    if (raise && r[0] == '-')
+        return lua_error(L);
+    return 1;
+}
+
+static int l_call(lua_State *L)
+{
+    return call_generic(L, 1);
+}
+
+static int l_pcall(lua_State *L)
+{
+    return call_generic(L, 0);
+}
+
+static int l_acl_check_cmd(lua_State *L)
+{
+    script_engine_t *e = engine_of(L);
+    int argc = lua_gettop(L);
+    if (argc == 0)
+        return fail(L, "Please specify at least one argument for this redis lib call", 1);
+    if (args_from_lua(e, L, argc) < 0)
+        return fail(L, "Lua redis lib command arguments must be strings or integers", 1);
+    int f = e->host.flags(e->host.ud, argc, e->argv, e->argl);
+    if (f & SCRIPT_CMD_UNKNOWN)
+        return fail(L, "Invalid command passed to redis.acl_check_cmd()", 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_sha1hex(lua_State *L)
+{
+    char digest[41];
+    size_t len = 0;
+    if (lua_gettop(L) != 1)
+        return fail(L, "wrong number of arguments", 1);
+    const char *s = lua_tolstring(L, 1, &len);
+    slua_sha1hex(digest, s ? s : "", s ? len : 0);
+    lua_pushstring(L, digest);
+    return 1;
+}
+
+static int l_error_reply(lua_State *L)
+{
+    if (lua_gettop(L) != 1 || lua_type(L, -1) != LUA_TSTRING)
+        return fail(L, "wrong number or type of arguments", 0);
+    const char *err = lua_tostring(L, -1);
+    if (err[0] != '-') {
+        lua_pushfstring(L, "-%s", err);
+        err = lua_tostring(L, -1);
+    }
+    push_error(L, err);
+    return 1;
+}
+
+static int l_status_reply(lua_State *L)
+{
+    if (lua_gettop(L) != 1 || lua_type(L, -1) != LUA_TSTRING)
+        return fail(L, "wrong number or type of arguments", 0);
+    lua_newtable(L);
+    lua_pushstring(L, "ok");
+    lua_pushvalue(L, -3);
+    lua_settable(L, -3);
+    return 1;
+}
+
+static int l_log(lua_State *L)
+{
+    static const int levels[] = {LOG_DEBUG, LOG_DEBUG, LOG_INFO, LOG_WARN};
+    int argc = lua_gettop(L);
+    if (argc < 2)
+        return fail(L, "redis.log() requires two arguments or more.", 1);
+    if (!lua_isnumber(L, 1))
+        return fail(L, "First argument must be a number (log level).", 1);
+    int level = (int)lua_tonumber(L, 1);
+    if (level < 0 || level > 3)
+        return fail(L, "Invalid debug level.", 1);
+    luaL_Buffer lb;
+    luaL_buffinit(L, &lb);
+    for (int j = 2; j <= argc; j++) {
+        size_t n;
+        const char *s = lua_tolstring(L, j, &n);
+        if (s) {
+            if (j != 2)
+                luaL_addchar(&lb, ' ');
+            luaL_addlstring(&lb, s, n);
+        }
+    }
+    luaL_pushresult(&lb);
+    log_msg(levels[level], "script", "%s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int l_setresp(lua_State *L)
+{
+    if (lua_gettop(L) != 1)
+        return fail(L, "redis.setresp() requires one argument.", 1);
+    int resp = (int)lua_tonumber(L, 1);
+    if (resp != 2 && resp != 3)
+        return fail(L, "RESP version must be 2 or 3.", 1);
+    engine_of(L)->script_resp = resp;
+    return 0;
+}
+
+static int l_set_repl(lua_State *L)
+{
+    if (lua_gettop(L) != 1)
+        return fail(L, "redis.set_repl() requires two arguments.", 1);
+    int flags = (int)lua_tonumber(L, -1);
+    if ((flags & ~3) != 0)
+        return fail(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or "
+                       "REPL_NONE.",
+                    1);
+    return 0; /* cohort replicates a script's effects, never the script */
+}
+
+static int l_true(lua_State *L)
+{
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_false(lua_State *L)
+{
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int l_nothing(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+
+/* pcall as redis-server 7.0 replaces it: an error table becomes its 'err'
+ * string, as older versions returned. */
+static int l_lua_pcall(lua_State *L)
+{
+    int argc = lua_gettop(L);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    if (lua_pcall(L, argc - 1, LUA_MULTRET, 0)) {
+        lua_remove(L, 1);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            if (lua_isstring(L, -1))
+                lua_replace(L, -2);
+            else
+                lua_pop(L, 1);
+        }
+        lua_pushboolean(L, 0);
+        lua_insert(L, 1);
+    }
+    return lua_gettop(L);
+}
+
+/* math.random / math.randomseed on redis-server's lrand48, so a seeded
+ * sequence is the same as there. */
+static int32_t lrand48_next(script_engine_t *e)
+{
+    e->rand48 = (0x5DEECE66DULL * e->rand48 + 0xB) & ((1ULL << 48) - 1);
+    return (int32_t)(e->rand48 >> 17);
+}
+
+static int l_random(lua_State *L)
+{
+    script_engine_t *e = engine_of(L);
+    lua_Number r = (lua_Number)(lrand48_next(e) % INT32_MAX) / (lua_Number)INT32_MAX;
+    switch (lua_gettop(L)) {
+    case 0:
+        lua_pushnumber(L, r);
+        break;
+    case 1: {
+        int u = luaL_checkint(L, 1);
+        luaL_argcheck(L, 1 <= u, 1, "interval is empty");
+        lua_pushnumber(L, floor(r * u) + 1);
+        break;
+    }
+    case 2: {
+        int l = luaL_checkint(L, 1);
+        int u = luaL_checkint(L, 2);
+        luaL_argcheck(L, l <= u, 2, "interval is empty");
+        lua_pushnumber(L, floor(r * (u - l + 1)) + l);
+        break;
+    }
+    default:
+        return luaL_error(L, "wrong number of arguments");
+    }
+    return 1;
+}
+
+static int l_randomseed(lua_State *L)
+{
+    uint32_t seed = (uint32_t)luaL_checkint(L, 1);
+    engine_of(L)->rand48 = ((uint64_t)seed << 16) | 0x330E;
+    return 0;
+}
+
+/* ---- sandbox ------------------------------------------------------------ */
+
+static int is_proxy(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    int yes = !lua_isnil(L, -1);
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* Replaces the proxy at idx (if it is one) by the table it stands for. */
+static void unproxy(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return;
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1))
+        lua_replace(L, idx);
+    else
+        lua_pop(L, 1);
+    lua_pop(L, 1);
+}
+
+static int l_readonly(lua_State *L)
+{
+    return luaL_error(L, READONLY_MSG);
+}
+
+static int l_missing_global(lua_State *L)
+{
+    if (!lua_isstring(L, -1))
+        return luaL_error(L, "Second argument to luaProtectedTableError must be a string or number");
+    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'",
+                      lua_tostring(L, -1));
+}
+
+static int l_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    if (is_proxy(L, 1)) {
+        lua_pushstring(L, READONLY_MSG);
+        return lua_error(L);
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+static int l_rawget(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    unproxy(L, 1);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static int l_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argcheck(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table expected");
+    if (is_proxy(L, 1)) {
+        lua_pushstring(L, READONLY_MSG);
+        return lua_error(L);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable"))
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int l_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    unproxy(L, 1);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int l_pairs(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* our next */
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Loads text as redis-server's Lua does: never as precompiled bytecode
+ * (a leading space makes the text parser reject it with its own message). */
+static int load_text(lua_State *L, const char *s, size_t n, const char *chunkname)
+{
+    if (n && s[0] == LUA_SIGNATURE[0]) {
+        luaL_Buffer lb;
+        luaL_buffinit(L, &lb);
+        luaL_addchar(&lb, ' ');
+        luaL_addlstring(&lb, s, n);
+        luaL_pushresult(&lb);
+        size_t m;
+        const char *t = lua_tolstring(L, -1, &m);
+        int rc = luaL_loadbuffer(L, t, m, chunkname);
+        lua_remove(L, -2);
+        return rc;
+    }
+    return luaL_loadbuffer(L, s, n, chunkname);
+}
+
+static int load_result(lua_State *L, int status)
+{
+    if (status == 0)
+        return 1;
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+static int l_loadstring(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *chunkname = luaL_optstring(L, 2, s);
+    return load_result(L, load_text(L, s, n, chunkname));
+}
+
+static int l_load(lua_State *L)
+{
+    const char *chunkname = luaL_optstring(L, 2, "=(load)");
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    luaL_Buffer lb;
+    luaL_buffinit(L, &lb); /* uses the stack above slot 2 */
+    for (;;) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 0, 1);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            break;
+        }
+        if (!lua_isstring(L, -1))
+            return luaL_error(L, "reader function must return a string");
+        luaL_addvalue(&lb);
+    }
+    luaL_pushresult(&lb);
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    return load_result(L, load_text(L, s, n, chunkname));
+}
+
+/* Creates a proxy for the table at the top of the stack, replacing it. */
+static void make_proxy(lua_State *L, lua_CFunction missing)
+{
+    int real = lua_gettop(L);
+    lua_newtable(L);           /* proxy */
+    lua_newtable(L);           /* its metatable */
+    if (missing) {             /* globals: the real table reports misses */
+        lua_newtable(L);
+        lua_pushcfunction(L, missing);
+        lua_setfield(L, -2, "__index");
+        lua_setmetatable(L, real);
+    }
+    lua_pushvalue(L, real);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_readonly);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, real);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_replace(L, real);
+}
+
+/* Makes the string metatable read-only too: getmetatable('') hands out a
+ * proxy of it whose __index is the string library's proxy. */
+static void protect_string_metatable(lua_State *L)
+{
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_getglobal(L, "string");
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -1);
+    make_proxy(L, NULL);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+}
+
+static void set_fn(lua_State *L, const char *name, lua_CFunction f)
+{
+    lua_pushcfunction(L, f);
+    lua_setfield(L, -2, name);
+}
+
+static void set_num(lua_State *L, const char *name, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, name);
+}
+
+static void register_redis(script_engine_t *e, lua_State *L)
+{
+    lua_newtable(L);
+    set_fn(L, "call", l_call);
+    set_fn(L, "pcall", l_pcall);
+    set_fn(L, "log", l_log);
+    set_num(L, "LOG_DEBUG", 0);
+    set_num(L, "LOG_VERBOSE", 1);
+    set_num(L, "LOG_NOTICE", 2);
+    set_num(L, "LOG_WARNING", 3);
+    int maj = 0, min = 0, pat = 0;
+    sscanf(e->version, "%d.%d.%d", &maj, &min, &pat);
+    set_num(L, "REDIS_VERSION_NUM", (lua_Number)((maj << 16) | (min << 8) | pat));
+    lua_pushstring(L, e->version);
+    lua_setfield(L, -2, "REDIS_VERSION");
+    set_fn(L, "setresp", l_setresp);
+    set_fn(L, "sha1hex", l_sha1hex);
+    set_fn(L, "error_reply", l_error_reply);
+    set_fn(L, "status_reply", l_status_reply);
+    set_fn(L, "set_repl", l_set_repl);
+    set_num(L, "REPL_NONE", 0);
+    set_num(L, "REPL_AOF", 1);
+    set_num(L, "REPL_SLAVE", 2);
+    set_num(L, "REPL_REPLICA", 2);
+    set_num(L, "REPL_ALL", 3);
+    set_fn(L, "acl_check_cmd", l_acl_check_cmd);
+    set_fn(L, "breakpoint", l_false);
+    set_fn(L, "debug", l_nothing);
+    set_fn(L, "replicate_commands", l_true);
+    lua_setglobal(L, "redis");
+}
+
+static void open_lib(lua_State *L, const char *name, lua_CFunction f)
+{
+    lua_pushcfunction(L, f);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 0);
+}
+
+static void open_libraries(lua_State *L)
+{
+    static const char *const removed[] = {"print", "dofile", "loadfile", "getfenv",
+                                          "setfenv", "newproxy", "module", "require"};
+    open_lib(L, "", luaopen_base);
+    open_lib(L, LUA_TABLIBNAME, luaopen_table);
+    open_lib(L, LUA_STRLIBNAME, luaopen_string);
+    open_lib(L, LUA_MATHLIBNAME, luaopen_math);
+    open_lib(L, LUA_DBLIBNAME, luaopen_debug);
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "cjson");
+    open_lib(L, "bit", luaopen_bit);
+    for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, removed[i]);
+    }
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "_LOADED"); /* no way back to the real tables */
+}
+
+static void replace_builtins(lua_State *L)
+{
+    lua_pushcfunction(L, l_lua_pcall);
+    lua_setglobal(L, "pcall");
+    lua_pushcfunction(L, l_rawset);
+    lua_setglobal(L, "rawset");
+    lua_pushcfunction(L, l_rawget);
+    lua_setglobal(L, "rawget");
+    lua_pushcfunction(L, l_setmetatable);
+    lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, l_next);
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "next");
+    lua_pushcclosure(L, l_pairs, 1);
+    lua_setglobal(L, "pairs");
+    lua_pushcfunction(L, l_loadstring);
+    lua_setglobal(L, "loadstring");
+    lua_pushcfunction(L, l_load);
+    lua_setglobal(L, "load");
+    lua_getglobal(L, "math");
+    set_fn(L, "random", l_random);
+    set_fn(L, "randomseed", l_randomseed);
+    lua_pop(L, 1);
+}
+
+/* redis-server's error handler, word for word: adds the script's source and
+ * line to the error table. It keeps the debug library to itself. */
+static const char err_handler_src[] =
+    "local dbg = debug\n"
+    "debug = nil\n"
+    "function __redis__err__handler(err)\n"
+    "  local i = dbg.getinfo(2,'nSl')\n"
+    "  if i and i.what == 'C' then\n"
+    "    i = dbg.getinfo(3,'nSl')\n"
+    "  end\n"
+    "  if type(err) ~= 'table' then\n"
+    "    err = {err='ERR ' .. tostring(err)}"
+    "  end"
+    "  if i then\n"
+    "    err['source'] = i.source\n"
+    "    err['line'] = i.currentline\n"
+    "  end"
+    "  return err\n"
+    "end\n";
+
+static void protect(lua_State *L)
+{
+    static const char *const libs[] = {"string", "math", "table", "coroutine",
+                                       "cjson", "bit", "redis"};
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
+    for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+        lua_getglobal(L, libs[i]);
+        make_proxy(L, NULL);
+        lua_setglobal(L, libs[i]);
+    }
+    protect_string_metatable(L);
+    lua_getglobal(L, "__redis__err__handler");
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_HANDLER);
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_REAL_G);
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    make_proxy(L, l_missing_global);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_GLOBALSINDEX, "_G");
+    lua_replace(L, LUA_GLOBALSINDEX);
+}
+
+static int open_protected(lua_State *L)
+{
+    script_engine_t *e = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    open_libraries(L);
+    register_redis(e, L);
+    replace_builtins(L);
+    if (luaL_loadbuffer(L, err_handler_src, sizeof(err_handler_src) - 1, "@err_handler_def"))
+        return lua_error(L);
+    lua_call(L, 0, 0);
+    protect(L);
+    return 0;
+}
+
+int slua_open(script_engine_t *e, char *err, size_t errlen)
+{
+    e->heap = 0;
+    e->enforce = 0;
+    e->L = lua_newstate(l_alloc, e);
+    if (!e->L) {
+        snprintf(err, errlen, "cannot create a Lua state");
+        return -1;
+    }
+    lua_atpanic(e->L, l_panic);
+    if (lua_cpcall(e->L, open_protected, e) != 0) {
+        snprintf(err, errlen, "cannot set up the Lua state: %s", lua_tostring(e->L, -1));
+        lua_close(e->L);
+        e->L = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void slua_close(script_engine_t *e)
+{
+    if (e->L)
+        lua_close(e->L);
+    e->L = NULL;
+}
+
+/* ---- compile and run ---------------------------------------------------- */
+
+static void func_name(char out[43], const char *sha)
+{
+    out[0] = 'f';
+    out[1] = '_';
+    memcpy(out + 2, sha, 41);
+}
+
+int slua_compile(script_engine_t *e, sentry_t *s, buf_t *out)
+{
+    lua_State *L = e->L;
+    char fname[43];
+    const char *text = s->body + s->shebang_len;
+    size_t n = s->len - s->shebang_len;
+    char *spaced = NULL;
+    if (n && text[0] == LUA_SIGNATURE[0]) { /* never bytecode: see load_text */
+        spaced = xmalloc(n + 1);
+        spaced[0] = ' ';
+        memcpy(spaced + 1, text, n);
+        text = spaced;
+        n++;
+    }
+    e->enforce = 1;
+    int rc = luaL_loadbuffer(L, text, n, "@user_script");
+    e->enforce = 0;
+    free(spaced);
+    if (rc != 0) {
+        slua_add_errorf(out, "Error compiling script (new function): %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    func_name(fname, s->sha);
+    lua_setfield(L, LUA_REGISTRYINDEX, fname);
+    s->compiled = 1;
+    return 0;
+}
+
+typedef struct run_ctx {
+    script_engine_t *e;
+    sentry_t *s;
+    int nkeys, nargs, resp;
+    const char **keys, **args;
+    const size_t *keyl, *argl;
+    buf_t *out;
+    int status; /* of the script's own pcall */
+} run_ctx_t;
+
+static void set_array(lua_State *L, const char *name, int n, const char **v, const size_t *l)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_REAL_G);
+    lua_pushstring(L, name);
+    lua_createtable(L, n, 0);
+    for (int j = 0; j < n; j++) {
+        lua_pushlstring(L, v[j], l[j]);
+        lua_rawseti(L, -2, j + 1);
+    }
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/* The reply for a script that raised: the error value is on top. */
+static void error_to_resp(script_engine_t *e, lua_State *L, int status, buf_t *b)
+{
+    if (!lua_istable(L, -1)) {
+        const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : "execution failure";
+        if (status == LUA_ERRMEM && e->hit_limit)
+            slua_add_errorf(b, "Error running script %s, %.100s (the scripting memory limit of %zu "
+                               "bytes was reached)",
+                            e->sha, msg, e->lim.max_memory);
+        else
+            slua_add_errorf(b, "Error running script %s, %.100s", e->sha, msg);
+        return;
+    }
+    lua_getfield(L, -1, "err");
+    const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+    lua_getfield(L, -2, "source");
+    const char *source = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+    lua_getfield(L, -3, "line");
+    const char *line = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+    buf_t tmp;
+    buf_init(&tmp);
+    if (!msg)
+        buf_printf(&tmp, "ERR Error running script %s, the error object has no 'err' field",
+                   e->sha);
+    else
+        buf_printf(&tmp, "-%s", msg);
+    if (msg && line && source)
+        buf_printf(&tmp, " script: %s, on %s:%s.", e->sha, source, line);
+    slua_add_error(b, buf_head(&tmp), buf_len(&tmp));
+    buf_free(&tmp);
+    lua_pop(L, 3);
+}
+
+static int run_protected(lua_State *L)
+{
+    run_ctx_t *rc = lua_touserdata(L, 1);
+    script_engine_t *e = rc->e;
+    char fname[43];
+    lua_settop(L, 0);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_HANDLER);
+    func_name(fname, rc->s->sha);
+    lua_getfield(L, LUA_REGISTRYINDEX, fname);
+    set_array(L, "KEYS", rc->nkeys, rc->keys, rc->keyl);
+    set_array(L, "ARGV", rc->nargs, rc->args, rc->argl);
+    rc->status = lua_pcall(L, 0, 1, 1);
+    if (rc->status)
+        error_to_resp(e, L, rc->status, rc->out);
+    else
+        to_resp(e, L, rc->out, rc->resp);
+    lua_settop(L, 0);
+    return 0;
+}
+
+/* The count hook: busy threshold, busy callback and SCRIPT KILL. */
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    script_engine_t *e = engine_of(L);
+    uint64_t now = slua_now_ns();
+    if (e->lim.busy_ms > 0 && now - e->start_ns >= (uint64_t)e->lim.busy_ms * 1000000ULL) {
+        if (!e->timedout) {
+            e->timedout = 1;
+            log_warn("script",
+                     "Slow script detected: still in execution after %llu milliseconds. You can "
+                     "try killing the script using the SCRIPT KILL command. Script name is: %s.",
+                     (unsigned long long)((now - e->start_ns) / 1000000ULL), e->sha);
+        }
+        if (e->host.busy && (e->last_busy_ns == 0 || now - e->last_busy_ns >= BUSY_EVERY_NS)) {
+            e->last_busy_ns = now;
+            e->host.busy(e->host.ud);
+        }
+    }
+    if (e->killed) {
+        log_warn("script", "Lua script killed by user with SCRIPT KILL.");
+        /* every line from now on raises again, so pcall cannot hold it */
+        lua_sethook(L, count_hook, LUA_MASKLINE, 0);
+        push_error(L, "Script killed by user with SCRIPT KILL...");
+        lua_error(L);
+    }
+}
+
+void slua_run(script_engine_t *e, sentry_t *s, int nkeys, const char **keys, const size_t *keyl,
+              int nargs, const char **args, const size_t *argl, int resp, buf_t *out)
+{
+    lua_State *L = e->L;
+    buf_t tmp;
+    run_ctx_t rc = {e, s, nkeys, nargs, resp, keys, args, keyl, argl, &tmp, 0};
+    buf_init(&tmp);
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
+    e->hit_limit = 0;
+    e->enforce = 1;
+    int status = lua_cpcall(L, run_protected, &rc);
+    e->enforce = 0;
+    lua_sethook(L, NULL, 0, 0);
+    if (status != 0) { /* out of memory outside the script's own pcall */
+        lua_settop(L, 0);
+        buf_clear(&tmp);
+        slua_add_errorf(&tmp, "Error running script %s, not enough memory (the scripting memory "
+                              "limit of %zu bytes was reached)",
+                        e->sha, e->lim.max_memory);
+    }
+    buf_append(out, buf_head(&tmp), buf_len(&tmp));
+    buf_free(&tmp);
+    if (e->hit_limit || status != 0 || rc.status == LUA_ERRMEM)
+        lua_gc(L, LUA_GCCOLLECT, 0);
+    else if (++e->runs % 50 == 0)
+        lua_gc(L, LUA_GCSTEP, 50);
+}
