@@ -262,6 +262,27 @@ static int reset_state(script_engine_t *e)
     return 0;
 }
 
+/* Compiles s; if that fails because the Lua heap is at its limit (compiled
+ * scripts fill it), starts a fresh state and tries once more. Returns 0, or
+ * -1 with the error reply appended to out. */
+static int compile(script_engine_t *e, sentry_t *s, buf_t *out)
+{
+    buf_t first;
+    buf_init(&first);
+    e->hit_limit = 0;
+    int rc = slua_compile(e, s, &first);
+    if (rc < 0 && e->hit_limit && reset_state(e) == 0) {
+        log_warn("script", "Lua heap full while compiling: started a fresh Lua state; cached "
+                           "scripts are recompiled on their next run");
+        buf_clear(&first);
+        rc = slua_compile(e, s, &first);
+    }
+    if (rc < 0)
+        buf_append(out, buf_head(&first), buf_len(&first));
+    buf_free(&first);
+    return rc;
+}
+
 /* Finds or creates the cache entry for body. Returns it, or NULL with the
  * error reply appended to out. */
 static sentry_t *create_entry(script_engine_t *e, const char *body, size_t len, buf_t *out)
@@ -291,7 +312,7 @@ static sentry_t *create_entry(script_engine_t *e, const char *body, size_t len, 
     s->len = len;
     s->shebang_len = shebang_len;
     s->flags = flags;
-    if (slua_compile(e, s, out) < 0) {
+    if (compile(e, s, out) < 0) {
         free(s->body);
         free(s);
         return NULL;
@@ -337,7 +358,7 @@ void script_eval(script_engine_t *e, const char *body, size_t len, int evalsha, 
         slua_add_error(reply, "no Lua state", 12);
         return;
     }
-    if (!s->compiled && slua_compile(e, s, reply) < 0)
+    if (!s->compiled && compile(e, s, reply) < 0)
         return;
     if (ro && !(s->flags & SFLAG_EVAL_COMPAT) && !(s->flags & SFLAG_NO_WRITES)) {
         slua_add_errorf(reply, "Can not execute a script with write flag using *_ro command.");
@@ -353,6 +374,10 @@ void script_eval(script_engine_t *e, const char *body, size_t len, int evalsha, 
     slua_run(e, s, nkeys, keys, keyl, nargs, args, argl, resp, reply);
     e->running = 0;
     e->sha = NULL;
+    buf_clear(&e->reply);
+    buf_trim(&e->reply, 64 * 1024);
+    buf_clear(&e->nums);
+    buf_trim(&e->nums, 64 * 1024);
     after_run(e);
 }
 

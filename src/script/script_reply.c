@@ -275,9 +275,9 @@ long sreply_check(const char *data, size_t len, int max_depth)
 
 long sreply_parse(const char *data, size_t len, int max_depth, const sreply_cb_t *cb, void *ctx)
 {
-    sreply_parser_t p = {data, data + len, 0, max_depth, cb, 0};
     if (!data || len == 0)
         return -1;
+    sreply_parser_t p = {data, data + len, 0, max_depth, cb, 0};
     sreply_next(&p, ctx);
     return p.failed ? -1 : (long)(p.p - data);
 }

@@ -587,6 +587,37 @@ static void memory_limit(void **state)
     buf_free(&out);
 }
 
+/* Compiled scripts alone fill the heap: the engine starts a fresh Lua state
+ * and recompiles cached scripts when they run again. */
+static void state_reset_keeps_cache(void **state)
+{
+    (void)state;
+    script_limits_t lim = {0, 1 << 20, 0, NULL};
+    F.e = engine(&lim);
+    char first[41], sha[41];
+    char *body = malloc(8192);
+    buf_t out;
+    buf_init(&out);
+    for (int i = 0; i < 300; i++) {
+        int n = snprintf(body, 8192, "return {%d, '", i);
+        memset(body + n, 'a' + i % 26, 5000);
+        snprintf(body + n + 5000, 8192 - (size_t)n - 5000, "%d'}", i);
+        assert_int_equal(script_load(F.e, body, strlen(body), sha, &out), 0);
+        if (i == 0)
+            memcpy(first, sha, 41);
+    }
+    buf_append(&out, "", 1);
+    assert_string_equal(buf_head(&out), "");
+    assert_int_equal(script_count(F.e), 300);
+    assert_true(script_vm_memory(F.e) <= (size_t)1 << 20);
+    assert_int_equal(strncmp(run(F.e, 2, 3, "EVALSHA", first, "0"), "*2\r\n:0\r\n$5001\r\naaa", 18), 0);
+    const char *r = run(F.e, 2, 3, "EVALSHA", sha, "0");
+    assert_int_equal(strlen(r), 17 + 5003 + 2);
+    assert_string_equal(r + strlen(r) - 5, "299\r\n");
+    free(body);
+    buf_free(&out);
+}
+
 static void huge_scripts(void **state)
 {
     (void)state;
@@ -658,6 +689,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unkillable_after_write, setup, teardown),
         cmocka_unit_test_setup_teardown(no_busy_below_threshold, setup, teardown),
         cmocka_unit_test_setup_teardown(memory_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(state_reset_keeps_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(huge_scripts, setup, teardown),
         cmocka_unit_test_setup_teardown(deep_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(cache_accounting, setup, teardown),
