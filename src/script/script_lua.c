@@ -1358,6 +1358,7 @@ static int run_protected(lua_State *L)
     run_ctx_t *rc = lua_touserdata(L, 1);
     script_engine_t *e = rc->e;
     char fname[43];
+    e->enforce = 1; /* only now: lua_cpcall's own allocation must not fail */
     lua_settop(L, 0);
     lua_getfield(L, LUA_REGISTRYINDEX, REG_HANDLER);
     func_name(fname, rc->s->sha);
@@ -1410,7 +1411,6 @@ void slua_run(script_engine_t *e, sentry_t *s, int nkeys, const char **keys, con
     buf_init(&tmp);
     lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
     e->hit_limit = 0;
-    e->enforce = 1;
     int status = lua_cpcall(L, run_protected, &rc);
     e->enforce = 0;
     lua_sethook(L, NULL, 0, 0);

@@ -169,6 +169,20 @@ CASES = [
     (2, [[E, "redis.setresp(3) return type(redis.call('get', 'nokey'))", '0']]),
     (2, [[E, "return type(redis.call('get', 'nokey'))", '0']]),
     (2, [[E, "redis.call('set','k','v') return redis.call('del','k','nokey')", '0']]),
+    # lock helpers' release scripts (redis-py, redlock/Laravel), both outcomes
+    (2, [['SET', 'lock', 'tok'],
+         [E, "local token = redis.call('get', KEYS[1])\nif not token or token ~= ARGV[1] then\n    return 0\nend\nredis.call('del', KEYS[1])\nreturn 1\n", '1', 'lock', 'other'],
+         [E, "local token = redis.call('get', KEYS[1])\nif not token or token ~= ARGV[1] then\n    return 0\nend\nredis.call('del', KEYS[1])\nreturn 1\n", '1', 'lock', 'tok'],
+         ['SET', 'lock', 'tok'],
+         [E, 'if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end', '1', 'lock', 'tok'],
+         [E, 'if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end', '1', 'lock', 'tok']]),
+    (2, [[E, "local function f()\n  error('deep')\nend\nf()", '0'],
+         [E, "local function f()\n  return redis.call('nosuch')\nend\nreturn f()", '0'],
+         [E, "local function f()\n  local x = nil\n  return x.y\nend\nreturn f()", '0'],
+         [E, "return redis.call('incr', 'k', 'extra')", '0']]),
+    (3, [[E, "return {redis.pcall('nosuch'), 1}", '0'], [E, "return redis.call('nosuch')", '0'],
+         [E, "return {1, nil, 3}", '0'], [E, "return {map={k={1, false}}}", '0'],
+         [E, "return redis.sha1hex('abc')", '0']]),
 ]
 
 def enc(args):

@@ -422,5 +422,26 @@ static const struct script_case script_cases[] = {
     {2, 1, {
         {3, {"EVAL", "redis.call('set','k','v') return redis.call('del','k','nokey')", "0"}, R(":1\r\n")},
     }},
+    {2, 6, {
+        {3, {"SET", "lock", "tok"}, R("+OK\r\n")},
+        {5, {"EVAL", "local token = redis.call('get', KEYS[1])\nif not token or token ~= ARGV[1] then\n    return 0\nend\nredis.call('del', KEYS[1])\nreturn 1\n", "1", "lock", "other"}, R(":0\r\n")},
+        {5, {"EVAL", "local token = redis.call('get', KEYS[1])\nif not token or token ~= ARGV[1] then\n    return 0\nend\nredis.call('del', KEYS[1])\nreturn 1\n", "1", "lock", "tok"}, R(":1\r\n")},
+        {3, {"SET", "lock", "tok"}, R("+OK\r\n")},
+        {5, {"EVAL", "if redis.call(\"get\",KEYS[1]) == ARGV[1] then return redis.call(\"del\",KEYS[1]) else return 0 end", "1", "lock", "tok"}, R(":1\r\n")},
+        {5, {"EVAL", "if redis.call(\"get\",KEYS[1]) == ARGV[1] then return redis.call(\"del\",KEYS[1]) else return 0 end", "1", "lock", "tok"}, R(":0\r\n")},
+    }},
+    {2, 4, {
+        {3, {"EVAL", "local function f()\n  error('deep')\nend\nf()", "0"}, R("-ERR user_script:2: deep script: 93f32af31bb572a60c24e11a5a8d9a1fb6c99352, on @user_script:2.\r\n")},
+        {3, {"EVAL", "local function f()\n  return redis.call('nosuch')\nend\nreturn f()", "0"}, R("-ERR Unknown Redis command called from script script: 5efc473aaed6617aa978b28073317c9d5004d66b, on @user_script:2.\r\n")},
+        {3, {"EVAL", "local function f()\n  local x = nil\n  return x.y\nend\nreturn f()", "0"}, R("-ERR user_script:3: attempt to index local 'x' (a nil value) script: 1cf55b79d56cdf7a61323762b2875da790e3cdff, on @user_script:3.\r\n")},
+        {3, {"EVAL", "return redis.call('incr', 'k', 'extra')", "0"}, R("-ERR Wrong number of args calling Redis command from script script: 0a3761a138de8a2f4a1ff5686f53dd8d805d7fef, on @user_script:1.\r\n")},
+    }},
+    {3, 5, {
+        {3, {"EVAL", "return {redis.pcall('nosuch'), 1}", "0"}, R("*2\r\n-ERR Unknown Redis command called from script\r\n:1\r\n")},
+        {3, {"EVAL", "return redis.call('nosuch')", "0"}, R("-ERR Unknown Redis command called from script script: 206396248e12c6e742fd7296250433c8d7343b74, on @user_script:1.\r\n")},
+        {3, {"EVAL", "return {1, nil, 3}", "0"}, R("*1\r\n:1\r\n")},
+        {3, {"EVAL", "return {map={k={1, false}}}", "0"}, R("%1\r\n$1\r\nk\r\n*2\r\n:1\r\n_\r\n")},
+        {3, {"EVAL", "return redis.sha1hex('abc')", "0"}, R("$40\r\na9993e364706816aba3e25717850c26c9cd0d89d\r\n")},
+    }},
 };
 #undef R
