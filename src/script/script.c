@@ -141,7 +141,7 @@ static int shebang_flags(const char *v, size_t n, unsigned *flags, buf_t *out)
             j++;
         int bit = flag_bit(v + i, j - i);
         if (!bit) {
-            slua_add_errorf(out, "Unexpected flag in script shebang: %.*s", (int)(j - i), v + i);
+            sconv_add_errorf(out, "Unexpected flag in script shebang: %.*s", (int)(j - i), v + i);
             return -1;
         }
         *flags |= (unsigned)bit;
@@ -161,7 +161,7 @@ static int parse_shebang(const char *body, size_t len, unsigned *flags, size_t *
         return 0;
     const char *nl = memchr(body, '\n', len);
     if (!nl) {
-        slua_add_error(out, "Invalid script shebang", 22);
+        sconv_add_error(out, "Invalid script shebang", 22);
         return -1;
     }
     *shebang_len = (size_t)(nl - body);
@@ -178,14 +178,14 @@ static int parse_shebang(const char *body, size_t len, unsigned *flags, size_t *
         size_t n = (size_t)(q - p);
         if (part++ == 0) {
             if (n != 5 || memcmp(p, "#!lua", 5) != 0) {
-                slua_add_errorf(out, "Unexpected engine in script shebang: %.*s", (int)n, p);
+                sconv_add_errorf(out, "Unexpected engine in script shebang: %.*s", (int)n, p);
                 return -1;
             }
         } else if (n >= 6 && memcmp(p, "flags=", 6) == 0) {
             if (shebang_flags(p + 6, n - 6, flags, out) < 0)
                 return -1;
         } else {
-            slua_add_errorf(out, "Unknown lua shebang option: %.*s", (int)n, p);
+            sconv_add_errorf(out, "Unknown lua shebang option: %.*s", (int)n, p);
             return -1;
         }
         p = q;
@@ -293,7 +293,7 @@ static sentry_t *create_entry(script_engine_t *e, const char *body, size_t len, 
     if (s)
         return s;
     if (e->lim.max_script_len && len > e->lim.max_script_len) {
-        slua_add_errorf(out, "Error compiling script (new function): the script is %zu bytes, "
+        sconv_add_errorf(out, "Error compiling script (new function): the script is %zu bytes, "
                              "more than the limit of %zu",
                         len, e->lim.max_script_len);
         return NULL;
@@ -303,7 +303,7 @@ static sentry_t *create_entry(script_engine_t *e, const char *body, size_t len, 
     if (parse_shebang(body, len, &flags, &shebang_len, out) < 0)
         return NULL;
     if (!e->L && reset_state(e) < 0) {
-        slua_add_error(out, "Error compiling script (new function): no Lua state", 52);
+        sconv_add_error(out, "Error compiling script (new function): no Lua state", 52);
         return NULL;
     }
     s = xcalloc(1, sizeof(*s));
@@ -339,7 +339,7 @@ void script_eval(script_engine_t *e, const char *body, size_t len, int evalsha, 
 {
     sentry_t *s;
     if (e->running) {
-        slua_add_error(reply, "This Redis command is not allowed from script", 45);
+        sconv_add_error(reply, "This Redis command is not allowed from script", 45);
         return;
     }
     if (evalsha) {
@@ -355,13 +355,13 @@ void script_eval(script_engine_t *e, const char *body, size_t len, int evalsha, 
             return;
     }
     if (!e->L && reset_state(e) < 0) {
-        slua_add_error(reply, "no Lua state", 12);
+        sconv_add_error(reply, "no Lua state", 12);
         return;
     }
     if (!s->compiled && compile(e, s, reply) < 0)
         return;
     if (ro && !(s->flags & SFLAG_EVAL_COMPAT) && !(s->flags & SFLAG_NO_WRITES)) {
-        slua_add_errorf(reply, "Can not execute a script with write flag using *_ro command.");
+        sconv_add_errorf(reply, "Can not execute a script with write flag using *_ro command.");
         return;
     }
     e->running = 1;
@@ -384,7 +384,7 @@ void script_eval(script_engine_t *e, const char *body, size_t len, int evalsha, 
 int script_load(script_engine_t *e, const char *body, size_t len, char sha[41], buf_t *reply)
 {
     if (e->running) {
-        slua_add_error(reply, "This Redis command is not allowed from script", 45);
+        sconv_add_error(reply, "This Redis command is not allowed from script", 45);
         return -1;
     }
     sentry_t *s = create_entry(e, body, len, reply);
@@ -477,7 +477,7 @@ static int parse_ll(const char *s, size_t n, long long *out)
 
 static void arity_error(buf_t *reply, const char *name)
 {
-    slua_add_errorf(reply, "wrong number of arguments for '%s' command", name);
+    sconv_add_errorf(reply, "wrong number of arguments for '%s' command", name);
 }
 
 static void eval_command(script_engine_t *e, int argc, const char **argv, const size_t *argl,
@@ -493,15 +493,15 @@ static void eval_command(script_engine_t *e, int argc, const char **argv, const 
         return;
     }
     if (parse_ll(argv[2], argl[2], &nkeys) < 0) {
-        slua_add_error(reply, "value is not an integer or out of range", 39);
+        sconv_add_error(reply, "value is not an integer or out of range", 39);
         return;
     }
     if (nkeys > argc - 3) {
-        slua_add_errorf(reply, "Number of keys can't be greater than number of args");
+        sconv_add_errorf(reply, "Number of keys can't be greater than number of args");
         return;
     }
     if (nkeys < 0) {
-        slua_add_errorf(reply, "Number of keys can't be negative");
+        sconv_add_errorf(reply, "Number of keys can't be negative");
         return;
     }
     int nk = (int)nkeys;
@@ -533,11 +533,11 @@ static void script_flush_cmd(script_engine_t *e, int argc, const char **argv, co
                              buf_t *reply)
 {
     if (argc > 3 || (argc == 3 && !is(argv[2], argl[2], "sync") && !is(argv[2], argl[2], "async"))) {
-        slua_add_errorf(reply, "SCRIPT FLUSH only support SYNC|ASYNC option");
+        sconv_add_errorf(reply, "SCRIPT FLUSH only support SYNC|ASYNC option");
         return;
     }
     if (script_flush(e) < 0)
-        slua_add_errorf(reply, "SCRIPT FLUSH failed: no Lua state");
+        sconv_add_errorf(reply, "SCRIPT FLUSH failed: no Lua state");
     else
         buf_append_str(reply, "+OK\r\n");
 }
@@ -556,13 +556,13 @@ static int subcommand_check(int argc, const char **argv, const size_t *argl, buf
             continue;
         int a = subs[i].arity;
         if ((a > 0 && argc != a) || (a < 0 && argc < -a)) {
-            slua_add_errorf(reply, "wrong number of arguments for 'script|%s' command",
+            sconv_add_errorf(reply, "wrong number of arguments for 'script|%s' command",
                             subs[i].name);
             return -1;
         }
         return 0;
     }
-    slua_add_errorf(reply, "unknown subcommand '%.128s'. Try SCRIPT HELP.", argv[1]);
+    sconv_add_errorf(reply, "unknown subcommand '%.128s'. Try SCRIPT HELP.", argv[1]);
     return -1;
 }
 
@@ -595,9 +595,9 @@ static void script_cmd(script_engine_t *e, int argc, const char **argv, const si
     } else if (is(argv[2], argl[2], "no")) { /* debug */
         buf_append_str(reply, "+OK\r\n");
     } else if (is(argv[2], argl[2], "yes") || is(argv[2], argl[2], "sync")) {
-        slua_add_errorf(reply, "SCRIPT DEBUG is not supported by cohort");
+        sconv_add_errorf(reply, "SCRIPT DEBUG is not supported by cohort");
     } else {
-        slua_add_errorf(reply, "Use SCRIPT DEBUG YES/SYNC/NO");
+        sconv_add_errorf(reply, "Use SCRIPT DEBUG YES/SYNC/NO");
     }
 }
 

@@ -73,12 +73,24 @@ void slua_run(script_engine_t *e, sentry_t *s, int nkeys, const char **keys, con
  * returns -1. */
 int slua_compile(script_engine_t *e, sentry_t *s, buf_t *out);
 uint64_t slua_now_ns(void);
+/* SHA1 of p as 40 lowercase hex digits plus NUL. */
+void slua_sha1hex(char out[41], const void *p, size_t n);
+
+/* script_conv.c */
+struct sreply_cb;
 /* Appends "-<text>\r\n" the way redis-server's addReplyErrorFormat does:
  * "ERR " prepended unless text starts with '-', CR/LF trimmed at the ends
  * and turned into spaces inside. */
-void slua_add_error(buf_t *b, const char *text, size_t n);
-void slua_add_errorf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* SHA1 of p as 40 lowercase hex digits plus NUL. */
-void slua_sha1hex(char out[41], const void *p, size_t n);
+void sconv_add_error(buf_t *b, const char *text, size_t n);
+void sconv_add_errorf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Pushes redis-server's error table {err = "CODE message"} for err, which is
+ * "-CODE message" or a bare message (code ERR). May raise (memory). */
+void sconv_push_error(lua_State *L, const char *err);
+/* Callbacks for sreply_parse that push a command's reply as one Lua value
+ * (ctx is the lua_State); call only on bytes sreply_check accepted. */
+extern const struct sreply_cb sconv_to_lua;
+/* Converts the value on top of the stack into RESP (protocol resp) in b and
+ * pops it; redis-server's luaReplyToRedisReply. May raise (memory). */
+void sconv_to_resp(script_engine_t *e, lua_State *L, buf_t *b, int resp);
 
 #endif

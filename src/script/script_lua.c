@@ -1,6 +1,7 @@
 /* script_lua: the Lua 5.1 state behind cohort's script engine — its sandbox,
- * the redis.* API, and the conversions between RESP and Lua values, all as
- * redis-server 7.0 (src/script_lua.c, src/eval.c) has them.
+ * the redis.* API, compiling and running a script, all as redis-server 7.0
+ * (src/script_lua.c, src/eval.c) has them. The value conversions are in
+ * script_conv.c.
  *
  * Owns: the lua_State of one engine, its allocator (which counts and limits
  * the heap) and its count hook (busy threshold, SCRIPT KILL).
@@ -20,13 +21,13 @@
  * cmsgpack.
  *
  * Invariants (tests/unit/test_script.c):
- *  1. Reply bytes equal redis-server 7.0.15's for the recorded cases
- *     (redis_recorded_replies).
- *  2. A script never sees another script's globals (sandbox_*).
- *  3. Past the memory limit a script fails and the engine keeps working
- *     (memory_limit).
- *  4. Deep tables in a reply end in "reached lua stack limit", never in a
- *     C stack overflow (deep_reply). */
+ *  1. Error texts, globals and library contents equal redis-server
+ *     7.0.15's for the recorded cases (redis_recorded_replies).
+ *  2. A script never sees another script's globals (sandbox_isolation).
+ *  3. Past the memory limit a script fails and the engine keeps working;
+ *     compiled scripts that fill the heap move to a fresh state
+ *     (memory_limit, state_reset_keeps_cache).
+ *  4. A killed script cannot hold on with pcall (kill_from_busy). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -120,477 +121,6 @@ static int l_panic(lua_State *L)
     return 0;
 }
 
-/* ---- errors ---------------------------------------------------------- */
-
-void slua_add_error(buf_t *b, const char *text, size_t n)
-{
-    while (n && (*text == '\r' || *text == '\n')) {
-        text++;
-        n--;
-    }
-    while (n && (text[n - 1] == '\r' || text[n - 1] == '\n'))
-        n--;
-    if (!n || text[0] != '-')
-        buf_append(b, "-ERR ", 5);
-    char *d = buf_reserve(b, n + 2);
-    for (size_t i = 0; i < n; i++)
-        d[i] = (text[i] == '\r' || text[i] == '\n') ? ' ' : text[i];
-    d[n] = '\r';
-    d[n + 1] = '\n';
-    buf_commit(b, n + 2);
-}
-
-void slua_add_errorf(buf_t *b, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n < sizeof(small)) {
-        slua_add_error(b, small, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        slua_add_error(b, small, sizeof(small) - 1);
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    slua_add_error(b, big, (size_t)n);
-    free(big);
-}
-
-/* Pushes redis-server's error table {err = "CODE message"} for err, which is
- * either "-CODE message" or a bare message (code ERR). */
-static void push_error(lua_State *L, const char *err)
-{
-    const char *code = "ERR", *msg = err;
-    size_t codelen = 3;
-    if (err[0] == '-') {
-        const char *sp = strchr(err, ' ');
-        if (!sp) {
-            msg = err + 1;
-        } else {
-            code = err + 1;
-            codelen = (size_t)(sp - err - 1);
-            msg = sp + 1;
-        }
-    }
-    size_t mlen = strlen(msg);
-    while (mlen && (*msg == '\r' || *msg == '\n')) {
-        msg++;
-        mlen--;
-    }
-    while (mlen && (msg[mlen - 1] == '\r' || msg[mlen - 1] == '\n'))
-        mlen--;
-    lua_newtable(L);
-    lua_pushstring(L, "err");
-    luaL_Buffer lb;
-    luaL_buffinit(L, &lb);
-    luaL_addlstring(&lb, code, codelen);
-    luaL_addchar(&lb, ' ');
-    luaL_addlstring(&lb, msg, mlen);
-    luaL_pushresult(&lb);
-    lua_settable(L, -3);
-}
-
-/* ---- RESP reply -> Lua ------------------------------------------------ */
-
-static void r_status(void *ctx, const char *s, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 3, "reply too deep");
-    lua_newtable(L);
-    lua_pushstring(L, "ok");
-    lua_pushlstring(L, s, n);
-    lua_settable(L, -3);
-}
-
-static void r_error(void *ctx, const char *s, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 4, "reply too deep");
-    lua_pushlstring(L, s, n); /* to a C string: stops at a NUL, as sds does */
-    lua_pushfstring(L, "-%s", lua_tostring(L, -1));
-    push_error(L, lua_tostring(L, -1));
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-}
-
-static void r_integer(void *ctx, long long v)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 1, "reply too deep");
-    lua_pushnumber(L, (lua_Number)v);
-}
-
-static void r_bulk(void *ctx, const char *s, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 1, "reply too deep");
-    lua_pushlstring(L, s, n);
-}
-
-static void r_false(void *ctx)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 1, "reply too deep");
-    lua_pushboolean(L, 0);
-}
-
-static void r_null(void *ctx)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 1, "reply too deep");
-    lua_pushnil(L);
-}
-
-static void r_bool(void *ctx, int v)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 1, "reply too deep");
-    lua_pushboolean(L, v);
-}
-
-static void r_double(void *ctx, double v)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 3, "reply too deep");
-    lua_newtable(L);
-    lua_pushstring(L, "double");
-    lua_pushnumber(L, v);
-    lua_settable(L, -3);
-}
-
-static void r_bignum(void *ctx, const char *s, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 3, "reply too deep");
-    lua_newtable(L);
-    lua_pushstring(L, "big_number");
-    lua_pushlstring(L, s, n);
-    lua_settable(L, -3);
-}
-
-static void r_verbatim(void *ctx, const char *fmt, const char *s, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 5, "reply too deep");
-    lua_newtable(L);
-    lua_pushstring(L, "verbatim_string");
-    lua_newtable(L);
-    lua_pushstring(L, "string");
-    lua_pushlstring(L, s, n);
-    lua_settable(L, -3);
-    lua_pushstring(L, "format");
-    lua_pushlstring(L, fmt, 3);
-    lua_settable(L, -3);
-    lua_settable(L, -3);
-}
-
-static void r_array(sreply_parser_t *p, void *ctx, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 3, "reply too deep");
-    lua_newtable(L);
-    for (size_t j = 0; j < n; j++) {
-        lua_pushnumber(L, (lua_Number)(j + 1));
-        sreply_next(p, L);
-        lua_settable(L, -3);
-    }
-}
-
-static void r_map(sreply_parser_t *p, void *ctx, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 4, "reply too deep");
-    lua_newtable(L);
-    lua_pushstring(L, "map");
-    lua_newtable(L);
-    for (size_t j = 0; j < n; j++) {
-        sreply_next(p, L);
-        sreply_next(p, L);
-        lua_settable(L, -3);
-    }
-    lua_settable(L, -3);
-}
-
-static void r_set(sreply_parser_t *p, void *ctx, size_t n)
-{
-    lua_State *L = ctx;
-    luaL_checkstack(L, 4, "reply too deep");
-    lua_newtable(L);
-    lua_pushstring(L, "set");
-    lua_newtable(L);
-    for (size_t j = 0; j < n; j++) {
-        sreply_next(p, L);
-        luaL_checkstack(L, 1, "reply too deep");
-        lua_pushboolean(L, 1);
-        lua_settable(L, -3);
-    }
-    lua_settable(L, -3);
-}
-
-static const sreply_cb_t to_lua_cb = {
-    .status = r_status,
-    .error = r_error,
-    .integer = r_integer,
-    .bulk = r_bulk,
-    .null_bulk = r_false,
-    .null_array = r_false,
-    .null = r_null,
-    .boolean = r_bool,
-    .dbl = r_double,
-    .bignum = r_bignum,
-    .verbatim = r_verbatim,
-    .array = r_array,
-    .set = r_set,
-    .map = r_map,
-};
-
-/* ---- Lua value -> RESP ------------------------------------------------ */
-
-static void add_line(buf_t *b, char type, long long v)
-{
-    buf_printf(b, "%c%lld\r\n", type, v);
-}
-
-static void add_bulk(buf_t *b, const char *s, size_t n)
-{
-    add_line(b, '$', (long long)n);
-    buf_append(b, s, n);
-    buf_append(b, "\r\n", 2);
-}
-
-static void add_null(buf_t *b, int resp)
-{
-    if (resp == 2)
-        buf_append(b, "$-1\r\n", 5);
-    else
-        buf_append(b, "_\r\n", 3);
-}
-
-/* (long long)d as x86-64 computes it, without the undefined behaviour. */
-static long long d2ll(double d)
-{
-    if (d >= -9223372036854775808.0 && d < 9223372036854775808.0)
-        return (long long)d;
-    return LLONG_MIN;
-}
-
-static void add_double(buf_t *b, int resp, double d)
-{
-    char num[64];
-    if (isinf(d)) {
-        if (resp == 2)
-            add_bulk(b, d > 0 ? "inf" : "-inf", d > 0 ? 3 : 4);
-        else
-            buf_append_str(b, d > 0 ? ",inf\r\n" : ",-inf\r\n");
-        return;
-    }
-    int n = snprintf(num, sizeof(num), "%.17g", d);
-    if (resp == 2) {
-        add_bulk(b, num, (size_t)n);
-    } else {
-        buf_append(b, ",", 1);
-        buf_append(b, num, (size_t)n);
-        buf_append(b, "\r\n", 2);
-    }
-}
-
-/* Appends s with CR and LF turned into spaces (sdsmapchars). */
-static void append_mapped(buf_t *b, const char *s, size_t n)
-{
-    char *d = buf_reserve(b, n);
-    for (size_t i = 0; i < n; i++)
-        d[i] = (s[i] == '\r' || s[i] == '\n') ? ' ' : s[i];
-    buf_commit(b, n);
-}
-
-static void to_resp(script_engine_t *e, lua_State *L, buf_t *b, int resp);
-
-/* Looks up field name of the table on top; leaves it pushed; returns its type. */
-static int field(lua_State *L, int idx, const char *name)
-{
-    lua_pushstring(L, name);
-    lua_rawget(L, idx < 0 ? idx - 1 : idx);
-    return lua_type(L, -1);
-}
-
-static int table_special(lua_State *L, buf_t *b, int resp)
-{
-    if (field(L, -1, "err") == LUA_TSTRING) {
-        const char *m = lua_tostring(L, -1);
-        buf_t tmp;
-        buf_init(&tmp);
-        buf_printf(&tmp, "-%s", m);
-        slua_add_error(b, buf_head(&tmp), buf_len(&tmp));
-        buf_free(&tmp);
-        lua_pop(L, 1);
-        return 1;
-    }
-    lua_pop(L, 1);
-    if (field(L, -1, "ok") == LUA_TSTRING) {
-        const char *m = lua_tostring(L, -1);
-        buf_append(b, "+", 1);
-        append_mapped(b, m, strlen(m));
-        buf_append(b, "\r\n", 2);
-        lua_pop(L, 1);
-        return 1;
-    }
-    lua_pop(L, 1);
-    if (field(L, -1, "double") == LUA_TNUMBER) {
-        add_double(b, resp, lua_tonumber(L, -1));
-        lua_pop(L, 1);
-        return 1;
-    }
-    lua_pop(L, 1);
-    if (field(L, -1, "big_number") == LUA_TSTRING) {
-        size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
-        if (resp == 2) {
-            add_line(b, '$', (long long)n);
-        } else {
-            buf_append(b, "(", 1);
-        }
-        append_mapped(b, s, n);
-        buf_append(b, "\r\n", 2);
-        lua_pop(L, 1);
-        return 1;
-    }
-    lua_pop(L, 1);
-    return 0;
-}
-
-static int table_verbatim(lua_State *L, buf_t *b, int resp)
-{
-    int done = 0;
-    if (field(L, -1, "verbatim_string") == LUA_TTABLE) {
-        if (field(L, -1, "format") == LUA_TSTRING) {
-            const char *fmt = lua_tostring(L, -1);
-            if (field(L, -2, "string") == LUA_TSTRING) {
-                size_t n;
-                const char *s = lua_tolstring(L, -1, &n);
-                if (resp == 2) {
-                    add_bulk(b, s, n);
-                } else {
-                    char ext[3];
-                    for (int i = 0; i < 3; i++)
-                        ext[i] = *fmt ? *fmt++ : ' ';
-                    add_line(b, '=', (long long)n + 4);
-                    buf_append(b, ext, 3);
-                    buf_append(b, ":", 1);
-                    buf_append(b, s, n);
-                    buf_append(b, "\r\n", 2);
-                }
-                done = 1;
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return done;
-}
-
-/* Map (pairs) or set (keys) of the table on top, iterated as redis-server
- * does with lua_next. */
-static int table_map_or_set(script_engine_t *e, lua_State *L, buf_t *b, int resp, int is_map)
-{
-    if (field(L, -1, is_map ? "map" : "set") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    long long n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        lua_pop(L, 1);
-        n++;
-    }
-    if (is_map)
-        add_line(b, resp == 2 ? '*' : '%', resp == 2 ? n * 2 : n);
-    else
-        add_line(b, resp == 2 ? '*' : '~', n);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        if (!is_map)
-            lua_pop(L, 1);
-        lua_pushvalue(L, -1 - is_map);
-        to_resp(e, L, b, resp);
-        if (is_map)
-            to_resp(e, L, b, resp);
-    }
-    lua_pop(L, 1);
-    return 1;
-}
-
-static void table_array(script_engine_t *e, lua_State *L, buf_t *b, int resp)
-{
-    long long n = 0;
-    for (;;) {
-        lua_pushnumber(L, (lua_Number)(n + 1));
-        lua_rawget(L, -2);
-        int t = lua_type(L, -1);
-        lua_pop(L, 1);
-        if (t == LUA_TNIL)
-            break;
-        n++;
-    }
-    add_line(b, '*', n);
-    for (long long j = 1; j <= n; j++) {
-        lua_pushnumber(L, (lua_Number)j);
-        lua_rawget(L, -2);
-        to_resp(e, L, b, resp);
-    }
-}
-
-/* Converts the value on top of the stack into RESP (protocol resp) in b and
- * pops it; redis-server's luaReplyToRedisReply. */
-static void to_resp(script_engine_t *e, lua_State *L, buf_t *b, int resp)
-{
-    if (!lua_checkstack(L, 4)) {
-        slua_add_error(b, "reached lua stack limit", 23);
-        lua_pop(L, 1);
-        return;
-    }
-    switch (lua_type(L, -1)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
-        add_bulk(b, s, n);
-        break;
-    }
-    case LUA_TBOOLEAN:
-        if (e->script_resp == 2) {
-            if (lua_toboolean(L, -1))
-                buf_append(b, ":1\r\n", 4);
-            else
-                add_null(b, resp);
-        } else if (resp == 2) {
-            buf_append_str(b, lua_toboolean(L, -1) ? ":1\r\n" : ":0\r\n");
-        } else {
-            buf_append_str(b, lua_toboolean(L, -1) ? "#t\r\n" : "#f\r\n");
-        }
-        break;
-    case LUA_TNUMBER:
-        add_line(b, ':', d2ll(lua_tonumber(L, -1)));
-        break;
-    case LUA_TTABLE:
-        if (!table_special(L, b, resp) && !table_verbatim(L, b, resp) &&
-            !table_map_or_set(e, L, b, resp, 1) && !table_map_or_set(e, L, b, resp, 0))
-            table_array(e, L, b, resp);
-        break;
-    default:
-        add_null(b, resp);
-    }
-    lua_pop(L, 1);
-}
-
 /* ---- redis.* ------------------------------------------------------------ */
 
 /* Converts the call's arguments into e->argv/argl (numbers as "%.17g").
@@ -645,7 +175,7 @@ static const char *check_command(script_engine_t *e, int argc)
 
 static int fail(lua_State *L, const char *msg, int raise)
 {
-    push_error(L, msg);
+    sconv_push_error(L, msg);
     return raise ? lua_error(L) : 1;
 }
 
@@ -673,7 +203,7 @@ static int call_generic(lua_State *L, int raise)
         log_warn("script", "unreadable reply from a command a script called (%zu bytes)", rl);
         return fail(L, "The command's reply could not be read by the script engine", raise);
     }
-    sreply_parse(r, rl, SLUA_REPLY_MAX_DEPTH, &to_lua_cb, L);
+    sreply_parse(r, rl, SLUA_REPLY_MAX_DEPTH, &sconv_to_lua, L);
     if (raise && r[0] == '-')
         return lua_error(L);
     return 1;
@@ -725,7 +255,7 @@ static int l_error_reply(lua_State *L)
         lua_pushfstring(L, "-%s", err);
         err = lua_tostring(L, -1);
     }
-    push_error(L, err);
+    sconv_push_error(L, err);
     return 1;
 }
 
@@ -1010,28 +540,48 @@ static int l_loadstring(lua_State *L)
     return load_result(L, load_text(L, s, n, chunkname));
 }
 
+/* lua_load reader for load(f): Lua 5.1's generic_reader, except that a
+ * first piece starting like bytecode is preceded by a space (see load_text).
+ * Errors raise inside the parser, which hands them to the running error
+ * handler exactly as redis-server's Lua does. */
+static const char *load_reader(lua_State *L, void *ud, size_t *size)
+{
+    int *stage = ud; /* 0 first piece, 1 piece held back after the space, 2 */
+    if (*stage == 1) {
+        *stage = 2;
+        return lua_tolstring(L, 3, size);
+    }
+    luaL_checkstack(L, 2, "too many nested functions");
+    lua_pushvalue(L, 1);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        *size = 0;
+        return NULL;
+    }
+    if (!lua_isstring(L, -1)) {
+        luaL_error(L, "reader function must return a string");
+        return NULL;
+    }
+    lua_replace(L, 3);
+    const char *s = lua_tolstring(L, 3, size);
+    if (*stage == 0) {
+        *stage = 2;
+        if (*size && s[0] == LUA_SIGNATURE[0]) {
+            *stage = 1;
+            *size = 1;
+            return " ";
+        }
+    }
+    return s;
+}
+
 static int l_load(lua_State *L)
 {
+    int stage = 0;
     const char *chunkname = luaL_optstring(L, 2, "=(load)");
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_settop(L, 2);
-    luaL_Buffer lb;
-    luaL_buffinit(L, &lb); /* uses the stack above slot 2 */
-    for (;;) {
-        lua_pushvalue(L, 1);
-        lua_call(L, 0, 1);
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            break;
-        }
-        if (!lua_isstring(L, -1))
-            return luaL_error(L, "reader function must return a string");
-        luaL_addvalue(&lb);
-    }
-    luaL_pushresult(&lb);
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    return load_result(L, load_text(L, s, n, chunkname));
+    lua_settop(L, 3); /* function, name, and a slot for the reader */
+    return load_result(L, lua_load(L, load_reader, &stage, chunkname));
 }
 
 /* Creates a proxy for the table at the top of the stack, replacing it. */
@@ -1287,7 +837,7 @@ int slua_compile(script_engine_t *e, sentry_t *s, buf_t *out)
     e->enforce = 0;
     free(spaced);
     if (rc != 0) {
-        slua_add_errorf(out, "Error compiling script (new function): %s", lua_tostring(L, -1));
+        sconv_add_errorf(out, "Error compiling script (new function): %s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
     }
@@ -1326,11 +876,11 @@ static void error_to_resp(script_engine_t *e, lua_State *L, int status, buf_t *b
     if (!lua_istable(L, -1)) {
         const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : "execution failure";
         if (status == LUA_ERRMEM && e->hit_limit)
-            slua_add_errorf(b, "Error running script %s, %.100s (the scripting memory limit of %zu "
+            sconv_add_errorf(b, "Error running script %s, %.100s (the scripting memory limit of %zu "
                                "bytes was reached)",
                             e->sha, msg, e->lim.max_memory);
         else
-            slua_add_errorf(b, "Error running script %s, %.100s", e->sha, msg);
+            sconv_add_errorf(b, "Error running script %s, %.100s", e->sha, msg);
         return;
     }
     lua_getfield(L, -1, "err");
@@ -1348,7 +898,7 @@ static void error_to_resp(script_engine_t *e, lua_State *L, int status, buf_t *b
         buf_printf(&tmp, "-%s", msg);
     if (msg && line && source)
         buf_printf(&tmp, " script: %s, on %s:%s.", e->sha, source, line);
-    slua_add_error(b, buf_head(&tmp), buf_len(&tmp));
+    sconv_add_error(b, buf_head(&tmp), buf_len(&tmp));
     buf_free(&tmp);
     lua_pop(L, 3);
 }
@@ -1369,7 +919,7 @@ static int run_protected(lua_State *L)
     if (rc->status)
         error_to_resp(e, L, rc->status, rc->out);
     else
-        to_resp(e, L, rc->out, rc->resp);
+        sconv_to_resp(e, L, rc->out, rc->resp);
     lua_settop(L, 0);
     return 0;
 }
@@ -1397,7 +947,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
         log_warn("script", "Lua script killed by user with SCRIPT KILL.");
         /* every line from now on raises again, so pcall cannot hold it */
         lua_sethook(L, count_hook, LUA_MASKLINE, 0);
-        push_error(L, "Script killed by user with SCRIPT KILL...");
+        sconv_push_error(L, "Script killed by user with SCRIPT KILL...");
         lua_error(L);
     }
 }
@@ -1417,7 +967,7 @@ void slua_run(script_engine_t *e, sentry_t *s, int nkeys, const char **keys, con
     if (status != 0) { /* out of memory outside the script's own pcall */
         lua_settop(L, 0);
         buf_clear(&tmp);
-        slua_add_errorf(&tmp, "Error running script %s, not enough memory (the scripting memory "
+        sconv_add_errorf(&tmp, "Error running script %s, not enough memory (the scripting memory "
                               "limit of %zu bytes was reached)",
                         e->sha, e->lim.max_memory);
     }

@@ -183,6 +183,11 @@ CASES = [
     (3, [[E, "return {redis.pcall('nosuch'), 1}", '0'], [E, "return redis.call('nosuch')", '0'],
          [E, "return {1, nil, 3}", '0'], [E, "return {map={k={1, false}}}", '0'],
          [E, "return redis.sha1hex('abc')", '0']]),
+    (2, [[E, "local i = 0 return {load(function() i = i + 1 if i == 1 then return 'return 7' end end)()}", '0'],
+         [E, "return {load(function() error('rd') end)}", '0'], [E, "return {load(function() return {} end)}", '0'],
+         [E, "local f = load(function() return nil end) return type(f)", '0'],
+         [E, "return {select(2, load(function() return {} end))}", '0'],
+         [E, "return {select(2, loadstring('return +'))}", '0']]),
 ]
 
 def enc(args):

@@ -443,5 +443,13 @@ static const struct script_case script_cases[] = {
         {3, {"EVAL", "return {map={k={1, false}}}", "0"}, R("%1\r\n$1\r\nk\r\n*2\r\n:1\r\n_\r\n")},
         {3, {"EVAL", "return redis.sha1hex('abc')", "0"}, R("$40\r\na9993e364706816aba3e25717850c26c9cd0d89d\r\n")},
     }},
+    {2, 6, {
+        {3, {"EVAL", "local i = 0 return {load(function() i = i + 1 if i == 1 then return 'return 7' end end)()}", "0"}, R("*1\r\n:7\r\n")},
+        {3, {"EVAL", "return {load(function() error('rd') end)}", "0"}, R("*0\r\n")},
+        {3, {"EVAL", "return {load(function() return {} end)}", "0"}, R("*0\r\n")},
+        {3, {"EVAL", "local f = load(function() return nil end) return type(f)", "0"}, R("$8\r\nfunction\r\n")},
+        {3, {"EVAL", "return {select(2, load(function() return {} end))}", "0"}, R("*1\r\n-ERR user_script:1: reader function must return a string\r\n")},
+        {3, {"EVAL", "return {select(2, loadstring('return +'))}", "0"}, R("*1\r\n$49\r\n[string \"return +\"]:1: unexpected symbol near '+'\r\n")},
+    }},
 };
 #undef R

@@ -491,6 +491,10 @@ static void sandbox_isolation(void **state)
     /* no way to files, processes or bytecode */
     assert_string_equal(EVAL(F.e, "return type(loadstring(string.dump(function() end)))"),
                         "$3\r\nnil\r\n");
+    assert_string_equal(EVAL(F.e, "local s, done = string.dump(function() end), false "
+                                  "return type(load(function() if done then return nil end "
+                                  "done = true return s end))"),
+                        "$3\r\nnil\r\n");
     assert_string_equal(
         EVAL(F.e, "local ok = pcall(function() return os end) return tostring(ok)"),
         "$5\r\nfalse\r\n");
