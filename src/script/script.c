@@ -321,11 +321,16 @@ static sentry_t *create_entry(script_engine_t *e, const char *body, size_t len, 
     return s;
 }
 
-/* After a run: if the heap stays near the limit once collected, start a
- * fresh state so the next script has room. */
+/* After a run: if the heap is near the limit, collect; if it stays there
+ * (compiled scripts fill it), start a fresh state so the next script has
+ * room. */
 static void after_run(script_engine_t *e)
 {
-    if (!e->lim.max_memory || e->heap <= e->lim.max_memory / 4 * 3)
+    size_t high = e->lim.max_memory / 4 * 3;
+    if (!e->lim.max_memory || e->heap <= high)
+        return;
+    lua_gc(e->L, LUA_GCCOLLECT, 0);
+    if (e->heap <= high)
         return;
     log_warn("script", "Lua heap at %zu bytes after a collection (limit %zu): starting a fresh "
                        "Lua state; cached scripts are recompiled on their next run",

@@ -52,6 +52,7 @@ struct script_engine {
     const char *sha;        /* of the running script */
     uint64_t start_ns, last_busy_ns;
     unsigned long runs;     /* for the periodic GC step */
+    int gc_stopped;         /* the script called collectgarbage("stop") */
     /* scratch for redis.call, owned here so a Lua error cannot leak it */
     buf_t reply;
     buf_t nums;

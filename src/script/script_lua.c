@@ -51,6 +51,7 @@
 #define REG_REAL_G "cohort.globals"   /* the real globals table */
 #define REG_PROXIES "cohort.proxies"  /* proxy -> real table (weak keys) */
 #define REG_HANDLER "cohort.errhandler"
+#define REG_SEALED "cohort.sealed"      /* an empty read-only table */
 #define HOOK_COUNT 100000             /* instructions between hook calls */
 #define BUSY_EVERY_NS 10000000ULL     /* busy callback period: 10 ms */
 #define READONLY_MSG "Attempt to modify a readonly table"
@@ -402,6 +403,21 @@ static int l_randomseed(lua_State *L)
     return 0;
 }
 
+/* collectgarbage as Lua has it, except that a "stop" is undone after the
+ * script (the state is shared: a stopped collector would fill the heap for
+ * every later script). */
+static int l_collectgarbage(lua_State *L)
+{
+    const char *opt = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+    if (opt && strcmp(opt, "stop") == 0)
+        engine_of(L)->gc_stopped = 1;
+    int argc = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, argc, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 /* ---- sandbox ------------------------------------------------------------ */
 
 static int is_proxy(lua_State *L, int idx)
@@ -481,6 +497,23 @@ static int l_setmetatable(lua_State *L)
         return luaL_error(L, "cannot change a protected metatable");
     lua_settop(L, 2);
     lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* getmetatable: protected tables show what redis-server shows, a (sealed)
+ * table for _G and nothing for the library tables. */
+static int l_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (is_proxy(L, 1) && !lua_rawequal(L, 1, LUA_GLOBALSINDEX)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (!lua_getmetatable(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_getmetafield(L, 1, "__metatable");
     return 1;
 }
 
@@ -584,6 +617,25 @@ static int l_load(lua_State *L)
     return load_result(L, lua_load(L, load_reader, &stage, chunkname));
 }
 
+/* Creates the empty read-only table that getmetatable() returns for every
+ * protected table (redis-server returns their metatable: a table too). */
+static void make_sealed(lua_State *L)
+{
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_readonly);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_SEALED);
+}
+
 /* Creates a proxy for the table at the top of the stack, replacing it. */
 static void make_proxy(lua_State *L, lua_CFunction missing)
 {
@@ -600,7 +652,7 @@ static void make_proxy(lua_State *L, lua_CFunction missing)
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_readonly);
     lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_SEALED); /* what getmetatable shows */
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
     lua_getfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
@@ -707,6 +759,8 @@ static void replace_builtins(lua_State *L)
     lua_setglobal(L, "rawget");
     lua_pushcfunction(L, l_setmetatable);
     lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, l_getmetatable);
+    lua_setglobal(L, "getmetatable");
     lua_pushcfunction(L, l_next);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "next");
@@ -714,6 +768,9 @@ static void replace_builtins(lua_State *L)
     lua_setglobal(L, "pairs");
     lua_pushcfunction(L, l_loadstring);
     lua_setglobal(L, "loadstring");
+    lua_getglobal(L, "collectgarbage");
+    lua_pushcclosure(L, l_collectgarbage, 1);
+    lua_setglobal(L, "collectgarbage");
     lua_pushcfunction(L, l_load);
     lua_setglobal(L, "load");
     lua_getglobal(L, "math");
@@ -752,6 +809,7 @@ static void protect(lua_State *L)
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
+    make_sealed(L);
     for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
         lua_getglobal(L, libs[i]);
         make_proxy(L, NULL);
@@ -973,6 +1031,10 @@ void slua_run(script_engine_t *e, sentry_t *s, int nkeys, const char **keys, con
     }
     buf_append(out, buf_head(&tmp), buf_len(&tmp));
     buf_free(&tmp);
+    if (e->gc_stopped) {
+        lua_gc(L, LUA_GCRESTART, 0);
+        e->gc_stopped = 0;
+    }
     if (e->hit_limit || status != 0 || rc.status == LUA_ERRMEM)
         lua_gc(L, LUA_GCCOLLECT, 0);
     else if (++e->runs % 50 == 0)

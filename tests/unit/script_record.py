@@ -188,6 +188,10 @@ CASES = [
          [E, "local f = load(function() return nil end) return type(f)", '0'],
          [E, "return {select(2, load(function() return {} end))}", '0'],
          [E, "return {select(2, loadstring('return +'))}", '0']]),
+    (2, [[E, "return {type(getmetatable(_G)), type(getmetatable(string)), type(getmetatable(''))}", '0'],
+         [E, "getmetatable(_G).x = 1", '0'], [E, "collectgarbage('stop') return type(collectgarbage('count'))", '0'],
+         [E, "return collectgarbage('step')", '0'], [E, "collectgarbage('restart') return 1", '0'],
+         [E, "return KEYS[1]", '1', 'key'], [E, "KEYS[1] = 'changed' return KEYS[1]", '1', 'key']]),
 ]
 
 def enc(args):

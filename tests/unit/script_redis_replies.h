@@ -451,5 +451,14 @@ static const struct script_case script_cases[] = {
         {3, {"EVAL", "return {select(2, load(function() return {} end))}", "0"}, R("*1\r\n-ERR user_script:1: reader function must return a string\r\n")},
         {3, {"EVAL", "return {select(2, loadstring('return +'))}", "0"}, R("*1\r\n$49\r\n[string \"return +\"]:1: unexpected symbol near '+'\r\n")},
     }},
+    {2, 7, {
+        {3, {"EVAL", "return {type(getmetatable(_G)), type(getmetatable(string)), type(getmetatable(''))}", "0"}, R("*3\r\n$5\r\ntable\r\n$3\r\nnil\r\n$5\r\ntable\r\n")},
+        {3, {"EVAL", "getmetatable(_G).x = 1", "0"}, R("-ERR user_script:1: Attempt to modify a readonly table script: 18600d7ab0def938358ca716f1378603b9d644f6, on @user_script:1.\r\n")},
+        {3, {"EVAL", "collectgarbage('stop') return type(collectgarbage('count'))", "0"}, R("$6\r\nnumber\r\n")},
+        {3, {"EVAL", "return collectgarbage('step')", "0"}, R("$-1\r\n")},
+        {3, {"EVAL", "collectgarbage('restart') return 1", "0"}, R(":1\r\n")},
+        {4, {"EVAL", "return KEYS[1]", "1", "key"}, R("$3\r\nkey\r\n")},
+        {4, {"EVAL", "KEYS[1] = 'changed' return KEYS[1]", "1", "key"}, R("$7\r\nchanged\r\n")},
+    }},
 };
 #undef R
