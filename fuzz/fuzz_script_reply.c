@@ -63,7 +63,7 @@ static void v_pairs(sreply_parser_t *p, void *ctx, size_t n)
         sreply_next(p, ctx);
 }
 
-static const sreply_cb_t cb = {v_str, v_str, v_int, v_str, v_none, v_none, v_none,
+static const sreply_cb_t cb = {v_str,  v_str, v_int, v_str,  v_none,  v_none,  v_none,
                                v_bool, v_dbl, v_str, v_verb, v_items, v_items, v_pairs};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)

@@ -293,9 +293,10 @@ static sentry_t *create_entry(script_engine_t *e, const char *body, size_t len, 
     if (s)
         return s;
     if (e->lim.max_script_len && len > e->lim.max_script_len) {
-        sconv_add_errorf(out, "Error compiling script (new function): the script is %zu bytes, "
-                             "more than the limit of %zu",
-                        len, e->lim.max_script_len);
+        sconv_add_errorf(out,
+                         "Error compiling script (new function): the script is %zu bytes, "
+                         "more than the limit of %zu",
+                         len, e->lim.max_script_len);
         return NULL;
     }
     unsigned flags;
@@ -332,8 +333,9 @@ static void after_run(script_engine_t *e)
     lua_gc(e->L, LUA_GCCOLLECT, 0);
     if (e->heap <= high)
         return;
-    log_warn("script", "Lua heap at %zu bytes after a collection (limit %zu): starting a fresh "
-                       "Lua state; cached scripts are recompiled on their next run",
+    log_warn("script",
+             "Lua heap at %zu bytes after a collection (limit %zu): starting a fresh "
+             "Lua state; cached scripts are recompiled on their next run",
              e->heap, e->lim.max_memory);
     reset_state(e);
 }
@@ -537,7 +539,8 @@ static const char *const script_help[] = {
 static void script_flush_cmd(script_engine_t *e, int argc, const char **argv, const size_t *argl,
                              buf_t *reply)
 {
-    if (argc > 3 || (argc == 3 && !is(argv[2], argl[2], "sync") && !is(argv[2], argl[2], "async"))) {
+    if (argc > 3 ||
+        (argc == 3 && !is(argv[2], argl[2], "sync") && !is(argv[2], argl[2], "async"))) {
         sconv_add_errorf(reply, "SCRIPT FLUSH only support SYNC|ASYNC option");
         return;
     }
@@ -554,15 +557,14 @@ static int subcommand_check(int argc, const char **argv, const size_t *argl, buf
     static const struct {
         const char *name;
         int arity; /* as in redis-server's command table: < 0 means at least */
-    } subs[] = {{"load", 3}, {"exists", -3}, {"flush", -2}, {"kill", 2}, {"help", 2},
-                {"debug", 3}};
+    } subs[] = {{"load", 3}, {"exists", -3}, {"flush", -2}, {"kill", 2}, {"help", 2}, {"debug", 3}};
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         if (!is(argv[1], argl[1], subs[i].name))
             continue;
         int a = subs[i].arity;
         if ((a > 0 && argc != a) || (a < 0 && argc < -a)) {
             sconv_add_errorf(reply, "wrong number of arguments for 'script|%s' command",
-                            subs[i].name);
+                             subs[i].name);
             return -1;
         }
         return 0;

@@ -33,8 +33,8 @@ enum script_cmd_flag {
  * `resp` (2 or 3) and appends its reply bytes (exactly one reply, errors
  * included) to `reply`. Returns 0, or a negative value if it could not run
  * the command at all (the script then gets an error). */
-typedef int (*script_call_fn)(void *ud, int argc, const char **argv, const size_t *argl,
-                              int resp, buf_t *reply);
+typedef int (*script_call_fn)(void *ud, int argc, const char **argv, const size_t *argl, int resp,
+                              buf_t *reply);
 /* Returns the SCRIPT_CMD_* bits for a command before it runs. */
 typedef int (*script_flags_fn)(void *ud, int argc, const char **argv, const size_t *argl);
 /* Called about every 10 ms of script time once a script has run past the busy
@@ -49,18 +49,18 @@ typedef struct script_host {
 } script_host_t;
 
 typedef struct script_limits {
-    long long busy_ms;      /* lua-time-limit / busy-reply-threshold; 0: never busy */
-    size_t max_memory;      /* Lua heap limit in bytes; 0: unlimited */
-    size_t max_script_len;  /* longest script body accepted; 0: unlimited */
+    long long busy_ms;         /* lua-time-limit / busy-reply-threshold; 0: never busy */
+    size_t max_memory;         /* Lua heap limit in bytes; 0: unlimited */
+    size_t max_script_len;     /* longest script body accepted; 0: unlimited */
     const char *redis_version; /* redis.REDIS_VERSION; NULL: "7.0.15" */
 } script_limits_t;
 
-#define SCRIPT_DEFAULT_BUSY_MS 5000
-#define SCRIPT_DEFAULT_MAX_MEMORY ((size_t)256 << 20)
+#define SCRIPT_DEFAULT_BUSY_MS        5000
+#define SCRIPT_DEFAULT_MAX_MEMORY     ((size_t)256 << 20)
 #define SCRIPT_DEFAULT_MAX_SCRIPT_LEN ((size_t)16 << 20)
 
 /* The reply other clients get while a script is past the busy threshold. */
-#define SCRIPT_BUSY_ERROR \
+#define SCRIPT_BUSY_ERROR                                                                          \
     "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
 
 typedef struct script_engine script_engine_t;

@@ -27,32 +27,32 @@ typedef struct sentry {
     char sha[41];        /* lowercase hex SHA1 of body, NUL-terminated */
     char *body;          /* owned copy of the script */
     size_t len;
-    size_t shebang_len;  /* bytes of "#!lua ..." before the first newline */
-    unsigned flags;      /* SFLAG_* */
-    int compiled;        /* its function is in the current Lua state */
+    size_t shebang_len; /* bytes of "#!lua ..." before the first newline */
+    unsigned flags;     /* SFLAG_* */
+    int compiled;       /* its function is in the current Lua state */
 } sentry_t;
 
 struct script_engine {
     lua_State *L;
     script_host_t host;
     script_limits_t lim;
-    char version[32];       /* redis.REDIS_VERSION */
+    char version[32]; /* redis.REDIS_VERSION */
     /* Lua heap accounting (the allocator's ud is the engine) */
-    size_t heap;            /* bytes the Lua state holds */
-    int enforce;            /* refuse growth past lim.max_memory */
-    int hit_limit;          /* a growth was refused since the last run began */
+    size_t heap;   /* bytes the Lua state holds */
+    int enforce;   /* refuse growth past lim.max_memory */
+    int hit_limit; /* a growth was refused since the last run began */
     /* script cache */
     sentry_t **slots;
     size_t nslots, nscripts;
-    size_t cache_mem;       /* bytes of entries and bodies */
+    size_t cache_mem; /* bytes of entries and bodies */
     /* the running script */
     int running, dirty, killed, timedout, read_only;
-    int script_resp;        /* protocol the fake client speaks (redis.setresp) */
-    int in_call;            /* inside host.call */
-    const char *sha;        /* of the running script */
+    int script_resp; /* protocol the fake client speaks (redis.setresp) */
+    int in_call;     /* inside host.call */
+    const char *sha; /* of the running script */
     uint64_t start_ns, last_busy_ns;
-    unsigned long runs;     /* for the periodic GC step */
-    int gc_stopped;         /* the script called collectgarbage("stop") */
+    unsigned long runs; /* for the periodic GC step */
+    int gc_stopped;     /* the script called collectgarbage("stop") */
     /* scratch for redis.call, owned here so a Lua error cannot leak it */
     buf_t reply;
     buf_t nums;
@@ -60,7 +60,7 @@ struct script_engine {
     size_t *argl;
     size_t *numoff;
     size_t argcap;
-    uint64_t rand48;        /* math.random state (redis-server's lrand48) */
+    uint64_t rand48; /* math.random state (redis-server's lrand48) */
 };
 
 /* script_lua.c */

@@ -48,13 +48,13 @@
 #include "script_int.h"
 #include "script_reply.h"
 
-#define REG_REAL_G "cohort.globals"   /* the real globals table */
-#define REG_PROXIES "cohort.proxies"  /* proxy -> real table (weak keys) */
-#define REG_HANDLER "cohort.errhandler"
-#define REG_SEALED "cohort.sealed"      /* an empty read-only table */
-#define HOOK_COUNT 100000             /* instructions between hook calls */
+#define REG_REAL_G    "cohort.globals" /* the real globals table */
+#define REG_PROXIES   "cohort.proxies" /* proxy -> real table (weak keys) */
+#define REG_HANDLER   "cohort.errhandler"
+#define REG_SEALED    "cohort.sealed" /* an empty read-only table */
+#define HOOK_COUNT    100000          /* instructions between hook calls */
 #define BUSY_EVERY_NS 10000000ULL     /* busy callback period: 10 ms */
-#define READONLY_MSG "Attempt to modify a readonly table"
+#define READONLY_MSG  "Attempt to modify a readonly table"
 
 static script_engine_t *engine_of(lua_State *L)
 {
@@ -315,8 +315,9 @@ static int l_set_repl(lua_State *L)
         return fail(L, "redis.set_repl() requires two arguments.", 1);
     int flags = (int)lua_tonumber(L, -1);
     if ((flags & ~3) != 0)
-        return fail(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or "
-                       "REPL_NONE.",
+        return fail(L,
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or "
+                    "REPL_NONE.",
                     1);
     return 0; /* cohort replicates a script's effects, never the script */
 }
@@ -420,6 +421,23 @@ static int l_collectgarbage(lua_State *L)
 
 /* ---- sandbox ------------------------------------------------------------ */
 
+static int is_proxy(lua_State *L, int idx);
+
+/* table.insert, refusing protected tables (it writes with rawseti, which no
+ * proxy metamethod sees). */
+static int l_table_insert(lua_State *L)
+{
+    if (is_proxy(L, 1)) {
+        lua_pushstring(L, "Attempt to modify a readonly table");
+        return lua_error(L);
+    }
+    int argc = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, argc, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static int is_proxy(lua_State *L, int idx)
 {
     if (lua_type(L, idx) != LUA_TTABLE)
@@ -455,7 +473,8 @@ static int l_readonly(lua_State *L)
 static int l_missing_global(lua_State *L)
 {
     if (!lua_isstring(L, -1))
-        return luaL_error(L, "Second argument to luaProtectedTableError must be a string or number");
+        return luaL_error(L,
+                          "Second argument to luaProtectedTableError must be a string or number");
     return luaL_error(L, "Script attempted to access nonexistent global variable '%s'",
                       lua_tostring(L, -1));
 }
@@ -640,9 +659,9 @@ static void make_sealed(lua_State *L)
 static void make_proxy(lua_State *L, lua_CFunction missing)
 {
     int real = lua_gettop(L);
-    lua_newtable(L);           /* proxy */
-    lua_newtable(L);           /* its metatable */
-    if (missing) {             /* globals: the real table reports misses */
+    lua_newtable(L); /* proxy */
+    lua_newtable(L); /* its metatable */
+    if (missing) {   /* globals: the real table reports misses */
         lua_newtable(L);
         lua_pushcfunction(L, missing);
         lua_setfield(L, -2, "__index");
@@ -730,8 +749,8 @@ static void open_lib(lua_State *L, const char *name, lua_CFunction f)
 
 static void open_libraries(lua_State *L)
 {
-    static const char *const removed[] = {"print", "dofile", "loadfile", "getfenv",
-                                          "setfenv", "newproxy", "module", "require"};
+    static const char *const removed[] = {"print",   "dofile",   "loadfile", "getfenv",
+                                          "setfenv", "newproxy", "module",   "require"};
     open_lib(L, "", luaopen_base);
     open_lib(L, LUA_TABLIBNAME, luaopen_table);
     open_lib(L, LUA_STRLIBNAME, luaopen_string);
@@ -773,6 +792,11 @@ static void replace_builtins(lua_State *L)
     lua_setglobal(L, "collectgarbage");
     lua_pushcfunction(L, l_load);
     lua_setglobal(L, "load");
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "insert");
+    lua_pushcclosure(L, l_table_insert, 1);
+    lua_setfield(L, -2, "insert");
+    lua_pop(L, 1);
     lua_getglobal(L, "math");
     set_fn(L, "random", l_random);
     set_fn(L, "randomseed", l_randomseed);
@@ -781,28 +805,27 @@ static void replace_builtins(lua_State *L)
 
 /* redis-server's error handler, word for word: adds the script's source and
  * line to the error table. It keeps the debug library to itself. */
-static const char err_handler_src[] =
-    "local dbg = debug\n"
-    "debug = nil\n"
-    "function __redis__err__handler(err)\n"
-    "  local i = dbg.getinfo(2,'nSl')\n"
-    "  if i and i.what == 'C' then\n"
-    "    i = dbg.getinfo(3,'nSl')\n"
-    "  end\n"
-    "  if type(err) ~= 'table' then\n"
-    "    err = {err='ERR ' .. tostring(err)}"
-    "  end"
-    "  if i then\n"
-    "    err['source'] = i.source\n"
-    "    err['line'] = i.currentline\n"
-    "  end"
-    "  return err\n"
-    "end\n";
+static const char err_handler_src[] = "local dbg = debug\n"
+                                      "debug = nil\n"
+                                      "function __redis__err__handler(err)\n"
+                                      "  local i = dbg.getinfo(2,'nSl')\n"
+                                      "  if i and i.what == 'C' then\n"
+                                      "    i = dbg.getinfo(3,'nSl')\n"
+                                      "  end\n"
+                                      "  if type(err) ~= 'table' then\n"
+                                      "    err = {err='ERR ' .. tostring(err)}"
+                                      "  end"
+                                      "  if i then\n"
+                                      "    err['source'] = i.source\n"
+                                      "    err['line'] = i.currentline\n"
+                                      "  end"
+                                      "  return err\n"
+                                      "end\n";
 
 static void protect(lua_State *L)
 {
     static const char *const libs[] = {"string", "math", "table", "coroutine",
-                                       "cjson", "bit", "redis"};
+                                       "cjson",  "bit",  "redis"};
     lua_newtable(L);
     lua_newtable(L);
     lua_pushliteral(L, "k");
@@ -934,9 +957,10 @@ static void error_to_resp(script_engine_t *e, lua_State *L, int status, buf_t *b
     if (!lua_istable(L, -1)) {
         const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : "execution failure";
         if (status == LUA_ERRMEM && e->hit_limit)
-            sconv_add_errorf(b, "Error running script %s, %.100s (the scripting memory limit of %zu "
-                               "bytes was reached)",
-                            e->sha, msg, e->lim.max_memory);
+            sconv_add_errorf(b,
+                             "Error running script %s, %.100s (the scripting memory limit of %zu "
+                             "bytes was reached)",
+                             e->sha, msg, e->lim.max_memory);
         else
             sconv_add_errorf(b, "Error running script %s, %.100s", e->sha, msg);
         return;
@@ -1025,9 +1049,10 @@ void slua_run(script_engine_t *e, sentry_t *s, int nkeys, const char **keys, con
     if (status != 0) { /* out of memory outside the script's own pcall */
         lua_settop(L, 0);
         buf_clear(&tmp);
-        sconv_add_errorf(&tmp, "Error running script %s, not enough memory (the scripting memory "
-                              "limit of %zu bytes was reached)",
-                        e->sha, e->lim.max_memory);
+        sconv_add_errorf(&tmp,
+                         "Error running script %s, not enough memory (the scripting memory "
+                         "limit of %zu bytes was reached)",
+                         e->sha, e->lim.max_memory);
     }
     buf_append(out, buf_head(&tmp), buf_len(&tmp));
     buf_free(&tmp);

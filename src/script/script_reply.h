@@ -56,8 +56,7 @@ long sreply_check(const char *data, size_t len, int max_depth);
 
 /* Parses the first reply of data with callbacks; call only on bytes that
  * sreply_check accepted. Returns the bytes consumed, or -1. */
-long sreply_parse(const char *data, size_t len, int max_depth, const sreply_cb_t *cb,
-                  void *ctx);
+long sreply_parse(const char *data, size_t len, int max_depth, const sreply_cb_t *cb, void *ctx);
 
 /* Parses the next value inside a container callback (ctx NULL: skip it). */
 void sreply_next(sreply_parser_t *p, void *ctx);

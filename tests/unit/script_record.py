@@ -192,6 +192,12 @@ CASES = [
          [E, "getmetatable(_G).x = 1", '0'], [E, "collectgarbage('stop') return type(collectgarbage('count'))", '0'],
          [E, "return collectgarbage('step')", '0'], [E, "collectgarbage('restart') return 1", '0'],
          [E, "return KEYS[1]", '1', 'key'], [E, "KEYS[1] = 'changed' return KEYS[1]", '1', 'key']]),
+    (2, [[E, s, '0'] for s in [
+        "table.insert(_G, 1)", "table.insert(string, 1, 'x')", "table.remove(string)", "table.sort(math)",
+        "return table.getn(_G)", "table.setn(_G, 1)", "return {table.maxn(_G), #_G}",
+        "table.insert(KEYS, 'x') return KEYS", "return {ipairs(_G)}",
+        "local n = 0 for k in ipairs(_G) do n = n + 1 end return n", "return unpack(_G)",
+        "return {table.concat(_G)}", "return rawget(_G, 1)"]]),
 ]
 
 def enc(args):

@@ -460,5 +460,20 @@ static const struct script_case script_cases[] = {
         {4, {"EVAL", "return KEYS[1]", "1", "key"}, R("$3\r\nkey\r\n")},
         {4, {"EVAL", "KEYS[1] = 'changed' return KEYS[1]", "1", "key"}, R("$7\r\nchanged\r\n")},
     }},
+    {2, 13, {
+        {3, {"EVAL", "table.insert(_G, 1)", "0"}, R("-ERR Attempt to modify a readonly table script: 54d6bceaddd07a2d36f3e595e5cbbdedaa9fcb10, on @user_script:1.\r\n")},
+        {3, {"EVAL", "table.insert(string, 1, 'x')", "0"}, R("-ERR Attempt to modify a readonly table script: 5bdc3c616a3d9adccd439e9a063d19d1a0c8beeb, on @user_script:1.\r\n")},
+        {3, {"EVAL", "table.remove(string)", "0"}, R("$-1\r\n")},
+        {3, {"EVAL", "table.sort(math)", "0"}, R("$-1\r\n")},
+        {3, {"EVAL", "return table.getn(_G)", "0"}, R(":0\r\n")},
+        {3, {"EVAL", "table.setn(_G, 1)", "0"}, R("-ERR user_script:1: 'setn' is obsolete script: 4fbb0ae4e52358a625a34f2c600a344dbda09ada, on @user_script:1.\r\n")},
+        {3, {"EVAL", "return {table.maxn(_G), #_G}", "0"}, R("*2\r\n:0\r\n:0\r\n")},
+        {3, {"EVAL", "table.insert(KEYS, 'x') return KEYS", "0"}, R("*1\r\n$1\r\nx\r\n")},
+        {3, {"EVAL", "return {ipairs(_G)}", "0"}, R("*3\r\n$-1\r\n*0\r\n:0\r\n")},
+        {3, {"EVAL", "local n = 0 for k in ipairs(_G) do n = n + 1 end return n", "0"}, R(":0\r\n")},
+        {3, {"EVAL", "return unpack(_G)", "0"}, R("$-1\r\n")},
+        {3, {"EVAL", "return {table.concat(_G)}", "0"}, R("*1\r\n$0\r\n\r\n")},
+        {3, {"EVAL", "return rawget(_G, 1)", "0"}, R("$-1\r\n")},
+    }},
 };
 #undef R

@@ -38,16 +38,16 @@ typedef struct fake {
     char *keys[DB_MAX];
     char *vals[DB_MAX];
     size_t vlen[DB_MAX];
-    const char *raw;       /* reply of RAW */
+    const char *raw; /* reply of RAW */
     size_t raw_len;
-    int raw_fail;          /* RAW returns -1 */
-    int calls;             /* commands run */
+    int raw_fail; /* RAW returns -1 */
+    int calls;    /* commands run */
     int busy_calls;
-    script_engine_t *e;    /* for kill from the busy callback */
-    int kill_at_busy;      /* kill on this busy call (1-based), 0 never */
+    script_engine_t *e; /* for kill from the busy callback */
+    int kill_at_busy;   /* kill on this busy call (1-based), 0 never */
     buf_t kill_reply;
-    int stop_at_busy;      /* set key "stop" on this busy call */
-    int busy_seen_busy;    /* script_busy() was true inside the callback */
+    int stop_at_busy;   /* set key "stop" on this busy call */
+    int busy_seen_busy; /* script_busy() was true inside the callback */
 } fake_t;
 
 static fake_t F;
@@ -290,8 +290,8 @@ static void redis_recorded_replies(void **state)
             if (buf_len(&out) != sc->cmds[k].reply_len ||
                 memcmp(buf_head(&out), sc->cmds[k].reply, buf_len(&out)) != 0) {
                 failures++;
-                fprintf(stderr, "case %zu.%d (RESP%d) %s %.200s\n  want %.*s\n  got  %.*s\n", c,
-                        k, sc->resp, sc->cmds[k].argv[0],
+                fprintf(stderr, "case %zu.%d (RESP%d) %s %.200s\n  want %.*s\n  got  %.*s\n", c, k,
+                        sc->resp, sc->cmds[k].argv[0],
                         sc->cmds[k].argc > 1 ? sc->cmds[k].argv[1] : "",
                         (int)(sc->cmds[k].reply_len > 300 ? 300 : sc->cmds[k].reply_len),
                         sc->cmds[k].reply, (int)(buf_len(&out) > 300 ? 300 : buf_len(&out)),
@@ -316,16 +316,19 @@ static void resp3_host_replies(void **state)
     (void)state;
     F.e = engine(NULL);
     set_raw("%2\r\n+a\r\n:1\r\n$1\r\nb\r\n,2.5\r\n");
-    assert_string_equal(EVAL(F.e, "local r = redis.call('raw') "
-                                  "return {r.map.b.double, type(r.map[1]) == 'nil', r.map.b.double * 2}"),
-                        "*3\r\n:2\r\n:1\r\n:5\r\n");
+    assert_string_equal(
+        EVAL(F.e, "local r = redis.call('raw') "
+                  "return {r.map.b.double, type(r.map[1]) == 'nil', r.map.b.double * 2}"),
+        "*3\r\n:2\r\n:1\r\n:5\r\n");
     set_raw("~2\r\n$1\r\nx\r\n$1\r\ny\r\n");
-    assert_string_equal(EVAL(F.e, "local r = redis.call('raw') return {tostring(r.set.x), tostring(r.set.y), tostring(r.set.z)}"),
+    assert_string_equal(EVAL(F.e, "local r = redis.call('raw') return {tostring(r.set.x), "
+                                  "tostring(r.set.y), tostring(r.set.z)}"),
                         "*3\r\n$4\r\ntrue\r\n$4\r\ntrue\r\n$3\r\nnil\r\n");
     set_raw("*5\r\n#t\r\n#f\r\n_\r\n(12345678901234567890\r\n=8\r\ntxt:abcd\r\n");
-    assert_string_equal(EVAL(F.e, "local r = redis.call('raw') return {tostring(r[1]), tostring(r[2]), "
-                                  "tostring(r[3]), r[4].big_number, r[5].verbatim_string.format, "
-                                  "r[5].verbatim_string.string}"),
+    assert_string_equal(EVAL(F.e,
+                             "local r = redis.call('raw') return {tostring(r[1]), tostring(r[2]), "
+                             "tostring(r[3]), r[4].big_number, r[5].verbatim_string.format, "
+                             "r[5].verbatim_string.string}"),
                         "*6\r\n$4\r\ntrue\r\n$5\r\nfalse\r\n$3\r\nnil\r\n$20\r\n"
                         "12345678901234567890\r\n$3\r\ntxt\r\n$4\r\nabcd\r\n");
     /* the RESP3 null became nil: the array reply ends there, as in redis-server */
@@ -360,8 +363,9 @@ static void resp3_script_replies(void **state)
                         "%1\r\n$1\r\nx\r\n~1\r\n$1\r\ny\r\n");
     assert_string_equal(run(F.e, 3, 3, "EVAL", "return {double=-1/0}", "0"), ",-inf\r\n");
     assert_string_equal(run(F.e, 2, 3, "EVAL", "return {double=-1/0}", "0"), "$4\r\n-inf\r\n");
-    assert_string_equal(run(F.e, 3, 3, "EVAL", "return {verbatim_string={format='', string='x'}}", "0"),
-                        "=5\r\n   :x\r\n");
+    assert_string_equal(
+        run(F.e, 3, 3, "EVAL", "return {verbatim_string={format='', string='x'}}", "0"),
+        "=5\r\n   :x\r\n");
 }
 
 /* ---- malformed replies from the host --------------------------------------- */
@@ -369,19 +373,41 @@ static void resp3_script_replies(void **state)
 static void malformed_host_replies(void **state)
 {
     (void)state;
-    static const char *const bad[] = {
-        "", "+", "+OK", "+OK\r", "$", "$3\r\nab\r\n", "$3\r\nabcd\r\n", "$-2\r\n", "$x\r\n",
-        "*2\r\n:1\r\n", "*1\r\n", ":12a\r\n", ":\r\n", "#x\r\n", ",\r\n", ",1.5x\r\n",
-        "=3\r\nabc\r\n", "=5\r\nabcde\r\n", "%1\r\n+a\r\n", "~-1\r\n", ">1\r\n+a\r\n", "?\r\n",
-        "*99999999999999999999\r\n", "$9223372036854775807\r\n", "_x\r\n", "|1\r\n+a\r\n",
-        "\0\r\n", "*-5\r\n", ":99999999999999999999\r\n"};
+    static const char *const bad[] = {"",
+                                      "+",
+                                      "+OK",
+                                      "+OK\r",
+                                      "$",
+                                      "$3\r\nab\r\n",
+                                      "$3\r\nabcd\r\n",
+                                      "$-2\r\n",
+                                      "$x\r\n",
+                                      "*2\r\n:1\r\n",
+                                      "*1\r\n",
+                                      ":12a\r\n",
+                                      ":\r\n",
+                                      "#x\r\n",
+                                      ",\r\n",
+                                      ",1.5x\r\n",
+                                      "=3\r\nabc\r\n",
+                                      "=5\r\nabcde\r\n",
+                                      "%1\r\n+a\r\n",
+                                      "~-1\r\n",
+                                      ">1\r\n+a\r\n",
+                                      "?\r\n",
+                                      "*99999999999999999999\r\n",
+                                      "$9223372036854775807\r\n",
+                                      "_x\r\n",
+                                      "|1\r\n+a\r\n",
+                                      "\0\r\n",
+                                      "*-5\r\n",
+                                      ":99999999999999999999\r\n"};
     F.e = engine(NULL);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         F.raw = bad[i];
         F.raw_len = i == 26 ? 3 : strlen(bad[i]);
-        assert_string_equal(
-            EVAL(F.e, "return redis.pcall('raw')"),
-            "-ERR The command's reply could not be read by the script engine\r\n");
+        assert_string_equal(EVAL(F.e, "return redis.pcall('raw')"),
+                            "-ERR The command's reply could not be read by the script engine\r\n");
     }
     /* nesting deeper than the engine converts */
     char deep[1024] = "";
@@ -402,10 +428,25 @@ static void malformed_host_replies(void **state)
 /* ---- the reply parser ------------------------------------------------------ */
 
 static const char *const good_replies[] = {
-    "+OK\r\n", "-ERR x\r\n", ":-12\r\n", "$0\r\n\r\n", "$-1\r\n", "*-1\r\n", "*0\r\n",
-    "*2\r\n$1\r\na\r\n:1\r\n", "_\r\n", "#t\r\n", ",1.5\r\n", ",inf\r\n", "(123\r\n",
-    "=4\r\ntxt:\r\n", "~1\r\n+a\r\n", "%1\r\n+a\r\n+b\r\n", "|1\r\n+a\r\n+b\r\n:1\r\n",
-    "!3\r\nERR\r\n", "*3\r\n%1\r\n~1\r\n_\r\n#f\r\n,2\r\n=6\r\nmkd:ab\r\n",
+    "+OK\r\n",
+    "-ERR x\r\n",
+    ":-12\r\n",
+    "$0\r\n\r\n",
+    "$-1\r\n",
+    "*-1\r\n",
+    "*0\r\n",
+    "*2\r\n$1\r\na\r\n:1\r\n",
+    "_\r\n",
+    "#t\r\n",
+    ",1.5\r\n",
+    ",inf\r\n",
+    "(123\r\n",
+    "=4\r\ntxt:\r\n",
+    "~1\r\n+a\r\n",
+    "%1\r\n+a\r\n+b\r\n",
+    "|1\r\n+a\r\n+b\r\n:1\r\n",
+    "!3\r\nERR\r\n",
+    "*3\r\n%1\r\n~1\r\n_\r\n#f\r\n,2\r\n=6\r\nmkd:ab\r\n",
 };
 
 static void reply_parser_guard_page(void **state)
@@ -482,6 +523,8 @@ static void sandbox_isolation(void **state)
     EVAL(F.e, "KEYS = nil");
     assert_string_equal(EVAL(F.e, "return ('x'):upper() .. string.upper('y')"), "$2\r\nXY\r\n");
     assert_string_equal(EVAL(F.e, "return rawget(_G, 'leak')"), "$-1\r\n");
+    assert_string_equal(EVAL(F.e, "return {#_G, tostring(rawget(_G, 1))}"),
+                        "*2\r\n:0\r\n$3\r\nnil\r\n");
     assert_string_equal(EVAL(F.e, "return redis.call('ping')"), "+PONG\r\n");
     assert_string_equal(EVAL(F.e, "return #KEYS"), ":0\r\n");
     expect_script_error("return leak",
@@ -495,9 +538,8 @@ static void sandbox_isolation(void **state)
                                   "return type(load(function() if done then return nil end "
                                   "done = true return s end))"),
                         "$3\r\nnil\r\n");
-    assert_string_equal(
-        EVAL(F.e, "local ok = pcall(function() return os end) return tostring(ok)"),
-        "$5\r\nfalse\r\n");
+    assert_string_equal(EVAL(F.e, "local ok = pcall(function() return os end) return tostring(ok)"),
+                        "$5\r\nfalse\r\n");
 }
 
 static void cjson_and_bit(void **state)
@@ -506,8 +548,9 @@ static void cjson_and_bit(void **state)
     F.e = engine(NULL);
     assert_string_equal(EVAL(F.e, "return cjson.encode(cjson.decode('{\"a\":[1,2,\"x\"]}'))"),
                         "$15\r\n{\"a\":[1,2,\"x\"]}\r\n");
-    assert_string_equal(EVAL(F.e, "return {bit.bor(1, 2), bit.rshift(256, 4), bit.tobit(2^32 + 1)}"),
-                        "*3\r\n:3\r\n:16\r\n:1\r\n");
+    assert_string_equal(
+        EVAL(F.e, "return {bit.bor(1, 2), bit.rshift(256, 4), bit.tobit(2^32 + 1)}"),
+        "*3\r\n:3\r\n:16\r\n:1\r\n");
 }
 
 /* ---- busy and kill -------------------------------------------------------------- */
@@ -577,13 +620,15 @@ static void memory_limit(void **state)
     buf_t out;
     buf_init(&out);
     assert_int_equal(script_load(F.e, "return 'kept'", 13, sha, &out), 0);
-    const char *r = EVAL(F.e, "local t = {} for i = 1, 1e8 do t[i] = string.rep('x', 100) .. i end");
+    const char *r =
+        EVAL(F.e, "local t = {} for i = 1, 1e8 do t[i] = string.rep('x', 100) .. i end");
     assert_non_null(strstr(r, "not enough memory"));
     assert_int_equal(strncmp(r, "-ERR Error running script ", 26), 0);
     assert_true(script_vm_memory(F.e) <= (size_t)8 << 20);
     /* a script that catches the error itself keeps running, then returns */
-    r = EVAL(F.e, "local ok, e = pcall(function() local t = {} for i = 1, 1e8 do t[i] = {i} end end) "
-                  "return e");
+    r = EVAL(F.e,
+             "local ok, e = pcall(function() local t = {} for i = 1, 1e8 do t[i] = {i} end end) "
+             "return e");
     assert_string_equal(r, "$17\r\nnot enough memory\r\n");
     /* the engine is usable and the cache survived */
     assert_string_equal(EVAL(F.e, "return 1"), ":1\r\n");
@@ -614,7 +659,8 @@ static void state_reset_keeps_cache(void **state)
     assert_string_equal(buf_head(&out), "");
     assert_int_equal(script_count(F.e), 300);
     assert_true(script_vm_memory(F.e) <= (size_t)1 << 20);
-    assert_int_equal(strncmp(run(F.e, 2, 3, "EVALSHA", first, "0"), "*2\r\n:0\r\n$5001\r\naaa", 18), 0);
+    assert_int_equal(strncmp(run(F.e, 2, 3, "EVALSHA", first, "0"), "*2\r\n:0\r\n$5001\r\naaa", 18),
+                     0);
     const char *r = run(F.e, 2, 3, "EVALSHA", sha, "0");
     assert_int_equal(strlen(r), 17 + 5003 + 2);
     assert_string_equal(r + strlen(r) - 5, "299\r\n");
@@ -671,8 +717,9 @@ static void deep_reply(void **state)
 {
     (void)state;
     F.e = engine(NULL);
-    const char *r = EVAL(F.e, "local t = {} local c = t for i = 1, 100000 do c[1] = {} c = c[1] end "
-                              "return t");
+    const char *r =
+        EVAL(F.e, "local t = {} local c = t for i = 1, 100000 do c[1] = {} c = c[1] end "
+                  "return t");
     size_t n = strlen(r);
     assert_int_equal(strncmp(r, "*1\r\n*1\r\n", 8), 0);
     assert_string_equal(r + n - 30, "-ERR reached lua stack limit\r\n");
