@@ -346,7 +346,7 @@ void script_eval(script_engine_t *e, const char *body, size_t len, int evalsha, 
 {
     sentry_t *s;
     if (e->running) {
-        sconv_add_error(reply, "This Redis command is not allowed from script", 45);
+        buf_append_str(reply, SCRIPT_BUSY_ERROR);
         return;
     }
     if (evalsha) {
@@ -391,7 +391,7 @@ void script_eval(script_engine_t *e, const char *body, size_t len, int evalsha, 
 int script_load(script_engine_t *e, const char *body, size_t len, char sha[41], buf_t *reply)
 {
     if (e->running) {
-        sconv_add_error(reply, "This Redis command is not allowed from script", 45);
+        buf_append_str(reply, SCRIPT_BUSY_ERROR);
         return -1;
     }
     sentry_t *s = create_entry(e, body, len, reply);
@@ -544,8 +544,10 @@ static void script_flush_cmd(script_engine_t *e, int argc, const char **argv, co
         sconv_add_errorf(reply, "SCRIPT FLUSH only support SYNC|ASYNC option");
         return;
     }
-    if (script_flush(e) < 0)
-        sconv_add_errorf(reply, "SCRIPT FLUSH failed: no Lua state");
+    if (e->running)
+        buf_append_str(reply, SCRIPT_BUSY_ERROR);
+    else if (script_flush(e) < 0)
+        sconv_add_errorf(reply, "SCRIPT FLUSH failed: cannot create a Lua state");
     else
         buf_append_str(reply, "+OK\r\n");
 }

@@ -200,6 +200,24 @@ CASES = [
         "return {table.concat(_G)}", "return rawget(_G, 1)"]]),
 ]
 
+CJSON_CASES = [
+    r"return cjson.encode({1, 2, nil, 4})", r"return cjson.encode({[10]=1})", r"return cjson.encode({[100]=1})",
+    r"""return cjson.encode('\226\130\172 "x" \t')""", r"""return cjson.decode('"\\u20ac"')""",
+    r"return cjson.decode('[0x10]')[1]", r"return tostring(cjson.decode('[1e400]')[1])", r"return cjson.encode(1/0)",
+    r"return cjson.encode(0/0)", r"return cjson.decode('123456789012345678')", r"return cjson.encode(123456789012345678)",
+    r"return cjson.encode(3.14159265358979)", r"""return cjson.decode('{"a":null}').a == cjson.null""",
+    r"local t = {} local c = t for i = 1, 1100 do c[1] = {} c = c[1] end return cjson.encode(t)",
+    r"return cjson.decode(string.rep('[', 1100) .. string.rep(']', 1100))",
+    r"return cjson.decode('')", r"return cjson.decode('[1,]')", r"return cjson.encode(function() end)",
+    r"return cjson.encode({[true]=1})", r"""return cjson.decode('"\\ud800"')""",
+    r"return {cjson.encode({a=1, b={c={1,2}}})}", r"return cjson.encode_keep_buffer ~= nil",
+    r"return {bit.tohex(-1), bit.tohex(255, -4), bit.arshift(-256, 4), bit.rol(1, 33), bit.bswap(1)}",
+    r"return bit.band('x')",
+]
+
+CASES.append((2, [[E, s, '0'] for s in CJSON_CASES]))
+
+
 def enc(args):
     out = b'*%d\r\n' % len(args)
     for a in args:

@@ -194,6 +194,20 @@ static void fake_busy(void *ud)
     }
     if (F.stop_at_busy && F.busy_calls == F.stop_at_busy)
         db_set("stop", 4, "1", 1);
+    if (F.busy_calls == 1) { /* other clients' scripting commands meanwhile */
+        static const char *const cmds[][3] = {
+            {"EVAL", "return 1", "0"}, {"SCRIPT", "FLUSH", ""}, {"SCRIPT", "LOAD", "return 2"}};
+        for (int i = 0; i < 3; i++) {
+            size_t argl[3] = {strlen(cmds[i][0]), strlen(cmds[i][1]), strlen(cmds[i][2])};
+            buf_t r;
+            buf_init(&r);
+            assert_int_equal(
+                script_command(F.e, i == 1 ? 2 : 3, (const char **)cmds[i], argl, 2, &r), 0);
+            buf_append(&r, "", 1);
+            assert_string_equal(buf_head(&r), SCRIPT_BUSY_ERROR);
+            buf_free(&r);
+        }
+    }
 }
 
 static script_engine_t *engine(const script_limits_t *lim)
