@@ -23,10 +23,12 @@
 
 /* Bits a host's flags callback returns about a command a script calls. */
 enum script_cmd_flag {
-    SCRIPT_CMD_WRITE = 1 << 0,    /* writes the dataset (refused in _RO scripts) */
-    SCRIPT_CMD_NOSCRIPT = 1 << 1, /* not allowed from scripts (EVAL, MULTI, ...) */
-    SCRIPT_CMD_UNKNOWN = 1 << 2,  /* no such command */
-    SCRIPT_CMD_BADARITY = 1 << 3, /* wrong number of arguments for it */
+    SCRIPT_CMD_WRITE = 1 << 0,         /* writes the dataset: refused in read-only scripts,
+                                          and the script can no longer be killed */
+    SCRIPT_CMD_NOSCRIPT = 1 << 1,      /* not allowed from scripts (EVAL, MULTI, ...) */
+    SCRIPT_CMD_UNKNOWN = 1 << 2,       /* no such command */
+    SCRIPT_CMD_BADARITY = 1 << 3,      /* wrong number of arguments for it */
+    SCRIPT_CMD_MAY_REPLICATE = 1 << 4, /* refused in read-only scripts (PUBLISH...) */
 };
 
 /* Runs one command for the running script as a fake client speaking RESP

@@ -167,7 +167,7 @@ static const char *check_command(script_engine_t *e, int argc)
         return "Wrong number of args calling Redis command from script";
     if (f & SCRIPT_CMD_NOSCRIPT)
         return "This Redis command is not allowed from script";
-    if (e->read_only && (f & SCRIPT_CMD_WRITE))
+    if (e->read_only && (f & (SCRIPT_CMD_WRITE | SCRIPT_CMD_MAY_REPLICATE)))
         return "Write commands are not allowed from read-only scripts.";
     if (f & SCRIPT_CMD_WRITE)
         e->dirty = 1;

@@ -138,6 +138,8 @@ CASES = [
     (2, [['SCRIPT', 'FLUSH', 'ASYNC'], ['SCRIPT', 'FLUSH', 'bogus'], ['SCRIPT', 'KILL'], ['SCRIPT', 'NOPE']]),
     (2, [['EVAL_RO', "return redis.call('set','k','v')", '0']]),
     (2, [['EVAL_RO', "return redis.call('get','k')", '0']]),
+    (2, [['EVAL_RO', "return redis.call('publish','ch','m')", '0'], [E, "return redis.call('publish','ch','m')", '0'],
+         [E, "#!lua flags=no-writes\nreturn redis.pcall('publish','ch','m')", '0']]),
     (2, [[E, "#!lua flags=no-writes\nreturn redis.call('set','k','v')", '0']]),
     (2, [['EVAL_RO', "#!lua\nreturn 1", '0']]),
     (2, [[E, "#!lua\nreturn redis.call('set','k','v')", '0']]),

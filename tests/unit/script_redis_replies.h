@@ -332,6 +332,11 @@ static const struct script_case script_cases[] = {
     {2, 1, {
         {3, {"EVAL_RO", "return redis.call('get','k')", "0"}, R("$-1\r\n")},
     }},
+    {2, 3, {
+        {3, {"EVAL_RO", "return redis.call('publish','ch','m')", "0"}, R("-ERR Write commands are not allowed from read-only scripts. script: 74b48facc8d88408df5ec994b50567763b69a952, on @user_script:1.\r\n")},
+        {3, {"EVAL", "return redis.call('publish','ch','m')", "0"}, R(":0\r\n")},
+        {3, {"EVAL", "#!lua flags=no-writes\nreturn redis.pcall('publish','ch','m')", "0"}, R("-ERR Write commands are not allowed from read-only scripts.\r\n")},
+    }},
     {2, 1, {
         {3, {"EVAL", "#!lua flags=no-writes\nreturn redis.call('set','k','v')", "0"}, R("-ERR Write commands are not allowed from read-only scripts. script: 34c8c9d31128963989284e33e9f94720fd85832d, on @user_script:2.\r\n")},
     }},

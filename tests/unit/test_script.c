@@ -113,6 +113,7 @@ static int fake_flags(void *ud, int argc, const char **argv, const size_t *argl)
                 {"incr", 2, SCRIPT_CMD_WRITE},
                 {"ping", -1, 0},
                 {"raw", 1, 0},
+                {"publish", 3, SCRIPT_CMD_MAY_REPLICATE},
                 {"eval", -3, SCRIPT_CMD_NOSCRIPT | SCRIPT_CMD_WRITE},
                 {"script", -2, SCRIPT_CMD_NOSCRIPT}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -172,6 +173,8 @@ static int fake_call(void *ud, int argc, const char **argv, const size_t *argl, 
         cmd_incr(argv, argl, r);
     } else if (name_is(argv[0], argl[0], "ping")) {
         buf_append_str(r, "+PONG\r\n");
+    } else if (name_is(argv[0], argl[0], "publish")) {
+        buf_append_str(r, ":0\r\n");
     } else if (name_is(argv[0], argl[0], "raw")) {
         if (F.raw_fail)
             return -1;
