@@ -205,7 +205,7 @@ static int call_generic(lua_State *L, int raise)
         return fail(L, "The command's reply could not be read by the script engine", raise);
     }
     sreply_parse(r, rl, SLUA_REPLY_MAX_DEPTH, &sconv_to_lua, L);
-    if (raise && r[0] == '-')
+    if (raise && (r[0] == '-' || r[0] == '!'))
         return lua_error(L);
     return 1;
 }
