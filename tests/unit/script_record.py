@@ -219,6 +219,54 @@ CJSON_CASES = [
 
 CASES.append((2, [[E, s, '0'] for s in CJSON_CASES]))
 
+def random_value(rng, depth):
+    """A Lua expression for a random reply value (fixed seed: the corpus is
+    the same on every recording)."""
+    kinds = ['int', 'float', 'str', 'bool', 'nil'] + (['arr', 'map', 'set', 'ok', 'err', 'dbl', 'big', 'verb'] if depth < 4 else [])
+    k = rng.choice(kinds)
+    if k == 'int':
+        return str(rng.choice([0, 1, -1, 7, 2**31, -2**40, 10**15]))
+    if k == 'float':
+        return rng.choice(['3.75', '-0.25', '1e300', '-1e-5', '2^53+1', '1/0', '0/0'])
+    if k == 'str':
+        return rng.choice(["'a'", "''", "'x y'", "'\\0z'", "'\\r\\n'", "string.rep('q', 40)"])
+    if k == 'bool':
+        return rng.choice(['true', 'false'])
+    if k == 'nil':
+        return 'nil'
+    if k == 'arr':
+        return '{' + ', '.join(random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))) + '}'
+    if k == 'map':
+        keys = rng.sample(['a', 'b', 'c', 'dd', 'e1', 'f'], rng.randint(0, 4))
+        return '{map={' + ', '.join('%s=%s' % (kk, random_value(rng, depth + 1)) for kk in keys) + '}}'
+    if k == 'set':
+        keys = rng.sample(['a', 'b', 'c', 'dd', 'e1', 'f'], rng.randint(0, 4))
+        return '{set={' + ', '.join('%s=true' % kk for kk in keys) + '}}'
+    if k == 'ok':
+        return "{ok='fine " + str(rng.randint(0, 9)) + "'}"
+    if k == 'err':
+        return rng.choice(["{err='E1 bad'}", "redis.error_reply('E2 worse')", "{err=''}"])
+    if k == 'dbl':
+        return '{double=' + rng.choice(['0.5', '-2', '1e21', '1/0', '-1/0', '1/3']) + '}'
+    if k == 'big':
+        return "{big_number='" + rng.choice(['1', '-99999999999999999999', '12a']) + "'}"
+    return "{verbatim_string={format='" + rng.choice(['txt', 'mkd', 'x']) + "', string='v\\nw'}}"
+
+
+def random_cases():
+    import random
+    rng = random.Random(20261201)
+    cases = []
+    for i in range(60):
+        body = 'return ' + random_value(rng, 0)
+        if i % 3 == 1:
+            body = 'redis.setresp(3) ' + body
+        cases.append((2 if i % 2 == 0 else 3, [[E, body, '0']]))
+    return cases
+
+
+CASES.extend(random_cases())
+
 
 def enc(args):
     out = b'*%d\r\n' % len(args)

@@ -506,5 +506,185 @@ static const struct script_case script_cases[] = {
         {3, {"EVAL", "return {bit.tohex(-1), bit.tohex(255, -4), bit.arshift(-256, 4), bit.rol(1, 33), bit.bswap(1)}", "0"}, R("*5\r\n$8\r\nffffffff\r\n$4\r\n00FF\r\n:-16\r\n:2\r\n:16777216\r\n")},
         {3, {"EVAL", "return bit.band('x')", "0"}, R("-ERR user_script:1: bad argument #1 to 'band' (number expected, got string) script: d35c9a1d4f4825ae2c0656c3cb8c9f397ca6d9b1, on @user_script:1.\r\n")},
     }},
+    {2, 1, {
+        {3, {"EVAL", "return ''", "0"}, R("$0\r\n\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return ''", "0"}, R("$0\r\n\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return true", "0"}, R(":1\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return 3.75", "0"}, R(":3\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return true", "0"}, R(":1\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {}", "0"}, R("*0\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {set={e1=true}}", "0"}, R("*1\r\n$2\r\ne1\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {double=0.5}", "0"}, R(",0.5\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return nil", "0"}, R("$-1\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {verbatim_string={format='txt', string='v\\nw'}}", "0"}, R("=7\r\ntxt:v\nw\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {ok='fine 9'}", "0"}, R("+fine 9\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {ok='fine 5'}", "0"}, R("+fine 5\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {err=''}", "0"}, R("-\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {big_number='-99999999999999999999'}", "0"}, R("(-99999999999999999999\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {map={e1={ok='fine 5'}, f={ok='fine 7'}, a=-1099511627776}}", "0"}, R("*6\r\n$1\r\na\r\n:-1099511627776\r\n$2\r\ne1\r\n+fine 5\r\n$1\r\nf\r\n+fine 7\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {big_number='-99999999999999999999'}", "0"}, R("(-99999999999999999999\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return nil", "0"}, R("$-1\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return '\\0z'", "0"}, R("$2\r\n\000z\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return 7", "0"}, R(":7\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return redis.error_reply('E2 worse')", "0"}, R("-E2 worse\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return 'x y'", "0"}, R("$3\r\nx y\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {set={}}", "0"}, R("~0\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return '\\r\\n'", "0"}, R("$2\r\n\r\n\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {map={f='', dd={ok='fine 2'}}}", "0"}, R("%2\r\n$2\r\ndd\r\n+fine 2\r\n$1\r\nf\r\n$0\r\n\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {double=1e21}", "0"}, R("$5\r\n1e+21\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {double=1/0}", "0"}, R(",inf\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {map={e1={err='E1 bad'}}}", "0"}, R("*2\r\n$2\r\ne1\r\n-E1 bad\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {ok='fine 4'}", "0"}, R("+fine 4\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {set={}}", "0"}, R("*0\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return false", "0"}, R("_\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return 2^53+1", "0"}, R(":9007199254740992\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return 2^53+1", "0"}, R(":9007199254740992\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {verbatim_string={format='x', string='v\\nw'}}", "0"}, R("$3\r\nv\nw\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {verbatim_string={format='x', string='v\\nw'}}", "0"}, R("=7\r\nx  :v\nw\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return redis.error_reply('E2 worse')", "0"}, R("-E2 worse\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {ok='fine 3'}", "0"}, R("+fine 3\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {}", "0"}, R("*0\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {{err='E1 bad'}, {set={c=true}}, {ok='fine 9'}}", "0"}, R("*3\r\n-E1 bad\r\n~1\r\n$1\r\nc\r\n+fine 9\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {set={f=true}}", "0"}, R("*1\r\n$1\r\nf\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {big_number='-99999999999999999999'}", "0"}, R("(-99999999999999999999\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return false", "0"}, R(":0\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return -0.25", "0"}, R(":0\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {err='E1 bad'}", "0"}, R("-E1 bad\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return -1e-5", "0"}, R(":0\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return -1099511627776", "0"}, R(":-1099511627776\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return false", "0"}, R("_\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {big_number='1'}", "0"}, R("$1\r\n1\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {double=-1/0}", "0"}, R(",-inf\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return 0/0", "0"}, R(":-9223372036854775808\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {{double=1/0}, redis.error_reply('E2 worse')}", "0"}, R("*2\r\n,inf\r\n-E2 worse\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {{err='E1 bad'}}", "0"}, R("*1\r\n-E1 bad\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return true", "0"}, R(":1\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return 1e300", "0"}, R(":-9223372036854775808\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return 2^53+1", "0"}, R(":9007199254740992\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {set={a=true, dd=true}}", "0"}, R("*2\r\n$1\r\na\r\n$2\r\ndd\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "redis.setresp(3) return {verbatim_string={format='x', string='v\\nw'}}", "0"}, R("=7\r\nx  :v\nw\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "return {ok='fine 8'}", "0"}, R("+fine 8\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return {set={e1=true, dd=true, a=true, b=true}}", "0"}, R("~4\r\n$1\r\na\r\n$1\r\nb\r\n$2\r\ne1\r\n$2\r\ndd\r\n")},
+    }},
+    {2, 1, {
+        {3, {"EVAL", "redis.setresp(3) return false", "0"}, R(":0\r\n")},
+    }},
+    {3, 1, {
+        {3, {"EVAL", "return true", "0"}, R(":1\r\n")},
+    }},
 };
 #undef R
