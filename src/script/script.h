@@ -13,7 +13,25 @@
  * may call from inside its busy or call callbacks.
  *
  * Every reply appended to a buf_t is exactly one RESP value in the protocol
- * the caller asked for (2 or 3). */
+ * the caller asked for (2 or 3).
+ *
+ * Host integration:
+ *  - Route EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT to script_command()
+ *    with the caller's protocol; set whatever context call() needs (the
+ *    calling client, its database) in ud before, and replicate / wait for the
+ *    writes call() made after it returns.
+ *  - flags(): from the command table: SCRIPT_CMD_UNKNOWN, BADARITY (Redis's
+ *    arity rule, subcommands included), NOSCRIPT (EVAL*, SCRIPT, MULTI, EXEC,
+ *    WATCH, SUBSCRIBE..., blocking commands), WRITE (write commands),
+ *    MAY_REPLICATE (PUBLISH and the like).
+ *  - call(): run the command as a client of protocol `resp` in the caller's
+ *    database and append its reply; a refusal (OOM, WRONGTYPE...) is just an
+ *    error reply.
+ *  - busy(): while script_busy(), answer other clients: SCRIPT KILL goes to
+ *    script_command() (it replies +OK, -NOTBUSY or -UNKILLABLE), SHUTDOWN
+ *    NOSAVE as the host decides, everything else gets SCRIPT_BUSY_ERROR.
+ *  - INFO: used_memory_lua = script_vm_memory(), used_memory_scripts_eval =
+ *    script_memory(), number_of_cached_scripts = script_count(). */
 #ifndef COHORT_SCRIPT_H
 #define COHORT_SCRIPT_H
 
