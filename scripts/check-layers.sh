@@ -5,7 +5,7 @@
 # and exits 1 if there is one. Run by ctest as "layers".
 set -euo pipefail
 cd "$(dirname "$0")/../src"
-order=(base proto cache net cluster store svc node cmd admin daemon)
+order=(base proto cache net cluster store script svc node cmd admin daemon)
 rank() {
     local i
     for i in "${!order[@]}"; do
