@@ -109,6 +109,8 @@ long long slowlog_max_len(void);
 void slowlog_set_max_len(long long n);
 
 /* Handlers, by file. */
+CMD_HANDLER(cmd_eval);
+CMD_HANDLER(cmd_script);
 CMD_HANDLER(cmd_ping);
 CMD_HANDLER(cmd_echo);
 CMD_HANDLER(cmd_quit);

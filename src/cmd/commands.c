@@ -21,14 +21,15 @@
 #define X CMD_COHORT
 #define P CMD_PUBSUB
 #define K CMD_CONTAINER
+#define N CMD_NOSCRIPT
 
 static command_t table[] = {
     /* connection and server */
     {"ping", -1, R | P, cmd_ping, "Returns PONG, or the message given.", 0, 0, 0},
     {"echo", 2, R, cmd_echo, "Returns the message given.", 0, 0, 0},
-    {"quit", -1, A | P, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
-    {"hello", -1, A, cmd_hello, "Handshake: protocol version, AUTH, SETNAME.", 0, 0, 0},
-    {"auth", -2, A, cmd_auth, "Authenticates the connection.", 0, 0, 0},
+    {"quit", -1, A | P | N, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
+    {"hello", -1, A | N, cmd_hello, "Handshake: protocol version, AUTH, SETNAME.", 0, 0, 0},
+    {"auth", -2, A | N, cmd_auth, "Authenticates the connection.", 0, 0, 0},
     {"select", 2, R, cmd_select, "Selects database 0 (the only one).", 0, 0, 0},
     {"client", -2, R | K, cmd_client,
      "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE.", 0, 0,
@@ -47,21 +48,27 @@ static command_t table[] = {
      "connection yet.", 0, 0, 0},
     {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
     {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
-    {"reset", 1, A | P, cmd_reset,
+    {"reset", 1, A | P | N, cmd_reset,
      "Resets the connection: subscriptions, protocol, name, authentication.", 0, 0, 0},
+    /* scripting (script/): a script's writes and flushes are the caller's */
+    {"eval", -3, N, cmd_eval, "Runs a Lua script (KEYS, ARGV, redis.call).", 0, 0, 0},
+    {"evalsha", -3, N, cmd_eval, "Runs a cached script by its SHA1.", 0, 0, 0},
+    {"eval_ro", -3, N, cmd_eval, "Runs a Lua script that may not write.", 0, 0, 0},
+    {"evalsha_ro", -3, N, cmd_eval, "Runs a cached script that may not write.", 0, 0, 0},
+    {"script", -2, K | N, cmd_script, "SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.", 0, 0, 0},
     /* pub/sub (node-local) */
     {"publish", 3, 0, cmd_publish,
      "Posts a message to a channel; replies the subscribers reached on this node.", 0, 0, 0},
     {"spublish", 3, 0, cmd_spublish, "Posts a message to a shard channel.", 0, 0, 0},
-    {"subscribe", -2, P, cmd_subscribe, "Listens for messages on channels.", 0, 0, 0},
-    {"psubscribe", -2, P, cmd_psubscribe, "Listens for messages on channels matching patterns.",
+    {"subscribe", -2, P | N, cmd_subscribe, "Listens for messages on channels.", 0, 0, 0},
+    {"psubscribe", -2, P | N, cmd_psubscribe, "Listens for messages on channels matching patterns.",
      0, 0, 0},
-    {"ssubscribe", -2, P, cmd_ssubscribe, "Listens for messages on shard channels.", 0, 0, 0},
-    {"unsubscribe", -1, P, cmd_unsubscribe, "Stops listening to channels (all without names).",
+    {"ssubscribe", -2, P | N, cmd_ssubscribe, "Listens for messages on shard channels.", 0, 0, 0},
+    {"unsubscribe", -1, P | N, cmd_unsubscribe, "Stops listening to channels (all without names).",
      0, 0, 0},
-    {"punsubscribe", -1, P, cmd_punsubscribe,
+    {"punsubscribe", -1, P | N, cmd_punsubscribe,
      "Stops listening to patterns (all without patterns).", 0, 0, 0},
-    {"sunsubscribe", -1, P, cmd_sunsubscribe,
+    {"sunsubscribe", -1, P | N, cmd_sunsubscribe,
      "Stops listening to shard channels (all without names).", 0, 0, 0},
     {"pubsub", -2, K, cmd_pubsub,
      "CHANNELS | NUMSUB | NUMPAT | SHARDCHANNELS | SHARDNUMSUB | HELP.", 0, 0, 0},

@@ -22,7 +22,8 @@ enum command_flags {
     CMD_FLUSH = 1 << 3,  /* a flush: applies on every member */
     CMD_COHORT = 1 << 4, /* cohort's own command (not in redis-server) */
     CMD_PUBSUB = 1 << 5,   /* allowed in RESP2 subscribe mode */
-    CMD_CONTAINER = 1 << 6 /* has subcommands: its full name is "name|sub" */
+    CMD_CONTAINER = 1 << 6, /* has subcommands: its full name is "name|sub" */
+    CMD_NOSCRIPT = 1 << 7   /* refused inside a script (EVAL, SUBSCRIBE, ...) */
 };
 
 typedef struct command {

@@ -49,6 +49,13 @@ void blocked_forget(server_t *s, client_t *c)
     s->nblocked--;
 }
 
+uint64_t client_unblock_take(client_t *c)
+{
+    uint64_t token = c->block_token;
+    blocked_forget(c->server, c);
+    return token;
+}
+
 size_t server_release_blocked(server_t *s, blocked_ready_fn ready, void *ud)
 {
     size_t released = 0;

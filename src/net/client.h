@@ -66,6 +66,10 @@ size_t client_memory(const client_t *c);
 /* Starts closing: no more reads or replies. Safe to call twice. */
 void client_close(client_t *c, const char *why);
 
+/* Takes c out of the held clients and returns the token it waited for (0:
+ * it was not held): its waits move to another client (a script's). */
+uint64_t client_unblock_take(client_t *c);
+
 /* Holds c's replies (those written so far and later ones) until token is
  * ready (see server_release_blocked). A client already held keeps its place;
  * a larger token replaces its token and restarts its clock, so a pipelined

@@ -5,6 +5,7 @@
 #include "node.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "log.h"
+#include "script.h"
 #include "versioned.h"
 
 _Static_assert((int)VOP_KEY == (int)FLUSH_KEY && (int)VOP_PREFIX == (int)FLUSH_PREFIX &&
@@ -75,6 +77,12 @@ void node_free(node_t *n)
     flushmark_free(n->floor);
     metrics_free(n->metrics);
     pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
+    script_free(n->script);
+    if (n->script_client) { /* never connected: only its buffers to free */
+        buf_free(&n->script_client->in);
+        buf_free(&n->script_client->out);
+        free(n->script_client);
+    }
     node_hooks_free(&n->end_of_turn);
 }
 

@@ -59,6 +59,8 @@ typedef struct node {
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */
     pubsub_t *pubsub;   /* this node's channels, patterns and subscribers */
+    struct script_engine *script; /* EVAL's engine, made on first use (cmd_script.c) */
+    client_t *script_client;      /* the client a script's commands run as */
     node_stats_t stats;
     metrics_t *metrics;       /* every figure INFO, /metrics, /v1/status show */
     node_hooks_t end_of_turn; /* run after I/O and before the loop sleeps */

@@ -571,7 +571,8 @@ static int subcommand_check(int argc, const char **argv, const size_t *argl, buf
         }
         return 0;
     }
-    sconv_add_errorf(reply, "unknown subcommand '%.128s'. Try SCRIPT HELP.", argv[1]);
+    int len = argl[1] > 128 ? 128 : (int)argl[1]; /* arguments are not NUL-terminated */
+    sconv_add_errorf(reply, "unknown subcommand '%.*s'. Try SCRIPT HELP.", len, argv[1]);
     return -1;
 }
 
