@@ -104,4 +104,11 @@ CMD_HANDLER(cmd_setl);
 CMD_HANDLER(cmd_cohort_status);
 CMD_HANDLER(cmd_cohort_members);
 
+CMD_HANDLER(cmd_leader);
+CMD_HANDLER(cmd_leader_acquire);
+CMD_HANDLER(cmd_leader_release);
+CMD_HANDLER(cmd_jobs);
+CMD_HANDLER(cmd_job_run);
+CMD_HANDLER(cmd_job_history);
+
 #endif

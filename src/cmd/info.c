@@ -70,7 +70,8 @@ typedef struct info_section {
 static const info_section_t sections[] = {
     {"server", 1, NULL},      {"clients", 1, NULL},
     {"memory", 1, NULL},      {"stats", 1, NULL},
-    {"cohort", 1, info_members}, {"commandstats", 0, info_commandstats},
+    {"cohort", 1, info_members}, {"store", 1, NULL},
+    {"leases", 1, NULL},      {"commandstats", 0, info_commandstats},
     {"keyspace", 1, info_keyspace},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
