@@ -70,8 +70,8 @@ int scheduler_run_now(scheduler_t *s, const char *name, char *err, size_t errlen
 /* This node's copy of name's history, newest slot first (refreshed from the
  * store after each run here and when asked, at most every 200 ms: a reply may
  * be that old). Returns the number of runs (<= SCHEDULER_HISTORY) with
- * *runs pointing into s (valid until the next loop turn), or -1 for an
- * unknown job. */
+ * *runs pointing at storage of the scheduler's (valid until the next call or
+ * the next loop turn, whichever comes first), or -1 for an unknown job. */
 long scheduler_history(scheduler_t *s, const char *name, const store_run_t **runs);
 
 /* Counters for metrics. */
