@@ -217,7 +217,7 @@ static const setting_t settings[] = {
     SET("store", "url", T_STRING, store_url, 0, 0, 0, NULL, NULL,
         "shared database: sqlite:///path or postgresql://... (default: sqlite in data_dir)"),
 
-    SET("leases", "ttl", T_DURATION, lease_ttl_ms, 300, 10 * MIN, 1, NULL, "3s",
+    SET("leases", "ttl", T_DURATION, lease_ttl_ms, 300, 10 * MIN, 1, NULL, "2s",
         "leader lease time to live; renewed every ttl/3 (bare number: ms)"),
 
     SET("scheduler", "timezone", T_STRING, timezone, 0, 200, 0, NULL, "UTC",

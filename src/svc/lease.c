@@ -352,12 +352,16 @@ void lease_mgr_stop(lease_mgr_t *m, void (*done)(void *ud), void *ud)
     int64_t now = mono_ms();
     m->done = done;
     m->done_ud = ud;
+    /* Every lease this node wants, held or not: an acquire still in flight
+     * may have taken it, and the release runs after it (one connection, in
+     * order). Releasing a lease held by another node changes nothing. */
     for (size_t i = 0; i < m->n; i++) {
         lease_ent_t *e = m->ents[i];
-        if (e->want && e->valid_until > now) {
+        if (!e->want)
+            continue;
+        if (e->valid_until > now)
             log_info("lease", "releasing lease %s (epoch %lld)", e->name, (long long)e->epoch);
-            release_in_store(e);
-        }
+        release_in_store(e);
     }
     m->stopping = true;
     for (size_t i = 0; i < m->n; i++) {

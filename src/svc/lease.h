@@ -8,7 +8,7 @@
  * decides expiry; only relative times come back), acts as holder past the
  * margin below, acquires anything on a warm node, or blocks the loop.
  *
- * Timing, for a lease of ttl T (default [leases] ttl = 3s):
+ * Timing, for a lease of ttl T (default [leases] ttl = 2s):
  *   - the holder renews every T/3;
  *   - a renewal is trusted until (the monotonic time the renewal was SENT)
  *     + T - margin, margin = T/10. The database computes expiry from its own

@@ -17,6 +17,7 @@
 #include "mem.h"
 
 #define KEY_MAX 160
+#define STORE_NAME_MAX 64 /* store.h: names are 1..64 bytes */
 #define PRUNE_EVERY_MS (10 * 60 * 1000)
 #define HISTORY_MIN_AGE_MS 200
 
@@ -92,6 +93,14 @@ int scheduler_parse(const config_t *cfg, jobspec_t **out, size_t *n, char *err, 
         }
         if (jobspec_check(j, why, sizeof(why)) < 0) {
             snprintf(err, errlen, "%s:%d: [job %s]: %s", file, cj->line, cj->name, why);
+            goto bad;
+        }
+        if (j->where == JOBSPEC_WHERE_EVERY && cfg->name &&
+            strlen(j->name) + 1 + strlen(cfg->name) > STORE_NAME_MAX) {
+            snprintf(err, errlen,
+                     "%s:%d: [job %s]: where: a where = every job is stored as NAME:NODE, "
+                     "and '%s:%s' is longer than %d bytes",
+                     file, cj->line, cj->name, j->name, cfg->name, STORE_NAME_MAX);
             goto bad;
         }
     }
@@ -303,6 +312,8 @@ static void claim(sjob_t *j, int64_t slot, int64_t epoch, bool manual)
     }
 }
 
+static void tick_job(sjob_t *j, int64_t now);
+
 static void on_last(void *ud, int rc, const char *err, const store_run_t *runs, size_t n)
 {
     sjob_t *j = ud;
@@ -317,6 +328,8 @@ static void on_last(void *ud, int rc, const char *err, const store_run_t *runs, 
         return;
     j->last_ms = n ? runs[0].slot_ms : JOBSPEC_NO_SLOT;
     j->last_known = true;
+    clock_tick();
+    tick_job(j, clock_now_ms()); /* a new leader runs what is due now, not a tick later */
 }
 
 static void tick_job(sjob_t *j, int64_t now)

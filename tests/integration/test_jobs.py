@@ -1,8 +1,9 @@
 """The job scheduler with real processes and the SQLite store: every slot runs
 exactly once across kill -9, SIGSTOP and SIGCONT of the leader, epochs only
 grow, a hanging job is killed at its timeout, a chatty one keeps its tail,
-JOB.RUN fires once, where = every runs on every node, bad job settings stop
-the start with FILE:LINE."""
+JOB.RUN fires once, where = every runs on every node, overlap skip and queue,
+HTTP actions with their headers and statuses, retention pruning, and bad job
+settings stop the start with FILE:LINE."""
 
 import os
 import re
@@ -129,3 +130,89 @@ def test_bad_job_config(tmp_path, case, body, line, key):
     assert p.returncode == 2, err
     assert re.search(re.escape(path) + ":%d: %s: \\S" % (line, key), err), err
     assert not os.path.exists(os.path.join(str(tmp_path), "data"))
+
+
+def test_overlap_skip_and_queue(cohortd, tmp_path):
+    jobs = {"slow-skip": {"every": "1s", "command": "sleep 1.6", "overlap": "skip",
+                          "catchup": "all"},
+            "slow-queue": {"every": "1s", "command": "sleep 1.6", "overlap": "queue",
+                           "catchup": "all"}}
+    start_nodes(cohortd, tmp_path, hot=("solo",), jobs=jobs)
+
+    def finished(job):
+        return [r for r in runs(tmp_path, job) if r["status"] == "ok"]
+    assert helpers.wait_for(lambda: len(finished("slow-skip")) >= 3, scaled(12))
+    for job in ("slow-skip", "slow-queue"):
+        done = finished(job)
+        # Runs of one job never overlap.
+        for a, b in zip(done, done[1:]):
+            assert b["started_ms"] >= a["ended_ms"], (job, a, b)
+    skip = [r["slot_ms"] for r in finished("slow-skip")]
+    assert any(b - a > 1000 for a, b in zip(skip, skip[1:])), "skip dropped no slot: %r" % skip
+    queue = [r["slot_ms"] for r in runs(tmp_path, "slow-queue")]
+    assert queue == list(range(queue[0], queue[-1] + 1, 1000)), "queue lost a slot: %r" % queue
+
+
+def test_http_action(cohortd, tmp_path):
+    import http.server
+    import threading
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.path, dict(self.headers)))
+            code = 500 if self.path == "/fail" else 200
+            self.send_response(code)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *a):
+            pass
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        port = srv.server_address[1]
+        jobs = {"hook": {"cron": NEVER, "run": "http://127.0.0.1:%d/ok" % port, "method": "POST"},
+                "bad": {"cron": NEVER, "run": "http://127.0.0.1:%d/fail" % port,
+                        "method": "POST"}}
+        d = start_nodes(cohortd, tmp_path, hot=("solo",), jobs=jobs)["solo"]
+        assert helpers.wait_for(lambda: lease(d)[3] == 1, scaled(3))
+        assert call(d, "JOB.RUN", "hook") == b"OK"
+        assert call(d, "JOB.RUN", "bad") == b"OK"
+
+        def done(job):
+            return [r for r in runs(tmp_path, job) if r["status"]]
+        ok = helpers.wait_for(lambda: done("hook"), scaled(5))
+        bad = helpers.wait_for(lambda: done("bad"), scaled(5))
+        assert ok[0]["status"] == "ok" and ok[0]["code"] == 200 and ok[0]["output"] == b"hello"
+        assert bad[0]["status"] == "failed" and bad[0]["code"] == 500
+        hdrs = [h for p, h in seen if p == "/ok"][0]
+        assert hdrs["Cohort-Job"] == "hook" and hdrs["Cohort-Node"] == "solo"
+        assert hdrs["Cohort-Epoch"] == str(lease(d)[1])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_retention_prunes_old_runs(cohortd, tmp_path):
+    import sqlite3
+    jobs = {"report": {"cron": NEVER, "command": "true"}}
+    d = start_nodes(cohortd, tmp_path, hot=("solo",), jobs=jobs,
+                    extra={"scheduler": {"retention": "1h"}})["solo"]
+    assert call(d, "JOB.RUN", "report") == b"OK"
+    assert helpers.wait_for(lambda: [r for r in runs(tmp_path, "report") if r["status"]],
+                            scaled(5))
+    db = sqlite3.connect(os.path.join(str(tmp_path), "shared.db"), timeout=10)
+    old = int(time.time() * 1000) - 2 * 3600 * 1000
+    with db:
+        db.execute("INSERT INTO cohort_job_runs (job, slot_ms, node, epoch, claimed_at, status)"
+                   " VALUES ('report', ?, 'gone', 1, ?, 'ok')", (old, old))
+    db.close()
+    d.stop()
+    d2 = start_nodes(cohortd, tmp_path, hot=("solo2",), jobs=jobs,
+                     extra={"scheduler": {"retention": "1h"}})["solo2"]
+    assert helpers.wait_for(lambda: len(runs(tmp_path, "report")) == 1, scaled(5))
+    assert runs(tmp_path, "report")[0]["node"] == "solo"
+    assert d2.alive()
