@@ -8,7 +8,8 @@
  *   JOBS                         per job: [name, schedule, where, last status,
  *                                last slot ms, next slot ms]
  *   JOB.RUN name                 fires the job once now (slot = now, claimed
- *                                once cluster-wide, run on this node); +OK
+ *                                once cluster-wide, run on this node); +OK; a
+ *                                leader job only on its lease's holder
  *   JOB.HISTORY name [count]     newest first, per run: [slot ms, node, epoch,
  *                                status, code, started ms, ended ms, output]
  *

@@ -339,10 +339,13 @@ static void tick_job(sjob_t *j, int64_t now)
     if (j->busy)
         return;
     if (j->manual_slot) {
-        int64_t e = 0;
-        if (j->spec.where == JOBSPEC_WHERE_LEADER)
-            lease_held(s->leases, j->spec.lease, &e);
-        claim(j, j->manual_slot, e, true);
+        if (!may_run(j, &epoch)) {
+            log_warn("jobs", "job %s: JOB.RUN dropped: the lease went before it started",
+                     j->spec.name);
+            j->manual_slot = 0;
+            return;
+        }
+        claim(j, j->manual_slot, epoch, true);
         return;
     }
     if (!may_run(j, &epoch)) {
@@ -513,6 +516,16 @@ int scheduler_run_now(scheduler_t *s, const char *name, char *err, size_t errlen
     }
     if (j->manual_slot) {
         snprintf(err, errlen, "job %s already has a run waiting to start", name);
+        return -1;
+    }
+    if (j->spec.where == JOBSPEC_WHERE_LEADER && !lease_held(s->leases, j->spec.lease, NULL)) {
+        lease_view_t v;
+        if (lease_view(s->leases, j->spec.lease, &v) == 0 && v.holder[0])
+            snprintf(err, errlen, "job %s runs on the holder of lease %s, node %s: send it there",
+                     name, j->spec.lease, v.holder);
+        else
+            snprintf(err, errlen, "job %s runs on the holder of lease %s, and nobody holds it now",
+                     name, j->spec.lease);
         return -1;
     }
     clock_tick();

@@ -15,8 +15,7 @@
  * Runs of one job never overlap: overlap = queue runs the slots that fell due
  * meanwhile afterwards, overlap = skip drops the slots that fell due while a
  * run was in progress (they are not claimed). Every run gets the lease's
- * epoch (COHORT_EPOCH / Cohort-Epoch); where = every and JOB.RUN on a node
- * not holding the lease pass epoch 0.
+ * epoch (COHORT_EPOCH / Cohort-Epoch); where = every jobs get epoch 0.
  */
 #ifndef COHORT_SCHEDULER_H
 #define COHORT_SCHEDULER_H
@@ -63,8 +62,10 @@ typedef struct scheduler_job_info {
 int scheduler_job_info(scheduler_t *s, size_t i, scheduler_job_info_t *info);
 
 /* Fires job name now, once cluster-wide: claims the slot "now" (epoch ms)
- * and runs it on this node. Returns 0, or -1 with a message in err (unknown
- * job, one already waiting to be fired). */
+ * and runs it on this node, with the lease's epoch. A where = leader job
+ * fires only on the node that holds its lease (a warm spare never runs it).
+ * Returns 0, or -1 with a message in err (unknown job, one already waiting to
+ * be fired, this node does not hold the job's lease: err names the holder). */
 int scheduler_run_now(scheduler_t *s, const char *name, char *err, size_t errlen);
 
 /* This node's copy of name's history, newest slot first (refreshed from the

@@ -70,6 +70,7 @@ def test_timeout_and_output_tail(cohortd, tmp_path):
             "chatty": {"cron": NEVER,
                        "command": "yes 0123456789 | head -c 3000000; echo THE-END"}}
     d = start_nodes(cohortd, tmp_path, hot=("solo",), jobs=jobs)["solo"]
+    assert helpers.wait_for(lambda: lease(d)[3] == 1, scaled(3))
     assert call(d, "JOB.RUN", "hang") == b"OK"
     assert call(d, "JOB.RUN", "chatty") == b"OK"
 
@@ -88,20 +89,29 @@ def test_timeout_and_output_tail(cohortd, tmp_path):
 
 def test_job_run_once_and_jobs(cohortd, tmp_path):
     jobs = {"report": {"cron": NEVER, "command": "echo report $COHORT_NODE"}}
-    nodes = start_nodes(cohortd, tmp_path, hot=("a", "b"), jobs=jobs)
-    assert call(nodes["a"], "JOB.RUN", "report") == b"OK"
+    nodes = start_nodes(cohortd, tmp_path, hot=("a", "b"), warm=("w",), jobs=jobs)
+    assert helpers.wait_for(lambda: len(holders(nodes)) == 1, scaled(3))
+    leader = holders(nodes)[0]
+    other = "b" if leader == "a" else "a"
+    # Only the holder fires a leader job; the others name it.
+    for name in (other, "w"):
+        err = call(nodes[name], "JOB.RUN", "report")
+        assert isinstance(err, helpers.RespError) and leader.encode() in err.msg, err
+    assert call(nodes[leader], "JOB.RUN", "report") == b"OK"
     assert helpers.wait_for(lambda: [r for r in runs(tmp_path, "report") if r["status"]],
                             scaled(5))
     time.sleep(0.5)
     rows = runs(tmp_path, "report")
-    assert len(rows) == 1 and rows[0]["node"] == "a" and rows[0]["output"] == b"report a\n"
-    listing = call(nodes["b"], "JOBS")
+    assert len(rows) == 1 and rows[0]["node"] == leader
+    assert rows[0]["output"] == ("report %s\n" % leader).encode()
+    assert rows[0]["epoch"] == lease(nodes[leader])[1]
+    listing = call(nodes[other], "JOBS")
     assert listing[0][:3] == [b"report", b"cron " + NEVER.encode(), b"leader"]
     assert isinstance(listing[0][5], int)
-    hist = helpers.wait_for(lambda: call(nodes["b"], "JOB.HISTORY", "report"), scaled(3))
-    assert len(hist) == 1 and hist[0][1] == b"a" and hist[0][3] == b"ok"
-    assert isinstance(call(nodes["a"], "JOB.RUN", "nope"), helpers.RespError)
-    assert isinstance(call(nodes["a"], "JOB.HISTORY", "report", "0"), helpers.RespError)
+    hist = helpers.wait_for(lambda: call(nodes["w"], "JOB.HISTORY", "report"), scaled(3))
+    assert len(hist) == 1 and hist[0][1] == leader.encode() and hist[0][3] == b"ok"
+    assert isinstance(call(nodes[leader], "JOB.RUN", "nope"), helpers.RespError)
+    assert isinstance(call(nodes[leader], "JOB.HISTORY", "report", "0"), helpers.RespError)
 
 
 def test_where_every_runs_on_every_node(cohortd, tmp_path):
@@ -201,6 +211,7 @@ def test_retention_prunes_old_runs(cohortd, tmp_path):
     jobs = {"report": {"cron": NEVER, "command": "true"}}
     d = start_nodes(cohortd, tmp_path, hot=("solo",), jobs=jobs,
                     extra={"scheduler": {"retention": "1h"}})["solo"]
+    assert helpers.wait_for(lambda: lease(d)[3] == 1, scaled(3))
     assert call(d, "JOB.RUN", "report") == b"OK"
     assert helpers.wait_for(lambda: [r for r in runs(tmp_path, "report") if r["status"]],
                             scaled(5))
