@@ -38,12 +38,17 @@ stop() {
 trap 'stop; exit 0' INT TERM # stopped as asked
 trap stop EXIT                # any other end: a node that failed to start, say
 
+mkdir -p "$dir/data" # the three nodes share one SQLite store: one leader among them
 (umask 077 && head -c 48 /dev/urandom | base64 >"$dir/cluster.key")
 for i in 1 2 3; do
     port=$((base + 10 * (i - 1)))
     cat >"$dir/n$i.ini" <<EOF
 [node]
 name = n$i
+data_dir = $dir/data
+
+[store]
+url = sqlite://$dir/data/cohort.db
 
 [client]
 port = $port

@@ -2,7 +2,9 @@
  *
  * Owns: cohortd's HTTP routes and their rendering:
  *   GET /health     200 "ok" while serving, 503 and the reason otherwise
- *                   (the node's mode decides; load balancers act on it);
+ *                   (the node's mode decides; load balancers act on it), and
+ *                   a line "store: down since ..." when the shared store is
+ *                   down (still 200: the cache serves without it);
  *   GET /metrics    Prometheus text exposition format 0.0.4;
  *   GET /v1/status  one JSON object.
  * Never: changes node state, decides the node's health (mode.c does), or
@@ -15,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "clock.h"
 #include "commands.h"
 
 /* ---- escaping --------------------------------------------------------------- */
@@ -321,6 +324,21 @@ void status_render_json(node_t *n, buf_t *out)
 
 /* ---- routes ------------------------------------------------------------------ */
 
+/* A line about the shared store when it is down or failed: the cache still
+ * serves (the status code does not change), leases and jobs do not. */
+static void health_store(node_t *n, buf_t *body)
+{
+    store_health_t h;
+    if (!n->store)
+        return;
+    store_health(n->store, &h);
+    if (h.state != STORE_DOWN && h.state != STORE_FAILED)
+        return;
+    buf_printf(body, "store: %s since %lld ms ago: %s\n",
+               h.state == STORE_DOWN ? "down" : "failed",
+               (long long)(clock_now_ms() - h.since_ms), h.last_error);
+}
+
 static int route_health(void *ud, const char *query, buf_t *body, const char **ctype)
 {
     node_t *n = ud;
@@ -332,6 +350,7 @@ static int route_health(void *ud, const char *query, buf_t *body, const char **c
         buf_printf(body, "ok, cache bypassed: %s\n", node_why_not_serving(n));
     else
         buf_printf(body, "%s\n", node_mode_name(mode));
+    health_store(n, body);
     return status;
 }
 

@@ -142,7 +142,9 @@ static const setting_t settings[] = {
     SET("node", "name", T_IDENT, name, 1, NAME_MAX_CHARS, 0, NULL, NULL,
         "unique name of this node in the cluster (default: the hostname)"),
     SET("node", "role", T_ENUM, role, 0, 0, 0, roles, "hot",
-        "hot or warm; reported only (leases and jobs are not in this release)"),
+        "hot or warm; a warm node never holds a lease, so it never runs leader jobs"),
+    SET("node", "data_dir", T_STRING, data_dir, 1, 3900, 0, NULL, "/var/lib/cohort",
+        "directory for the embedded store (cohort.db), created if missing"),
     SET("node", "log_file", T_STRING, log_file, 0, LOG_PATH_MAX, 0, NULL, NULL,
         "log file, opened for append and reopened on SIGHUP (default: stderr)"),
     SET("node", "log_level", T_ENUM, log_level, 0, 0, 0, levels, "info",
@@ -221,7 +223,15 @@ static const setting_t settings[] = {
         "evict least recently used entries beyond this; 0 no limit"),
 
     SET("store", "url", T_STRING, store_url, 0, 0, 0, NULL, NULL,
-        "shared database (not supported by this release: refused at start)"),
+        "shared database: sqlite:///path or postgresql://... (default: sqlite in data_dir)"),
+
+    SET("leases", "ttl", T_DURATION, lease_ttl_ms, 300, 10 * MIN, 1, NULL, "2s",
+        "leader lease time to live; renewed every ttl/3 (bare number: ms)"),
+
+    SET("scheduler", "timezone", T_STRING, timezone, 0, 200, 0, NULL, "UTC",
+        "IANA time zone of cron expressions, e.g. Europe/Berlin"),
+    SET("scheduler", "retention", T_DURATION, retention_s, 60, 3650 * 86400, SEC, NULL, "168h",
+        "job run history kept this long, e.g. 168h (7 days; bare number: seconds)"),
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -729,11 +739,78 @@ static int apply(config_t *cfg, const setting_t *s, const char *text, char *why,
     return 0;
 }
 
+/* ---- [job NAME] sections ------------------------------------------------------ */
+
+/* If the header text (between '[' and ']') names a job section, returns 1
+ * and its NAME (whitespace trimmed) in *name / *nlen; else 0. */
+static int job_section(const char *p, size_t len, const char **name, size_t *nlen)
+{
+    while (len && is_space(*p))
+        p++, len--;
+    while (len && is_space(p[len - 1]))
+        len--;
+    if (len < 3 || strncasecmp(p, "job", 3) != 0 || (len > 3 && !is_space(p[3])))
+        return 0;
+    p += 3, len -= 3;
+    while (len && is_space(*p))
+        p++, len--;
+    *name = p;
+    *nlen = len;
+    return 1;
+}
+
+static config_job_t *job_add(config_t *cfg, const char *name, size_t nlen, int line)
+{
+    cfg->jobs = xrealloc(cfg->jobs, (cfg->njobs + 1) * sizeof(*cfg->jobs));
+    config_job_t *j = &cfg->jobs[cfg->njobs++];
+    memset(j, 0, sizeof(*j));
+    j->name = xmemdup(name, nlen);
+    j->line = line;
+    return j;
+}
+
+static void job_add_pair(config_job_t *j, const char *key, const char *value, int line)
+{
+    j->pairs = xrealloc(j->pairs, (j->npairs + 1) * sizeof(*j->pairs));
+    config_pair_t *p = &j->pairs[j->npairs++];
+    p->key = xstrdup(key);
+    p->value = xstrdup(value);
+    p->line = line;
+}
+
+static void jobs_copy(config_t *dst, const config_t *src)
+{
+    dst->jobs = NULL;
+    dst->njobs = 0;
+    for (size_t i = 0; i < src->njobs; i++) {
+        const config_job_t *from = &src->jobs[i];
+        config_job_t *j = job_add(dst, from->name, strlen(from->name), from->line);
+        for (size_t k = 0; k < from->npairs; k++)
+            job_add_pair(j, from->pairs[k].key, from->pairs[k].value, from->pairs[k].line);
+    }
+}
+
+static void jobs_free(config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->njobs; i++) {
+        for (size_t k = 0; k < cfg->jobs[i].npairs; k++) {
+            free(cfg->jobs[i].pairs[k].key);
+            free(cfg->jobs[i].pairs[k].value);
+        }
+        free(cfg->jobs[i].pairs);
+        free(cfg->jobs[i].name);
+    }
+    free(cfg->jobs);
+    cfg->jobs = NULL;
+    cfg->njobs = 0;
+}
+
 /* Makes dst a deep copy of src; the caller frees it with config_free. */
 static void config_copy(config_t *dst, const config_t *src)
 {
     *dst = *src;
     dst->path = src->path ? xstrdup(src->path) : NULL;
+    jobs_copy(dst, src);
     for (size_t i = 0; i < NSETTINGS; i++) {
         void *f = field(dst, &settings[i]);
         if (types[settings[i].type].store == ST_STR) {
@@ -753,6 +830,7 @@ static void config_copy(config_t *dst, const config_t *src)
 void config_free(config_t *cfg)
 {
     free(cfg->path);
+    jobs_free(cfg);
     for (size_t i = 0; i < NSETTINGS; i++) {
         void *f = field(cfg, &settings[i]);
         if (types[settings[i].type].store == ST_STR)
@@ -888,9 +966,24 @@ static char *read_line(char *str, int num, void *stream)
                   num - 2);
         return NULL;
     }
+    const char *jname;
+    size_t jlen;
     if (n && *p == '[') {
         const char *close = memchr(p, ']', n);
-        if (close && !section_known(p + 1, (size_t)(close - p - 1))) {
+        if (close && job_section(p + 1, (size_t)(close - p - 1), &jname, &jlen)) {
+            for (size_t i = 0; i < ld->cfg->njobs; i++)
+                if (strlen(ld->cfg->jobs[i].name) == jlen &&
+                    memcmp(ld->cfg->jobs[i].name, jname, jlen) == 0) {
+                    load_fail(ld, "[job %.*s]: section repeated, first on line %d", (int)jlen,
+                              jname, ld->cfg->jobs[i].line);
+                    return NULL;
+                }
+            if (jlen == 0) {
+                load_fail(ld, "[job]: a job section needs a name: [job NAME]");
+                return NULL;
+            }
+            job_add(ld->cfg, jname, jlen, ld->line);
+        } else if (close && !section_known(p + 1, (size_t)(close - p - 1))) {
             load_fail(ld, "[%.*s]: unknown section", (int)(close - p - 1), p + 1);
             return NULL;
         }
@@ -917,6 +1010,13 @@ static int on_pair(void *user, const char *section, const char *key, const char 
     if (*section == '\0') {
         load_fail(ld, "%s: not in a [section]", key);
         return 0;
+    }
+    const char *jname;
+    size_t jlen;
+    if (job_section(section, strlen(section), &jname, &jlen)) {
+        assert(ld->cfg->njobs > 0); /* read_line added it at the header */
+        job_add_pair(&ld->cfg->jobs[ld->cfg->njobs - 1], key, value, ld->line);
+        return 1;
     }
     const setting_t *s = find_setting(section, key);
     if (!s) {
@@ -1054,9 +1154,7 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
 
 /* ---- settings that must agree ---------------------------------------------- */
 
-/* store.url is parsed (so the file format stays stable) but refused: a node
- * must not start believing it has guarantees the store would give.
- * The other rules order two [cluster] timings; the wrong order would make a
+/* The rules order two [cluster] timings; the wrong order would make a
  * member suspect between two heartbeats, lose its lease between two
  * heartbeats, or be declared dead before it was ever suspect. */
 /* Fails with "cluster.A (x) must be shorter than cluster.B (y)" unless a < b. */
@@ -1073,12 +1171,6 @@ static int shorter(const char *a, int a_ms, const char *b, int b_ms, char *err, 
 int config_check(const config_t *cfg, char *err, size_t errlen)
 {
     char a[32], b[32];
-    if (cfg->store_url) {
-        say(err, errlen,
-            "store.url: the shared store is not supported by this release of cohortd; "
-            "remove the setting");
-        return -1;
-    }
     if (shorter("heartbeat", cfg->heartbeat_ms, "suspect_after", cfg->suspect_ms, err, errlen))
         return -1;
     if ((long long)cfg->heartbeat_ms * 2 > cfg->lease_ms) {

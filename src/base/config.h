@@ -19,6 +19,23 @@ typedef struct strlist {
     size_t n;
 } strlist_t;
 
+/* One key = value line of a [job NAME] section, kept as text: the job
+ * settings are parsed and checked above this layer (svc/scheduler.c), which
+ * reports "FILE:LINE: key: what is wrong" from line. */
+typedef struct config_pair {
+    char *key;
+    char *value;
+    int line;
+} config_pair_t;
+
+/* A [job NAME] section, in file order. */
+typedef struct config_job {
+    char *name; /* NAME as written (checked by jobspec_init) */
+    int line;   /* of the section header */
+    config_pair_t *pairs;
+    size_t npairs;
+} config_job_t;
+
 typedef struct config {
     char *path; /* the file read, or NULL */
 
@@ -27,6 +44,7 @@ typedef struct config {
     char *role;     /* "hot" or "warm" */
     char *log_file; /* NULL: stderr */
     char *log_level;
+    char *data_dir; /* /var/lib/cohort: the embedded store's file */
 
     /* [client] */
     char *bind;                 /* 127.0.0.1 */
@@ -71,7 +89,18 @@ typedef struct config {
     size_t maxmemory; /* 0: no limit */
 
     /* [store] */
-    char *store_url; /* NULL: none yet */
+    char *store_url; /* NULL: sqlite:///<data_dir>/cohort.db */
+
+    /* [leases] */
+    int lease_ttl_ms; /* 3000: leader leases (canonical, applications') */
+
+    /* [scheduler] */
+    char *timezone;    /* UTC: cron expressions' zone */
+    int retention_s;   /* 7d: run history kept this long */
+
+    /* [job NAME] sections, raw (see config_job_t) */
+    config_job_t *jobs;
+    size_t njobs;
 } config_t;
 
 /* Fills cfg with the defaults. */

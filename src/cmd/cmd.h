@@ -193,5 +193,11 @@ CMD_HANDLER(cmd_punsubscribe);
 CMD_HANDLER(cmd_sunsubscribe);
 CMD_HANDLER(cmd_pubsub);
 CMD_HANDLER(cmd_reset);
+CMD_HANDLER(cmd_leader);
+CMD_HANDLER(cmd_leader_acquire);
+CMD_HANDLER(cmd_leader_release);
+CMD_HANDLER(cmd_jobs);
+CMD_HANDLER(cmd_job_run);
+CMD_HANDLER(cmd_job_history);
 
 #endif

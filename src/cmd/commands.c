@@ -143,6 +143,20 @@ static command_t table[] = {
     {"cohort.status", 1, R | X, cmd_cohort_status, "This node's state.", 0, 0, 0},
     {"cohort.members", 1, R | X, cmd_cohort_members,
      "The other members: name, address, state, since, rtt, flushes, last ack.", 0, 0, 0},
+    /* leases and jobs */
+    {"leader", 2, R | X, cmd_leader, "A lease as this node sees it: [holder, epoch, ms-left, is-me].",
+     0, 0, 0},
+    {"leader.acquire", -2, W | X, cmd_leader_acquire,
+     "This node tries to hold a lease and keeps renewing it (name [ttl_ms]).", 0, 0, 0},
+    {"leader.release", 2, W | X, cmd_leader_release,
+     "This node stops renewing a lease it acquired and releases it.", 0, 0, 0},
+    {"jobs", 1, R | X, cmd_jobs,
+     "The jobs: name, schedule, where, last status, last slot, next slot.", 0, 0, 0},
+    {"job.run", 2, W | X, cmd_job_run, "Fires a job once now, once cluster-wide, on this node.",
+     0, 0, 0},
+    {"job.history", -2, R | X, cmd_job_history,
+     "A job's runs, newest first: slot, node, epoch, status, code, start, end, output.", 0, 0,
+     0},
 };
 
 #define NCOMMANDS (sizeof(table) / sizeof(table[0]))

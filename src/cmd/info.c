@@ -73,6 +73,7 @@ static const info_section_t sections[] = {
     {"stats", 1, NULL},         {"replication", 1, NULL},
     {"commandstats", 0, info_commandstats},
     {"cluster", 1, NULL},       {"cohort", 1, info_members},
+    {"store", 1, NULL},         {"leases", 1, NULL},
     {"keyspace", 1, info_keyspace},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "commands.h"
+#include "cron.h"
 #include "log.h"
 #include "node.h"
 #include "status.h"
@@ -46,6 +47,7 @@ static void shutdown_node(node_t *n, const char *why)
     end_of_turn(n);
     uv_close((uv_handle_t *)&d->after_io, NULL);
     uv_close((uv_handle_t *)&d->before_poll, NULL);
+    node_stop_services(n, NULL); /* scheduler, then leases released, then the store */
     cluster_stop(n->cluster);
     n->cluster = NULL;
     server_stop(n->server);
@@ -198,7 +200,7 @@ static int start_subsystems(node_t *n, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
     config_t cfg;
-    char err[512];
+    char err[512] = "";
     config_defaults(&cfg);
     int rc = config_from_args(&cfg, argc, argv, err, sizeof(err));
     if (rc != 0) {
@@ -213,12 +215,37 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    jobspec_t *specs = NULL;
+    size_t nspecs = 0;
+    char why[400];
+    if (cron_set_timezone(cfg.timezone, why, sizeof(why)) < 0)
+        snprintf(err, sizeof(err), "scheduler.timezone: %s", why);
+    else if (scheduler_parse(&cfg, &specs, &nspecs, err, sizeof(err)) == 0)
+        err[0] = '\0';
+    if (err[0]) {
+        fprintf(stderr, "cohortd: %s\n", err);
+        log_close();
+        config_free(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     fit_file_limit(&cfg);
 
     node_t node;
     memset(&node, 0, sizeof(node));
     node_init(&node, uv_default_loop(), &cfg);
+    if (node_open_store(&node, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cohortd: %s\n", err);
+        for (size_t i = 0; i < nspecs; i++)
+            jobspec_free(&specs[i]);
+        free(specs);
+        uv_loop_close(node.loop);
+        node_free(&node);
+        log_close();
+        config_free(&cfg);
+        return 2;
+    }
+    node_start_services(&node, specs, nspecs);
 
     daemon_handles_t handles;
     err[0] = '\0';

@@ -8,8 +8,8 @@
  * Never: is touched from another thread (every field belongs to the loop), or
  * executes commands (cmd/ does, above this layer).
  *
- * Layer: above base, proto, cache, net, cluster and svc; below cmd, admin and the
- * daemon. */
+ * Layer: above base, proto, cache, net, cluster, store and svc; below cmd,
+ * admin and the daemon. */
 #ifndef COHORT_NODE_H
 #define COHORT_NODE_H
 
@@ -23,10 +23,13 @@
 #include "hlc.h"
 #include "hooks.h"
 #include "http.h"
+#include "lease.h"
 #include "metrics.h"
 #include "mode.h"
 #include "pubsub.h"
+#include "scheduler.h"
 #include "server.h"
+#include "store.h"
 #include "version.h"
 
 /* The redis_version cohortd announces (HELLO, INFO): clients use it to decide
@@ -61,6 +64,9 @@ typedef struct node {
     pubsub_t *pubsub;   /* this node's channels, patterns and subscribers */
     struct script_engine *script; /* EVAL's engine, made on first use (cmd_script.c) */
     client_t *script_client;      /* the client a script's commands run as */
+    store_t *store;         /* the shared store; NULL before start and after close */
+    lease_mgr_t *leases;    /* leader leases; NULL when the store is not open */
+    scheduler_t *scheduler; /* [job NAME] sections; NULL when the store is not open */
     node_stats_t stats;
     metrics_t *metrics;       /* every figure INFO, /metrics, /v1/status show */
     node_hooks_t end_of_turn; /* run after I/O and before the loop sleeps */
@@ -81,6 +87,17 @@ cluster_host_t node_cluster_host(node_t *n);
 /* Releases held replies whose flushes are acknowledged (the cluster's
  * progress callback does this too). */
 void node_release_replies(node_t *n);
+/* Opens the shared store: [store] url, or sqlite:///<data_dir>/cohort.db
+ * (data_dir created if missing). Returns 0, or -1 with the reason in err (a
+ * bad URL, a data_dir that cannot be made): the caller exits 2. An
+ * unreachable database is not an error: the store retries by itself. */
+int node_open_store(node_t *n, char *err, size_t errlen);
+/* Starts the leases and the scheduler on the open store; takes specs (n of
+ * them, from scheduler_parse). */
+void node_start_services(node_t *n, jobspec_t *specs, size_t nspecs);
+/* Stops the scheduler, then releases the leases, then closes the store;
+ * done(n) runs when all of it finished. */
+void node_stop_services(node_t *n, void (*done)(node_t *n));
 /* Registers the metrics of every subsystem (call once they exist). */
 void node_register_metrics(node_t *n);
 /* Takes the samples of instantaneous_ops_per_sec due since the last call

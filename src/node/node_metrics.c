@@ -157,6 +157,52 @@ GETTER(get_replayed, cluster_counters(n->cluster)->replayed)
 GETTER(get_links_refused, cluster_counters(n->cluster)->links_refused)
 GETTER(get_state_changes, cluster_counters(n->cluster)->state_changes)
 
+/* The store's health now (all zero, state "none", before it is open). */
+static store_health_t shealth(node_t *n)
+{
+    store_health_t h;
+    memset(&h, 0, sizeof(h));
+    if (n->store)
+        store_health(n->store, &h);
+    return h;
+}
+
+static const char *store_state_name(node_t *n)
+{
+    if (!n->store)
+        return "none";
+    switch (shealth(n).state) {
+    case STORE_STARTING:
+        return "starting";
+    case STORE_UP:
+        return "up";
+    case STORE_DOWN:
+        return "down";
+    default:
+        return "failed";
+    }
+}
+
+GETTER(get_store_up, n->store && shealth(n).state == STORE_UP)
+GETTER(get_store_since, shealth(n).since_ms)
+GETTER(get_store_round_trips, shealth(n).round_trips)
+GETTER(get_store_errors, shealth(n).errors)
+GETTER(get_store_timeouts, shealth(n).timeouts)
+GETTER(get_store_reconnects, shealth(n).reconnects)
+GETTER(get_store_rejected, shealth(n).rejected)
+GETTER(get_store_pending, shealth(n).pending)
+GETTER(get_store_schema, shealth(n).schema_version)
+GETTER(get_leases_held, n->leases ? lease_held_count(n->leases) : 0)
+GETTER(get_leader, n->leases && lease_held(n->leases, "canonical", NULL))
+GETTER(get_leases_acquired, lease_acquired_count(n->leases))
+GETTER(get_leases_lost, lease_lost_count(n->leases))
+GETTER(get_jobs, scheduler_count(n->scheduler))
+GETTER(get_job_runs, scheduler_stats(n->scheduler)->runs_started)
+GETTER(get_job_ok, scheduler_stats(n->scheduler)->runs_ok)
+GETTER(get_job_failed, scheduler_stats(n->scheduler)->runs_failed)
+GETTER(get_job_taken, scheduler_stats(n->scheduler)->slots_taken)
+GETTER(get_job_skipped, scheduler_stats(n->scheduler)->slots_skipped)
+
 static void human_bytes(char *out, size_t len, uint64_t n)
 {
     const char *units = "BKMGT";
@@ -219,6 +265,15 @@ TEXT(text_master, "master")
 TEXT(text_max_human, human(buf, len, get_maxmemory(n)))
 TEXT(text_policy, "allkeys-lru")
 TEXT(text_why_not_serving, node_why_not_serving(n))
+TEXT(text_store_state, store_state_name(n))
+TEXT(text_store_backend, n->store ? shealth(n).backend : "none")
+
+static const char *text_store_error(void *ud, char *buf, size_t len)
+{
+    node_t *n = ud;
+    snprintf(buf, len, "%s", shealth(n).last_error);
+    return buf;
+}
 
 /* ---- the rows ----------------------------------------------------------------- */
 
@@ -377,6 +432,47 @@ static const metric_t rows[] = {
         NULL, get_links_refused),
     ROW(C, "cohort_member_state_changes_total", "Member state changes.", 0, NULL, NULL, NULL,
         get_state_changes),
+    /* store */
+    TROW("store:store_backend", "store.backend", NULL, text_store_backend),
+    TROW("store:store_state", "store.state", "store", text_store_state),
+    ROW(B, "cohort_store_up", "1 while the last contact with the shared store worked.", 0,
+        "store:store_up", "store.up", NULL, get_store_up),
+    ROW(G, NULL, NULL, 0, "store:store_since_ms", "store.since_ms", NULL, get_store_since),
+    TROW("store:store_last_error", "store.last_error", NULL, text_store_error),
+    ROW(C, "cohort_store_round_trips_total", "Store operations that reached the database.", 0,
+        "store:store_round_trips", "store.round_trips", NULL, get_store_round_trips),
+    ROW(C, "cohort_store_errors_total", "Store operations that failed.", 0,
+        "store:store_errors", "store.errors", NULL, get_store_errors),
+    ROW(C, "cohort_store_timeouts_total", "Store operations that timed out.", 0,
+        "store:store_timeouts", "store.timeouts", NULL, get_store_timeouts),
+    ROW(C, "cohort_store_reconnects_total", "Connections to the store re-established.", 0,
+        "store:store_reconnects", "store.reconnects", NULL, get_store_reconnects),
+    ROW(C, "cohort_store_rejected_total", "Store operations refused: too many pending.", 0,
+        "store:store_rejected", NULL, NULL, get_store_rejected),
+    ROW(G, "cohort_store_pending", "Store operations queued or running.", 0,
+        "store:store_pending", "store.pending", NULL, get_store_pending),
+    ROW(G, NULL, NULL, 0, "store:store_schema_version", "store.schema_version", NULL,
+        get_store_schema),
+    /* leases and jobs */
+    ROW(B, "cohort_leader", "1 while this node holds the canonical lease.", 0,
+        "leases:leader", "leases.leader", "leader", get_leader),
+    ROW(G, "cohort_leases_held", "Leases this node holds now.", 0, "leases:leases_held",
+        "leases.held", NULL, get_leases_held),
+    ROW(C, "cohort_leases_acquired_total", "Times this node gained a lease.", 0,
+        "leases:leases_acquired", NULL, NULL, get_leases_acquired),
+    ROW(C, "cohort_leases_lost_total", "Times this node stopped trusting a lease it held.", 0,
+        "leases:leases_lost", NULL, NULL, get_leases_lost),
+    ROW(G, "cohort_jobs", "Jobs configured.", 0, "leases:jobs", "jobs.count", NULL, get_jobs),
+    ROW(C, "cohort_job_runs_total", "Job runs started on this node.", 0, "leases:job_runs",
+        "jobs.runs", NULL, get_job_runs),
+    ROW(C, "cohort_job_runs_ok_total", "Job runs on this node that succeeded.", 0,
+        "leases:job_runs_ok", NULL, NULL, get_job_ok),
+    ROW(C, "cohort_job_runs_failed_total", "Job runs on this node that failed or timed out.", 0,
+        "leases:job_runs_failed", "jobs.failed", NULL, get_job_failed),
+    ROW(C, "cohort_job_slots_taken_total", "Slots another node had claimed first.", 0, NULL,
+        NULL, NULL, get_job_taken),
+    ROW(C, "cohort_job_slots_skipped_total", "Slots dropped by overlap = skip.", 0, NULL, NULL,
+        NULL, get_job_skipped),
 };
 
 #undef C

@@ -27,7 +27,7 @@ import time
 import pytest
 
 import helpers
-from conftest import COHORTD, FLAVOR, SANITIZER_PATTERNS, _LIVE, scaled
+from conftest import COHORTD, FLAVOR, SANITIZER_PATTERNS, _LIVE, scaled, with_data_dir
 
 # The daemon's defaults (src/config.c), which the tests reason with.
 LEASE_S = 2.0
@@ -174,7 +174,7 @@ class Node:
 
     def start(self, wait_ready=True, timeout=5.0):
         with open(self.conf_path, "w") as f:
-            f.write(_ini(self.config))
+            f.write(_ini(with_data_dir(self.config, self.workdir, self.name)))
         argv = [COHORTD, "--config", self.conf_path]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns] + argv

@@ -98,6 +98,17 @@ def scaled(seconds):
     return seconds * TIME_SCALE
 
 
+def with_data_dir(config, workdir, name):
+    """config with node.data_dir set to a directory of its own in workdir
+    (unless the test set data_dir or store.url), so a node never writes its
+    store outside the test's directory (the default is /var/lib/cohort)."""
+    if "data_dir" in config.get("node", {}) or "url" in config.get("store", {}):
+        return config
+    out = {s: dict(kv) for s, kv in config.items()}
+    out.setdefault("node", {})["data_dir"] = os.path.join(workdir, "%s-data" % name)
+    return out
+
+
 def _ini(config):
     out = []
     for section, kv in config.items():
@@ -173,7 +184,7 @@ class Daemon:
                 argv += ["--maxmemory-policy", "allkeys-lru"]
             return argv + self.extra_args
         with open(self.conf_path, "w") as f:
-            f.write(_ini(self.config))
+            f.write(_ini(with_data_dir(self.config, self.workdir, self.name)))
         return [self.binary, "--config", self.conf_path] + self.extra_args
 
     def _preexec(self):

@@ -390,7 +390,10 @@ def test_channel_names_up_to_max_bulk_len(cohortd):
         assert pub.cmd("PUBLISH", "x", "y") == b":1\r\n"  # '*...*' matches any byte
         assert sub.read_reply()[:4] == b"*4\r\n"
     with d.raw(timeout=30) as c:
-        c.send(helpers.encode("SUBSCRIBE", b"c" * (limit + 1)))
+        try:  # the node refuses on the length and closes: the rest may not go out
+            c.send(helpers.encode("SUBSCRIBE", b"c" * (limit + 1)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         assert c.read_until_closed(timeout=scaled(10)).startswith(b"-ERR Protocol error")
     with d.raw() as q:
         assert q.cmd("PING") == b"+PONG\r\n"

@@ -133,6 +133,11 @@ static void assert_same_config(const config_t *a, const config_t *b)
     assert_int_equal(a->replay_log, b->replay_log);
     assert_int_equal(a->maxmemory, b->maxmemory);
     assert_true(same_str(a->store_url, b->store_url));
+    assert_true(same_str(a->data_dir, b->data_dir));
+    assert_int_equal(a->lease_ttl_ms, b->lease_ttl_ms);
+    assert_true(same_str(a->timezone, b->timezone));
+    assert_int_equal(a->retention_s, b->retention_s);
+    assert_int_equal(a->njobs, b->njobs);
 }
 
 /* Runs config_from_args on a NULL-terminated list of words (argv[0] added). */
@@ -256,7 +261,7 @@ static void test_parse_duration(void **state)
     } good[] = {
         {"250", 1, 250}, {"250", 1000, 250000}, {"250ms", 1000, 250},  {"250MS", 1, 250},
         {"2s", 1, 2000}, {"2S", 1, 2000},       {"5m", 1, 300000},     {"1h", 1, 3600000},
-        {"0", 1, 0},     {"3 s", 1, 3000},      {"1H", 1000, 3600000},
+        {"0", 1, 0},     {"3 s", 1, 3000},      {"1H", 1000, 3600000}
     };
     static const char *const bad[] = {"",
                                       "s",
@@ -396,6 +401,10 @@ static const struct {
     {"cluster", "replay_log"},
     {"cache", "maxmemory"},
     {"store", "url"},
+    {"node", "data_dir"},
+    {"leases", "ttl"},
+    {"scheduler", "timezone"},
+    {"scheduler", "retention"},
 };
 
 static void example_path(char *buf, size_t len)
@@ -785,11 +794,37 @@ static void test_unknown_section_and_key(void **state)
     expect_load_error("[node]\nname = a\n[bogus]\n", 3, "[bogus]: unknown section");
     expect_load_error("[node]\nname = a\n[bogus]\nx = 1\n", 3, "[bogus]: unknown section");
     expect_load_error("[]\n", 1, "[]: unknown section");
-    expect_load_error("[job reindex]\nevery = 5m\n", 1, "[job reindex]: unknown section");
+    expect_load_error("[jobs]\nevery = 5m\n", 1, "[jobs]: unknown section");
+    expect_load_error("[jobx]\nevery = 5m\n", 1, "[jobx]: unknown section");
     expect_load_error("[node]\nname = a\nrole = hot\ncolour = red\n", 4,
                       "colour: unknown key in [node]");
     expect_load_error("[client]\nlease = 1s\n", 2, "lease: unknown key in [client]");
     expect_load_error("port = 1\n", 1, "port: not in a [section]");
+}
+
+/* [job NAME] sections are kept as text with their lines, in file order; the
+ * scheduler checks them (tests/integration/test_jobs.py). */
+static void test_job_sections(void **state)
+{
+    config_t c;
+    expect_load_ok(&c, "[node]\nname = a\n[job reindex]\nevery = 5m\ncommand = true\n"
+                       "[ job  sweep ]\ncron = 0 3 * * *\n[client]\nport = 7000\n");
+    assert_int_equal(c.njobs, 2);
+    assert_string_equal(c.jobs[0].name, "reindex");
+    assert_int_equal(c.jobs[0].line, 3);
+    assert_int_equal(c.jobs[0].npairs, 2);
+    assert_string_equal(c.jobs[0].pairs[1].key, "command");
+    assert_string_equal(c.jobs[0].pairs[1].value, "true");
+    assert_int_equal(c.jobs[0].pairs[1].line, 5);
+    assert_string_equal(c.jobs[1].name, "sweep");
+    assert_int_equal(c.jobs[1].npairs, 1);
+    assert_string_equal(c.jobs[1].pairs[0].value, "0 3 * * *");
+    assert_int_equal(c.port, 7000);
+    config_free(&c);
+    expect_load_error("[job a]\nevery = 1s\n[job a]\n", 3,
+                      "[job a]: section repeated, first on line 1");
+    expect_load_error("[node]\n[job]\nevery = 1s\n", 2,
+                      "[job]: a job section needs a name: [job NAME]");
 }
 
 static void test_syntax_errors(void **state)
@@ -1131,9 +1166,6 @@ static void test_timings_must_agree(void **state)
          "cluster.lease (300ms) must be at least two heartbeats (cluster.heartbeat 200ms)"},
         {"cluster.suspect_after=10s", "cluster.dead_after=10s",
          "cluster.suspect_after (10s) must be shorter than cluster.dead_after (10s)"},
-        {"store.url=sqlite:///x.db", "cluster.lease=2s",
-         "store.url: the shared store is not supported by this release of cohortd; "
-         "remove the setting"},
     };
     config_t c;
     char err[512];
@@ -1529,6 +1561,7 @@ int main(void)
         cmocka_unit_test(test_cidr_list),
         cmocka_unit_test(test_repeated_key),
         cmocka_unit_test(test_unknown_section_and_key),
+        cmocka_unit_test(test_job_sections),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_inline_comments),
         cmocka_unit_test(test_whitespace_bom_crlf),
