@@ -230,13 +230,25 @@ void cluster_free(cluster_t *cl)
 
 /* ---- the tick and the end of each loop turn ----------------------------- */
 
+/* Refuses the links whose handshake did not finish in time. */
+static void expire_handshakes(cluster_t *cl, int64_t now)
+{
+    link_t *l = cl->links;
+    while (l) {
+        link_t *next = l->next;
+        if (l->state != LINK_READY && now > l->deadline)
+            peer_refuse(l, "handshake timed out");
+        l = next;
+    }
+}
+
 void cluster_tick(cluster_t *cl)
 {
     int64_t now = cluster_mono(cl);
     if (cluster_cut_off(cl))
         cl->last_cut_off = now;
     member_tick(cl, now);
-    peer_check_timeouts(cl, now);
+    expire_handshakes(cl, now);
     coherence_progress(cl);
 }
 

@@ -196,7 +196,6 @@ void peer_close(link_t *l, const char *why);
  * with why (once a minute per address and reason). */
 void peer_refuse(link_t *l, const char *why);
 void peer_flush_writes(cluster_t *cl);
-void peer_check_timeouts(cluster_t *cl, int64_t now);
 /* Checks whether m's peer port takes connections at all (then closes);
  * reports to member_knock_result. */
 void peer_knock(cluster_t *cl, member_t *m);

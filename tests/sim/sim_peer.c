@@ -209,17 +209,6 @@ int peer_listen(cluster_t *cl, char *err, size_t errlen)
     return 0;
 }
 
-void peer_check_timeouts(cluster_t *cl, int64_t now)
-{
-    link_t *l = cl->links;
-    while (l) {
-        link_t *next = l->next;
-        if (l->state != LINK_READY && now > l->deadline)
-            peer_refuse(l, "handshake timed out");
-        l = next;
-    }
-}
-
 /* ---- connecting ----------------------------------------------------------------- */
 
 static void take_bytes(link_t *l);
