@@ -570,13 +570,6 @@ static void test_limits(void **state)
 
 /* ----------------------------------------------- a million arguments */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void test_million_args_in_pieces(void **state)
 {
     (void)state;
@@ -598,7 +591,6 @@ static void test_million_args_in_pieces(void **state)
     int rc = RESP_MORE;
     buf_init(&in);
     resp_parser_init(&p, NULL);
-    double t0 = now_s();
     for (size_t off = 0; off < total; off += 1000) {
         size_t n = total - off < 1000 ? total - off : 1000;
         buf_append(&in, buf_head(&all) + off, n);
@@ -606,7 +598,6 @@ static void test_million_args_in_pieces(void **state)
         if (off + n < total)
             assert_int_equal(rc, RESP_MORE);
     }
-    double elapsed = now_s() - t0;
     assert_int_equal(rc, RESP_OK);
     assert_int_equal(used, total);
     assert_int_equal(p.argc, nargs);
@@ -616,8 +607,8 @@ static void test_million_args_in_pieces(void **state)
         assert_int_equal(p.argl[i], (size_t)n);
         assert_memory_equal(p.argv[i], arg, (size_t)n);
     }
-    /* 7000 calls over 5MB; rescanning from the start would take minutes */
-    assert_true(elapsed < 10.0);
+    /* 7000 calls over 5MB: a parser that rescanned from the start would take
+     * minutes here (its speed is measured by bench/, not asserted) */
     assert_true(resp_parser_mem(&p) >= (size_t)nargs * 3 * sizeof(size_t));
 
     /* the next command gives back what the huge one took */
@@ -629,12 +620,10 @@ static void test_million_args_in_pieces(void **state)
     /* and a smaller one, one byte at a time */
     resp_parser_init(&p, NULL);
     const size_t some = 200000;
-    t0 = now_s();
     for (size_t k = 1; k <= some; k++) {
         rc = resp_parse(&p, buf_head(&all), k, &used);
         assert_int_equal(rc, RESP_MORE);
     }
-    assert_true(now_s() - t0 < 10.0);
     assert_int_equal(resp_parse(&p, buf_head(&all), total, &used), RESP_OK);
     assert_int_equal(p.argc, nargs);
     resp_parser_free(&p);
