@@ -10,7 +10,7 @@ PACKAGES=(
   liblua5.1-0-dev lua-cjson-dev lua-bitop-dev
   python3 python3-pytest python3-redis python3-pexpect
   redis-server redis-tools postgresql
-  iproute2 procps curl faketime
+  iproute2 procps curl
 )
 
 missing=()

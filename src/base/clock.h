@@ -7,7 +7,9 @@
  * monotonic clock (uv_now) stays the loop's.
  *
  * One cached value per process: cohortd runs one event loop, and every
- * subsystem of a turn must see the same "now". */
+ * subsystem of a turn must see the same "now". The environment variable
+ * COHORT_CLOCK_OFFSET_MS shifts the wall clock of the process (tests of a
+ * node whose clock is off). */
 #ifndef COHORT_CLOCK_H
 #define COHORT_CLOCK_H
 

@@ -153,7 +153,7 @@ class Node:
         self.netns = netns
         self.unixsocket = unixsocket
         self.config = {}
-        self.env = {}  # more environment for cohortd (LD_PRELOAD of libfaketime, say)
+        self.env = {}  # more environment for cohortd (COHORT_CLOCK_OFFSET_MS, say)
         self.proc = None
         self.stopped = False  # SIGSTOPped
         self.expect_clean_exit = True
