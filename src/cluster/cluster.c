@@ -370,8 +370,12 @@ void cluster_stop(cluster_t *cl)
         coherence_send_batches(cl);
         coherence_send_acks(cl);
     }
+    /* Goodbye says "you have every flush of mine": only where the member's
+     * stream is current (its SYNC answered, the replay sent, the last batch
+     * just sent). Elsewhere the member must treat the end as unclean. */
     for (link_t *l = cl->links; l; l = l->next) {
-        if (l->state == LINK_READY) {
+        member_t *m = l->member;
+        if (l->state == LINK_READY && m && m->link == l && m->stream_ready) {
             size_t s = peer_frame_begin(l, FRAME_BYE);
             peer_frame_end(l, s);
         }
