@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "mem.h"
 #include "version.h"
 
@@ -258,18 +259,6 @@ static const struct flag {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void *field(config_t *cfg, const setting_t *s)
 {
@@ -453,7 +442,7 @@ static int parse_string(const setting_t *s, const char *text, value_t *out, char
 {
     size_t n = strlen(text);
     if (s->max && n > (size_t)s->max) {
-        say(why, whylen, "longer than %lld characters", s->max);
+        errmsg(why, whylen, "longer than %lld characters", s->max);
         return -1;
     }
     out->str = n ? xstrdup(text) : NULL;
@@ -464,18 +453,18 @@ static int parse_ident(const setting_t *s, const char *text, value_t *out, char 
 {
     size_t n = strlen(text);
     if (n == 0) {
-        say(why, whylen, "must not be empty");
+        errmsg(why, whylen, "must not be empty");
         return -1;
     }
     if (n > (size_t)s->max) {
-        say(why, whylen, "longer than %lld characters", s->max);
+        errmsg(why, whylen, "longer than %lld characters", s->max);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         char c = text[i];
         if (!(is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
               c == '_' || c == '-')) {
-            say(why, whylen, "not a valid name (letters, digits, '.', '_', '-'): '%s'", text);
+            errmsg(why, whylen, "not a valid name (letters, digits, '.', '_', '-'): '%s'", text);
             return -1;
         }
     }
@@ -497,7 +486,7 @@ static int addr_family(const char *text)
 static int parse_addr(const setting_t *s, const char *text, value_t *out, char *why, size_t whylen)
 {
     if (!addr_family(text)) {
-        say(why, whylen, "not an IP address: '%s'", text);
+        errmsg(why, whylen, "not an IP address: '%s'", text);
         return -1;
     }
     out->str = xstrdup(text);
@@ -517,7 +506,7 @@ static int parse_enum(const setting_t *s, const char *text, value_t *out, char *
         if (n > 0 && (size_t)n < sizeof(list) - used)
             used += (size_t)n;
     }
-    say(why, whylen, "must be one of %s: '%s'", list, text);
+    errmsg(why, whylen, "must be one of %s: '%s'", list, text);
     return -1;
 }
 
@@ -529,11 +518,11 @@ static int parse_int(const setting_t *s, const char *text, value_t *out, char *w
     if (*p == '-' || *p == '+')
         p++;
     if (parse_digits(p, strlen(p), ULLONG_MAX, &v) < 0) {
-        say(why, whylen, "not an integer: '%s'", text);
+        errmsg(why, whylen, "not an integer: '%s'", text);
         return -1;
     }
     if ((neg && v != 0) || v > (unsigned long long)s->max || (long long)v < s->min) {
-        say(why, whylen, "must be between %lld and %lld", s->min, s->max);
+        errmsg(why, whylen, "must be between %lld and %lld", s->min, s->max);
         return -1;
     }
     out->num = (long long)v;
@@ -545,12 +534,12 @@ static int parse_size(const setting_t *s, const char *text, value_t *out, char *
     size_t v;
     char lo[32], hi[32];
     if (config_parse_size(text, &v) < 0) {
-        say(why, whylen, "not a size: '%s'", text);
+        errmsg(why, whylen, "not a size: '%s'", text);
         return -1;
     }
     if ((unsigned long long)v < (unsigned long long)s->min ||
         (unsigned long long)v > (unsigned long long)s->max) {
-        say(why, whylen, "must be between %s and %s", fmt_size((unsigned long long)s->min, lo, 32),
+        errmsg(why, whylen, "must be between %s and %s", fmt_size((unsigned long long)s->min, lo, 32),
             fmt_size((unsigned long long)s->max, hi, 32));
         return -1;
     }
@@ -564,15 +553,15 @@ static int parse_duration(const setting_t *s, const char *text, value_t *out, ch
     long long ms;
     char lo[32], hi[32];
     if (config_parse_duration_ms(text, (int)s->unit, &ms) < 0) {
-        say(why, whylen, "not a duration: '%s'", text);
+        errmsg(why, whylen, "not a duration: '%s'", text);
         return -1;
     }
     if (ms % s->unit != 0) {
-        say(why, whylen, "not a whole number of seconds: '%s'", text);
+        errmsg(why, whylen, "not a whole number of seconds: '%s'", text);
         return -1;
     }
     if (ms / s->unit < s->min || ms / s->unit > s->max) {
-        say(why, whylen, "must be between %s and %s", fmt_duration(s->min * s->unit, lo, 32),
+        errmsg(why, whylen, "must be between %s and %s", fmt_duration(s->min * s->unit, lo, 32),
             fmt_duration(s->max * s->unit, hi, 32));
         return -1;
     }
@@ -584,7 +573,7 @@ static int parse_bool(const setting_t *s, const char *text, value_t *out, char *
 {
     int b;
     if (config_parse_bool(text, &b) < 0) {
-        say(why, whylen, "must be yes or no: '%s'", text);
+        errmsg(why, whylen, "must be yes or no: '%s'", text);
         return -1;
     }
     out->num = b;
@@ -596,18 +585,18 @@ static int parse_octal(const setting_t *s, const char *text, value_t *out, char 
     long long v = 0;
     size_t n = strlen(text);
     if (n == 0 || n > 12) {
-        say(why, whylen, "not an octal mode: '%s'", text);
+        errmsg(why, whylen, "not an octal mode: '%s'", text);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (text[i] < '0' || text[i] > '7') {
-            say(why, whylen, "not an octal mode: '%s'", text);
+            errmsg(why, whylen, "not an octal mode: '%s'", text);
             return -1;
         }
         v = v * 8 + (text[i] - '0');
     }
     if (v < s->min || v > s->max) {
-        say(why, whylen, "must be between %#llo and %#llo", (unsigned long long)s->min,
+        errmsg(why, whylen, "must be between %#llo and %#llo", (unsigned long long)s->min,
             (unsigned long long)s->max);
         return -1;
     }
@@ -626,7 +615,7 @@ static int parse_peer(const setting_t *s, const char *text, value_t *out, char *
         host = text + 1;
         host_end = strchr(host, ']');
         if (!host_end || host_end[1] != ':') {
-            say(why, whylen, "not [address]:port: '%s'", text);
+            errmsg(why, whylen, "not [address]:port: '%s'", text);
             return -1;
         }
         size_t n = (size_t)(host_end - host);
@@ -635,34 +624,34 @@ static int parse_peer(const setting_t *s, const char *text, value_t *out, char *
             v6[n] = '\0';
         }
         if (n == 0 || n >= sizeof(v6) || inet_pton(AF_INET6, v6, bin) != 1) {
-            say(why, whylen, "not an IPv6 address in brackets: '%s'", text);
+            errmsg(why, whylen, "not an IPv6 address in brackets: '%s'", text);
             return -1;
         }
         port = host_end + 2;
     } else {
         host_end = strrchr(text, ':');
         if (!host_end) {
-            say(why, whylen, "not host:port: '%s'", text);
+            errmsg(why, whylen, "not host:port: '%s'", text);
             return -1;
         }
         if (memchr(text, ':', (size_t)(host_end - text))) {
-            say(why, whylen, "an IPv6 address needs brackets, [addr]:port: '%s'", text);
+            errmsg(why, whylen, "an IPv6 address needs brackets, [addr]:port: '%s'", text);
             return -1;
         }
         if (host_end == host) {
-            say(why, whylen, "host is empty: '%s'", text);
+            errmsg(why, whylen, "host is empty: '%s'", text);
             return -1;
         }
         for (const char *c = host; c < host_end; c++)
             if (!(is_digit(*c) || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                   *c == '.' || *c == '-' || *c == '_')) {
-                say(why, whylen, "not a host name: '%s'", text);
+                errmsg(why, whylen, "not a host name: '%s'", text);
                 return -1;
             }
         port = host_end + 1;
     }
     if (parse_digits(port, strlen(port), 65535, &p) < 0 || p == 0) {
-        say(why, whylen, "port must be between 1 and 65535: '%s'", text);
+        errmsg(why, whylen, "port must be between 1 and 65535: '%s'", text);
         return -1;
     }
     out->str = xstrdup(text);
@@ -682,12 +671,12 @@ static int parse_cidr(const setting_t *s, const char *text, value_t *out, char *
         family = addr_family(addr);
     }
     if (!family) {
-        say(why, whylen, "not an address or CIDR: '%s'", text);
+        errmsg(why, whylen, "not an address or CIDR: '%s'", text);
         return -1;
     }
     unsigned long long bits = family == AF_INET ? 32 : 128, len = bits;
     if (slash && parse_digits(slash + 1, strlen(slash + 1), bits, &len) < 0) {
-        say(why, whylen, "prefix length must be between 0 and %llu: '%s'", bits, text);
+        errmsg(why, whylen, "prefix length must be between 0 and %llu: '%s'", bits, text);
         return -1;
     }
     char norm[sizeof(addr) + 8];
@@ -879,13 +868,13 @@ int config_set(config_t *cfg, const char *section, const char *key, const char *
     const setting_t *s = find_setting(section, key);
     if (!s) {
         if (!section_known(section, strlen(section)))
-            say(why, whylen, "[%s]: unknown section", section);
+            errmsg(why, whylen, "[%s]: unknown section", section);
         else
-            say(why, whylen, "%s: unknown key in [%s]", key, section);
+            errmsg(why, whylen, "%s: unknown key in [%s]", key, section);
         return -1;
     }
     if (apply(cfg, s, value, what, sizeof(what)) < 0) {
-        say(why, whylen, "%s: %s", key, what);
+        errmsg(why, whylen, "%s: %s", key, what);
         return -1;
     }
     return 0;
@@ -1055,9 +1044,9 @@ static void describe_syntax_error(const load_t *ld, int lineno, char *why, size_
         p++, n--;
     line_label(p, n, label, sizeof(label));
     if (n && *p == '[')
-        say(why, whylen, "%s: section header without ']'", label);
+        errmsg(why, whylen, "%s: section header without ']'", label);
     else
-        say(why, whylen, "%s: not a [section], key = value or comment", label);
+        errmsg(why, whylen, "%s: not a [section], key = value or comment", label);
 }
 
 /* Reads the whole of path into *text (owned by the caller, NUL-terminated).
@@ -1069,11 +1058,11 @@ static int slurp(const char *path, char **text, size_t *len, char *err, size_t e
     char *buf = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        say(err, errlen, "%s: %s", path, strerror(errno));
+        errmsg(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        say(err, errlen, "%s: %s", path, strerror(EISDIR));
+        errmsg(err, errlen, "%s: %s", path, strerror(EISDIR));
         goto bad;
     }
     buf = xmalloc(cap);
@@ -1086,14 +1075,14 @@ static int slurp(const char *path, char **text, size_t *len, char *err, size_t e
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            say(err, errlen, "%s: %s", path, strerror(errno));
+            errmsg(err, errlen, "%s: %s", path, strerror(errno));
             goto bad;
         }
         if (r == 0)
             break;
         n += (size_t)r;
         if (n > FILE_MAX_BYTES) {
-            say(err, errlen, "%s: larger than %d bytes", path, FILE_MAX_BYTES);
+            errmsg(err, errlen, "%s: larger than %d bytes", path, FILE_MAX_BYTES);
             goto bad;
         }
     }
@@ -1113,7 +1102,7 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
     char *text;
     size_t len;
     if (!path || !*path) {
-        say(err, errlen, "config file name is empty");
+        errmsg(err, errlen, "config file name is empty");
         return -1;
     }
     if (slurp(path, &text, &len, err, errlen) < 0)
@@ -1131,11 +1120,11 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
     if (rc > 0 && (ld->err_line == 0 || rc < ld->err_line)) {
         char why[256];
         describe_syntax_error(ld, rc, why, sizeof(why));
-        say(err, errlen, "%s:%d: %s", path, rc, why);
+        errmsg(err, errlen, "%s:%d: %s", path, rc, why);
     } else if (ld->err_line) {
-        say(err, errlen, "%s:%d: %s", path, ld->err_line, ld->err);
+        errmsg(err, errlen, "%s:%d: %s", path, ld->err_line, ld->err);
     } else if (rc < 0) {
-        say(err, errlen, "%s: cannot parse (inih error %d)", path, rc);
+        errmsg(err, errlen, "%s: cannot parse (inih error %d)", path, rc);
     } else {
         ok = 1;
     }
@@ -1163,7 +1152,7 @@ static int shorter(const char *a, int a_ms, const char *b, int b_ms, char *err, 
     char x[32], y[32];
     if (a_ms < b_ms)
         return 0;
-    say(err, errlen, "cluster.%s (%s) must be shorter than cluster.%s (%s)", a,
+    errmsg(err, errlen, "cluster.%s (%s) must be shorter than cluster.%s (%s)", a,
         fmt_duration(a_ms, x, sizeof(x)), b, fmt_duration(b_ms, y, sizeof(y)));
     return -1;
 }
@@ -1174,7 +1163,7 @@ int config_check(const config_t *cfg, char *err, size_t errlen)
     if (shorter("heartbeat", cfg->heartbeat_ms, "suspect_after", cfg->suspect_ms, err, errlen))
         return -1;
     if ((long long)cfg->heartbeat_ms * 2 > cfg->lease_ms) {
-        say(err, errlen,
+        errmsg(err, errlen,
             "cluster.lease (%s) must be at least two heartbeats (cluster.heartbeat %s)",
             fmt_duration(cfg->lease_ms, a, sizeof(a)),
             fmt_duration(cfg->heartbeat_ms, b, sizeof(b)));
@@ -1243,7 +1232,7 @@ int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t err
         switch (c) {
         case 'c':
             if (path) {
-                say(err, errlen, "--config: given twice");
+                errmsg(err, errlen, "--config: given twice");
                 goto done;
             }
             path = optarg;
@@ -1257,15 +1246,15 @@ int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t err
             rc = 1;
             goto done;
         case ':':
-            say(err, errlen, "%s: needs a value", word);
+            errmsg(err, errlen, "%s: needs a value", word);
             goto done;
         case '?':
             if (optopt && optopt < OPT_SET && !(word[0] == '-' && word[1] == '-'))
-                say(err, errlen, "-%c: unknown option (see --help)", optopt);
+                errmsg(err, errlen, "-%c: unknown option (see --help)", optopt);
             else if (optopt)
-                say(err, errlen, "%s: takes no value", word);
+                errmsg(err, errlen, "%s: takes no value", word);
             else
-                say(err, errlen, "%s: unknown option (see --help)", word);
+                errmsg(err, errlen, "%s: unknown option (see --help)", word);
             goto done;
         default:
             todo[ntodo].opt = c;
@@ -1275,7 +1264,7 @@ int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t err
         }
     }
     if (optind < argc) {
-        say(err, errlen, "'%s': unexpected argument (a config file needs --config)", argv[optind]);
+        errmsg(err, errlen, "'%s': unexpected argument (a config file needs --config)", argv[optind]);
         goto done;
     }
 
@@ -1288,7 +1277,7 @@ int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t err
         if (todo[i].opt == OPT_SET) {
             const char *arg = todo[i].arg, *dot = strchr(arg, '.'), *eq = strchr(arg, '=');
             if (!dot || !eq || dot > eq || dot == arg || eq == dot + 1) {
-                say(err, errlen, "--set: expected section.key=value: '%s'", arg);
+                errmsg(err, errlen, "--set: expected section.key=value: '%s'", arg);
                 goto done;
             }
             char *section = xmemdup(arg, (size_t)(dot - arg));
@@ -1297,7 +1286,7 @@ int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t err
             free(section);
             free(key);
             if (r < 0) {
-                say(err, errlen, "--set: %s", why);
+                errmsg(err, errlen, "--set: %s", why);
                 goto done;
             }
         } else {
@@ -1305,7 +1294,7 @@ int config_from_args(config_t *cfg, int argc, char **argv, char *err, size_t err
             const setting_t *s = find_setting(f->section, f->key);
             assert(s && "flags[] names a setting that does not exist");
             if (apply(&work, s, todo[i].arg, why, sizeof(why)) < 0) {
-                say(err, errlen, "--%s: %s", f->name, why);
+                errmsg(err, errlen, "--%s: %s", f->name, why);
                 goto done;
             }
         }

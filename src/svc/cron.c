@@ -15,6 +15,8 @@
  */
 #include "cron.h"
 
+#include "errmsg.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -57,17 +59,6 @@ static const struct shortcut {
     {"@hourly", "0 * * * *"},
 };
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- parsing ---------------------------------------------------------------- */
 
@@ -84,7 +75,7 @@ static int parse_value(const field_t *f, int idx, const char **p, int *v, char *
             s++;
         }
         if (n < f->min || n > f->max) {
-            say(err, errlen, "cron: field %d (%s): %.*s is out of range %d-%d", idx + 1, f->name,
+            errmsg(err, errlen, "cron: field %d (%s): %.*s is out of range %d-%d", idx + 1, f->name,
                 (int)(s - *p), *p, f->min, f->max);
             return -1;
         }
@@ -102,7 +93,7 @@ static int parse_value(const field_t *f, int idx, const char **p, int *v, char *
         }
     if (s == *p)
         s++;
-    say(err, errlen, "cron: field %d (%s): '%.*s' is not a number%s", idx + 1, f->name,
+    errmsg(err, errlen, "cron: field %d (%s): '%.*s' is not a number%s", idx + 1, f->name,
         (int)(s - *p), *p,
         f->names == month_names ? " or month name" : (f->names == day_names ? " or day name" : ""));
     return -1;
@@ -129,7 +120,7 @@ static int parse_item(const field_t *f, int idx, const char **p, uint64_t *bits,
             if (parse_value(f, idx, &s, &hi, err, errlen) < 0)
                 return -1;
             if (hi < lo) {
-                say(err, errlen, "cron: field %d (%s): range %.*s runs backwards", idx + 1, f->name,
+                errmsg(err, errlen, "cron: field %d (%s): range %.*s runs backwards", idx + 1, f->name,
                     (int)(s - *p), *p);
                 return -1;
             }
@@ -144,12 +135,12 @@ static int parse_item(const field_t *f, int idx, const char **p, uint64_t *bits,
             s++;
         }
         if (s == n0) {
-            say(err, errlen, "cron: field %d (%s): '/' must be followed by a step", idx + 1,
+            errmsg(err, errlen, "cron: field %d (%s): '/' must be followed by a step", idx + 1,
                 f->name);
             return -1;
         }
         if (n < 1 || n > f->max) {
-            say(err, errlen, "cron: field %d (%s): step %.*s is out of range 1-%d", idx + 1,
+            errmsg(err, errlen, "cron: field %d (%s): step %.*s is out of range 1-%d", idx + 1,
                 f->name, (int)(s - n0), n0, f->max);
             return -1;
         }
@@ -158,7 +149,7 @@ static int parse_item(const field_t *f, int idx, const char **p, uint64_t *bits,
             hi = f->star_max > lo ? f->star_max : f->max; /* 'a/n': a to the maximum */
     }
     if (*s != ',' && *s != '\0') {
-        say(err, errlen, "cron: field %d (%s): unexpected '%c' in '%.*s'", idx + 1, f->name, *s,
+        errmsg(err, errlen, "cron: field %d (%s): unexpected '%c' in '%.*s'", idx + 1, f->name, *s,
             (int)(s - *p + 1), *p);
         return -1;
     }
@@ -176,7 +167,7 @@ static int parse_field(int idx, const char *text, uint64_t *bits, char *err, siz
     *bits = 0;
     for (;;) {
         if (*p == ',' || *p == '\0') {
-            say(err, errlen, "cron: field %d (%s): empty list item in '%s'", idx + 1, f->name,
+            errmsg(err, errlen, "cron: field %d (%s): empty list item in '%s'", idx + 1, f->name,
                 text);
             return -1;
         }
@@ -213,7 +204,7 @@ static int check_days_possible(const cron_expr_t *e, char *err, size_t errlen)
             if (e->mdays & (1u << d))
                 return 0;
     }
-    say(err, errlen, "cron: field 3 (day-of-month): no such day in the months of field 4");
+    errmsg(err, errlen, "cron: field 3 (day-of-month): no such day in the months of field 4");
     return -1;
 }
 
@@ -233,7 +224,7 @@ static int split_fields(const char *text, char out[5][MAX_FIELD_LEN], char *err,
             q++;
         if (n < 5) {
             if (q - p >= MAX_FIELD_LEN) {
-                say(err, errlen, "cron: field %d (%s) is too long", n + 1, fields[n].name);
+                errmsg(err, errlen, "cron: field %d (%s) is too long", n + 1, fields[n].name);
                 return -1;
             }
             memcpy(out[n], p, (size_t)(q - p));
@@ -244,9 +235,9 @@ static int split_fields(const char *text, char out[5][MAX_FIELD_LEN], char *err,
     }
     if (n != 5) {
         if (n == 0)
-            say(err, errlen, "cron: empty expression");
+            errmsg(err, errlen, "cron: empty expression");
         else
-            say(err, errlen,
+            errmsg(err, errlen,
                 "cron: expected 5 fields (minute hour day-of-month month day-of-week), got %d", n);
         return -1;
     }
@@ -260,24 +251,24 @@ int cron_parse(cron_expr_t *out, const char *text, char *err, size_t errlen)
     while (text && (*text == ' ' || *text == '\t'))
         text++;
     if (!text || !*text) {
-        say(err, errlen, "cron: empty expression");
+        errmsg(err, errlen, "cron: empty expression");
         return -1;
     }
     for (const char *c = text; *c; c++)
         if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
-            say(err, errlen, "cron: control character in the expression");
+            errmsg(err, errlen, "cron: control character in the expression");
             return -1;
         }
     if (*text == '@') {
         size_t len = strcspn(text, " \t");
         if (text[len + strspn(text + len, " \t")] != '\0') {
-            say(err, errlen, "cron: nothing may follow %.*s", (int)len, text);
+            errmsg(err, errlen, "cron: nothing may follow %.*s", (int)len, text);
             return -1;
         }
         for (size_t i = 0; i < sizeof(shortcuts) / sizeof(shortcuts[0]); i++)
             if (strlen(shortcuts[i].name) == len && strncasecmp(text, shortcuts[i].name, len) == 0)
                 return cron_parse(out, shortcuts[i].expr, err, errlen);
-        say(err, errlen,
+        errmsg(err, errlen,
             "cron: unknown shortcut '%.*s' (known: @yearly @annually @monthly @weekly @daily "
             "@midnight @hourly)",
             (int)(len > 32 ? 32 : len), text);
@@ -450,11 +441,11 @@ int cron_set_timezone(const char *tz, char *err, size_t errlen)
     if (!tz || !*tz || strcmp(tz, "UTC") == 0)
         tz = "UTC";
     else if (zone_exists(tz) < 0) {
-        say(err, errlen, "unknown time zone '%.64s' (expected a name like Europe/Berlin)", tz);
+        errmsg(err, errlen, "unknown time zone '%.64s' (expected a name like Europe/Berlin)", tz);
         return -1;
     }
     if (setenv("TZ", tz, 1) < 0) {
-        say(err, errlen, "setenv TZ: %s", strerror(errno));
+        errmsg(err, errlen, "setenv TZ: %s", strerror(errno));
         return -1;
     }
     tzset();

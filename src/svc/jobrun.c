@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "mem.h"
 
 #define READ_BUF (64 * 1024) /* one read's buffer */
@@ -104,17 +105,6 @@ static void teardown(jobrun_t *r);
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 const char *jobrun_status_name(int status)
 {
@@ -426,36 +416,36 @@ static int split_url(const char *url, char *host, size_t hostlen, char *port, si
     struct http_parser_url u;
     size_t len = strlen(url);
     if (len == 0 || len > MAX_URL) {
-        say(err, errlen, "%s", len ? "URL too long" : "empty URL");
+        errmsg(err, errlen, "%s", len ? "URL too long" : "empty URL");
         return -1;
     }
     http_parser_url_init(&u);
     if (http_parser_parse_url(url, len, 0, &u) != 0) {
-        say(err, errlen, "not a URL: '%.100s'", url);
+        errmsg(err, errlen, "not a URL: '%.100s'", url);
         return -1;
     }
     if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
         strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0) {
-        say(err, errlen, "only http:// URLs are supported: '%.100s'", url);
+        errmsg(err, errlen, "only http:// URLs are supported: '%.100s'", url);
         return -1;
     }
     if (u.field_set & (1 << UF_USERINFO)) {
-        say(err, errlen, "user info in the URL is not supported");
+        errmsg(err, errlen, "user info in the URL is not supported");
         return -1;
     }
     if (!(u.field_set & (1 << UF_HOST)) || u.field_data[UF_HOST].len >= hostlen) {
-        say(err, errlen, "no host in '%.100s'", url);
+        errmsg(err, errlen, "no host in '%.100s'", url);
         return -1;
     }
     if (u.field_set & (1 << UF_FRAGMENT)) {
-        say(err, errlen, "a URL with a #fragment is not supported");
+        errmsg(err, errlen, "a URL with a #fragment is not supported");
         return -1;
     }
     memcpy(host, url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
     host[u.field_data[UF_HOST].len] = '\0';
     if (u.field_set & (1 << UF_PORT)) {
         if (u.port == 0) {
-            say(err, errlen, "port 0 in '%.100s'", url);
+            errmsg(err, errlen, "port 0 in '%.100s'", url);
             return -1;
         }
         snprintf(port, portlen, "%u", u.port);
@@ -471,11 +461,11 @@ int jobrun_check_url(const char *url, char *err, size_t errlen)
     char host[MAX_HOST], port[8];
     const char *target;
     if (!url) {
-        say(err, errlen, "empty URL");
+        errmsg(err, errlen, "empty URL");
         return -1;
     }
     if (has_control(url) || strchr(url, ' ')) {
-        say(err, errlen, "spaces or control characters in the URL");
+        errmsg(err, errlen, "spaces or control characters in the URL");
         return -1;
     }
     return split_url(url, host, sizeof(host), port, sizeof(port), &target, err, errlen);
@@ -652,19 +642,19 @@ int jobrun_start(uv_loop_t *loop, const jobrun_spec_t *spec, jobrun_cb cb, void 
     char host[MAX_HOST], port[8];
     const char *target = NULL;
     if (!!spec->command == !!spec->url) {
-        say(err, errlen, "a job runs either a command or a URL");
+        errmsg(err, errlen, "a job runs either a command or a URL");
         return -1;
     }
     if (spec->timeout_ms <= 0 || spec->kill_grace_ms < 0) {
-        say(err, errlen, "the timeout must be positive");
+        errmsg(err, errlen, "the timeout must be positive");
         return -1;
     }
     if (!spec->job || !spec->node || has_control(spec->job) || has_control(spec->node)) {
-        say(err, errlen, "job and node names must be given, without control characters");
+        errmsg(err, errlen, "job and node names must be given, without control characters");
         return -1;
     }
     if (spec->command && !*spec->command) {
-        say(err, errlen, "empty command");
+        errmsg(err, errlen, "empty command");
         return -1;
     }
     if (spec->url &&

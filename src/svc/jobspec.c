@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "errmsg.h"
 #include "jobrun.h"
 #include "mem.h"
 
@@ -32,17 +33,6 @@
 #define MAX_SPAN_MS    (1000LL * 366 * 24 * 3600 * 1000) /* how far back 'last' is looked at */
 #define FIRST_WINDOW   (3600LL * 1000)                   /* cron look-back, grown x4 */
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -70,15 +60,15 @@ int jobspec_parse_every(const char *s, int64_t *out_ms, char *err, size_t errlen
     long long ms;
     size_t digits = strspn(s, "0123456789");
     if (digits > 0 && s[digits] == '\0') {
-        say(err, errlen, "needs a unit (ms, s, m, h): '%s'", s);
+        errmsg(err, errlen, "needs a unit (ms, s, m, h): '%s'", s);
         return -1;
     }
     if (config_parse_duration_ms(s, 1000, &ms) < 0) {
-        say(err, errlen, "not a duration: '%.64s'", s);
+        errmsg(err, errlen, "not a duration: '%.64s'", s);
         return -1;
     }
     if (ms < MIN_EVERY_MS || ms > MAX_EVERY_MS) {
-        say(err, errlen, "must be between 100ms and 8784h, not '%.64s'", s);
+        errmsg(err, errlen, "must be between 100ms and 8784h, not '%.64s'", s);
         return -1;
     }
     *out_ms = ms;
@@ -96,7 +86,7 @@ static int set_cron(jobspec_t *j, const char *v, char *err, size_t errlen)
     char why[256];
     if (cron_parse(&e, v, why, sizeof(why)) < 0) {
         /* cron's messages begin with "cron: "; the caller adds the key */
-        say(err, errlen, "%s", strncmp(why, "cron: ", 6) == 0 ? why + 6 : why);
+        errmsg(err, errlen, "%s", strncmp(why, "cron: ", 6) == 0 ? why + 6 : why);
         return -1;
     }
     j->cron = e;
@@ -118,7 +108,7 @@ static int set_command(jobspec_t *j, const char *v, char *err, size_t errlen)
     while (*p == ' ' || *p == '\t')
         p++;
     if (!*p) {
-        say(err, errlen, "empty command");
+        errmsg(err, errlen, "empty command");
         return -1;
     }
     j->command = xstrdup(v);
@@ -133,9 +123,9 @@ static int pick(const char *v, const char *const *names, int n, char *err, size_
         if (strcasecmp(v, names[i]) == 0)
             return i;
     if (n == 2)
-        say(err, errlen, "must be %s or %s, not '%.32s'", names[0], names[1], v);
+        errmsg(err, errlen, "must be %s or %s, not '%.32s'", names[0], names[1], v);
     else
-        say(err, errlen, "must be %s, %s or %s, not '%.32s'", names[0], names[1], names[2], v);
+        errmsg(err, errlen, "must be %s, %s or %s, not '%.32s'", names[0], names[1], names[2], v);
     return -1;
 }
 
@@ -172,11 +162,11 @@ static int set_timeout(jobspec_t *j, const char *v, char *err, size_t errlen)
 {
     long long ms;
     if (config_parse_duration_ms(v, 1000, &ms) < 0) {
-        say(err, errlen, "not a duration: '%.64s'", v);
+        errmsg(err, errlen, "not a duration: '%.64s'", v);
         return -1;
     }
     if (ms < MIN_TIMEOUT_MS || ms > MAX_TIMEOUT_MS) {
-        say(err, errlen, "must be between 100ms and 24h, not '%.64s'", v);
+        errmsg(err, errlen, "must be between 100ms and 24h, not '%.64s'", v);
         return -1;
     }
     j->timeout_ms = ms;
@@ -186,7 +176,7 @@ static int set_timeout(jobspec_t *j, const char *v, char *err, size_t errlen)
 static int set_lease(jobspec_t *j, const char *v, char *err, size_t errlen)
 {
     if (!good_name(v)) {
-        say(err, errlen, "'%.64s' is not a lease name (letters, digits, '_', '-', '.'; 1-%d bytes)",
+        errmsg(err, errlen, "'%.64s' is not a lease name (letters, digits, '_', '-', '.'; 1-%d bytes)",
             v, JOBSPEC_MAX_NAME);
         return -1;
     }
@@ -236,7 +226,7 @@ int jobspec_init(jobspec_t *j, const char *name, char *err, size_t errlen)
     j->where = JOBSPEC_WHERE_LEADER;
     j->lease = xstrdup("canonical");
     if (!good_name(j->name)) {
-        say(err, errlen, "job %.64s: the name must be 1-%d letters, digits, '_', '-' or '.'",
+        errmsg(err, errlen, "job %.64s: the name must be 1-%d letters, digits, '_', '-' or '.'",
             j->name, JOBSPEC_MAX_NAME);
         return -1;
     }
@@ -256,28 +246,28 @@ int jobspec_set(jobspec_t *j, const char *key, const char *value, char *err, siz
 {
     char why[256] = "";
     if (has_control(key)) {
-        say(err, errlen, "(a key with control characters): unknown key");
+        errmsg(err, errlen, "(a key with control characters): unknown key");
         return -1;
     }
     for (int k = 0; k < K_COUNT; k++) {
         if (strcmp(key, keys[k].name) != 0)
             continue;
         if (j->seen & (1u << k)) {
-            say(err, errlen, "%s: given twice", key);
+            errmsg(err, errlen, "%s: given twice", key);
             return -1;
         }
         if (value && has_control(value)) {
-            say(err, errlen, "%s: control character in the value", key);
+            errmsg(err, errlen, "%s: control character in the value", key);
             return -1;
         }
         if (keys[k].parse(j, value ? value : "", why, sizeof(why)) < 0) {
-            say(err, errlen, "%s: %s", key, why);
+            errmsg(err, errlen, "%s: %s", key, why);
             return -1;
         }
         j->seen |= 1u << k;
         return 0;
     }
-    say(err, errlen,
+    errmsg(err, errlen,
         "%.64s: unknown key (known: every cron run command method timeout catchup overlap where "
         "lease)",
         key);
@@ -289,23 +279,23 @@ int jobspec_check(const jobspec_t *j, char *err, size_t errlen)
     int every = !!(j->seen & (1u << K_EVERY)), cron = !!(j->seen & (1u << K_CRON));
     int run = !!(j->seen & (1u << K_RUN)), command = !!(j->seen & (1u << K_COMMAND));
     if (every == cron) {
-        say(err, errlen,
+        errmsg(err, errlen,
             every ? "every: give either every or cron, not both"
                   : "every: a job needs every or cron");
         return -1;
     }
     if (run == command) {
-        say(err, errlen,
+        errmsg(err, errlen,
             run ? "run: give either run or command, not both"
                 : "run: a job needs run (a URL) or command");
         return -1;
     }
     if ((j->seen & (1u << K_METHOD)) && !run) {
-        say(err, errlen, "method: only for run = URL");
+        errmsg(err, errlen, "method: only for run = URL");
         return -1;
     }
     if ((j->seen & (1u << K_LEASE)) && j->where != JOBSPEC_WHERE_LEADER) {
-        say(err, errlen, "lease: only for where = leader");
+        errmsg(err, errlen, "lease: only for where = leader");
         return -1;
     }
     return 0;
