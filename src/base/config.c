@@ -1003,9 +1003,18 @@ static int on_pair(void *user, const char *section, const char *key, const char 
     const char *jname;
     size_t jlen;
     if (job_section(section, strlen(section), &jname, &jlen)) {
-        assert(ld->cfg->njobs > 0); /* read_line added it at the header */
-        job_add_pair(&ld->cfg->jobs[ld->cfg->njobs - 1], key, value, ld->line);
-        return 1;
+        /* read_line added the job at its header; a header it did not see
+         * as one (odd line breaks, say) is an error, not a job */
+        for (size_t i = ld->cfg->njobs; i-- > 0;) {
+            config_job_t *j = &ld->cfg->jobs[i];
+            if (strlen(j->name) == jlen && memcmp(j->name, jname, jlen) == 0) {
+                job_add_pair(j, key, value, ld->line);
+                return 1;
+            }
+        }
+        load_fail(ld, "[%.64s]: a job section's header must stand on a line of its own",
+                  section);
+        return 0;
     }
     const setting_t *s = find_setting(section, key);
     if (!s) {
