@@ -258,6 +258,18 @@ static void on_tick(uv_timer_t *t)
     cluster_tick(t->data);
 }
 
+void cluster_link_closed(link_t *l, int was_ready)
+{
+    member_t *m = l->member;
+    int was_pending = m && m->pending == l;
+    if (was_pending)
+        m->pending = NULL;
+    if (m && m->link == l && was_ready)
+        member_link_lost(m, l);
+    else if (was_pending)
+        member_connect_failed(m, 0);
+}
+
 void cluster_link_ready(link_t *l)
 {
     member_t *m = l->member;

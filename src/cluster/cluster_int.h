@@ -183,6 +183,9 @@ void cluster_tick(cluster_t *cl);
 /* A ready link's peer proved its name and incarnation: replaces any older
  * link to that member and tells membership and coherence. */
 void cluster_link_ready(link_t *l);
+/* A link is closing (was_ready: it had finished its handshake): tells
+ * membership what that means for its member. */
+void cluster_link_closed(link_t *l, int was_ready);
 /* Hands an authenticated frame of a ready link to membership or coherence. */
 void cluster_on_frame(link_t *l, const frame_hdr_t *h);
 

@@ -105,14 +105,7 @@ void peer_close(link_t *l, const char *why)
     int was_ready = l->state == LINK_READY;
     l->state = LINK_CLOSING;
     unlist(l->cl, l);
-    member_t *m = l->member;
-    int was_pending = m && m->pending == l;
-    if (was_pending)
-        m->pending = NULL;
-    if (m && m->link == l && was_ready)
-        member_link_lost(m, l);
-    else if (was_pending)
-        member_connect_failed(m, 0);
+    cluster_link_closed(l, was_ready);
     uv_read_stop((uv_stream_t *)&l->tcp);
     uv_close((uv_handle_t *)&l->tcp, on_link_closed);
     (void)why;

@@ -151,14 +151,7 @@ void peer_close(link_t *l, const char *why)
     if (l->in_wlist)
         unlist(&cl->wlist, l, 1);
     l->in_wlist = 0;
-    member_t *m = l->member;
-    int was_pending = m && m->pending == l;
-    if (was_pending)
-        m->pending = NULL;
-    if (m && m->link == l && was_ready)
-        member_link_lost(m, l);
-    else if (was_pending)
-        member_connect_failed(m, 0);
+    cluster_link_closed(l, was_ready);
     conn_t *c = conn_of(l);
     int d = side_of(l);
     if (c->node[1 - d] >= 0 && c->end[1 - d])
