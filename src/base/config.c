@@ -132,6 +132,7 @@ static const struct type_info {
 /* ---- the settings --------------------------------------------------------- */
 
 static const char *const roles[] = {"hot", "warm", NULL};
+static const char *const write_modes[] = {"replicate", "invalidate", "local", NULL};
 static const char *const levels[] = {"debug", "info", "warning", "error", NULL};
 
 /* clang-format off */
@@ -222,6 +223,8 @@ static const setting_t settings[] = {
 
     SET("cache", "maxmemory", T_SIZE, maxmemory, 0, SIZE_BIG, 0, NULL, "0",
         "evict least recently used entries beyond this; 0 no limit"),
+    SET("cache", "writes", T_ENUM, writes, 0, 0, 0, write_modes, "replicate",
+        "how writes of keys in no [keyspace] travel: replicate, invalidate or local"),
 
     SET("store", "url", T_STRING, store_url, 0, 0, 0, NULL, NULL,
         "shared database: sqlite:///path or postgresql://... (default: sqlite in data_dir)"),
@@ -728,37 +731,65 @@ static int apply(config_t *cfg, const setting_t *s, const char *text, char *why,
     return 0;
 }
 
-/* ---- [job NAME] sections ------------------------------------------------------ */
+/* ---- named sections: [job NAME], [keyspace NAME] ------------------------------ */
 
-/* If the header text (between '[' and ']') names a job section, returns 1
- * and its NAME (whitespace trimmed) in *name / *nlen; else 0. */
-static int job_section(const char *p, size_t len, const char **name, size_t *nlen)
+/* The kinds of named section, each kept raw in its own array of cfg. */
+static const char *const named_kinds[] = {"job", "keyspace"};
+#define NKINDS (sizeof(named_kinds) / sizeof(named_kinds[0]))
+
+static config_job_t **kind_array(config_t *cfg, int kind, size_t **n)
+{
+    *n = kind == 0 ? &cfg->njobs : &cfg->nkeyspaces;
+    return kind == 0 ? &cfg->jobs : &cfg->keyspaces;
+}
+
+/* If the header text (between '[' and ']') names a named section, returns
+ * its kind (index in named_kinds) and its NAME (whitespace trimmed) in
+ * *name / *nlen; else -1. */
+static int named_section(const char *p, size_t len, const char **name, size_t *nlen)
 {
     while (len && is_space(*p))
         p++, len--;
     while (len && is_space(p[len - 1]))
         len--;
-    if (len < 3 || strncasecmp(p, "job", 3) != 0 || (len > 3 && !is_space(p[3])))
-        return 0;
-    p += 3, len -= 3;
-    while (len && is_space(*p))
-        p++, len--;
-    *name = p;
-    *nlen = len;
-    return 1;
+    for (size_t k = 0; k < NKINDS; k++) {
+        size_t kl = strlen(named_kinds[k]);
+        if (len < kl || strncasecmp(p, named_kinds[k], kl) != 0 ||
+            (len > kl && !is_space(p[kl])))
+            continue;
+        p += kl, len -= kl;
+        while (len && is_space(*p))
+            p++, len--;
+        *name = p;
+        *nlen = len;
+        return (int)k;
+    }
+    return -1;
 }
 
-static config_job_t *job_add(config_t *cfg, const char *name, size_t nlen, int line)
+static config_job_t *named_find(config_t *cfg, int kind, const char *name, size_t nlen)
 {
-    cfg->jobs = xrealloc(cfg->jobs, (cfg->njobs + 1) * sizeof(*cfg->jobs));
-    config_job_t *j = &cfg->jobs[cfg->njobs++];
+    size_t *n;
+    config_job_t *arr = *kind_array(cfg, kind, &n);
+    for (size_t i = *n; i-- > 0;)
+        if (strlen(arr[i].name) == nlen && memcmp(arr[i].name, name, nlen) == 0)
+            return &arr[i];
+    return NULL;
+}
+
+static config_job_t *named_add(config_t *cfg, int kind, const char *name, size_t nlen, int line)
+{
+    size_t *n;
+    config_job_t **arr = kind_array(cfg, kind, &n);
+    *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+    config_job_t *j = &(*arr)[(*n)++];
     memset(j, 0, sizeof(*j));
     j->name = xmemdup(name, nlen);
     j->line = line;
     return j;
 }
 
-static void job_add_pair(config_job_t *j, const char *key, const char *value, int line)
+static void named_add_pair(config_job_t *j, const char *key, const char *value, int line)
 {
     j->pairs = xrealloc(j->pairs, (j->npairs + 1) * sizeof(*j->pairs));
     config_pair_t *p = &j->pairs[j->npairs++];
@@ -767,31 +798,40 @@ static void job_add_pair(config_job_t *j, const char *key, const char *value, in
     p->line = line;
 }
 
-static void jobs_copy(config_t *dst, const config_t *src)
+static void named_copy(config_t *dst, const config_t *src)
 {
-    dst->jobs = NULL;
-    dst->njobs = 0;
-    for (size_t i = 0; i < src->njobs; i++) {
-        const config_job_t *from = &src->jobs[i];
-        config_job_t *j = job_add(dst, from->name, strlen(from->name), from->line);
-        for (size_t k = 0; k < from->npairs; k++)
-            job_add_pair(j, from->pairs[k].key, from->pairs[k].value, from->pairs[k].line);
+    for (int k = 0; k < (int)NKINDS; k++) {
+        size_t *dn, *sn;
+        config_job_t **darr = kind_array(dst, k, &dn);
+        const config_job_t *sarr = *kind_array((config_t *)src, k, &sn);
+        *darr = NULL;
+        *dn = 0;
+        for (size_t i = 0; i < *sn; i++) {
+            const config_job_t *from = &sarr[i];
+            config_job_t *j = named_add(dst, k, from->name, strlen(from->name), from->line);
+            for (size_t p = 0; p < from->npairs; p++)
+                named_add_pair(j, from->pairs[p].key, from->pairs[p].value, from->pairs[p].line);
+        }
     }
 }
 
-static void jobs_free(config_t *cfg)
+static void named_free(config_t *cfg)
 {
-    for (size_t i = 0; i < cfg->njobs; i++) {
-        for (size_t k = 0; k < cfg->jobs[i].npairs; k++) {
-            free(cfg->jobs[i].pairs[k].key);
-            free(cfg->jobs[i].pairs[k].value);
+    for (int k = 0; k < (int)NKINDS; k++) {
+        size_t *n;
+        config_job_t **arr = kind_array(cfg, k, &n);
+        for (size_t i = 0; i < *n; i++) {
+            for (size_t p = 0; p < (*arr)[i].npairs; p++) {
+                free((*arr)[i].pairs[p].key);
+                free((*arr)[i].pairs[p].value);
+            }
+            free((*arr)[i].pairs);
+            free((*arr)[i].name);
         }
-        free(cfg->jobs[i].pairs);
-        free(cfg->jobs[i].name);
+        free(*arr);
+        *arr = NULL;
+        *n = 0;
     }
-    free(cfg->jobs);
-    cfg->jobs = NULL;
-    cfg->njobs = 0;
 }
 
 /* Makes dst a deep copy of src; the caller frees it with config_free. */
@@ -799,7 +839,7 @@ static void config_copy(config_t *dst, const config_t *src)
 {
     *dst = *src;
     dst->path = src->path ? xstrdup(src->path) : NULL;
-    jobs_copy(dst, src);
+    named_copy(dst, src);
     for (size_t i = 0; i < NSETTINGS; i++) {
         void *f = field(dst, &settings[i]);
         if (types[settings[i].type].store == ST_STR) {
@@ -819,7 +859,7 @@ static void config_copy(config_t *dst, const config_t *src)
 void config_free(config_t *cfg)
 {
     free(cfg->path);
-    jobs_free(cfg);
+    named_free(cfg);
     for (size_t i = 0; i < NSETTINGS; i++) {
         void *f = field(cfg, &settings[i]);
         if (types[settings[i].type].store == ST_STR)
@@ -959,19 +999,20 @@ static char *read_line(char *str, int num, void *stream)
     size_t jlen;
     if (n && *p == '[') {
         const char *close = memchr(p, ']', n);
-        if (close && job_section(p + 1, (size_t)(close - p - 1), &jname, &jlen)) {
-            for (size_t i = 0; i < ld->cfg->njobs; i++)
-                if (strlen(ld->cfg->jobs[i].name) == jlen &&
-                    memcmp(ld->cfg->jobs[i].name, jname, jlen) == 0) {
-                    load_fail(ld, "[job %.*s]: section repeated, first on line %d", (int)jlen,
-                              jname, ld->cfg->jobs[i].line);
-                    return NULL;
-                }
-            if (jlen == 0) {
-                load_fail(ld, "[job]: a job section needs a name: [job NAME]");
+        int kind = close ? named_section(p + 1, (size_t)(close - p - 1), &jname, &jlen) : -1;
+        if (kind >= 0) {
+            const config_job_t *same = named_find(ld->cfg, kind, jname, jlen);
+            if (same) {
+                load_fail(ld, "[%s %.*s]: section repeated, first on line %d", named_kinds[kind],
+                          (int)jlen, jname, same->line);
                 return NULL;
             }
-            job_add(ld->cfg, jname, jlen, ld->line);
+            if (jlen == 0) {
+                load_fail(ld, "[%s]: a %s section needs a name: [%s NAME]", named_kinds[kind],
+                          named_kinds[kind], named_kinds[kind]);
+                return NULL;
+            }
+            named_add(ld->cfg, kind, jname, jlen, ld->line);
         } else if (close && !section_known(p + 1, (size_t)(close - p - 1))) {
             load_fail(ld, "[%.*s]: unknown section", (int)(close - p - 1), p + 1);
             return NULL;
@@ -1002,18 +1043,17 @@ static int on_pair(void *user, const char *section, const char *key, const char 
     }
     const char *jname;
     size_t jlen;
-    if (job_section(section, strlen(section), &jname, &jlen)) {
-        /* read_line added the job at its header; a header it did not see
-         * as one (odd line breaks, say) is an error, not a job */
-        for (size_t i = ld->cfg->njobs; i-- > 0;) {
-            config_job_t *j = &ld->cfg->jobs[i];
-            if (strlen(j->name) == jlen && memcmp(j->name, jname, jlen) == 0) {
-                job_add_pair(j, key, value, ld->line);
-                return 1;
-            }
+    int kind = named_section(section, strlen(section), &jname, &jlen);
+    if (kind >= 0) {
+        /* read_line added the section at its header; a header it did not
+         * see as one (odd line breaks, say) is an error, not a section */
+        config_job_t *j = named_find(ld->cfg, kind, jname, jlen);
+        if (j) {
+            named_add_pair(j, key, value, ld->line);
+            return 1;
         }
-        load_fail(ld, "[%.64s]: a job section's header must stand on a line of its own",
-                  section);
+        load_fail(ld, "[%.64s]: a %s section's header must stand on a line of its own", section,
+                  named_kinds[kind]);
         return 0;
     }
     const setting_t *s = find_setting(section, key);

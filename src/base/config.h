@@ -28,7 +28,7 @@ typedef struct config_pair {
     int line;
 } config_pair_t;
 
-/* A [job NAME] section, in file order. */
+/* A named section ([job NAME], [keyspace NAME]), in file order. */
 typedef struct config_job {
     char *name; /* NAME as written (checked by jobspec_init) */
     int line;   /* of the section header */
@@ -87,6 +87,7 @@ typedef struct config {
 
     /* [cache] */
     size_t maxmemory; /* 0: no limit */
+    char *writes;     /* replicate | invalidate | local: keys in no [keyspace] */
 
     /* [store] */
     char *store_url; /* NULL: sqlite:///<data_dir>/cohort.db */
@@ -101,6 +102,9 @@ typedef struct config {
     /* [job NAME] sections, raw (see config_job_t) */
     config_job_t *jobs;
     size_t njobs;
+    /* [keyspace NAME] sections, raw (checked by node/keyspace.c) */
+    config_job_t *keyspaces;
+    size_t nkeyspaces;
 } config_t;
 
 /* Fills cfg with the defaults. */

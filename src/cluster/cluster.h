@@ -28,11 +28,11 @@ typedef struct cluster cluster_t;
 typedef struct cluster_host {
     void *ud;
     /* Applies a member's flush to this node's cache: kind is an enum
-     * flush_kind (frame.h); val, vlen and expire_at are for FLUSH_SEED;
-     * version orders it against every other write and flush of the key
-     * (cache/versioned.h). */
+     * flush_kind (frame.h); val, vlen, expire_at and enc are for FLUSH_SEED
+     * (for FLUSH_INVAL, val is the 8-byte digest); version orders it
+     * against every other write and flush of the key (cache/versioned.h). */
     void (*apply)(void *ud, int kind, const char *key, size_t klen, const char *val, size_t vlen,
-                  int64_t expire_at, uint64_t version);
+                  int64_t expire_at, int enc, uint64_t version);
     /* Drops this node's whole cache; returns the keys dropped. */
     size_t (*drop_all)(void *ud);
     /* A member's flushes up to this version were skipped (a RESET): from
@@ -66,7 +66,11 @@ uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen, uint64_t
 uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen, uint64_t version);
 uint64_t cluster_flush_all(cluster_t *cl, uint64_t version);
 uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
-                      int64_t expire_at, uint64_t version);
+                      int64_t expire_at, int enc, uint64_t version);
+/* A write of an invalidate-mode key (already applied here): members holding
+ * a value whose digest differs from digest drop it. */
+uint64_t cluster_invalidate(cluster_t *cl, const char *key, size_t klen, uint64_t digest,
+                            uint64_t version);
 /* This node's version tag (hlc.h): its rank among the cluster's members by
  * peer address, from 1; 0 when alone. */
 uint16_t cluster_version_tag(const cluster_t *cl);

@@ -126,6 +126,7 @@ typedef struct flush_entry {
     uint64_t seq;
     uint64_t version; /* orders it against other writes and flushes of its keys */
     uint8_t kind;     /* enum flush_kind */
+    uint8_t enc;      /* FLUSH_SEED: the value's encoding (cache.h) */
     uint32_t klen;
     uint32_t vlen;
     int64_t expire_at;

@@ -194,10 +194,17 @@ static void batch_add(cluster_t *cl, uint64_t seq)
 
 /* ---- recording our flushes --------------------------------------------------- */
 
+/* 1 for entries that carry a value (or its digest): the same key written
+ * twice in a turn is two entries, in order. */
+static int carries_value(uint8_t kind)
+{
+    return kind == FLUSH_SEED || kind == FLUSH_INVAL;
+}
+
 static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen, const char *val,
                        size_t vlen, int64_t expire_at, uint64_t version)
 {
-    if (kind != FLUSH_SEED) {
+    if (!carries_value(kind)) {
         uint64_t same = batch_find(cl, kind, key, klen);
         if (same) { /* not sent yet: it goes out with the newer version */
             flush_entry_t *e = log_at(cl, same);
@@ -221,14 +228,15 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
     e->expire_at = expire_at;
+    e->enc = 0;
     e->data = xmalloc(klen + vlen + 1);
     memcpy(e->data, key, klen);
     if (vlen)
         memcpy(e->data + klen, val, vlen);
     cl->log_bytes += mem_usable(e->data);
     log_trim(cl);
-    if (kind == FLUSH_SEED)
-        batch_clear(cl); /* a flush of this key after the SEED must not fold into one before */
+    if (carries_value(kind))
+        batch_clear(cl); /* a flush of this key after the write must not fold into one before */
     else
         batch_add(cl, seq);
     return seq;
@@ -250,9 +258,22 @@ uint64_t cluster_flush_all(cluster_t *cl, uint64_t version)
 }
 
 uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
-                      int64_t expire_at, uint64_t version)
+                      int64_t expire_at, int enc, uint64_t version)
 {
-    return cl ? record(cl, FLUSH_SEED, key, klen, val, vlen, expire_at, version) : 0;
+    if (!cl)
+        return 0;
+    uint64_t seq = record(cl, FLUSH_SEED, key, klen, val, vlen, expire_at, version);
+    log_at(cl, seq)->enc = (uint8_t)enc;
+    return seq;
+}
+
+uint64_t cluster_invalidate(cluster_t *cl, const char *key, size_t klen, uint64_t digest,
+                            uint64_t version)
+{
+    uint8_t d[8];
+    for (int i = 0; i < 8; i++)
+        d[i] = (uint8_t)(digest >> (56 - 8 * i));
+    return cl ? record(cl, FLUSH_INVAL, key, klen, (const char *)d, 8, 0, version) : 0;
 }
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -294,6 +315,9 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
             frame_put_bytes(&l->out, e->data, e->klen);
             if (e->kind == FLUSH_SEED) {
                 frame_put_u64(&l->out, ttl_of(e->expire_at));
+                frame_put_bytes(&l->out, e->data + e->klen, e->vlen);
+                frame_put_u8(&l->out, e->enc);
+            } else if (e->kind == FLUSH_INVAL) {
                 frame_put_bytes(&l->out, e->data + e->klen, e->vlen);
             }
         }
@@ -513,10 +537,10 @@ static void on_ack(member_t *m, frame_reader_t *r)
 }
 
 static void apply_entry(cluster_t *cl, uint8_t kind, frame_bytes_t key, int64_t expire_at,
-                        frame_bytes_t val, uint64_t version)
+                        frame_bytes_t val, int enc, uint64_t version)
 {
     cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p, val.len,
-                   expire_at, version);
+                   expire_at, enc, version);
 }
 
 static void on_flush(member_t *m, frame_reader_t *r)
@@ -540,14 +564,19 @@ static void on_flush(member_t *m, frame_reader_t *r)
         uint8_t kind;
         frame_bytes_t key, val = {NULL, 0};
         uint64_t ttl = 0, version = 0;
+        uint8_t enc = 0;
         frame_get_u8(r, &kind);
         frame_get_u64(r, &version);
         frame_get_bytes(r, &key, (uint32_t)max_key);
         if (kind == FLUSH_SEED) {
             frame_get_u64(r, &ttl);
             frame_get_bytes(r, &val, (uint32_t)max_key);
+            frame_get_u8(r, &enc);
+        } else if (kind == FLUSH_INVAL) {
+            frame_get_bytes(r, &val, 8);
         }
-        if (r->failed || kind < FLUSH_KEY || kind > FLUSH_SEED) {
+        if (r->failed || kind < FLUSH_KEY || kind > FLUSH_INVAL ||
+            (kind == FLUSH_INVAL && val.len != 8)) {
             peer_refuse(m->link, "malformed FLUSH entry");
             return;
         }
@@ -556,7 +585,7 @@ static void on_flush(member_t *m, frame_reader_t *r)
             continue; /* already applied (replay overlap) */
         if (ttl > (uint64_t)INT64_MAX / 2) /* keeps now + ttl from overflowing */
             ttl = (uint64_t)INT64_MAX / 2;
-        apply_entry(cl, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val, version);
+        apply_entry(cl, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val, enc, version);
         m->in_applied = seq;
         m->flushes_received++;
         cl->counters.flushes_received++;

@@ -1,10 +1,10 @@
 /* cmd: helpers shared by the command implementations (cmd_*.c).
  *
  * Owns: argument parsing with redis-server's rules and error texts, the
- * hooks every flush goes through (flushmark for SETL, counters; the cluster
- * broadcast joins here), and the one function every stored value goes
- * through (cmd_write_value: a fill of this node today; replicated writes
- * join there). SEED, a replicated write already, is the exception.
+ * hooks every flush goes through (flushmark for SETL, counters, the cluster
+ * broadcast), and the one function every stored value goes through
+ * (cmd_write_value), which sends it to the members as the key's keyspace
+ * says (node/keyspace.h: replicate, invalidate or local).
  * Never: used outside the command layer. */
 #ifndef COHORT_CMD_H
 #define COHORT_CMD_H
@@ -48,9 +48,15 @@ void cmd_flushed_key(client_t *c, const char *key, size_t klen);
 void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen);
 void cmd_flushed_all(client_t *c);
 /* SEED: sets the value here, with a new version, and sends it to every
- * member; the client's reply waits for them. */
+ * member whatever the key's keyspace; the client's reply waits for them. */
 void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                     int64_t expire_at);
+/* The write mode of key (enum keyspace_mode); KS_LOCAL when alone. */
+int cmd_write_mode(client_t *c, const char *key, size_t klen);
+/* After a command changed e's expire time (EXPIRE, PERSIST, GETEX): the
+ * members follow as the key's mode says (replicate: the value with its new
+ * time to live; invalidate: they drop theirs). */
+void cmd_wrote_ttl(client_t *c, cache_entry_t *e);
 
 /* 1 while cached values may be served; 0 (and a bypass counted) while the
  * coherence lease does not hold. Every command that tells a client anything
@@ -70,9 +76,11 @@ void cmd_after_write(client_t *c);
  * Touches the LRU; counts no hit or miss. */
 cache_entry_t *cmd_lookup_write(client_t *c, const char *key, size_t klen);
 
-/* Every command that stores a value goes through here: a fill of this node's
- * cache (the key is replaced, its expire time is expire_at, 0: none; enc is
- * an enum cache_enc), then eviction down to maxmemory. Copies key and value
+/* Every command that stores a value goes through here: the key is replaced
+ * here (its expire time is expire_at, 0: none; enc is an enum cache_enc),
+ * sent to the members as its mode says (replicate: applied everywhere before
+ * the reply; invalidate: other values dropped before the reply; local: a
+ * fill of this node), then eviction down to maxmemory. Copies key and value
  * (which may not point into the cache if an eviction could free it first:
  * it is copied before any eviction). */
 void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
@@ -182,6 +190,7 @@ CMD_HANDLER(cmd_getl);
 CMD_HANDLER(cmd_setl);
 CMD_HANDLER(cmd_cohort_status);
 CMD_HANDLER(cmd_cohort_members);
+CMD_HANDLER(cmd_cohort_keyspace);
 
 CMD_HANDLER(cmd_publish);
 CMD_HANDLER(cmd_spublish);

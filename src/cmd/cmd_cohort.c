@@ -1,5 +1,5 @@
 /* cmd_cohort: cohort's own cache commands: FLUSHPREFIX, SEED, GETL, SETL and
- * COHORT.STATUS. Their replies follow redis-server's conventions (integers,
+ * COHORT.STATUS, COHORT.KEYSPACE. Their replies follow redis-server's conventions (integers,
  * +OK, nil) so any client library can use them through its generic
  * "execute command" call. */
 #include <stdio.h>
@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "keyspace.h"
 
 CMD_HANDLER(cmd_flushprefix)
 {
@@ -140,4 +141,22 @@ CMD_HANDLER(cmd_cohort_status)
             resp_add_int(o, (long long)metric_value(m));
         }
     }
+}
+
+CMD_HANDLER(cmd_cohort_keyspace)
+{
+    (void)argc;
+    keyspace_match_t m;
+    keyspaces_match(cmd_node(c)->keyspaces, argv[1], argl[1], &m);
+    resp_add_array(&c->out, 3);
+    if (m.name[0])
+        resp_add_bulk(&c->out, m.name, strlen(m.name));
+    else
+        resp_add_null(&c->out, c->proto);
+    const char *mode = keyspace_mode_name(m.mode);
+    resp_add_bulk(&c->out, mode, strlen(mode));
+    if (m.prefix[0])
+        resp_add_bulk(&c->out, m.prefix, strlen(m.prefix));
+    else
+        resp_add_null(&c->out, c->proto);
 }

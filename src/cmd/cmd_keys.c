@@ -119,6 +119,7 @@ static void expire_generic(client_t *c, int argc, const char **argv, const size_
         return;
     }
     cache_set_expire(n->cache, e, when);
+    cmd_wrote_ttl(c, e);
     resp_add_int(&c->out, 1);
 }
 
@@ -195,6 +196,7 @@ CMD_HANDLER(cmd_persist)
         return;
     }
     cache_set_expire(n->cache, e, 0);
+    cmd_wrote_ttl(c, e);
     resp_add_int(&c->out, 1);
 }
 

@@ -192,8 +192,10 @@ CMD_HANDLER(cmd_getex)
         cmd_flushed_key(c, argv[1], argl[1]);
     } else if (a.expire) {
         cache_set_expire(n->cache, e, at);
+        cmd_wrote_ttl(c, e);
     } else if (a.flags & SET_PERSIST) {
         cache_set_expire(n->cache, e, 0);
+        cmd_wrote_ttl(c, e);
     }
 }
 

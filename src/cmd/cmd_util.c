@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "keyspace.h"
 #include "versioned.h"
 
 int cmd_parse_ll(const char *s, size_t len, long long *out)
@@ -113,15 +114,54 @@ void cmd_flushed_all(client_t *c)
     client_block(c, cluster_flush_all(n->cluster, v));
 }
 
+int cmd_write_mode(client_t *c, const char *key, size_t klen)
+{
+    node_t *n = cmd_node(c);
+    return n->cluster ? keyspaces_mode(n->keyspaces, key, klen) : KS_LOCAL;
+}
+
+/* Sends a write made here (e, key's entry, already stored) to the members
+ * as mode says, with a new version; the client's reply waits for them. */
+static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t klen, int mode)
+{
+    node_t *n = cmd_node(c);
+    flushmark_key(n->flushmark, key, klen); /* a GETL token read before it loses */
+    if (mode == KS_LOCAL)
+        return;
+    uint64_t v = node_next_version(n);
+    cache_entry_set_version(n->cache, e, v);
+    size_t vlen;
+    const char *val = cache_entry_value(e, &vlen);
+    uint64_t seq = mode == KS_REPLICATE
+                       ? cluster_seed(n->cluster, key, klen, val, vlen, cache_entry_expire(e),
+                                      cache_entry_enc(e), v)
+                       : cluster_invalidate(n->cluster, key, klen, versioned_digest(val, vlen), v);
+    client_block(c, seq);
+}
+
 void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                     int64_t expire_at)
 {
     node_t *n = cmd_node(c);
-    uint64_t v = node_next_version(n);
     cache_entry_t *e = cache_set(n->cache, key, klen, val, vlen, expire_at);
-    cache_entry_set_version(n->cache, e, v);
+    send_write(c, e, key, klen, n->cluster ? KS_REPLICATE : KS_LOCAL);
+}
+
+void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
+{
+    size_t klen;
+    const char *key = cache_entry_key(e, &klen);
+    int mode = cmd_write_mode(c, key, klen);
+    if (mode != KS_INVALIDATE) {
+        send_write(c, e, key, klen, mode);
+        return;
+    }
+    /* The others drop theirs: identical bytes with another TTL are not the same. */
+    node_t *n = cmd_node(c);
     flushmark_key(n->flushmark, key, klen);
-    client_block(c, cluster_seed(n->cluster, key, klen, val, vlen, expire_at, v));
+    uint64_t v = node_next_version(n);
+    cache_entry_set_version(n->cache, e, v);
+    client_block(c, cluster_flush_key(n->cluster, key, klen, v));
 }
 
 int cmd_serving(client_t *c)
@@ -165,14 +205,15 @@ void cmd_after_write(client_t *c)
     node_note_memory(n);
 }
 
-/* The one place a command stores a value: a fill of this node's cache. A
- * later change can make writes replicate here. */
+/* The one place a command stores a value: here, then on the members as the
+ * key's keyspace says (send_write). */
 void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at, int enc)
 {
     cache_entry_t *e = cache_set(cmd_node(c)->cache, key, klen, val, vlen, expire_at);
     if (enc != CACHE_ENC_AUTO)
         cache_entry_set_enc(e, enc);
+    send_write(c, e, key, klen, cmd_write_mode(c, key, klen));
     cmd_after_write(c);
 }
 

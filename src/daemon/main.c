@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "cron.h"
 #include "log.h"
+#include "keyspace.h"
 #include "node.h"
 #include "status.h"
 
@@ -222,8 +223,12 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "scheduler.timezone: %s", why);
     else if (scheduler_parse(&cfg, &specs, &nspecs, err, sizeof(err)) == 0)
         err[0] = '\0';
+    keyspaces_t *keyspaces = err[0] ? NULL : keyspaces_new(&cfg, err, sizeof(err));
     if (err[0]) {
         fprintf(stderr, "cohortd: %s\n", err);
+        for (size_t i = 0; i < nspecs; i++)
+            jobspec_free(&specs[i]);
+        free(specs);
         log_close();
         config_free(&cfg);
         return 2;
@@ -234,6 +239,7 @@ int main(int argc, char **argv)
     node_t node;
     memset(&node, 0, sizeof(node));
     node_init(&node, uv_default_loop(), &cfg);
+    node.keyspaces = keyspaces;
     if (node_open_store(&node, err, sizeof(err)) < 0) {
         fprintf(stderr, "cohortd: %s\n", err);
         for (size_t i = 0; i < nspecs; i++)

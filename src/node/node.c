@@ -19,7 +19,8 @@
 #include "versioned.h"
 
 _Static_assert((int)VOP_KEY == (int)FLUSH_KEY && (int)VOP_PREFIX == (int)FLUSH_PREFIX &&
-                   (int)VOP_ALL == (int)FLUSH_ALL && (int)VOP_SEED == (int)FLUSH_SEED,
+                   (int)VOP_ALL == (int)FLUSH_ALL && (int)VOP_SEED == (int)FLUSH_SEED &&
+                       (int)VOP_INVAL == (int)FLUSH_INVAL,
                "the cache's versioned operations are the peer frames' flush kinds");
 
 
@@ -76,6 +77,7 @@ void node_free(node_t *n)
     flushmark_free(n->flushmark);
     flushmark_free(n->floor);
     metrics_free(n->metrics);
+    keyspaces_free(n->keyspaces);
     pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
     script_free(n->script);
     if (n->script_client) { /* never connected: only its buffers to free */
@@ -121,15 +123,22 @@ void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t vers
 /* ---- the cluster's host interface ------------------------------------------ */
 
 static void host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
-                       size_t vlen, int64_t expire_at, uint64_t version)
+                       size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     node_t *n = ud;
     hlc_observe(&n->hlc, version);
     mark_for_setl(n, kind, k, klen);
-    versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
-                    clock_now_ms());
-    if (kind == VOP_SEED)
-        cache_evict(n->cache);
+    int64_t now = clock_now_ms();
+    size_t done = versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
+                                  now);
+    if (kind != VOP_SEED)
+        return;
+    if (done && enc != CACHE_ENC_AUTO) {
+        cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
+        if (e)
+            cache_entry_set_enc(e, enc);
+    }
+    cache_evict(n->cache);
 }
 
 static size_t host_drop_all(void *ud)

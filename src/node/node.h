@@ -23,6 +23,7 @@
 #include "hlc.h"
 #include "hooks.h"
 #include "http.h"
+#include "keyspace.h"
 #include "lease.h"
 #include "metrics.h"
 #include "mode.h"
@@ -62,6 +63,7 @@ typedef struct node {
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */
     pubsub_t *pubsub;   /* this node's channels, patterns and subscribers */
+    keyspaces_t *keyspaces; /* write modes by key prefix; NULL: every key replicates */
     struct script_engine *script; /* EVAL's engine, made on first use (cmd_script.c) */
     client_t *script_client;      /* the client a script's commands run as */
     store_t *store;         /* the shared store; NULL before start and after close */

@@ -38,9 +38,13 @@
  *   FLUSH    u64 incarnation of the origin, u64 first flush number, u32 count,
  *            then count entries: u8 kind (enum flush_kind), u64 version (hlc.h:
  *            orders it against every write and flush of its keys), bytes key,
- *            and for FLUSH_SEED: u64 time to live in ms when sent (0: none),
- *            bytes value (a time left, not an instant: the members' wall
- *            clocks need not agree)
+ *            and for FLUSH_SEED (a value written: SEED, or any write of a
+ *            replicated key): u64 time to live in ms when sent (0: none; a
+ *            time left, not an instant: the members' wall clocks need not
+ *            agree), bytes value, u8 encoding (cache.h CACHE_ENC_*);
+ *            for FLUSH_INVAL (a write of an invalidate-mode key): u64
+ *            XXH3-64 digest of the value written (members holding other
+ *            bytes drop theirs)
  *   ACK      u64 incarnation of the origin, u64 highest flush number applied
  *   SYNC     u64 incarnation of the peer as last known (0: none), u64 highest
  *            flush number applied from it, u64 the sender incarnation's start
@@ -77,7 +81,7 @@
 #include "buf.h"
 
 #define FRAME_MAGIC "CHRT"
-#define FRAME_VERSION 2
+#define FRAME_VERSION 3
 #define FRAME_HEADER_SIZE 20
 #define FRAME_MAC_SIZE 32
 #define FRAME_NONCE_SIZE 32
@@ -102,7 +106,7 @@ enum frame_type {
     FRAME_TYPE_MAX = 12
 };
 
-enum flush_kind { FLUSH_KEY = 1, FLUSH_PREFIX = 2, FLUSH_ALL = 3, FLUSH_SEED = 4 };
+enum flush_kind { FLUSH_KEY = 1, FLUSH_PREFIX = 2, FLUSH_ALL = 3, FLUSH_SEED = 4, FLUSH_INVAL = 5 };
 #define RESET_SKIP 1 /* RESET's flag: nothing to drop */
 
 /* A length-prefixed byte string inside a decoded payload (not owned). */

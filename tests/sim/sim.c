@@ -259,9 +259,10 @@ static void log_as(int i)
 /* ---- each node's cache (the cluster's host) ------------------------------------- */
 
 static void host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
-                       size_t vlen, int64_t expire_at, uint64_t version)
+                       size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     node_t *n = ud;
+    (void)enc;
     hlc_observe(&n->hlc, version);
     versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version, W.now);
 }
@@ -369,7 +370,7 @@ static void client_op(int i)
         cache_entry_t *e = cache_set(n->cache, key, klen, buf, (size_t)len, 0);
         cache_entry_set_version(n->cache, e, version);
         add_pending(i, FLUSH_SEED, k,
-                    cluster_seed(n->cl, key, klen, buf, (size_t)len, 0, version), v);
+                    cluster_seed(n->cl, key, klen, buf, (size_t)len, 0, 0, version), v);
         trace("n%d SEED %s = %" PRId64, i, key, v);
     }
 }
