@@ -216,6 +216,7 @@ cluster_t *cluster_create(uv_loop_t *loop, const config_t *cfg, const cluster_ho
         cluster_free(cl);
         return NULL;
     }
+    catchup_needed(cl); /* the cache starts empty */
     return cl;
 }
 
@@ -248,6 +249,7 @@ void cluster_tick(cluster_t *cl)
     if (cluster_cut_off(cl))
         cl->last_cut_off = now;
     member_tick(cl, now);
+    catchup_tick(cl, now);
     expire_handshakes(cl, now);
     coherence_progress(cl);
 }
@@ -264,8 +266,10 @@ void cluster_link_closed(link_t *l, int was_ready)
     int was_pending = m && m->pending == l;
     if (was_pending)
         m->pending = NULL;
-    if (m && m->link == l && was_ready)
+    if (m && m->link == l && was_ready) {
+        catchup_member_lost(m);
         member_link_lost(m, l);
+    }
     else if (was_pending)
         member_connect_failed(m, 0);
 }
@@ -313,6 +317,10 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
     case FRAME_RESET:
         coherence_on_frame(m, h);
         break;
+    case FRAME_SNAPREQ:
+    case FRAME_SNAPSHOT:
+        catchup_on_frame(m, h);
+        break;
     default:
         peer_refuse(l, "unexpected frame type");
     }
@@ -324,6 +332,7 @@ void cluster_end_of_turn(cluster_t *cl)
         return;
     coherence_send_batches(cl);
     coherence_send_acks(cl);
+    catchup_send(cl);
     peer_flush_writes(cl);
 }
 

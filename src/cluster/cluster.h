@@ -49,6 +49,18 @@ typedef struct cluster_host {
      * than this (less a margin for clock skew), which cannot touch a cache
      * that started empty after them. */
     uint64_t start_version;
+    /* Catch-up (NULL when no key replicates): visits this node's entries of
+     * replicated keyspaces from cursor (0: the start), passing each to emit,
+     * until about budget bytes were emitted; returns the cursor to continue
+     * from, 0 when done. */
+    uint64_t (*snapshot)(void *ud, uint64_t cursor, size_t budget,
+                         void (*emit)(void *eud, const char *key, size_t klen, const char *val,
+                                      size_t vlen, int64_t expire_at, int enc, uint64_t version),
+                         void *eud);
+    /* Applies a member's snapshot entry: as a SEED, except that the floor
+     * this cache got at its start (or when it was dropped) does not apply. */
+    void (*apply_snapshot)(void *ud, const char *key, size_t klen, const char *val, size_t vlen,
+                           int64_t expire_at, int enc, uint64_t version);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must
@@ -85,6 +97,9 @@ int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since);
 int cluster_serving(cluster_t *cl);
 /* 1 when this node cannot reach a majority of the other members. */
 int cluster_cut_off(cluster_t *cl);
+/* 1 while this node waits for a member's replicated keyspaces (its cache
+ * started empty or was dropped): it does not serve meanwhile. */
+int cluster_catching_up(const cluster_t *cl);
 /* A one-line reason when not serving, else NULL. */
 const char *cluster_why_not_serving(cluster_t *cl);
 

@@ -111,6 +111,8 @@ struct member {
     int unknown_past;       /* the first incarnation of it we meet: check its SYNC */
     uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
     int clean_bye;    /* its last incarnation said BYE after its last flush */
+    int ended_current; /* its last incarnation died while our lease on it held:
+                          every flush it replied, we had applied */
     /* our flushes, sent to it */
     int stream_ready;
     uint64_t acked;
@@ -119,7 +121,13 @@ struct member {
     int ack_timeout_logged;
     uint64_t flushes_sent;
     uint64_t flushes_received;
+    /* catch-up (catchup.c) */
+    int snap_busy;          /* its answer to our request: SNAP_BUSY_* or 0 */
+    uint64_t snap_serving;  /* the id of its request we are answering, 0: none */
+    uint64_t snap_cursor;   /* where our answer continues (host.snapshot) */
+    uint64_t snap_sent;     /* entries of our answer sent so far */
 };
+enum { SNAP_BUSY_FRESH = 1, SNAP_BUSY_NOT_SERVING = 2 };
 
 /* One entry of the replay log / of a batch. */
 typedef struct flush_entry {
@@ -169,6 +177,13 @@ struct cluster {
     cluster_counters_t counters;
     int stopping;
     int64_t last_cut_off; /* last tick at which this node was cut off */
+    /* catch-up (catchup.c) */
+    int need_snapshot;    /* the cache started empty or was dropped */
+    member_t *snap_from;  /* the member asked, or NULL */
+    uint64_t snap_id;     /* of our last request */
+    uint64_t snap_entries;
+    size_t snap_next;     /* the member to ask next (round robin) */
+    int64_t snap_retry_at;
 };
 
 /* cluster.c: the parts a simulator drives without sockets or timers */
@@ -231,6 +246,15 @@ void coherence_send_acks(cluster_t *cl);
 void coherence_progress(cluster_t *cl);
 void coherence_member_gone(member_t *m);
 void coherence_new_incarnation(member_t *m, uint64_t incarnation);
+
+/* catchup.c: the replicated keyspaces for a cache that starts empty */
+/* The cache is empty or was dropped: ask a member before serving. */
+void catchup_needed(cluster_t *cl);
+void catchup_tick(cluster_t *cl, int64_t now);
+/* Sends the next chunk of each answer in progress (end of turn). */
+void catchup_send(cluster_t *cl);
+void catchup_on_frame(member_t *m, const frame_hdr_t *h);
+void catchup_member_lost(member_t *m);
 
 int64_t cluster_mono(const cluster_t *cl);
 /* A pseudo-random number from the cluster's generator (xorshift64*, seeded

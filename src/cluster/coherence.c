@@ -26,7 +26,11 @@
  * missing flushes from its log, or, when the log no longer covers the gap,
  * sends RESET and the member drops its whole cache. A member that restarts
  * without saying BYE may have sent flushes that never arrived: the nodes that
- * knew its former incarnation drop their caches when they meet the new one.
+ * knew its former incarnation drop their caches when they meet the new one,
+ * unless that incarnation was seen to die (DEAD: its port refused
+ * connections) while our lease on it still held: it could reply a flush
+ * without our acknowledgement only after that lease ran out, and it was gone
+ * by then (ended_current).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +386,7 @@ static void drop_cache(cluster_t *cl, member_t *m, const char *why)
 {
     size_t keys = cl->host.drop_all(cl->host.ud);
     cl->counters.cache_drops++;
+    catchup_needed(cl);
     log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys, m->name, why);
 }
 
@@ -392,6 +397,7 @@ static void drop_if_any(cluster_t *cl, member_t *m, const char *why)
     if (!keys)
         return;
     cl->counters.cache_drops++;
+    catchup_needed(cl);
     log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys,
              m->name[0] ? m->name : m->addr, why);
 }
@@ -401,8 +407,9 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->incarnation = inc;
     if (m->in_inc == inc)
         return;
-    if (m->in_inc != 0 && !m->clean_bye)
+    if (m->in_inc != 0 && !m->clean_bye && !m->ended_current)
         drop_cache(m->cl, m, "restarted without saying goodbye; flushes it sent may be lost");
+    m->ended_current = 0;
     m->unknown_past = m->in_inc == 0;
     m->in_inc = inc;
     m->in_applied = 0;
@@ -667,6 +674,8 @@ void coherence_member_gone(member_t *m)
      * longer catch up with them. What we hold may be what they removed. */
     if (!m->clean_bye && cluster_mono(cl) >= m->lease_until)
         drop_if_any(cl, m, "died before this node caught up with its flushes");
+    else
+        m->ended_current = 1; /* its next incarnation needs no drop either */
     coherence_progress(cl);
 }
 
@@ -674,6 +683,8 @@ int cluster_serving(cluster_t *cl)
 {
     if (!cl)
         return 1;
+    if (cluster_catching_up(cl))
+        return 0;
     int64_t now = cluster_mono(cl);
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
@@ -688,6 +699,8 @@ const char *cluster_why_not_serving(cluster_t *cl)
     static char why[160];
     if (!cl)
         return NULL;
+    if (cluster_catching_up(cl))
+        return "catching up with the replicated keyspaces from a member";
     int64_t now = cluster_mono(cl);
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];

@@ -125,9 +125,9 @@ int cmd_write_mode(client_t *c, const char *key, size_t klen)
 static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t klen, int mode)
 {
     node_t *n = cmd_node(c);
-    flushmark_key(n->flushmark, key, klen); /* a GETL token read before it loses */
     if (mode == KS_LOCAL)
-        return;
+        return; /* a fill: GETL tokens stay good (only flushes and writes elsewhere count) */
+    flushmark_key(n->flushmark, key, klen); /* a GETL token read before it loses */
     uint64_t v = node_next_version(n);
     cache_entry_set_version(n->cache, e, v);
     size_t vlen;

@@ -4,6 +4,7 @@
  * through a small open-addressing index built once, keyed by the lower-case
  * name, so dispatch costs one hash of the command name. */
 #include "commands.h"
+#include "keyspace.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -313,6 +314,22 @@ static void reply_subscribe_mode(client_t *c, const command_t *cmd, int argc, co
 }
 
 /* Runs the command's checks and handler; the reply goes to c->out. */
+/* A write of a key that is not local-only, while this node does not serve
+ * (out of contact, catching up): it would read-modify-write from nothing
+ * and send the result everywhere. Replies TRYAGAIN and returns 1. */
+static int refuse_unserved_write(node_t *n, client_t *c, const command_t *cmd, int argc,
+                                 const char **argv, const size_t *argl)
+{
+    if (!n->cluster || !(cmd->flags & CMD_WRITE) || (cmd->flags & (CMD_FLUSH | CMD_COHORT)) ||
+        argc < 2 || node_serves_cache(n) ||
+        keyspaces_mode(n->keyspaces, argv[1], argl[1]) == KS_LOCAL)
+        return 0;
+    const char *why = cluster_why_not_serving(n->cluster);
+    resp_add_errorf(&c->out, "TRYAGAIN this node is not serving (%s); write again later or "
+                    "through another node", why ? why : "not in contact");
+    return 1;
+}
+
 static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const size_t *argl)
 {
     command_t *cmd = commands_lookup(argv[0], argl[0]);
@@ -339,6 +356,8 @@ static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const 
         resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
         return;
     }
+    if (refuse_unserved_write(n, c, cmd, argc, argv, argl))
+        return;
     uint64_t t0 = uv_hrtime();
     cmd->fn(c, argc, argv, argl);
     uint64_t usec = (uv_hrtime() - t0) / 1000;

@@ -27,6 +27,9 @@ _Static_assert((int)VOP_KEY == (int)FLUSH_KEY && (int)VOP_PREFIX == (int)FLUSH_P
 
 #define FLUSHMARK_SLOTS (1 << 16)
 #define FLUSHMARK_PREFIXES 1024
+/* n->recent lives from an empty cache until the catch-up is done: small. */
+#define RECENT_SLOTS (1 << 12)
+#define RECENT_PREFIXES 64
 
 static uint64_t random_u64(void)
 {
@@ -59,6 +62,7 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
     n->flushmark =
         flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, (uint64_t)n->start_ms << 16);
     n->floor = flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, 0);
+    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
     /* A cache that starts empty takes no write made before it started: a
      * member may replay an old SEED whose key a later write or flush (seen
      * by a previous incarnation of this node) has overwritten. */
@@ -76,6 +80,7 @@ void node_free(node_t *n)
     cache_free(n->cache);
     flushmark_free(n->flushmark);
     flushmark_free(n->floor);
+    flushmark_free(n->recent);
     metrics_free(n->metrics);
     keyspaces_free(n->keyspaces);
     pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
@@ -110,8 +115,20 @@ static void mark_for_setl(node_t *n, int op, const char *key, size_t klen)
         flushmark_key(n->flushmark, key, klen);
 }
 
+/* Records a flush with its version in a floor record. */
+static void floor_at(flushmark_t *f, int op, const char *key, size_t klen, uint64_t version)
+{
+    if (op == VOP_PREFIX)
+        flushmark_prefix_at(f, key, klen, version);
+    else if (op == VOP_ALL)
+        flushmark_all_at(f, version);
+    else if (op == VOP_KEY || op == VOP_INVAL)
+        flushmark_key_at(f, key, klen, version);
+}
+
 void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t version)
 {
+    floor_at(n->recent, op, key, klen, version);
     if (op == VOP_PREFIX)
         flushmark_prefix_at(n->floor, key, klen, version);
     else if (op == VOP_ALL)
@@ -131,6 +148,7 @@ static void host_apply(void *ud, int kind, const char *k, size_t klen, const cha
     int64_t now = clock_now_ms();
     size_t done = versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
                                   now);
+    floor_at(n->recent, kind, k, klen, version);
     if (kind != VOP_SEED)
         return;
     if (done && enc != CACHE_ENC_AUTO) {
@@ -144,6 +162,8 @@ static void host_apply(void *ud, int kind, const char *k, size_t klen, const cha
 static size_t host_drop_all(void *ud)
 {
     node_t *n = ud;
+    flushmark_free(n->recent); /* a catch-up follows: only what comes after matters */
+    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
     size_t keys = cache_flush_all(n->cache);
     flushmark_all(n->flushmark);
     return keys;
@@ -177,8 +197,73 @@ static void host_progress(void *ud)
     node_release_replies(ud);
 }
 
+/* ---- catch-up: the replicated keyspaces, to and from members ----------------- */
+
+typedef struct snap_walk {
+    node_t *n;
+    int64_t now;
+    size_t bytes;
+    void (*emit)(void *eud, const char *key, size_t klen, const char *val, size_t vlen,
+                 int64_t expire_at, int enc, uint64_t version);
+    void *eud;
+} snap_walk_t;
+
+static void snap_visit(void *ud, cache_entry_t *e)
+{
+    snap_walk_t *w = ud;
+    size_t klen, vlen;
+    const char *key = cache_entry_key(e, &klen);
+    int64_t at = cache_entry_expire(e);
+    if ((at && at <= w->now) || keyspaces_mode(w->n->keyspaces, key, klen) != KS_REPLICATE)
+        return;
+    const char *val = cache_entry_value(e, &vlen);
+    w->emit(w->eud, key, klen, val, vlen, at, cache_entry_enc(e), cache_entry_version(e));
+    w->bytes += klen + vlen + 32;
+}
+
+static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget,
+                              void (*emit)(void *eud, const char *key, size_t klen,
+                                           const char *val, size_t vlen, int64_t expire_at,
+                                           int enc, uint64_t version),
+                              void *eud)
+{
+    snap_walk_t w = {ud, clock_wall_ms(), 0, emit, eud};
+    do
+        cursor = cache_scan(w.n->cache, cursor, 64, snap_visit, &w);
+    while (cursor && w.bytes < budget);
+    return cursor;
+}
+
+/* A snapshot entry is a SEED judged only by what changed here since the
+ * cache was last empty (n->recent): the floor of the whole cache at its
+ * start, and the hashed key slots of older flushes, would refuse most of a
+ * member's values, which are older than this cache but current. */
+static void host_apply_snapshot(void *ud, const char *k, size_t klen, const char *val,
+                                size_t vlen, int64_t expire_at, int enc, uint64_t version)
+{
+    node_t *n = ud;
+    hlc_observe(&n->hlc, version);
+    int64_t now = clock_now_ms();
+    if (versioned_apply(n->cache, n->recent, VOP_SEED, k, klen, val, vlen, expire_at, version,
+                        now) &&
+        enc != CACHE_ENC_AUTO) {
+        cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
+        if (e)
+            cache_entry_set_enc(e, enc);
+    }
+    cache_evict(n->cache);
+}
+
 cluster_host_t node_cluster_host(node_t *n)
 {
-    return (cluster_host_t){n,           host_apply,  host_drop_all,         host_skipped_upto,
-                            host_progress, host_observe, hlc_at(n->start_ms)};
+    int replicated = keyspaces_any_replicated(n->keyspaces);
+    return (cluster_host_t){n,
+                            host_apply,
+                            host_drop_all,
+                            host_skipped_upto,
+                            host_progress,
+                            host_observe,
+                            hlc_at(n->start_ms),
+                            replicated ? host_snapshot : NULL,
+                            replicated ? host_apply_snapshot : NULL};
 }

@@ -59,6 +59,8 @@ typedef struct node {
     server_t *server;       /* client listeners and connections */
     flushmark_t *flushmark; /* flush history for GETL/SETL */
     flushmark_t *floor;     /* versions of the flushes applied (cache/versioned.h) */
+    flushmark_t *recent;    /* the same since the cache was last empty: what a
+                               member's snapshot entry must not undo (node.c) */
     hlc_t hlc;              /* versions of this node's writes and flushes */
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */

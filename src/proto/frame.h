@@ -57,6 +57,10 @@
  *   PROBE    u64 id, bytes target node name (ask: can you reach it?)
  *   PROBED   u64 id, bytes target node name, u8 reachable (1/0)
  *   BYE      (empty: the sender is shutting down cleanly)
+ *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
+ *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
+ *            entries: u64 version, bytes key, u64 time to live in ms (0:
+ *            none), bytes value, u8 encoding (cluster/catchup.c)
  *
  * The keys: one per direction, HKDF-SHA256 (RFC 5869) with the cluster key as
  * input key material, nonce_i | nonce_a as salt, and the info "cohort link
@@ -103,11 +107,18 @@ enum frame_type {
     FRAME_PROBE = 10,
     FRAME_PROBED = 11,
     FRAME_BYE = 12,
-    FRAME_TYPE_MAX = 12
+    /* 13 and 14 are pub/sub's */
+    FRAME_SNAPREQ = 15,
+    FRAME_SNAPSHOT = 16,
+    FRAME_TYPE_MAX = 16
 };
 
 enum flush_kind { FLUSH_KEY = 1, FLUSH_PREFIX = 2, FLUSH_ALL = 3, FLUSH_SEED = 4, FLUSH_INVAL = 5 };
 #define RESET_SKIP 1 /* RESET's flag: nothing to drop */
+/* SNAPSHOT's flags */
+#define SNAP_DONE 1        /* the last frame of the answer */
+#define SNAP_FRESH 2       /* no answer: the sender is catching up itself */
+#define SNAP_NOT_SERVING 4 /* no answer: the sender is not serving; ask later */
 
 /* A length-prefixed byte string inside a decoded payload (not owned). */
 typedef struct frame_bytes {

@@ -332,8 +332,14 @@ class Cluster:
     """A set of nodes sharing one key and one peer list."""
 
     def __init__(self, workdir, count, options=None, names=None, netns=None, addrs=None,
-                 key_file=None):
+                 key_file=None, writes="local", sections=None):
+        """writes is [cache] writes: "local" by default here, because the
+        tests of flush coherence reason about SET as a fill of one node; the
+        tests of replicated and invalidate-mode writes say so. sections adds
+        more, e.g. {"keyspace sess": {"prefix": "sess:", "writes": "replicate"}}."""
         self.workdir = str(workdir)
+        self.writes = writes
+        self.sections = dict(sections or {})
         os.makedirs(self.workdir, exist_ok=True)
         self.key_file = key_file or write_key_file(os.path.join(self.workdir, "cluster.key"))
         self.options = dict(options or {})
@@ -361,7 +367,9 @@ class Cluster:
         cfg = {"node": {"name": node.name},
                "client": {"bind": "127.0.0.1", "port": node.port},
                "http": {"bind": "127.0.0.1", "port": node.http_port},
-               "cluster": cl}
+               "cluster": cl,
+               "cache": {"writes": self.writes}}
+        cfg.update(self.sections)
         if node.unixsocket:
             cfg["client"]["unixsocket"] = node.unixsocket
         return cfg

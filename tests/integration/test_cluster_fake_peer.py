@@ -21,7 +21,7 @@ import pytest
 import helpers
 from cluster_harness import FLUSH_TIMEOUT_S, LEASE_S, cluster_factory, requires_cohort  # noqa: F401
 from conftest import scaled
-from test_cluster_hostile import closed_within, frame_header, low_free_port, peer_socket, refused
+from test_cluster_hostile import FRAME_VERSION, closed_within, frame_header, low_free_port, peer_socket, refused
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
@@ -140,7 +140,7 @@ class FakePeer:
             nonce_a = os.urandom(32)
             proof = _mac(self.ck, b"cohort acceptor", nonce_i, nonce_a,
                          _bytes(n1_name) + _bytes(self.name))
-            welcome = (bytes([2]) + _bytes(b"cohort") + _bytes(self.name) +
+            welcome = (bytes([FRAME_VERSION]) + _bytes(b"cohort") + _bytes(self.name) +
                        struct.pack(">Q", FAKE_INCARNATION) + _bytes(nonce_a) + _bytes(proof))
             self.sock.sendall(_frame(WELCOME, welcome, 0, self.ck))
             ftype, _ = self._read_frame(left)

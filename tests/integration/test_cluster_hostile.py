@@ -81,7 +81,10 @@ def peer_socket(node, source="127.0.0.1"):
     return s
 
 
-def frame_header(ftype, length, seq=0, magic=b"CHRT", version=2, reserved=0):
+FRAME_VERSION = 3  # src/proto/frame.h
+
+
+def frame_header(ftype, length, seq=0, magic=b"CHRT", version=FRAME_VERSION, reserved=0):
     return magic + struct.pack(">BBHIQ", version, ftype, reserved, length, seq)
 
 

@@ -1,0 +1,265 @@
+/* catchup: a node whose cache starts empty (a start, a restart, a dropped
+ * cache) receives the replicated keyspaces from a live member before it
+ * serves.
+ *
+ * Owns: the request (SNAPREQ) to one member at a time, the streamed answer
+ * (SNAPSHOT frames of about CHUNK_BYTES, one per member per loop turn while
+ * the link's output is below LINK_LOW_WATER, so neither side holds more than
+ * a chunk or two), and the rule for when a node counts as caught up.
+ * Never: serves a request while this node is not serving (its cache may miss
+ * flushes it has not heard of yet: the requester asks again later), or lets a
+ * snapshot entry override a newer write or flush (entries carry their
+ * versions and are applied by the host's snapshot rule, cache/versioned.h).
+ *
+ * Invariants (tests/integration/test_keyspaces.py):
+ *   1. A node needing a snapshot does not serve (cluster_serving) while any
+ *      member is not DEAD, until a SNAPSHOT with SNAP_DONE arrived from the
+ *      member it asked, or every member not DEAD answered that it is
+ *      catching up too (a cold start of the whole cluster: nobody has data).
+ *   2. Writes made while a snapshot streams reach the requester through the
+ *      ordinary flush stream (its SYNC came first on the link), so the
+ *      snapshot never needs to be a consistent cut: each entry is the
+ *      sender's value at the time it was sent, and the newest version wins.
+ */
+#include <string.h>
+
+#include "clock.h"
+#include "cluster_int.h"
+#include "log.h"
+
+#define CHUNK_BYTES (256u << 10)
+#define LINK_LOW_WATER (1u << 20)
+#define RETRY_MS 100
+
+int cluster_catching_up(const cluster_t *cl)
+{
+    if (!cl || !cl->need_snapshot)
+        return 0;
+    for (size_t i = 0; i < cl->nmembers; i++)
+        if (cl->members[i].state != MEMBER_DEAD)
+            return 1;
+    return 0;
+}
+
+void catchup_needed(cluster_t *cl)
+{
+    if (!cl->host.snapshot)
+        return;
+    cl->need_snapshot = 1;
+    cl->snap_from = NULL;
+    for (size_t i = 0; i < cl->nmembers; i++)
+        cl->members[i].snap_busy = 0;
+}
+
+static void ask(cluster_t *cl, member_t *m)
+{
+    link_t *l = m->link;
+    cl->snap_from = m;
+    cl->snap_id++;
+    cl->snap_entries = 0;
+    size_t s = peer_frame_begin(l, FRAME_SNAPREQ);
+    frame_put_u64(&l->out, cl->snap_id);
+    peer_frame_end(l, s);
+    log_info("catchup", "asking %s for the replicated keyspaces", m->name);
+}
+
+/* Every member not DEAD said it is catching up too: nobody holds data. */
+static int all_fresh(const cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD && m->snap_busy != SNAP_BUSY_FRESH)
+            return 0;
+    }
+    return 1;
+}
+
+void catchup_tick(cluster_t *cl, int64_t now)
+{
+    if (!cl->need_snapshot)
+        return;
+    if (!cluster_catching_up(cl) || all_fresh(cl)) {
+        cl->need_snapshot = 0;
+        log_info("catchup", "no member holds data to catch up with: serving as is");
+        return;
+    }
+    if (cl->snap_from && cl->snap_from->link && cl->snap_from->stream_ready)
+        return; /* streaming */
+    cl->snap_from = NULL;
+    if (now < cl->snap_retry_at)
+        return;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[(cl->snap_next + i) % cl->nmembers];
+        if (m->link && m->stream_ready && m->state != MEMBER_DEAD && !m->snap_busy) {
+            cl->snap_next = (size_t)(m - cl->members) + 1;
+            ask(cl, m);
+            return;
+        }
+    }
+    /* Everyone linked said busy: ask them again after a while. */
+    for (size_t i = 0; i < cl->nmembers; i++)
+        if (cl->members[i].snap_busy == SNAP_BUSY_NOT_SERVING)
+            cl->members[i].snap_busy = 0;
+    cl->snap_retry_at = now + RETRY_MS;
+}
+
+/* ---- the sender -------------------------------------------------------------- */
+
+typedef struct chunk {
+    link_t *l;
+    uint32_t count;
+} chunk_t;
+
+static void emit(void *ud, const char *key, size_t klen, const char *val, size_t vlen,
+                 int64_t expire_at, int enc, uint64_t version)
+{
+    chunk_t *ch = ud;
+    link_t *l = ch->l;
+    int64_t left = expire_at ? expire_at - clock_wall_ms() : 0;
+    frame_put_u64(&l->out, version);
+    frame_put_bytes(&l->out, key, klen);
+    frame_put_u64(&l->out, expire_at ? (uint64_t)(left > 0 ? left : 1) : 0);
+    frame_put_bytes(&l->out, val, vlen);
+    frame_put_u8(&l->out, (uint8_t)enc);
+    ch->count++;
+}
+
+/* One SNAPSHOT frame: flags, then the count patched in after the entries. */
+static void send_chunk(member_t *m)
+{
+    cluster_t *cl = m->cl;
+    link_t *l = m->link;
+    size_t s = peer_frame_begin(l, FRAME_SNAPSHOT);
+    frame_put_u64(&l->out, m->snap_serving);
+    size_t flags_at = buf_len(&l->out);
+    frame_put_u8(&l->out, 0);
+    size_t count_at = buf_len(&l->out);
+    frame_put_u32(&l->out, 0);
+    chunk_t ch = {l, 0};
+    m->snap_cursor = cl->host.snapshot(cl->host.ud, m->snap_cursor, CHUNK_BYTES, emit, &ch);
+    uint8_t *p = (uint8_t *)buf_head(&l->out);
+    if (m->snap_cursor == 0) {
+        p[flags_at] = SNAP_DONE;
+        m->snap_serving = 0;
+    }
+    for (int i = 0; i < 4; i++)
+        p[count_at + (size_t)i] = (uint8_t)(ch.count >> (24 - 8 * i));
+    peer_frame_end(l, s);
+    m->snap_sent += ch.count;
+    if (m->snap_cursor == 0)
+        log_info("catchup", "sent %s the replicated keyspaces (%llu entries)", m->name,
+                 (unsigned long long)m->snap_sent);
+}
+
+void catchup_send(cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (m->snap_serving && m->link && buf_len(&m->link->out) < LINK_LOW_WATER)
+            send_chunk(m);
+    }
+}
+
+static void send_busy(member_t *m, uint64_t id, uint8_t why)
+{
+    link_t *l = m->link;
+    size_t s = peer_frame_begin(l, FRAME_SNAPSHOT);
+    frame_put_u64(&l->out, id);
+    frame_put_u8(&l->out, why);
+    frame_put_u32(&l->out, 0);
+    peer_frame_end(l, s);
+}
+
+static void on_snapreq(member_t *m, frame_reader_t *r)
+{
+    cluster_t *cl = m->cl;
+    uint64_t id;
+    frame_get_u64(r, &id);
+    if (frame_reader_done(r) != 0 || id == 0) {
+        peer_refuse(m->link, "malformed SNAPREQ");
+        return;
+    }
+    if (!cl->host.snapshot || cl->need_snapshot) {
+        send_busy(m, id, SNAP_FRESH);
+        return;
+    }
+    if (!cluster_serving(cl)) {
+        send_busy(m, id, SNAP_NOT_SERVING);
+        return;
+    }
+    m->snap_serving = id;
+    m->snap_cursor = 0;
+    m->snap_sent = 0;
+}
+
+/* ---- the receiver ------------------------------------------------------------ */
+
+static void on_snapshot(member_t *m, frame_reader_t *r)
+{
+    cluster_t *cl = m->cl;
+    uint64_t id;
+    uint8_t flags;
+    uint32_t count;
+    frame_get_u64(r, &id);
+    frame_get_u8(r, &flags);
+    frame_get_u32(r, &count);
+    if (r->failed || (flags & ~(SNAP_DONE | SNAP_FRESH | SNAP_NOT_SERVING))) {
+        peer_refuse(m->link, "malformed SNAPSHOT");
+        return;
+    }
+    size_t max = cl->cfg->max_bulk_len;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t version, ttl;
+        frame_bytes_t key, val;
+        uint8_t enc;
+        frame_get_u64(r, &version);
+        frame_get_bytes(r, &key, (uint32_t)max);
+        frame_get_u64(r, &ttl);
+        frame_get_bytes(r, &val, (uint32_t)max);
+        frame_get_u8(r, &enc);
+        if (r->failed) {
+            peer_refuse(m->link, "malformed SNAPSHOT entry");
+            return;
+        }
+        if (ttl > (uint64_t)INT64_MAX / 2)
+            ttl = (uint64_t)INT64_MAX / 2;
+        cl->host.apply_snapshot(cl->host.ud, (const char *)key.p, key.len, (const char *)val.p,
+                                val.len, ttl ? clock_wall_ms() + (int64_t)ttl : 0, enc, version);
+    }
+    if (frame_reader_done(r) != 0) {
+        peer_refuse(m->link, "malformed SNAPSHOT");
+        return;
+    }
+    if (!cl->need_snapshot || cl->snap_from != m || id != cl->snap_id)
+        return; /* entries of an earlier request: applied by their versions all the same */
+    cl->snap_entries += count;
+    if (flags & (SNAP_FRESH | SNAP_NOT_SERVING)) {
+        m->snap_busy = flags & SNAP_FRESH ? SNAP_BUSY_FRESH : SNAP_BUSY_NOT_SERVING;
+        cl->snap_from = NULL;
+        return;
+    }
+    if (flags & SNAP_DONE) {
+        cl->need_snapshot = 0;
+        cl->snap_from = NULL;
+        log_info("catchup", "caught up with the replicated keyspaces from %s (%llu entries)",
+                 m->name, (unsigned long long)cl->snap_entries);
+        coherence_progress(cl);
+    }
+}
+
+void catchup_on_frame(member_t *m, const frame_hdr_t *h)
+{
+    frame_reader_t r;
+    frame_reader_init(&r, h);
+    if (h->type == FRAME_SNAPREQ)
+        on_snapreq(m, &r);
+    else
+        on_snapshot(m, &r);
+}
+
+void catchup_member_lost(member_t *m)
+{
+    m->snap_serving = 0;
+    if (m->cl->snap_from == m)
+        m->cl->snap_from = NULL;
+}

@@ -1,0 +1,220 @@
+"""Write modes per keyspace on real 3-node clusters (README "Write modes").
+
+replicate: a write applies on every member before it replies, so a value
+written through one node is read through any other right after the reply;
+invalidate: other members drop a different value before the reply and keep
+identical bytes; local: a fill of one node. A node that starts, restarts or
+dropped its cache receives the replicated keyspaces from a live member before
+it serves (cluster/catchup.c), and a kill -9 of one node costs the others
+nothing (coherence.c: ended_current)."""
+
+import os
+import subprocess
+import time
+
+import pytest
+import redis
+
+import helpers
+from cluster_harness import cluster_factory, requires_cohort, CommandError  # noqa: F401
+from conftest import COHORTD, scaled
+
+pytestmark = [requires_cohort, pytest.mark.cohort_only]
+
+KEYSPACES = {
+    "keyspace sessions": {"prefix": ["sess:", "session:"], "writes": "replicate"},
+    "keyspace pages": {"prefix": "page:", "writes": "invalidate"},
+    "keyspace scratch": {"prefix": ["tmp:", "page:tmp:"], "writes": "local"},
+}
+
+
+def rp(node):
+    return redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=scaled(10))
+
+
+def test_replicated_writes_are_read_everywhere_after_the_reply(cluster_factory):
+    cl = cluster_factory(3, writes="replicate")
+    clients = [rp(n) for n in cl]
+    for i in range(60):
+        w = clients[i % 3]
+        assert w.set("k%d" % i, "v%d" % i) is True
+        for r in clients:
+            assert r.get("k%d" % i) == b"v%d" % i, (i, r)
+    # SET over an existing value, MSET, APPEND, SETRANGE, GETSET, COPY, RENAME
+    assert clients[0].mset({"a": "1", "b": "2"}) is True
+    assert clients[1].append("a", "xy") == 3
+    assert clients[2].setrange("b", 1, "zz") == 3
+    assert clients[0].getset("a", "new") == b"1xy"
+    assert clients[1].copy("a", "c") is True
+    assert clients[2].rename("b", "d") is True
+    for r in clients:
+        assert r.mget("a", "b", "c", "d") == [b"new", None, b"new", b"2zz"]
+
+
+def test_counters_and_locks_through_different_nodes(cluster_factory):
+    cl = cluster_factory(3, writes="replicate")
+    clients = [rp(n) for n in cl]
+    for i in range(30):
+        assert clients[i % 3].incr("hits") == i + 1
+    assert clients[0].incrby("hits", 10) == 40
+    assert clients[1].decr("hits") == 39
+    assert [r.get("hits") for r in clients] == [b"39"] * 3
+    # A lock taken through one node stops the others.
+    assert clients[0].set("lock:job", "owner-a", nx=True, px=20000) is True
+    assert clients[1].set("lock:job", "owner-b", nx=True, px=20000) is None
+    assert clients[2].setnx("lock:job", "owner-c") is False
+    assert clients[2].get("lock:job") == b"owner-a"
+    assert clients[1].delete("lock:job") == 1
+    assert clients[2].set("lock:job", "owner-c", nx=True, px=20000) is True
+    assert clients[0].get("lock:job") == b"owner-c"
+
+
+def test_ttl_changes_and_pattern_deletes_reach_every_node(cluster_factory):
+    cl = cluster_factory(3, writes="replicate")
+    a, b, c = (rp(n) for n in cl)
+    a.set("t", "v")
+    assert b.expire("t", 100) is True
+    assert 90 <= c.ttl("t") <= 100
+    assert c.persist("t") is True
+    assert a.ttl("t") == -1
+    assert a.getex("t", px=50000) == b"v"
+    assert 40000 < b.pttl("t") <= 50000
+    # "delete everything matching dp:*" through one node reaches every node.
+    for i in range(40):
+        (a, b, c)[i % 3].set("dp:%d" % i, "x")
+    found = sorted(b.scan_iter(match="dp:*", count=1000))
+    assert len(found) == 40
+    assert b.delete(*found) == 40
+    for r in (a, b, c):
+        assert list(r.scan_iter(match="dp:*")) == []
+
+
+def test_invalidate_keeps_identical_bytes_and_drops_others(cluster_factory):
+    cl = cluster_factory(3, writes="local", sections=KEYSPACES)
+    a, b, c = (rp(n) for n in cl)
+    a.set("page:1", "rendered")
+    c.set("page:1", "rendered")
+    b.set("page:1", "rendered")  # the same row filled by three nodes
+    assert [r.get("page:1") for r in (a, b, c)] == [b"rendered"] * 3
+    b.set("page:1", "changed")
+    assert a.get("page:1") is None and c.get("page:1") is None
+    assert b.get("page:1") == b"changed"
+    # A TTL change elsewhere makes the others drop theirs too.
+    a.set("page:2", "x")
+    c.set("page:2", "x")
+    assert c.expire("page:2", 500) is True
+    assert a.get("page:2") is None and c.ttl("page:2") > 0
+
+
+def test_local_mode_is_a_fill_and_longest_prefix_wins(cluster_factory):
+    cl = cluster_factory(3, writes="replicate", sections=KEYSPACES)
+    a, b, _ = (rp(n) for n in cl)
+    a.set("tmp:1", "x")
+    a.set("page:tmp:1", "y")  # page:tmp: is local, though page: invalidates
+    a.set("other", "z")       # no keyspace: [cache] writes = replicate
+    assert b.get("tmp:1") is None and b.get("page:tmp:1") is None
+    assert b.get("other") == b"z"
+    assert a.execute_command("COHORT.KEYSPACE", "page:tmp:9") == [b"scratch", b"local",
+                                                                  b"page:tmp:"]
+    assert a.execute_command("COHORT.KEYSPACE", "page:9") == [b"pages", b"invalidate", b"page:"]
+    assert a.execute_command("COHORT.KEYSPACE", "session:1") == [b"sessions", b"replicate",
+                                                                 b"session:"]
+    assert a.execute_command("COHORT.KEYSPACE", "x") == [None, b"replicate", None]
+
+
+@pytest.mark.parametrize("sections,message", [
+    ({"keyspace a": {"prefix": "", "writes": "replicate"}}, "prefix: empty"),
+    ({"keyspace a": {"prefix": "x:", "writes": "replicate"},
+      "keyspace b": {"prefix": "x:", "writes": "local"}}, "'x:' is already in [keyspace a]"),
+    ({"keyspace a": {"prefix": "x:", "writes": "everywhere"}},
+     "writes: 'everywhere' is not one of replicate, invalidate, local"),
+    ({"keyspace a": {"writes": "local"}}, "needs at least one prefix"),
+    ({"keyspace a": {"prefix": "x:"}}, "needs a writes = ... line"),
+    ({"keyspace a": {"prefix": "x:", "writes": "local", "ttl": "5"}}, "ttl: unknown key"),
+    ({"cache": {"writes": "sometimes"}}, "writes"),
+])
+def test_bad_keyspace_config_is_refused_at_start(tmp_path, sections, message):
+    lines = ["[client]", "port = %d" % helpers.free_port(), "[node]",
+             "data_dir = %s" % tmp_path]
+    for name, kv in sections.items():
+        lines.append("[%s]" % name)
+        for k, v in kv.items():
+            lines.append("%s = %s" % (k, v))
+    path = os.path.join(str(tmp_path), "bad.ini")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    p = subprocess.run([COHORTD, "--config", path], capture_output=True, timeout=30)
+    assert p.returncode == 2, p.stderr
+    assert message.encode() in p.stderr, p.stderr
+
+
+def _sessions(n):
+    return {"sess:%04d" % i: ("data-%d-" % i) * 5 for i in range(n)}
+
+
+def _write_sessions(cl, sessions):
+    clients = [rp(n) for n in cl]
+    for i, (k, v) in enumerate(sessions.items()):
+        assert clients[i % len(clients)].set(k, v, ex=3600) is True
+
+
+def _assert_sessions(node, sessions):
+    r = rp(node)
+    keys = list(sessions)
+    got = r.mget(keys)
+    missing = [k for k, v in zip(keys, got) if v is None]
+    assert not missing, "%s misses %d sessions, e.g. %s" % (node.name, len(missing), missing[:3])
+    assert [v.decode() for v in got] == [sessions[k] for k in keys]
+    assert 3000 < r.ttl(keys[0]) <= 3600
+
+
+def test_sessions_survive_kill9_and_restart_of_any_node(cluster_factory):
+    cl = cluster_factory(3, writes="replicate")
+    sessions = _sessions(600)
+    _write_sessions(cl, sessions)
+    a, b, c = cl[0], cl[1], cl[2]
+    c.kill9()
+    cl.wait_state([a, b], "n3", "dead", scaled(10))
+    for n in (a, b):
+        _assert_sessions(n, sessions)  # the others keep theirs: nothing to drop
+    c.start()
+    cl.wait_converged(timeout=20)
+    for n in cl:
+        _assert_sessions(n, sessions)
+    assert a.counter("cache_drops") == 0 and b.counter("cache_drops") == 0
+    assert "caught up with the replicated keyspaces" in c.log_text()
+
+
+def test_sessions_survive_the_restart_of_all_but_one(cluster_factory):
+    cl = cluster_factory(3, writes="replicate")
+    sessions = _sessions(300)
+    _write_sessions(cl, sessions)
+    cl[1].kill9()
+    cl[2].kill9()
+    cl.wait_state([cl[0]], "n2", "dead", scaled(10))
+    cl.wait_state([cl[0]], "n3", "dead", scaled(10))
+    cl[1].start()
+    cl[2].start()
+    cl.wait_converged(timeout=20)
+    for n in cl:
+        _assert_sessions(n, sessions)
+
+
+def test_a_node_out_of_contact_refuses_writes_of_replicated_keys(cluster_factory):
+    cl = cluster_factory(2, writes="replicate", sections=KEYSPACES)
+    a, b = cl[0], cl[1]
+    b.sigstop()
+    try:
+        deadline = time.monotonic() + scaled(10)
+        while a.serving() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not a.serving()
+        with pytest.raises(CommandError) as e:
+            a.call("SET", "sess:1", "v")
+        assert "TRYAGAIN" in str(e.value)
+        assert a.call("SET", "tmp:1", "v") == b"OK"  # local keys are still written
+    finally:
+        b.sigcont()
+    cl.wait_converged(timeout=20)
+    assert a.call("SET", "sess:1", "v") == b"OK"
+    assert b.call("GET", "sess:1") == b"v"
