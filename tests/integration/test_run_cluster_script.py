@@ -36,6 +36,15 @@ def _all_alive(port, others):
     return sorted(ms) == sorted(others) and all(m["state"] == "alive" for m in ms.values())
 
 
+def _serving(port):
+    """The node serves (it has caught up and holds its leases): before that it
+    answers writes of replicated keys with TRYAGAIN."""
+    try:
+        return b"cohort_serving_cache:1" in _call(port, "INFO", "cohort")
+    except (OSError, helpers.Closed):
+        return False
+
+
 def _listening(port):
     try:
         with helpers.RawConn(port, timeout=1.0):
@@ -58,6 +67,8 @@ def test_run_cluster_script(tmp_path):
             assert helpers.wait_for(lambda: _all_alive(port, others), scaled(10.0)), \
                 "%s did not see the others alive:\n%s" % (name, (tmp_path / "run-cluster.log")
                                                           .read_text(errors="replace"))
+        for port in ports.values():
+            assert helpers.wait_for(lambda: _serving(port), scaled(10.0))
         made = set(glob.glob("/tmp/cohort-cluster.*")) - before
         assert len(made) == 1, made
         for port in ports.values():
