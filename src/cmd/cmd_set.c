@@ -204,7 +204,8 @@ static void inter_generic(client_t *c, const char **keys, const size_t *klen, in
     int empty = 0;
     for (int i = 0; i < n; i++)
         empty |= sets[i].count == 0;
-    /* Smallest first (a stable sort, as glibc's qsort of redis-server). */
+    /* Smallest first, as redis-server (equal sizes in either order: only
+     * the order of the reply changes). */
     if (!empty)
         qsort(sets, (size_t)n, sizeof(*sets), by_count);
     unsigned long long card = 0;
