@@ -21,8 +21,10 @@
  *   count x (varint len, bytes) for a set; count x (field, value) for a hash
  *   nothing after the last item.
  *
- * Invariants of valid bytes (coll_validate checks each; test_coll checks the
- * rejection of each violation):
+ * Invariants of valid bytes (coll_validate checks each; tests/unit/test_coll.c
+ * test_malformed_rejected refuses a violation of each, test_truncations_and_
+ * flips every prefix; fuzz/fuzz_coll.c checks that accepted bytes decode,
+ * iterate, find every entry and re-encode to valid bytes):
  *   1. version, type and flags as above (INTSET only on a set, not with BIG);
  *   2. every length fits in the bytes left, count matches, no trailing bytes;
  *   3. no two fields of a hash, no two members of a set are equal;
