@@ -17,7 +17,8 @@
 enum {
     HDR_FIXED = 3,          /* version, type, flags */
     VARINT_MAX = 10,        /* bytes of the longest varint */
-    LINEAR_MAX = 8,         /* entries searched without an index */
+    LINEAR_MAX = 8,         /* entries always searched without an index */
+    LINEAR_SCANS = 4,       /* lookups by scanning before an index is built */
     IDX_MIN = 16            /* first index capacity */
 };
 #define LEN_MAX ((uint64_t)1 << 62)
@@ -229,7 +230,8 @@ static void idx_build(coll_t *c, size_t need)
 long coll_find(coll_t *c, const char *key, size_t klen)
 {
     size_t w = coll_width(c);
-    if (!c->idx && c->slots <= LINEAR_MAX) {
+    if (!c->idx && (c->slots <= LINEAR_MAX || c->scans < LINEAR_SCANS)) {
+        c->scans++;
         for (size_t s = 0; s < c->slots; s++)
             if (c->items[s * w].p && str_eq(&c->items[s * w], key, klen))
                 return (long)s;

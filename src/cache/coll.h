@@ -90,6 +90,7 @@ typedef struct coll {
     size_t count;      /* live entries */
     size_t cap;        /* entries allocated */
     uint32_t *idx;     /* open addressing: slot + 1, 0 empty; NULL until needed */
+    size_t scans;      /* lookups answered by a linear scan (before an index) */
     size_t idx_cap;    /* power of two */
     char **kept;       /* strings owned by the collection (coll_keep) */
     size_t nkept, kept_cap;
@@ -103,7 +104,8 @@ void coll_init(coll_t *c, int type);
 int coll_decode(coll_t *c, const char *bytes, size_t len);
 void coll_free(coll_t *c);
 
-/* Entry slot of key, or -1. */
+/* Entry slot of key, or -1. The first few lookups scan the entries (a write
+ * of one field costs no index); later ones build and use a hash index. */
 long coll_find(coll_t *c, const char *key, size_t klen);
 /* Hash: sets field to value (in place when present). Set: adds the member
  * (val ignored). Returns 1 when added, 0 when it was there. */

@@ -44,13 +44,14 @@ int cmd_coll_store(client_t *c, const char *key, size_t klen, const coll_t *coll
         cmd_flushed_key(c, key, klen);
         return 0;
     }
-    size_t len = coll_encoded_len(coll);
+    size_t len;
+    char *bytes = coll_encode(coll, &len);
     if (len > n->cfg->max_bulk_len) {
+        free(bytes);
         resp_add_errorf(&c->out, "ERR the value would be larger than max_bulk_len (%zu bytes)",
                         n->cfg->max_bulk_len);
         return -1;
     }
-    char *bytes = coll_encode(coll, &len);
     cmd_write_typed(c, key, klen, bytes, len, at,
                     coll->type == COLL_HASH ? CACHE_TYPE_HASH : CACHE_TYPE_SET, CACHE_ENC_AUTO);
     free(bytes);
