@@ -7,7 +7,9 @@
  * accepts: decoding succeeds, the in-place iteration yields exactly the
  * header's count of entries, every entry is found by coll_find_raw and by
  * coll_find, re-encoding gives bytes that validate again with the same
- * count, and removing every entry leaves an empty collection. */
+ * count, coll_put_bytes of a key (an existing one and a new one) gives the
+ * bytes of decode + put + encode, and removing every entry leaves an empty
+ * collection. */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +51,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         coll_hdr_t h2;
         assert(coll_validate(b2, len2, err, sizeof(err)) == 0);
         assert(coll_hdr(b2, len2, &h2) == 0 && h2.count == h.count);
+        if (!(h.flags & COLL_F_INTSET)) {
+            const coll_str_t *keys[2] = {&c.items[0], &(coll_str_t){"fuzz-new-key", 12}};
+            for (int j = 0; j < 2; j++) {
+                size_t got_len, want_len;
+                int added;
+                char *got = coll_put_bytes(b, len, keys[j]->p, keys[j]->len, "v", 1, h.flags,
+                                           &got_len, &added);
+                assert(got);
+                coll_t d;
+                assert(coll_decode(&d, b, len) == 0);
+                assert(coll_put(&d, keys[j]->p, keys[j]->len, "v", 1) == added);
+                char *want = coll_encode(&d, &want_len);
+                assert(got_len == want_len && memcmp(got, want, got_len) == 0);
+                coll_free(&d);
+                free(got);
+                free(want);
+            }
+        }
         for (size_t i = 0; i < c.slots; i++) {
             const coll_str_t *k = &c.items[i * w];
             if (k->p)

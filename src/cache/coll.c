@@ -408,6 +408,75 @@ char *coll_encode(const coll_t *c, size_t *len)
     return (char *)p;
 }
 
+/* ------------------------------------------------------ one-entry write */
+
+char *coll_put_bytes(const char *bytes, size_t len, const char *key, size_t klen,
+                     const char *val, size_t vlen, int flags, size_t *outlen, int *added)
+{
+    coll_hdr_t h;
+    coll_iter_t it;
+    if (coll_hdr(bytes, len, &h) < 0 || (h.flags & COLL_F_INTSET) || (flags & COLL_F_INTSET) ||
+        coll_iter_init(&it, bytes, len) < 0)
+        return NULL;
+    int hash = h.type == COLL_HASH;
+    /* Where the old value's item starts and ends, when key is a field. */
+    const char *vstart = NULL, *vend = NULL;
+    coll_str_t s, v;
+    int r;
+    for (;;) {
+        const char *item = it.p;
+        if ((r = coll_iter_next(&it, &s)) != 1)
+            break;
+        const char *vitem = it.p;
+        if (hash && coll_iter_next(&it, &v) != 1)
+            return NULL;
+        if (str_eq(&s, key, klen)) {
+            vstart = hash ? vitem : item;
+            vend = it.p;
+            break;
+        }
+    }
+    if (r < 0)
+        return NULL;
+    const char *body = bytes + h.body, *end = bytes + len;
+    size_t count = h.count + (vstart == NULL);
+    size_t total = HDR_FIXED + varint_len(count) + (size_t)(end - body);
+    if (vstart && hash)
+        total = total - (size_t)(vend - vstart) + varint_len(vlen) + vlen;
+    else if (!vstart)
+        total += varint_len(klen) + klen + (hash ? varint_len(vlen) + vlen : 0);
+    unsigned char *p = xmalloc(total), *o = p;
+    *o++ = COLL_VERSION;
+    *o++ = (unsigned char)h.type;
+    *o++ = (unsigned char)flags;
+    o += varint_put(o, count);
+    coll_str_t k = {key ? key : "", klen}, nv = {val ? val : "", vlen};
+    if (vstart && hash) {
+        memcpy(o, body, (size_t)(vstart - body));
+        o += vstart - body;
+        o += put_str(o, &nv);
+        memcpy(o, vend, (size_t)(end - vend));
+        o += end - vend;
+    } else {
+        memcpy(o, body, (size_t)(end - body));
+        o += end - body;
+        if (!vstart) {
+            o += put_str(o, &k);
+            if (hash)
+                o += put_str(o, &nv);
+        }
+    }
+    assert((size_t)(o - p) == total);
+    *outlen = total;
+    *added = vstart == NULL;
+    return (char *)p;
+}
+
+void coll_set_flags(char *bytes, int flags)
+{
+    bytes[2] = (char)flags;
+}
+
 /* ------------------------------------------------------------- validate */
 
 int coll_validate(const char *bytes, size_t len, char *err, size_t errlen)

@@ -129,6 +129,19 @@ size_t coll_encoded_len(const coll_t *c);
  * set is written in ascending order. */
 char *coll_encode(const coll_t *c, size_t *len);
 
+/* One entry written without decoding (HSET of one field, SADD of one
+ * member): valid bytes of a hash or a set without COLL_F_INTSET, with key
+ * set to val (a hash: replaced in place or appended; a set: appended when
+ * absent, val ignored) and the flags byte set to flags. The same bytes as
+ * coll_decode + coll_put + coll_encode. Returns a new allocation (caller
+ * frees) with *outlen and *added (1 when key was absent), or NULL when the
+ * bytes do not parse or are an intset. O(size): one scan, one copy. */
+char *coll_put_bytes(const char *bytes, size_t len, const char *key, size_t klen,
+                     const char *val, size_t vlen, int flags, size_t *outlen, int *added);
+
+/* Sets the flags byte of bytes made by this module (at least a header). */
+void coll_set_flags(char *bytes, int flags);
+
 /* redis-server's string2ll test: 1 when s is a canonical long long. */
 int coll_is_int(const char *s, size_t len, long long *v);
 

@@ -105,6 +105,13 @@ void cmd_coll_load(const cache_entry_t *e, int type, coll_t *out);
  * empty). Returns 0, or -1 after an error reply when the value would be
  * larger than max_bulk_len (nothing is changed then). */
 int cmd_coll_store(client_t *c, const char *key, size_t klen, const coll_t *coll, int64_t at);
+/* The write of one field (f = v) or one member (f) into e, an existing hash
+ * or a set that is not an intset, without decoding it (coll_put_bytes):
+ * returns 0 once stored (*added: 1 when f was absent), 1 when it does not
+ * apply (the caller takes the general path; nothing changed), -1 after an
+ * error reply (the value would be larger than max_bulk_len). */
+int cmd_coll_put_one(client_t *c, const char *key, size_t klen, const cache_entry_t *e,
+                     const char *f, size_t flen, const char *v, size_t vlen, int *added);
 /* HSCAN / SSCAN: cursor, then key, then options, as redis-server; replies
  * every element in one step (cursor 0). */
 void cmd_coll_scan(client_t *c, int argc, const char **argv, const size_t *argl, int type);

@@ -58,6 +58,37 @@ int cmd_coll_store(client_t *c, const char *key, size_t klen, const coll_t *coll
     return 0;
 }
 
+int cmd_coll_put_one(client_t *c, const char *key, size_t klen, const cache_entry_t *e,
+                     const char *f, size_t flen, const char *v, size_t vlen, int *added)
+{
+    node_t *n = cmd_node(c);
+    size_t len;
+    const char *old = cache_entry_value(e, &len);
+    coll_hdr_t h;
+    if (coll_hdr(old, len, &h) < 0 || (h.flags & COLL_F_INTSET))
+        return 1;
+    int flags = h.flags;
+    if (h.type == COLL_HASH &&
+        (flen > CMD_HASH_MAX_LISTPACK_VALUE || vlen > CMD_HASH_MAX_LISTPACK_VALUE))
+        flags |= COLL_F_BIG;
+    size_t outlen;
+    char *bytes = coll_put_bytes(old, len, f, flen, v, vlen, flags, &outlen, added);
+    if (!bytes)
+        return 1;
+    if (*added && h.count + 1 > CMD_HASH_MAX_LISTPACK_ENTRIES)
+        coll_set_flags(bytes, flags | COLL_F_BIG);
+    if (outlen > n->cfg->max_bulk_len) {
+        free(bytes);
+        resp_add_errorf(&c->out, "ERR the value would be larger than max_bulk_len (%zu bytes)",
+                        n->cfg->max_bulk_len);
+        return -1;
+    }
+    cmd_write_typed(c, key, klen, bytes, outlen, cache_entry_expire(e),
+                    h.type == COLL_HASH ? CACHE_TYPE_HASH : CACHE_TYPE_SET, CACHE_ENC_AUTO);
+    free(bytes);
+    return 0;
+}
+
 size_t cmd_random_below(size_t n)
 {
     assert(n > 0);

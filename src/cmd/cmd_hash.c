@@ -41,6 +41,17 @@ static void hset_generic(client_t *c, int argc, const char **argv, const size_t 
     cache_entry_t *e;
     if (cmd_coll_lookup(c, argv[1], argl[1], CACHE_TYPE_HASH, 1, &e) < 0)
         return;
+    int added, r = 1;
+    if (e && argc == 4)
+        r = cmd_coll_put_one(c, argv[1], argl[1], e, argv[2], argl[2], argv[3], argl[3], &added);
+    if (r == 0) {
+        if (hmset)
+            resp_add_ok(&c->out);
+        else
+            resp_add_int(&c->out, added);
+    }
+    if (r <= 0)
+        return;
     coll_t h;
     cmd_coll_load(e, CACHE_TYPE_HASH, &h);
     long long created = 0;
@@ -255,6 +266,13 @@ CMD_HANDLER(cmd_hincrby)
     value += incr;
     char text[32];
     int n = snprintf(text, sizeof(text), "%lld", value);
+    int added, r = e ? cmd_coll_put_one(c, argv[1], argl[1], e, argv[2], argl[2], text, (size_t)n,
+                                        &added)
+                     : 1;
+    if (r == 0)
+        resp_add_int(&c->out, value);
+    if (r <= 0)
+        return;
     coll_t h;
     cmd_coll_load(e, CACHE_TYPE_HASH, &h);
     coll_put(&h, argv[2], argl[2], text, (size_t)n);
@@ -291,6 +309,14 @@ CMD_HANDLER(cmd_hincrbyfloat)
     }
     char *text = xmalloc(CMD_LD_CHARS);
     size_t n = cmd_format_ld(text, CMD_LD_CHARS, value);
+    int added, r = e ? cmd_coll_put_one(c, argv[1], argl[1], e, argv[2], argl[2], text, n, &added)
+                     : 1;
+    if (r == 0)
+        resp_add_bulk(&c->out, text, n);
+    if (r <= 0) {
+        free(text);
+        return;
+    }
     coll_t h;
     cmd_coll_load(e, CACHE_TYPE_HASH, &h);
     coll_put(&h, argv[2], argl[2], text, n);

@@ -66,6 +66,13 @@ CMD_HANDLER(cmd_sadd)
     cache_entry_t *e;
     if (cmd_coll_lookup(c, argv[1], argl[1], CACHE_TYPE_SET, 1, &e) < 0)
         return;
+    int one, r = e && argc == 3 ? cmd_coll_put_one(c, argv[1], argl[1], e, argv[2], argl[2], NULL,
+                                                   0, &one)
+                                : 1;
+    if (r == 0)
+        resp_add_int(&c->out, one);
+    if (r <= 0)
+        return;
     coll_t s;
     cmd_coll_load(e, CACHE_TYPE_SET, &s);
     if (!e)

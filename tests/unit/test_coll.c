@@ -328,6 +328,65 @@ static void test_cache_entry_type(void **state)
     cache_free(c);
 }
 
+/* coll_put_bytes gives the bytes of decode + put + encode, for hashes and
+ * sets, present and absent keys, values growing and shrinking, flags set. */
+static void test_put_bytes_matches_the_general_path(void **state)
+{
+    (void)state;
+    srandom(7);
+    for (int round = 0; round < 300; round++) {
+        int type = round % 2 ? COLL_HASH : COLL_SET;
+        coll_t c;
+        coll_init(&c, type);
+        c.flags = round % 3 ? 0 : COLL_F_BIG;
+        if (type == COLL_SET && !c.flags)
+            c.flags = COLL_F_BIG;
+        int n = 1 + (int)(random() % 40);
+        char names[40][16], vals[40][200];
+        for (int i = 0; i < n; i++) {
+            snprintf(names[i], sizeof(names[i]), "k%ld", random() % 60);
+            size_t vl = (size_t)(random() % 150);
+            memset(vals[i], 'a' + i % 26, vl);
+            vals[i][vl] = '\0';
+            coll_put(&c, names[i], strlen(names[i]), vals[i], vl);
+        }
+        size_t len;
+        char *b = coll_encode(&c, &len);
+        coll_free(&c);
+        char key[16], val[300];
+        snprintf(key, sizeof(key), "k%ld", random() % 80);
+        size_t vl = (size_t)(random() % 300);
+        memset(val, 'z', vl);
+        int flags = round % 5 ? COLL_F_BIG : 0;
+        if (type == COLL_SET)
+            flags = COLL_F_BIG;
+        size_t got_len;
+        int added;
+        char *got = coll_put_bytes(b, len, key, strlen(key), val, vl, flags, &got_len, &added);
+        assert_non_null(got);
+        coll_t d;
+        assert_int_equal(coll_decode(&d, b, len), 0);
+        assert_int_equal(coll_put(&d, key, strlen(key), val, vl), added);
+        d.flags = flags;
+        size_t want_len;
+        char *want = coll_encode(&d, &want_len);
+        coll_free(&d);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        char err[128];
+        assert_int_equal(coll_validate(got, got_len, err, sizeof(err)), 0);
+        free(got);
+        free(want);
+        free(b);
+    }
+    /* An intset is refused (its members must stay in order). */
+    size_t len, out;
+    int added;
+    assert_null(coll_put_bytes(S("\x01\x02\x02\x01\x01" "1"), S("2"), NULL, 0, COLL_F_INTSET, &out,
+                               &added));
+    (void)len;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_varint_lengths),
         cmocka_unit_test(test_is_int),
         cmocka_unit_test(test_cache_entry_type),
+        cmocka_unit_test(test_put_bytes_matches_the_general_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
