@@ -390,6 +390,16 @@ def test_corpus_is_large():
         assert cmd in names, cmd
 
 
+def test_corpus_covers_hashes_and_sets():
+    """Every hash and set command is in the corpus (hashes.txt, sets.txt)."""
+    names = {s.name for g in GROUPS for s in g[1] if s.args}
+    for cmd in ("HSET HSETNX HMSET HGET HMGET HDEL HLEN HSTRLEN HEXISTS HKEYS HVALS HGETALL "
+                "HINCRBY HINCRBYFLOAT HRANDFIELD HSCAN SADD SREM SISMEMBER SMISMEMBER SMEMBERS "
+                "SCARD SPOP SRANDMEMBER SINTER SINTERCARD SUNION SDIFF SINTERSTORE SUNIONSTORE "
+                "SDIFFSTORE SMOVE SSCAN").split():
+        assert cmd.encode() in names, cmd
+
+
 def test_tokenizer():
     assert tokenize('SET k "a b" \'c d\' ${3*x}') == [b"SET", b"k", b"a b", b"c d", b"xxx"]
     assert tokenize(r'"\x00\xff\r\n\\\""') == [b"\x00\xff\r\n\\\""]
