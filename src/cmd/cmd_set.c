@@ -284,10 +284,24 @@ static void union_diff_generic(client_t *c, const char **keys, const size_t *kle
     free_sets(sets, n);
 }
 
+/* SMEMBERS: the members read in place, in their stored order. */
 CMD_HANDLER(cmd_smembers)
 {
     (void)argc;
-    inter_generic(c, argv + 1, argl + 1, 1, INTER_REPLY, NULL, 0, 0);
+    cache_entry_t *e;
+    if (cmd_coll_lookup(c, argv[1], argl[1], CACHE_TYPE_SET, 0, &e) < 0)
+        return;
+    size_t vlen = 0;
+    const char *v = e ? cache_entry_value(e, &vlen) : NULL;
+    coll_iter_t it;
+    coll_str_t m;
+    if (!e || coll_iter_init(&it, v, vlen) < 0) {
+        resp_add_set(&c->out, c->proto, 0);
+        return;
+    }
+    resp_add_set(&c->out, c->proto, count_of(e));
+    while (coll_iter_next(&it, &m) == 1)
+        resp_add_bulk(&c->out, m.p, m.len);
 }
 
 CMD_HANDLER(cmd_sinter)
