@@ -36,6 +36,8 @@
  *      and the heap holds exactly the live entries with expire_at != 0.
  *   5. used == the allocator's usable size of every live and pending entry,
  *      both bucket arrays and the heap array.
+ *   7. Every entry's kind is a string encoding, KIND_HASH or KIND_SET
+ *      (cache_check checks it as it walks the tree).
  *   6. No operation does unbounded work on its own: a lookup, set or delete
  *      moves at most one bucket of a rehash (looking at no more than ten
  *      empty ones). Walking the whole table happens only in cache_foreach()
@@ -1200,6 +1202,7 @@ static int check_tree(const cache_t *c, const cache_entry_t *t, const cache_entr
         return 0;
     CHECK(depth < TREE_MAX_HEIGHT, "tree deeper than %d", TREE_MAX_HEIGHT);
     CHECK(t->level >= 1, "tree node with level 0");
+    CHECK(t->kind <= KIND_SET, "entry of unknown kind %u", (unsigned)t->kind);
     if (!t->left && !t->right)
         CHECK(t->level == 1, "leaf at level %u", t->level);
     if (t->level > 1)
