@@ -36,12 +36,12 @@
  *      and the heap holds exactly the live entries with expire_at != 0.
  *   5. used == the allocator's usable size of every live and pending entry,
  *      both bucket arrays and the heap array.
- *   7. Every entry's kind is a string encoding, KIND_HASH or KIND_SET
- *      (cache_check checks it as it walks the tree).
  *   6. No operation does unbounded work on its own: a lookup, set or delete
  *      moves at most one bucket of a rehash (looking at no more than ten
  *      empty ones). Walking the whole table happens only in cache_foreach()
  *      (KEYS), cache_check() and cache_free().
+ *   7. Every entry's kind is a string encoding, KIND_HASH or KIND_SET
+ *      (cache_check checks it as it walks the tree).
  *
  * Entry life:
  *
