@@ -40,6 +40,8 @@
  *      moves at most one bucket of a rehash (looking at no more than ten
  *      empty ones). Walking the whole table happens only in cache_foreach()
  *      (KEYS), cache_check() and cache_free().
+ *   7. Every entry's kind is a string encoding, KIND_HASH or KIND_SET
+ *      (cache_check checks it as it walks the tree).
  *
  * Entry life:
  *
@@ -84,11 +86,26 @@ struct cache_entry {
     cache_entry_t *left;  /* tree: smaller keys */
     cache_entry_t *right; /* tree: larger keys */
     uint32_t klen;        /* key bytes, at data[0] */
-    uint32_t level : 7;   /* tree: AA level, 1 for a leaf (at most 65) */
-    uint32_t enc : 2;     /* enum cache_enc: how OBJECT ENCODING names it */
+    uint32_t level : 6;   /* tree: AA level, 1 for a leaf (see LEVEL_MAX) */
+    uint32_t kind : 3;    /* enum kind: the value's type, a string's encoding */
     uint32_t lru : 23;    /* LRU clock (seconds, wrapping) of the last access */
     char data[];          /* key, then value */
 };
+
+/* The type and, for a string, the encoding share one field: a hash's or a
+ * set's encoding is in its value bytes (coll.h), a string's is not. */
+enum kind {
+    KIND_STR_AUTO = CACHE_ENC_AUTO,
+    KIND_STR_STR = CACHE_ENC_STR,
+    KIND_STR_RAW = CACHE_ENC_RAW,
+    KIND_HASH = 3,
+    KIND_SET = 4
+};
+
+/* A node at AA level L roots at least 2^L - 1 entries, and fewer than 2^58
+ * entries of 72 bytes or more fit in a 64-bit address space: 6 bits hold
+ * every level a tree can reach. */
+#define LEVEL_MAX 63
 
 #define ENTRY_HEADER offsetof(cache_entry_t, data)
 #define LRU_MASK ((1u << 23) - 1)
@@ -341,6 +358,7 @@ static cache_entry_t *split(cache_entry_t *t)
         cache_entry_t *r = t->right;
         t->right = r->left;
         r->left = t;
+        assert(r->level < LEVEL_MAX);
         r->level++;
         return r;
     }
@@ -609,7 +627,7 @@ static cache_entry_t *entry_new(cache_t *c, const char *key, size_t klen, const 
     e->vlen = (uint32_t)vlen;
     e->level = 0;
     e->version = 0;
-    e->enc = CACHE_ENC_AUTO;
+    e->kind = KIND_STR_AUTO;
     e->lru = c->lru_clock;
     if (klen)
         memcpy(e->data, key, klen);
@@ -749,7 +767,7 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
             if (vlen)
                 memmove(old->data + klen, val, vlen);
             old->vlen = (uint32_t)vlen;
-            old->enc = CACHE_ENC_AUTO;
+            old->kind = KIND_STR_AUTO;
             entry_set_expire(c, old, expire_at);
             lru_touch(c, old);
             return old;
@@ -1084,13 +1102,58 @@ int64_t cache_entry_expire(const cache_entry_t *e)
 
 int cache_entry_enc(const cache_entry_t *e)
 {
-    return e->enc;
+    return e->kind <= KIND_STR_RAW ? (int)e->kind : CACHE_ENC_AUTO;
+}
+
+int cache_entry_type(const cache_entry_t *e)
+{
+    switch (e->kind) {
+    case KIND_HASH:
+        return CACHE_TYPE_HASH;
+    case KIND_SET:
+        return CACHE_TYPE_SET;
+    default:
+        return CACHE_TYPE_STRING;
+    }
+}
+
+void cache_entry_set_type(cache_entry_t *e, int type)
+{
+    assert(type == CACHE_TYPE_STRING || type == CACHE_TYPE_HASH || type == CACHE_TYPE_SET);
+    e->kind = type == CACHE_TYPE_HASH  ? KIND_HASH
+              : type == CACHE_TYPE_SET ? KIND_SET
+                                       : KIND_STR_AUTO;
+}
+
+int cache_entry_form(const cache_entry_t *e)
+{
+    return cache_entry_type(e) << 4 | cache_entry_enc(e);
+}
+
+int cache_form_valid(int form)
+{
+    int type = form >> 4, enc = form & 15;
+    return form >= 0 && type <= CACHE_TYPE_SET && enc <= CACHE_ENC_RAW &&
+           (type == CACHE_TYPE_STRING || enc == CACHE_ENC_AUTO);
+}
+
+int cache_entry_set_form(cache_entry_t *e, int form)
+{
+    int type = form >> 4, enc = form & 15;
+    if (!cache_form_valid(form))
+        return -1;
+    if (type != CACHE_TYPE_STRING)
+        cache_entry_set_type(e, type);
+    else
+        e->kind = (uint32_t)enc & 3u;
+    return 0;
 }
 
 void cache_entry_set_enc(cache_entry_t *e, int enc)
 {
     assert(enc >= CACHE_ENC_AUTO && enc <= CACHE_ENC_RAW);
-    e->enc = (uint32_t)enc & 3u;
+    assert(e->kind <= KIND_STR_RAW); /* a string's encoding, on a string */
+    e->kind = (uint32_t)enc & 3u;
 }
 
 uint64_t cache_entry_idle_ms(const cache_t *c, const cache_entry_t *e)
@@ -1163,6 +1226,7 @@ static int check_tree(const cache_t *c, const cache_entry_t *t, const cache_entr
         return 0;
     CHECK(depth < TREE_MAX_HEIGHT, "tree deeper than %d", TREE_MAX_HEIGHT);
     CHECK(t->level >= 1, "tree node with level 0");
+    CHECK(t->kind <= KIND_SET, "entry of unknown kind %u", (unsigned)t->kind);
     if (!t->left && !t->right)
         CHECK(t->level == 1, "leaf at level %u", t->level);
     if (t->level > 1)

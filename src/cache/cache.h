@@ -148,8 +148,22 @@ void cache_entry_set_version(cache_t *c, cache_entry_t *e, uint64_t version);
  * AUTO; the command layer sets it after a write that redis-server encodes
  * otherwise (APPEND, SETRANGE, INCRBYFLOAT). */
 enum cache_enc { CACHE_ENC_AUTO = 0, CACHE_ENC_STR = 1, CACHE_ENC_RAW = 2 };
-int cache_entry_enc(const cache_entry_t *e);
-void cache_entry_set_enc(cache_entry_t *e, int enc);
+int cache_entry_enc(const cache_entry_t *e); /* AUTO for a hash or a set */
+void cache_entry_set_enc(cache_entry_t *e, int enc); /* strings only */
+
+/* The value's type. A hash's or a set's value bytes are coll.h's format and
+ * describe it fully (its encoding included); cache_set() makes the entry a
+ * string, cache_entry_set_type() (after the set) a hash or a set. Type and a
+ * string's encoding share the header's bits: the header stays 72 bytes. */
+enum cache_type { CACHE_TYPE_STRING = 0, CACHE_TYPE_HASH = 1, CACHE_TYPE_SET = 2 };
+int cache_entry_type(const cache_entry_t *e);
+void cache_entry_set_type(cache_entry_t *e, int type);
+/* Type and encoding in one byte, as SEED and SNAPSHOT entries carry them:
+ * type << 4 | encoding. set_form returns 0, or -1 (nothing changed) for a
+ * byte no entry has (it may come from a peer). */
+int cache_entry_form(const cache_entry_t *e);
+int cache_form_valid(int form);
+int cache_entry_set_form(cache_entry_t *e, int form);
 /* Time since the entry was last read or written (not by CACHE_NOTOUCH
  * lookups), in ms with a resolution of one second, as redis-server's LRU
  * clock (wraps after 97 days). */

@@ -25,6 +25,7 @@ static inline node_t *cmd_node(const client_t *c)
 /* The standard error texts of redis-server 7. */
 #define ERR_SYNTAX "ERR syntax error"
 #define ERR_NOT_INT "ERR value is not an integer or out of range"
+#define ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 /* Strict decimal parse as redis-server's string2ll (no spaces, no '+', no
  * leading zeros). Returns 0 or -1. */
@@ -85,6 +86,72 @@ cache_entry_t *cmd_lookup_write(client_t *c, const char *key, size_t klen);
  * it is copied before any eviction). */
 void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at, int enc);
+/* cmd_write_value for any type (enum cache_type; enc applies to strings).
+ * Hashes and sets (cmd_hash.c, cmd_set.c) store coll.h's bytes through
+ * here: the whole value is rewritten on every write, O(size). */
+void cmd_write_typed(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     int64_t expire_at, int type, int enc);
+
+/* Shared by INCRBYFLOAT and HINCRBYFLOAT (cmd_counters.c): redis-server's
+ * string2ld (0 or -1) and ld2string(LD_STR_HUMAN) (the length written). */
+#define CMD_LD_CHARS (5 * 1024)
+int cmd_parse_ld(const char *s, size_t len, long double *out);
+size_t cmd_format_ld(char *buf, size_t len, long double v);
+
+/* Hashes and sets (cmd_coll.c). A collection is loaded from its entry into
+ * a coll_t (views into the entry's bytes), edited, and stored back whole
+ * through cmd_write_typed (or removed, a flush, when it is empty). */
+typedef struct coll coll_t;
+/* The entry of key for a read (write: for a read-modify-write). Returns 0
+ * with *e (NULL when absent), or -1 after WRONGTYPE. */
+int cmd_coll_lookup(client_t *c, const char *key, size_t klen, int type, int write,
+                    cache_entry_t **e);
+/* Decodes e's value into out (an empty collection of type when e is NULL).
+ * out points into e until the next change to the cache. */
+void cmd_coll_load(const cache_entry_t *e, int type, coll_t *out);
+/* Stores coll under key with expire time at (or removes key when coll is
+ * empty). Returns 0, or -1 after an error reply when the value would be
+ * larger than max_bulk_len (nothing is changed then). */
+int cmd_coll_store(client_t *c, const char *key, size_t klen, const coll_t *coll, int64_t at);
+/* The write of one field (f = v) or one member (f) into e, an existing hash
+ * or a set that is not an intset, without decoding it (coll_put_bytes):
+ * returns 0 once stored (*added: 1 when f was absent), 1 when it does not
+ * apply (the caller takes the general path; nothing changed), -1 after an
+ * error reply (the value would be larger than max_bulk_len). */
+int cmd_coll_put_one(client_t *c, const char *key, size_t klen, const cache_entry_t *e,
+                     const char *f, size_t flen, const char *v, size_t vlen, int *added);
+/* HSCAN / SSCAN: cursor, then key, then options, as redis-server; replies
+ * every element in one step (cursor 0). */
+void cmd_coll_scan(client_t *c, int argc, const char **argv, const size_t *argl, int type);
+/* redis-server 7.0's compiled-in encoding limits (its sample redis.conf
+ * says 128 fields; without a config file it is 512): a hash is a "listpack"
+ * up to 512 fields of at most 64 bytes (fields and values), a set an
+ * "intset" up to 512 integers; past them "hashtable" for good. */
+#define CMD_HASH_MAX_LISTPACK_ENTRIES 512
+#define CMD_HASH_MAX_LISTPACK_VALUE 64
+#define CMD_SET_MAX_INTSET_ENTRIES 512
+/* The encoding a collection gets when it is loaded whole (RESTORE), as
+ * redis-server re-encodes what it loads. */
+void cmd_coll_reencode(coll_t *coll);
+/* OBJECT ENCODING's name for a hash or a set entry. */
+const char *cmd_coll_encoding(const cache_entry_t *e);
+
+/* HRANDFIELD / SRANDMEMBER with a count (l != 0 as parsed; h decoded, not
+ * empty): distinct entries for l > 0, repeats for l < 0, at most
+ * CMD_RANDOM_REPEAT_MAX of them (redis-server has no such bound: it stops
+ * at the client's output limit; cohort refuses with an error instead). */
+#define CMD_RANDOM_REPEAT_MAX (1 << 20)
+void cmd_reply_random(client_t *c, const coll_t *h, long long l, int withvalues);
+/* A random index below n. */
+size_t cmd_random_below(size_t n);
+/* redis-server's getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX). */
+int cmd_count_or_reply(client_t *c, const char *s, size_t len, long long *out);
+
+/* WRONGTYPE: 0 when e is NULL or of the type, else -1 after the error. */
+int cmd_check_type(client_t *c, const cache_entry_t *e, int type);
+void cmd_reply_wrongtype(client_t *c);
+/* TYPE's name of the entry's type: "string", "hash" or "set". */
+const char *cmd_type_name(const cache_entry_t *e);
 
 /* A bulk reply of the entry's value, or null for NULL. */
 void cmd_reply_value(client_t *c, const cache_entry_t *e);
@@ -183,6 +250,41 @@ CMD_HANDLER(cmd_object);
 CMD_HANDLER(cmd_memory);
 CMD_HANDLER(cmd_dump);
 CMD_HANDLER(cmd_restore);
+
+CMD_HANDLER(cmd_hset);
+CMD_HANDLER(cmd_hsetnx);
+CMD_HANDLER(cmd_hmset);
+CMD_HANDLER(cmd_hget);
+CMD_HANDLER(cmd_hmget);
+CMD_HANDLER(cmd_hdel);
+CMD_HANDLER(cmd_hlen);
+CMD_HANDLER(cmd_hstrlen);
+CMD_HANDLER(cmd_hexists);
+CMD_HANDLER(cmd_hkeys);
+CMD_HANDLER(cmd_hvals);
+CMD_HANDLER(cmd_hgetall);
+CMD_HANDLER(cmd_hincrby);
+CMD_HANDLER(cmd_hincrbyfloat);
+CMD_HANDLER(cmd_hrandfield);
+CMD_HANDLER(cmd_hscan);
+
+CMD_HANDLER(cmd_sadd);
+CMD_HANDLER(cmd_srem);
+CMD_HANDLER(cmd_sismember);
+CMD_HANDLER(cmd_smismember);
+CMD_HANDLER(cmd_smembers);
+CMD_HANDLER(cmd_scard);
+CMD_HANDLER(cmd_spop);
+CMD_HANDLER(cmd_srandmember);
+CMD_HANDLER(cmd_sinter);
+CMD_HANDLER(cmd_sintercard);
+CMD_HANDLER(cmd_sunion);
+CMD_HANDLER(cmd_sdiff);
+CMD_HANDLER(cmd_sinterstore);
+CMD_HANDLER(cmd_sunionstore);
+CMD_HANDLER(cmd_sdiffstore);
+CMD_HANDLER(cmd_smove);
+CMD_HANDLER(cmd_sscan);
 
 CMD_HANDLER(cmd_flushprefix);
 CMD_HANDLER(cmd_seed);

@@ -57,6 +57,8 @@ CMD_HANDLER(cmd_getl)
 {
     node_t *n = cmd_node(c);
     cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     resp_add_array(&c->out, 2);
     if (e) {
         size_t vlen;

@@ -16,12 +16,13 @@
 #include "cmd.h"
 #include "mem.h"
 
-#define MAX_LONG_DOUBLE_CHARS (5 * 1024) /* as redis-server */
 
 /* INCRBY's common part: the value of key plus incr, or an error reply. */
 static void incr_generic(client_t *c, const char *key, size_t klen, long long incr)
 {
     cache_entry_t *e = cmd_lookup_write(c, key, klen);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     long long value = 0;
     int64_t expire = 0;
     if (e) {
@@ -75,9 +76,9 @@ CMD_HANDLER(cmd_decrby)
 
 /* redis-server's string2ld: strtold over the whole argument, no leading
  * space, no NaN, no overflow. Returns 0 or -1. */
-static int parse_ld(const char *s, size_t len, long double *out)
+int cmd_parse_ld(const char *s, size_t len, long double *out)
 {
-    char buf[MAX_LONG_DOUBLE_CHARS];
+    char buf[CMD_LD_CHARS];
     if (len == 0 || len >= sizeof(buf))
         return -1;
     memcpy(buf, s, len);
@@ -94,7 +95,7 @@ static int parse_ld(const char *s, size_t len, long double *out)
 }
 
 /* redis-server's ld2string(LD_STR_HUMAN). Returns the length written. */
-static size_t format_ld(char *buf, size_t len, long double v)
+size_t cmd_format_ld(char *buf, size_t len, long double v)
 {
     int n = snprintf(buf, len, "%.17Lf", v);
     if (n < 0 || (size_t)n >= len)
@@ -117,18 +118,20 @@ static size_t format_ld(char *buf, size_t len, long double v)
 CMD_HANDLER(cmd_incrbyfloat)
 {
     cache_entry_t *e = cmd_lookup_write(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     long double value = 0, incr;
     int64_t expire = 0;
     if (e) {
         size_t vlen;
         const char *v = cache_entry_value(e, &vlen);
-        if (parse_ld(v, vlen, &value) < 0) {
+        if (cmd_parse_ld(v, vlen, &value) < 0) {
             resp_add_error(&c->out, "ERR value is not a valid float");
             return;
         }
         expire = cache_entry_expire(e);
     }
-    if (parse_ld(argv[2], argl[2], &incr) < 0) {
+    if (cmd_parse_ld(argv[2], argl[2], &incr) < 0) {
         resp_add_error(&c->out, "ERR value is not a valid float");
         return;
     }
@@ -137,8 +140,8 @@ CMD_HANDLER(cmd_incrbyfloat)
         resp_add_error(&c->out, "ERR increment would produce NaN or Infinity");
         return;
     }
-    char *text = xmalloc(MAX_LONG_DOUBLE_CHARS);
-    size_t n = format_ld(text, MAX_LONG_DOUBLE_CHARS, value);
+    char *text = xmalloc(CMD_LD_CHARS);
+    size_t n = cmd_format_ld(text, CMD_LD_CHARS, value);
     cmd_write_value(c, argv[1], argl[1], text, n, expire, CACHE_ENC_STR);
     resp_add_bulk(&c->out, text, n);
     free(text);

@@ -203,7 +203,7 @@ CMD_HANDLER(cmd_persist)
 CMD_HANDLER(cmd_type)
 {
     cache_entry_t *e = cmd_lookup(c, argv[1], argl[1], CACHE_READ | CACHE_NOTOUCH);
-    resp_add_simple(&c->out, e ? "string" : "none");
+    resp_add_simple(&c->out, e ? cmd_type_name(e) : "none");
 }
 
 CMD_HANDLER(cmd_touch)
@@ -247,9 +247,9 @@ static void rename_generic(client_t *c, const char **argv, const size_t *argl, i
     const char *v = cache_entry_value(e, &vlen);
     char *copy = xmemdup(v, vlen);
     int64_t at = cache_entry_expire(e);
-    int enc = cache_entry_enc(e);
+    int enc = cache_entry_enc(e), type = cache_entry_type(e);
     cache_delete(n->cache, argv[1], argl[1], now);
-    cmd_write_value(c, argv[2], argl[2], copy, vlen, at, enc);
+    cmd_write_typed(c, argv[2], argl[2], copy, vlen, at, type, enc);
     free(copy);
     cmd_flushed_key(c, argv[1], argl[1]);
     if (nx)
@@ -316,7 +316,8 @@ CMD_HANDLER(cmd_copy)
     size_t vlen;
     const char *v = cache_entry_value(e, &vlen);
     char *copy = xmemdup(v, vlen);
-    cmd_write_value(c, argv[2], argl[2], copy, vlen, cache_entry_expire(e), cache_entry_enc(e));
+    cmd_write_typed(c, argv[2], argl[2], copy, vlen, cache_entry_expire(e), cache_entry_type(e),
+                    cache_entry_enc(e));
     free(copy);
     resp_add_int(&c->out, 1);
 }
@@ -359,7 +360,8 @@ typedef struct key_collect {
     const char *pattern; /* NULL: every key */
     size_t plen;
     int64_t now;
-    int type_none; /* TYPE filter names a type cohort does not hold */
+    const char *type; /* TYPE filter (any case), or NULL */
+    size_t tlen;
 } key_collect_t;
 
 static void collect_key(void *ud, cache_entry_t *e)
@@ -368,7 +370,7 @@ static void collect_key(void *ud, cache_entry_t *e)
     size_t klen;
     const char *key = cache_entry_key(e, &klen);
     int64_t at = cache_entry_expire(e);
-    if (k->type_none || (at != 0 && at <= k->now))
+    if ((k->type && !cmd_is(k->type, k->tlen, cmd_type_name(e))) || (at != 0 && at <= k->now))
         return;
     if (k->pattern && !glob_match(k->pattern, k->plen, key, klen))
         return;
@@ -435,7 +437,8 @@ CMD_HANDLER(cmd_scan)
             k.pattern = all ? NULL : argv[i + 1];
             k.plen = argl[i + 1];
         } else if (has_value && cmd_is(argv[i], argl[i], "type")) {
-            k.type_none = !cmd_is(argv[i + 1], argl[i + 1], "string");
+            k.type = argv[i + 1];
+            k.tlen = argl[i + 1];
         } else {
             resp_add_error(&c->out, ERR_SYNTAX);
             return;

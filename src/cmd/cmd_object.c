@@ -11,14 +11,18 @@
  * DUMP payload (cohort's own, not Redis's RDB format):
  *   value bytes | encoding (1 byte) | format version (2 bytes, little endian)
  *   | XXH3-64 of everything before, seeded with DUMP_SEED (8 bytes, LE)
- * The encoding byte is checked (0..2) but, as redis-server re-encodes a
- * string it loads, a restored value is encoded by its content.
+ * The encoding byte is the type in its high nibble (enum cache_type) and a
+ * string's encoding in its low one (0..2; 0 for a hash or a set, whose
+ * value bytes are coll.h's, checked whole by coll_validate). As
+ * redis-server re-encodes what it loads, a restored string is encoded by its
+ * content, a restored hash or set by its size (cmd_coll_reencode).
  * Invariants (test_strings_keys.py::test_dump_restore_round_trip and
  * ::test_restore_refuses_foreign_and_tampered_payloads): RESTORE accepts the
  * payloads DUMP makes, with the same value; any other payload, a Redis one
  * or one with any byte changed, gets "DUMP payload version or checksum are
  * wrong".
- * Never: calls cache_set() itself (RESTORE fills through cmd_write_value). */
+ * Never: calls cache_set() itself (RESTORE fills through cmd_write_typed). */
+#include <assert.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "coll.h"
 #include "mem.h"
 
 #define DUMP_VERSION 1
@@ -50,7 +55,8 @@ static int int_encoded(const cache_entry_t *e, long long *v)
 {
     size_t vlen;
     const char *val = cache_entry_value(e, &vlen);
-    return cache_entry_enc(e) == CACHE_ENC_AUTO && vlen <= 20 && cmd_parse_ll(val, vlen, v) == 0;
+    return cache_entry_type(e) == CACHE_TYPE_STRING && cache_entry_enc(e) == CACHE_ENC_AUTO &&
+           vlen <= 20 && cmd_parse_ll(val, vlen, v) == 0;
 }
 
 static const char *encoding_name(const cache_entry_t *e)
@@ -58,6 +64,8 @@ static const char *encoding_name(const cache_entry_t *e)
     long long v;
     size_t vlen;
     cache_entry_value(e, &vlen);
+    if (cache_entry_type(e) != CACHE_TYPE_STRING)
+        return cmd_coll_encoding(e);
     if (cache_entry_enc(e) == CACHE_ENC_RAW)
         return "raw";
     if (int_encoded(e, &v))
@@ -210,7 +218,7 @@ CMD_HANDLER(cmd_dump)
     const char *v = cache_entry_value(e, &vlen);
     unsigned char *p = xmalloc(vlen + DUMP_FOOTER);
     memcpy(p, v, vlen);
-    p[vlen] = (unsigned char)cache_entry_enc(e);
+    p[vlen] = (unsigned char)(cache_entry_type(e) << 4 | cache_entry_enc(e));
     put_le(p + vlen + 1, DUMP_VERSION, 2);
     put_le(p + vlen + 3, XXH3_64bits_withSeed(p, vlen + 3, DUMP_SEED), 8);
     resp_add_bulk(&c->out, p, vlen + DUMP_FOOTER);
@@ -230,6 +238,16 @@ static int payload_verify(const char *payload, size_t len, size_t *vlen, int *en
     *vlen = len - DUMP_FOOTER;
     *enc = p[*vlen];
     return 0;
+}
+
+/* 0 when the payload's value is a valid collection of the type. */
+static int restore_check_coll(const char *v, size_t vlen, int type)
+{
+    char err[128];
+    coll_hdr_t h;
+    if (coll_validate(v, vlen, err, sizeof(err)) < 0 || coll_hdr(v, vlen, &h) < 0)
+        return -1;
+    return h.type == (type == CACHE_TYPE_HASH ? COLL_HASH : COLL_SET) ? 0 : -1;
 }
 
 typedef struct restore_opts {
@@ -299,7 +317,10 @@ CMD_HANDLER(cmd_restore)
         resp_add_error(&c->out, "ERR DUMP payload version or checksum are wrong");
         return;
     }
-    if (enc < CACHE_ENC_AUTO || enc > CACHE_ENC_RAW) {
+    int type = enc >> 4;
+    enc &= 0xf;
+    if (enc > CACHE_ENC_RAW || type > CACHE_TYPE_SET || (type != CACHE_TYPE_STRING && enc) ||
+        (type != CACHE_TYPE_STRING && restore_check_coll(argv[3], vlen, type) < 0)) {
         resp_add_error(&c->out, "ERR Bad data format");
         return;
     }
@@ -313,8 +334,22 @@ CMD_HANDLER(cmd_restore)
         resp_add_ok(&c->out);
         return;
     }
-    /* As redis-server re-encodes a loaded string: by its content. */
-    cmd_write_value(c, argv[1], argl[1], argv[3], vlen, ttl, CACHE_ENC_AUTO);
+    /* As redis-server re-encodes what it loads: a string by its content, a
+     * collection by its size. */
+    if (type == CACHE_TYPE_STRING) {
+        cmd_write_value(c, argv[1], argl[1], argv[3], vlen, ttl, CACHE_ENC_AUTO);
+    } else {
+        coll_t coll;
+        int rc = coll_decode(&coll, argv[3], vlen);
+        assert(rc == 0); /* validated above */
+        (void)rc;
+        cmd_coll_reencode(&coll);
+        size_t len;
+        char *bytes = coll_encode(&coll, &len);
+        coll_free(&coll);
+        cmd_write_typed(c, argv[1], argl[1], bytes, len, ttl, type, CACHE_ENC_AUTO);
+        free(bytes);
+    }
     cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
     if (e && o.idle_s >= 0)
         cache_entry_set_idle_ms(n->cache, e, (uint64_t)(o.idle_s > (1LL << 40) ? (1LL << 40) : o.idle_s) * 1000);

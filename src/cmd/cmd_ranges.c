@@ -25,6 +25,8 @@ static int check_length(client_t *c, size_t have, size_t add)
 CMD_HANDLER(cmd_append)
 {
     cache_entry_t *e = cmd_lookup_write(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     if (!e) {
         cmd_write_value(c, argv[1], argl[1], argv[2], argl[2], 0, CACHE_ENC_AUTO);
         resp_add_int(&c->out, (long long)argl[2]);
@@ -46,6 +48,8 @@ CMD_HANDLER(cmd_append)
 CMD_HANDLER(cmd_strlen)
 {
     cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     size_t vlen = 0;
     if (e)
         cache_entry_value(e, &vlen);
@@ -60,6 +64,8 @@ CMD_HANDLER(cmd_getrange)
         cmd_ll_or_reply(c, argv[3], argl[3], &end) < 0)
         return;
     cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     if (!e) {
         resp_add_bulk(&c->out, "", 0);
         return;
@@ -97,6 +103,8 @@ CMD_HANDLER(cmd_setrange)
         return;
     }
     cache_entry_t *e = cmd_lookup_write(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     size_t olen = 0;
     const char *old = e ? cache_entry_value(e, &olen) : NULL;
     const char *val = argv[3];
@@ -243,6 +251,11 @@ CMD_HANDLER(cmd_lcs)
 {
     cache_entry_t *ea = cmd_read(c, argv[1], argl[1]);
     cache_entry_t *eb = cmd_read(c, argv[2], argl[2]);
+    if ((ea && cache_entry_type(ea) != CACHE_TYPE_STRING) ||
+        (eb && cache_entry_type(eb) != CACHE_TYPE_STRING)) {
+        resp_add_error(&c->out, "ERR The specified keys must contain string values");
+        return;
+    }
     size_t al = 0, bl = 0;
     const char *a = ea ? cache_entry_value(ea, &al) : "";
     const char *b = eb ? cache_entry_value(eb, &bl) : "";

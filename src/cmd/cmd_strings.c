@@ -102,7 +102,10 @@ static int expire_from_args(client_t *c, const set_args_t *a, const char *cmdnam
 
 CMD_HANDLER(cmd_get)
 {
-    cmd_reply_value(c, cmd_read(c, argv[1], argl[1]));
+    cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
+    cmd_reply_value(c, e);
 }
 
 /* Shared by SET, SETEX, PSETEX, SETNX: ok_int / abort_int select SETNX's
@@ -116,8 +119,12 @@ static void set_generic(client_t *c, const char *key, size_t klen, const char *v
     if (a->expire && expire_from_args(c, a, cmdname, &at) < 0)
         return;
     cache_entry_t *old = cache_lookup(n->cache, key, klen, now, 0);
-    if (a->flags & SET_GET)
-        cmd_reply_value(c, old && node_serves_cache(n) ? cmd_read(c, key, klen) : NULL);
+    if (a->flags & SET_GET) {
+        cache_entry_t *shown = old && node_serves_cache(n) ? cmd_read(c, key, klen) : NULL;
+        if (cmd_check_type(c, shown, CACHE_TYPE_STRING) < 0)
+            return;
+        cmd_reply_value(c, shown);
+    }
     if ((a->flags & SET_NX && old) || (a->flags & SET_XX && !old)) {
         if (a->flags & SET_GET)
             return;
@@ -166,7 +173,10 @@ CMD_HANDLER(cmd_setnx)
 CMD_HANDLER(cmd_getdel)
 {
     node_t *n = cmd_node(c);
-    cmd_reply_value(c, cmd_read(c, argv[1], argl[1]));
+    cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
+    cmd_reply_value(c, e);
     cache_delete(n->cache, argv[1], argl[1], clock_now_ms());
     cmd_flushed_key(c, argv[1], argl[1]);
 }
@@ -183,6 +193,8 @@ CMD_HANDLER(cmd_getex)
         resp_add_null(&c->out, c->proto);
         return;
     }
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
     long long at = 0;
     if (a.expire && expire_from_args(c, &a, "getex", &at) < 0)
         return;
@@ -202,8 +214,10 @@ CMD_HANDLER(cmd_getex)
 CMD_HANDLER(cmd_mget)
 {
     resp_add_array(&c->out, (size_t)(argc - 1));
-    for (int i = 1; i < argc; i++)
-        cmd_reply_value(c, cmd_read(c, argv[i], argl[i]));
+    for (int i = 1; i < argc; i++) {
+        cache_entry_t *e = cmd_read(c, argv[i], argl[i]);
+        cmd_reply_value(c, e && cache_entry_type(e) == CACHE_TYPE_STRING ? e : NULL);
+    }
 }
 
 CMD_HANDLER(cmd_mset)
@@ -241,6 +255,9 @@ CMD_HANDLER(cmd_msetnx)
  * time (as SET). */
 CMD_HANDLER(cmd_getset)
 {
-    cmd_reply_value(c, cmd_read(c, argv[1], argl[1]));
+    cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
+    if (cmd_check_type(c, e, CACHE_TYPE_STRING) < 0)
+        return;
+    cmd_reply_value(c, e);
     cmd_write_value(c, argv[1], argl[1], argv[2], argl[2], 0, CACHE_ENC_AUTO);
 }

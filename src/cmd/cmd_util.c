@@ -134,7 +134,7 @@ static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t kl
     const char *val = cache_entry_value(e, &vlen);
     uint64_t seq = mode == KS_REPLICATE
                        ? cluster_seed(n->cluster, key, klen, val, vlen, cache_entry_expire(e),
-                                      cache_entry_enc(e), v)
+                                      cache_entry_form(e), v)
                        : cluster_invalidate(n->cluster, key, klen, versioned_digest(val, vlen), v);
     client_block(c, seq);
 }
@@ -206,15 +206,49 @@ void cmd_after_write(client_t *c)
 }
 
 /* The one place a command stores a value: here, then on the members as the
- * key's keyspace says (send_write). */
-void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-                     int64_t expire_at, int enc)
+ * key's keyspace says (send_write). The value bytes and the type describe
+ * the value fully (a hash's or a set's bytes are coll.h's). */
+void cmd_write_typed(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     int64_t expire_at, int type, int enc)
 {
     cache_entry_t *e = cache_set(cmd_node(c)->cache, key, klen, val, vlen, expire_at);
-    if (enc != CACHE_ENC_AUTO)
+    if (type != CACHE_TYPE_STRING)
+        cache_entry_set_type(e, type);
+    else if (enc != CACHE_ENC_AUTO)
         cache_entry_set_enc(e, enc);
     send_write(c, e, key, klen, cmd_write_mode(c, key, klen));
     cmd_after_write(c);
+}
+
+void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     int64_t expire_at, int enc)
+{
+    cmd_write_typed(c, key, klen, val, vlen, expire_at, CACHE_TYPE_STRING, enc);
+}
+
+const char *cmd_type_name(const cache_entry_t *e)
+{
+    switch (cache_entry_type(e)) {
+    case CACHE_TYPE_HASH:
+        return "hash";
+    case CACHE_TYPE_SET:
+        return "set";
+    default:
+        return "string";
+    }
+}
+
+void cmd_reply_wrongtype(client_t *c)
+{
+    resp_add_error(&c->out, ERR_WRONGTYPE);
+}
+
+int cmd_check_type(client_t *c, const cache_entry_t *e, int type)
+{
+    if (!e || cache_entry_type(e) == type)
+        return 0;
+    cmd_reply_wrongtype(c);
+    return -1;
 }
 
 void cmd_reply_value(client_t *c, const cache_entry_t *e)

@@ -144,6 +144,10 @@ static void host_apply(void *ud, int kind, const char *k, size_t klen, const cha
 {
     node_t *n = ud;
     hlc_observe(&n->hlc, version);
+    if (kind == VOP_SEED && !cache_form_valid(enc)) {
+        log_warn("node", "a member sent a value of an unknown type (%d): ignored", enc);
+        return;
+    }
     mark_for_setl(n, kind, k, klen);
     int64_t now = clock_now_ms();
     size_t done = versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
@@ -151,10 +155,10 @@ static void host_apply(void *ud, int kind, const char *k, size_t klen, const cha
     floor_at(n->recent, kind, k, klen, version);
     if (kind != VOP_SEED)
         return;
-    if (done && enc != CACHE_ENC_AUTO) {
+    if (done && enc != 0) {
         cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
         if (e)
-            cache_entry_set_enc(e, enc);
+            cache_entry_set_form(e, enc);
     }
     cache_evict(n->cache);
 }
@@ -217,7 +221,7 @@ static void snap_visit(void *ud, cache_entry_t *e)
     if ((at && at <= w->now) || keyspaces_mode(w->n->keyspaces, key, klen) != KS_REPLICATE)
         return;
     const char *val = cache_entry_value(e, &vlen);
-    w->emit(w->eud, key, klen, val, vlen, at, cache_entry_enc(e), cache_entry_version(e));
+    w->emit(w->eud, key, klen, val, vlen, at, cache_entry_form(e), cache_entry_version(e));
     w->bytes += klen + vlen + 32;
 }
 
@@ -242,14 +246,19 @@ static void host_apply_snapshot(void *ud, const char *k, size_t klen, const char
                                 size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     node_t *n = ud;
+    if (!cache_form_valid(enc)) {
+        log_warn("node", "a member's snapshot holds a value of an unknown type (%d): ignored",
+                 enc);
+        return;
+    }
     hlc_observe(&n->hlc, version);
     int64_t now = clock_now_ms();
     if (versioned_apply(n->cache, n->recent, VOP_SEED, k, klen, val, vlen, expire_at, version,
                         now) &&
-        enc != CACHE_ENC_AUTO) {
+        enc != 0) {
         cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
         if (e)
-            cache_entry_set_enc(e, enc);
+            cache_entry_set_form(e, enc);
     }
     cache_evict(n->cache);
 }

@@ -41,7 +41,8 @@
  *            and for FLUSH_SEED (a value written: SEED, or any write of a
  *            replicated key): u64 time to live in ms when sent (0: none; a
  *            time left, not an instant: the members' wall clocks need not
- *            agree), bytes value, u8 encoding (cache.h CACHE_ENC_*);
+ *            agree), bytes value, u8 form (type << 4 | encoding,
+ *            cache.h cache_entry_form);
  *            for FLUSH_INVAL (a write of an invalidate-mode key): u64
  *            XXH3-64 digest of the value written (members holding other
  *            bytes drop theirs)
@@ -60,7 +61,7 @@
  *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
  *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
  *            entries: u64 version, bytes key, u64 time to live in ms (0:
- *            none), bytes value, u8 encoding (cluster/catchup.c)
+ *            none), bytes value, u8 form (as SEED's; cluster/catchup.c)
  *
  * The keys: one per direction, HKDF-SHA256 (RFC 5869) with the cluster key as
  * input key material, nonce_i | nonce_a as salt, and the info "cohort link

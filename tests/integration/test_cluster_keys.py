@@ -66,3 +66,30 @@ def test_value_writes_are_fills(cluster_factory):
         assert n.call("EXISTS", "g2", "m1", "m2") == 0, n.name
     assert b.call("GET", "r") == b"Xbcdef"
     assert a.call("EXISTS", "r") == 0
+
+
+def test_hash_and_set_writes_are_fills_and_removals_flush(cluster_factory):
+    """A hash or set write is a fill of the node that ran it (its whole value
+    stored there); removing the last field or member, DEL and SPOP of the
+    whole set are flushes applied on every member before the reply."""
+    cl = cluster_factory(3)
+    a, b, c = cl[0], cl[1], cl[2]
+    assert a.call("HSET", "h", "f", "1", "g", "2") == 2
+    assert b.call("HSET", "h", "f", "other") == 1
+    assert a.call("SADD", "s", "x") == 1
+    assert c.call("SADD", "s", "x", "y") == 2
+    # Fills: each node has its own value.
+    assert a.call("HGET", "h", "f") == b"1" and b.call("HGET", "h", "f") == b"other"
+    assert c.call("EXISTS", "h") == 0
+    assert a.call("HDEL", "h", "g") == 1  # not the last field: a fill
+    assert b.call("HLEN", "h") == 1
+    # The last field removed on a: h is flushed on b too.
+    assert a.call("HDEL", "h", "f") == 1
+    assert [n.call("EXISTS", "h") for n in cl] == [0, 0, 0]
+    # SPOP of the whole set on a flushes c's copy.
+    assert a.call("SPOP", "s", "5") == [b"x"]
+    assert [n.call("EXISTS", "s") for n in cl] == [0, 0, 0]
+    c.call("SADD", "t", "m")
+    assert a.call("SADD", "t", "n") == 1
+    assert b.call("DEL", "t") == 0
+    assert [n.call("EXISTS", "t") for n in cl] == [0, 0, 0]

@@ -218,3 +218,24 @@ def test_a_node_out_of_contact_refuses_writes_of_replicated_keys(cluster_factory
     cl.wait_converged(timeout=20)
     assert a.call("SET", "sess:1", "v") == b"OK"
     assert b.call("GET", "sess:1") == b"v"
+
+
+def test_hashes_and_sets_replicate_with_their_type(cluster_factory):
+    cl = cluster_factory(3, writes="replicate")
+    a, b, c = (rp(n) for n in cl)
+    assert a.hset("session:h", mapping={"user": "42", "cart": "3"}) == 2
+    assert b.hincrby("session:h", "cart", 2) == 5
+    assert c.hgetall("session:h") == {b"user": b"42", b"cart": b"5"}
+    assert c.type("session:h") == b"hash"
+    assert a.sadd("online", "u1", "u2") == 2
+    assert b.srem("online", "u1") == 1
+    assert c.smembers("online") == {b"u2"}
+    assert a.object("encoding", "online") == c.object("encoding", "online")
+    # A restarted node gets them back with their type too.
+    cl[2].kill9()
+    cl.wait_state([cl[0], cl[1]], "n3", "dead", scaled(10))
+    cl[2].start()
+    cl.wait_converged(timeout=20)
+    c = rp(cl[2])
+    assert c.type("session:h") == b"hash" and c.hget("session:h", "cart") == b"5"
+    assert c.type("online") == b"set" and c.sismember("online", "u2")
