@@ -159,6 +159,19 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
         break;
     case FRAME_BYE:
         break;
+    case FRAME_SNAPREQ:
+        frame_put_u64(b, 1000u + (uint64_t)type);
+        break;
+    case FRAME_SNAPSHOT: /* one entry: version, key, time left, value, form */
+        frame_put_u64(b, 1000u + (uint64_t)type);
+        frame_put_u8(b, SNAP_DONE);
+        frame_put_u32(b, 1);
+        frame_put_u64(b, 0x8000000000000000ull | (uint64_t)type);
+        frame_put_bytes(b, "sess:1", 6);
+        frame_put_u64(b, 3000);
+        frame_put_bytes(b, "v\0", 2);
+        frame_put_u8(b, 0x10);
+        break;
     default:
         fail_msg("no sample for type %d", type);
     }
@@ -223,6 +236,23 @@ static int parse_payload(const frame_hdr_t *h, struct decoded *d)
         break;
     case FRAME_BYE:
         break;
+    case FRAME_SNAPREQ:
+        rc |= frame_get_u64(&r, &d->a);
+        break;
+    case FRAME_SNAPSHOT:
+        rc |= frame_get_u64(&r, &d->a);
+        rc |= frame_get_u8(&r, &d->reachable); /* the flags */
+        rc |= frame_get_u32(&r, &d->count);
+        for (uint32_t i = 0; rc == 0 && i < d->count; i++) {
+            if (i >= 8)
+                return FRAME_EMALFORMED;
+            rc |= frame_get_u64(&r, &d->b);
+            rc |= frame_get_bytes(&r, &d->e[i].key, 1 << 20);
+            rc |= frame_get_u64(&r, &d->e[i].expire_at);
+            rc |= frame_get_bytes(&r, &d->e[i].value, 1 << 20);
+            rc |= frame_get_u8(&r, &d->e[i].kind); /* the form */
+        }
+        break;
     default:
         return FRAME_EMALFORMED;
     }
@@ -286,6 +316,19 @@ static void check_sample(int type, const struct decoded *d)
         assert_int_equal(d->reachable, type == FRAME_PROBED);
         break;
     case FRAME_BYE:
+        break;
+    case FRAME_SNAPREQ:
+        assert_true(d->a == 1000u + (uint64_t)type);
+        break;
+    case FRAME_SNAPSHOT:
+        assert_true(d->a == 1000u + (uint64_t)type);
+        assert_int_equal(d->reachable, SNAP_DONE);
+        assert_int_equal(d->count, 1);
+        assert_true(d->b == (0x8000000000000000ull | (uint64_t)type));
+        assert_bytes(d->e[0].key, "sess:1", 6);
+        assert_true(d->e[0].expire_at == 3000);
+        assert_bytes(d->e[0].value, "v\0", 2);
+        assert_int_equal(d->e[0].kind, 0x10);
         break;
     default:
         fail_msg("no sample for type %d", type);
