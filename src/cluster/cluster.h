@@ -2,8 +2,9 @@
  * daemon sees it.
  *
  * Owns: nothing the commands touch directly; it is the facade over the member
- * table (membership.c), the peer links (peer.c) and coherent flushes
- * (coherence.c).
+ * table (membership.c), the peer links (peer.c), coherent flushes
+ * (coherence.c) and cluster-wide pub/sub (interest.c: members' messages reach
+ * this node's subscribers through cluster_host_t.deliver).
  * Never: blocks, touches the cache or a client. A flush is applied locally
  * by the caller at once; the caller holds its reply (net's blocked clients)
  * until cluster_reply_ready says every member that could still serve the old

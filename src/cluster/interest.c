@@ -23,7 +23,7 @@
  *  3. A message is written at most once, to one link: a member gets it at
  *     most once and, per publisher, in publication order (TCP, and the frame
  *     sequence numbers); a link that breaks loses what it had not delivered,
- *     nothing is sent again (test_no_duplicates_after_reset;
+ *     nothing is sent again (test_no_duplicates_after_link_reset;
  *     tests/unit/test_frame.c test_messages_in_order_no_replay).
  *  4. A message that matched a member's last known interest while the member
  *     had no link (and was not dead) is counted in pubsub_lost
