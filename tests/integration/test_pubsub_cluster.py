@@ -276,6 +276,45 @@ def test_restart_resends_interest(cluster_factory):
     q.close()
 
 
+def test_large_interest_sets_span_frames(cluster_factory):
+    """30,000 channels and 3,000 patterns (more than one INTEREST frame, both
+    as changes within one turn and as the full set after a restart)."""
+    cl = cluster_factory(2, options=FAST)
+    n1, n2 = cl
+    pad = "x" * 40
+    names = ["big:%s:%d" % (pad, i) for i in range(30000)]
+    raw = helpers.RawConn(n2.port, timeout=scaled(30))
+    try:
+        raw.send(helpers.encode("SUBSCRIBE", *names))
+        for _ in names:
+            raw.read_reply()
+        raw.send(helpers.encode("PSUBSCRIBE", *["pat:%s:%d:*" % (pad, i) for i in range(3000)]))
+        for _ in range(3000):
+            raw.read_reply()
+
+        def seen_from_n1():
+            r = client(n1)
+            try:
+                return (len(r.execute_command("PUBSUB", "CHANNELS", "big:*")),
+                        r.execute_command("PUBSUB", "NUMPAT"))
+            finally:
+                r.close()
+        assert helpers.wait_for(lambda: seen_from_n1() == (30000, 3000), scaled(10)), \
+            seen_from_n1()
+        n1.terminate()
+        n1.start()
+        cl.wait_converged()
+        assert helpers.wait_for(lambda: seen_from_n1() == (30000, 3000), scaled(10)), \
+            seen_from_n1()
+        assert client(n1).publish(names[-1], "m") == 1
+        assert client(n1).publish("pat:%s:2999:z" % pad, "p") == 1
+        got = [helpers.decode1(raw.read_reply()) for _ in range(2)]
+        assert got[0] == [b"message", names[-1].encode(), b"m"]
+        assert got[1][0] == b"pmessage" and got[1][3] == b"p"
+    finally:
+        raw.close()
+
+
 def _proxied_pair(cluster_factory):
     """n1 (which opens the link) reaches n2 only through a PeerProxy."""
     cl = cluster_factory(2, start=False, options=FAST)
