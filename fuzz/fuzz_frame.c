@@ -55,7 +55,8 @@ static const frame_key_t *K(const uint8_t *raw)
 
 /* The payload of each type as a string of fields: '1' '2' '4' '8' an
  * integer of that many bytes, 'n' a name (bytes, <= 255), 'h' a nonce or
- * proof (bytes, <= 32), 'F' FLUSH's entries (count from the last u32). */
+ * proof (bytes, <= 32), 'F' FLUSH's entries (count from the last u32), 'I'
+ * INTEREST's flags and entries, 'M' a MESSAGE payload. */
 static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_HELLO] = "1nn82h",   /* proto, cluster, name, incarnation, port, nonce */
     [FRAME_WELCOME] = "1nn8hh", /* proto, cluster, name, incarnation, nonce, proof */
@@ -69,6 +70,8 @@ static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_PROBE] = "8n",       /* id, target */
     [FRAME_PROBED] = "8n1",     /* id, target, reachable */
     [FRAME_BYE] = "",           /* nothing */
+    [FRAME_INTEREST] = "I",     /* flags, entries to the end */
+    [FRAME_MESSAGE] = "M",      /* flags, channel, payload */
 };
 
 static void check_inside(const frame_hdr_t *h, const frame_bytes_t *v)
@@ -129,6 +132,27 @@ static void walk_payload(const frame_hdr_t *h)
                 }
             }
             break;
+        case 'I': {
+            rc = frame_get_interest_head(&r, &u8, &u32);
+            for (uint32_t i = 0; i < u32 && rc == 0; i++) {
+                frame_interest_t e;
+                rc = frame_get_interest(&r, &e, UINT32_MAX);
+                if (rc == 0) {
+                    CHECK(e.kind < INTEREST_KINDS);
+                    check_inside(h, &e.name);
+                }
+            }
+            break;
+        }
+        case 'M': {
+            frame_message_t m;
+            rc = frame_get_message(&r, &m, UINT32_MAX);
+            if (rc == 0) {
+                check_inside(h, &m.channel);
+                check_inside(h, &m.payload);
+            }
+            break;
+        }
         default:
             CHECK(0);
         }

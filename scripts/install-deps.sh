@@ -11,7 +11,25 @@ PACKAGES=(
   python3 python3-pytest python3-redis python3-pexpect
   redis-server redis-tools postgresql
   iproute2 procps curl
+  nodejs
 )
+
+# npm packages of the tests (tests/integration/socketio: socket.io and
+# @socket.io/redis-adapter against cohortd), pinned by its package-lock.json.
+install_npm() {
+  local dir=tests/integration/socketio
+  cd "$(dirname "$0")/.."
+  if [ -d "$dir/node_modules/@socket.io/redis-adapter" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  echo "install-deps: npm ci in $dir" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,6 +39,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  install_npm
   exit 0
 fi
 
@@ -34,3 +53,4 @@ if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now redis-server >/dev/null 2>&1 || true
   systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
+install_npm

@@ -217,12 +217,14 @@ cluster_t *cluster_create(uv_loop_t *loop, const config_t *cfg, const cluster_ho
         return NULL;
     }
     catchup_needed(cl); /* the cache starts empty */
+    interest_init(cl);
     return cl;
 }
 
 void cluster_free(cluster_t *cl)
 {
     coherence_free(cl);
+    interest_free(cl);
     frame_key_free(&cl->key);
     free(cl->members);
     free(cl->authorized);
@@ -284,7 +286,9 @@ void cluster_link_ready(link_t *l)
     l->state = LINK_READY;
     l->send_seq = 0;
     l->recv_seq = 1;
+    m->link_gen++;
     member_link_ready(m, l);
+    interest_on_link_ready(m);
 }
 
 void cluster_on_frame(link_t *l, const frame_hdr_t *h)
@@ -321,6 +325,10 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
     case FRAME_SNAPSHOT:
         catchup_on_frame(m, h);
         break;
+    case FRAME_INTEREST:
+    case FRAME_MESSAGE:
+        interest_on_frame(m, l, h);
+        break;
     default:
         peer_refuse(l, "unexpected frame type");
     }
@@ -333,6 +341,7 @@ void cluster_end_of_turn(cluster_t *cl)
     coherence_send_batches(cl);
     coherence_send_acks(cl);
     catchup_send(cl);
+    interest_send_pending(cl);
     peer_flush_writes(cl);
 }
 

@@ -2,8 +2,9 @@
  * daemon sees it.
  *
  * Owns: nothing the commands touch directly; it is the facade over the member
- * table (membership.c), the peer links (peer.c) and coherent flushes
- * (coherence.c).
+ * table (membership.c), the peer links (peer.c), coherent flushes
+ * (coherence.c) and cluster-wide pub/sub (interest.c: members' messages reach
+ * this node's subscribers through cluster_host_t.deliver).
  * Never: blocks, touches the cache or a client. A flush is applied locally
  * by the caller at once; the caller holds its reply (net's blocked clients)
  * until cluster_reply_ready says every member that could still serve the old
@@ -61,6 +62,11 @@ typedef struct cluster_host {
      * this cache got at its start (or when it was dropped) does not apply. */
     void (*apply_snapshot)(void *ud, const char *key, size_t klen, const char *val, size_t vlen,
                            int64_t expire_at, int enc, uint64_t version);
+    /* Delivers a message a member published to this node's subscribers
+     * (channel and matching pattern subscribers, or shard channel
+     * subscribers when shard). NULL: dropped. */
+    void (*deliver)(void *ud, const char *ch, size_t chlen, const char *msg, size_t mlen,
+                    int shard);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must
@@ -132,10 +138,39 @@ typedef struct cluster_counters {
     uint64_t replayed;             /* flush entries replayed to a member */
     uint64_t links_refused;        /* handshake or frame rejected */
     uint64_t state_changes;
+    uint64_t pubsub_sent;          /* MESSAGE frames sent (one per member) */
+    uint64_t pubsub_received;      /* MESSAGE frames received from members */
+    uint64_t pubsub_lost;          /* messages a member's interest wanted while its link was down */
+    uint64_t interest_frames_sent; /* INTEREST frames sent */
 } cluster_counters_t;
 const cluster_counters_t *cluster_counters(const cluster_t *cl);
 /* Counts a read that missed because the node is not serving. */
 void cluster_count_bypass(cluster_t *cl);
+
+/* Cluster-wide pub/sub (interest.c). kind is an enum interest_kind
+ * (frame.h): channel 0, pattern 1, shard channel 2.
+ *
+ * This node's local subscribers of kind/name are now subscribers (0: none);
+ * members learn it at the end of the turn, and from the full set every new
+ * link starts with. */
+void cluster_set_interest(cluster_t *cl, int kind, const char *name, size_t len,
+                          uint32_t subscribers);
+/* Sends a message published here to every member whose announced interest
+ * matches (or whose interest is not known yet on a new link). Returns the
+ * subscribers it reaches on the members in contact, by their announcements;
+ * a member out of contact counts 0 (and the message is counted lost when its
+ * last known interest matched). Nothing is kept for a later retry. */
+size_t cluster_publish(cluster_t *cl, const char *ch, size_t chlen, const char *msg, size_t mlen,
+                       int shard);
+/* Subscribers of kind/name on the members in contact. */
+size_t cluster_numsub(const cluster_t *cl, int kind, const char *name, size_t len);
+/* Names of kind on the members in contact, summed over members. */
+size_t cluster_topics(const cluster_t *cl, int kind);
+/* Calls fn once per distinct name of kind (matching the glob pat; NULL: all)
+ * announced by the members in contact, with its subscribers on them. */
+typedef void (*cluster_topic_fn)(void *ud, const char *name, size_t len, size_t subscribers);
+void cluster_foreach_topic(const cluster_t *cl, int kind, const char *pat, size_t plen,
+                           cluster_topic_fn fn, void *ud);
 
 /* This node's incarnation (new at every start). */
 uint64_t cluster_incarnation(const cluster_t *cl);

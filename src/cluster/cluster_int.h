@@ -126,6 +126,10 @@ struct member {
     uint64_t snap_serving;  /* the id of its request we are answering, 0: none */
     uint64_t snap_cursor;   /* where our answer continues (host.snapshot) */
     uint64_t snap_sent;     /* entries of our answer sent so far */
+    /* pub/sub (interest.c) */
+    uint64_t link_gen;     /* links that became READY: one number per link */
+    uint64_t interest_gen; /* link_gen of the link its full set came on */
+    struct itable *interest; /* what it last announced (kept while it is away) */
 };
 enum { SNAP_BUSY_FRESH = 1, SNAP_BUSY_NOT_SERVING = 2 };
 
@@ -175,6 +179,10 @@ struct cluster {
     struct batch_index *batch; /* dedupe of this turn's flushes */
     /* counters */
     cluster_counters_t counters;
+    /* pub/sub (interest.c) */
+    struct itable *local_interest; /* what this node announces */
+    buf_t interest_pending;        /* changes this turn, as INTEREST entries */
+    uint32_t interest_pending_n;
     int stopping;
     int64_t last_cut_off; /* last tick at which this node was cut off */
     /* catch-up (catchup.c) */
@@ -255,6 +263,15 @@ void catchup_tick(cluster_t *cl, int64_t now);
 void catchup_send(cluster_t *cl);
 void catchup_on_frame(member_t *m, const frame_hdr_t *h);
 void catchup_member_lost(member_t *m);
+/* interest.c: cluster-wide pub/sub */
+void interest_init(cluster_t *cl);
+void interest_free(cluster_t *cl);
+/* m's link is READY: sends this node's full set on it. */
+void interest_on_link_ready(member_t *m);
+/* An INTEREST or MESSAGE frame from m on l. */
+void interest_on_frame(member_t *m, link_t *l, const frame_hdr_t *h);
+/* Sends this turn's interest changes to every member with a READY link. */
+void interest_send_pending(cluster_t *cl);
 
 int64_t cluster_mono(const cluster_t *cl);
 /* A pseudo-random number from the cluster's generator (xorshift64*, seeded

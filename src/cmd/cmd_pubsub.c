@@ -1,8 +1,11 @@
 /* cmd_pubsub: PUBLISH, SPUBLISH, (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PUBSUB and
  * RESET, with redis-server 7.0's replies. The tables, deliveries and limits
  * are svc/pubsub.c's; this file only parses arguments and renders the PUBSUB
- * introspection replies. Pub/sub is node-local for now: PUBLISH reaches the
- * subscribers of this node and returns how many it reached.
+ * introspection replies. Pub/sub is cluster-wide (node_publish,
+ * cluster/interest.c): PUBLISH returns the receivers on this node plus those
+ * the members in contact announced, and NUMSUB, SHARDNUMSUB, CHANNELS,
+ * SHARDCHANNELS and NUMPAT count the members in contact too (a member out of
+ * contact counts nothing).
  * Never: keeps state of its own. */
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +20,13 @@ static pubsub_t *ps_of(const client_t *c)
 
 CMD_HANDLER(cmd_publish)
 {
-    size_t n = pubsub_publish_local(ps_of(c), argv[1], argl[1], argv[2], argl[2], 0);
+    size_t n = node_publish(cmd_node(c), argv[1], argl[1], argv[2], argl[2], 0);
     resp_add_int(&c->out, (long long)n);
 }
 
 CMD_HANDLER(cmd_spublish)
 {
-    size_t n = pubsub_publish_local(ps_of(c), argv[1], argl[1], argv[2], argl[2], 1);
+    size_t n = node_publish(cmd_node(c), argv[1], argl[1], argv[2], argl[2], 1);
     resp_add_int(&c->out, (long long)n);
 }
 
@@ -101,16 +104,40 @@ static void add_topic(void *ud, const char *name, size_t len, size_t subs)
     resp_add_bulk(ud, name, len);
 }
 
-/* PUBSUB CHANNELS / SHARDCHANNELS [pattern]: the names, in the order they
- * got their first subscriber. */
+typedef struct remote_walk {
+    const pubsub_t *ps;
+    int kind;
+    buf_t *out; /* NULL: count only */
+    size_t n;
+} remote_walk_t;
+
+/* A member's topic that this node does not list itself. */
+static void remote_topic(void *ud, const char *name, size_t len, size_t subs)
+{
+    remote_walk_t *w = ud;
+    if (pubsub_numsub(w->ps, w->kind, name, len))
+        return;
+    w->n++;
+    if (w->out)
+        resp_add_bulk(w->out, name, len);
+}
+
+/* PUBSUB CHANNELS / SHARDCHANNELS [pattern]: this node's names, in the order
+ * they got their first subscriber, then the other names of the members in
+ * contact, each once. */
 static void reply_channels(client_t *c, int kind, int argc, const char **argv, const size_t *argl)
 {
     const char *pat = argc == 3 ? argv[2] : NULL;
     size_t plen = argc == 3 ? argl[2] : 0;
+    const cluster_t *cl = cmd_node(c)->cluster;
     size_t n = 0;
     pubsub_foreach(ps_of(c), kind, pat, plen, count_topic, &n);
-    resp_add_array(&c->out, n);
+    remote_walk_t w = {ps_of(c), kind, NULL, 0};
+    cluster_foreach_topic(cl, kind, pat, plen, remote_topic, &w);
+    resp_add_array(&c->out, n + w.n);
     pubsub_foreach(ps_of(c), kind, pat, plen, add_topic, &c->out);
+    w.out = &c->out;
+    cluster_foreach_topic(cl, kind, pat, plen, remote_topic, &w);
 }
 
 static void reply_numsub(client_t *c, int kind, int argc, const char **argv, const size_t *argl)
@@ -118,7 +145,9 @@ static void reply_numsub(client_t *c, int kind, int argc, const char **argv, con
     resp_add_array(&c->out, (size_t)(argc - 2) * 2);
     for (int i = 2; i < argc; i++) {
         resp_add_bulk(&c->out, argv[i], argl[i]);
-        resp_add_int(&c->out, (long long)pubsub_numsub(ps_of(c), kind, argv[i], argl[i]));
+        size_t n = pubsub_numsub(ps_of(c), kind, argv[i], argl[i]) +
+                   cluster_numsub(cmd_node(c)->cluster, kind, argv[i], argl[i]);
+        resp_add_int(&c->out, (long long)n);
     }
 }
 
@@ -159,7 +188,10 @@ CMD_HANDLER(cmd_pubsub)
             cmd_reply_arity(c, "pubsub|numpat");
             return;
         }
-        resp_add_int(&c->out, (long long)pubsub_topics(ps_of(c), PUBSUB_PATTERN));
+        /* patterns of this node plus each member's (one subscribed on two
+         * nodes counts twice) */
+        resp_add_int(&c->out, (long long)(pubsub_topics(ps_of(c), PUBSUB_PATTERN) +
+                                          cluster_topics(cmd_node(c)->cluster, PUBSUB_PATTERN)));
     } else {
         int n = slen > 128 ? 128 : (int)slen;
         resp_add_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try PUBSUB HELP.", n, sub);

@@ -18,6 +18,10 @@
 #include "script.h"
 #include "versioned.h"
 
+_Static_assert((int)PUBSUB_CHANNEL == (int)INTEREST_CHANNEL &&
+                   (int)PUBSUB_PATTERN == (int)INTEREST_PATTERN &&
+                   (int)PUBSUB_SHARD == (int)INTEREST_SHARD && PUBSUB_KINDS == INTEREST_KINDS,
+               "pub/sub kinds are the INTEREST frames' kinds");
 _Static_assert((int)VOP_KEY == (int)FLUSH_KEY && (int)VOP_PREFIX == (int)FLUSH_PREFIX &&
                    (int)VOP_ALL == (int)FLUSH_ALL && (int)VOP_SEED == (int)FLUSH_SEED &&
                        (int)VOP_INVAL == (int)FLUSH_INVAL,
@@ -50,6 +54,22 @@ static void make_run_id(char out[41])
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
+/* pub/sub's count callback: the members learn this node's subscriber counts
+ * (n->cluster is read at each call: NULL while alone or not started). */
+static void announce_count(void *ud, int kind, const char *name, size_t len, size_t subscribers)
+{
+    node_t *n = ud;
+    cluster_set_interest(n->cluster, kind, name, len,
+                         subscribers > UINT32_MAX ? UINT32_MAX : (uint32_t)subscribers);
+}
+
+size_t node_publish(node_t *n, const char *ch, size_t chlen, const char *msg, size_t mlen,
+                    int shard)
+{
+    size_t here = pubsub_publish_local(n->pubsub, ch, chlen, msg, mlen, shard);
+    return here + cluster_publish(n->cluster, ch, chlen, msg, mlen, shard);
+}
+
 int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
 {
     n->loop = loop;
@@ -71,6 +91,7 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
     pubsub_limits_t lim = {cfg->pubsub_max_subscriptions, cfg->pubsub_output_limit_hard,
                            cfg->pubsub_output_limit_soft, (int64_t)cfg->pubsub_output_soft_s * 1000};
     n->pubsub = pubsub_new(&lim);
+    pubsub_set_count_cb(n->pubsub, announce_count, n);
     node_hooks_init(&n->end_of_turn);
     return 0;
 }
@@ -263,6 +284,14 @@ static void host_apply_snapshot(void *ud, const char *k, size_t klen, const char
     cache_evict(n->cache);
 }
 
+/* A member's message: to this node's subscribers only. */
+static void host_deliver(void *ud, const char *ch, size_t chlen, const char *msg, size_t mlen,
+                         int shard)
+{
+    node_t *n = ud;
+    pubsub_publish_local(n->pubsub, ch, chlen, msg, mlen, shard);
+}
+
 cluster_host_t node_cluster_host(node_t *n)
 {
     int replicated = keyspaces_any_replicated(n->keyspaces);
@@ -274,5 +303,6 @@ cluster_host_t node_cluster_host(node_t *n)
                             host_observe,
                             hlc_at(n->start_ms),
                             replicated ? host_snapshot : NULL,
-                            replicated ? host_apply_snapshot : NULL};
+                            replicated ? host_apply_snapshot : NULL,
+                            host_deliver};
 }

@@ -119,5 +119,10 @@ uint64_t node_next_version(node_t *n);
  * a member cannot bring the key back (the cache itself was already changed
  * by the command): op is a versioned_op. */
 void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t version);
+/* PUBLISH / SPUBLISH (shard): delivers to this node's subscribers and sends
+ * to the members whose interest matches. Returns the receivers here plus
+ * those the members in contact announced (cluster_publish). */
+size_t node_publish(node_t *n, const char *ch, size_t chlen, const char *msg, size_t mlen,
+                    int shard);
 
 #endif

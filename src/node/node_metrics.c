@@ -156,6 +156,10 @@ GETTER(get_cache_drops, cluster_counters(n->cluster)->cache_drops)
 GETTER(get_replayed, cluster_counters(n->cluster)->replayed)
 GETTER(get_links_refused, cluster_counters(n->cluster)->links_refused)
 GETTER(get_state_changes, cluster_counters(n->cluster)->state_changes)
+GETTER(get_ps_sent, cluster_counters(n->cluster)->pubsub_sent)
+GETTER(get_ps_received, cluster_counters(n->cluster)->pubsub_received)
+GETTER(get_ps_lost, cluster_counters(n->cluster)->pubsub_lost)
+GETTER(get_interest_frames, cluster_counters(n->cluster)->interest_frames_sent)
 
 /* The store's health now (all zero, state "none", before it is open). */
 static store_health_t shealth(node_t *n)
@@ -432,6 +436,17 @@ static const metric_t rows[] = {
         NULL, get_links_refused),
     ROW(C, "cohort_member_state_changes_total", "Member state changes.", 0, NULL, NULL, NULL,
         get_state_changes),
+    ROW(C, "cohort_pubsub_peer_messages_sent_total",
+        "Published messages sent to members whose interest matched (one per member).", 0,
+        "cohort:pubsub_peer_messages_sent", "pubsub.peer_messages_sent", NULL, get_ps_sent),
+    ROW(C, "cohort_pubsub_peer_messages_received_total",
+        "Published messages received from members.", 0, "cohort:pubsub_peer_messages_received",
+        "pubsub.peer_messages_received", NULL, get_ps_received),
+    ROW(C, "cohort_pubsub_peer_messages_lost_total",
+        "Published messages a member's interest wanted while its link was down (not sent).", 0,
+        "cohort:pubsub_peer_messages_lost", "pubsub.peer_messages_lost", NULL, get_ps_lost),
+    ROW(C, "cohort_pubsub_interest_frames_sent_total",
+        "Interest announcements sent to members.", 0, NULL, NULL, NULL, get_interest_frames),
     /* store */
     TROW("store:store_backend", "store.backend", NULL, text_store_backend),
     TROW("store:store_state", "store.state", "store", text_store_state),

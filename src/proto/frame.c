@@ -418,6 +418,65 @@ int frame_reader_done(const frame_reader_t *r)
     return r->failed || r->left ? FRAME_EMALFORMED : 0;
 }
 
+/* ---- INTEREST and MESSAGE ------------------------------------------------ */
+
+void frame_put_interest_head(buf_t *b, uint8_t flags, uint32_t count)
+{
+    assert((flags & ~INTEREST_FULL) == 0);
+    frame_put_u8(b, flags);
+    frame_put_u32(b, count);
+}
+
+void frame_put_interest(buf_t *b, uint8_t kind, uint32_t subscribers, const void *name,
+                        size_t len)
+{
+    assert(kind < INTEREST_KINDS);
+    frame_put_u8(b, kind);
+    frame_put_u32(b, subscribers);
+    frame_put_bytes(b, name, len);
+}
+
+void frame_put_message(buf_t *b, uint8_t flags, const void *ch, size_t chlen, const void *msg,
+                       size_t mlen)
+{
+    frame_put_u8(b, flags);
+    frame_put_bytes(b, ch, chlen);
+    frame_put_bytes(b, msg, mlen);
+}
+
+static int fail_reader(frame_reader_t *r)
+{
+    r->failed = 1;
+    return FRAME_EMALFORMED;
+}
+
+int frame_get_interest_head(frame_reader_t *r, uint8_t *flags, uint32_t *count)
+{
+    if (frame_get_u8(r, flags) < 0 || frame_get_u32(r, count) < 0)
+        return FRAME_EMALFORMED;
+    return (*flags & ~INTEREST_FULL) ? fail_reader(r) : 0;
+}
+
+int frame_get_interest(frame_reader_t *r, frame_interest_t *e, uint32_t max_name)
+{
+    memset(e, 0, sizeof(*e));
+    if (frame_get_u8(r, &e->kind) < 0 || frame_get_u32(r, &e->subscribers) < 0 ||
+        frame_get_bytes(r, &e->name, max_name) < 0)
+        return FRAME_EMALFORMED;
+    return e->kind < INTEREST_KINDS ? 0 : fail_reader(r);
+}
+
+int frame_get_message(frame_reader_t *r, frame_message_t *m, uint32_t max_len)
+{
+    memset(m, 0, sizeof(*m));
+    if (frame_get_u8(r, &m->flags) < 0 || frame_get_bytes(r, &m->channel, max_len) < 0 ||
+        frame_get_bytes(r, &m->payload, max_len) < 0)
+        return FRAME_EMALFORMED;
+    if ((m->flags & ~MESSAGE_SHARD) || r->left)
+        return fail_reader(r);
+    return 0;
+}
+
 /* ------------------------------------------------------------ handshake */
 
 int frame_nonce(uint8_t nonce[FRAME_NONCE_SIZE])

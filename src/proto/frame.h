@@ -58,6 +58,18 @@
  *   PROBE    u64 id, bytes target node name (ask: can you reach it?)
  *   PROBED   u64 id, bytes target node name, u8 reachable (1/0)
  *   BYE      (empty: the sender is shutting down cleanly)
+ *   INTEREST u8 flags (INTEREST_FULL: the receiver forgets everything it knew
+ *            of the sender's interest before applying the entries; any other
+ *            bit set is malformed), u32 count, then count entries:
+ *            u8 kind (enum interest_kind), u32 the sender's local subscribers
+ *            of it (absolute, not a change; 0: none any more), bytes name.
+ *            Sent: a full set (the first frame FULL, more frames if it is
+ *            large) as soon as a link is READY, then the changes once per
+ *            loop turn.
+ *   MESSAGE  u8 flags (MESSAGE_SHARD: published with SPUBLISH; any other bit
+ *            set is malformed), bytes channel, bytes payload. The receiver
+ *            matches it against its own channels and patterns. Never logged
+ *            or replayed: at most once, in order per link.
  *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
  *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
  *            entries: u64 version, bytes key, u64 time to live in ms (0:
@@ -108,11 +120,19 @@ enum frame_type {
     FRAME_PROBE = 10,
     FRAME_PROBED = 11,
     FRAME_BYE = 12,
-    /* 13 and 14 are pub/sub's */
+    FRAME_INTEREST = 13,
+    FRAME_MESSAGE = 14,
     FRAME_SNAPREQ = 15,
     FRAME_SNAPSHOT = 16,
     FRAME_TYPE_MAX = 16
 };
+
+/* The kinds of an INTEREST entry (svc/pubsub.h's enum pubsub_kind has the
+ * same values; node.c checks). */
+enum interest_kind { INTEREST_CHANNEL = 0, INTEREST_PATTERN = 1, INTEREST_SHARD = 2 };
+#define INTEREST_KINDS 3
+#define INTEREST_FULL 1 /* INTEREST's flag: this frame starts a full set */
+#define MESSAGE_SHARD 1 /* MESSAGE's flag: a shard channel's message */
 
 enum flush_kind { FLUSH_KEY = 1, FLUSH_PREFIX = 2, FLUSH_ALL = 3, FLUSH_SEED = 4, FLUSH_INVAL = 5 };
 #define RESET_SKIP 1 /* RESET's flag: nothing to drop */
@@ -198,6 +218,37 @@ int frame_get_u64(frame_reader_t *r, uint64_t *v);
 int frame_get_bytes(frame_reader_t *r, frame_bytes_t *v, uint32_t max_len);
 /* 0 when every byte was consumed and nothing failed. */
 int frame_reader_done(const frame_reader_t *r);
+
+/* INTEREST and MESSAGE payloads (written between frame_begin and
+ * frame_end). INTEREST's head, then count entries: */
+void frame_put_interest_head(buf_t *b, uint8_t flags, uint32_t count);
+void frame_put_interest(buf_t *b, uint8_t kind, uint32_t subscribers, const void *name,
+                        size_t len);
+/* The whole MESSAGE payload. */
+void frame_put_message(buf_t *b, uint8_t flags, const void *ch, size_t chlen, const void *msg,
+                       size_t mlen);
+
+typedef struct frame_interest {
+    uint8_t kind; /* enum interest_kind */
+    uint32_t subscribers;
+    frame_bytes_t name;
+} frame_interest_t;
+typedef struct frame_message {
+    uint8_t flags;
+    frame_bytes_t channel;
+    frame_bytes_t payload;
+} frame_message_t;
+
+/* Reads INTEREST's flags and entry count. Returns 0, or FRAME_EMALFORMED
+ * (short, unknown flag bits). */
+int frame_get_interest_head(frame_reader_t *r, uint8_t *flags, uint32_t *count);
+/* Reads the next INTEREST entry (names up to max_name bytes). Returns 0 with
+ * *e set (pointing into the payload), or FRAME_EMALFORMED (short entry,
+ * unknown kind, name too long). */
+int frame_get_interest(frame_reader_t *r, frame_interest_t *e, uint32_t max_name);
+/* Reads a whole MESSAGE payload (channel and payload up to max_len bytes
+ * each). Returns 0, or FRAME_EMALFORMED (unknown flags, short, bytes left). */
+int frame_get_message(frame_reader_t *r, frame_message_t *m, uint32_t max_len);
 
 /* Handshake cryptography. role is "initiator" or "acceptor". names is the
  * initiator's node name followed by the acceptor's. Returns 0 or -1. */

@@ -97,6 +97,8 @@ struct pubsub {
     ps_client_t *soft; /* clients over the soft limit */
     pubsub_interest_fn interest;
     void *interest_ud;
+    pubsub_count_fn count_cb;
+    void *count_ud;
     pubsub_close_fn close;
     size_t mem;
     pubsub_stats_t stats;
@@ -316,6 +318,8 @@ static void sub_create(pubsub_t *ps, ps_client_t *pc, topic_t *t)
         t->first = s;
     t->last = s;
     t->nsubs++;
+    if (ps->count_cb)
+        ps->count_cb(ps->count_ud, kind, t->name, t->len, t->nsubs);
     s->cprev = pc->last[kind];
     if (s->cprev)
         s->cprev->cnext = s;
@@ -350,7 +354,10 @@ static void sub_destroy(pubsub_t *ps, sub_t *s)
         pc->last[kind] = s->cprev;
     pc->count[kind]--;
     ps_release(ps, s);
-    if (--t->nsubs == 0)
+    --t->nsubs;
+    if (ps->count_cb)
+        ps->count_cb(ps->count_ud, kind, t->name, t->len, t->nsubs);
+    if (t->nsubs == 0)
         topic_destroy(ps, t);
 }
 
@@ -738,6 +745,12 @@ void pubsub_set_interest_cb(pubsub_t *ps, pubsub_interest_fn fn, void *ud)
     ps->interest_ud = ud;
 }
 
+void pubsub_set_count_cb(pubsub_t *ps, pubsub_count_fn fn, void *ud)
+{
+    ps->count_cb = fn;
+    ps->count_ud = ud;
+}
+
 void pubsub_set_close_fn(pubsub_t *ps, pubsub_close_fn fn)
 {
     ps->close = fn ? fn : client_close;
@@ -748,6 +761,7 @@ void pubsub_free(pubsub_t *ps)
     if (!ps)
         return;
     ps->interest = NULL;
+    ps->count_cb = NULL;
     /* Every topic has a subscriber: dropping every subscription frees all. */
     for (int k = 0; k < PUBSUB_KINDS; k++) {
         while (ps->first[k]) {

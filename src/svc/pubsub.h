@@ -36,6 +36,9 @@
  *     than the soft time, is closed after the delivery; the others still get
  *     the message (test_output_limit_hard, tests/integration/test_pubsub.py
  *     test_slow_subscriber_disconnected).
+ *  9. The count callback is called after every change of a topic's
+ *     subscriber count with the new count (0 as the topic goes), before the
+ *     interest callback's "gone" (test_count_callback).
  */
 #ifndef COHORT_PUBSUB_H
 #define COHORT_PUBSUB_H
@@ -72,6 +75,10 @@ typedef struct pubsub pubsub_t;
  * present is 1 when kind/name got its first subscriber, 0 when it lost its
  * last. name is valid during the call only. */
 typedef void (*pubsub_interest_fn)(void *ud, int kind, const char *name, size_t len, int present);
+/* Called after a topic's subscriber count changed: subscribers is the new
+ * count (0: the topic is gone). name is valid during the call only. */
+typedef void (*pubsub_count_fn)(void *ud, int kind, const char *name, size_t len,
+                                size_t subscribers);
 /* Closes a client (client_close in the daemon; a stub in unit tests). */
 typedef void (*pubsub_close_fn)(client_t *c, const char *why);
 /* Visits one topic: name and its subscriber count. */
@@ -86,6 +93,9 @@ void pubsub_free(pubsub_t *ps);
 /* Sets the interest callback (NULL: none). It runs inside subscribe,
  * unsubscribe and close calls and must not call back into ps. */
 void pubsub_set_interest_cb(pubsub_t *ps, pubsub_interest_fn fn, void *ud);
+/* Sets the count callback (NULL: none); the same rules as the interest
+ * callback. A cluster layer announces the counts to its members. */
+void pubsub_set_count_cb(pubsub_t *ps, pubsub_count_fn fn, void *ud);
 /* How clients over a limit are closed (default: client_close). */
 void pubsub_set_close_fn(pubsub_t *ps, pubsub_close_fn fn);
 

@@ -15,6 +15,9 @@ Modes (set with .mode, read for every frame):
              frames are dropped: a man in the middle without the cluster key
              reflecting a node's own frames;
   "drop"     both ways dropped (a black hole; the connections stay open).
+
+reset() closes every connection open now (both nodes see their link end);
+while .refusing is set, new connections are closed as soon as accepted.
 """
 
 import socket
@@ -44,6 +47,7 @@ class PeerProxy:
         self.target_port = target_port
         self.mode = "forward"
         self.frames_seen = 0  # frames that passed through, both ways
+        self.refusing = False  # close new connections at once
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._socks = []
@@ -69,6 +73,9 @@ class PeerProxy:
                 continue
             except OSError:
                 return
+            if self.refusing:
+                client.close()
+                continue
             try:
                 target = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
             except OSError:
@@ -119,6 +126,20 @@ class PeerProxy:
         elif mode == "reflect" and from_initiator:
             src.sendall(frame)  # the node gets its own frame back
         # "reflect" from the target, and "drop": nothing goes through
+
+    def reset(self):
+        """Closes the connections open now (the pumps end with them)."""
+        with self._lock:
+            socks, self._socks = list(self._socks), []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
 
     def close(self):
         self._stop.set()

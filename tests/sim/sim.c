@@ -473,7 +473,8 @@ static void node_start(int i)
     node_t *n = &W.nodes[i];
     char err[256];
     cluster_host_t host = {n,           host_apply,  host_drop_all, host_skipped_upto,
-                           host_progress, host_observe, hlc_at(W.now), NULL, NULL};
+                           host_progress, host_observe, hlc_at(W.now), NULL, NULL,
+                           NULL /* pub/sub: not simulated */};
     n->cl = cluster_create(NULL, &n->cfg, &host, ++W.incarnations, sim_rand(), err, sizeof(err));
     if (!n->cl)
         fail("cluster_create: %s", err);

@@ -96,7 +96,25 @@ struct decoded {
         frame_bytes_t key, value;
         uint64_t expire_at;
     } e[8];
+    uint8_t flags;
+    uint32_t ninterest;
+    frame_interest_t interest[4];
+    frame_message_t msg;
 };
+
+struct interest_sample {
+    uint8_t kind;
+    uint32_t subscribers;
+    const char *name;
+    size_t len;
+};
+static const struct interest_sample sample_interest[] = {
+    {INTEREST_CHANNEL, 3, "news", 4},
+    {INTEREST_PATTERN, 1, "news.*", 6},
+    {INTEREST_SHARD, 0, "s\0x", 3},
+    {INTEREST_CHANNEL, 0xffffffffu, "", 0},
+};
+#define NINTEREST (sizeof(sample_interest) / sizeof(sample_interest[0]))
 
 static int is_handshake(int type)
 {
@@ -171,6 +189,15 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
         frame_put_u64(b, 3000);
         frame_put_bytes(b, "v\0", 2);
         frame_put_u8(b, 0x10);
+        break;
+    case FRAME_INTEREST:
+        frame_put_interest_head(b, INTEREST_FULL, (uint32_t)NINTEREST);
+        for (size_t i = 0; i < NINTEREST; i++)
+            frame_put_interest(b, sample_interest[i].kind, sample_interest[i].subscribers,
+                               sample_interest[i].name, sample_interest[i].len);
+        break;
+    case FRAME_MESSAGE:
+        frame_put_message(b, MESSAGE_SHARD, "chan", 4, "hello\0world", 11);
         break;
     default:
         fail_msg("no sample for type %d", type);
@@ -253,6 +280,18 @@ static int parse_payload(const frame_hdr_t *h, struct decoded *d)
             rc |= frame_get_u8(&r, &d->e[i].kind); /* the form */
         }
         break;
+    case FRAME_INTEREST: {
+        rc |= frame_get_interest_head(&r, &d->flags, &d->ninterest);
+        for (uint32_t i = 0; rc == 0 && i < d->ninterest; i++) {
+            if (i >= 4)
+                return FRAME_EMALFORMED;
+            rc |= frame_get_interest(&r, &d->interest[i], 1 << 20);
+        }
+        break;
+    }
+    case FRAME_MESSAGE:
+        rc |= frame_get_message(&r, &d->msg, 1 << 20);
+        break;
     default:
         return FRAME_EMALFORMED;
     }
@@ -329,6 +368,20 @@ static void check_sample(int type, const struct decoded *d)
         assert_true(d->e[0].expire_at == 3000);
         assert_bytes(d->e[0].value, "v\0", 2);
         assert_int_equal(d->e[0].kind, 0x10);
+        break;
+    case FRAME_INTEREST:
+        assert_int_equal(d->flags, INTEREST_FULL);
+        assert_int_equal(d->ninterest, NINTEREST);
+        for (size_t i = 0; i < NINTEREST; i++) {
+            assert_int_equal(d->interest[i].kind, sample_interest[i].kind);
+            assert_true(d->interest[i].subscribers == sample_interest[i].subscribers);
+            assert_bytes(d->interest[i].name, sample_interest[i].name, sample_interest[i].len);
+        }
+        break;
+    case FRAME_MESSAGE:
+        assert_int_equal(d->msg.flags, MESSAGE_SHARD);
+        assert_bytes(d->msg.channel, "chan", 4);
+        assert_bytes(d->msg.payload, "hello\0world", 11);
         break;
     default:
         fail_msg("no sample for type %d", type);
@@ -1289,6 +1342,137 @@ static void test_flush_frames_in_a_row(void **state)
     buf_free(&b);
 }
 
+/* ------------------------------------------------------------ INTEREST, MESSAGE */
+
+/* Decodes payload bytes p[0..n) as a frame of type would carry them. */
+static frame_reader_t reader_over(uint8_t type, const void *p, size_t n, frame_hdr_t *h)
+{
+    h->type = type;
+    h->len = (uint32_t)n;
+    h->seq = 1;
+    h->payload = p;
+    frame_reader_t r;
+    frame_reader_init(&r, h);
+    return r;
+}
+
+static void test_interest_refuses_bad_entries(void **state)
+{
+    (void)state;
+    frame_hdr_t h;
+    frame_interest_t e;
+    uint8_t flags;
+    uint32_t count;
+    /* unknown flag bits */
+    frame_reader_t r = reader_over(FRAME_INTEREST, "\x02\0\0\0\0", 5, &h);
+    assert_int_equal(frame_get_interest_head(&r, &flags, &count), FRAME_EMALFORMED);
+    /* an empty delta is fine */
+    r = reader_over(FRAME_INTEREST, "\x00\0\0\0\0", 5, &h);
+    assert_int_equal(frame_get_interest_head(&r, &flags, &count), 0);
+    assert_int_equal(count, 0);
+    assert_int_equal(frame_reader_done(&r), 0);
+    /* unknown kind 3 */
+    static const uint8_t bad_kind[] = {3, 0, 0, 0, 1, 0, 0, 0, 1, 'x'};
+    r = reader_over(FRAME_INTEREST, bad_kind, sizeof(bad_kind), &h);
+    assert_int_equal(frame_get_interest(&r, &e, 16), FRAME_EMALFORMED);
+    assert_int_equal(frame_get_interest(&r, &e, 16), FRAME_EMALFORMED); /* stays failed */
+    /* a truncated entry (name says 2 bytes, 1 present) */
+    static const uint8_t short_name[] = {1, 0, 0, 0, 1, 0, 0, 0, 2, 'x'};
+    r = reader_over(FRAME_INTEREST, short_name, sizeof(short_name), &h);
+    assert_int_equal(frame_get_interest(&r, &e, 16), FRAME_EMALFORMED);
+    /* a name over the bound, then within it */
+    static const uint8_t name3[] = {2, 0, 0, 0, 7, 0, 0, 0, 3, 'a', 'b', 'c'};
+    r = reader_over(FRAME_INTEREST, name3, sizeof(name3), &h);
+    assert_int_equal(frame_get_interest(&r, &e, 2), FRAME_EMALFORMED);
+    r = reader_over(FRAME_INTEREST, name3, sizeof(name3), &h);
+    assert_int_equal(frame_get_interest(&r, &e, 3), 0);
+    assert_int_equal(e.kind, INTEREST_SHARD);
+    assert_int_equal(e.subscribers, 7);
+    assert_bytes(e.name, "abc", 3);
+    assert_int_equal(frame_reader_done(&r), 0);
+}
+
+static void test_message_refuses_bad_payloads(void **state)
+{
+    (void)state;
+    frame_hdr_t h;
+    frame_message_t m;
+    buf_t b;
+    buf_init(&b);
+    frame_put_message(&b, 0, "c", 1, "", 0);
+    frame_reader_t r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
+    assert_int_equal(frame_get_message(&r, &m, 16), 0);
+    assert_int_equal(m.flags, 0);
+    assert_bytes(m.channel, "c", 1);
+    assert_int_equal(m.payload.len, 0);
+    /* a byte too many */
+    buf_append(&b, "!", 1);
+    r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
+    assert_int_equal(frame_get_message(&r, &m, 16), FRAME_EMALFORMED);
+    /* every truncation */
+    for (size_t n = 0; n + 1 < buf_len(&b); n++) {
+        r = reader_over(FRAME_MESSAGE, buf_head(&b), n, &h);
+        assert_int_equal(frame_get_message(&r, &m, 16), FRAME_EMALFORMED);
+    }
+    /* unknown flags */
+    buf_clear(&b);
+    frame_put_message(&b, 0x80, "c", 1, "m", 1);
+    r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
+    assert_int_equal(frame_get_message(&r, &m, 16), FRAME_EMALFORMED);
+    /* a payload over the bound */
+    buf_clear(&b);
+    frame_put_message(&b, MESSAGE_SHARD, "c", 1, "0123456789", 10);
+    r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
+    assert_int_equal(frame_get_message(&r, &m, 9), FRAME_EMALFORMED);
+    buf_free(&b);
+}
+
+/* Messages keep their order through one link's byte stream, and a message
+ * replayed under its old sequence number is refused (no duplicates). */
+static void test_messages_in_order_no_replay(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    uint64_t send = 0, expect = 1;
+    for (int i = 0; i < 1000; i++) {
+        char msg[16];
+        int n = snprintf(msg, sizeof(msg), "m%d", i);
+        size_t at = frame_begin(&b, FRAME_MESSAGE, &send);
+        frame_put_message(&b, 0, "room", 4, msg, (size_t)n);
+        frame_end(&b, at, K(key_a));
+    }
+    size_t first_len = 0;
+    for (int i = 0; i < 1000; i++) {
+        frame_hdr_t h;
+        long n = frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT,
+                              K(key_a), &expect, &h);
+        assert_true(n > 0);
+        if (i == 0)
+            first_len = (size_t)n;
+        frame_reader_t r;
+        frame_reader_init(&r, &h);
+        frame_message_t m;
+        assert_int_equal(frame_get_message(&r, &m, 64), 0);
+        char want[16];
+        int wl = snprintf(want, sizeof(want), "m%d", i);
+        assert_bytes(m.payload, want, (size_t)wl);
+        buf_consume(&b, (size_t)n);
+    }
+    assert_int_equal(buf_len(&b), 0);
+    /* the first frame again: its sequence number is in the past */
+    uint64_t s0 = 0;
+    size_t at = frame_begin(&b, FRAME_MESSAGE, &s0);
+    frame_put_message(&b, 0, "room", 4, "m0", 2);
+    frame_end(&b, at, K(key_a));
+    assert_int_equal(buf_len(&b), first_len);
+    frame_hdr_t h;
+    assert_int_equal(frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT,
+                                  K(key_a), &expect, &h),
+                     FRAME_ESEQ);
+    buf_free(&b);
+}
+
 /* ------------------------------------------------------------ corpus */
 
 /* Writes one frame of every type, MACed with the fuzz target's key, to dir.
@@ -1298,7 +1482,7 @@ static int write_corpus(const char *dir)
     const uint8_t *key = (const uint8_t *)FUZZ_FRAME_KEY;
     static const char *const names[NTYPES + 1] = {NULL,    "hello",  "welcome", "proof", "ping",
                                                   "pong",  "flush",  "ack",     "sync",  "reset",
-                                                  "probe", "probed", "bye"};
+                                                  "probe", "probed", "bye",     "interest", "message"};
     for (int t = FRAME_HELLO; t <= FRAME_TYPE_MAX; t++) {
         buf_t b;
         buf_init(&b);
@@ -1365,6 +1549,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_mac_equal),
         cmocka_unit_test(test_many_keys_interleaved),
         cmocka_unit_test(test_flush_frames_in_a_row),
+        cmocka_unit_test(test_interest_refuses_bad_entries),
+        cmocka_unit_test(test_message_refuses_bad_payloads),
+        cmocka_unit_test(test_messages_in_order_no_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

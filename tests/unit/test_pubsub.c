@@ -184,6 +184,57 @@ static void on_interest(void *ud, int kind, const char *name, size_t len, int pr
     nevents++;
 }
 
+typedef struct count_event {
+    int kind;
+    size_t subscribers;
+    char name[16];
+    int interest_events; /* nevents when it was called */
+} count_event_t;
+static count_event_t counts[16];
+static int ncounts;
+
+static void on_count(void *ud, int kind, const char *name, size_t len, size_t subscribers)
+{
+    assert_true(ncounts < 16 && len < 16);
+    counts[ncounts].kind = kind;
+    counts[ncounts].subscribers = subscribers;
+    memcpy(counts[ncounts].name, name, len);
+    counts[ncounts].name[len] = '\0';
+    counts[ncounts].interest_events = nevents;
+    ncounts++;
+}
+
+static void test_count_callback(void **state)
+{
+    pubsub_t *ps = new_ps(0, 0, 0, 0);
+    nevents = 0;
+    ncounts = 0;
+    pubsub_set_interest_cb(ps, on_interest, NULL);
+    pubsub_set_count_cb(ps, on_count, NULL);
+    client_t *a = new_client(2), *b = new_client(2);
+    sub1(ps, a, PUBSUB_SHARD, "s");
+    sub1(ps, b, PUBSUB_SHARD, "s");
+    sub1(ps, b, PUBSUB_SHARD, "s"); /* already subscribed: no change, no call */
+    assert_int_equal(ncounts, 2);
+    assert_int_equal(counts[0].subscribers, 1);
+    assert_int_equal(counts[1].subscribers, 2);
+    assert_int_equal(counts[1].kind, PUBSUB_SHARD);
+    assert_string_equal(counts[1].name, "s");
+    unsub1(ps, a, PUBSUB_SHARD, "s");
+    assert_int_equal(ncounts, 3);
+    assert_int_equal(counts[2].subscribers, 1);
+    pubsub_client_closed(ps, b);
+    assert_int_equal(ncounts, 4);
+    assert_int_equal(counts[3].subscribers, 0);
+    assert_int_equal(counts[3].interest_events, 1); /* before the "gone" */
+    assert_int_equal(nevents, 2);
+    assert_int_equal(events[1].present, 0);
+    assert_int_equal(pubsub_numsub(ps, PUBSUB_SHARD, "s", 1), 0);
+    pubsub_free(ps);
+    free_client(a);
+    free_client(b);
+}
+
 static void test_interest_callback(void **state)
 {
     pubsub_t *ps = new_ps(0, 0, 0, 0);
@@ -440,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_flag),
         cmocka_unit_test(test_unsubscribe_all),
         cmocka_unit_test(test_interest_callback),
+        cmocka_unit_test(test_count_callback),
         cmocka_unit_test(test_publish_counts),
         cmocka_unit_test(test_close_drops_everything),
         cmocka_unit_test(test_memory_returns),
