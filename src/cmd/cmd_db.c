@@ -251,6 +251,7 @@ static void swap_put(cache_t *cache, unsigned char b, swap_collect_t *s)
     buf_free(&s->recs);
 }
 
+/* 1 when n has members, or is configured to (SWAPDB is refused there). */
 static int in_cluster(const node_t *n)
 {
     return n->cfg->peers.n > 0 || (n->cluster && cluster_member_count(n->cluster) > 0);

@@ -13,9 +13,10 @@
  * of it. Only what shows keys back to a client (KEYS, SCAN, RANDOMKEY) strips
  * the byte (cmd_db.c). Invariant: every command whose arguments hold
  * anything but keys at the default position is in key_specs (a script body,
- * a channel, a lease name must never get the byte); checked by
- * tests/integration/test_databases.py (a key of db 1 is invisible to db 0
- * for every key command in the corpus databases.txt).
+ * a channel, a lease name must never get the byte); checked against
+ * redis-server by tests/integration/corpus/databases.txt (keys of one
+ * database unseen from another, scripts in the caller's database) and
+ * scripting.txt (script bodies and channels untouched).
  *
  * Transactions: while a client is in MULTI, a command that passes the checks
  * is queued (cmd_multi.c) instead of run; a refused one marks the
