@@ -46,6 +46,27 @@ class TestCluster:
         assert n2.call("GET", "j") is None
         assert n1.call("GET", "x") == b"1"
 
+    def test_exec_reply_held_while_a_member_cannot_apply(self, cluster_factory):
+        """With n2 stopped, EXEC's reply waits (its QUEUED replies do not):
+        the flush is not applied there yet and n2's lease still holds."""
+        cl = cluster_factory(2)
+        n1, n2 = cl[0], cl[1]
+        cl.fill([("k", "v")])
+        with n1.conn() as c:
+            assert c.call("MULTI") == b"OK"
+            assert c.call("DEL", "k") == b"QUEUED"
+            assert c.call("GET", "k") == b"QUEUED"
+            n2.sigstop()
+            try:
+                c.raw.send(helpers.encode("EXEC"))
+                # n2's lease on n1 runs for seconds: well past this wait.
+                with pytest.raises(socket.timeout):
+                    c.raw.read_reply(0.3)
+            finally:
+                n2.sigcont()
+            assert helpers.decode1(c.raw.read_reply(10)) == [1, None]
+        assert n2.call("GET", "k") is None
+
     def test_exec_abort_runs_nothing(self, cluster_factory):
         cl = cluster_factory(2)
         n1, n2 = cl[0], cl[1]
