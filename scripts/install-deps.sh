@@ -8,7 +8,7 @@ PACKAGES=(
   libuv1-dev libssl-dev libinih-dev libsqlite3-dev libpq-dev libhiredis-dev
   libxxhash-dev libhttp-parser-dev libcmocka-dev
   liblua5.1-0-dev lua-cjson-dev lua-bitop-dev
-  python3 python3-pytest python3-redis python3-pexpect
+  python3 python3-pytest python3-redis python3-pexpect python3-django-redis
   redis-server redis-tools postgresql
   iproute2 procps curl
   nodejs

@@ -225,6 +225,8 @@ static const setting_t settings[] = {
         "evict least recently used entries beyond this; 0 no limit"),
     SET("cache", "writes", T_ENUM, writes, 0, 0, 0, write_modes, "replicate",
         "how writes of keys in no [keyspace] travel: replicate, invalidate or local"),
+    SET("cache", "databases", T_INT, databases, 1, 256, 0, NULL, "16",
+        "number of databases (SELECT 0 .. databases-1)"),
 
     SET("store", "url", T_STRING, store_url, 0, 0, 0, NULL, NULL,
         "shared database: sqlite:///path or postgresql://... (default: sqlite in data_dir)"),

@@ -88,6 +88,7 @@ typedef struct config {
     /* [cache] */
     size_t maxmemory; /* 0: no limit */
     char *writes;     /* replicate | invalidate | local: keys in no [keyspace] */
+    int databases;    /* 16: SELECT 0 .. databases-1 (at most 256: one key byte) */
 
     /* [store] */
     char *store_url; /* NULL: sqlite:///<data_dir>/cohort.db */

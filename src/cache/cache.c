@@ -36,6 +36,10 @@
  *      and the heap holds exactly the live entries with expire_at != 0.
  *   5. used == the allocator's usable size of every live and pending entry,
  *      both bucket arrays and the heap array.
+ *   7. by_first[b] is the number of live entries whose key starts with byte
+ *      b, exp_by_first[b] those of them with an expire time (keys of length
+ *      0 are in neither): the command layer's per-database DBSIZE and INFO
+ *      keyspace read them (cache_count_first_byte).
  *   6. No operation does unbounded work on its own: a lookup, set or delete
  *      moves at most one bucket of a rehash (looking at no more than ten
  *      empty ones). Walking the whole table happens only in cache_foreach()
@@ -135,6 +139,8 @@ struct cache {
     cache_evict_fn on_gone;  /* told about evictions and expiries; may be NULL */
     void *on_gone_ud;        /* its argument */
     uint32_t lru_clock;      /* seconds of the last 'now' seen, & LRU_MASK */
+    size_t by_first[256];     /* live entries by first key byte, invariant 7 */
+    size_t exp_by_first[256]; /* those with an expire time */
 };
 
 enum {
@@ -578,12 +584,16 @@ static void heap_insert(cache_t *c, cache_entry_t *e)
         heap_resize(c, c->heap_cap ? c->heap_cap * 2 : HEAP_MIN_CAP);
     heap_set(c, c->heap_len++, e);
     heap_sift_up(c, e->heap_idx);
+    if (e->klen)
+        c->exp_by_first[(unsigned char)e->data[0]]++;
 }
 
 static void heap_remove(cache_t *c, cache_entry_t *e)
 {
     size_t i = e->heap_idx;
     assert(i < c->heap_len && c->heap[i] == e);
+    if (e->klen)
+        c->exp_by_first[(unsigned char)e->data[0]]--;
     cache_entry_t *last = c->heap[--c->heap_len];
     if (last != e) {
         heap_set(c, i, last);
@@ -652,6 +662,8 @@ static void entry_remove(cache_t *c, cache_entry_t *e, cache_entry_t **link, int
     assert(link && *link == e);
     *link = e->hnext;
     c->ht[tab].used--;
+    if (e->klen)
+        c->by_first[(unsigned char)e->data[0]]--;
     lru_unlink(c, e);
     bool done;
     c->root = tree_delete(c->root, e, &done);
@@ -795,6 +807,8 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
     e->hnext = t->b[i];
     t->b[i] = e;
     t->used++;
+    if (klen)
+        c->by_first[(unsigned char)key[0]]++;
     lru_push_head(c, e);
     bool done;
     c->root = tree_insert(c->root, e, &done);
@@ -892,6 +906,8 @@ size_t cache_flush_all(cache_t *c)
     table_alloc(c, &c->ht[0], TABLE_MIN_SIZE);
     c->heap_len = 0;
     heap_resize(c, 0);
+    memset(c->by_first, 0, sizeof(c->by_first));
+    memset(c->exp_by_first, 0, sizeof(c->exp_by_first));
     return n;
 }
 
@@ -1043,6 +1059,13 @@ void cache_foreach_prefix(cache_t *c, const char *prefix, size_t plen, int64_t n
 size_t cache_count(const cache_t *c)
 {
     return c->ht[0].used + c->ht[1].used;
+}
+
+size_t cache_count_first_byte(const cache_t *c, unsigned char b, size_t *expires)
+{
+    if (expires)
+        *expires = c->exp_by_first[b];
+    return c->by_first[b];
 }
 
 size_t cache_expires_count(const cache_t *c)
@@ -1320,6 +1343,19 @@ int cache_check(const cache_t *c)
             CHECK(c->heap[(i - 1) / 2]->expire_at <= e->expire_at, "heap order broken at %zu", i);
     }
     mem += mem_usable(c->heap);
+
+    /* 7: counts by first key byte. */
+    size_t first[256] = {0}, exp_first[256] = {0};
+    for (const cache_entry_t *e = c->lru_head; e; e = e->next) {
+        if (!e->klen)
+            continue;
+        first[(unsigned char)e->data[0]]++;
+        exp_first[(unsigned char)e->data[0]] += e->expire_at != 0;
+    }
+    for (int b = 0; b < 256; b++)
+        CHECK(first[b] == c->by_first[b] && exp_first[b] == c->exp_by_first[b],
+              "byte %d: %zu keys (%zu with expire), counted %zu (%zu)", b, first[b],
+              exp_first[b], c->by_first[b], c->exp_by_first[b]);
 
     /* 5: memory. */
     for (const cache_entry_t *e = c->pending; e; e = e->next)

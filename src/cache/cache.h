@@ -116,6 +116,9 @@ void cache_foreach_prefix(cache_t *c, const char *prefix, size_t plen, int64_t n
 
 size_t cache_count(const cache_t *c);        /* entries, expired-but-unreaped included */
 size_t cache_expires_count(const cache_t *c); /* entries with an expire time */
+/* Entries whose key starts with byte b (expired-but-unreaped included), and
+ * in *expires (may be NULL) how many of them have an expire time: O(1). */
+size_t cache_count_first_byte(const cache_t *c, unsigned char b, size_t *expires);
 size_t cache_used_memory(const cache_t *c);
 const cache_stats_t *cache_stats(const cache_t *c);
 void cache_reset_stats(cache_t *c); /* CONFIG RESETSTAT: every counter back to 0 */

@@ -183,7 +183,35 @@ void slowlog_set_threshold_us(long long us);
 long long slowlog_max_len(void);
 void slowlog_set_max_len(long long n);
 
+/* Databases (cmd_db.c): a key of database n is stored as the byte n then
+ * the client's key; dispatch adds the byte to key arguments. */
+int cmd_db_count(const client_t *c); /* [cache] databases */
+/* Parses a database index as redis-server (an int, then "DB index is out of
+ * range"). Returns 0, or -1 after the error reply. */
+int cmd_db_arg(client_t *c, const char *s, size_t len, int *db);
+/* FLUSHALL / FLUSHDB's [ASYNC|SYNC]. Returns 0, or -1 after the reply. */
+int cmd_db_parse_flush_mode(client_t *c, int argc, const char **argv, const size_t *argl);
+
+/* Transactions (cmd_multi.c). */
+int multi_active(const client_t *c); /* between MULTI and EXEC / DISCARD */
+long multi_count(const client_t *c);  /* commands queued; -1 outside MULTI */
+/* Queues a checked command and replies +QUEUED (or refuses it when the
+ * queue would pass query_buffer_limit). Copies the arguments. */
+void multi_queue(client_t *c, int argc, const char **argv, const size_t *argl);
+/* A command was refused inside MULTI (its error reply written after
+ * out_before): EXEC will abort; an EXEC refused aborts at once. */
+void multi_refused(client_t *c, int is_exec, size_t out_before);
+/* RESET and the client's end: the transaction dropped, keys unwatched. */
+void multi_reset(client_t *c);
+void multi_client_closed(client_t *c);
+
 /* Handlers, by file. */
+CMD_HANDLER(cmd_multi);
+CMD_HANDLER(cmd_exec);
+CMD_HANDLER(cmd_discard);
+CMD_HANDLER(cmd_swapdb);
+CMD_HANDLER(cmd_move);
+CMD_HANDLER(cmd_flushdb);
 CMD_HANDLER(cmd_eval);
 CMD_HANDLER(cmd_script);
 CMD_HANDLER(cmd_ping);

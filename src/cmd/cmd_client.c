@@ -26,6 +26,8 @@ static const char *client_flags_text(const client_t *c, char *buf)
         *p++ = 'e';
     if (c->cmd_flags & CMDC_NO_TOUCH)
         *p++ = 'T';
+    if (multi_active(c))
+        *p++ = 'x';
     if (p == buf)
         *p++ = 'N';
     *p = '\0';
@@ -39,15 +41,16 @@ static void append_client_line(void *ud, client_t *other)
     int64_t now = clock_now_ms();
     char flags[8];
     buf_printf(b,
-               "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%lld idle=%lld flags=%s db=0 sub=%zu "
-               "psub=%zu ssub=%zu multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 "
+               "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%lld idle=%lld flags=%s db=%d sub=%zu "
+               "psub=%zu ssub=%zu multi=%ld qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 "
                "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d\n",
                (unsigned long long)other->id, other->addr, other->laddr,
                other->name ? other->name : "", (long long)(now - other->created_ms) / 1000,
                (long long)(now - other->last_ms) / 1000, client_flags_text(other, flags),
-               pubsub_client_subscriptions(other, PUBSUB_CHANNEL),
+               other->db, pubsub_client_subscriptions(other, PUBSUB_CHANNEL),
                pubsub_client_subscriptions(other, PUBSUB_PATTERN),
-               pubsub_client_subscriptions(other, PUBSUB_SHARD), buf_len(&other->in), other->in.cap - buf_len(&other->in),
+               pubsub_client_subscriptions(other, PUBSUB_SHARD), multi_count(other),
+               buf_len(&other->in), other->in.cap - buf_len(&other->in),
                buf_len(&other->out) + other->out_inflight, client_memory(other),
                other == self ? "client|list" : (other->last_cmd ? other->last_cmd : "NULL"),
                other->proto);

@@ -148,8 +148,8 @@ CMD_HANDLER(cmd_cohort_status)
 CMD_HANDLER(cmd_cohort_keyspace)
 {
     (void)argc;
-    keyspace_match_t m;
-    keyspaces_match(cmd_node(c)->keyspaces, argv[1], argl[1], &m);
+    keyspace_match_t m; /* argv[1] is the stored key: the database byte first */
+    keyspaces_match(cmd_node(c)->keyspaces, argv[1] + 1, argl[1] - 1, &m);
     resp_add_array(&c->out, 3);
     if (m.name[0])
         resp_add_bulk(&c->out, m.name, strlen(m.name));

@@ -34,6 +34,10 @@ static void v_maxclients(node_t *n, char *o, size_t l)
 {
     snprintf(o, l, "%zu", n->cfg->maxclients);
 }
+static void v_databases(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%d", n->cfg->databases);
+}
 static void v_timeout(node_t *n, char *o, size_t l)
 {
     snprintf(o, l, "%d", n->cfg->timeout_s);
@@ -73,7 +77,7 @@ static const config_item_t config_items[] = {
     {"bind", v_bind, NULL},
     {"tcp-backlog", v_backlog, NULL},
     {"tcp-keepalive", NULL, "300"},
-    {"databases", NULL, "1"},
+    {"databases", v_databases, NULL},
     {"proto-max-bulk-len", v_bulk, NULL},
     {"save", NULL, ""},
     {"appendonly", NULL, "no"},

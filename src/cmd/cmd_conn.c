@@ -172,58 +172,7 @@ CMD_HANDLER(cmd_hello)
     reply_hello(c);
 }
 
-CMD_HANDLER(cmd_select)
-{
-    long long id;
-    if (cmd_ll_or_reply(c, argv[1], argl[1], &id) < 0)
-        return;
-    if (id < INT_MIN || id > INT_MAX) {
-        resp_add_error(&c->out, "ERR value is out of range, value must between -2147483648 and "
-                                "2147483647");
-        return;
-    }
-    if (id != 0) {
-        /* One cache per node: there are no other databases to select. */
-        resp_add_error(&c->out, "ERR DB index is out of range");
-        return;
-    }
-    resp_add_ok(&c->out);
-}
-
 /* ---- COMMAND ------------------------------------------------------------ */
-
-/* Where a command's keys are, as redis-server's COMMAND INFO declares them
- * (first, last, step; 0 0 0: no keys; last -1: to the end). */
-static void key_positions(const command_t *cmd, int *first, int *last, int *step)
-{
-    static const struct {
-        const char *name;
-        int first, last, step;
-    } special[] = {
-        /* no keys */
-        {"ping", 0, 0, 0}, {"echo", 0, 0, 0}, {"quit", 0, 0, 0}, {"hello", 0, 0, 0},
-        {"auth", 0, 0, 0}, {"select", 0, 0, 0}, {"client", 0, 0, 0}, {"command", 0, 0, 0},
-        {"config", 0, 0, 0}, {"info", 0, 0, 0}, {"dbsize", 0, 0, 0}, {"time", 0, 0, 0},
-        {"role", 0, 0, 0}, {"lastsave", 0, 0, 0}, {"wait", 0, 0, 0}, {"slowlog", 0, 0, 0},
-        {"latency", 0, 0, 0}, {"keys", 0, 0, 0}, {"scan", 0, 0, 0}, {"flushall", 0, 0, 0},
-        {"flushdb", 0, 0, 0}, {"randomkey", 0, 0, 0}, {"object", 0, 0, 0},
-        {"memory", 0, 0, 0}, {"flushprefix", 0, 0, 0}, {"cohort.status", 0, 0, 0},
-        {"cohort.members", 0, 0, 0},
-        /* several keys */
-        {"del", 1, -1, 1}, {"unlink", 1, -1, 1}, {"exists", 1, -1, 1}, {"touch", 1, -1, 1},
-        {"mget", 1, -1, 1}, {"mset", 1, -1, 2}, {"msetnx", 1, -1, 2}, {"rename", 1, 2, 1},
-        {"renamenx", 1, 2, 1}, {"copy", 1, 2, 1}, {"lcs", 1, 2, 1},
-    };
-    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
-        if (strcmp(cmd->name, special[i].name) == 0) {
-            *first = special[i].first;
-            *last = special[i].last;
-            *step = special[i].step;
-            return;
-        }
-    }
-    *first = *last = *step = 1; /* the key is the first argument */
-}
 
 static void reply_command_info(client_t *c, const command_t *cmd)
 {
@@ -241,7 +190,7 @@ static void reply_command_info(client_t *c, const command_t *cmd)
     if (cmd->flags & CMD_NOAUTH)
         resp_add_simple(o, "no_auth");
     int first, last, step;
-    key_positions(cmd, &first, &last, &step);
+    commands_key_positions(cmd, &first, &last, &step);
     resp_add_int(o, first);
     resp_add_int(o, last);
     resp_add_int(o, step);

@@ -268,46 +268,36 @@ CMD_HANDLER(cmd_renamenx)
     rename_generic(c, argv, argl, 1);
 }
 
-/* COPY source destination [DB 0] [REPLACE]: a fill of the destination here.
- * cohort has database 0 only: another DB is "out of range". */
+/* COPY source destination [DB n] [REPLACE]: a fill of the destination (in
+ * database n) here. */
 CMD_HANDLER(cmd_copy)
 {
     node_t *n = cmd_node(c);
-    int replace = 0;
+    int replace = 0, db = c->db;
     for (int j = 3; j < argc; j++) {
         int more = argc - j - 1;
         if (cmd_is(argv[j], argl[j], "replace")) {
             replace = 1;
         } else if (cmd_is(argv[j], argl[j], "db") && more) {
-            long long db;
-            if (cmd_ll_or_reply(c, argv[j + 1], argl[j + 1], &db) < 0)
+            if (cmd_db_arg(c, argv[j + 1], argl[j + 1], &db) < 0)
                 return;
-            if (db < INT_MIN || db > INT_MAX) {
-                resp_add_error(&c->out, "ERR value is out of range, value must between -2147483648 and "
-                                        "2147483647");
-                return;
-            }
-            if (db != 0) {
-                resp_add_error(&c->out, "ERR DB index is out of range");
-                return;
-            }
             j++;
         } else {
             resp_add_error(&c->out, ERR_SYNTAX);
             return;
         }
     }
-    if (argl[1] == argl[2] && memcmp(argv[1], argv[2], argl[1]) == 0) {
+    char *dst = xmemdup(argv[2], argl[2]);
+    dst[0] = (char)db; /* the stored key in the destination database */
+    if (argl[1] == argl[2] && memcmp(argv[1], dst, argl[1]) == 0) {
+        free(dst);
         resp_add_error(&c->out, "ERR source and destination objects are the same");
         return;
     }
     cache_entry_t *e = cmd_read(c, argv[1], argl[1]);
-    if (!e) {
-        resp_add_int(&c->out, 0);
-        return;
-    }
     int64_t now = clock_now_ms();
-    if (!replace && cache_lookup(n->cache, argv[2], argl[2], now, CACHE_NOTOUCH)) {
+    if (!e || (!replace && cache_lookup(n->cache, dst, argl[2], now, CACHE_NOTOUCH))) {
+        free(dst);
         resp_add_int(&c->out, 0);
         return;
     }
@@ -316,37 +306,17 @@ CMD_HANDLER(cmd_copy)
     size_t vlen;
     const char *v = cache_entry_value(e, &vlen);
     char *copy = xmemdup(v, vlen);
-    cmd_write_typed(c, argv[2], argl[2], copy, vlen, cache_entry_expire(e), cache_entry_type(e),
+    cmd_write_typed(c, dst, argl[2], copy, vlen, cache_entry_expire(e), cache_entry_type(e),
                     cache_entry_enc(e));
     free(copy);
+    free(dst);
     resp_add_int(&c->out, 1);
-}
-
-CMD_HANDLER(cmd_randomkey)
-{
-    node_t *n = cmd_node(c);
-    cache_entry_t *e = node_serves_cache(n) ? cache_random(n->cache, clock_now_ms()) : NULL;
-    if (!e) {
-        resp_add_null(&c->out, c->proto);
-        return;
-    }
-    size_t klen;
-    const char *k = cache_entry_key(e, &klen);
-    resp_add_bulk(&c->out, k, klen);
-}
-
-CMD_HANDLER(cmd_dbsize)
-{
-    resp_add_int(&c->out, (long long)cache_count(cmd_node(c)->cache));
 }
 
 CMD_HANDLER(cmd_flushall)
 {
-    if (argc > 2 || (argc == 2 && !cmd_is(argv[1], argl[1], "sync") &&
-                     !cmd_is(argv[1], argl[1], "async"))) {
-        resp_add_error(&c->out, ERR_SYNTAX);
+    if (cmd_db_parse_flush_mode(c, argc, argv, argl) < 0)
         return;
-    }
     cache_flush_all(cmd_node(c)->cache);
     cmd_flushed_all(c);
     resp_add_ok(&c->out);
@@ -362,6 +332,7 @@ typedef struct key_collect {
     int64_t now;
     const char *type; /* TYPE filter (any case), or NULL */
     size_t tlen;
+    unsigned char db; /* only keys of this database, shown without its byte */
 } key_collect_t;
 
 static void collect_key(void *ud, cache_entry_t *e)
@@ -370,8 +341,11 @@ static void collect_key(void *ud, cache_entry_t *e)
     size_t klen;
     const char *key = cache_entry_key(e, &klen);
     int64_t at = cache_entry_expire(e);
-    if ((k->type && !cmd_is(k->type, k->tlen, cmd_type_name(e))) || (at != 0 && at <= k->now))
+    if ((k->type && !cmd_is(k->type, k->tlen, cmd_type_name(e))) || (at != 0 && at <= k->now) ||
+        klen == 0 || (unsigned char)key[0] != k->db)
         return;
+    key++; /* the database byte */
+    klen--;
     if (k->pattern && !glob_match(k->pattern, k->plen, key, klen))
         return;
     resp_add_bulk(&k->keys, key, klen);
@@ -388,13 +362,14 @@ static void reply_keys(client_t *c, key_collect_t *k)
 CMD_HANDLER(cmd_keys)
 {
     node_t *n = cmd_node(c);
-    key_collect_t k = {.now = clock_now_ms()};
+    key_collect_t k = {.now = clock_now_ms(), .db = (unsigned char)c->db};
     buf_init(&k.keys);
     int all = argl[1] == 1 && argv[1][0] == '*';
     k.pattern = all ? NULL : argv[1];
     k.plen = argl[1];
+    char prefix = (char)c->db;
     if (cmd_serving(c))
-        cache_foreach(n->cache, k.now, collect_key, &k);
+        cache_foreach_prefix(n->cache, &prefix, 1, k.now, SIZE_MAX, collect_key, &k);
     reply_keys(c, &k);
 }
 
@@ -422,7 +397,7 @@ CMD_HANDLER(cmd_scan)
         return;
     }
     long long count = 10;
-    key_collect_t k = {.now = clock_now_ms()};
+    key_collect_t k = {.now = clock_now_ms(), .db = (unsigned char)c->db};
     for (int i = 2; i < argc; i += 2) {
         int has_value = i + 1 < argc;
         if (has_value && cmd_is(argv[i], argl[i], "count")) {

@@ -120,6 +120,7 @@ static void run(client_t *c, int argc, const char **argv, const size_t *argl)
     ctx.caller = c;
     ctx.started_ms = clock_mono_ms();
     cmd_node(c)->script_client->server = cmd_node(c)->server;
+    cmd_node(c)->script_client->db = c->db; /* a SELECT in the script is its own */
     script_command(e, argc, argv, argl, c->proto, &c->out);
     ctx.caller = NULL;
     cmd_after_write(c);

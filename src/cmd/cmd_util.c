@@ -116,8 +116,7 @@ void cmd_flushed_all(client_t *c)
 
 int cmd_write_mode(client_t *c, const char *key, size_t klen)
 {
-    node_t *n = cmd_node(c);
-    return n->cluster ? keyspaces_mode(n->keyspaces, key, klen) : KS_LOCAL;
+    return node_write_mode(cmd_node(c), key, klen);
 }
 
 /* Sends a write made here (e, key's entry, already stored) to the members

@@ -2,11 +2,31 @@
  *
  * The table is data: name, arity, flags, handler, summary. Lookup goes
  * through a small open-addressing index built once, keyed by the lower-case
- * name, so dispatch costs one hash of the command name. */
+ * name, so dispatch costs one hash of the command name.
+ *
+ * Databases: a key of database n is stored in the cache as the byte n
+ * followed by the client's key. Dispatch is the one place that adds the byte:
+ * it rewrites the key arguments (key_specs below, by position, as COMMAND
+ * INFO declares them; a command not listed has its key at argument 1) before
+ * the handler runs, so handlers, flushes, SEEDs and everything that travels
+ * between members see the stored key and carry its database without knowing
+ * of it. Only what shows keys back to a client (KEYS, SCAN, RANDOMKEY) strips
+ * the byte (cmd_db.c). Invariant: every command whose arguments hold
+ * anything but keys at the default position is in key_specs (a script body,
+ * a channel, a lease name must never get the byte); checked against
+ * redis-server by tests/integration/corpus/databases.txt (keys of one
+ * database unseen from another, scripts in the caller's database) and
+ * scripting.txt (script bodies and channels untouched).
+ *
+ * Transactions: while a client is in MULTI, a command that passes the checks
+ * is queued (cmd_multi.c) instead of run; a refused one marks the
+ * transaction so that EXEC aborts, as redis-server's rejectCommand. */
 #include "commands.h"
 #include "keyspace.h"
 
+#include <assert.h>
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <xxhash.h>
@@ -14,6 +34,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "log.h"
+#include "mem.h"
 
 #define R CMD_READONLY
 #define W CMD_WRITE
@@ -23,15 +44,17 @@
 #define P CMD_PUBSUB
 #define K CMD_CONTAINER
 #define N CMD_NOSCRIPT
+#define M CMD_MULTI_PASS
 
 static command_t table[] = {
     /* connection and server */
     {"ping", -1, R | P, cmd_ping, "Returns PONG, or the message given.", 0, 0, 0},
     {"echo", 2, R, cmd_echo, "Returns the message given.", 0, 0, 0},
-    {"quit", -1, A | P | N, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
+    {"quit", -1, A | P | N | M, cmd_quit, "Closes the connection after replying OK.", 0, 0, 0},
     {"hello", -1, A | N, cmd_hello, "Handshake: protocol version, AUTH, SETNAME.", 0, 0, 0},
     {"auth", -2, A | N, cmd_auth, "Authenticates the connection.", 0, 0, 0},
-    {"select", 2, R, cmd_select, "Selects database 0 (the only one).", 0, 0, 0},
+    {"select", 2, R, cmd_select, "Selects the connection's database (0 .. databases-1).", 0, 0,
+     0},
     {"client", -2, R | K, cmd_client,
      "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE.", 0, 0,
      0},
@@ -40,7 +63,8 @@ static command_t table[] = {
     {"config", -2, R | K, cmd_config,
      "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*; RESETSTAT.", 0, 0, 0},
     {"info", -1, R, cmd_info, "Server, clients, memory, stats and keyspace sections.", 0, 0, 0},
-    {"dbsize", 1, R, cmd_dbsize, "Number of keys in this node's cache.", 0, 0, 0},
+    {"dbsize", 1, R, cmd_dbsize, "Number of keys of the current database in this node's cache.",
+     0, 0, 0},
     {"time", 1, R, cmd_time, "The server's time: unix seconds and microseconds.", 0, 0, 0},
     {"role", 1, R, cmd_role, "Replication role: a master with no replicas.", 0, 0, 0},
     {"lastsave", 1, R, cmd_lastsave, "Unix time of the start (cohort does not save).", 0, 0, 0},
@@ -49,8 +73,20 @@ static command_t table[] = {
      "connection yet.", 0, 0, 0},
     {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
     {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
-    {"reset", 1, A | P | N, cmd_reset,
+    {"reset", 1, A | P | N | M, cmd_reset,
      "Resets the connection: subscriptions, protocol, name, authentication.", 0, 0, 0},
+    /* transactions (cmd_multi.c) */
+    {"multi", 1, N | M, cmd_multi, "Starts a transaction: later commands are queued.", 0, 0, 0},
+    {"exec", 1, N | M, cmd_exec,
+     "Runs the queued commands at once; replies when their flushes are applied everywhere.", 0,
+     0, 0},
+    {"discard", 1, N | M, cmd_discard, "Drops the queued commands.", 0, 0, 0},
+    /* databases (cmd_db.c) */
+    {"swapdb", 3, W, cmd_swapdb, "Swaps two databases (on a node outside a cluster only).", 0,
+     0, 0},
+    {"move", 3, F, cmd_move,
+     "Moves a key to another database: a fill there, a flush here and on every member.", 0, 0,
+     0},
     /* scripting (script/): a script's writes and flushes are the caller's */
     {"eval", -3, N, cmd_eval, "Runs a Lua script (KEYS, ARGV, redis.call).", 0, 0, 0},
     {"evalsha", -3, N, cmd_eval, "Runs a cached script by its SHA1.", 0, 0, 0},
@@ -113,7 +149,8 @@ static command_t table[] = {
     {"scan", -2, R, cmd_scan, "Iterates the keys (MATCH COUNT TYPE).", 0, 0, 0},
     {"keys", 2, R, cmd_keys, "Every key matching a glob pattern.", 0, 0, 0},
     {"flushall", -1, F, cmd_flushall, "Flushes every key on every member.", 0, 0, 0},
-    {"flushdb", -1, F, cmd_flushall, "Flushes every key on every member.", 0, 0, 0},
+    {"flushdb", -1, F, cmd_flushdb, "Flushes the current database's keys on every member.", 0,
+     0, 0},
     {"expireat", -3, W, cmd_expireat, "Sets a unix expire time in seconds (past: a flush).", 0,
      0, 0},
     {"pexpireat", -3, W, cmd_pexpireat,
@@ -124,8 +161,8 @@ static command_t table[] = {
     {"rename", 3, F, cmd_rename,
      "Flushes the source key on every member, fills the destination here.", 0, 0, 0},
     {"renamenx", 3, F, cmd_renamenx, "RENAME if the destination does not exist.", 0, 0, 0},
-    {"copy", -3, W, cmd_copy, "Writes the source's value to the destination (DB 0).", 0, 0,
-     0},
+    {"copy", -3, W, cmd_copy,
+     "Writes the source's value to the destination (DB n: in database n).", 0, 0, 0},
     {"randomkey", 1, R, cmd_randomkey, "A key of this node's cache at random.", 0, 0, 0},
     {"object", -2, R, cmd_object, "OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT | HELP.", 0, 0,
      0},
@@ -203,12 +240,78 @@ static command_t table[] = {
 };
 
 #define NCOMMANDS (sizeof(table) / sizeof(table[0]))
-#define INDEX_SLOTS 256 /* power of two, > 2 * NCOMMANDS */
+#define INDEX_SLOTS 512 /* power of two, > 2 * NCOMMANDS */
 _Static_assert(NCOMMANDS * 2 < INDEX_SLOTS, "grow INDEX_SLOTS");
 #define MAX_NAME 32
 
 static command_t *index_slots[INDEX_SLOTS];
 static int index_built;
+
+/* Where a command's keys are, as redis-server's COMMAND INFO declares them
+ * (first, last, step; 0 0 0: no keys; last -1: to the end). A command not
+ * listed has one key, argument 1. 'scoped' is where dispatch adds the
+ * database byte when it differs (OBJECT and MEMORY name their key after a
+ * subcommand, FLUSHPREFIX's prefix is scoped to the database, shard channels
+ * are not keys of a database). */
+typedef struct key_spec {
+    const char *name;
+    signed char first, last, step;      /* COMMAND INFO */
+    signed char sfirst, slast, sstep;   /* scoped by dispatch */
+} key_spec_t;
+
+#define NUMKEYS 0x7f /* sstep: the keys are sfirst .. sfirst + argv[slast] - 1 */
+#define NOKEYS(name) {name, 0, 0, 0, 0, 0, 0}
+#define KEYS(name, f, l, s) {name, f, l, s, f, l, s}
+static const key_spec_t key_specs[] = {
+    NOKEYS("ping"), NOKEYS("echo"), NOKEYS("quit"), NOKEYS("hello"), NOKEYS("auth"),
+    NOKEYS("select"), NOKEYS("client"), NOKEYS("command"), NOKEYS("config"), NOKEYS("info"),
+    NOKEYS("dbsize"), NOKEYS("time"), NOKEYS("role"), NOKEYS("lastsave"), NOKEYS("wait"),
+    NOKEYS("slowlog"), NOKEYS("latency"), NOKEYS("keys"), NOKEYS("scan"), NOKEYS("flushall"),
+    NOKEYS("flushdb"), NOKEYS("randomkey"), NOKEYS("cohort.status"), NOKEYS("cohort.members"),
+    NOKEYS("reset"), NOKEYS("multi"), NOKEYS("exec"), NOKEYS("discard"), NOKEYS("unwatch"),
+    NOKEYS("swapdb"), NOKEYS("eval"), NOKEYS("evalsha"), NOKEYS("eval_ro"),
+    NOKEYS("evalsha_ro"), NOKEYS("script"), NOKEYS("publish"), NOKEYS("subscribe"),
+    NOKEYS("psubscribe"), NOKEYS("unsubscribe"), NOKEYS("punsubscribe"), NOKEYS("pubsub"),
+    NOKEYS("leader"), NOKEYS("leader.acquire"), NOKEYS("leader.release"), NOKEYS("jobs"),
+    NOKEYS("job.run"), NOKEYS("job.history"),
+    {"spublish", 1, 1, 1, 0, 0, 0}, {"ssubscribe", 1, -1, 1, 0, 0, 0},
+    {"sunsubscribe", 1, -1, 1, 0, 0, 0},
+    {"object", 0, 0, 0, 2, 2, 1}, {"memory", 0, 0, 0, 2, 2, 1},
+    {"flushprefix", 0, 0, 0, 1, 1, 1},
+    KEYS("del", 1, -1, 1), KEYS("unlink", 1, -1, 1), KEYS("exists", 1, -1, 1),
+    KEYS("touch", 1, -1, 1), KEYS("mget", 1, -1, 1), KEYS("mset", 1, -1, 2),
+    KEYS("msetnx", 1, -1, 2), KEYS("rename", 1, 2, 1), KEYS("renamenx", 1, 2, 1),
+    KEYS("copy", 1, 2, 1), KEYS("lcs", 1, 2, 1), KEYS("watch", 1, -1, 1),
+    KEYS("sinter", 1, -1, 1), KEYS("sunion", 1, -1, 1), KEYS("sdiff", 1, -1, 1),
+    KEYS("sinterstore", 1, -1, 1), KEYS("sunionstore", 1, -1, 1),
+    KEYS("sdiffstore", 1, -1, 1), KEYS("smove", 1, 2, 1),
+    /* numkeys, then that many keys, then options: step NUMKEYS says so */
+    {"sintercard", 0, 0, 0, 2, 1, NUMKEYS},
+};
+#undef NOKEYS
+#undef KEYS
+
+/* The scoped key positions of each table entry, by index (built with the
+ * lookup index). */
+static struct {
+    signed char first, last, step;
+} scoped[NCOMMANDS];
+
+static const key_spec_t *find_key_spec(const char *name)
+{
+    for (size_t i = 0; i < sizeof(key_specs) / sizeof(key_specs[0]); i++)
+        if (strcmp(name, key_specs[i].name) == 0)
+            return &key_specs[i];
+    return NULL;
+}
+
+void commands_key_positions(const command_t *cmd, int *first, int *last, int *step)
+{
+    const key_spec_t *ks = find_key_spec(cmd->name);
+    *first = ks ? ks->first : 1;
+    *last = ks ? ks->last : 1;
+    *step = ks ? ks->step : 1;
+}
 
 static uint64_t name_hash(const char *lower, size_t len)
 {
@@ -218,6 +321,10 @@ static uint64_t name_hash(const char *lower, size_t len)
 static void build_index(void)
 {
     for (size_t i = 0; i < NCOMMANDS; i++) {
+        const key_spec_t *ks = find_key_spec(table[i].name);
+        scoped[i].first = ks ? ks->sfirst : 1;
+        scoped[i].last = ks ? ks->slast : 1;
+        scoped[i].step = ks ? ks->sstep : 1;
         size_t len = strlen(table[i].name);
         size_t slot = name_hash(table[i].name, len) & (INDEX_SLOTS - 1);
         while (index_slots[slot])
@@ -353,7 +460,6 @@ static void reply_subscribe_mode(client_t *c, const command_t *cmd, int argc, co
                     full);
 }
 
-/* Runs the command's checks and handler; the reply goes to c->out. */
 /* A write of a key that is not local-only, while this node does not serve
  * (out of contact, catching up): it would read-modify-write from nothing
  * and send the result everywhere. Replies TRYAGAIN and returns 1. */
@@ -362,7 +468,7 @@ static int refuse_unserved_write(node_t *n, client_t *c, const command_t *cmd, i
 {
     if (!n->cluster || !(cmd->flags & CMD_WRITE) || (cmd->flags & (CMD_FLUSH | CMD_COHORT)) ||
         argc < 2 || node_serves_cache(n) ||
-        keyspaces_mode(n->keyspaces, argv[1], argl[1]) == KS_LOCAL)
+        keyspaces_mode(n->keyspaces, argv[1], argl[1]) == KS_LOCAL) /* the client's key */
         return 0;
     const char *why = cluster_why_not_serving(n->cluster);
     resp_add_errorf(&c->out, "TRYAGAIN this node is not serving (%s); write again later or "
@@ -370,42 +476,138 @@ static int refuse_unserved_write(node_t *n, client_t *c, const command_t *cmd, i
     return 1;
 }
 
-static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const size_t *argl)
+/* Runs the handler with the database byte in front of each key argument
+ * (see the top of this file). The copies live on the stack for commands of
+ * up to SCOPE_ARGS arguments and SCOPE_BYTES key bytes, else on the heap;
+ * every copy is NUL-terminated as the client's arguments are. */
+#define SCOPE_ARGS 16
+#define SCOPE_BYTES 512
+static void run_scoped(client_t *c, command_t *cmd, int argc, const char **argv,
+                       const size_t *argl)
 {
-    command_t *cmd = commands_lookup(argv[0], argl[0]);
-    if (!cmd) {
-        reply_unknown(c, argc, argv, argl);
+    size_t idx = (size_t)(cmd - table);
+    int first = scoped[idx].first, last = scoped[idx].last, step = scoped[idx].step;
+    if (first == 0 || first >= argc) {
+        cmd->fn(c, argc, argv, argl);
         return;
     }
-    if ((cmd->arity > 0 && argc != cmd->arity) || argc < -cmd->arity) {
-        cmd->rejected++;
-        cmd_reply_arity(c, cmd->name);
-        return;
+    if (step == NUMKEYS) {
+        long long nk;
+        if (cmd_parse_ll(argv[last], argl[last], &nk) < 0 || nk < 1 || nk > argc - first) {
+            cmd->fn(c, argc, argv, argl); /* the handler replies the error */
+            return;
+        }
+        last = first + (int)nk - 1;
+        step = 1;
     }
-    if (!c->authenticated && !(cmd->flags & CMD_NOAUTH)) {
-        cmd->rejected++;
-        resp_add_error(&c->out, "NOAUTH Authentication required.");
-        return;
+    last = last < 0 ? argc + last : last;
+    if (last >= argc)
+        last = argc - 1;
+    size_t total = 0;
+    for (int i = first; i <= last; i += step)
+        total += argl[i] + 2;
+    const char *sv[SCOPE_ARGS];
+    size_t sl[SCOPE_ARGS];
+    char sb[SCOPE_BYTES];
+    int small = argc <= SCOPE_ARGS;
+    const char **v = small ? sv : xmalloc((size_t)argc * sizeof(*v));
+    size_t *l = small ? sl : xmalloc((size_t)argc * sizeof(*l));
+    char *b = total <= SCOPE_BYTES ? sb : xmalloc(total);
+    memcpy(v, argv, (size_t)argc * sizeof(*v));
+    memcpy(l, argl, (size_t)argc * sizeof(*l));
+    assert(c->db >= 0 && c->db < 256);
+    size_t o = 0;
+    for (int i = first; i <= last; i += step) {
+        b[o] = (char)c->db;
+        memcpy(b + o + 1, argv[i], argl[i]);
+        b[o + 1 + argl[i]] = '\0';
+        v[i] = b + o;
+        l[i] = argl[i] + 1;
+        o += argl[i] + 2;
     }
-    if ((c->flags & CLIENT_PUBSUB) && c->proto == 2 && !(cmd->flags & CMD_PUBSUB)) {
-        cmd->rejected++;
-        reply_subscribe_mode(c, cmd, argc, argv, argl);
-        return;
+    cmd->fn(c, argc, v, l);
+    if (!small) {
+        free(v);
+        free(l);
     }
-    if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_FLUSH) && over_maxmemory(n, argc, argl)) {
-        resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
-        return;
-    }
-    if (refuse_unserved_write(n, c, cmd, argc, argv, argl))
+    if (b != sb)
+        free(b);
+}
+
+/* Runs cmd's handler (in c's database), counting its time and calls. */
+static void run_command(client_t *c, command_t *cmd, int argc, const char **argv,
+                        const size_t *argl)
+{
+    if (refuse_unserved_write(cmd_node(c), c, cmd, argc, argv, argl))
         return;
     uint64_t t0 = uv_hrtime();
-    cmd->fn(c, argc, argv, argl);
+    run_scoped(c, cmd, argc, argv, argl);
     uint64_t usec = (uv_hrtime() - t0) / 1000;
     cmd->usec += usec;
     cmd->calls++;
     c->last_cmd = cmd->name;
     if (!(cmd->flags & CMD_NOAUTH))
         slowlog_maybe_add(c, argc, argv, argl, usec);
+}
+
+void commands_exec_queued(client_t *c, int argc, const char **argv, const size_t *argl)
+{
+    command_t *cmd = commands_lookup(argv[0], argl[0]);
+    assert(cmd); /* checked when it was queued */
+    run_command(c, cmd, argc, argv, argl);
+}
+
+/* Runs the command's checks (in redis-server's order) and handler; the
+ * reply goes to c->out. Returns 1 when a check refused the command. */
+static int check_and_run(node_t *n, client_t *c, int argc, const char **argv, const size_t *argl)
+{
+    if (multi_active(c) && cmd_is(argv[0], argl[0], "watch") && argc >= 2) {
+        resp_add_error(&c->out, "ERR WATCH inside MULTI is not allowed");
+        return 0;
+    }
+    command_t *cmd = commands_lookup(argv[0], argl[0]);
+    if (!cmd) {
+        reply_unknown(c, argc, argv, argl);
+        return 1;
+    }
+    if ((cmd->arity > 0 && argc != cmd->arity) || argc < -cmd->arity) {
+        cmd->rejected++;
+        cmd_reply_arity(c, cmd->name);
+        return 1;
+    }
+    if (!c->authenticated && !(cmd->flags & CMD_NOAUTH)) {
+        cmd->rejected++;
+        resp_add_error(&c->out, "NOAUTH Authentication required.");
+        return 1;
+    }
+    if ((c->flags & CLIENT_PUBSUB) && c->proto == 2 && !(cmd->flags & CMD_PUBSUB)) {
+        cmd->rejected++;
+        reply_subscribe_mode(c, cmd, argc, argv, argl);
+        return 1;
+    }
+    if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_FLUSH) && over_maxmemory(n, argc, argl)) {
+        resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+        return 1;
+    }
+    if (multi_active(c) && !(cmd->flags & CMD_MULTI_PASS)) {
+        multi_queue(c, argc, argv, argl);
+        return 0;
+    }
+    run_command(c, cmd, argc, argv, argl);
+    return 0;
+}
+
+/* As check_and_run; a refusal inside MULTI makes EXEC abort, and an EXEC
+ * refused itself replies EXECABORT naming why, in MULTI or not (as
+ * redis-server's rejectCommand). */
+static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const size_t *argl)
+{
+    size_t out_before = buf_len(&c->out);
+    if (!check_and_run(n, c, argc, argv, argl))
+        return;
+    int is_exec = cmd_is(argv[0], argl[0], "exec");
+    if (is_exec || multi_active(c))
+        multi_refused(c, is_exec, out_before);
 }
 
 /* CLIENT REPLY: drops what the command replied when replies are off or
@@ -420,6 +622,11 @@ static void apply_reply_mode(client_t *c, size_t out_before)
         c->cmd_flags |= CMDC_REPLY_SKIP;
         c->cmd_flags &= ~CMDC_REPLY_SKIP_NEXT;
     }
+}
+
+void commands_client_closed(client_t *c)
+{
+    multi_client_closed(c);
 }
 
 void commands_execute(void *ud, client_t *c, int argc, const char **argv, const size_t *argl)

@@ -23,7 +23,8 @@ enum command_flags {
     CMD_COHORT = 1 << 4, /* cohort's own command (not in redis-server) */
     CMD_PUBSUB = 1 << 5,   /* allowed in RESP2 subscribe mode */
     CMD_CONTAINER = 1 << 6, /* has subcommands: its full name is "name|sub" */
-    CMD_NOSCRIPT = 1 << 7   /* refused inside a script (EVAL, SUBSCRIBE, ...) */
+    CMD_NOSCRIPT = 1 << 7,  /* refused inside a script (EVAL, SUBSCRIBE, ...) */
+    CMD_MULTI_PASS = 1 << 8 /* runs at once inside MULTI, not queued (EXEC, QUIT, ...) */
 };
 
 typedef struct command {
@@ -39,8 +40,16 @@ typedef struct command {
 
 /* Runs one parsed command for c (the server's execute hook: ud is the node). */
 void commands_execute(void *ud, client_t *c, int argc, const char **argv, const size_t *argl);
+/* A client is closing: its transaction and watched keys go. */
+void commands_client_closed(client_t *c);
 /* The table, for COMMAND, INFO commandstats and /metrics. */
 command_t *commands_table(size_t *n);
 command_t *commands_lookup(const char *name, size_t len);
+/* Where cmd's keys are for COMMAND INFO (first, last, step; 0 0 0: none;
+ * last -1: to the end). */
+void commands_key_positions(const command_t *cmd, int *first, int *last, int *step);
+/* EXEC: runs a queued command (checked when it was queued) in c's current
+ * database, without the checks of a new command (redis-server's call()). */
+void commands_exec_queued(client_t *c, int argc, const char **argv, const size_t *argl);
 
 #endif

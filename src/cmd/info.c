@@ -8,12 +8,15 @@
 
 #include "cmd.h"
 
+/* One line per database holding keys (its first key byte, cmd_db.c).
+ * avg_ttl is 0: redis-server estimates it while expiring, cohort does not. */
 static void info_keyspace(node_t *n, buf_t *b)
 {
-    size_t keys = cache_count(n->cache);
-    if (keys)
-        buf_printf(b, "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n", keys,
-                   cache_expires_count(n->cache));
+    for (int db = 0; db < n->cfg->databases; db++) {
+        size_t expires, keys = cache_count_first_byte(n->cache, (unsigned char)db, &expires);
+        if (keys)
+            buf_printf(b, "db%d:keys=%zu,expires=%zu,avg_ttl=0\r\n", db, keys, expires);
+    }
 }
 
 static void info_commandstats(node_t *n, buf_t *b)

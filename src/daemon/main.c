@@ -98,11 +98,13 @@ static void server_turn(void *ud)
     server_flush_writes(ud);
 }
 
-/* A client is closing: its subscriptions go (the server's on_close hook). */
+/* A client is closing: its subscriptions and transaction go (the server's
+ * on_close hook). */
 static void client_closing(void *ud, client_t *c)
 {
     node_t *n = ud;
     pubsub_client_closed(n->pubsub, c);
+    commands_client_closed(c);
 }
 
 static void on_after_io(uv_check_t *h)

@@ -59,6 +59,8 @@ typedef struct client {
     int64_t block_since;  /* clock_mono_ms() when the newest token was set */
     struct client *bprev, *bnext; /* the server's list of held clients */
     void *pubsub;         /* its subscriptions (svc/pubsub.c); net never reads it */
+    int db;               /* the command layer's current database (SELECT); net never reads it */
+    void *multi;          /* the command layer's MULTI state (cmd_multi.c); net never reads it */
 } client_t;
 
 /* Total bytes this client holds (buffers, parser, pending writes). */

@@ -120,6 +120,14 @@ int64_t node_uptime_ms(const node_t *n)
     return up > 0 ? up : 0;
 }
 
+int node_write_mode(const node_t *n, const char *stored_key, size_t klen)
+{
+    if (!n->cluster)
+        return KS_LOCAL;
+    return klen ? keyspaces_mode(n->keyspaces, stored_key + 1, klen - 1)
+                : keyspaces_mode(n->keyspaces, stored_key, klen);
+}
+
 uint64_t node_next_version(node_t *n)
 {
     return hlc_next(&n->hlc, clock_wall_ms());
@@ -239,7 +247,7 @@ static void snap_visit(void *ud, cache_entry_t *e)
     size_t klen, vlen;
     const char *key = cache_entry_key(e, &klen);
     int64_t at = cache_entry_expire(e);
-    if ((at && at <= w->now) || keyspaces_mode(w->n->keyspaces, key, klen) != KS_REPLICATE)
+    if ((at && at <= w->now) || node_write_mode(w->n, key, klen) != KS_REPLICATE)
         return;
     const char *val = cache_entry_value(e, &vlen);
     w->emit(w->eud, key, klen, val, vlen, at, cache_entry_form(e), cache_entry_version(e));

@@ -113,6 +113,10 @@ void node_note_memory(node_t *n);
 void node_metrics_reset(node_t *n);
 /* Milliseconds since start. */
 int64_t node_uptime_ms(const node_t *n);
+/* The write mode (keyspace.h) of a stored key (its database byte first,
+ * cmd/commands.c): keyspaces match the client's key, in every database.
+ * KS_LOCAL when running alone. */
+int node_write_mode(const node_t *n, const char *stored_key, size_t klen);
 /* The version of a write or flush made here now (hlc.h). */
 uint64_t node_next_version(node_t *n);
 /* Records a flush made here with that version, so that an older SEED from

@@ -154,6 +154,7 @@ ARITY = {
     "sismember": 3, "smismember": -3, "smembers": 2, "scard": 2, "spop": -2,
     "srandmember": -2, "sinter": -2, "sintercard": -3, "sunion": -2, "sdiff": -2,
     "sinterstore": -3, "sunionstore": -3, "sdiffstore": -3, "smove": 4, "sscan": -3,
+    "multi": 1, "exec": 1, "discard": 1, "swapdb": 3, "move": 3,
 }
 
 
@@ -187,9 +188,11 @@ class Session:
         self.port = port
         self.proto = proto
         self.conn = None
+        self.in_multi = False  # between MULTI and EXEC/DISCARD: the sentinel would be queued
 
     def open(self):
         self.close()
+        self.in_multi = False
         self.conn = helpers.RawConn(self.port, timeout=scaled(10))
         if self.proto == 3:
             r = self.conn.cmd(b"HELLO", b"3")
@@ -200,12 +203,28 @@ class Session:
             self.conn.close()
             self.conn = None
 
-    def exchange(self, request):
+    def exchange(self, request, name=b""):
         """Sends request and the sentinel; returns the replies before the
         sentinel as one bytes string (b"<closed>" appended if the server
-        closed the connection)."""
+        closed the connection). Inside MULTI the sentinel would be queued:
+        the request goes alone and its one reply is read."""
         if self.conn is None:
             self.open()
+        if self.in_multi or name == b"MULTI":
+            try:
+                self.conn.send(request)
+                r = self.conn.read_reply()
+            except (helpers.Closed, BrokenPipeError, ConnectionResetError):
+                self.conn = None
+                return b"<closed>"
+            except socket.timeout:
+                self.open()
+                return b"<timeout>"
+            if name == b"MULTI" and r == b"+OK\r\n":
+                self.in_multi = True
+            elif name == b"EXEC" or name == b"RESET" or (name == b"DISCARD" and r == b"+OK\r\n"):
+                self.in_multi = False
+            return r
         out = []
         try:
             self.conn.send(request + SENTINEL)
@@ -329,8 +348,8 @@ def run_group(steps, cohort_port, redis_port, proto):
                 if ra != rb:
                     mismatches.append((s, repr(ra).encode(), repr(rb).encode()))
                 continue
-            ra = a.exchange(s.request)
-            rb = b.exchange(s.request)
+            ra = a.exchange(s.request, s.name)
+            rb = b.exchange(s.request, s.name)
             if not compare(s, ra, rb):
                 mismatches.append((s, ra, rb))
     finally:
@@ -386,7 +405,8 @@ def test_corpus_is_large():
                 b"APPEND", b"STRLEN", b"GETRANGE", b"SUBSTR", b"SETRANGE", b"GETSET", b"MSETNX",
                 b"LCS", b"EXPIREAT", b"PEXPIREAT", b"EXPIRETIME", b"PEXPIRETIME", b"TOUCH",
                 b"RENAME", b"RENAMENX", b"COPY", b"RANDOMKEY", b"OBJECT", b"MEMORY", b"DUMP",
-                b"RESTORE", b"ROLE", b"WAIT", b"SLOWLOG", b"LATENCY", b"CONFIG"):
+                b"RESTORE", b"ROLE", b"WAIT", b"SLOWLOG", b"LATENCY", b"CONFIG",
+                b"MULTI", b"EXEC", b"DISCARD", b"SWAPDB", b"MOVE"):
         assert cmd in names, cmd
 
 

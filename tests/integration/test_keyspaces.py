@@ -239,3 +239,15 @@ def test_hashes_and_sets_replicate_with_their_type(cluster_factory):
     c = rp(cl[2])
     assert c.type("session:h") == b"hash" and c.hget("session:h", "cart") == b"5"
     assert c.type("online") == b"set" and c.sismember("online", "u2")
+
+
+def test_keyspaces_match_in_every_database(cluster_factory):
+    cl = cluster_factory(3, writes="local", sections=KEYSPACES)
+    a1 = redis.Redis(host="127.0.0.1", port=cl[0].port, db=1, socket_timeout=scaled(10))
+    b1 = redis.Redis(host="127.0.0.1", port=cl[1].port, db=1, socket_timeout=scaled(10))
+    assert a1.set("sess:x", "in-db-1") is True  # replicate, in database 1
+    assert a1.set("tmp:x", "local") is True
+    assert b1.get("sess:x") == b"in-db-1" and b1.get("tmp:x") is None
+    assert rp(cl[1]).get("sess:x") is None  # database 0 holds nothing of it
+    assert a1.execute_command("COHORT.KEYSPACE", "sess:x") == [b"sessions", b"replicate",
+                                                               b"sess:"]

@@ -743,6 +743,40 @@ static void site_map(cache_t *c)
             }
 }
 
+/* The counts by first key byte (per-database DBSIZE and INFO keyspace)
+ * follow sets, expire changes, deletes, prefix flushes, expiry and
+ * cache_flush_all. */
+static void test_count_first_byte(void **state)
+{
+    (void)state;
+    cache_t *c = mk();
+    size_t exp;
+    set_str(c, "\001a", "v", 0);
+    set_str(c, "\001b", "v", 500);
+    set_str(c, "\002a", "v", 0);
+    set_str(c, "\001a", "replaced", 700); /* same key: counted once, now with a time */
+    assert_int_equal(cache_count_first_byte(c, 1, &exp), 2);
+    assert_int_equal(exp, 2);
+    assert_int_equal(cache_count_first_byte(c, 2, &exp), 1);
+    assert_int_equal(exp, 0);
+    assert_int_equal(cache_count_first_byte(c, 0, NULL), 0);
+    assert_int_equal(cache_delete(c, "\001a", 2, 0), 1);
+    assert_int_equal(cache_count_first_byte(c, 1, &exp), 1);
+    assert_int_equal(exp, 1);
+    assert_int_equal(cache_check(c), 0);
+    assert_absent(c, "\001b", 1000); /* expired: lazily removed */
+    assert_int_equal(cache_count_first_byte(c, 1, &exp), 0);
+    assert_int_equal(exp, 0);
+    assert_int_equal(cache_flush_prefix(c, "\002", 1, 0), 1);
+    assert_int_equal(cache_count_first_byte(c, 2, NULL), 0);
+    set_str(c, "\003x", "v", 900);
+    cache_flush_all(c);
+    assert_int_equal(cache_count_first_byte(c, 3, &exp), 0);
+    assert_int_equal(exp, 0);
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
 static void test_flush_prefix(void **state)
 {
     (void)state;
@@ -1325,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_foreach_prefix),
         cmocka_unit_test(test_flush_all_deferred),
         cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_count_first_byte),
         cmocka_unit_test(test_introspection),
         cmocka_unit_test(test_random_ops),
     };
