@@ -135,6 +135,8 @@ int cmd_serving(client_t *c)
 
 cache_entry_t *cmd_lookup(client_t *c, const char *key, size_t klen, int flags)
 {
+    if (c->tracking && (c->cmd_flags & CMDC_READONLY_CMD))
+        tracking_read(cmd_node(c)->tracking, c, key, klen);
     if (!cmd_serving(c))
         return NULL;
     return cache_lookup(cmd_node(c)->cache, key, klen, clock_now_ms(), flags);

@@ -112,6 +112,10 @@ static command_t table[] = {
     {"scan", -2, R, cmd_scan, "Iterates the keys (MATCH COUNT TYPE).", 0, 0, 0},
     {"keys", 2, R, cmd_keys, "Every key matching a glob pattern.", 0, 0, 0},
     {"flushall", -1, F, cmd_flushall, "Flushes every key on every member.", 0, 0, 0},
+    {"watch", -2, N, cmd_watch,
+     "Watches keys for EXEC: any change of one here (a write, a member's flush, expiry) fails it.",
+     0, 0, 0},
+    {"unwatch", 1, N, cmd_unwatch, "Forgets the watched keys.", 0, 0, 0},
     {"flushdb", -1, F, cmd_flushall, "Flushes every key on every member.", 0, 0, 0},
     {"expireat", -3, W, cmd_expireat, "Sets a unix expire time in seconds (past: a flush).", 0,
      0, 0},
@@ -338,7 +342,17 @@ static void dispatch(node_t *n, client_t *c, int argc, const char **argv, const 
         return;
     }
     uint64_t t0 = uv_hrtime();
+    client_t *prev = tracking_set_current(n->tracking, c);
+    int reading = c->cmd_flags & CMDC_READONLY_CMD;
+    if (cmd->flags & CMD_READONLY)
+        c->cmd_flags |= CMDC_READONLY_CMD;
+    else
+        c->cmd_flags &= ~CMDC_READONLY_CMD;
     cmd->fn(c, argc, argv, argl);
+    c->cmd_flags = (c->cmd_flags & ~CMDC_READONLY_CMD) | reading;
+    tracking_set_current(n->tracking, prev);
+    if (c->tracking)
+        tracking_command_done(n->tracking, c, cmd->fn == cmd_client);
     uint64_t usec = (uv_hrtime() - t0) / 1000;
     cmd->usec += usec;
     cmd->calls++;

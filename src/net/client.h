@@ -59,6 +59,8 @@ typedef struct client {
     int64_t block_since;  /* clock_mono_ms() when the newest token was set */
     struct client *bprev, *bnext; /* the server's list of held clients */
     void *pubsub;         /* its subscriptions (svc/pubsub.c); net never reads it */
+    void *tracking;       /* CLIENT TRACKING state (svc/tracking.c); net never reads it */
+    void *watch;          /* WATCHed keys (svc/watch.c); net never reads it */
 } client_t;
 
 /* Total bytes this client holds (buffers, parser, pending writes). */

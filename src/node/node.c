@@ -46,6 +46,28 @@ static void make_run_id(char out[41])
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
+/* The cache's one change signal (cache_on_change): every change of a key,
+ * whatever made it (a command, a member's flush or SEED, expiry, eviction,
+ * a script's command, a dropped cache), reaches client tracking and WATCH
+ * here, as redis-server's signalModifiedKey feeds trackingInvalidateKey and
+ * touchWatchedKey. */
+static void on_cache_change(void *ud, int kind, const char *key, size_t klen)
+{
+    node_t *n = ud;
+    if (kind == CACHE_CHANGE_ALL) {
+        tracking_all_changed(n->tracking);
+        watch_all_changed(n->watch);
+        return;
+    }
+    tracking_key_changed(n->tracking, key, klen);
+    watch_key_changed(n->watch, key, klen);
+}
+
+static void wake_for_tracking(client_t *c)
+{
+    server_want_write(c->server, c);
+}
+
 int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
 {
     n->loop = loop;
@@ -66,6 +88,9 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
     pubsub_limits_t lim = {cfg->pubsub_max_subscriptions, cfg->pubsub_output_limit_hard,
                            cfg->pubsub_output_limit_soft, (int64_t)cfg->pubsub_output_soft_s * 1000};
     n->pubsub = pubsub_new(&lim);
+    n->tracking = tracking_new(cfg->tracking_table_max_keys, wake_for_tracking);
+    n->watch = watch_new();
+    cache_on_change(n->cache, on_cache_change, n);
     node_hooks_init(&n->end_of_turn);
     return 0;
 }
@@ -77,6 +102,8 @@ void node_free(node_t *n)
     flushmark_free(n->floor);
     metrics_free(n->metrics);
     pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
+    tracking_free(n->tracking);
+    watch_free(n->watch);
     script_free(n->script);
     if (n->script_client) { /* never connected: only its buffers to free */
         buf_free(&n->script_client->in);

@@ -30,6 +30,8 @@
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "tracking.h"
+#include "watch.h"
 #include "version.h"
 
 /* The redis_version cohortd announces (HELLO, INFO): clients use it to decide
@@ -62,6 +64,8 @@ typedef struct node {
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */
     pubsub_t *pubsub;   /* this node's channels, patterns and subscribers */
+    tracking_t *tracking; /* CLIENT TRACKING: fed by the cache's change signal */
+    watch_t *watch;       /* WATCHed keys: fed by the same signal */
     struct script_engine *script; /* EVAL's engine, made on first use (cmd_script.c) */
     client_t *script_client;      /* the client a script's commands run as */
     store_t *store;         /* the shared store; NULL before start and after close */
