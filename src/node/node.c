@@ -63,9 +63,12 @@ static void on_cache_change(void *ud, int kind, const char *key, size_t klen)
     watch_key_changed(n->watch, key, klen);
 }
 
+/* Invalidation pushes go to the kernel at once: tracking_flush runs as the
+ * first end-of-turn hook, so they are in the sockets before the cluster's
+ * acknowledgements of the flushes that caused them (main.c). */
 static void wake_for_tracking(client_t *c)
 {
-    server_want_write(c->server, c);
+    server_write_now(c->server, c);
 }
 
 int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)

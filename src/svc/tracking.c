@@ -716,10 +716,11 @@ void tracking_flush(tracking_t *t)
         t->dirty = tc->dnext;
         tc->dirty = 0;
         tc->dnext = NULL;
+        client_t *src = tc->c;
         client_t *to = send_pending(t, tc);
+        maybe_release(t, src); /* before the wake: it may close a client */
         if (to && t->wake)
             t->wake(to);
-        maybe_release(t, tc->c);
     }
 }
 

@@ -62,7 +62,8 @@ enum tracking_flags {
 };
 
 typedef struct tracking tracking_t;
-/* Marks c as having output to write this turn (server_want_write). */
+/* Hands c's output to the kernel (server_write_now); may close c, which
+ * then calls tracking_client_closed. */
 typedef void (*tracking_wake_fn)(client_t *c);
 
 typedef struct tracking_stats {
