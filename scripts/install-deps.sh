@@ -10,8 +10,22 @@ PACKAGES=(
   liblua5.1-0-dev lua-cjson-dev lua-bitop-dev
   python3 python3-pytest python3-redis python3-pexpect
   redis-server redis-tools postgresql
-  iproute2 procps curl
+  iproute2 procps curl nodejs
 )
+
+# The npm packages of the end-to-end tests (node-redis, for client-side
+# caching), pinned by tests/node/package-lock.json, into tests/node/node_modules.
+root=$(cd "$(dirname "$0")/.." && pwd)
+install_npm() {
+  if [ -d "$root/tests/node/node_modules/redis" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  echo "install-deps: npm packages of tests/node" >&2
+  (cd "$root/tests/node" && npm ci --no-audit --no-fund --silent)
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,6 +35,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  install_npm
   exit 0
 fi
 
@@ -34,3 +49,4 @@ if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now redis-server >/dev/null 2>&1 || true
   systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
+install_npm
