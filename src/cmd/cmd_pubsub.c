@@ -58,12 +58,15 @@ CMD_HANDLER(cmd_sunsubscribe)
 }
 
 /* RESET, as redis-server 7.0's clearClientConnectionState for what cohort
- * has: every subscription dropped (no confirmations), RESP2, the name
+ * has: every subscription dropped (no confirmations), tracking off, no key
+ * watched, RESP2, the name
  * cleared, the AUTH state back to a new connection's (authenticated only
  * when no password is set), database 0 (the only one). */
 CMD_HANDLER(cmd_reset)
 {
     pubsub_reset_client(ps_of(c), c);
+    tracking_off(cmd_node(c)->tracking, c); /* as redis-server: tracking off, */
+    cmd_unwatch_all(c);                     /* nothing watched */
     c->proto = 2;
     const char *pass = cmd_node(c)->cfg->requirepass;
     c->authenticated = !(pass && pass[0]);

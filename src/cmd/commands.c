@@ -32,8 +32,9 @@ static command_t table[] = {
     {"auth", -2, A | N, cmd_auth, "Authenticates the connection.", 0, 0, 0},
     {"select", 2, R, cmd_select, "Selects database 0 (the only one).", 0, 0, 0},
     {"client", -2, R | K, cmd_client,
-     "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE.", 0, 0,
-     0},
+     "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE TRACKING "
+     "CACHING GETREDIR TRACKINGINFO.",
+     0, 0, 0},
     {"command", -1, R | K, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0,
      0},
     {"config", -2, R | K, cmd_config,

@@ -4,7 +4,8 @@
 // expiry) invalidate them. After A's reply, one round trip on B's caching
 // connection (PING) is enough: cohortd wrote the invalidation push into B's
 // socket before A's reply could come back, so node-redis has read it before
-// PONG. Usage: node csc.mjs PORT_B PORT_A. Prints "ok" and exits 0, or
+// PONG. A connection killed on the server side drops the cache and
+// tracks again once reconnected. Usage: node csc.mjs PORT_B PORT_A. Prints "ok" and exits 0, or
 // throws (exit 1) with what differed.
 import { createClient, BasicClientSideCache } from 'redis';
 import assert from 'node:assert/strict';
@@ -71,7 +72,25 @@ await a.flushAll();
 await sync();
 assert.equal(await readCached('all'), null);
 
-const stats = cache.stats();
+const stats = cache.stats(); // (reset when the cache is dropped below)
 assert.ok(stats.hitCount >= 500, `hits ${stats.hitCount}`);
+
+// A connection that breaks: node-redis drops its cache when the socket
+// fails, reconnects and turns tracking on again; invalidation works again.
+await b.set('rc', 'before');
+assert.equal(await readCached('rc'), 'before');
+const id = await csc.sendCommand(['CLIENT', 'ID']);
+const ready = new Promise((resolve) => csc.once('ready', resolve));
+csc.removeAllListeners('error');
+csc.on('error', () => {}); // the killed socket's error is expected
+await b.sendCommand(['CLIENT', 'KILL', 'ID', String(id)]);
+await ready;
+assert.equal(cache.size(), 0, 'the cache was not dropped on the broken connection');
+await b.set('rc', 'after');
+assert.equal(await readCached('rc'), 'after');
+await a.del('rc');
+await sync();
+assert.equal(await readCached('rc'), null);
+
 for (const c of [csc, a, b]) await c.quit();
 console.log('ok');
