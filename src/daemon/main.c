@@ -74,6 +74,7 @@ static void on_cron(uv_timer_t *t)
     clock_tick();
     cache_cron(n->cache, clock_now_ms(), CRON_BUDGET_US);
     pubsub_cron(n->pubsub, clock_now_ms());
+    node_tracking_lease(n);
     node_mode_watch(n);
 }
 
@@ -98,7 +99,9 @@ static void cluster_turn(void *ud)
  * client-side caching). */
 static void tracking_turn(void *ud)
 {
-    tracking_flush(ud);
+    node_t *n = ud;
+    node_tracking_lease(n);
+    tracking_flush(n->tracking);
 }
 
 static void server_turn(void *ud)
@@ -200,7 +203,7 @@ static int start_subsystems(node_t *n, char *err, size_t errlen)
     n->hlc.tag = cluster_version_tag(n->cluster);
     if (start_http(n) < 0)
         return -1;
-    node_hooks_add(&n->end_of_turn, "tracking", tracking_turn, n->tracking);
+    node_hooks_add(&n->end_of_turn, "tracking", tracking_turn, n);
     if (n->cluster)
         node_hooks_add(&n->end_of_turn, "cluster", cluster_turn, n->cluster);
     node_hooks_add(&n->end_of_turn, "server", server_turn, n->server);

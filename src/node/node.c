@@ -66,6 +66,14 @@ static void on_cache_change(void *ud, int kind, const char *key, size_t klen)
 /* Invalidation pushes go to the kernel at once: tracking_flush runs as the
  * first end-of-turn hook, so they are in the sockets before the cluster's
  * acknowledgements of the flushes that caused them (main.c). */
+void node_tracking_lease(node_t *n)
+{
+    if (!n->cluster)
+        return;
+    int64_t margin = n->cfg->lease_ms / 4 < 50 ? n->cfg->lease_ms / 4 : 50;
+    tracking_set_degraded(n->tracking, cluster_serving_left_ms(n->cluster) <= margin);
+}
+
 static void wake_for_tracking(client_t *c)
 {
     server_write_now(c->server, c);

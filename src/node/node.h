@@ -115,6 +115,11 @@ void node_metrics_reset(node_t *n);
 int64_t node_uptime_ms(const node_t *n);
 /* The version of a write or flush made here now (hlc.h). */
 uint64_t node_next_version(node_t *n);
+/* Client tracking vouches for clients' caches only while this node's
+ * coherence lease has more than a margin left (min(50 ms, lease / 4)): at
+ * the cron, at every tracking connection's read and at the end of the turn,
+ * this tells tracking whether it is degraded (tracking_set_degraded). */
+void node_tracking_lease(node_t *n);
 /* Records a flush made here with that version, so that an older SEED from
  * a member cannot bring the key back (the cache itself was already changed
  * by the command): op is a versioned_op. */

@@ -69,6 +69,7 @@ struct tracking {
     tclient_t **byid;
     size_t byid_size;
     client_t *current;
+    int degraded;  /* tracking_set_degraded */
     size_t memory; /* bytes held, besides the structure itself */
     tracking_stats_t stats;
 };
@@ -578,7 +579,15 @@ static void invalidate_entry(tracking_t *t, tkey_t *e, const client_t *by)
 void tracking_read(tracking_t *t, client_t *c, const char *key, size_t klen)
 {
     tclient_t *tc = c->tracking;
-    if (!tc || !(tc->flags & TRACKING_ON) || (tc->flags & TRACKING_BCAST))
+    if (!tc || !(tc->flags & TRACKING_ON))
+        return;
+    if (t->degraded) { /* cannot vouch for what it read: drop it at once */
+        drop_pending(t, tc);
+        tc->pending_null = 1;
+        mark_dirty(t, tc);
+        return;
+    }
+    if (tc->flags & TRACKING_BCAST)
         return;
     int caching = tc->flags & TRACKING_CACHING;
     if (((tc->flags & TRACKING_OPTIN) && !caching) || ((tc->flags & TRACKING_OPTOUT) && caching))
@@ -621,6 +630,13 @@ void tracking_key_changed(tracking_t *t, const char *key, size_t klen)
             e->ids[0] = 0;
         return;
     }
+}
+
+void tracking_set_degraded(tracking_t *t, int degraded)
+{
+    if (degraded && !t->degraded)
+        tracking_all_changed(t);
+    t->degraded = degraded;
 }
 
 void tracking_all_changed(tracking_t *t)

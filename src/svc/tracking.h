@@ -41,6 +41,9 @@
  *  8. After tracking_client_closed() nothing refers to the client, and
  *     tracking_memory() returns to its start when every client is gone
  *     (test_close_releases; ASan).
+ *  9. While degraded, nothing a tracking connection reads stays valid in its
+ *     cache past the turn (test_degraded; tests/integration/test_tracking.py
+ *     test_cluster_lease_lost_drops_client_caches).
  */
 #ifndef COHORT_TRACKING_H
 #define COHORT_TRACKING_H
@@ -106,6 +109,13 @@ client_t *tracking_set_current(tracking_t *t, client_t *c);
 /* The cache's change signal. */
 void tracking_key_changed(tracking_t *t, const char *key, size_t klen);
 void tracking_all_changed(tracking_t *t);
+/* The node's coherence lease is about to run out, or has (degraded 1), or
+ * holds again (0). Going degraded sends every tracking connection the null
+ * invalidation (what they cached may be removed by a flush this node will
+ * not hear of in time) and empties the table; while degraded, a read by a
+ * tracking connection, in any mode, is followed by the null invalidation
+ * instead of being remembered (test_degraded). */
+void tracking_set_degraded(tracking_t *t, int degraded);
 /* End of turn: one push per connection with what is pending. */
 void tracking_flush(tracking_t *t);
 /* c is closing: its state goes; connections redirecting to it see a broken

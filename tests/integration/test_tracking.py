@@ -429,3 +429,33 @@ def test_cluster_bcast_and_watch_across_nodes(cluster_factory):
         assert t.read_reply() == keys_push("s:1")
         assert t.read_reply() == b"+PONG\r\n"
         assert b" flags=d " in watcher.cmd("CLIENT", "INFO")
+
+
+@requires_cohort
+def test_cluster_lease_lost_drops_client_caches(cluster_factory):
+    """A node that loses contact with a member stops vouching for its clients'
+    caches before its coherence lease runs out (the member could then have a
+    flush replied without it): the null invalidation, and reads made while
+    out of contact are dropped right after."""
+    cl = cluster_factory(2, options={"lease": "600ms"})
+    a, b = cl[0], cl[1]
+    with resp3(b) as t:
+        t.cmd("CLIENT", "TRACKING", "ON")
+        t.cmd("SET", "k", "v")
+        assert t.cmd("GET", "k") == b"$1\r\nv\r\n"
+        a.sigstop()
+        try:
+            assert t.read_reply(timeout=scaled(10)) == INVALIDATE + b"_\r\n"
+            assert helpers.wait_for(lambda: not b.serving(), scaled(10))
+            t.send(helpers.encode("GET", "k"))
+            assert t.read_reply() == b"_\r\n"  # a bypass
+            assert t.read_reply() == INVALIDATE + b"_\r\n"
+        finally:
+            a.sigcont()
+        cl.wait_converged()
+        assert t.cmd("SET", "k", "v2") == b"+OK\r\n"
+        assert t.cmd("GET", "k") == b"$2\r\nv2\r\n"
+        a.call("DEL", "k")
+        t.send(helpers.encode("PING"))
+        assert t.read_reply() == keys_push("k")
+        assert t.read_reply() == b"+PONG\r\n"

@@ -362,6 +362,39 @@ static void test_table_limit(void **state)
     tracking_free(t);
 }
 
+static void test_degraded(void **state)
+{
+    (void)state;
+    tracking_t *t = tracking_new(0, wake_stub);
+    client_t *a = new_client(3), *b = new_client(3);
+    on(t, a, 0);
+    on(t, b, TRACKING_BCAST);
+    read_key(t, a, "k");
+    tracking_set_degraded(t, 1); /* everyone drops everything */
+    tracking_flush(t);
+    ASSERT_OUT(a, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    ASSERT_OUT(b, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    tracking_set_degraded(t, 1); /* still degraded: nothing new */
+    tracking_flush(t);
+    assert_int_equal(buf_len(&a->out), 0);
+    read_key(t, a, "k"); /* a read while degraded is dropped after its turn */
+    read_key(t, b, "x");
+    tracking_flush(t);
+    ASSERT_OUT(a, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    ASSERT_OUT(b, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    tracking_stats_t s;
+    tracking_stats(t, &s);
+    assert_int_equal(s.keys, 0);
+    tracking_set_degraded(t, 0); /* the lease holds again: reads are tracked */
+    read_key(t, a, "k");
+    change(t, NULL, "k");
+    tracking_flush(t);
+    ASSERT_OUT(a, ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n");
+    free_client(t, a);
+    free_client(t, b);
+    tracking_free(t);
+}
+
 /* Tracking clients in every mode come and go; returns with all closed and
  * the table flushed. */
 static void cycle(tracking_t *t)
@@ -411,7 +444,7 @@ int main(void)
         cmocka_unit_test(test_bcast_prefixes), cmocka_unit_test(test_option_errors),
         cmocka_unit_test(test_flush_all_null), cmocka_unit_test(test_redirect_resp2),
         cmocka_unit_test(test_broken_redirect), cmocka_unit_test(test_table_limit),
-        cmocka_unit_test(test_close_releases),
+        cmocka_unit_test(test_close_releases), cmocka_unit_test(test_degraded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
