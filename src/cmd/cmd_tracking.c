@@ -80,9 +80,22 @@ static int parse_tracking(client_t *c, int argc, const char **argv, const size_t
     return 0;
 }
 
+/* redis-server refuses CLIENT in scripts; here only the subcommands that
+ * would give the script's own client a tracking state. Returns 1 after the
+ * error reply. */
+static int refused_in_script(client_t *c)
+{
+    if (c != cmd_node(c)->script_client)
+        return 0;
+    resp_add_error(&c->out, "ERR This Redis command is not allowed from script");
+    return 1;
+}
+
 void cmd_client_tracking(client_t *c, int argc, const char **argv, const size_t *argl)
 {
     node_t *n = cmd_node(c);
+    if (refused_in_script(c))
+        return;
     track_args_t a = {0, 0, NULL, xmalloc((size_t)argc * sizeof(char *)),
                       xmalloc((size_t)argc * sizeof(size_t)), 0};
     if (parse_tracking(c, argc, argv, argl, &a) == 0) {
@@ -107,6 +120,8 @@ void cmd_client_tracking(client_t *c, int argc, const char **argv, const size_t 
 void cmd_client_caching(client_t *c, const char *v, size_t vl)
 {
     node_t *n = cmd_node(c);
+    if (refused_in_script(c))
+        return;
     int flags = tracking_client_flags(c);
     int yes = cmd_is(v, vl, "yes");
     char err[256];

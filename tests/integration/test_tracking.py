@@ -459,3 +459,17 @@ def test_cluster_lease_lost_drops_client_caches(cluster_factory):
         t.send(helpers.encode("PING"))
         assert t.read_reply() == keys_push("k")
         assert t.read_reply() == b"+PONG\r\n"
+
+
+def test_scripts(cohortd):
+    """A script's writes invalidate like any command; CLIENT TRACKING inside a
+    script is refused (redis-server refuses CLIENT there)."""
+    d = cohortd()
+    with resp3(d) as t, d.raw() as w:
+        t.cmd("CLIENT", "TRACKING", "ON")
+        t.cmd("GET", "sk")
+        assert w.cmd("EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "sk") == b"+OK\r\n"
+        assert t.read_reply() == keys_push("sk")
+        r = w.cmd("EVAL", "return redis.pcall('CLIENT', 'TRACKING', 'ON')", "0")
+        assert r.startswith(b"-") and b"not allowed from script" in r
+        assert_quiet(t)
