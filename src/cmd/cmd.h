@@ -109,9 +109,12 @@ void cmd_client_getredir(client_t *c);
 void cmd_client_trackinginfo(client_t *c);
 /* For EXEC (multi.c's execCommand in redis-server): returns 1 when a key c
  * WATCHed changed since WATCH (any write, DEL, expiry, eviction, FLUSHALL or
- * a member's flush applied here), 0 when the transaction may run. Either
+ * a member's flush applied here; a key whose time passed since WATCH counts,
+ * even if nothing removed it yet), 0 when the transaction may run. Either
  * way c's watched keys are forgotten afterwards (EXEC unwatches, as
- * redis-server). EXEC must abort, replying a null array, when it returns 1. */
+ * redis-server). Call it before running the queued commands; when it
+ * returns 1, EXEC replies a null array (resp_add_null_array) and discards
+ * the queue. A client without WATCH gets 0. */
 int cmd_watch_exec_check(client_t *c);
 /* Forgets c's watched keys (UNWATCH, DISCARD, RESET; a closing client's go
  * with it). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "mem.h"
 
@@ -183,8 +184,19 @@ void cmd_client_trackinginfo(client_t *c)
 
 /* ---- WATCH / UNWATCH ------------------------------------------------------ */
 
+/* Looks each key up without touching it, so that a key whose time has
+ * passed is removed now (the cache's change signal then marks it). */
+static void reap_expired(client_t *c, size_t n, const char *const *keys, const size_t *klens)
+{
+    node_t *nd = cmd_node(c);
+    for (size_t i = 0; i < n; i++)
+        cache_lookup(nd->cache, keys[i], klens[i], clock_now_ms(), CACHE_NOTOUCH);
+}
+
 CMD_HANDLER(cmd_watch)
 {
+    /* a key already expired is removed before it is watched: not a change */
+    reap_expired(c, (size_t)argc - 1, argv + 1, argl + 1);
     watch_keys(cmd_node(c)->watch, c, (size_t)argc - 1, argv + 1, argl + 1);
     resp_add_ok(&c->out);
 }
@@ -205,6 +217,12 @@ void cmd_unwatch_all(client_t *c)
 
 int cmd_watch_exec_check(client_t *c)
 {
+    /* a watched key whose time passed since WATCH but that nothing removed
+     * yet is a change too (redis-server's isWatchedKeyExpired) */
+    const char *const *keys;
+    const size_t *klens;
+    size_t n = watch_keys_of(c, &keys, &klens);
+    reap_expired(c, n, keys, klens);
     int dirty = watch_is_dirty(c);
     cmd_unwatch_all(c);
     return dirty;

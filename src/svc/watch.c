@@ -94,6 +94,14 @@ size_t watch_count(const client_t *c)
     return wc ? wc->n : 0;
 }
 
+size_t watch_keys_of(const client_t *c, const char *const **keys, const size_t **klens)
+{
+    const wclient_t *wc = c->watch;
+    *keys = wc ? (const char *const *)wc->keys : NULL;
+    *klens = wc ? wc->klens : NULL;
+    return wc ? wc->n : 0;
+}
+
 void watch_key_changed(watch_t *w, const char *key, size_t klen)
 {
     for (wclient_t *wc = w->clients; wc; wc = wc->next)

@@ -39,8 +39,10 @@ void watch_keys(watch_t *w, client_t *c, size_t n, const char *const *keys, cons
 void watch_unwatch(watch_t *w, client_t *c);
 /* 1 when a key c watches changed since it was watched. */
 int watch_is_dirty(const client_t *c);
-/* How many keys c watches. */
+/* How many keys c watches; *keys and *klens (may be NULL) get them, valid
+ * until c's watched keys change. */
 size_t watch_count(const client_t *c);
+size_t watch_keys_of(const client_t *c, const char *const **keys, const size_t **klens);
 
 /* The cache's change signal. */
 void watch_key_changed(watch_t *w, const char *key, size_t klen);
