@@ -429,6 +429,10 @@ def test_cluster_bcast_and_watch_across_nodes(cluster_factory):
         assert t.read_reply() == keys_push("s:1")
         assert t.read_reply() == b"+PONG\r\n"
         assert b" flags=d " in watcher.cmd("CLIENT", "INFO")
+        assert watcher.cmd("UNWATCH") == b"+OK\r\n"
+        assert watcher.cmd("WATCH", "absent") == b"+OK\r\n"
+        w.call("FLUSHALL")  # a member's flush of everything marks every watcher
+        assert b" flags=d " in watcher.cmd("CLIENT", "INFO")
 
 
 @requires_cohort
