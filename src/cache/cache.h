@@ -127,9 +127,9 @@ void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud);
  * reason (cache_set, cache_delete, cache_set_expire, the prefix flushes one
  * key at a time, eviction, expiry), with kind CACHE_CHANGE_KEY and the key;
  * cache_flush_all calls it once with CACHE_CHANGE_ALL (key NULL, klen 0),
- * even when the cache was empty. It is called before the change is freed
- * (key points into the cache: valid during the call only). The callback
- * must not modify the cache. One listener; NULL removes it (then the cost is
+ * even when the cache was empty. It is called before the change is made
+ * (key is valid during the call only: it may point into the entry about to
+ * go). The callback must not modify the cache. One listener; NULL removes it (then the cost is
  * one test per change). */
 enum { CACHE_CHANGE_KEY = 1, CACHE_CHANGE_ALL = 2 };
 typedef void (*cache_change_fn)(void *ud, int kind, const char *key, size_t klen);
