@@ -10,25 +10,32 @@ PACKAGES=(
   liblua5.1-0-dev lua-cjson-dev lua-bitop-dev
   python3 python3-pytest python3-redis python3-pexpect python3-django-redis
   redis-server redis-tools postgresql
-  iproute2 procps curl
-  nodejs
+  iproute2 procps curl nodejs
 )
 
-# npm packages of the tests (tests/integration/socketio: socket.io and
-# @socket.io/redis-adapter against cohortd), pinned by its package-lock.json.
+# The npm packages of the end-to-end tests, each directory pinned by its
+# package-lock.json: DIR:MODULE, where MODULE present means installed.
+root=$(cd "$(dirname "$0")/.." && pwd)
+npm_dirs=(
+  tests/integration/socketio:@socket.io/redis-adapter   # socket.io across nodes
+  tests/node:redis                                      # node-redis client-side caching
+)
 install_npm() {
-  local dir=tests/integration/socketio
-  cd "$(dirname "$0")/.."
-  if [ -d "$dir/node_modules/@socket.io/redis-adapter" ]; then
-    return 0
-  fi
-  if ! command -v npm >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends npm >/dev/null
-  fi
-  echo "install-deps: npm ci in $dir" >&2
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  local entry dir module
+  for entry in "${npm_dirs[@]}"; do
+    dir=${entry%%:*}
+    module=${entry#*:}
+    if [ -d "$root/$dir/node_modules/$module" ]; then
+      continue
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    echo "install-deps: npm ci in $dir" >&2
+    (cd "$root/$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  done
 }
 
 missing=()

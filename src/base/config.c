@@ -180,6 +180,10 @@ static const setting_t settings[] = {
         NULL, "60", "how long a subscriber may stay over the soft limit (bare number: seconds)"),
     SET("client", "pubsub_max_subscriptions", T_COUNT, pubsub_max_subscriptions, 0, 100000000, 0,
         NULL, "1000000", "most channels + patterns + shard channels one client may hold; 0 none"),
+    SET("client", "tracking_table_max_keys", T_COUNT, tracking_table_max_keys, 0, SIZE_BIG, 0,
+        NULL, "1000000",
+        "keys remembered for client-side caching (CLIENT TRACKING); beyond, the oldest are "
+        "invalidated; 0 no limit"),
     SET("client", "timeout", T_DURATION, timeout_s, 0, 365 * 86400, SEC, NULL, "0",
         "close a client idle this long (bare number: seconds); 0 never"),
     SET("client", "tcp_backlog", T_INT, tcp_backlog, 1, 65535, 0, NULL, "511",

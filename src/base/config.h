@@ -62,6 +62,7 @@ typedef struct config {
     size_t pubsub_output_limit_soft; /* 8mb, for longer than ... */
     int pubsub_output_soft_s;        /* ... 60 s; 0: the next check */
     size_t pubsub_max_subscriptions; /* 1000000 per client; 0: no limit */
+    size_t tracking_table_max_keys;  /* 1000000 keys read by tracking clients; 0: none */
     int tcp_backlog;            /* 511 */
 
     /* [http] */

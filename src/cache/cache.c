@@ -138,6 +138,8 @@ struct cache {
     cache_stats_t stats;     /* counters for INFO */
     cache_evict_fn on_gone;  /* told about evictions and expiries; may be NULL */
     void *on_gone_ud;        /* its argument */
+    cache_change_fn on_change; /* told about every change; may be NULL */
+    void *on_change_ud;        /* its argument */
     uint32_t lru_clock;      /* seconds of the last 'now' seen, & LRU_MASK */
     size_t by_first[256];     /* live entries by first key byte, invariant 7 */
     size_t exp_by_first[256]; /* those with an expire time */
@@ -653,10 +655,19 @@ static void entry_free(cache_t *c, cache_entry_t *e)
     free(e);
 }
 
+/* Tells the change listener about key (see cache_on_change). */
+static void changed(const cache_t *c, const char *key, size_t klen)
+{
+    if (c->on_change)
+        c->on_change(c->on_change_ud, CACHE_CHANGE_KEY, key, klen);
+}
+
 /* Takes e out of every structure and frees it. link and tab locate e in the
- * hash table; pass link NULL to have them looked up. */
+ * hash table; pass link NULL to have them looked up. Every removal of an
+ * entry passes here, so the change listener is told here. */
 static void entry_remove(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
 {
+    changed(c, e->data, e->klen);
     if (!link)
         link = find_link(c, e->data, e->klen, hash_key(c, e->data, e->klen), &tab);
     assert(link && *link == e);
@@ -767,6 +778,7 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
                          int64_t expire_at)
 {
     assert(klen <= UINT32_MAX && vlen <= UINT32_MAX);
+    changed(c, key, klen);
     rehash(c, 1);
     uint64_t h = hash_key(c, key, klen);
     int tab = 0;
@@ -833,6 +845,7 @@ int cache_delete(cache_t *c, const char *key, size_t klen, int64_t now)
 
 void cache_set_expire(cache_t *c, cache_entry_t *e, int64_t expire_at)
 {
+    changed(c, e->data, e->klen);
     entry_set_expire(c, e, expire_at);
 }
 
@@ -893,6 +906,8 @@ size_t cache_flush_all_below(cache_t *c, uint64_t below)
 size_t cache_flush_all(cache_t *c)
 {
     size_t n = cache_count(c);
+    if (c->on_change)
+        c->on_change(c->on_change_ud, CACHE_CHANGE_ALL, NULL, 0);
     if (c->lru_tail) {
         c->lru_tail->next = c->pending;
         c->pending = c->lru_head;
@@ -1092,6 +1107,12 @@ void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud)
 {
     c->on_gone = fn;
     c->on_gone_ud = ud;
+}
+
+void cache_on_change(cache_t *c, cache_change_fn fn, void *ud)
+{
+    c->on_change = fn;
+    c->on_change_ud = ud;
 }
 
 int cache_is_rehashing(const cache_t *c)

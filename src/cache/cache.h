@@ -123,6 +123,20 @@ size_t cache_used_memory(const cache_t *c);
 const cache_stats_t *cache_stats(const cache_t *c);
 void cache_reset_stats(cache_t *c); /* CONFIG RESETSTAT: every counter back to 0 */
 void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud);
+
+/* The one signal that the cache's content changed (as redis-server's
+ * signalModifiedKey feeds both client tracking and WATCH): called by every
+ * function that changes a value, an expire time or removes an entry, for any
+ * reason (cache_set, cache_delete, cache_set_expire, the prefix flushes one
+ * key at a time, eviction, expiry), with kind CACHE_CHANGE_KEY and the key;
+ * cache_flush_all calls it once with CACHE_CHANGE_ALL (key NULL, klen 0),
+ * even when the cache was empty. It is called before the change is made
+ * (key is valid during the call only: it may point into the entry about to
+ * go). The callback must not modify the cache. One listener; NULL removes it (then the cost is
+ * one test per change). */
+enum { CACHE_CHANGE_KEY = 1, CACHE_CHANGE_ALL = 2 };
+typedef void (*cache_change_fn)(void *ud, int kind, const char *key, size_t klen);
+void cache_on_change(cache_t *c, cache_change_fn fn, void *ud);
 int cache_is_rehashing(const cache_t *c);
 
 /* Shape of the hash table, for tests and introspection. Each lookup, set or

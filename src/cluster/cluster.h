@@ -101,6 +101,11 @@ int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since);
 /* 1 while cached values may be served (the coherence lease holds for every
  * live member). When 0, reads miss and count as bypasses. */
 int cluster_serving(cluster_t *cl);
+/* Milliseconds until cluster_serving() turns 0 unless a heartbeat is
+ * answered meanwhile: the shortest lease left on a member that is not dead
+ * (<= 0: not serving now; INT64_MAX when alone or with no live member).
+ * Client tracking stops vouching for clients' caches a margin before. */
+int64_t cluster_serving_left_ms(cluster_t *cl);
 /* 1 when this node cannot reach a majority of the other members. */
 int cluster_cut_off(cluster_t *cl);
 /* 1 while this node waits for a member's replicated keyspaces (its cache

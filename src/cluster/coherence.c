@@ -694,6 +694,19 @@ int cluster_serving(cluster_t *cl)
     return 1;
 }
 
+int64_t cluster_serving_left_ms(cluster_t *cl)
+{
+    if (!cl)
+        return INT64_MAX;
+    int64_t now = cluster_mono(cl), left = INT64_MAX;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD && m->lease_until - now < left)
+            left = m->lease_until - now;
+    }
+    return left;
+}
+
 const char *cluster_why_not_serving(cluster_t *cl)
 {
     static char why[160];

@@ -64,7 +64,8 @@ void cmd_wrote_ttl(client_t *c, cache_entry_t *e);
  * about the cache's content asks this first. */
 int cmd_serving(client_t *c);
 /* A read that serves a cached value (cache_lookup with flags): misses while
- * not serving (cmd_serving). */
+ * not serving (cmd_serving). In a read-only command, the key is remembered
+ * for c's client tracking (hit or miss, serving or not). */
 cache_entry_t *cmd_lookup(client_t *c, const char *key, size_t klen, int flags);
 /* cmd_lookup counting a hit or a miss. */
 cache_entry_t *cmd_read(client_t *c, const char *key, size_t klen);
@@ -172,8 +173,27 @@ enum cmd_client_flags {
     CMDC_REPLY_SKIP_NEXT = 1 << 1, /* CLIENT REPLY SKIP: the next command */
     CMDC_REPLY_SKIP = 1 << 2,      /* this command's reply is dropped */
     CMDC_NO_EVICT = 1 << 3,        /* CLIENT NO-EVICT ON */
-    CMDC_NO_TOUCH = 1 << 4         /* CLIENT NO-TOUCH ON: reads do not touch the LRU */
+    CMDC_NO_TOUCH = 1 << 4,        /* CLIENT NO-TOUCH ON: reads do not touch the LRU */
+    CMDC_READONLY_CMD = 1 << 5     /* the running command is read-only: its reads are tracked */
 };
+
+/* Client tracking and WATCH (cmd_tracking.c). CLIENT's subcommands: */
+void cmd_client_tracking(client_t *c, int argc, const char **argv, const size_t *argl);
+void cmd_client_caching(client_t *c, const char *v, size_t vl);
+void cmd_client_getredir(client_t *c);
+void cmd_client_trackinginfo(client_t *c);
+/* For EXEC (multi.c's execCommand in redis-server): returns 1 when a key c
+ * WATCHed changed since WATCH (any write, DEL, expiry, eviction, FLUSHALL or
+ * a member's flush applied here; a key whose time passed since WATCH counts,
+ * even if nothing removed it yet), 0 when the transaction may run. Either
+ * way c's watched keys are forgotten afterwards (EXEC unwatches, as
+ * redis-server). Call it before running the queued commands; when it
+ * returns 1, EXEC replies a null array (resp_add_null_array) and discards
+ * the queue. A client without WATCH gets 0. */
+int cmd_watch_exec_check(client_t *c);
+/* Forgets c's watched keys (UNWATCH, DISCARD, RESET; a closing client's go
+ * with it). */
+void cmd_unwatch_all(client_t *c);
 
 /* The slow log (slowlog.c): commands that ran longer than the threshold. */
 void slowlog_maybe_add(client_t *c, int argc, const char **argv, const size_t *argl,
@@ -332,6 +352,8 @@ CMD_HANDLER(cmd_punsubscribe);
 CMD_HANDLER(cmd_sunsubscribe);
 CMD_HANDLER(cmd_pubsub);
 CMD_HANDLER(cmd_reset);
+CMD_HANDLER(cmd_watch);
+CMD_HANDLER(cmd_unwatch);
 CMD_HANDLER(cmd_leader);
 CMD_HANDLER(cmd_leader_acquire);
 CMD_HANDLER(cmd_leader_release);

@@ -22,6 +22,15 @@ static const char *client_flags_text(const client_t *c, char *buf)
     char *p = buf;
     if (c->flags & CLIENT_PUBSUB)
         *p++ = 'P';
+    int tf = tracking_client_flags(c);
+    if (tf & TRACKING_ON)
+        *p++ = 't';
+    if (tf & TRACKING_BROKEN_REDIR)
+        *p++ = 'R';
+    if (tf & TRACKING_BCAST)
+        *p++ = 'B';
+    if (watch_is_dirty(c))
+        *p++ = 'd';
     if (c->cmd_flags & CMDC_NO_EVICT)
         *p++ = 'e';
     if (c->cmd_flags & CMDC_NO_TOUCH)
@@ -39,11 +48,11 @@ static void append_client_line(void *ud, client_t *other)
     buf_t *b = ((void **)ud)[0];
     client_t *self = ((void **)ud)[1];
     int64_t now = clock_now_ms();
-    char flags[8];
+    char flags[16];
     buf_printf(b,
                "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%lld idle=%lld flags=%s db=%d sub=%zu "
                "psub=%zu ssub=%zu multi=%ld qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 "
-               "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d\n",
+               "oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=%lld resp=%d\n",
                (unsigned long long)other->id, other->addr, other->laddr,
                other->name ? other->name : "", (long long)(now - other->created_ms) / 1000,
                (long long)(now - other->last_ms) / 1000, client_flags_text(other, flags),
@@ -53,11 +62,18 @@ static void append_client_line(void *ud, client_t *other)
                buf_len(&other->in), other->in.cap - buf_len(&other->in),
                buf_len(&other->out) + other->out_inflight, client_memory(other),
                other == self ? "client|list" : (other->last_cmd ? other->last_cmd : "NULL"),
+               tracking_client_flags(other) & TRACKING_ON
+                   ? (long long)tracking_client_redirect(other)
+                   : -1LL,
                other->proto);
 }
 
 static const char *const client_help[] = {
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -94,6 +110,11 @@ static const char *const client_help[] = {
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client library name or version (checked, not kept).",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
@@ -326,7 +347,8 @@ static const struct {
     int arity;
 } subs[] = {{"id", 2},       {"getname", 2},  {"setname", 3},  {"list", -2},
             {"info", 2},     {"help", 2},     {"kill", -3},    {"reply", 3},
-            {"setinfo", 4},  {"no-evict", 3}, {"no-touch", 3}, {"unpause", 2}};
+            {"setinfo", 4},  {"no-evict", 3}, {"no-touch", 3}, {"unpause", 2},
+            {"tracking", -3}, {"caching", 3}, {"getredir", 2}, {"trackinginfo", 2}};
 
 CMD_HANDLER(cmd_client)
 {
@@ -367,6 +389,14 @@ CMD_HANDLER(cmd_client)
         client_onoff(c, argv[2], argl[2], CMDC_NO_EVICT);
     } else if (cmd_is(sub, slen, "no-touch")) {
         client_onoff(c, argv[2], argl[2], CMDC_NO_TOUCH);
+    } else if (cmd_is(sub, slen, "tracking")) {
+        cmd_client_tracking(c, argc, argv, argl);
+    } else if (cmd_is(sub, slen, "caching")) {
+        cmd_client_caching(c, argv[2], argl[2]);
+    } else if (cmd_is(sub, slen, "getredir")) {
+        cmd_client_getredir(c);
+    } else if (cmd_is(sub, slen, "trackinginfo")) {
+        cmd_client_trackinginfo(c);
     } else {
         resp_add_ok(&c->out); /* UNPAUSE: cohortd never pauses clients */
     }

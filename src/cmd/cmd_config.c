@@ -67,7 +67,13 @@ static void v_slowlen(node_t *n, char *o, size_t l)
     snprintf(o, l, "%lld", slowlog_max_len());
 }
 
+static void v_tracking_max(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%zu", n->cfg->tracking_table_max_keys);
+}
+
 static const config_item_t config_items[] = {
+    {"tracking-table-max-keys", v_tracking_max, NULL},
     {"maxmemory", v_maxmemory, NULL},
     {"maxmemory-policy", NULL, "allkeys-lru"},
     {"maxmemory-samples", NULL, "5"},
@@ -241,7 +247,19 @@ static void apply_slowlen(node_t *n, long long v)
     slowlog_set_max_len(v);
 }
 
+static int parse_tracking_max(const char *s, size_t len, long long *v, const char **err)
+{
+    return parse_range(s, len, 0, LLONG_MAX, v, err);
+}
+
+static void apply_tracking_max(node_t *n, long long v)
+{
+    n->cfg->tracking_table_max_keys = (size_t)v;
+    tracking_set_max_keys(n->tracking, (size_t)v);
+}
+
 static const settable_t settables[] = {
+    {"tracking-table-max-keys", parse_tracking_max, apply_tracking_max},
     {"maxmemory", parse_memory, apply_maxmemory},
     {"maxmemory-policy", parse_policy, apply_nothing},
     {"timeout", parse_timeout, apply_timeout},

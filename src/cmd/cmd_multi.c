@@ -79,20 +79,18 @@ static void multi_end(client_t *c)
     c->multi = NULL;
 }
 
-/* WATCH (another module) keeps the keys a client watches: it forgets them
- * here. The call site stays when WATCH lands: cmd_watch_unwatch_all(c). */
+/* WATCH (cmd_tracking.c) keeps the keys a client watches: it forgets them
+ * here. */
 static void multi_unwatch(client_t *c)
 {
-    (void)c;
+    cmd_unwatch_all(c);
 }
 
 /* 1 when a key the client WATCHes changed since WATCH (EXEC then replies a
- * null array and runs nothing). WATCH is not in this tree yet: when it
- * lands, this returns cmd_watch_exec_check(c). */
+ * null array and runs nothing); unwatches either way. */
 static int exec_watch_aborted(client_t *c)
 {
-    (void)c;
-    return 0;
+    return cmd_watch_exec_check(c);
 }
 
 void multi_queue(client_t *c, int argc, const char **argv, const size_t *argl)

@@ -62,14 +62,16 @@ CMD_HANDLER(cmd_sunsubscribe)
 
 /* RESET, as redis-server 7.0's clearClientConnectionState for what cohort
  * has: the transaction discarded and keys unwatched, every subscription
- * dropped (no confirmations), RESP2, the name cleared, the AUTH state back to
- * a new connection's (authenticated only when no password is set), database
- * 0. */
+ * dropped (no confirmations), tracking off, RESP2, the name cleared, the AUTH
+ * state back to a new connection's (authenticated only when no password is
+ * set), database 0. */
 CMD_HANDLER(cmd_reset)
 {
     multi_reset(c);
     c->db = 0;
     pubsub_reset_client(ps_of(c), c);
+    tracking_off(cmd_node(c)->tracking, c); /* as redis-server: tracking off, */
+    cmd_unwatch_all(c);                     /* nothing watched */
     c->proto = 2;
     const char *pass = cmd_node(c)->cfg->requirepass;
     c->authenticated = !(pass && pass[0]);

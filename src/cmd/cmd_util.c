@@ -174,6 +174,11 @@ int cmd_serving(client_t *c)
 
 cache_entry_t *cmd_lookup(client_t *c, const char *key, size_t klen, int flags)
 {
+    if (c->tracking && (c->cmd_flags & CMDC_READONLY_CMD)) {
+        node_tracking_lease(cmd_node(c));
+        if (klen) /* tracking speaks of the client's key, without its database byte */
+            tracking_read(cmd_node(c)->tracking, c, key + 1, klen - 1);
+    }
     if (!cmd_serving(c))
         return NULL;
     return cache_lookup(cmd_node(c)->cache, key, klen, clock_now_ms(), flags);

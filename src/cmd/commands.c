@@ -56,8 +56,9 @@ static command_t table[] = {
     {"select", 2, R, cmd_select, "Selects the connection's database (0 .. databases-1).", 0, 0,
      0},
     {"client", -2, R | K, cmd_client,
-     "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE.", 0, 0,
-     0},
+     "CLIENT ID GETNAME SETNAME LIST INFO KILL REPLY SETINFO NO-EVICT NO-TOUCH UNPAUSE TRACKING "
+     "CACHING GETREDIR TRACKINGINFO.",
+     0, 0, 0},
     {"command", -1, R | K, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0,
      0},
     {"config", -2, R | K, cmd_config,
@@ -149,6 +150,10 @@ static command_t table[] = {
     {"scan", -2, R, cmd_scan, "Iterates the keys (MATCH COUNT TYPE).", 0, 0, 0},
     {"keys", 2, R, cmd_keys, "Every key matching a glob pattern.", 0, 0, 0},
     {"flushall", -1, F, cmd_flushall, "Flushes every key on every member.", 0, 0, 0},
+    {"watch", -2, N, cmd_watch,
+     "Watches keys for EXEC: any change of one here (a write, a member's flush, expiry) fails it.",
+     0, 0, 0},
+    {"unwatch", 1, N, cmd_unwatch, "Forgets the watched keys.", 0, 0, 0},
     {"flushdb", -1, F, cmd_flushdb, "Flushes the current database's keys on every member.", 0,
      0, 0},
     {"expireat", -3, W, cmd_expireat, "Sets a unix expire time in seconds (past: a flush).", 0,
@@ -541,7 +546,17 @@ static void run_command(client_t *c, command_t *cmd, int argc, const char **argv
     if (refuse_unserved_write(cmd_node(c), c, cmd, argc, argv, argl))
         return;
     uint64_t t0 = uv_hrtime();
+    client_t *prev = tracking_set_current(cmd_node(c)->tracking, c);
+    int reading = c->cmd_flags & CMDC_READONLY_CMD;
+    if (cmd->flags & CMD_READONLY)
+        c->cmd_flags |= CMDC_READONLY_CMD;
+    else
+        c->cmd_flags &= ~CMDC_READONLY_CMD;
     run_scoped(c, cmd, argc, argv, argl);
+    c->cmd_flags = (c->cmd_flags & ~CMDC_READONLY_CMD) | reading;
+    tracking_set_current(cmd_node(c)->tracking, prev);
+    if (c->tracking)
+        tracking_command_done(cmd_node(c)->tracking, c, cmd->fn == cmd_client);
     uint64_t usec = (uv_hrtime() - t0) / 1000;
     cmd->usec += usec;
     cmd->calls++;

@@ -75,6 +75,7 @@ static void on_cron(uv_timer_t *t)
     clock_tick();
     cache_cron(n->cache, clock_now_ms(), CRON_BUDGET_US);
     pubsub_cron(n->pubsub, clock_now_ms());
+    node_tracking_lease(n);
     node_mode_watch(n);
 }
 
@@ -93,6 +94,17 @@ static void cluster_turn(void *ud)
     cluster_end_of_turn(ud);
 }
 
+/* Client tracking's invalidations of this turn go into the connections'
+ * buffers before the cluster acknowledges the members' flushes applied this
+ * turn and before the replies of this turn are written (see README,
+ * client-side caching). */
+static void tracking_turn(void *ud)
+{
+    node_t *n = ud;
+    node_tracking_lease(n);
+    tracking_flush(n->tracking);
+}
+
 static void server_turn(void *ud)
 {
     server_flush_writes(ud);
@@ -105,6 +117,8 @@ static void client_closing(void *ud, client_t *c)
     node_t *n = ud;
     pubsub_client_closed(n->pubsub, c);
     commands_client_closed(c);
+    tracking_client_closed(n->tracking, c);
+    watch_unwatch(n->watch, c);
 }
 
 static void on_after_io(uv_check_t *h)
@@ -192,6 +206,7 @@ static int start_subsystems(node_t *n, char *err, size_t errlen)
     n->hlc.tag = cluster_version_tag(n->cluster);
     if (start_http(n) < 0)
         return -1;
+    node_hooks_add(&n->end_of_turn, "tracking", tracking_turn, n);
     if (n->cluster)
         node_hooks_add(&n->end_of_turn, "cluster", cluster_turn, n->cluster);
     node_hooks_add(&n->end_of_turn, "server", server_turn, n->server);

@@ -61,6 +61,8 @@ typedef struct client {
     void *pubsub;         /* its subscriptions (svc/pubsub.c); net never reads it */
     int db;               /* the command layer's current database (SELECT); net never reads it */
     void *multi;          /* the command layer's MULTI state (cmd_multi.c); net never reads it */
+    void *tracking;       /* CLIENT TRACKING state (svc/tracking.c); net never reads it */
+    void *watch;          /* WATCHed keys (svc/watch.c); net never reads it */
 } client_t;
 
 /* Total bytes this client holds (buffers, parser, pending writes). */

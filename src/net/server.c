@@ -198,6 +198,17 @@ static int write_client(client_t *c)
     return 0;
 }
 
+void server_write_now(server_t *s, client_t *c)
+{
+    if (c->flags & CLIENT_CLOSING)
+        return;
+    if (c->block_token) {
+        server_want_write(s, c);
+        return;
+    }
+    write_client(c);
+}
+
 void server_flush_writes(server_t *s)
 {
     if (!s)

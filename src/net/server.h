@@ -62,6 +62,11 @@ const server_stats_t *server_stats(const server_t *s);
 void server_foreach_client(server_t *s, void (*fn)(void *ud, client_t *c), void *ud);
 /* Marks c as having replies to write at the end of this loop turn. */
 void server_want_write(server_t *s, client_t *c);
+/* Hands what c has to write to the kernel now, not at the end of the turn
+ * (client tracking's invalidations, which must be in the socket before the
+ * cluster's acknowledgements go out); held replies stay held (c is written
+ * when released). May close c (output buffer limit). */
+void server_write_now(server_t *s, client_t *c);
 /* Sends every pending reply (called once per loop turn, and at shutdown). */
 void server_flush_writes(server_t *s);
 

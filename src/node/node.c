@@ -70,6 +70,40 @@ size_t node_publish(node_t *n, const char *ch, size_t chlen, const char *msg, si
     return here + cluster_publish(n->cluster, ch, chlen, msg, mlen, shard);
 }
 
+/* The cache's one change signal (cache_on_change): every change of a key,
+ * whatever made it (a command, a member's flush or SEED, expiry, eviction,
+ * a script's command, a dropped cache), reaches client tracking and WATCH
+ * here, as redis-server's signalModifiedKey feeds trackingInvalidateKey and
+ * touchWatchedKey. */
+static void on_cache_change(void *ud, int kind, const char *key, size_t klen)
+{
+    node_t *n = ud;
+    if (kind == CACHE_CHANGE_ALL) {
+        tracking_all_changed(n->tracking);
+        watch_all_changed(n->watch);
+        return;
+    }
+    if (klen) /* a stored key: its database byte first (cmd/commands.c) */
+        tracking_key_changed(n->tracking, key + 1, klen - 1);
+    watch_key_changed(n->watch, key, klen);
+}
+
+/* Invalidation pushes go to the kernel at once: tracking_flush runs as the
+ * first end-of-turn hook, so they are in the sockets before the cluster's
+ * acknowledgements of the flushes that caused them (main.c). */
+void node_tracking_lease(node_t *n)
+{
+    if (!n->cluster)
+        return;
+    int64_t margin = n->cfg->lease_ms / 4 < 50 ? n->cfg->lease_ms / 4 : 50;
+    tracking_set_degraded(n->tracking, cluster_serving_left_ms(n->cluster) <= margin);
+}
+
+static void wake_for_tracking(client_t *c)
+{
+    server_write_now(c->server, c);
+}
+
 int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
 {
     n->loop = loop;
@@ -92,6 +126,9 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
                            cfg->pubsub_output_limit_soft, (int64_t)cfg->pubsub_output_soft_s * 1000};
     n->pubsub = pubsub_new(&lim);
     pubsub_set_count_cb(n->pubsub, announce_count, n);
+    n->tracking = tracking_new(cfg->tracking_table_max_keys, wake_for_tracking);
+    n->watch = watch_new();
+    cache_on_change(n->cache, on_cache_change, n);
     node_hooks_init(&n->end_of_turn);
     return 0;
 }
@@ -105,6 +142,8 @@ void node_free(node_t *n)
     metrics_free(n->metrics);
     keyspaces_free(n->keyspaces);
     pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
+    tracking_free(n->tracking);
+    watch_free(n->watch);
     script_free(n->script);
     if (n->script_client) { /* never connected: only its buffers to free */
         buf_free(&n->script_client->in);

@@ -31,6 +31,8 @@
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "tracking.h"
+#include "watch.h"
 #include "version.h"
 
 /* The redis_version cohortd announces (HELLO, INFO): clients use it to decide
@@ -66,6 +68,8 @@ typedef struct node {
     cluster_t *cluster; /* NULL when running alone */
     pubsub_t *pubsub;   /* this node's channels, patterns and subscribers */
     keyspaces_t *keyspaces; /* write modes by key prefix; NULL: every key replicates */
+    tracking_t *tracking; /* CLIENT TRACKING: fed by the cache's change signal */
+    watch_t *watch;       /* WATCHed keys: fed by the same signal */
     struct script_engine *script; /* EVAL's engine, made on first use (cmd_script.c) */
     client_t *script_client;      /* the client a script's commands run as */
     store_t *store;         /* the shared store; NULL before start and after close */
@@ -119,6 +123,11 @@ int64_t node_uptime_ms(const node_t *n);
 int node_write_mode(const node_t *n, const char *stored_key, size_t klen);
 /* The version of a write or flush made here now (hlc.h). */
 uint64_t node_next_version(node_t *n);
+/* Client tracking vouches for clients' caches only while this node's
+ * coherence lease has more than a margin left (min(50 ms, lease / 4)): at
+ * the cron, at every tracking connection's read and at the end of the turn,
+ * this tells tracking whether it is degraded (tracking_set_degraded). */
+void node_tracking_lease(node_t *n);
 /* Records a flush made here with that version, so that an older SEED from
  * a member cannot bring the key back (the cache itself was already changed
  * by the command): op is a versioned_op. */

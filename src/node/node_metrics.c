@@ -126,6 +126,20 @@ GETTER(get_net_out, server_stats(n->server)->net_output_bytes)
 GETTER(get_waits, server_stats(n->server)->blocked_releases)
 GETTER(get_wait_usec, server_stats(n->server)->blocked_usec)
 GETTER(get_zero, 0)
+static tracking_stats_t tracking_now(const node_t *n)
+{
+    tracking_stats_t s = {0};
+    if (n->tracking)
+        tracking_stats(n->tracking, &s);
+    return s;
+}
+GETTER(get_tr_clients, tracking_now(n).clients)
+GETTER(get_tr_keys, tracking_now(n).keys)
+GETTER(get_tr_items, tracking_now(n).items)
+GETTER(get_tr_prefixes, tracking_now(n).prefixes)
+GETTER(get_tr_invalidations, tracking_now(n).invalidations)
+GETTER(get_tr_evicted, tracking_now(n).evicted_keys)
+GETTER(get_tr_memory, n->tracking ? tracking_memory(n->tracking) : 0)
 GETTER(get_ps_channels, n->pubsub ? pubsub_topics(n->pubsub, PUBSUB_CHANNEL) : 0)
 GETTER(get_ps_patterns, n->pubsub ? pubsub_topics(n->pubsub, PUBSUB_PATTERN) : 0)
 GETTER(get_ps_shard, n->pubsub ? pubsub_topics(n->pubsub, PUBSUB_SHARD) : 0)
@@ -354,6 +368,22 @@ static const metric_t rows[] = {
         "stats:keyspace_hits", "cache.hits", NULL, get_hits),
     ROW(C, "cohort_cache_misses_total", "Cache reads that found no key.", 0,
         "stats:keyspace_misses", "cache.misses", NULL, get_misses),
+    ROW(G, "cohort_tracking_clients", "Connections with CLIENT TRACKING on.", 0,
+        "clients:tracking_clients", "tracking.clients", NULL, get_tr_clients),
+    ROW(G, "cohort_tracking_keys", "Keys in the tracking table (read by tracking connections).",
+        0, "stats:tracking_total_keys", "tracking.keys", NULL, get_tr_keys),
+    ROW(G, "cohort_tracking_items", "(key, connection) pairs in the tracking table.", 0,
+        "stats:tracking_total_items", "tracking.items", NULL, get_tr_items),
+    ROW(G, "cohort_tracking_prefixes", "BCAST prefixes with at least one connection.", 0,
+        "stats:tracking_total_prefixes", "tracking.prefixes", NULL, get_tr_prefixes),
+    ROW(C, "cohort_tracking_invalidations_total",
+        "Keys sent in invalidation pushes (a null invalidation counts one).", 0,
+        "stats:tracking_invalidations", "tracking.invalidations", NULL, get_tr_invalidations),
+    ROW(C, "cohort_tracking_evicted_keys_total",
+        "Keys dropped from the tracking table at tracking_table_max_keys (invalidated).", 0,
+        "stats:tracking_evicted_keys", "tracking.evicted_keys", NULL, get_tr_evicted),
+    ROW(G, "cohort_tracking_memory_bytes", "Bytes held by the tracking table and pending pushes.",
+        0, "memory:mem_tracking", "tracking.memory", NULL, get_tr_memory),
     ROW(G, "cohort_pubsub_channels", "Channels with at least one subscriber on this node.", 0,
         "stats:pubsub_channels", "pubsub.channels", NULL, get_ps_channels),
     ROW(G, "cohort_pubsub_patterns", "Patterns with at least one subscriber on this node.", 0,

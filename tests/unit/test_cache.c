@@ -1342,10 +1342,78 @@ static void test_random_ops(void **state)
     free(m);
 }
 
+/* The change signal (cache_on_change): every way a key can change is seen,
+ * with its key, once. */
+typedef struct change_log {
+    char text[4096];
+    size_t n;
+} change_log_t;
+
+static void change_record(void *ud, int kind, const char *key, size_t klen)
+{
+    change_log_t *l = ud;
+    size_t room = sizeof(l->text) - strlen(l->text);
+    if (kind == CACHE_CHANGE_ALL)
+        snprintf(l->text + strlen(l->text), room, "ALL ");
+    else
+        snprintf(l->text + strlen(l->text), room, "%.*s ", (int)klen, key);
+    l->n++;
+}
+
+#define ASSERT_CHANGES(l, want)                                                                    \
+    do {                                                                                           \
+        assert_string_equal((l)->text, want);                                                      \
+        (l)->text[0] = '\0';                                                                       \
+    } while (0)
+
+static void test_change_signal(void **state)
+{
+    (void)state;
+    cache_t *c = mk();
+    change_log_t log = {{0}, 0};
+    cache_on_change(c, change_record, &log);
+    set_str(c, "a", "1", 0);
+    set_str(c, "a", "a longer value that cannot reuse the entry's room", 0);
+    ASSERT_CHANGES(&log, "a a ");
+    cache_set_expire(c, cache_lookup(c, "a", 1, 0, 0), 500);
+    ASSERT_CHANGES(&log, "a ");
+    assert_null(cache_lookup(c, "a", 1, 1000, CACHE_READ)); /* lazy expiry */
+    ASSERT_CHANGES(&log, "a ");
+    assert_int_equal(cache_delete(c, "a", 1, 1000), 0); /* nothing left: no change */
+    ASSERT_CHANGES(&log, "");
+    set_str(c, "b", "2", 0);
+    assert_int_equal(cache_delete(c, "b", 1, 0), 1);
+    ASSERT_CHANGES(&log, "b b ");
+    set_str(c, "p:1", "x", 0);
+    set_str(c, "p:2", "x", 100);
+    set_str(c, "q", "x", 0);
+    ASSERT_CHANGES(&log, "p:1 p:2 q ");
+    assert_int_equal(cache_flush_prefix(c, "p:", 2, 0), 2);
+    ASSERT_CHANGES(&log, "p:1 p:2 ");
+    set_str(c, "e", "x", 10);
+    cache_cron(c, 1000, 100000); /* active expiry */
+    ASSERT_CHANGES(&log, "e e ");
+    cache_set_maxmemory(c, 1); /* eviction */
+    set_str(c, "big", "x", 0);
+    assert_true(cache_evict(c) >= 1);
+    ASSERT_CHANGES(&log, "big q big ");
+    cache_set_maxmemory(c, 0);
+    set_str(c, "z", "x", 0);
+    log.text[0] = '\0';
+    assert_int_equal(cache_flush_all(c), 1);
+    assert_int_equal(cache_flush_all(c), 0); /* an empty cache still says so */
+    ASSERT_CHANGES(&log, "ALL ALL ");
+    cache_on_change(c, NULL, NULL);
+    set_str(c, "quiet", "x", 0);
+    ASSERT_CHANGES(&log, "");
+    cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_get),
+        cmocka_unit_test(test_change_signal),
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_tree_shapes),
