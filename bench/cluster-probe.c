@@ -66,11 +66,15 @@
  *       One thread per port (an app host talking to its server): page-like
  *       requests of GETS (default 20) GETs of random keys PREFIX0 ..
  *       PREFIX<KEYS-1> then one SET, issued one after the other, no
- *       pipelining, until SECONDS. A request with an error reply, a wrong
- *       value or a connection error is a failure (the thread reconnects
+ *       pipelining, until SECONDS. A GET that misses is a cache miss: the
+ *       thread SETs the value it expected (as an app refills from its
+ *       database; counted, in the request's time). A request with an error
+ *       reply, a value other than the one written or a connection error is a
+ *       failure (the thread reconnects
  *       after 50 ms and goes on). Prints, per host and over all: request,
- *       reads (the GETS together) and SET latency, requests, failures, and
- *       the time of each host's first failure (s since start).
+ *       reads (the GETS together) and SET latency, requests, failures, the
+ *       time of each host's first and last failure (s since start) and the
+ *       first failure's cause.
  *   cluster-probe converged -P PORTS [-t SECONDS]
  *       Waits until every node sees every other member alive and serves.
  *
@@ -945,8 +949,10 @@ typedef struct page_host {
     int idx;
     uint64_t t_start;
     uint64_t *req, *reads, *sets;
-    long n, cap, failures;
+    long n, cap, failures, misses;
     double first_failure_s; /* -1: none */
+    double last_failure_s;
+    char first_error[160];
 } page_host_t;
 
 static redisContext *page_connect(const options_t *o, int port)
@@ -962,6 +968,20 @@ static redisContext *page_connect(const options_t *o, int port)
     return c;
 }
 
+/* Notes the first failure's cause on h (once). */
+static void page_error(page_host_t *h, redisContext *c, const redisReply *r, const char *what)
+{
+    if (h->first_error[0])
+        return;
+    const char *why = !r                             ? c->errstr
+                      : r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "a value other than the one written";
+    snprintf(h->first_error, sizeof(h->first_error), "%s: %s", what, why);
+    for (char *p = h->first_error; *p; p++)
+        if (*p == ' ')
+            *p = '_'; /* one token on the "name value" line */
+}
+
 /* One page: GETS GETs then a SET; returns 0, or -1 (the caller counts a
  * failure and reconnects). */
 static int page_once(page_host_t *h, redisContext *c, unsigned *seed, long seq,
@@ -975,7 +995,22 @@ static int page_once(page_host_t *h, redisContext *c, unsigned *seed, long seq,
         snprintf(key, sizeof(key), "%s%ld", o->prefix, k);
         snprintf(want, sizeof(want), "v:%ld", k);
         redisReply *r = redisCommand(c, "GET %s", key);
+        if (r && r->type == REDIS_REPLY_NIL) { /* a miss: the app fills it again */
+            freeReplyObject(r);
+            h->misses++;
+            r = redisCommand(c, "SET %s %s", key, want);
+            int filled = r && r->type == REDIS_REPLY_STATUS;
+            if (!filled)
+                page_error(h, c, r, "SET after a miss");
+            if (r)
+                freeReplyObject(r);
+            if (!filled)
+                return -1;
+            continue;
+        }
         int ok = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0;
+        if (!ok)
+            page_error(h, c, r, "GET");
         if (r)
             freeReplyObject(r);
         if (!ok)
@@ -985,6 +1020,8 @@ static int page_once(page_host_t *h, redisContext *c, unsigned *seed, long seq,
     snprintf(key, sizeof(key), "%sw:%d:%ld", o->prefix, h->idx, seq % 1000);
     redisReply *r = redisCommand(c, "SET %s %ld", key, seq);
     int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (!ok)
+        page_error(h, c, r, "SET");
     if (r)
         freeReplyObject(r);
     *t_reads = t1 - t0;
@@ -1018,6 +1055,9 @@ static void *page_thread(void *arg)
         }
         if (h->failures++ == 0)
             h->first_failure_s = (now_ns() - h->t_start) / 1e9;
+        h->last_failure_s = (now_ns() - h->t_start) / 1e9;
+        if (!c && !h->first_error[0])
+            snprintf(h->first_error, sizeof(h->first_error), "connect_failed");
         if (c)
             redisFree(c);
         usleep(50000);
@@ -1034,7 +1074,8 @@ static void mode_page(options_t *o)
     pthread_t th[MAX_PORTS];
     uint64_t t0 = now_ns();
     for (int i = 0; i < o->nports; i++) {
-        hs[i] = (page_host_t){.o = o, .idx = i, .t_start = t0, .first_failure_s = -1};
+        hs[i] = (page_host_t){.o = o, .idx = i, .t_start = t0, .first_failure_s = -1,
+                              .last_failure_s = -1};
         if (pthread_create(&th[i], NULL, page_thread, &hs[i]) != 0)
             die("cannot start a thread");
     }
@@ -1056,8 +1097,11 @@ static void mode_page(options_t *o)
         at += h->n;
         snprintf(name, sizeof(name), "host%d_req", i);
         print_stats(name, h->req, h->n);
-        printf("host%d_failures %ld\nhost%d_first_failure_s %.3f\n", i, h->failures, i,
-               h->first_failure_s);
+        printf("host%d_misses %ld\n", i, h->misses);
+        printf("host%d_failures %ld\nhost%d_first_failure_s %.3f\nhost%d_last_failure_s %.3f\n",
+               i, h->failures, i, h->first_failure_s, i, h->last_failure_s);
+        if (h->first_error[0])
+            printf("host%d_first_error %s\n", i, h->first_error);
         failures += h->failures;
         free(h->req);
         free(h->reads);
