@@ -61,7 +61,10 @@ cluster_wait_converged() {
 }
 
 # cluster_start N: writes the key and the INIs and starts N nodes. Extra
-# [cluster] settings can be put in NODE_OPTIONS ("key = value" lines) before.
+# [cluster] settings can be put in NODE_OPTIONS ("key = value" lines) before,
+# and other sections too ("[cache]" then its lines), except [store]: the
+# nodes share one SQLite store in the run's directory (not the default
+# /var/lib/cohort, which other runs and other clusters use too).
 # Hooks, both optional: CLUSTER_PEER_HOOK names a function called as
 # "HOOK I J" that prints the "peer = ..." line of node I's INI for node J
 # (nothing: no line), e.g. a proxy's address; CLUSTER_PRE_START_HOOK names a
@@ -103,6 +106,8 @@ cluster_start() {
                 for j in "${peers[@]}"; do echo "$j"; done
             fi
             for j in "${NODE_OPTIONS[@]}"; do echo "$j"; done
+            echo "[store]" # one store for the cluster, private to this run
+            echo "url = sqlite://$BENCH_TMP/store.db"
         } >"$ini"
     done
     for ((i = 0; i < n; i++)); do

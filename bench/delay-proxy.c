@@ -18,10 +18,18 @@
  * Checked by bench/vs-shared-redis, which measures the round trip through a
  * proxy at DELAY 0 and DELAY 250 us against the direct one.
  *
- * Run:  delay-proxy -d MICROSECONDS [-t SECONDS] LISTEN:TARGET [LISTEN:TARGET ...]
+ * Refusals (-r): a host whose process died refuses connections, but a
+ * proxy in front of it would accept them (and then close them), which looks
+ * like a host that went silent. With -r, when the target refuses, the proxy
+ * stops listening on that port (so the next connect is refused too) and
+ * tries the target every 50 ms, listening again once it answers. SIGUSR1
+ * turns this off (a silent host: accepted, then closed) and SIGUSR2 on.
+ *
+ * Run:  delay-proxy -d MICROSECONDS [-r] [-t SECONDS] LISTEN:TARGET [LISTEN:TARGET ...]
  * Prints "ready" once every port listens.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +52,7 @@ typedef struct side {
 } side_t;
 
 struct pair {
+    struct map *map;
     side_t a; /* accepted from the client */
     side_t b; /* opened to the target */
     uv_connect_t connect;
@@ -62,8 +71,13 @@ typedef struct chunk {
 
 typedef struct map {
     uv_tcp_t listener;
+    int listening;
     int listen_port;
     int target_port;
+    uv_timer_t retry; /* -r: tries the target while not listening */
+    uv_tcp_t probe;
+    uv_connect_t probe_req;
+    int probing;
 } map_t;
 
 static uv_loop_t *loop;
@@ -73,6 +87,10 @@ static uv_poll_t tpoll;
 static chunk_t *head, *tail;
 static map_t maps[MAX_MAPS];
 static int nmaps;
+static int mirror_refusals;
+static uv_signal_t sig_off, sig_on;
+
+static int map_listen(map_t *m);
 
 static uint64_t now_ns(void)
 {
@@ -204,11 +222,54 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+/* -r: the listener is closed; listen again once the target answers. */
+static void retry_closed(uv_handle_t *h)
+{
+    map_t *m = h->data;
+    m->probing = 0;
+}
+
+static void on_probe(uv_connect_t *req, int status)
+{
+    map_t *m = req->data;
+    uv_close((uv_handle_t *)&m->probe, retry_closed);
+    if (status == 0 && !m->listening) {
+        uv_timer_stop(&m->retry);
+        if (map_listen(m) != 0)
+            exit(1); /* the port is lost: the run reports the failures */
+    }
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    map_t *m = t->data;
+    if (m->probing || m->listening)
+        return;
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", m->target_port, &addr);
+    uv_tcp_init(loop, &m->probe);
+    m->probe.data = m;
+    m->probe_req.data = m;
+    m->probing = 1;
+    if (uv_tcp_connect(&m->probe_req, &m->probe, (struct sockaddr *)&addr, on_probe) != 0)
+        uv_close((uv_handle_t *)&m->probe, retry_closed);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    map_t *m = h->data;
+    uv_timer_start(&m->retry, on_retry, 50, 50);
+}
+
 static void on_target(uv_connect_t *req, int status)
 {
     pair_t *p = req->data;
     if (status != 0 || p->closing) {
-        fprintf(stderr, "delay-proxy: cannot reach the target: %s\n", uv_strerror(status));
+        map_t *m = p->map;
+        if (status == UV_ECONNREFUSED && mirror_refusals && m->listening) {
+            m->listening = 0;
+            uv_close((uv_handle_t *)&m->listener, listener_closed);
+        }
         pair_close(p);
         return;
     }
@@ -224,6 +285,7 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     pair_t *p = xmalloc(sizeof(*p));
     memset(p, 0, sizeof(*p));
+    p->map = m;
     p->a.pair = p->b.pair = p;
     p->a.peer = &p->b;
     p->b.peer = &p->a;
@@ -253,17 +315,43 @@ static void on_limit(uv_timer_t *t)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: delay-proxy -d MICROSECONDS [-t SECONDS] LISTEN:TARGET ...\n");
+    fprintf(stderr, "usage: delay-proxy -d MICROSECONDS [-r] [-t SECONDS] LISTEN:TARGET ...\n");
     exit(1);
+}
+
+/* Binds and listens on m's port; returns 0 or a negative libuv code. */
+static int map_listen(map_t *m)
+{
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", m->listen_port, &addr);
+    uv_tcp_init(loop, &m->listener);
+    m->listener.data = m;
+    int rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&m->listener, 128, on_accept);
+    if (rc != 0) {
+        fprintf(stderr, "delay-proxy: cannot listen on %d: %s\n", m->listen_port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&m->listener, NULL);
+        return rc;
+    }
+    m->listening = 1;
+    return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    mirror_refusals = signum == SIGUSR2;
 }
 
 int main(int argc, char **argv)
 {
     double delay_us = -1, limit_s = 600;
     int ch;
-    while ((ch = getopt(argc, argv, "d:t:")) != -1) {
+    while ((ch = getopt(argc, argv, "d:rt:")) != -1) {
         switch (ch) {
         case 'd': delay_us = atof(optarg); break;
+        case 'r': mirror_refusals = 1; break;
         case 't': limit_s = atof(optarg); break;
         default: usage();
         }
@@ -286,19 +374,15 @@ int main(int argc, char **argv)
         map_t *m = &maps[nmaps++];
         if (sscanf(argv[i], "%d:%d", &m->listen_port, &m->target_port) != 2)
             usage();
-        struct sockaddr_in addr;
-        uv_ip4_addr("127.0.0.1", m->listen_port, &addr);
-        uv_tcp_init(loop, &m->listener);
-        m->listener.data = m;
-        int rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&addr, 0);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)&m->listener, 128, on_accept);
-        if (rc != 0) {
-            fprintf(stderr, "delay-proxy: cannot listen on %d: %s\n", m->listen_port,
-                    uv_strerror(rc));
+        uv_timer_init(loop, &m->retry);
+        m->retry.data = m;
+        if (map_listen(m) != 0)
             return 1;
-        }
     }
+    uv_signal_init(loop, &sig_off);
+    uv_signal_init(loop, &sig_on);
+    uv_signal_start(&sig_off, on_signal, SIGUSR1);
+    uv_signal_start(&sig_on, on_signal, SIGUSR2);
     uv_timer_t limit;
     uv_timer_init(loop, &limit);
     uv_timer_start(&limit, on_limit, (uint64_t)(limit_s * 1000), 0);
