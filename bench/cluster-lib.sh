@@ -57,11 +57,20 @@ cluster_node_start() {
 # cluster_wait_converged: every node sees every other alive and serves.
 cluster_wait_converged() {
     "${CPROBE[@]}" converged -P "$NODE_PORTS" -t 20 ||
-        bench_die "the cluster did not converge within 20 s (logs in ${NODE_LOG[*]})"
+        { tail -n 15 "${NODE_LOG[@]}" >&2; bench_die "the cluster did not converge within 20 s"; }
 }
 
 # cluster_start N: writes the key and the INIs and starts N nodes. Extra
-# [cluster] settings can be put in NODE_OPTIONS ("key = value" lines) before.
+# [cluster] settings can be put in NODE_OPTIONS ("key = value" lines) before,
+# and other sections too ("[cache]" then its lines), except [store]: the
+# nodes share one SQLite store in the run's directory (not the default
+# /var/lib/cohort, which other runs and other clusters use too).
+# Hooks, both optional: CLUSTER_PEER_HOOK names a function called as
+# "HOOK I J" that prints the "peer = ..." line of node I's INI for node J
+# (nothing: no line), e.g. a proxy's address; CLUSTER_PRE_START_HOOK names a
+# function called once the ports are chosen, before the INIs are written.
+CLUSTER_PEER_HOOK=""
+CLUSTER_PRE_START_HOOK=""
 cluster_start() {
     local n=$1 i j key="$BENCH_TMP/cluster.key" peers=() ini
     (umask 077 && head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key")
@@ -75,6 +84,7 @@ cluster_start() {
         peers+=("peer = 127.0.0.1:${NODE_CPORT[$i]}")
     done
     NODE_PORTS=$(IFS=,; echo "${NODE_PORT[*]}")
+    [ -z "$CLUSTER_PRE_START_HOOK" ] || "$CLUSTER_PRE_START_HOOK"
     for ((i = 0; i < n; i++)); do
         ini="$BENCH_TMP/${NODE_NAME[$i]}.ini"
         {
@@ -90,8 +100,14 @@ cluster_start() {
             echo "bind = 127.0.0.1"
             echo "port = ${NODE_CPORT[$i]}"
             echo "key_file = $key"
-            for j in "${peers[@]}"; do echo "$j"; done
+            if [ -n "$CLUSTER_PEER_HOOK" ]; then
+                for ((j = 0; j < n; j++)); do "$CLUSTER_PEER_HOOK" "$i" "$j"; done
+            else
+                for j in "${peers[@]}"; do echo "$j"; done
+            fi
             for j in "${NODE_OPTIONS[@]}"; do echo "$j"; done
+            echo "[store]" # one store for the cluster, private to this run
+            echo "url = sqlite://$BENCH_TMP/store.db"
         } >"$ini"
     done
     for ((i = 0; i < n; i++)); do

@@ -47,6 +47,34 @@
  *       observer (about every 0.5 ms) until MEMBER is dead (kill) or
  *       unreachable (stop, then SIGCONT and wait until alive again). Prints
  *       the time of each state change seen, per observer (ms).
+ *   cluster-probe writelat -P PORTS -k PREFIX -o set|del -n N [-x MODE] [-S PIDS] [-t SECONDS]
+ *       Fills N keys on every node (v:I), then times SET PREFIXi w:I (or
+ *       DEL PREFIXi) on the origin, one request in flight, for at most N
+ *       keys or SECONDS. Every 50th key is read back on every other node
+ *       right after the reply and checked against MODE, the keyspace's write
+ *       mode: replicate (SET: the new value everywhere), invalidate (SET:
+ *       nil elsewhere), local (SET: the old value elsewhere); DEL: nil
+ *       everywhere in every mode. A mismatch is counted as "stale". With
+ *       -S, the CPU time (utime + stime, /proc/PID/stat) the listed server
+ *       processes used during the timed loop, per request.
+ *   cluster-probe writethru -P PORTS -k PREFIX -o set|del -n N [-w WINDOW] [-S PIDS] [-t SECONDS]
+ *       Fills N keys on every node, then sends SET (or DEL) of each on the
+ *       origin, pipelined (at most WINDOW in flight), until N replies or
+ *       SECONDS (then it stops sending and drains); prints ops_per_s and,
+ *       with -S, the servers' CPU per request.
+ *   cluster-probe page -P PORTS -k PREFIX -n KEYS [-G GETS] [-t SECONDS]
+ *       One thread per port (an app host talking to its server): page-like
+ *       requests of GETS (default 20) GETs of random keys PREFIX0 ..
+ *       PREFIX<KEYS-1> then one SET, issued one after the other, no
+ *       pipelining, until SECONDS. A GET that misses is a cache miss: the
+ *       thread SETs the value it expected (as an app refills from its
+ *       database; counted, in the request's time). A request with an error
+ *       reply, a value other than the one written or a connection error is a
+ *       failure (the thread reconnects
+ *       after 50 ms and goes on). Prints, per host and over all: request,
+ *       reads (the GETS together) and SET latency, requests, failures, the
+ *       time of each host's first and last failure (s since start) and the
+ *       first failure's cause.
  *   cluster-probe converged -P PORTS [-t SECONDS]
  *       Waits until every node sees every other member alive and serves.
  *
@@ -86,6 +114,11 @@ typedef struct options {
     const char *member;
     long pid;
     const char *sig;
+    const char *op;     /* writelat/writethru: "set" or "del" */
+    const char *expect; /* writelat: the keyspace's write mode */
+    long pids[MAX_PORTS];
+    int npids;
+    long gets; /* page: GETs per request */
 } options_t;
 
 static int wrong; /* a wrong reply was seen: exit 3 */
@@ -753,6 +786,335 @@ static void mode_converged(options_t *o)
         redisFree(cs[i]);
 }
 
+
+/* ---- write modes: SET against DEL ---------------------------------------- */
+
+/* CPU time (us) the listed processes used so far: utime + stime from
+ * /proc/PID/stat; 0 without -S. */
+static double servers_cpu_us(const options_t *o)
+{
+    double us = 0;
+    long tck = sysconf(_SC_CLK_TCK);
+    for (int i = 0; i < o->npids; i++) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", o->pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+        unsigned long long ut = 0, st = 0;
+        /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
+         * majflt cmajflt utime stime */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                        &ut, &st) == 2)
+            us += (double)(ut + st) * 1e6 / (double)tck;
+    }
+    return us;
+}
+
+static void print_cpu(const options_t *o, double cpu0, long ops)
+{
+    if (o->npids == 0 || ops == 0)
+        return;
+    double used = servers_cpu_us(o) - cpu0;
+    printf("server_cpu_ms %.0f\nserver_cpu_us_per_op %.2f\n", used / 1e3, used / (double)ops);
+}
+
+static int op_is_set(const options_t *o)
+{
+    if (strcmp(o->op, "set") == 0)
+        return 1;
+    if (strcmp(o->op, "del") != 0)
+        die("-o must be set or del");
+    return 0;
+}
+
+/* After a write of key i replied: what each other node must hold (see the
+ * writelat comment); a mismatch is counted and makes the run wrong. */
+static void check_write(const options_t *o, redisContext **cs, const char *key, long i,
+                        int is_set, long *checked, long *stale)
+{
+    char fresh[64], old[64];
+    snprintf(fresh, sizeof(fresh), "w:%ld", i);
+    snprintf(old, sizeof(old), "v:%ld", i);
+    for (int j = 0; j < o->nports; j++) {
+        const char *want = NULL; /* NULL: nil */
+        if (is_set && j == 0)
+            want = fresh;
+        else if (is_set && strcmp(o->expect, "replicate") == 0)
+            want = fresh;
+        else if (is_set && strcmp(o->expect, "local") == 0)
+            want = old;
+        redisReply *r = cmd(cs[j], "GET %s", key);
+        (*checked)++;
+        int ok = want ? r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0
+                      : r->type == REDIS_REPLY_NIL;
+        if (!ok) {
+            (*stale)++;
+            wrong = 1;
+        }
+        freeReplyObject(r);
+    }
+}
+
+static void mode_writelat(options_t *o)
+{
+    int is_set = op_is_set(o);
+    redisContext *cs[MAX_PORTS];
+    for (int i = 0; i < o->nports; i++) {
+        cs[i] = connect_port(o->host, o->ports[i]);
+        fill(cs[i], o->prefix, o->n);
+    }
+    uint64_t *s = calloc((size_t)o->n, sizeof(uint64_t));
+    long n = 0, stale = 0, checked = 0;
+    char key[256], val[64];
+    double cpu0 = servers_cpu_us(o), cpu_sum = 0;
+    uint64_t deadline = now_ns() + (uint64_t)(o->seconds * 1e9);
+    for (long i = 0; i < o->n && now_ns() < deadline; i++) {
+        snprintf(key, sizeof(key), "%s%ld", o->prefix, i);
+        snprintf(val, sizeof(val), "w:%ld", i);
+        uint64_t t0 = now_ns();
+        redisReply *r = is_set ? cmd(cs[0], "SET %s %s", key, val) : cmd(cs[0], "DEL %s", key);
+        s[n++] = now_ns() - t0;
+        int ok = is_set ? r->type == REDIS_REPLY_STATUS : r->type == REDIS_REPLY_INTEGER &&
+                                                              r->integer == 1;
+        if (!ok) {
+            fprintf(stderr, "cluster-probe: %s %s: unexpected reply\n", o->op, key);
+            wrong = 1;
+        }
+        freeReplyObject(r);
+        if (i % 50 == 0) { /* the reads are not the servers' cost of a write */
+            double c = servers_cpu_us(o);
+            check_write(o, cs, key, i, is_set, &checked, &stale);
+            cpu_sum += servers_cpu_us(o) - c;
+        }
+    }
+    print_stats(o->op, s, n);
+    printf("stale_reads %ld\nreads_checked %ld\n", stale, checked);
+    print_cpu(o, cpu0 + cpu_sum, n);
+    free(s);
+    for (int i = 0; i < o->nports; i++)
+        redisFree(cs[i]);
+}
+
+static void mode_writethru(options_t *o)
+{
+    int is_set = op_is_set(o);
+    redisContext *cs[MAX_PORTS];
+    for (int i = 0; i < o->nports; i++) {
+        cs[i] = connect_port(o->host, o->ports[i]);
+        fill(cs[i], o->prefix, o->n);
+    }
+    double cpu0 = servers_cpu_us(o);
+    uint64_t deadline = now_ns() + (uint64_t)(o->seconds * 1e9);
+    uint64_t t0 = now_ns();
+    long sent = 0, got = 0, bad = 0, limit = o->n;
+    while (got < limit) {
+        while (sent < limit && sent - got < o->window) {
+            if (is_set)
+                redisAppendCommand(cs[0], "SET %s%ld w:%ld", o->prefix, sent, sent);
+            else
+                redisAppendCommand(cs[0], "DEL %s%ld", o->prefix, sent);
+            sent++;
+        }
+        do {
+            redisReply *r;
+            get_reply(cs[0], &r);
+            bad += is_set ? r->type != REDIS_REPLY_STATUS
+                          : r->type != REDIS_REPLY_INTEGER || r->integer != 1;
+            freeReplyObject(r);
+            got++;
+        } while (got < sent && sent - got >= o->window / 2);
+        if (now_ns() > deadline)
+            limit = sent; /* time is up: drain what is in flight */
+    }
+    double secs = (now_ns() - t0) / 1e9;
+    printf("ops %ld\nseconds %.3f\nops_per_s %.0f\n", got, secs, got / secs);
+    print_cpu(o, cpu0, got);
+    if (bad) {
+        fprintf(stderr, "cluster-probe: %ld unexpected replies to %s\n", bad, o->op);
+        wrong = 1;
+    }
+    for (int i = 0; i < o->nports; i++)
+        redisFree(cs[i]);
+}
+
+/* ---- page-like requests, one app host per port --------------------------- */
+
+typedef struct page_host {
+    const options_t *o;
+    int idx;
+    uint64_t t_start;
+    uint64_t *req, *reads, *sets;
+    long n, cap, failures, misses;
+    double first_failure_s; /* -1: none */
+    double last_failure_s;
+    char first_error[160];
+} page_host_t;
+
+static redisContext *page_connect(const options_t *o, int port)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(o->host, port, tv);
+    if (!c || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* Notes the first failure's cause on h (once). */
+static void page_error(page_host_t *h, redisContext *c, const redisReply *r, const char *what)
+{
+    if (h->first_error[0])
+        return;
+    const char *why = !r                             ? c->errstr
+                      : r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "a value other than the one written";
+    snprintf(h->first_error, sizeof(h->first_error), "%s: %s", what, why);
+    for (char *p = h->first_error; *p; p++)
+        if (*p == ' ')
+            *p = '_'; /* one token on the "name value" line */
+}
+
+/* One page: GETS GETs then a SET; returns 0, or -1 (the caller counts a
+ * failure and reconnects). */
+static int page_once(page_host_t *h, redisContext *c, unsigned *seed, long seq,
+                     uint64_t *t_reads, uint64_t *t_set)
+{
+    const options_t *o = h->o;
+    char key[256], want[64];
+    uint64_t t0 = now_ns();
+    for (long g = 0; g < o->gets; g++) {
+        long k = (long)(rand_r(seed) % (unsigned)o->n);
+        snprintf(key, sizeof(key), "%s%ld", o->prefix, k);
+        snprintf(want, sizeof(want), "v:%ld", k);
+        redisReply *r = redisCommand(c, "GET %s", key);
+        if (r && r->type == REDIS_REPLY_NIL) { /* a miss: the app fills it again */
+            freeReplyObject(r);
+            h->misses++;
+            r = redisCommand(c, "SET %s %s", key, want);
+            int filled = r && r->type == REDIS_REPLY_STATUS;
+            if (!filled)
+                page_error(h, c, r, "SET after a miss");
+            if (r)
+                freeReplyObject(r);
+            if (!filled)
+                return -1;
+            continue;
+        }
+        int ok = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0;
+        if (!ok)
+            page_error(h, c, r, "GET");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            return -1;
+    }
+    uint64_t t1 = now_ns();
+    snprintf(key, sizeof(key), "%sw:%d:%ld", o->prefix, h->idx, seq % 1000);
+    redisReply *r = redisCommand(c, "SET %s %ld", key, seq);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (!ok)
+        page_error(h, c, r, "SET");
+    if (r)
+        freeReplyObject(r);
+    *t_reads = t1 - t0;
+    *t_set = now_ns() - t1;
+    return ok ? 0 : -1;
+}
+
+static void *page_thread(void *arg)
+{
+    page_host_t *h = arg;
+    const options_t *o = h->o;
+    unsigned seed = 12345u + (unsigned)h->idx;
+    uint64_t deadline = h->t_start + (uint64_t)(o->seconds * 1e9);
+    redisContext *c = page_connect(o, o->ports[h->idx]);
+    for (long seq = 0; now_ns() < deadline; seq++) {
+        uint64_t tr = 0, ts = 0, t0 = now_ns();
+        if (c && page_once(h, c, &seed, seq, &tr, &ts) == 0) {
+            if (h->n == h->cap) {
+                h->cap = h->cap ? 2 * h->cap : 4096;
+                h->req = realloc(h->req, (size_t)h->cap * sizeof(uint64_t));
+                h->reads = realloc(h->reads, (size_t)h->cap * sizeof(uint64_t));
+                h->sets = realloc(h->sets, (size_t)h->cap * sizeof(uint64_t));
+                if (!h->req || !h->reads || !h->sets)
+                    die("out of memory");
+            }
+            h->req[h->n] = now_ns() - t0;
+            h->reads[h->n] = tr;
+            h->sets[h->n] = ts;
+            h->n++;
+            continue;
+        }
+        if (h->failures++ == 0)
+            h->first_failure_s = (now_ns() - h->t_start) / 1e9;
+        h->last_failure_s = (now_ns() - h->t_start) / 1e9;
+        if (!c && !h->first_error[0])
+            snprintf(h->first_error, sizeof(h->first_error), "connect_failed");
+        if (c)
+            redisFree(c);
+        usleep(50000);
+        c = page_connect(o, o->ports[h->idx]);
+    }
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+static void mode_page(options_t *o)
+{
+    page_host_t hs[MAX_PORTS];
+    pthread_t th[MAX_PORTS];
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < o->nports; i++) {
+        hs[i] = (page_host_t){.o = o, .idx = i, .t_start = t0, .first_failure_s = -1,
+                              .last_failure_s = -1};
+        if (pthread_create(&th[i], NULL, page_thread, &hs[i]) != 0)
+            die("cannot start a thread");
+    }
+    long total = 0, failures = 0;
+    for (int i = 0; i < o->nports; i++) {
+        pthread_join(th[i], NULL);
+        total += hs[i].n;
+    }
+    uint64_t *all[3];
+    for (int k = 0; k < 3; k++)
+        all[k] = calloc((size_t)total + 1, sizeof(uint64_t));
+    long at = 0;
+    char name[64];
+    for (int i = 0; i < o->nports; i++) {
+        page_host_t *h = &hs[i];
+        memcpy(all[0] + at, h->req, (size_t)h->n * sizeof(uint64_t));
+        memcpy(all[1] + at, h->reads, (size_t)h->n * sizeof(uint64_t));
+        memcpy(all[2] + at, h->sets, (size_t)h->n * sizeof(uint64_t));
+        at += h->n;
+        snprintf(name, sizeof(name), "host%d_req", i);
+        print_stats(name, h->req, h->n);
+        printf("host%d_misses %ld\n", i, h->misses);
+        printf("host%d_failures %ld\nhost%d_first_failure_s %.3f\nhost%d_last_failure_s %.3f\n",
+               i, h->failures, i, h->first_failure_s, i, h->last_failure_s);
+        if (h->first_error[0])
+            printf("host%d_first_error %s\n", i, h->first_error);
+        failures += h->failures;
+        free(h->req);
+        free(h->reads);
+        free(h->sets);
+    }
+    print_stats("req", all[0], total);
+    print_stats("reads", all[1], total);
+    print_stats("set", all[2], total);
+    printf("requests %ld\nfailures %ld\n", total, failures);
+    for (int k = 0; k < 3; k++)
+        free(all[k]);
+}
+
 /* ---- arguments ---------------------------------------------------------- */
 
 static void usage(void)
@@ -760,8 +1122,10 @@ static void usage(void)
     fprintf(stderr,
             "usage: cluster-probe MODE [-h HOST] [-P PORT,PORT,...] [-k PREFIX] [-n N]\n"
             "       [-w WINDOW] [-r ROUNDS] [-t SECONDS] [-b BUS] [-c CACHE] [-C CHANNEL]\n"
-            "       [-A ACKS] [-m MEMBER] [-s PID] [-g kill|stop]\n"
-            "modes: fill dellat delthru subscriber buslat busthru sitemap detect converged\n");
+            "       [-A ACKS] [-m MEMBER] [-s PID] [-g kill|stop] [-o set|del] [-x MODE]\n"
+            "       [-S PID,PID,...] [-G GETS]\n"
+            "modes: fill dellat delthru writelat writethru page subscriber buslat busthru\n"
+            "       sitemap detect converged\n");
     exit(1);
 }
 
@@ -778,13 +1142,14 @@ int main(int argc, char **argv)
 {
     options_t o = {.host = "127.0.0.1", .channel = "cohort-bench-inval",
                    .acks = "cohort-bench-acks", .prefix = "bench:", .n = 10000,
-                   .window = 1000, .rounds = 20, .seconds = 120, .sig = "kill"};
+                   .window = 1000, .rounds = 20, .seconds = 120, .sig = "kill",
+                   .op = "set", .expect = "replicate", .gets = 20};
     if (argc < 2)
         usage();
     o.mode = argv[1];
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "h:P:k:n:w:r:t:b:c:C:A:m:s:g:")) != -1) {
+    while ((ch = getopt(argc, argv, "h:P:k:n:w:r:t:b:c:C:A:m:s:g:o:x:S:G:")) != -1) {
         switch (ch) {
         case 'h': o.host = optarg; break;
         case 'P': parse_ports(&o, optarg); break;
@@ -800,10 +1165,18 @@ int main(int argc, char **argv)
         case 'm': o.member = optarg; break;
         case 's': o.pid = atol(optarg); break;
         case 'g': o.sig = optarg; break;
+        case 'o': o.op = optarg; break;
+        case 'x': o.expect = optarg; break;
+        case 'S':
+            for (char *p = strtok(optarg, ","); p; p = strtok(NULL, ","))
+                if (o.npids < MAX_PORTS)
+                    o.pids[o.npids++] = atol(p);
+            break;
+        case 'G': o.gets = atol(optarg); break;
         default: usage();
         }
     }
-    if (o.n <= 0 || o.window <= 1 || o.rounds <= 0 || o.seconds <= 0)
+    if (o.n <= 0 || o.window <= 1 || o.rounds <= 0 || o.seconds <= 0 || o.gets < 0)
         usage();
     static const struct {
         const char *name;
@@ -814,7 +1187,8 @@ int main(int argc, char **argv)
         {"delthru", mode_delthru, 1},   {"subscriber", mode_subscriber, 0},
         {"buslat", mode_buslat, 1},     {"busthru", mode_busthru, 1},
         {"sitemap", mode_sitemap, 1},   {"detect", mode_detect, 1},
-        {"converged", mode_converged, 1},
+        {"converged", mode_converged, 1}, {"writelat", mode_writelat, 1},
+        {"writethru", mode_writethru, 1}, {"page", mode_page, 1},
     };
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         if (strcmp(o.mode, modes[i].name) != 0)
