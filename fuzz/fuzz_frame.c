@@ -56,7 +56,8 @@ static const frame_key_t *K(const uint8_t *raw)
 /* The payload of each type as a string of fields: '1' '2' '4' '8' an
  * integer of that many bytes, 'n' a name (bytes, <= 255), 'h' a nonce or
  * proof (bytes, <= 32), 'F' FLUSH's entries (count from the last u32), 'I'
- * INTEREST's flags and entries, 'M' a MESSAGE payload. */
+ * INTEREST's flags and entries, 'M' a MESSAGE payload, 'S' SNAPSHOT's
+ * entries (count from the last u32). */
 static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_HELLO] = "1nn82h",   /* proto, cluster, name, incarnation, port, nonce */
     [FRAME_WELCOME] = "1nn8hh", /* proto, cluster, name, incarnation, nonce, proof */
@@ -72,6 +73,11 @@ static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_BYE] = "",           /* nothing */
     [FRAME_INTEREST] = "I",     /* flags, entries to the end */
     [FRAME_MESSAGE] = "M",      /* flags, channel, payload */
+    [FRAME_SNAPREQ] = "8",      /* request id */
+    [FRAME_SNAPSHOT] = "814S",  /* request id, flags, count, entries */
+    [FRAME_NACK] = "88",        /* incarnation, flush number */
+    [FRAME_ABORT] = "88",       /* incarnation, flush number */
+    [FRAME_COMMIT] = "88",      /* incarnation, flush number */
 };
 
 static void check_inside(const frame_hdr_t *h, const frame_bytes_t *v)
@@ -122,13 +128,34 @@ static void walk_payload(const frame_hdr_t *h)
                     rc = frame_get_bytes(&r, &v, UINT32_MAX);
                 if (rc == 0) {
                     check_inside(h, &v);
-                    if (u8 == FLUSH_SEED) {
+                    if (u8 == FLUSH_SEED || u8 == FLUSH_PROPOSE) {
                         rc = frame_get_u64(&r, &u64);
                         if (rc == 0)
                             rc = frame_get_bytes(&r, &v, UINT32_MAX);
+                        if (rc == 0) {
+                            check_inside(h, &v);
+                            rc = frame_get_u8(&r, &u8); /* form */
+                        }
+                    } else if (u8 == FLUSH_INVAL) {
+                        rc = frame_get_bytes(&r, &v, 8);
                         if (rc == 0)
                             check_inside(h, &v);
                     }
+                }
+            }
+            break;
+        case 'S':
+            for (uint32_t i = 0; i < u32 && rc == 0; i++) {
+                rc = frame_get_u64(&r, &u64); /* version */
+                if (rc == 0)
+                    rc = frame_get_bytes(&r, &v, UINT32_MAX);
+                if (rc == 0)
+                    rc = frame_get_u64(&r, &u64); /* time left */
+                if (rc == 0)
+                    rc = frame_get_bytes(&r, &v, UINT32_MAX);
+                if (rc == 0) {
+                    check_inside(h, &v);
+                    rc = frame_get_u8(&r, &u8); /* form */
                 }
             }
             break;

@@ -13,9 +13,16 @@ uint64_t hlc_next(hlc_t *h, int64_t wall_ms)
     return h->counter << HLC_TAG_BITS | h->tag;
 }
 
+uint64_t hlc_after(const hlc_t *h, uint64_t base)
+{
+    return ((base >> HLC_TAG_BITS) + 1) << HLC_TAG_BITS | h->tag;
+}
+
 void hlc_observe(hlc_t *h, uint64_t version)
 {
-    uint64_t counter = version >> HLC_TAG_BITS;
+    /* One more than the counter seen: the next version made here is two
+     * above it, above any read-modify-write proposed on it (one above). */
+    uint64_t counter = (version >> HLC_TAG_BITS) + 1;
     if (counter > h->counter)
         h->counter = counter;
 }

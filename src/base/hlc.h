@@ -9,6 +9,11 @@
  * Never: goes backwards, or reads a clock itself (the caller passes the wall
  * time, so a simulator can drive it).
  *
+ * A read-modify-write of a key replicated with version b is proposed as
+ * hlc_after(b): one counter step above b, so that every write or flush
+ * made by a node that has seen b (two steps above it, hlc_observe) is newer
+ * than the proposal (cluster/WRITES.md).
+ *
  * Ordering by version respects real time as long as the nodes' wall clocks
  * agree better than the gap between two operations: an operation issued
  * after another replied everywhere gets a larger version, because every node
@@ -27,6 +32,8 @@ typedef struct hlc {
 
 /* The next version, for an operation made here now. */
 uint64_t hlc_next(hlc_t *h, int64_t wall_ms);
+/* The version one counter step above base, with this node's tag. */
+uint64_t hlc_after(const hlc_t *h, uint64_t base);
 /* Takes note of a version made elsewhere. */
 void hlc_observe(hlc_t *h, uint64_t version);
 /* The version an operation made at wall_ms (ms) would have at least, from

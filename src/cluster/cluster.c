@@ -316,6 +316,9 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
         peer_close(l, "peer said goodbye");
         break;
     case FRAME_FLUSH:
+    case FRAME_NACK:
+    case FRAME_ABORT:
+    case FRAME_COMMIT:
     case FRAME_ACK:
     case FRAME_SYNC:
     case FRAME_RESET:
@@ -339,7 +342,9 @@ void cluster_end_of_turn(cluster_t *cl)
     if (!cl)
         return;
     coherence_send_batches(cl);
+    coherence_progress(cl); /* writes with nobody to wait for commit at once */
     coherence_send_acks(cl);
+    coherence_send_commits(cl);
     catchup_send(cl);
     interest_send_pending(cl);
     peer_flush_writes(cl);

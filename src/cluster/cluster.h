@@ -30,10 +30,14 @@ typedef struct cluster_host {
     void *ud;
     /* Applies a member's flush to this node's cache: kind is an enum
      * flush_kind (frame.h); val, vlen, expire_at and enc are for FLUSH_SEED
-     * (for FLUSH_INVAL, val is the 8-byte digest); version orders it
-     * against every other write and flush of the key (cache/versioned.h). */
-    void (*apply)(void *ud, int kind, const char *key, size_t klen, const char *val, size_t vlen,
-                  int64_t expire_at, int enc, uint64_t version);
+     * and FLUSH_PROPOSE (for FLUSH_INVAL, val is the 8-byte digest);
+     * version orders it against every other write and flush of the key
+     * (cache/versioned.h); origin (the member's index) and seq (its flush
+     * number) say whose write it is, for COMMIT and ABORT. Returns 1, or 0
+     * when a FLUSH_PROPOSE is refused (a newer version of the key is here:
+     * the origin is sent a NACK). */
+    int (*apply)(void *ud, int kind, const char *key, size_t klen, const char *val, size_t vlen,
+                 int64_t expire_at, int enc, uint64_t version, int origin, uint64_t seq);
     /* Drops this node's whole cache; returns the keys dropped. */
     size_t (*drop_all)(void *ud);
     /* A member's flushes up to this version were skipped (a RESET): from
@@ -67,6 +71,15 @@ typedef struct cluster_host {
      * subscribers when shard). NULL: dropped. */
     void (*deliver)(void *ud, const char *ch, size_t chlen, const char *msg, size_t mlen,
                     int shard);
+    /* The writes of origin (a member's index, or CLUSTER_SELF for this
+     * node's own) up to flush number upto are committed, but those it
+     * aborted. NULL: not told. */
+    void (*committed)(void *ud, int origin, uint64_t upto);
+    /* origin's PROPOSE seq was refused somewhere and will not commit. */
+    void (*aborted)(void *ud, int origin, uint64_t seq);
+    /* origin's incarnation is gone (dead, or restarted): its writes in
+     * flight here will never be committed by it. */
+    void (*origin_gone)(void *ud, int origin);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must
@@ -87,6 +100,12 @@ uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *v
                       int64_t expire_at, int enc, uint64_t version);
 /* A write of an invalidate-mode key (already applied here): members holding
  * a value whose digest differs from digest drop it. */
+/* A write of a replicated key (already applied here with version, one step
+ * above the version it read: hlc_after): members holding a newer version
+ * refuse it, and it aborts (host.aborted with CLUSTER_SELF). */
+uint64_t cluster_propose(cluster_t *cl, const char *key, size_t klen, const char *val,
+                         size_t vlen, int64_t expire_at, int enc, uint64_t version);
+#define CLUSTER_SELF (-1) /* origin of this node's own writes (host.committed) */
 uint64_t cluster_invalidate(cluster_t *cl, const char *key, size_t klen, uint64_t digest,
                             uint64_t version);
 /* This node's version tag (hlc.h): its rank among the cluster's members by

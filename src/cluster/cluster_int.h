@@ -117,6 +117,7 @@ struct member {
     int stream_ready;
     uint64_t acked;
     uint64_t sent_upto; /* highest of our flush numbers sent to it */
+    uint64_t commit_sent; /* the COMMIT last sent to it (0 after each SYNC) */
     int64_t unacked_since; /* 0 when it has acknowledged everything sent */
     int ack_timeout_logged;
     uint64_t flushes_sent;
@@ -138,7 +139,8 @@ typedef struct flush_entry {
     uint64_t seq;
     uint64_t version; /* orders it against other writes and flushes of its keys */
     uint8_t kind;     /* enum flush_kind */
-    uint8_t enc;      /* FLUSH_SEED: the value's encoding (cache.h) */
+    uint8_t enc;      /* FLUSH_SEED, FLUSH_PROPOSE: the value's form (cache.h) */
+    uint8_t aborted;  /* FLUSH_PROPOSE refused by a member: ABORT follows it */
     uint32_t klen;
     uint32_t vlen;
     int64_t expire_at;
@@ -176,6 +178,7 @@ struct cluster {
     size_t log_bytes;
     size_t log_max_bytes;
     uint64_t batch_first; /* first flush number not yet sent to ready members */
+    uint64_t committed;   /* our writes up to this are committed (host.committed) */
     struct batch_index *batch; /* dedupe of this turn's flushes */
     /* counters */
     cluster_counters_t counters;
@@ -250,6 +253,8 @@ void coherence_on_stream_start(member_t *m); /* link READY: send SYNC */
 void coherence_on_frame(member_t *m, const frame_hdr_t *h);
 void coherence_send_batches(cluster_t *cl);
 void coherence_send_acks(cluster_t *cl);
+/* Sends COMMIT to the members that have not heard the latest. */
+void coherence_send_commits(cluster_t *cl);
 /* Tells the host that held replies may be releasable now. */
 void coherence_progress(cluster_t *cl);
 void coherence_member_gone(member_t *m);

@@ -202,7 +202,13 @@ static void batch_add(cluster_t *cl, uint64_t seq)
  * twice in a turn is two entries, in order. */
 static int carries_value(uint8_t kind)
 {
-    return kind == FLUSH_SEED || kind == FLUSH_INVAL;
+    return kind == FLUSH_SEED || kind == FLUSH_INVAL || kind == FLUSH_PROPOSE;
+}
+
+/* SEED and PROPOSE carry a value, its time left and its form. */
+static int has_value(uint8_t kind)
+{
+    return kind == FLUSH_SEED || kind == FLUSH_PROPOSE;
 }
 
 static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen, const char *val,
@@ -233,6 +239,7 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     e->vlen = (uint32_t)vlen;
     e->expire_at = expire_at;
     e->enc = 0;
+    e->aborted = 0;
     e->data = xmalloc(klen + vlen + 1);
     memcpy(e->data, key, klen);
     if (vlen)
@@ -261,14 +268,27 @@ uint64_t cluster_flush_all(cluster_t *cl, uint64_t version)
     return cl ? record(cl, FLUSH_ALL, "", 0, NULL, 0, 0, version) : 0;
 }
 
-uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
-                      int64_t expire_at, int enc, uint64_t version)
+static uint64_t record_value(cluster_t *cl, uint8_t kind, const char *key, size_t klen,
+                             const char *val, size_t vlen, int64_t expire_at, int enc,
+                             uint64_t version)
 {
     if (!cl)
         return 0;
-    uint64_t seq = record(cl, FLUSH_SEED, key, klen, val, vlen, expire_at, version);
+    uint64_t seq = record(cl, kind, key, klen, val, vlen, expire_at, version);
     log_at(cl, seq)->enc = (uint8_t)enc;
     return seq;
+}
+
+uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
+                      int64_t expire_at, int enc, uint64_t version)
+{
+    return record_value(cl, FLUSH_SEED, key, klen, val, vlen, expire_at, enc, version);
+}
+
+uint64_t cluster_propose(cluster_t *cl, const char *key, size_t klen, const char *val,
+                         size_t vlen, int64_t expire_at, int enc, uint64_t version)
+{
+    return record_value(cl, FLUSH_PROPOSE, key, klen, val, vlen, expire_at, enc, version);
 }
 
 uint64_t cluster_invalidate(cluster_t *cl, const char *key, size_t klen, uint64_t digest,
@@ -298,6 +318,23 @@ static uint64_t ttl_of(int64_t expire_at)
     return left > 0 ? (uint64_t)left : 1;
 }
 
+static void send_abort(link_t *l, uint64_t inc, uint64_t seq)
+{
+    size_t s = peer_frame_begin(l, FRAME_ABORT);
+    frame_put_u64(&l->out, inc);
+    frame_put_u64(&l->out, seq);
+    peer_frame_end(l, s);
+}
+
+/* After entries [from, last] went to m: the aborts among them, so that a
+ * member replayed a refused proposal never takes it as committed. */
+static void send_aborts(member_t *m, uint64_t from, uint64_t last)
+{
+    for (uint64_t seq = from; seq <= last; seq++)
+        if (log_at(m->cl, seq)->aborted)
+            send_abort(m->link, m->cl->incarnation, seq);
+}
+
 /* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT. */
 static void send_range(member_t *m, uint64_t from, uint64_t to)
 {
@@ -317,7 +354,7 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
             frame_put_u8(&l->out, e->kind);
             frame_put_u64(&l->out, e->version);
             frame_put_bytes(&l->out, e->data, e->klen);
-            if (e->kind == FLUSH_SEED) {
+            if (has_value(e->kind)) {
                 frame_put_u64(&l->out, ttl_of(e->expire_at));
                 frame_put_bytes(&l->out, e->data + e->klen, e->vlen);
                 frame_put_u8(&l->out, e->enc);
@@ -326,6 +363,7 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
             }
         }
         peer_frame_end(l, s);
+        send_aborts(m, from, last);
         cl->counters.flush_frames_sent++;
         cl->counters.flushes_sent += last - from + 1;
         m->flushes_sent += last - from + 1;
@@ -369,10 +407,26 @@ void coherence_send_acks(cluster_t *cl)
     }
 }
 
+void coherence_send_commits(cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (!m->stream_ready || !m->link || m->commit_sent >= cl->committed)
+            continue;
+        link_t *l = m->link;
+        size_t s = peer_frame_begin(l, FRAME_COMMIT);
+        frame_put_u64(&l->out, cl->incarnation);
+        frame_put_u64(&l->out, cl->committed);
+        peer_frame_end(l, s);
+        m->commit_sent = cl->committed;
+    }
+}
+
 void coherence_on_stream_start(member_t *m)
 {
     link_t *l = m->link;
     m->stream_ready = 0;
+    m->commit_sent = 0;
     size_t s = peer_frame_begin(l, FRAME_SYNC);
     frame_put_u64(&l->out, m->in_inc);
     frame_put_u64(&l->out, m->in_applied);
@@ -407,6 +461,8 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->incarnation = inc;
     if (m->in_inc == inc)
         return;
+    if (m->in_inc != 0 && m->cl->host.origin_gone) /* its writes in flight stay so */
+        m->cl->host.origin_gone(m->cl->host.ud, (int)(m - m->cl->members));
     if (m->in_inc != 0 && !m->clean_bye && !m->ended_current)
         drop_cache(m->cl, m, "restarted without saying goodbye; flushes it sent may be lost");
     m->ended_current = 0;
@@ -543,11 +599,24 @@ static void on_ack(member_t *m, frame_reader_t *r)
     coherence_progress(cl);
 }
 
-static void apply_entry(cluster_t *cl, uint8_t kind, frame_bytes_t key, int64_t expire_at,
-                        frame_bytes_t val, int enc, uint64_t version)
+/* Sends m a NACK of its flush seq (a PROPOSE refused here). */
+static void send_nack(member_t *m, uint64_t seq)
 {
-    cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p, val.len,
-                   expire_at, enc, version);
+    link_t *l = m->link;
+    size_t s = peer_frame_begin(l, FRAME_NACK);
+    frame_put_u64(&l->out, m->in_inc);
+    frame_put_u64(&l->out, seq);
+    peer_frame_end(l, s);
+}
+
+static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t key,
+                        int64_t expire_at, frame_bytes_t val, int enc, uint64_t version)
+{
+    cluster_t *cl = m->cl;
+    int origin = (int)(m - cl->members);
+    if (!cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p,
+                        val.len, expire_at, enc, version, origin, seq))
+        send_nack(m, seq);
 }
 
 static void on_flush(member_t *m, frame_reader_t *r)
@@ -575,14 +644,14 @@ static void on_flush(member_t *m, frame_reader_t *r)
         frame_get_u8(r, &kind);
         frame_get_u64(r, &version);
         frame_get_bytes(r, &key, (uint32_t)max_key);
-        if (kind == FLUSH_SEED) {
+        if (has_value(kind)) {
             frame_get_u64(r, &ttl);
             frame_get_bytes(r, &val, (uint32_t)max_key);
             frame_get_u8(r, &enc);
         } else if (kind == FLUSH_INVAL) {
             frame_get_bytes(r, &val, 8);
         }
-        if (r->failed || kind < FLUSH_KEY || kind > FLUSH_INVAL ||
+        if (r->failed || kind < FLUSH_KEY || kind > FLUSH_PROPOSE ||
             (kind == FLUSH_INVAL && val.len != 8)) {
             peer_refuse(m->link, "malformed FLUSH entry");
             return;
@@ -592,12 +661,50 @@ static void on_flush(member_t *m, frame_reader_t *r)
             continue; /* already applied (replay overlap) */
         if (ttl > (uint64_t)INT64_MAX / 2) /* keeps now + ttl from overflowing */
             ttl = (uint64_t)INT64_MAX / 2;
-        apply_entry(cl, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val, enc, version);
+        apply_entry(m, seq, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val, enc,
+                    version);
         m->in_applied = seq;
         m->flushes_received++;
         cl->counters.flushes_received++;
     }
     m->ack_due = 1;
+}
+
+/* NACK: a member refused our PROPOSE seq; ABORT and COMMIT: the member's
+ * own writes. */
+static void on_nack(member_t *m, frame_reader_t *r)
+{
+    cluster_t *cl = m->cl;
+    uint64_t inc, seq;
+    if (read_inc_seq(r, &inc, &seq) != 0 || inc != cl->incarnation || seq == 0 ||
+        seq > cl->flush_seq)
+        return;
+    if (seq >= log_first(cl)) {
+        flush_entry_t *e = log_at(cl, seq);
+        if (e->kind != FLUSH_PROPOSE || e->aborted)
+            return;
+        e->aborted = 1;
+    }
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *o = &cl->members[i];
+        if (o->stream_ready && o->link && o->sent_upto >= seq)
+            send_abort(o->link, cl->incarnation, seq);
+    }
+    if (cl->host.aborted)
+        cl->host.aborted(cl->host.ud, CLUSTER_SELF, seq);
+}
+
+static void on_abort_or_commit(member_t *m, frame_reader_t *r, int commit)
+{
+    cluster_t *cl = m->cl;
+    uint64_t inc, seq;
+    if (read_inc_seq(r, &inc, &seq) != 0 || inc != m->in_inc || seq > m->in_applied)
+        return; /* not of the incarnation we follow, or ahead of what we applied */
+    int origin = (int)(m - cl->members);
+    if (commit && cl->host.committed)
+        cl->host.committed(cl->host.ud, origin, seq);
+    else if (!commit && cl->host.aborted)
+        cl->host.aborted(cl->host.ud, origin, seq);
 }
 
 void coherence_on_frame(member_t *m, const frame_hdr_t *h)
@@ -617,10 +724,33 @@ void coherence_on_frame(member_t *m, const frame_hdr_t *h)
     case FRAME_FLUSH:
         on_flush(m, &r);
         break;
+    case FRAME_NACK:
+        on_nack(m, &r);
+        break;
+    case FRAME_ABORT:
+        on_abort_or_commit(m, &r, 0);
+        break;
+    case FRAME_COMMIT:
+        on_abort_or_commit(m, &r, 1);
+        break;
     }
 }
 
 /* ---- held replies and the lease --------------------------------------------- */
+
+/* 1 while member m (not DEAD) may serve cached values: its lease on us
+ * holds, or this incarnation never answered it. */
+static int may_serve_any(const member_t *m, int64_t now)
+{
+    int64_t T = cluster_lease_ms(m->cl);
+    int may_serve = m->last_pong_sent && now < m->last_pong_sent + T;
+    /* A member this incarnation never answered holds no lease on it: it may
+     * have seen our previous process refuse connections, declared us dead
+     * and serve without a lease on us. Until it links (and acknowledges) or
+     * is itself decided dead, it may hold the old value. */
+    int may_not_know_us = !m->last_pong_sent;
+    return may_serve || may_not_know_us;
+}
 
 /* 1 while member m could still serve a value our flush 'seq' removed. */
 static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
@@ -628,22 +758,16 @@ static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
     cluster_t *cl = m->cl;
     if (m->state == MEMBER_DEAD || m->acked >= seq)
         return 0;
-    int64_t T = cluster_lease_ms(cl);
     int timeout = cl->cfg->flush_timeout_ms;
-    int may_serve = m->last_pong_sent && now < m->last_pong_sent + T;
-    /* A member this incarnation never answered holds no lease on it: it may
-     * have seen our previous process refuse connections, declared us dead
-     * and serve without a lease on us. Until it links (and acknowledges) or
-     * is itself decided dead, it may hold the old value. */
-    int may_not_know_us = !m->last_pong_sent;
-    if ((may_serve || may_not_know_us) && now - since > timeout && !m->ack_timeout_logged) {
+    int may = may_serve_any(m, now);
+    if (may && now - since > timeout && !m->ack_timeout_logged) {
         m->ack_timeout_logged = 1;
         cl->counters.ack_timeouts++;
         log_warn("coherence", "%s has not acknowledged flush %llu within %d ms; replying once "
                  "its lease on this node has run out", m->name[0] ? m->name : m->addr,
                  (unsigned long long)seq, timeout);
     }
-    return may_serve || may_not_know_us;
+    return may;
 }
 
 static int releasable(cluster_t *cl, uint64_t seq, int64_t since, int64_t now)
@@ -659,8 +783,28 @@ int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since)
     return !cl || releasable(cl, seq, since, cluster_mono(cl));
 }
 
+/* The highest of our flush numbers that every member that may serve has
+ * applied (what cluster_reply_ready says of each). */
+static uint64_t commit_upto(cluster_t *cl, int64_t now)
+{
+    uint64_t upto = cl->batch_first - 1; /* the open batch has not been sent */
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD && m->acked < upto && may_serve_any(m, now))
+            upto = m->acked;
+    }
+    return upto;
+}
+
 void coherence_progress(cluster_t *cl)
 {
+    if (cl->host.committed) {
+        uint64_t upto = commit_upto(cl, cluster_mono(cl));
+        if (upto > cl->committed) {
+            cl->committed = upto;
+            cl->host.committed(cl->host.ud, CLUSTER_SELF, upto);
+        }
+    }
     if (cl->host.progress)
         cl->host.progress(cl->host.ud);
 }
@@ -676,6 +820,8 @@ void coherence_member_gone(member_t *m)
         drop_if_any(cl, m, "died before this node caught up with its flushes");
     else
         m->ended_current = 1; /* its next incarnation needs no drop either */
+    if (cl->host.origin_gone)
+        cl->host.origin_gone(cl->host.ud, (int)(m - cl->members));
     coherence_progress(cl);
 }
 

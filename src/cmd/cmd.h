@@ -52,6 +52,25 @@ void cmd_flushed_all(client_t *c);
  * member whatever the key's keyspace; the client's reply waits for them. */
 void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                     int64_t expire_at);
+/* Suspended commands (cmd_wait.c). A command whose key has a write in
+ * flight waits for it; a command that proposed writes of replicated keys
+ * replies once they are committed, or runs again if one was refused. */
+/* During a command: it proposed the write with flush number seq. */
+void cmd_wait_add_proposal(client_t *c, uint64_t seq);
+/* Before a command runs: 1 (and c suspended) when one of its keys (stored
+ * form) has a write in flight. */
+int cmd_wait_for_keys(client_t *c, int argc, const char **argv, const size_t *argl, int first,
+                      int last, int step);
+/* After a command ran: when it proposed writes, takes its reply (written
+ * from out_before on) aside and suspends c until they are decided. */
+void cmd_wait_after(client_t *c, size_t out_before);
+/* A command runs again after a suspension: 1 when its writes committed (its
+ * reply is back in c->out: the command is done), else 0 (run it). */
+int cmd_wait_resumed(client_t *c);
+/* Resumes the suspended commands whose wait is over (end of each turn). */
+void cmd_wait_recheck(node_t *n);
+/* c is closing: forgets its wait. */
+void cmd_wait_client_closed(client_t *c);
 /* The write mode of key (enum keyspace_mode); KS_LOCAL when alone. */
 int cmd_write_mode(client_t *c, const char *key, size_t klen);
 /* After a command changed e's expire time (EXPIRE, PERSIST, GETEX): the
@@ -174,7 +193,8 @@ enum cmd_client_flags {
     CMDC_REPLY_SKIP = 1 << 2,      /* this command's reply is dropped */
     CMDC_NO_EVICT = 1 << 3,        /* CLIENT NO-EVICT ON */
     CMDC_NO_TOUCH = 1 << 4,        /* CLIENT NO-TOUCH ON: reads do not touch the LRU */
-    CMDC_READONLY_CMD = 1 << 5     /* the running command is read-only: its reads are tracked */
+    CMDC_READONLY_CMD = 1 << 5, /* the running command is read-only: its reads are tracked */
+    CMDC_ATOMIC = 1 << 6 /* inside EXEC or a script: its commands cannot wait (cmd_wait.c) */
 };
 
 /* Client tracking and WATCH (cmd_tracking.c). CLIENT's subcommands: */

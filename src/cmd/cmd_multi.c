@@ -211,8 +211,10 @@ CMD_HANDLER(cmd_exec)
     } else {
         multi_unwatch(c);
         resp_add_array(&c->out, m->n);
+        c->cmd_flags |= CMDC_ATOMIC; /* nothing in between: its commands cannot wait */
         for (size_t i = 0; i < m->n; i++)
             commands_exec_queued(c, m->cmds[i].argc, m->cmds[i].argv, m->cmds[i].argl);
+        c->cmd_flags &= ~CMDC_ATOMIC;
     }
     free_queue(m);
     free(m);

@@ -87,6 +87,7 @@ static client_t *new_script_client(node_t *n)
     f->ctx = n;
     f->proto = 2;
     f->authenticated = 1;
+    f->cmd_flags = CMDC_ATOMIC; /* a script's commands cannot wait */
     snprintf(f->addr, sizeof(f->addr), "lua");
     buf_init(&f->in);
     buf_init(&f->out);

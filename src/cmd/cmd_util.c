@@ -121,21 +121,38 @@ int cmd_write_mode(client_t *c, const char *key, size_t klen)
 
 /* Sends a write made here (e, key's entry, already stored) to the members
  * as mode says, with a new version; the client's reply waits for them. */
-static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t klen, int mode)
+static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t klen, int mode,
+                       int blind)
 {
     node_t *n = cmd_node(c);
     if (mode == KS_LOCAL)
         return; /* a fill: GETL tokens stay good (only flushes and writes elsewhere count) */
     flushmark_key(n->flushmark, key, klen); /* a GETL token read before it loses */
-    uint64_t v = node_next_version(n);
-    cache_entry_set_version(n->cache, e, v);
     size_t vlen;
     const char *val = cache_entry_value(e, &vlen);
-    uint64_t seq = mode == KS_REPLICATE
-                       ? cluster_seed(n->cluster, key, klen, val, vlen, cache_entry_expire(e),
-                                      cache_entry_form(e), v)
-                       : cluster_invalidate(n->cluster, key, klen, versioned_digest(val, vlen), v);
-    client_block(c, seq);
+    int64_t at = cache_entry_expire(e);
+    if (mode == KS_INVALIDATE) {
+        uint64_t v = node_next_version(n);
+        cache_entry_set_version(n->cache, e, v);
+        client_block(c, cluster_invalidate(n->cluster, key, klen, versioned_digest(val, vlen), v));
+        return;
+    }
+    if (blind || (c->cmd_flags & CMDC_ATOMIC)) { /* SEED; or inside EXEC or a script */
+        uint64_t v = node_next_version(n);
+        cache_entry_set_version(n->cache, e, v);
+        uint64_t seq = cluster_seed(n->cluster, key, klen, val, vlen, at, cache_entry_form(e), v);
+        inflight_note(n->inflight, key, klen, v, CLUSTER_SELF, seq, clock_mono_ms());
+        client_block(c, seq);
+        return;
+    }
+    /* A proposal one step above the newest version of the key known here:
+     * refused by a member that has seen a newer one (cluster/WRITES.md). */
+    uint64_t v = hlc_after(&n->hlc, node_key_version(n, key, klen));
+    hlc_observe(&n->hlc, v);
+    cache_entry_set_version(n->cache, e, v);
+    uint64_t seq = cluster_propose(n->cluster, key, klen, val, vlen, at, cache_entry_form(e), v);
+    inflight_note(n->inflight, key, klen, v, CLUSTER_SELF, seq, clock_mono_ms());
+    cmd_wait_add_proposal(c, seq);
 }
 
 void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
@@ -143,7 +160,7 @@ void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, 
 {
     node_t *n = cmd_node(c);
     cache_entry_t *e = cache_set(n->cache, key, klen, val, vlen, expire_at);
-    send_write(c, e, key, klen, n->cluster ? KS_REPLICATE : KS_LOCAL);
+    send_write(c, e, key, klen, n->cluster ? KS_REPLICATE : KS_LOCAL, 1);
 }
 
 void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
@@ -152,7 +169,7 @@ void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
     const char *key = cache_entry_key(e, &klen);
     int mode = cmd_write_mode(c, key, klen);
     if (mode != KS_INVALIDATE) {
-        send_write(c, e, key, klen, mode);
+        send_write(c, e, key, klen, mode, 0);
         return;
     }
     /* The others drop theirs: identical bytes with another TTL are not the same. */
@@ -220,7 +237,7 @@ void cmd_write_typed(client_t *c, const char *key, size_t klen, const char *val,
         cache_entry_set_type(e, type);
     else if (enc != CACHE_ENC_AUTO)
         cache_entry_set_enc(e, enc);
-    send_write(c, e, key, klen, cmd_write_mode(c, key, klen));
+    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 0);
     cmd_after_write(c);
 }
 

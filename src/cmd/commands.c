@@ -530,7 +530,8 @@ static void run_scoped(client_t *c, command_t *cmd, int argc, const char **argv,
         l[i] = argl[i] + 1;
         o += argl[i] + 2;
     }
-    cmd->fn(c, argc, v, l);
+    if (!cmd_wait_for_keys(c, argc, v, l, first, last, step))
+        cmd->fn(c, argc, v, l);
     if (!small) {
         free(v);
         free(l);
@@ -650,7 +651,12 @@ void commands_execute(void *ud, client_t *c, int argc, const char **argv, const 
     n->stats.commands_processed++;
     node_metrics_sample(n, clock_now_ms());
     size_t out_before = buf_len(&c->out);
-    dispatch(n, c, argc, argv, argl);
+    if (!cmd_wait_resumed(c)) {
+        dispatch(n, c, argc, argv, argl);
+        cmd_wait_after(c, out_before);
+        if (c->flags & CLIENT_SUSPENDED)
+            return; /* runs again, or its reply comes back, when resumed */
+    }
     if (c->cmd_flags & (CMDC_REPLY_OFF | CMDC_REPLY_SKIP | CMDC_REPLY_SKIP_NEXT))
         apply_reply_mode(c, out_before);
     if (c->flags & CLIENT_PUBSUB) /* a subscriber's replies count in its limits */

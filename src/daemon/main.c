@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 
 #include "clock.h"
+#include "cmd.h"
 #include "commands.h"
 #include "cron.h"
 #include "log.h"
@@ -77,6 +78,10 @@ static void on_cron(uv_timer_t *t)
     pubsub_cron(n->pubsub, clock_now_ms());
     node_tracking_lease(n);
     node_mode_watch(n);
+    /* No wait for a commit outlives what every write may take: replay the
+     * writes in flight older than that (cluster/WRITES.md). */
+    int64_t bound = n->cfg->flush_timeout_ms + 2 * (int64_t)n->cfg->lease_ms;
+    node_sweep_inflight(n, clock_mono_ms() - bound);
 }
 
 /* Sends what this part of the loop turn queued: peer frames (flush batches,
@@ -110,6 +115,11 @@ static void server_turn(void *ud)
     server_flush_writes(ud);
 }
 
+static void waits_turn(void *ud)
+{
+    cmd_wait_recheck(ud);
+}
+
 /* A client is closing: its subscriptions and transaction go (the server's
  * on_close hook). */
 static void client_closing(void *ud, client_t *c)
@@ -119,6 +129,7 @@ static void client_closing(void *ud, client_t *c)
     commands_client_closed(c);
     tracking_client_closed(n->tracking, c);
     watch_unwatch(n->watch, c);
+    cmd_wait_client_closed(c);
 }
 
 static void on_after_io(uv_check_t *h)
@@ -207,8 +218,13 @@ static int start_subsystems(node_t *n, char *err, size_t errlen)
     if (start_http(n) < 0)
         return -1;
     node_hooks_add(&n->end_of_turn, "tracking", tracking_turn, n);
-    if (n->cluster)
+    if (n->cluster) {
+        /* the cluster's commits resume waiting commands, whose writes go
+         * out at once */
         node_hooks_add(&n->end_of_turn, "cluster", cluster_turn, n->cluster);
+        node_hooks_add(&n->end_of_turn, "waits", waits_turn, n);
+        node_hooks_add(&n->end_of_turn, "cluster again", cluster_turn, n->cluster);
+    }
     node_hooks_add(&n->end_of_turn, "server", server_turn, n->server);
     node_register_metrics(n);
     n->mode.serving_cache = node_serves_cache(n);

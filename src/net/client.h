@@ -23,7 +23,8 @@ enum client_flags {
     CLIENT_CLOSING = 1 << 1,           /* uv_close called */
     CLIENT_UNIX = 1 << 2,              /* unix socket connection */
     CLIENT_IN_LIST = 1 << 3,
-    CLIENT_PUBSUB = 1 << 4 /* holds a subscription (svc/pubsub.c sets it); no idle timeout */
+    CLIENT_PUBSUB = 1 << 4, /* holds a subscription (svc/pubsub.c sets it); no idle timeout */
+    CLIENT_SUSPENDED = 1 << 5 /* its current command runs again at server_resume_client */
 };
 
 typedef struct client {
@@ -59,6 +60,8 @@ typedef struct client {
     int64_t block_since;  /* clock_mono_ms() when the newest token was set */
     struct client *bprev, *bnext; /* the server's list of held clients */
     void *pubsub;         /* its subscriptions (svc/pubsub.c); net never reads it */
+    void *wait;           /* the command layer's state of a suspended command; net never
+                             reads it */
     int db;               /* the command layer's current database (SELECT); net never reads it */
     void *multi;          /* the command layer's MULTI state (cmd_multi.c); net never reads it */
     void *tracking;       /* CLIENT TRACKING state (svc/tracking.c); net never reads it */
@@ -73,6 +76,16 @@ void client_close(client_t *c, const char *why);
 /* Takes c out of the held clients and returns the token it waited for (0:
  * it was not held): its waits move to another client (a script's). */
 uint64_t client_unblock_take(client_t *c);
+
+/* Suspends c's current command: called by the command executing it, it
+ * leaves the command in the query buffer (not consumed) and stops c's
+ * commands there; server_resume_client runs it again from the start (the
+ * executor must have taken back whatever reply it wrote). Input that arrives
+ * meanwhile waits in the query buffer, under its limit. */
+void client_suspend(client_t *c);
+/* Runs a suspended client's command again, and those after it. Not from
+ * inside that client's own command. */
+void server_resume_client(client_t *c);
 
 /* Holds c's replies (those written so far and later ones) until token is
  * ready (see server_release_blocked). A client already held keeps its place;

@@ -275,11 +275,17 @@ static void protocol_error(client_t *c)
     c->flags |= CLIENT_CLOSE_AFTER_REPLY;
 }
 
-/* Runs every complete command in c->in. */
+void client_suspend(client_t *c)
+{
+    c->flags |= CLIENT_SUSPENDED;
+}
+
+/* Runs every complete command in c->in, up to one that suspends itself. */
 static void process_input(client_t *c)
 {
     server_t *s = c->server;
-    while (buf_len(&c->in) > 0 && !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSING))) {
+    while (buf_len(&c->in) > 0 &&
+           !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSING | CLIENT_SUSPENDED))) {
         size_t used = 0;
         c->parser.unauthenticated = !c->authenticated;
         int rc = resp_parse(&c->parser, buf_head(&c->in), buf_len(&c->in), &used);
@@ -292,6 +298,10 @@ static void process_input(client_t *c)
         if (c->parser.argc > 0) {
             c->last_ms = clock_now_ms();
             s->hooks.execute(s->hooks.ud, c, c->parser.argc, c->parser.argv, c->parser.argl);
+        }
+        if (c->flags & CLIENT_SUSPENDED) {
+            resp_parser_reset(&c->parser); /* parsed again from the start at resume */
+            break;
         }
         buf_consume(&c->in, used);
         if (over_output_limit(c)) { /* checked per command: a pipeline stops here */
@@ -310,6 +320,14 @@ static void process_input(client_t *c)
         buf_trim(&c->in, READ_CHUNK * 4);
     if (buf_len(&c->out) > 0)
         server_want_write(s, c);
+}
+
+void server_resume_client(client_t *c)
+{
+    if (!(c->flags & CLIENT_SUSPENDED) || (c->flags & CLIENT_CLOSING))
+        return;
+    c->flags &= ~CLIENT_SUSPENDED;
+    process_input(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
@@ -382,7 +400,8 @@ static void on_idle_timer(uv_timer_t *t)
     while (c) {
         client_t *next = c->next;
         /* subscribers wait for messages, not commands: as redis-server, no timeout */
-        if (now - c->last_ms > limit && c->out_inflight == 0 && !(c->flags & CLIENT_PUBSUB)) {
+        if (now - c->last_ms > limit && c->out_inflight == 0 &&
+            !(c->flags & (CLIENT_PUBSUB | CLIENT_SUSPENDED))) {
             s->stats.idle_timeouts++;
             client_close(c, "idle timeout");
         }

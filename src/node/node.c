@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "log.h"
+#include "mem.h"
 #include "script.h"
 #include "versioned.h"
 
@@ -117,6 +118,7 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
         flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, (uint64_t)n->start_ms << 16);
     n->floor = flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, 0);
     n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
+    n->inflight = inflight_new();
     /* A cache that starts empty takes no write made before it started: a
      * member may replay an old SEED whose key a later write or flush (seen
      * by a previous incarnation of this node) has overwritten. */
@@ -139,6 +141,8 @@ void node_free(node_t *n)
     flushmark_free(n->flushmark);
     flushmark_free(n->floor);
     flushmark_free(n->recent);
+    inflight_free(n->inflight);
+    free(n->aborts);
     metrics_free(n->metrics);
     keyspaces_free(n->keyspaces);
     pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
@@ -197,38 +201,75 @@ static void floor_at(flushmark_t *f, int op, const char *key, size_t klen, uint6
 void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t version)
 {
     floor_at(n->recent, op, key, klen, version);
-    if (op == VOP_PREFIX)
-        flushmark_prefix_at(n->floor, key, klen, version);
-    else if (op == VOP_ALL)
-        flushmark_all_at(n->floor, version);
-    else if (op == VOP_KEY)
-        flushmark_key_at(n->floor, key, klen, version);
+    floor_at(n->floor, op, key, klen, version);
+    if (inflight_flush(n->inflight, op, key, klen, version))
+        n->waits_dirty = 1;
+}
+
+uint64_t node_key_version(node_t *n, const char *key, size_t klen)
+{
+    cache_entry_t *e = cache_lookup(n->cache, key, klen, clock_now_ms(), CACHE_NOTOUCH);
+    uint64_t v = e ? cache_entry_version(e) : 0;
+    uint64_t floor = flushmark_floor(n->floor, key, klen);
+    uint64_t fl = inflight_version(n->inflight, key, klen);
+    v = floor > v ? floor : v;
+    return fl > v ? fl : v;
+}
+
+/* A member's PROPOSE: refused (0) when this node holds a version of the key
+ * at least as new (a write it has seen, in flight or not: cluster/WRITES.md),
+ * else applied as a SEED judged by what changed here since the cache was
+ * last empty (a fresh node's floor is newer than most values it catches up
+ * with). */
+static int apply_proposal(node_t *n, const char *k, size_t klen, const char *val, size_t vlen,
+                          int64_t expire_at, uint64_t version, int64_t now)
+{
+    cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
+    uint64_t have = e ? cache_entry_version(e) : 0;
+    uint64_t fl = inflight_version(n->inflight, k, klen);
+    if (have >= version || fl >= version)
+        return 0;
+    return (int)versioned_apply(n->cache, n->recent, VOP_SEED, k, klen, val, vlen, expire_at,
+                                version, now);
 }
 
 /* ---- the cluster's host interface ------------------------------------------ */
 
-static void host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
-                       size_t vlen, int64_t expire_at, int enc, uint64_t version)
+static int host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
+                      size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
+                      uint64_t seq)
 {
     node_t *n = ud;
     hlc_observe(&n->hlc, version);
-    if (kind == VOP_SEED && !cache_form_valid(enc)) {
+    int valued = kind == VOP_SEED || kind == FLUSH_PROPOSE;
+    if (valued && !cache_form_valid(enc)) {
         log_warn("node", "a member sent a value of an unknown type (%d): ignored", enc);
-        return;
+        return 1;
     }
-    mark_for_setl(n, kind, k, klen);
     int64_t now = clock_now_ms();
-    size_t done = versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
-                                  now);
+    if (kind == FLUSH_PROPOSE && !apply_proposal(n, k, klen, val, vlen, expire_at, version, now))
+        return 0;
+    mark_for_setl(n, kind == FLUSH_PROPOSE ? VOP_KEY : kind, k, klen);
+    size_t done = 1;
+    if (kind != FLUSH_PROPOSE)
+        done = versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
+                               now);
     floor_at(n->recent, kind, k, klen, version);
-    if (kind != VOP_SEED)
-        return;
+    if (!valued) {
+        if (inflight_flush(n->inflight, kind == VOP_INVAL ? VOP_KEY : kind, k, klen, version))
+            n->waits_dirty = 1;
+        return 1;
+    }
+    /* Reads of the key wait until its writer commits it (or it is superseded). */
+    if (done)
+        inflight_note(n->inflight, k, klen, version, origin, seq, clock_mono_ms());
     if (done && enc != 0) {
         cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
         if (e)
             cache_entry_set_form(e, enc);
     }
     cache_evict(n->cache);
+    return 1;
 }
 
 static size_t host_drop_all(void *ud)
@@ -240,6 +281,98 @@ static size_t host_drop_all(void *ud)
     flushmark_all(n->flushmark);
     return keys;
 }
+
+static void host_committed(void *ud, int origin, uint64_t upto)
+{
+    node_t *n = ud;
+    if (origin == CLUSTER_SELF)
+        n->committed_self = upto;
+    inflight_commit(n->inflight, origin, upto);
+    n->waits_dirty = 1; /* writers waiting for their commit, readers for the key */
+}
+
+static void host_aborted(void *ud, int origin, uint64_t seq)
+{
+    node_t *n = ud;
+    inflight_abort(n->inflight, origin, seq);
+    if (origin == CLUSTER_SELF)
+        node_note_abort(n, seq);
+    n->waits_dirty = 1;
+}
+
+/* A write in flight whose maker is gone: replayed as this node's own (the
+ * value here, with its version: members holding something newer keep it),
+ * so that every member ends with it or something newer; an aborted one is a
+ * value nobody committed: dropped here. */
+static void replay_orphan(void *ud, const char *key, size_t klen, uint64_t version, int aborted)
+{
+    node_t *n = ud;
+    int64_t now = clock_now_ms();
+    cache_entry_t *e = cache_lookup(n->cache, key, klen, now, CACHE_NOTOUCH);
+    if (!e || cache_entry_version(e) != version)
+        return; /* superseded here already */
+    if (aborted) {
+        cache_delete(n->cache, key, klen, now);
+        return;
+    }
+    size_t vlen;
+    const char *val = cache_entry_value(e, &vlen);
+    uint64_t seq = cluster_seed(n->cluster, key, klen, val, vlen, cache_entry_expire(e),
+                                cache_entry_form(e), version);
+    inflight_note(n->inflight, key, klen, version, CLUSTER_SELF, seq, clock_mono_ms());
+}
+
+typedef struct orphans {
+    struct orphan {
+        char *key;
+        size_t klen;
+        uint64_t version;
+        int aborted;
+    } *v;
+    size_t n;
+} orphans_t;
+
+static void collect_orphan(void *ud, const char *key, size_t klen, uint64_t version, int aborted)
+{
+    orphans_t *o = ud;
+    o->v = xrealloc(o->v, (o->n + 1) * sizeof(*o->v));
+    o->v[o->n++] = (struct orphan){xmemdup(key, klen), klen, version, aborted};
+}
+
+/* Replays what was taken out of the table into o (after the taking: a
+ * replay notes a new entry). */
+static void replay_orphans(node_t *n, orphans_t *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        replay_orphan(n, o->v[i].key, o->v[i].klen, o->v[i].version, o->v[i].aborted);
+        free(o->v[i].key);
+    }
+    free(o->v);
+    if (o->n)
+        n->waits_dirty = 1;
+}
+
+static void host_origin_gone(void *ud, int origin)
+{
+    node_t *n = ud;
+    orphans_t o = {NULL, 0};
+    inflight_take_origin(n->inflight, origin, collect_orphan, &o);
+    replay_orphans(n, &o);
+}
+
+void node_sweep_inflight(node_t *n, int64_t older_than_mono)
+{
+    orphans_t o = {NULL, 0};
+    inflight_take_older(n->inflight, older_than_mono, collect_orphan, &o);
+    replay_orphans(n, &o);
+}
+
+void node_note_abort(node_t *n, uint64_t seq)
+{
+    n->aborts = xrealloc(n->aborts, (n->naborts + 1) * sizeof(uint64_t));
+    n->aborts[n->naborts++] = seq;
+}
+
 
 static void host_observe(void *ud, uint64_t version)
 {
@@ -351,5 +484,8 @@ cluster_host_t node_cluster_host(node_t *n)
                             hlc_at(n->start_ms),
                             replicated ? host_snapshot : NULL,
                             replicated ? host_apply_snapshot : NULL,
-                            host_deliver};
+                            host_deliver,
+                            host_committed,
+                            host_aborted,
+                            host_origin_gone};
 }

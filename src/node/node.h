@@ -23,6 +23,7 @@
 #include "hlc.h"
 #include "hooks.h"
 #include "http.h"
+#include "inflight.h"
 #include "keyspace.h"
 #include "lease.h"
 #include "metrics.h"
@@ -70,6 +71,12 @@ typedef struct node {
     keyspaces_t *keyspaces; /* write modes by key prefix; NULL: every key replicates */
     tracking_t *tracking; /* CLIENT TRACKING: fed by the cache's change signal */
     watch_t *watch;       /* WATCHed keys: fed by the same signal */
+    inflight_t *inflight;   /* writes of replicated keys applied here, not committed yet */
+    uint64_t committed_self; /* this node's writes up to this flush number are committed */
+    uint64_t *aborts;        /* this node's proposals refused since the last recheck */
+    size_t naborts;
+    int waits_dirty;         /* something a suspended command waits for changed */
+    void *waits;             /* the suspended commands (cmd/cmd_wait.c owns them) */
     struct script_engine *script; /* EVAL's engine, made on first use (cmd_script.c) */
     client_t *script_client;      /* the client a script's commands run as */
     store_t *store;         /* the shared store; NULL before start and after close */
@@ -121,6 +128,14 @@ int64_t node_uptime_ms(const node_t *n);
  * cmd/commands.c): keyspaces match the client's key, in every database.
  * KS_LOCAL when running alone. */
 int node_write_mode(const node_t *n, const char *stored_key, size_t klen);
+/* The newest version this node knows of key: its entry's, a flush's of it,
+ * or a write's in flight. */
+uint64_t node_key_version(node_t *n, const char *key, size_t klen);
+/* Replays (or drops, if aborted) the writes in flight noted before
+ * older_than_mono: a bound on every wait for a commit. */
+void node_sweep_inflight(node_t *n, int64_t older_than_mono);
+/* One of this node's proposals (flush number seq) was refused. */
+void node_note_abort(node_t *n, uint64_t seq);
 /* The version of a write or flush made here now (hlc.h). */
 uint64_t node_next_version(node_t *n);
 /* Client tracking vouches for clients' caches only while this node's

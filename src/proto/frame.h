@@ -43,6 +43,8 @@
  *            time left, not an instant: the members' wall clocks need not
  *            agree), bytes value, u8 form (type << 4 | encoding,
  *            cache.h cache_entry_form);
+ *            FLUSH_PROPOSE (a write of a replicated key, cluster/WRITES.md)
+ *            carries the same as FLUSH_SEED;
  *            for FLUSH_INVAL (a write of an invalidate-mode key): u64
  *            XXH3-64 digest of the value written (members holding other
  *            bytes drop theirs)
@@ -70,6 +72,13 @@
  *            set is malformed), bytes channel, bytes payload. The receiver
  *            matches it against its own channels and patterns. Never logged
  *            or replayed: at most once, in order per link.
+ *   NACK     u64 incarnation of the origin, u64 flush number: its PROPOSE
+ *            was refused here (this node holds a newer version of the key)
+ *   ABORT    u64 incarnation, u64 flush number: the sender's PROPOSE was
+ *            refused by a member; it will not commit
+ *   COMMIT   u64 incarnation, u64 flush number: the sender's writes up to it
+ *            (but those it aborted) are applied by every member that could
+ *            serve them
  *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
  *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
  *            entries: u64 version, bytes key, u64 time to live in ms (0:
@@ -124,7 +133,10 @@ enum frame_type {
     FRAME_MESSAGE = 14,
     FRAME_SNAPREQ = 15,
     FRAME_SNAPSHOT = 16,
-    FRAME_TYPE_MAX = 16
+    FRAME_NACK = 17,
+    FRAME_ABORT = 18,
+    FRAME_COMMIT = 19,
+    FRAME_TYPE_MAX = 19
 };
 
 /* The kinds of an INTEREST entry (svc/pubsub.h's enum pubsub_kind has the
@@ -134,7 +146,14 @@ enum interest_kind { INTEREST_CHANNEL = 0, INTEREST_PATTERN = 1, INTEREST_SHARD 
 #define INTEREST_FULL 1 /* INTEREST's flag: this frame starts a full set */
 #define MESSAGE_SHARD 1 /* MESSAGE's flag: a shard channel's message */
 
-enum flush_kind { FLUSH_KEY = 1, FLUSH_PREFIX = 2, FLUSH_ALL = 3, FLUSH_SEED = 4, FLUSH_INVAL = 5 };
+enum flush_kind {
+    FLUSH_KEY = 1,
+    FLUSH_PREFIX = 2,
+    FLUSH_ALL = 3,
+    FLUSH_SEED = 4,
+    FLUSH_INVAL = 5,
+    FLUSH_PROPOSE = 6
+};
 #define RESET_SKIP 1 /* RESET's flag: nothing to drop */
 /* SNAPSHOT's flags */
 #define SNAP_DONE 1        /* the last frame of the answer */

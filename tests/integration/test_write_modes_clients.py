@@ -52,8 +52,6 @@ def test_node_clients_on_each_write_mode(cluster_factory, lib):
               [str(n.port) for n in cl], expect_ok=6)
 
 
-@pytest.mark.xfail(strict=True, reason="src/cluster/WRITES.md 'Not covered yet': concurrent "
-                   "read-modify-writes of one key through different nodes are not linearizable")
 @pytest.mark.parametrize("lib", ["redis", "ioredis"])
 def test_node_clients_concurrent_read_modify_writes(cluster_factory, lib):
     node = shutil.which("node")
@@ -64,7 +62,7 @@ def test_node_clients_concurrent_read_modify_writes(cluster_factory, lib):
 
 
 def test_django_cache_and_sessions_across_nodes(cluster_factory):
-    pytest.importorskip("django_redis", reason="python3-django-redis not installed")
+    import django_redis  # noqa: F401 (installed by scripts/install-deps.sh)
     cl = cluster_factory(3, writes="replicate")
     run_child([sys.executable, os.path.join(HERE, "django_write_modes.py")] +
               [str(n.port) for n in cl], expect_ok=4)

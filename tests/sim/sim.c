@@ -258,13 +258,15 @@ static void log_as(int i)
 
 /* ---- each node's cache (the cluster's host) ------------------------------------- */
 
-static void host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
-                       size_t vlen, int64_t expire_at, int enc, uint64_t version)
+static int host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
+                      size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
+                      uint64_t seq)
 {
     node_t *n = ud;
-    (void)enc;
+    (void)enc, (void)origin, (void)seq;
     hlc_observe(&n->hlc, version);
     versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version, W.now);
+    return 1;
 }
 
 static size_t host_drop_all(void *ud)
@@ -474,7 +476,7 @@ static void node_start(int i)
     char err[256];
     cluster_host_t host = {n,           host_apply,  host_drop_all, host_skipped_upto,
                            host_progress, host_observe, hlc_at(W.now), NULL, NULL,
-                           NULL /* pub/sub: not simulated */};
+                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL};
     n->cl = cluster_create(NULL, &n->cfg, &host, ++W.incarnations, sim_rand(), err, sizeof(err));
     if (!n->cl)
         fail("cluster_create: %s", err);

@@ -151,6 +151,9 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
     case FRAME_ACK:
     case FRAME_SYNC:
     case FRAME_RESET:
+    case FRAME_NACK:
+    case FRAME_ABORT:
+    case FRAME_COMMIT:
         frame_put_u64(b, 1000u + (uint64_t)type);
         frame_put_u64(b, 0x8000000000000000ull | (uint64_t)type);
         break;
@@ -236,6 +239,9 @@ static int parse_payload(const frame_hdr_t *h, struct decoded *d)
     case FRAME_ACK:
     case FRAME_SYNC:
     case FRAME_RESET:
+    case FRAME_NACK:
+    case FRAME_ABORT:
+    case FRAME_COMMIT:
         rc |= frame_get_u64(&r, &d->a);
         rc |= frame_get_u64(&r, &d->b);
         break;
@@ -334,6 +340,9 @@ static void check_sample(int type, const struct decoded *d)
     case FRAME_ACK:
     case FRAME_SYNC:
     case FRAME_RESET:
+    case FRAME_NACK:
+    case FRAME_ABORT:
+    case FRAME_COMMIT:
         assert_true(d->a == 1000u + (uint64_t)type);
         assert_true(d->b == (0x8000000000000000ull | (uint64_t)type));
         break;

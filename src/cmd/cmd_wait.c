@@ -1,0 +1,170 @@
+/* cmd_wait: commands suspended for the write protocol (cluster/WRITES.md).
+ *
+ * Owns: each suspended command's state (client_t.wait): why it waits, the
+ * flush numbers of the writes it proposed, and its reply, kept aside until
+ * they commit; and the list of them (node_t.waits), rechecked at the end of
+ * every turn in which something they wait for changed.
+ * Never: lets a reply out before every write of its command committed, or
+ * a read return a value whose write may still abort; suspends a command
+ * inside EXEC or a script (CMDC_ATOMIC: those read and write as they find).
+ *
+ * A suspended command stays in its client's query buffer (net's
+ * client_suspend) and runs again from the start when resumed: after a
+ * refused proposal it computes again from the newer value, after a key's
+ * write in flight committed it reads it; after its own writes committed it
+ * is not run again, its reply is handed back (cmd_wait_resumed). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "cmd.h"
+#include "mem.h"
+
+enum wait_kind {
+    WAIT_COLLECTING = 0, /* running: proposals are being added */
+    WAIT_KEYS,           /* a key has a write in flight */
+    WAIT_WRITES,         /* its proposals are not decided yet */
+    WAIT_DONE,           /* they committed: hand the reply back */
+    WAIT_RETRY           /* one was refused: run it again */
+};
+
+typedef struct cmd_wait {
+    client_t *c;
+    struct cmd_wait *prev, *next;
+    int kind;
+    uint64_t *seqs;
+    size_t nseqs;
+    buf_t reply;
+} cmd_wait_t;
+
+static cmd_wait_t *wait_of(client_t *c)
+{
+    node_t *n = cmd_node(c);
+    cmd_wait_t *w = c->wait;
+    if (w)
+        return w;
+    w = xcalloc(1, sizeof(*w));
+    w->c = c;
+    buf_init(&w->reply);
+    w->next = n->waits;
+    if (w->next)
+        w->next->prev = w;
+    n->waits = w;
+    c->wait = w;
+    return w;
+}
+
+static void wait_free(client_t *c)
+{
+    cmd_wait_t *w = c->wait;
+    if (!w)
+        return;
+    node_t *n = cmd_node(c);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        n->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    buf_free(&w->reply);
+    free(w->seqs);
+    free(w);
+    c->wait = NULL;
+}
+
+void cmd_wait_add_proposal(client_t *c, uint64_t seq)
+{
+    if (!seq || (c->cmd_flags & CMDC_ATOMIC))
+        return;
+    cmd_wait_t *w = wait_of(c);
+    w->seqs = xrealloc(w->seqs, (w->nseqs + 1) * sizeof(uint64_t));
+    w->seqs[w->nseqs++] = seq;
+}
+
+int cmd_wait_for_keys(client_t *c, int argc, const char **argv, const size_t *argl, int first,
+                      int last, int step)
+{
+    node_t *n = cmd_node(c);
+    if (inflight_count(n->inflight) == 0 || (c->cmd_flags & CMDC_ATOMIC))
+        return 0;
+    for (int i = first; i <= last && i < argc; i += step)
+        if (inflight_version(n->inflight, argv[i], argl[i])) {
+            wait_of(c)->kind = WAIT_KEYS;
+            client_suspend(c);
+            return 1;
+        }
+    return 0;
+}
+
+void cmd_wait_after(client_t *c, size_t out_before)
+{
+    cmd_wait_t *w = c->wait;
+    if (!w || w->kind != WAIT_COLLECTING || (c->flags & CLIENT_SUSPENDED))
+        return;
+    if (!w->nseqs) {
+        wait_free(c);
+        return;
+    }
+    size_t len = buf_len(&c->out) - out_before;
+    buf_append(&w->reply, buf_head(&c->out) + out_before, len);
+    c->out.end -= len;
+    w->kind = WAIT_WRITES;
+    client_suspend(c);
+}
+
+int cmd_wait_resumed(client_t *c)
+{
+    cmd_wait_t *w = c->wait;
+    if (!w)
+        return 0;
+    int done = w->kind == WAIT_DONE;
+    if (done)
+        buf_append(&c->out, buf_head(&w->reply), buf_len(&w->reply));
+    wait_free(c);
+    return done;
+}
+
+void cmd_wait_client_closed(client_t *c)
+{
+    wait_free(c);
+}
+
+/* Decides a WAIT_WRITES: refused, committed, or still waiting (0). */
+static int decide(node_t *n, cmd_wait_t *w)
+{
+    for (size_t i = 0; i < w->nseqs; i++)
+        for (size_t j = 0; j < n->naborts; j++)
+            if (w->seqs[i] == n->aborts[j]) {
+                w->kind = WAIT_RETRY;
+                return 1;
+            }
+    for (size_t i = 0; i < w->nseqs; i++)
+        if (w->seqs[i] > n->committed_self)
+            return 0;
+    w->kind = WAIT_DONE;
+    return 1;
+}
+
+void cmd_wait_recheck(node_t *n)
+{
+    if (!n->waits_dirty && !n->naborts)
+        return;
+    size_t count = 0, cap = 0;
+    client_t **ready = NULL;
+    for (cmd_wait_t *w = n->waits; w; w = w->next) {
+        int go = w->kind == WAIT_KEYS ? n->waits_dirty : w->kind == WAIT_WRITES && decide(n, w);
+        if (!go)
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            ready = xrealloc(ready, cap * sizeof(*ready));
+        }
+        ready[count++] = w->c;
+    }
+    n->waits_dirty = 0;
+    n->naborts = 0;
+    /* Resuming runs commands, which may suspend again (and add to the list). */
+    for (size_t i = 0; i < count; i++)
+        server_resume_client(ready[i]);
+    free(ready);
+}

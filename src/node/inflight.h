@@ -1,0 +1,56 @@
+/* inflight: the writes of replicated keys that this node has applied but
+ * that are not committed yet (cluster/WRITES.md).
+ *
+ * Owns: one entry per key: the version of the newest write in flight, who
+ * made it (a member's index, or INFLIGHT_SELF) with its flush number, and
+ * whether its maker aborted it (a refused read-modify-write whose value
+ * waits to be superseded by the newer write that refused it).
+ * Never: touches the cache or a client; the node reads it to decide that a
+ * command must wait (a read of a key in flight returns nothing older than
+ * the write, nor a value that may yet be aborted).
+ *
+ * The table holds only writes awaiting acknowledgements (about one round
+ * trip's worth), so commits and flushes scan it whole. */
+#ifndef COHORT_INFLIGHT_H
+#define COHORT_INFLIGHT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define INFLIGHT_SELF (-1)
+
+typedef struct inflight inflight_t;
+
+inflight_t *inflight_new(void);
+void inflight_free(inflight_t *t);
+size_t inflight_count(const inflight_t *t);
+
+/* The version of key's write in flight, 0 when none. */
+uint64_t inflight_version(const inflight_t *t, const char *key, size_t klen);
+
+/* Records that key's write of version (from origin, its flush number seq)
+ * is in flight, unless an entry with a newer version is. */
+void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version, int origin,
+                   uint64_t seq, int64_t now_ms);
+
+/* A flush applied with version: op is VOP_KEY, VOP_PREFIX or VOP_ALL
+ * (cache/versioned.h); entries older than it are superseded and go.
+ * Returns how many went. */
+size_t inflight_flush(inflight_t *t, int op, const char *key, size_t klen, uint64_t version);
+
+/* origin's writes up to flush number upto are committed (those it aborted
+ * stay until superseded). Returns how many went. */
+size_t inflight_commit(inflight_t *t, int origin, uint64_t upto);
+/* origin aborted its write seq. */
+void inflight_abort(inflight_t *t, int origin, uint64_t seq);
+
+/* Visits origin's entries (for a member that died: the node replays what it
+ * holds of them, or drops a value that was aborted) and removes them. */
+typedef void (*inflight_visit_fn)(void *ud, const char *key, size_t klen, uint64_t version,
+                                  int aborted);
+size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud);
+/* Visits and removes the entries noted before older_than (ms): a bound on
+ * how long a read waits, whatever went wrong. */
+size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud);
+
+#endif
