@@ -38,7 +38,8 @@ enum member_state {
     MEMBER_ALIVE,
     MEMBER_SUSPECT,     /* missed heartbeats; others asked to probe it */
     MEMBER_UNREACHABLE, /* nobody reaches it */
-    MEMBER_DEAD         /* its cohortd is gone (refused), or unreachable too long */
+    MEMBER_DEAD         /* with a store: its row expired, it left, or its lock is
+                           free; without: refused, or unreachable too long */
 };
 const char *member_state_name(int state);
 
@@ -168,6 +169,9 @@ struct cluster {
     cluster_counters_t counters;
     int stopping;
     int64_t last_cut_off; /* last tick at which this node was cut off */
+    /* the store as arbiter (membership.c) */
+    int arbiter;            /* only member rows declare a member dead */
+    int64_t own_row_until;  /* serve cached values only before this (arbiter) */
 };
 
 /* cluster.c: the parts a simulator drives without sockets or timers */

@@ -646,6 +646,8 @@ int cluster_serving(cluster_t *cl)
     if (!cl)
         return 1;
     int64_t now = cluster_mono(cl);
+    if (cl->arbiter && now >= cl->own_row_until)
+        return 0; /* our row may expire: others may declare us dead */
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
         if (m->state != MEMBER_DEAD && now >= m->lease_until)
@@ -660,6 +662,8 @@ const char *cluster_why_not_serving(cluster_t *cl)
     if (!cl)
         return NULL;
     int64_t now = cluster_mono(cl);
+    if (cl->arbiter && now >= cl->own_row_until)
+        return "this node's membership row is not renewed in time (is the store reachable?)";
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
         if (m->state != MEMBER_DEAD && now >= m->lease_until) {

@@ -19,6 +19,28 @@
  *                   not running, so it can flush nothing)  member_knock_result
  *   UNREACHABLE --for dead_after--> DEAD                      member_tick
  *
+ * With the store as arbiter (cluster_set_arbiter) the two guesses above are
+ * gone: a refused connection makes a member UNREACHABLE at most, dead_after
+ * does nothing, and the only way to DEAD is
+ *   any but DEAD --its row expired, it left, or its lock is free--> DEAD
+ *                                                             cluster_member_rows
+ * under two guards (each keeps a live, possibly serving member alive):
+ *   G1 the member cannot hold a lease on this node any more: our last PONG
+ *      to it was sent at least T ago (a member that keeps answering on its
+ *      link stays alive whatever a store session says: a PostgreSQL restart
+ *      frees every session lock at once);
+ *   G2 the answer was asked for after the member's link last came up (a
+ *      stale answer, or the row its previous process left, does not kill a
+ *      member that has just joined; its first PINGs then keep G1 true until
+ *      its own renewal replaces the row).
+ * A member this node never linked with is found by its address; one without
+ * any row (under its name or address) never joined under this store.
+ * Safety rests on the other half, in the node that owns the row: it serves
+ * cached values only until sent + ttl - margin of its last renewal
+ * (cluster_own_row), so by the time any node reads its row as expired by the
+ * database's clock it has stopped serving. Tests: tests/unit/test_member_rows.c,
+ * tests/integration/test_membership_store.py, and the simulator's fake store.
+ *
  * The lease: a PING carries our send time; the PONG echoes it, and receiving
  * it extends our lease on the member to send time + T. Frames on a link are
  * ordered, so a PONG arrives after every flush the member sent before it.
@@ -137,8 +159,13 @@ void member_connect_failed(member_t *m, int refused)
 void member_knock_result(member_t *m, int refused)
 {
     m->refused = refused;
-    if (refused && m->state != MEMBER_DEAD && !m->link)
+    if (!refused || m->state == MEMBER_DEAD || m->link)
+        return;
+    if (!m->cl->arbiter)
         member_set_state(m, MEMBER_DEAD, "connection refused: its cohortd is not running");
+    else if (m->state != MEMBER_UNREACHABLE)
+        member_set_state(m, MEMBER_UNREACHABLE, "connection refused (the store decides whether "
+                                                "it is dead)");
 }
 
 void member_heard(member_t *m)
@@ -289,7 +316,7 @@ static void tick_member(member_t *m, int64_t now)
         } else {
             member_set_state(m, MEMBER_UNREACHABLE, "no member reaches it");
         }
-    } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) &&
+    } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) && !cl->arbiter &&
                now - unreachable_since(m) > cfg->dead_after_ms && !cluster_cut_off(cl)) {
         member_set_state(m, MEMBER_DEAD, "unreachable for longer than dead_after");
     }
@@ -308,4 +335,109 @@ void member_tick(cluster_t *cl, int64_t now)
 {
     for (size_t i = 0; i < cl->nmembers; i++)
         tick_member(&cl->members[i], now);
+}
+
+/* ---- the store as arbiter ------------------------------------------------------ */
+
+void cluster_set_arbiter(cluster_t *cl)
+{
+    if (!cl || cl->arbiter)
+        return;
+    cl->arbiter = 1;
+    log_info("member", "membership decided by the shared store: a member is dead only when its "
+             "row expired, it left, or its session lock is free");
+}
+
+int cluster_has_arbiter(const cluster_t *cl)
+{
+    return cl && cl->arbiter;
+}
+
+int64_t cluster_now(const cluster_t *cl)
+{
+    return cluster_mono(cl);
+}
+
+const char *cluster_self_addr(const cluster_t *cl)
+{
+    return cl->self_id;
+}
+
+int64_t cluster_row_margin(int64_t ttl_ms)
+{
+    /* The row expires at (database now when it runs the renewal) + ttl, and
+     * it runs after we sent it, so never before sent + ttl in real time. The
+     * margin covers the two clocks' rate difference (far below 1%) and the
+     * moment between the decision to serve and the reply leaving: ttl/10,
+     * and never less than 100 ms. */
+    int64_t m = ttl_ms / 10;
+    return m < 100 ? 100 : m;
+}
+
+void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
+{
+    if (!cl)
+        return;
+    int64_t until = sent + ttl_ms - cluster_row_margin(ttl_ms);
+    if (until > cl->own_row_until)
+        cl->own_row_until = until;
+}
+
+void cluster_own_row_lost(cluster_t *cl)
+{
+    if (cl)
+        cl->own_row_until = 0;
+}
+
+int cluster_members_settled(const cluster_t *cl)
+{
+    if (!cl)
+        return 1;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        int st = cl->members[i].state;
+        if (st != MEMBER_ALIVE && st != MEMBER_DEAD)
+            return 0;
+    }
+    return 1;
+}
+
+/* The row describing m in rows: by its name once a handshake told us, else by
+ * its address. NULL if none. */
+static const cluster_row_t *row_of(const member_t *m, const cluster_row_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (m->name[0] ? strcmp(rows[i].name, m->name) == 0
+                       : rows[i].addr && strcmp(rows[i].addr, m->id) == 0)
+            return &rows[i];
+    }
+    return NULL;
+}
+
+/* Applies what the store says about m (r NULL: no row), under the guards of
+ * the header comment. */
+static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now)
+{
+    cluster_t *cl = m->cl;
+    if (m->state == MEMBER_DEAD || (r && !r->gone))
+        return;
+    if (m->last_pong_sent && now < m->last_pong_sent + cluster_lease_ms(cl))
+        return; /* G1: it may hold a lease on us */
+    if (m->state == MEMBER_ALIVE && sent <= m->since)
+        return; /* G2 */
+    char why[160];
+    if (r)
+        snprintf(why, sizeof(why), "the store says so: %s (incarnation %016llx)",
+                 r->why ? r->why : "row gone", (unsigned long long)r->incarnation);
+    else
+        snprintf(why, sizeof(why), "the store says so: it has no row");
+    member_set_state(m, MEMBER_DEAD, why);
+}
+
+void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows, size_t n)
+{
+    if (!cl || !cl->arbiter || cl->stopping)
+        return;
+    int64_t now = cluster_mono(cl);
+    for (size_t i = 0; i < cl->nmembers; i++)
+        apply_row(&cl->members[i], row_of(&cl->members[i], rows, n), sent, now);
 }
