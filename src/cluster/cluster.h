@@ -134,7 +134,9 @@ typedef struct cluster_row {
     const char *name;
     const char *addr;     /* the peer address its node wrote (cluster_self_addr) */
     uint64_t incarnation; /* of the row (its node's start), for the log */
-    int gone;             /* expired, left cleanly, or its session lock is free */
+    int gone;             /* expired by the database's clock, or left cleanly */
+    int lock_free;        /* its session lock is free (its process, or its
+                             PostgreSQL session, is gone) */
     const char *why;      /* for the log: which of those */
 } cluster_row_t;
 /* From now on the store decides who is dead (the node calls this once, before
@@ -155,7 +157,10 @@ void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows,
 /* This node's row was renewed with ttl_ms by a query sent at 'sent': it may
  * serve cached values until sent + ttl_ms - cluster_row_margin(ttl_ms). */
 void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms);
-/* This node's row is about to be marked left: stop serving cached values now. */
+/* This node's row is about to be marked left, or its store session (and with
+ * it, on PostgreSQL, its session lock) was lost: stop serving cached values
+ * now, and hold flush replies for every member's acknowledgement until the
+ * row is renewed. */
 void cluster_own_row_lost(cluster_t *cl);
 /* The margin by which this node stops serving before its row could expire. */
 int64_t cluster_row_margin(int64_t ttl_ms);

@@ -112,6 +112,7 @@ struct member {
     int unknown_past;       /* the first incarnation of it we meet: check its SYNC */
     uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
     int clean_bye;    /* its last incarnation said BYE after its last flush */
+    int linked;       /* a link with it was READY since this node started */
     /* our flushes, sent to it */
     int stream_ready;
     uint64_t acked;
@@ -172,6 +173,9 @@ struct cluster {
     /* the store as arbiter (membership.c) */
     int arbiter;            /* only member rows declare a member dead */
     int64_t own_row_until;  /* serve cached values only before this (arbiter) */
+    int own_row_lapsed;     /* own_row_until passed: others may call us dead */
+    int64_t row_lapsed_at;  /* when it last did: a PONG older than this proves
+                               no lease on us (coherence.c, holds) */
 };
 
 /* cluster.c: the parts a simulator drives without sockets or timers */
@@ -217,6 +221,9 @@ void member_connect_failed(member_t *m, int refused);
 void member_heard(member_t *m);
 void member_knock_result(member_t *m, int refused);
 void member_tick(cluster_t *cl, int64_t now);
+/* With an arbiter: once this node's row may have expired, forgets every
+ * member's lease on it (see membership.c). Cheap; call before judging. */
+void member_row_lapse(cluster_t *cl, int64_t now);
 void member_on_ping(member_t *m, frame_reader_t *r);
 void member_on_pong(member_t *m, frame_reader_t *r);
 void member_on_probe(member_t *m, frame_reader_t *r);

@@ -590,7 +590,16 @@ void coherence_on_frame(member_t *m, const frame_hdr_t *h)
 static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
 {
     cluster_t *cl = m->cl;
-    if (m->state == MEMBER_DEAD || m->acked >= seq)
+    if (m->acked >= seq)
+        return 0;
+    /* With the store as arbiter, a node whose own row may have expired may
+     * be dead to any member (which then serves without a lease on it, a
+     * PONG it got from us notwithstanding), and its own view of who is dead
+     * may be stale (a member it saw die may have restarted): it waits for
+     * every member's acknowledgement, the dead ones' included, until its
+     * row is renewed. */
+    int lapsed = cl->arbiter && now >= cl->own_row_until;
+    if (m->state == MEMBER_DEAD && !lapsed)
         return 0;
     int64_t T = cluster_lease_ms(cl);
     int timeout = cl->cfg->flush_timeout_ms;
@@ -598,8 +607,10 @@ static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
     /* A member this incarnation never answered holds no lease on it: it may
      * have seen our previous process refuse connections, declared us dead
      * and serve without a lease on us. Until it links (and acknowledges) or
-     * is itself decided dead, it may hold the old value. */
-    int may_not_know_us = !m->last_pong_sent;
+     * is itself decided dead, it may hold the old value. The same holds for
+     * every member while our row is lapsed, and for a member not answered
+     * since the lapse ended (membership.c, cluster_own_row). */
+    int may_not_know_us = lapsed || !m->last_pong_sent || m->last_pong_sent < cl->row_lapsed_at;
     if ((may_serve || may_not_know_us) && now - since > timeout && !m->ack_timeout_logged) {
         m->ack_timeout_logged = 1;
         cl->counters.ack_timeouts++;
@@ -612,6 +623,7 @@ static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
 
 static int releasable(cluster_t *cl, uint64_t seq, int64_t since, int64_t now)
 {
+    member_row_lapse(cl, now);
     for (size_t i = 0; i < cl->nmembers; i++)
         if (holds(&cl->members[i], seq, since, now))
             return 0;

@@ -24,6 +24,9 @@
  * does nothing, and the only way to DEAD is
  *   any but DEAD --its row expired, it left, or its lock is free--> DEAD
  *                                                             cluster_member_rows
+ *   DEAD (by the store) --its row is live again--> UNREACHABLE cluster_member_rows
+ *                   (it restarted, or it renewed after a stall or an outage:
+ *                   it is not dead, and may serve once it links again)
  * under two guards (each keeps a live, possibly serving member alive):
  *   G1 the member cannot hold a lease on this node any more: our last PONG
  *      to it was sent at least T ago (a member that keeps answering on its
@@ -32,13 +35,28 @@
  *   G2 the answer was asked for after the member's link last came up (a
  *      stale answer, or the row its previous process left, does not kill a
  *      member that has just joined; its first PINGs then keep G1 true until
- *      its own renewal replaces the row).
+ *      its own renewal replaces the row);
+ *   G3 a free session lock counts only for a member this node has linked
+ *      with: a PostgreSQL session lock is also freed when the member's
+ *      connection to the database breaks while it lives. The member stops
+ *      serving as soon as it notices (cluster_own_row_lost), and G1 gives it
+ *      T to notice; a member never linked with this node may serve without a
+ *      lease on it (it may have seen this node's previous process die), so
+ *      for it only an expired or left row counts. On SQLite the lock is a
+ *      kernel file lock that only the process's end frees.
  * A member this node never linked with is found by its address; one without
  * any row (under its name or address) never joined under this store.
  * Safety rests on the other half, in the node that owns the row: it serves
  * cached values only until sent + ttl - margin of its last renewal
  * (cluster_own_row), so by the time any node reads its row as expired by the
- * database's clock it has stopped serving. Tests: tests/unit/test_member_rows.c,
+ * database's clock it has stopped serving. And once its row may have expired
+ * (own_row_until passed) others may have declared it dead and serve without
+ * a lease on it, so it forgets every member's lease on it (PONGs sent before
+ * row_lapsed_at, set when the lapse starts and again when it ends, count for
+ * nothing): its flushes then wait for each member's acknowledgement, as for
+ * a member that never linked with it, a member it saw dead included while
+ * the lapse lasts (that view may be stale: coherence.c, holds), until the
+ * member answers again (member_row_lapse, cluster_own_row). Tests: tests/unit/test_member_rows.c,
  * tests/integration/test_membership_store.py, and the simulator's fake store.
  *
  * The lease: a PING carries our send time; the PONG echoes it, and receiving
@@ -123,6 +141,7 @@ void member_link_ready(member_t *m, link_t *l)
     if (m->pending == l)
         m->pending = NULL;
     m->refused = 0;
+    m->linked = 1;
     m->backoff_ms = BACKOFF_MIN_MS;
     m->last_heard = now;
     peer_knock_cancel(m);
@@ -331,8 +350,23 @@ static void tick_member(member_t *m, int64_t now)
     }
 }
 
+/* Our own row may have expired, and any member may have declared us dead
+ * and serve without a lease on us: until it answers a PING of ours again, our
+ * flushes wait for its acknowledgement (coherence.c: holds). */
+void member_row_lapse(cluster_t *cl, int64_t now)
+{
+    if (!cl->arbiter || cl->own_row_lapsed || now < cl->own_row_until)
+        return;
+    cl->own_row_lapsed = 1;
+    if (cl->own_row_until)
+        log_warn("member", "this node's membership row was not renewed in time: it serves "
+                 "nothing cached, and its flushes wait for every member's acknowledgement");
+    cl->row_lapsed_at = now;
+}
+
 void member_tick(cluster_t *cl, int64_t now)
 {
+    member_row_lapse(cl, now);
     for (size_t i = 0; i < cl->nmembers; i++)
         tick_member(&cl->members[i], now);
 }
@@ -379,8 +413,19 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
     if (!cl)
         return;
     int64_t until = sent + ttl_ms - cluster_row_margin(ttl_ms);
-    if (until > cl->own_row_until)
+    if (until > cl->own_row_until && until > cluster_mono(cl)) {
+        if (cl->own_row_lapsed && cl->own_row_until)
+            log_info("member", "this node's membership row is renewed again");
+        /* Back from a lapse: a member may still hold this node dead (it read
+         * the expired row before this renewal), or be a new process that
+         * never knew it; only PONGs from now on prove a lease on us. Members
+         * this node holds dead are settled by the rows of this same answer
+         * (read after our renewal; the caller hands them over next). */
+        if (cl->own_row_lapsed)
+            cl->row_lapsed_at = cluster_mono(cl);
         cl->own_row_until = until;
+        cl->own_row_lapsed = 0;
+    }
 }
 
 void cluster_own_row_lost(cluster_t *cl)
@@ -414,11 +459,20 @@ static const cluster_row_t *row_of(const member_t *m, const cluster_row_t *rows,
 }
 
 /* Applies what the store says about m (r NULL: no row), under the guards of
- * the header comment. */
-static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now)
+ * the header comment: revivals when 'deaths' is 0, deaths when it is 1 (a
+ * death releases held replies at once, so every revival of the same answer
+ * must be in place before). */
+static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths)
 {
     cluster_t *cl = m->cl;
-    if (m->state == MEMBER_DEAD || (r && !r->gone))
+    int gone = !r || r->gone || (r->lock_free && m->linked); /* G3 */
+    if (!gone) {
+        if (!deaths && m->state == MEMBER_DEAD && r && !r->lock_free)
+            member_set_state(m, MEMBER_UNREACHABLE, "its row is live again (the store says it "
+                                                    "is not dead)");
+        return;
+    }
+    if (!deaths || m->state == MEMBER_DEAD)
         return;
     if (m->last_pong_sent && now < m->last_pong_sent + cluster_lease_ms(cl))
         return; /* G1: it may hold a lease on us */
@@ -438,6 +492,7 @@ void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows,
     if (!cl || !cl->arbiter || cl->stopping)
         return;
     int64_t now = cluster_mono(cl);
-    for (size_t i = 0; i < cl->nmembers; i++)
-        apply_row(&cl->members[i], row_of(&cl->members[i], rows, n), sent, now);
+    for (int deaths = 0; deaths <= 1; deaths++)
+        for (size_t i = 0; i < cl->nmembers; i++)
+            apply_row(&cl->members[i], row_of(&cl->members[i], rows, n), sent, now, deaths);
 }

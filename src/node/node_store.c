@@ -76,12 +76,24 @@ static int make_dirs(const char *dir)
 
 static void on_store_event(void *ud, enum store_event ev, const char *msg)
 {
+    node_t *n = ud;
     switch (ev) {
     case STORE_EV_UP:
         log_info("store", "store up%s%s", msg && *msg ? ": " : "", msg ? msg : "");
         break;
     case STORE_EV_DOWN:
         log_warn("store", "store down: %s (retrying; the cache keeps serving)", msg ? msg : "");
+        /* A PostgreSQL session lock ends with the connection: the others may
+         * see it free and (after T) call this node dead. Stop serving now. */
+        if (rows.on && n->store && n->cluster) {
+            store_health_t h;
+            store_health(n->store, &h);
+            if (strcmp(h.backend, "postgresql") == 0) {
+                log_warn("member", "store session lost: its lock with it; serving nothing cached "
+                         "until the row is renewed");
+                cluster_own_row_lost(n->cluster);
+            }
+        }
         break;
     case STORE_EV_FAILED:
         log_error("store", "store failed: %s (leases and jobs stop; the cache keeps serving)",
@@ -140,7 +152,7 @@ static void rows_schedule(void)
                    0);
 }
 
-/* Why a row counts as gone, or NULL if it is live. */
+/* Why a row counts as gone (or its lock as free), or NULL if it is live. */
 static const char *gone_why(const store_member_t *m)
 {
     if (m->left)
@@ -148,7 +160,7 @@ static const char *gone_why(const store_member_t *m)
     if (m->expires_in_ms <= 0)
         return "its row expired by the database's clock";
     if (!m->lock_held)
-        return "its session lock is free (its process is gone)";
+        return "its session lock is free";
     return NULL;
 }
 
@@ -192,7 +204,8 @@ static void on_renewed(void *ud, int rc, const char *err, int64_t db_now_ms,
                 continue;
             }
             const char *why = gone_why(m);
-            cr[k++] = (cluster_row_t){m->name, m->addr, m->incarnation, why != NULL, why};
+            cr[k++] = (cluster_row_t){m->name, m->addr, m->incarnation,
+                                      m->left || m->expires_in_ms <= 0, !m->lock_held, why};
         }
         cluster_member_rows(cl, rows.sent, cr, k);
         free(cr);
