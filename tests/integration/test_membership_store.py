@@ -1,6 +1,6 @@
 """Membership decided by the shared store: three nodes whose [store] url is
-one SQLite file on this host (or, with COHORT_TEST_PG_URL set, the
-PostgreSQL server of tests/pg/pg-harness.sh: see test_membership_store_pg.py).
+one SQLite file on this host (test_membership_store_pg.py runs the same
+tests against a PostgreSQL server of tests/pg/pg-harness.sh).
 
 Checked:
   - kill -9 of a node: the others see it dead through its session lock, well
@@ -33,20 +33,17 @@ FAST = {"lease": "1s", "heartbeat": "50ms", "suspect_after": "300ms",
         "probe_timeout": "200ms", "flush_timeout": "500ms", "dead_after": "1s"}
 
 
+@pytest.fixture
 def store_url(tmp_path):
-    pg = os.environ.get("COHORT_TEST_PG_URL")
-    if pg:
-        return pg + ("&" if "?" in pg else "?") + "connect_timeout=2"
+    """The shared store of the test's nodes: one SQLite file on this host
+    (test_membership_store_pg.py overrides this with PostgreSQL)."""
     return "sqlite://%s" % os.path.join(str(tmp_path), "shared.db")
 
 
-def make(cluster_factory, tmp_path, member_lease, peers=None):
+def make(cluster_factory, store_url, member_lease):
     cl = cluster_factory(3, start=False, options=FAST)
-    url = store_url(tmp_path)
     for n in cl:
-        if peers:
-            n.config = cl.node_config(n, peers=peers[n.name])
-        n.config["store"] = {"url": url, "member_lease": member_lease}
+        n.config["store"] = {"url": store_url, "member_lease": member_lease}
     return cl
 
 
@@ -57,8 +54,8 @@ def dead_reason(node, member):
     return lines[-1] if lines else None
 
 
-def test_kill9_is_seen_at_once_through_the_session_lock(cluster_factory, tmp_path):
-    cl = make(cluster_factory, tmp_path, "60s")
+def test_kill9_is_seen_at_once_through_the_session_lock(cluster_factory, store_url):
+    cl = make(cluster_factory, store_url, "60s")
     cl.start(timeout=15)
     n1, n2, n3 = cl
     n3.kill9()
@@ -71,8 +68,8 @@ def test_kill9_is_seen_at_once_through_the_session_lock(cluster_factory, tmp_pat
     cl.coherence_round(nkeys=10, nodes=[n1, n2])
 
 
-def test_stopped_node_row_expires_and_it_serves_nothing_stale(cluster_factory, tmp_path):
-    cl = make(cluster_factory, tmp_path, "2s")
+def test_stopped_node_row_expires_and_it_serves_nothing_stale(cluster_factory, store_url):
+    cl = make(cluster_factory, store_url, "2s")
     cl.start(timeout=15)
     n1, n2, n3 = cl
     cl.fill([("k", "old")])
@@ -118,16 +115,16 @@ def _ordered_proxies(cl):
     return peers, proxies
 
 
-def test_cut_peer_links_declare_nobody_dead(cluster_factory, tmp_path):
+def test_cut_peer_links_declare_nobody_dead(cluster_factory, store_url):
     probe = cluster_factory(3, start=False, options=FAST)  # for the ports only
     peers, proxies = _ordered_proxies(probe)
     try:
-        cl = make(cluster_factory, tmp_path, "2s")
+        cl = make(cluster_factory, store_url, "2s")
         for n, p in zip(cl, probe):
             n.cluster_port, n.port, n.http_port = p.cluster_port, p.port, p.http_port
         for n in cl:
             n.config = cl.node_config(n, peers=peers[n.name])
-            n.config["store"] = {"url": store_url(tmp_path), "member_lease": "2s"}
+            n.config["store"] = {"url": store_url, "member_lease": "2s"}
         cl.start(timeout=15)
         for p in proxies:
             p.mode = "drop"
@@ -151,8 +148,8 @@ def test_cut_peer_links_declare_nobody_dead(cluster_factory, tmp_path):
             p.close()
 
 
-def test_clean_stop_marks_the_row_left(cluster_factory, tmp_path):
-    cl = make(cluster_factory, tmp_path, "60s")
+def test_clean_stop_marks_the_row_left(cluster_factory, store_url):
+    cl = make(cluster_factory, store_url, "60s")
     cl.start(timeout=15)
     n1, n2, n3 = cl
     assert n3.terminate() == 0

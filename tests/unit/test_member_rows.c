@@ -214,6 +214,71 @@ static void test_serves_only_while_own_row_is_renewed(void **state)
     assert_int_equal(cluster_serving(f->cl), 0);
 }
 
+
+static void test_g3_free_lock_counts_only_for_a_member_linked_with(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    now_ms += 10;
+    cluster_row_t r[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free"},
+                         {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free"}};
+    f->n1->linked = 1; /* n1 linked with us once; n2 never did */
+    f->n1->state = MEMBER_UNREACHABLE;
+    f->n2->state = MEMBER_UNREACHABLE;
+    cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n2->state, MEMBER_UNREACHABLE);
+    /* a free lock with a live row does not revive */
+    cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+}
+
+static void test_live_row_revives_a_dead_member_before_any_death(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    now_ms += 10;
+    cluster_row_t gone[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 1)};
+    cluster_member_rows(f->cl, now_ms, gone, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n2->state, MEMBER_DEAD);
+    /* n1 dies again (no-op), n2 restarted: its live row brings it back */
+    cluster_row_t mixed[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, mixed, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n2->state, MEMBER_UNREACHABLE);
+}
+
+static void test_lapsed_row_holds_flushes_for_every_member(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n1->state = MEMBER_DEAD;     /* seen dead */
+    f->n2->state = MEMBER_ALIVE;    /* answered recently */
+    f->n2->last_pong_sent = now_ms;
+    int64_t sent = now_ms;
+    cluster_own_row(f->cl, sent, 1000);
+    uint64_t seq = cluster_flush_key(f->cl, "k", 1, 1);
+    f->n2->acked = seq;
+    assert_int_equal(cluster_reply_ready(f->cl, seq, now_ms), 1); /* n1 is dead */
+    now_ms = sent + 900; /* the row may expire: n1 may be a new process */
+    assert_int_equal(cluster_reply_ready(f->cl, seq, now_ms), 0);
+    f->n1->acked = seq;
+    assert_int_equal(cluster_reply_ready(f->cl, seq, now_ms), 1);
+    /* renewed again: PONGs sent during the lapse prove nothing */
+    uint64_t seq2 = cluster_flush_key(f->cl, "k2", 2, 2);
+    f->n1->acked = seq2;
+    f->n2->last_pong_sent = now_ms; /* during the lapse */
+    now_ms += 10;
+    cluster_own_row(f->cl, now_ms, 1000);
+    assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 0);
+    now_ms += 1;
+    f->n2->last_pong_sent = now_ms; /* answered after the renewal */
+    assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 0); /* lease on us: wait */
+    now_ms += 400; /* its lease on us ran out */
+    assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +293,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_row_is_gone_found_by_address_before_a_name, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_serves_only_while_own_row_is_renewed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_g3_free_lock_counts_only_for_a_member_linked_with,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_row_revives_a_dead_member_before_any_death,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lapsed_row_holds_flushes_for_every_member, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
