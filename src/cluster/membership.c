@@ -238,6 +238,8 @@ void member_on_pong(member_t *m, frame_reader_t *r)
     m->rtt_ms = id == m->ping_id ? (double)(uv_hrtime() - m->ping_hrtime) / 1e6
                                  : (double)(now - sent);
     int64_t until = sent + cluster_lease_ms(cl);
+    if (sent < cl->row_lapsed_at)
+        return; /* sent before our row was renewed after a lapse */
     if (until > m->lease_until)
         m->lease_until = until;
 }
@@ -421,8 +423,14 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
          * never knew it; only PONGs from now on prove a lease on us. Members
          * this node holds dead are settled by the rows of this same answer
          * (read after our renewal; the caller hands them over next). */
-        if (cl->own_row_lapsed)
+        if (cl->own_row_lapsed) {
+            /* ...and our leases on them are void: a member that held us dead
+             * flushed without us (a new process of it may never have linked
+             * with us). Only PINGs sent from now on give leases again. */
             cl->row_lapsed_at = cluster_mono(cl);
+            for (size_t i = 0; i < cl->nmembers; i++)
+                cl->members[i].lease_until = 0;
+        }
         cl->own_row_until = until;
         cl->own_row_lapsed = 0;
     }
