@@ -42,7 +42,6 @@ static struct {
     int64_t sent;    /* cluster_now when the pending renewal was sent */
     uint64_t incarnation;
     int last_rc;     /* of the last renewal, to log a change once */
-    void (*then)(node_t *n); /* after the row is left */
 } rows;
 
 /* mkdir -p dir (mode 0750 for what it creates). Returns 0 or -1 (errno set). */

@@ -24,11 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mem.h"
 #include "sim.h"
 
 #define ROWS_LOOK_MS 500
 #define MEMBER_LEASE_MS 1000
+#define MAX_ANSWERS 64 /* at most one renewal in flight per node process */
 
 typedef struct row {
     int exists;
@@ -50,6 +50,7 @@ typedef struct snode {
 
 /* An answer on its way back to a node. */
 typedef struct answer {
+    int used;
     int node;
     uint64_t gen;
     int ok;
@@ -68,8 +69,27 @@ static struct {
     int64_t all_down_until;
     int64_t slow_until;
     int slow_max;
+    answer_t answers[MAX_ANSWERS]; /* in flight; all free again at a new run */
 } S;
 static uint64_t renewals, failures; /* over every run */
+
+static answer_t *answer_new(void)
+{
+    for (int i = 0; i < MAX_ANSWERS; i++) {
+        if (!S.answers[i].used) {
+            memset(&S.answers[i], 0, sizeof(S.answers[i]));
+            S.answers[i].used = 1;
+            return &S.answers[i];
+        }
+    }
+    fprintf(stderr, "sim: more than %d store answers in flight\n", MAX_ANSWERS);
+    exit(1);
+}
+
+static void answer_free(answer_t *a)
+{
+    a->used = 0;
+}
 
 static int rnd(int n)
 {
@@ -148,7 +168,7 @@ static void on_answer(void *arg, int64_t id)
     (void)id;
     snode_t *sn = &S.nodes[a->node];
     if (a->gen != sn->gen || !sn->running || !sim_cluster(a->node)) {
-        free(a); /* its process ended */
+        answer_free(a); /* its process ended */
         return;
     }
     if (sim_paused(a->node)) { /* handled once it runs again */
@@ -160,7 +180,7 @@ static void on_answer(void *arg, int64_t id)
         fprintf(stderr, "[%lld] store answer to n%d: %s\n", (long long)sim_now(), a->node,
                 a->ok ? "ok" : "failed");
     deliver(a);
-    free(a);
+    answer_free(a);
 }
 
 /* The renewal reaches the database. */
@@ -205,7 +225,7 @@ static void on_look(void *arg, int64_t id)
         if (due) {
             sn->sent = now;
             sn->inflight = 1;
-            answer_t *a = xcalloc(1, sizeof(*a));
+            answer_t *a = answer_new();
             a->node = i;
             a->gen = gen;
             a->sent = now;
