@@ -27,7 +27,7 @@
  *   DEAD (by the store) --its row is live again--> UNREACHABLE cluster_member_rows
  *                   (it restarted, or it renewed after a stall or an outage:
  *                   it is not dead, and may serve once it links again)
- * under two guards (each keeps a live, possibly serving member alive):
+ * under three guards (each keeps a live, possibly serving member alive):
  *   G1 the member cannot hold a lease on this node any more: our last PONG
  *      to it was sent at least T ago (a member that keeps answering on its
  *      link stays alive whatever a store session says: a PostgreSQL restart
@@ -56,8 +56,18 @@
  * nothing): its flushes then wait for each member's acknowledgement, as for
  * a member that never linked with it, a member it saw dead included while
  * the lapse lasts (that view may be stale: coherence.c, holds), until the
- * member answers again (member_row_lapse, cluster_own_row). Tests: tests/unit/test_member_rows.c,
- * tests/integration/test_membership_store.py, and the simulator's fake store.
+ * member answers again (member_row_lapse, cluster_own_row); and its own
+ * leases on the others are void until fresh heartbeats (member_on_pong).
+ *
+ * Invariants and the tests that check them:
+ *   M1 with an arbiter, only cluster_member_rows makes a member DEAD
+ *      (test_member_rows: refused / dead_after; test_membership_store.py:
+ *      cut peer links declare nobody dead);
+ *   M2 the guards G1-G3 (test_member_rows: test_g1_, test_g2_, test_g3_);
+ *   M3 a node serves only before sent + ttl - margin of its last renewal,
+ *      and after a lapse holds flushes for every member (test_member_rows:
+ *      serves_only_while_own_row_is_renewed, lapsed_row_holds_flushes);
+ *   M4 no stale read under every fault with the fake store (ctest sim_store).
  *
  * The lease: a PING carries our send time; the PONG echoes it, and receiving
  * it extends our lease on the member to send time + T. Frames on a link are

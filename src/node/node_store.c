@@ -121,6 +121,9 @@ int node_open_store(node_t *n, char *err, size_t errlen)
     }
     /* A node of a cluster with a configured store takes its session lock. */
     rows.on = cfg->store_url && cfg->key_file && cfg->key_file[0] && cfg->name;
+    if (!cfg->store_url && cfg->key_file && cfg->key_file[0])
+        log_warn("member", "no [store] url: membership has no arbiter (a member unreachable "
+                 "for dead_after is declared dead on a guess; see README, Membership)");
     store_opts_t o = {
         .url = url,
         .node_name = rows.on ? cfg->name : NULL,
