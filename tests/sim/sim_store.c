@@ -18,7 +18,8 @@
  * A renewal sent at t reaches the database at t + d1 (where the row's
  * expiry is set from the database's clock) and its answer comes back at
  * t + d1 + d2; a paused node handles the answer when it resumes, a node
- * whose process ended never does. */
+ * whose process ended never does. SIM_STORE_DEBUG=1 in the environment
+ * prints every answer as it is handled (with --verbose, for one seed). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,9 @@
 
 #include "sim.h"
 
-#define ROWS_LOOK_MS 500
+#define ROWS_LOOK_MS    500
 #define MEMBER_LEASE_MS 1000
-#define MAX_ANSWERS 64 /* at most one renewal in flight per node process */
+#define MAX_ANSWERS     64 /* at most one renewal in flight per node process */
 
 typedef struct row {
     int exists;
@@ -38,14 +39,14 @@ typedef struct row {
 } row_t;
 
 typedef struct snode {
-    uint64_t gen;        /* process generation: answers for an older one are dropped */
-    int running;         /* its process runs (paused or not) */
-    int lock;            /* it holds its session lock */
+    uint64_t gen; /* process generation: answers for an older one are dropped */
+    int running;  /* its process runs (paused or not) */
+    int lock;     /* it holds its session lock */
     int inflight;
-    int failed;          /* the last renewal failed */
-    int64_t sent;        /* cluster clock of the pending / last renewal */
+    int failed;   /* the last renewal failed */
+    int64_t sent; /* cluster clock of the pending / last renewal */
     uint64_t incarnation;
-    int64_t down_until;  /* its store session is down until */
+    int64_t down_until; /* its store session is down until */
 } snode_t;
 
 /* An answer on its way back to a node. */
@@ -154,10 +155,12 @@ static void deliver(answer_t *a)
         }
         snprintf(names[j], sizeof(names[j]), "n%d", j);
         snprintf(addrs[j], sizeof(addrs[j]), "127.0.0.1:%d", 7000 + j);
-        const char *why = r->left ? "it left cleanly" : expired ? "its row expired"
-                          : !a->lock_held[j] ? "its session lock is free" : NULL;
-        cr[k++] = (cluster_row_t){names[j], addrs[j], r->incarnation, r->left || expired,
-                                  !a->lock_held[j], why};
+        const char *why = r->left            ? "it left cleanly"
+                          : expired          ? "its row expired"
+                          : !a->lock_held[j] ? "its session lock is free"
+                                             : NULL;
+        cr[k++] = (cluster_row_t){names[j],           addrs[j],         r->incarnation,
+                                  r->left || expired, !a->lock_held[j], why};
     }
     cluster_member_rows(cl, a->sent, cr, k);
 }
@@ -221,7 +224,8 @@ static void on_look(void *arg, int64_t id)
         return;
     if (!sim_paused(i) && !sn->inflight) {
         int64_t now = cluster_now(cl);
-        int due = sn->sent == 0 || sn->failed || !settled(cl) || now - sn->sent >= MEMBER_LEASE_MS / 3;
+        int due =
+            sn->sent == 0 || sn->failed || !settled(cl) || now - sn->sent >= MEMBER_LEASE_MS / 3;
         if (due) {
             sn->sent = now;
             sn->inflight = 1;

@@ -60,10 +60,14 @@ static int setup(void **state)
     char err[256];
     config_defaults(&f.cfg);
     const char *set[][3] = {
-        {"node", "name", "n0"},           {"cluster", "bind", "127.0.0.1"},
-        {"cluster", "port", "7000"},      {"cluster", "lease", "400ms"},
-        {"cluster", "dead_after", "1s"},  {"cluster", "peer", "127.0.0.1:7000"},
-        {"cluster", "peer", "127.0.0.1:7001"}, {"cluster", "peer", "127.0.0.1:7002"},
+        {"node", "name", "n0"},
+        {"cluster", "bind", "127.0.0.1"},
+        {"cluster", "port", "7000"},
+        {"cluster", "lease", "400ms"},
+        {"cluster", "dead_after", "1s"},
+        {"cluster", "peer", "127.0.0.1:7000"},
+        {"cluster", "peer", "127.0.0.1:7001"},
+        {"cluster", "peer", "127.0.0.1:7002"},
     };
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
         assert_int_equal(config_set(&f.cfg, set[i][0], set[i][1], set[i][2], err, sizeof(err)), 0);
@@ -214,7 +218,6 @@ static void test_serves_only_while_own_row_is_renewed(void **state)
     assert_int_equal(cluster_serving(f->cl), 0);
 }
 
-
 static void test_g3_free_lock_counts_only_for_a_member_linked_with(void **state)
 {
     fixture_t *f = *state;
@@ -253,8 +256,8 @@ static void test_lapsed_row_holds_flushes_for_every_member(void **state)
 {
     fixture_t *f = *state;
     cluster_set_arbiter(f->cl);
-    f->n1->state = MEMBER_DEAD;     /* seen dead */
-    f->n2->state = MEMBER_ALIVE;    /* answered recently */
+    f->n1->state = MEMBER_DEAD;  /* seen dead */
+    f->n2->state = MEMBER_ALIVE; /* answered recently */
     f->n2->last_pong_sent = now_ms;
     int64_t sent = now_ms;
     cluster_own_row(f->cl, sent, 1000);
@@ -273,9 +276,9 @@ static void test_lapsed_row_holds_flushes_for_every_member(void **state)
     cluster_own_row(f->cl, now_ms, 1000);
     assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 0);
     now_ms += 1;
-    f->n2->last_pong_sent = now_ms; /* answered after the renewal */
+    f->n2->last_pong_sent = now_ms;                                /* answered after the renewal */
     assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 0); /* lease on us: wait */
-    now_ms += 400; /* its lease on us ran out */
+    now_ms += 400;                                                 /* its lease on us ran out */
     assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 1);
 }
 
@@ -292,12 +295,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_row_is_gone_found_by_address_before_a_name, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_serves_only_while_own_row_is_renewed, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_serves_only_while_own_row_is_renewed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_g3_free_lock_counts_only_for_a_member_linked_with,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_live_row_revives_a_dead_member_before_any_death,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_row_revives_a_dead_member_before_any_death, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lapsed_row_holds_flushes_for_every_member, setup,
                                         teardown),
     };
