@@ -164,7 +164,8 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms);
 void cluster_own_row_lost(cluster_t *cl);
 /* The margin by which this node stops serving before its row could expire. */
 int64_t cluster_row_margin(int64_t ttl_ms);
-/* 1 when every member is alive or dead (nothing for the store to settle). */
+/* 1 when every member is alive or dead (nothing for the store to settle),
+ * and, with an arbiter, every live member's row was read while linked. */
 int cluster_members_settled(const cluster_t *cl);
 
 #endif

@@ -112,7 +112,8 @@ struct member {
     int unknown_past;       /* the first incarnation of it we meet: check its SYNC */
     uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
     int clean_bye;    /* its last incarnation said BYE after its last flush */
-    int linked;       /* a link with it was READY since this node started */
+    uint64_t linked_row_inc; /* its row's incarnation, read while linked with it
+                                (0: never): whose session lock we know is its */
     /* our flushes, sent to it */
     int stream_ready;
     uint64_t acked;

@@ -26,7 +26,8 @@
  *                                                             cluster_member_rows
  *   DEAD (by the store) --its row is live again--> UNREACHABLE cluster_member_rows
  *                   (it restarted, or it renewed after a stall or an outage:
- *                   it is not dead, and may serve once it links again)
+ *                   it is not dead, and may serve once it links again; a
+ *                   new process whose lock is free counts as live, G3)
  * under three guards (each keeps a live, possibly serving member alive):
  *   G1 the member cannot hold a lease on this node any more: our last PONG
  *      to it was sent at least T ago (a member that keeps answering on its
@@ -36,9 +37,10 @@
  *      stale answer, or the row its previous process left, does not kill a
  *      member that has just joined; its first PINGs then keep G1 true until
  *      its own renewal replaces the row);
- *   G3 a free session lock counts only for a member this node has linked
- *      with: a PostgreSQL session lock is also freed when the member's
- *      connection to the database breaks while it lives. The member stops
+ *   G3 a free session lock counts only for a process of the member this
+ *      node has linked with (the row's incarnation read while linked): a
+ *      PostgreSQL session lock is also freed when the member's connection
+ *      to the database breaks while it lives. The member stops
  *      serving as soon as it notices (cluster_own_row_lost), and G1 gives it
  *      T to notice; a member never linked with this node may serve without a
  *      lease on it (it may have seen this node's previous process die), so
@@ -151,7 +153,6 @@ void member_link_ready(member_t *m, link_t *l)
     if (m->pending == l)
         m->pending = NULL;
     m->refused = 0;
-    m->linked = 1;
     m->backoff_ms = BACKOFF_MIN_MS;
     m->last_heard = now;
     peer_knock_cancel(m);
@@ -457,9 +458,11 @@ int cluster_members_settled(const cluster_t *cl)
     if (!cl)
         return 1;
     for (size_t i = 0; i < cl->nmembers; i++) {
-        int st = cl->members[i].state;
-        if (st != MEMBER_ALIVE && st != MEMBER_DEAD)
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_ALIVE && m->state != MEMBER_DEAD)
             return 0;
+        if (cl->arbiter && m->state == MEMBER_ALIVE && !m->linked_row_inc)
+            return 0; /* linked, but its row not read since: G3 needs it */
     }
     return 1;
 }
@@ -483,9 +486,14 @@ static const cluster_row_t *row_of(const member_t *m, const cluster_row_t *rows,
 static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths)
 {
     cluster_t *cl = m->cl;
-    int gone = !r || r->gone || (r->lock_free && m->linked); /* G3 */
+    if (!deaths && r && m->link && m->state == MEMBER_ALIVE)
+        m->linked_row_inc = r->incarnation; /* the process we are linked with */
+    /* G3: a free lock counts only if it is the lock of a process we linked
+     * with (a new process of the member, never linked with us, may have lost
+     * its PostgreSQL session while it lives and serves). */
+    int gone = !r || r->gone || (r->lock_free && r->incarnation == m->linked_row_inc);
     if (!gone) {
-        if (!deaths && m->state == MEMBER_DEAD && r && !r->lock_free)
+        if (!deaths && m->state == MEMBER_DEAD)
             member_set_state(m, MEMBER_UNREACHABLE, "its row is live again (the store says it "
                                                     "is not dead)");
         return;

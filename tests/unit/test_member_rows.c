@@ -225,7 +225,7 @@ static void test_g3_free_lock_counts_only_for_a_member_linked_with(void **state)
     now_ms += 10;
     cluster_row_t r[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free"},
                          {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free"}};
-    f->n1->linked = 1; /* n1 linked with us once; n2 never did */
+    f->n1->linked_row_inc = 1; /* we linked with n1's process 1; never with n2 */
     f->n1->state = MEMBER_UNREACHABLE;
     f->n2->state = MEMBER_UNREACHABLE;
     cluster_member_rows(f->cl, now_ms, r, 2);
