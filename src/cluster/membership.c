@@ -153,6 +153,7 @@ void member_link_ready(member_t *m, link_t *l)
     if (m->pending == l)
         m->pending = NULL;
     m->refused = 0;
+    m->linked_row_inc = 0; /* learned again from a row read while linked (G3) */
     m->backoff_ms = BACKOFF_MIN_MS;
     m->last_heard = now;
     peer_knock_cancel(m);
@@ -486,7 +487,7 @@ static const cluster_row_t *row_of(const member_t *m, const cluster_row_t *rows,
 static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths)
 {
     cluster_t *cl = m->cl;
-    if (!deaths && r && m->link && m->state == MEMBER_ALIVE)
+    if (!deaths && r && m->link && m->state == MEMBER_ALIVE && !r->gone && !r->lock_free)
         m->linked_row_inc = r->incarnation; /* the process we are linked with */
     /* G3: a free lock counts only if it is the lock of a process we linked
      * with (a new process of the member, never linked with us, may have lost
