@@ -234,6 +234,8 @@ static const setting_t settings[] = {
 
     SET("store", "url", T_STRING, store_url, 0, 0, 0, NULL, NULL,
         "shared database: sqlite:///path or postgresql://... (default: sqlite in data_dir)"),
+    SET("store", "member_lease", T_DURATION, member_lease_ms, 1000, 10 * MIN, 1, NULL, "10s",
+        "membership row lease, judged by the database's clock; renewed every third (bare: ms)"),
 
     SET("leases", "ttl", T_DURATION, lease_ttl_ms, 300, 10 * MIN, 1, NULL, "2s",
         "leader lease time to live; renewed every ttl/3 (bare number: ms)"),

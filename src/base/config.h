@@ -93,6 +93,7 @@ typedef struct config {
 
     /* [store] */
     char *store_url; /* NULL: sqlite:///<data_dir>/cohort.db */
+    int member_lease_ms; /* 10000: membership row lease (only with store_url) */
 
     /* [leases] */
     int lease_ttl_ms; /* 3000: leader leases (canonical, applications') */

@@ -374,6 +374,8 @@ int cluster_start(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *ho
         cluster_stop(cl);
         return -1;
     }
+    if (cfg->store_url && cfg->store_url[0])
+        cluster_set_arbiter(cl); /* the node feeds the rows (node_store.c) */
     uv_timer_init(cl->loop, &cl->tick);
     cl->tick.data = cl;
     cl->tick_open = 1;

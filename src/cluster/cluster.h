@@ -199,4 +199,51 @@ void cluster_foreach_topic(const cluster_t *cl, int kind, const char *pat, size_
 /* This node's incarnation (new at every start). */
 uint64_t cluster_incarnation(const cluster_t *cl);
 
+/* ---- membership decided by the shared store ----------------------------------
+ * The cluster sits below the store and never reaches it: the node reads the
+ * member rows (src/node/node_store.c) and hands them here. Once an arbiter is
+ * set, a member becomes DEAD only through cluster_member_rows (its row expired
+ * by the database's clock, it left cleanly, or its session lock is free);
+ * refused connections, unanswered probes and dead_after make it at most
+ * UNREACHABLE. And this node serves cached values only while its own row is
+ * renewed (cluster_own_row). Without an arbiter, membership decides alone, as
+ * before (no arbiter: a long-silent member is declared dead on a guess). */
+typedef struct cluster_row {
+    const char *name;
+    const char *addr;     /* the peer address its node wrote (cluster_self_addr) */
+    uint64_t incarnation; /* of the row (its node's start), for the log */
+    int gone;             /* expired by the database's clock, or left cleanly */
+    int lock_free;        /* its session lock is free (its process, or its
+                             PostgreSQL session, is gone) */
+    const char *why;      /* for the log: which of those */
+} cluster_row_t;
+/* From now on the store decides who is dead (the node calls this once, before
+ * the first rows, when a shared store is configured). */
+void cluster_set_arbiter(cluster_t *cl);
+/* 1 when the store decides who is dead. */
+int cluster_has_arbiter(const cluster_t *cl);
+/* The cluster's monotonic clock in ms (what cluster_own_row and
+ * cluster_member_rows take as the time a query was sent). */
+int64_t cluster_now(const cluster_t *cl);
+/* This node's peer address as its peers list it ("ip:port"): the address to
+ * write in its row. Owned by the cluster. */
+const char *cluster_self_addr(const cluster_t *cl);
+/* Every member row of one store answer, to a query sent at 'sent'
+ * (cluster_now). A member with no row at all counts as gone (it never joined
+ * under this store, or its row was removed). */
+void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows, size_t n);
+/* This node's row was renewed with ttl_ms by a query sent at 'sent': it may
+ * serve cached values until sent + ttl_ms - cluster_row_margin(ttl_ms). */
+void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms);
+/* This node's row is about to be marked left, or its store session (and with
+ * it, on PostgreSQL, its session lock) was lost: stop serving cached values
+ * now, and hold flush replies for every member's acknowledgement until the
+ * row is renewed. */
+void cluster_own_row_lost(cluster_t *cl);
+/* The margin by which this node stops serving before its row could expire. */
+int64_t cluster_row_margin(int64_t ttl_ms);
+/* 1 when every member is alive or dead (nothing for the store to settle),
+ * and, with an arbiter, every live member's row was read while linked. */
+int cluster_members_settled(const cluster_t *cl);
+
 #endif

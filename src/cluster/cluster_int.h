@@ -38,7 +38,8 @@ enum member_state {
     MEMBER_ALIVE,
     MEMBER_SUSPECT,     /* missed heartbeats; others asked to probe it */
     MEMBER_UNREACHABLE, /* nobody reaches it */
-    MEMBER_DEAD         /* its cohortd is gone (refused), or unreachable too long */
+    MEMBER_DEAD         /* with a store: its row expired, it left, or its lock is
+                           free; without: refused, or unreachable too long */
 };
 const char *member_state_name(int state);
 
@@ -113,6 +114,8 @@ struct member {
     int clean_bye;    /* its last incarnation said BYE after its last flush */
     int ended_current; /* its last incarnation died while our lease on it held:
                           every flush it replied, we had applied */
+    uint64_t linked_row_inc; /* its row's incarnation, read while linked with it
+                                (0: never): whose session lock we know is its */
     /* our flushes, sent to it */
     int stream_ready;
     uint64_t acked;
@@ -195,6 +198,12 @@ struct cluster {
     uint64_t snap_entries;
     size_t snap_next;     /* the member to ask next (round robin) */
     int64_t snap_retry_at;
+    /* the store as arbiter (membership.c) */
+    int arbiter;            /* only member rows declare a member dead */
+    int64_t own_row_until;  /* serve cached values only before this (arbiter) */
+    int own_row_lapsed;     /* own_row_until passed: others may call us dead */
+    int64_t row_lapsed_at;  /* when it last did: a PONG older than this proves
+                               no lease on us (coherence.c, holds) */
 };
 
 /* cluster.c: the parts a simulator drives without sockets or timers */
@@ -240,6 +249,9 @@ void member_connect_failed(member_t *m, int refused);
 void member_heard(member_t *m);
 void member_knock_result(member_t *m, int refused);
 void member_tick(cluster_t *cl, int64_t now);
+/* With an arbiter: once this node's row may have expired, forgets every
+ * member's lease on it (see membership.c). Cheap; call before judging. */
+void member_row_lapse(cluster_t *cl, int64_t now);
 void member_on_ping(member_t *m, frame_reader_t *r);
 void member_on_pong(member_t *m, frame_reader_t *r);
 void member_on_probe(member_t *m, frame_reader_t *r);

@@ -738,25 +738,42 @@ void coherence_on_frame(member_t *m, const frame_hdr_t *h)
 
 /* ---- held replies and the lease --------------------------------------------- */
 
-/* 1 while member m (not DEAD) may serve cached values: its lease on us
- * holds, or this incarnation never answered it. */
+/* 1 while member m may serve cached values without having applied what we
+ * flushed: its lease on us holds, or it may not know us. */
 static int may_serve_any(const member_t *m, int64_t now)
 {
-    int64_t T = cluster_lease_ms(m->cl);
+    const cluster_t *cl = m->cl;
+    int64_t T = cluster_lease_ms(cl);
+    int lapsed = cl->arbiter && now >= cl->own_row_until;
     int may_serve = m->last_pong_sent && now < m->last_pong_sent + T;
     /* A member this incarnation never answered holds no lease on it: it may
      * have seen our previous process refuse connections, declared us dead
      * and serve without a lease on us. Until it links (and acknowledges) or
-     * is itself decided dead, it may hold the old value. */
-    int may_not_know_us = !m->last_pong_sent;
+     * is itself decided dead, it may hold the old value. The same holds for
+     * every member while our row is lapsed, and for a member not answered
+     * since the lapse ended (membership.c, cluster_own_row). */
+    int may_not_know_us = lapsed || !m->last_pong_sent || m->last_pong_sent < cl->row_lapsed_at;
     return may_serve || may_not_know_us;
+}
+
+/* 1 while m's acknowledgements count: it is not dead, or our own row may
+ * have expired. With the store as arbiter, a node whose own row may have
+ * expired may be dead to any member (which then serves without a lease on
+ * it, a PONG it got from us notwithstanding), and its own view of who is
+ * dead may be stale (a member it saw die may have restarted): it waits for
+ * every member's acknowledgement, the dead ones' included, until its row is
+ * renewed. */
+static int counts(const member_t *m, int64_t now)
+{
+    int lapsed = m->cl->arbiter && now >= m->cl->own_row_until;
+    return m->state != MEMBER_DEAD || lapsed;
 }
 
 /* 1 while member m could still serve a value our flush 'seq' removed. */
 static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
 {
     cluster_t *cl = m->cl;
-    if (m->state == MEMBER_DEAD || m->acked >= seq)
+    if (m->acked >= seq || !counts(m, now))
         return 0;
     int timeout = cl->cfg->flush_timeout_ms;
     int may = may_serve_any(m, now);
@@ -772,6 +789,7 @@ static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
 
 static int releasable(cluster_t *cl, uint64_t seq, int64_t since, int64_t now)
 {
+    member_row_lapse(cl, now);
     for (size_t i = 0; i < cl->nmembers; i++)
         if (holds(&cl->members[i], seq, since, now))
             return 0;
@@ -788,9 +806,10 @@ int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since)
 static uint64_t commit_upto(cluster_t *cl, int64_t now)
 {
     uint64_t upto = cl->batch_first - 1; /* the open batch has not been sent */
+    member_row_lapse(cl, now);
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
-        if (m->state != MEMBER_DEAD && m->acked < upto && may_serve_any(m, now))
+        if (counts(m, now) && m->acked < upto && may_serve_any(m, now))
             upto = m->acked;
     }
     return upto;
@@ -832,6 +851,8 @@ int cluster_serving(cluster_t *cl)
     if (cluster_catching_up(cl))
         return 0;
     int64_t now = cluster_mono(cl);
+    if (cl->arbiter && now >= cl->own_row_until)
+        return 0; /* our row may expire: others may declare us dead */
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
         if (m->state != MEMBER_DEAD && now >= m->lease_until)
@@ -861,6 +882,8 @@ const char *cluster_why_not_serving(cluster_t *cl)
     if (cluster_catching_up(cl))
         return "catching up with the replicated keyspaces from a member";
     int64_t now = cluster_mono(cl);
+    if (cl->arbiter && now >= cl->own_row_until)
+        return "this node's membership row is not renewed in time (is the store reachable?)";
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
         if (m->state != MEMBER_DEAD && now >= m->lease_until) {

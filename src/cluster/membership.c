@@ -19,6 +19,58 @@
  *                   not running, so it can flush nothing)  member_knock_result
  *   UNREACHABLE --for dead_after--> DEAD                      member_tick
  *
+ * With the store as arbiter (cluster_set_arbiter) the two guesses above are
+ * gone: a refused connection makes a member UNREACHABLE at most, dead_after
+ * does nothing, and the only way to DEAD is
+ *   any but DEAD --its row expired, it left, or its lock is free--> DEAD
+ *                                                             cluster_member_rows
+ *   DEAD (by the store) --its row is live again--> UNREACHABLE cluster_member_rows
+ *                   (it restarted, or it renewed after a stall or an outage:
+ *                   it is not dead, and may serve once it links again; a
+ *                   new process whose lock is free counts as live, G3)
+ * under three guards (each keeps a live, possibly serving member alive):
+ *   G1 the member cannot hold a lease on this node any more: our last PONG
+ *      to it was sent at least T ago (a member that keeps answering on its
+ *      link stays alive whatever a store session says: a PostgreSQL restart
+ *      frees every session lock at once);
+ *   G2 the answer was asked for after the member's link last came up (a
+ *      stale answer, or the row its previous process left, does not kill a
+ *      member that has just joined; its first PINGs then keep G1 true until
+ *      its own renewal replaces the row);
+ *   G3 a free session lock counts only for a process of the member this
+ *      node has linked with (the row's incarnation read while linked): a
+ *      PostgreSQL session lock is also freed when the member's connection
+ *      to the database breaks while it lives. The member stops
+ *      serving as soon as it notices (cluster_own_row_lost), and G1 gives it
+ *      T to notice; a member never linked with this node may serve without a
+ *      lease on it (it may have seen this node's previous process die), so
+ *      for it only an expired or left row counts. On SQLite the lock is a
+ *      kernel file lock that only the process's end frees.
+ * A member this node never linked with is found by its address; one without
+ * any row (under its name or address) never joined under this store.
+ * Safety rests on the other half, in the node that owns the row: it serves
+ * cached values only until sent + ttl - margin of its last renewal
+ * (cluster_own_row), so by the time any node reads its row as expired by the
+ * database's clock it has stopped serving. And once its row may have expired
+ * (own_row_until passed) others may have declared it dead and serve without
+ * a lease on it, so it forgets every member's lease on it (PONGs sent before
+ * row_lapsed_at, set when the lapse starts and again when it ends, count for
+ * nothing): its flushes then wait for each member's acknowledgement, as for
+ * a member that never linked with it, a member it saw dead included while
+ * the lapse lasts (that view may be stale: coherence.c, holds), until the
+ * member answers again (member_row_lapse, cluster_own_row); and its own
+ * leases on the others are void until fresh heartbeats (member_on_pong).
+ *
+ * Invariants and the tests that check them:
+ *   M1 with an arbiter, only cluster_member_rows makes a member DEAD
+ *      (test_member_rows: refused / dead_after; test_membership_store.py:
+ *      cut peer links declare nobody dead);
+ *   M2 the guards G1-G3 (test_member_rows: test_g1_, test_g2_, test_g3_);
+ *   M3 a node serves only before sent + ttl - margin of its last renewal,
+ *      and after a lapse holds flushes for every member (test_member_rows:
+ *      serves_only_while_own_row_is_renewed, lapsed_row_holds_flushes);
+ *   M4 no stale read under every fault with the fake store (ctest sim_store).
+ *
  * The lease: a PING carries our send time; the PONG echoes it, and receiving
  * it extends our lease on the member to send time + T. Frames on a link are
  * ordered, so a PONG arrives after every flush the member sent before it.
@@ -101,6 +153,7 @@ void member_link_ready(member_t *m, link_t *l)
     if (m->pending == l)
         m->pending = NULL;
     m->refused = 0;
+    m->linked_row_inc = 0; /* learned again from a row read while linked (G3) */
     m->backoff_ms = BACKOFF_MIN_MS;
     m->last_heard = now;
     peer_knock_cancel(m);
@@ -137,8 +190,13 @@ void member_connect_failed(member_t *m, int refused)
 void member_knock_result(member_t *m, int refused)
 {
     m->refused = refused;
-    if (refused && m->state != MEMBER_DEAD && !m->link)
+    if (!refused || m->state == MEMBER_DEAD || m->link)
+        return;
+    if (!m->cl->arbiter)
         member_set_state(m, MEMBER_DEAD, "connection refused: its cohortd is not running");
+    else if (m->state != MEMBER_UNREACHABLE)
+        member_set_state(m, MEMBER_UNREACHABLE, "connection refused (the store decides whether "
+                                                "it is dead)");
 }
 
 void member_heard(member_t *m)
@@ -192,6 +250,8 @@ void member_on_pong(member_t *m, frame_reader_t *r)
     m->rtt_ms = id == m->ping_id ? (double)(uv_hrtime() - m->ping_hrtime) / 1e6
                                  : (double)(now - sent);
     int64_t until = sent + cluster_lease_ms(cl);
+    if (sent < cl->row_lapsed_at)
+        return; /* sent before our row was renewed after a lapse */
     if (until > m->lease_until)
         m->lease_until = until;
 }
@@ -289,7 +349,7 @@ static void tick_member(member_t *m, int64_t now)
         } else {
             member_set_state(m, MEMBER_UNREACHABLE, "no member reaches it");
         }
-    } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) &&
+    } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) && !cl->arbiter &&
                now - unreachable_since(m) > cfg->dead_after_ms && !cluster_cut_off(cl)) {
         member_set_state(m, MEMBER_DEAD, "unreachable for longer than dead_after");
     }
@@ -304,8 +364,162 @@ static void tick_member(member_t *m, int64_t now)
     }
 }
 
+/* Our own row may have expired, and any member may have declared us dead
+ * and serve without a lease on us: until it answers a PING of ours again, our
+ * flushes wait for its acknowledgement (coherence.c: holds). */
+void member_row_lapse(cluster_t *cl, int64_t now)
+{
+    if (!cl->arbiter || cl->own_row_lapsed || now < cl->own_row_until)
+        return;
+    cl->own_row_lapsed = 1;
+    if (cl->own_row_until)
+        log_warn("member", "this node's membership row was not renewed in time: it serves "
+                 "nothing cached, and its flushes wait for every member's acknowledgement");
+    cl->row_lapsed_at = now;
+}
+
 void member_tick(cluster_t *cl, int64_t now)
 {
+    member_row_lapse(cl, now);
     for (size_t i = 0; i < cl->nmembers; i++)
         tick_member(&cl->members[i], now);
+}
+
+/* ---- the store as arbiter ------------------------------------------------------ */
+
+void cluster_set_arbiter(cluster_t *cl)
+{
+    if (!cl || cl->arbiter)
+        return;
+    cl->arbiter = 1;
+    log_info("member", "membership decided by the shared store: a member is dead only when its "
+             "row expired, it left, or its session lock is free");
+}
+
+int cluster_has_arbiter(const cluster_t *cl)
+{
+    return cl && cl->arbiter;
+}
+
+int64_t cluster_now(const cluster_t *cl)
+{
+    return cluster_mono(cl);
+}
+
+const char *cluster_self_addr(const cluster_t *cl)
+{
+    return cl->self_id;
+}
+
+int64_t cluster_row_margin(int64_t ttl_ms)
+{
+    /* The row expires at (database now when it runs the renewal) + ttl, and
+     * it runs after we sent it, so never before sent + ttl in real time. The
+     * margin covers the two clocks' rate difference (far below 1%) and the
+     * moment between the decision to serve and the reply leaving: ttl/10,
+     * and never less than 100 ms. */
+    int64_t m = ttl_ms / 10;
+    return m < 100 ? 100 : m;
+}
+
+void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
+{
+    if (!cl)
+        return;
+    int64_t until = sent + ttl_ms - cluster_row_margin(ttl_ms);
+    if (until > cl->own_row_until && until > cluster_mono(cl)) {
+        if (cl->own_row_lapsed && cl->own_row_until)
+            log_info("member", "this node's membership row is renewed again");
+        /* Back from a lapse: a member may still hold this node dead (it read
+         * the expired row before this renewal), or be a new process that
+         * never knew it; only PONGs from now on prove a lease on us. Members
+         * this node holds dead are settled by the rows of this same answer
+         * (read after our renewal; the caller hands them over next). */
+        if (cl->own_row_lapsed) {
+            /* ...and our leases on them are void: a member that held us dead
+             * flushed without us (a new process of it may never have linked
+             * with us). Only PINGs sent from now on give leases again. */
+            cl->row_lapsed_at = cluster_mono(cl);
+            for (size_t i = 0; i < cl->nmembers; i++)
+                cl->members[i].lease_until = 0;
+        }
+        cl->own_row_until = until;
+        cl->own_row_lapsed = 0;
+    }
+}
+
+void cluster_own_row_lost(cluster_t *cl)
+{
+    if (cl)
+        cl->own_row_until = 0;
+}
+
+int cluster_members_settled(const cluster_t *cl)
+{
+    if (!cl)
+        return 1;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_ALIVE && m->state != MEMBER_DEAD)
+            return 0;
+        if (cl->arbiter && m->state == MEMBER_ALIVE && !m->linked_row_inc)
+            return 0; /* linked, but its row not read since: G3 needs it */
+    }
+    return 1;
+}
+
+/* The row describing m in rows: by its name once a handshake told us, else by
+ * its address. NULL if none. */
+static const cluster_row_t *row_of(const member_t *m, const cluster_row_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (m->name[0] ? strcmp(rows[i].name, m->name) == 0
+                       : rows[i].addr && strcmp(rows[i].addr, m->id) == 0)
+            return &rows[i];
+    }
+    return NULL;
+}
+
+/* Applies what the store says about m (r NULL: no row), under the guards of
+ * the header comment: revivals when 'deaths' is 0, deaths when it is 1 (a
+ * death releases held replies at once, so every revival of the same answer
+ * must be in place before). */
+static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths)
+{
+    cluster_t *cl = m->cl;
+    if (!deaths && r && m->link && m->state == MEMBER_ALIVE && !r->gone && !r->lock_free)
+        m->linked_row_inc = r->incarnation; /* the process we are linked with */
+    /* G3: a free lock counts only if it is the lock of a process we linked
+     * with (a new process of the member, never linked with us, may have lost
+     * its PostgreSQL session while it lives and serves). */
+    int gone = !r || r->gone || (r->lock_free && r->incarnation == m->linked_row_inc);
+    if (!gone) {
+        if (!deaths && m->state == MEMBER_DEAD)
+            member_set_state(m, MEMBER_UNREACHABLE, "its row is live again (the store says it "
+                                                    "is not dead)");
+        return;
+    }
+    if (!deaths || m->state == MEMBER_DEAD)
+        return;
+    if (m->last_pong_sent && now < m->last_pong_sent + cluster_lease_ms(cl))
+        return; /* G1: it may hold a lease on us */
+    if (m->state == MEMBER_ALIVE && sent <= m->since)
+        return; /* G2 */
+    char why[160];
+    if (r)
+        snprintf(why, sizeof(why), "the store says so: %s (incarnation %016llx)",
+                 r->why ? r->why : "row gone", (unsigned long long)r->incarnation);
+    else
+        snprintf(why, sizeof(why), "the store says so: it has no row");
+    member_set_state(m, MEMBER_DEAD, why);
+}
+
+void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows, size_t n)
+{
+    if (!cl || !cl->arbiter || cl->stopping)
+        return;
+    int64_t now = cluster_mono(cl);
+    for (int deaths = 0; deaths <= 1; deaths++)
+        for (size_t i = 0; i < cl->nmembers; i++)
+            apply_row(&cl->members[i], row_of(&cl->members[i], rows, n), sent, now, deaths);
 }

@@ -20,14 +20,19 @@
  * history of the key, and the run exits 1. The same seed reproduces it.
  *
  * Usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] [--faults LIST]
- *            [--dead-after DURATION] [--verbose]
+ *            [--dead-after DURATION] [--store] [--verbose]
  *   --faults names the fault kinds to draw from: crash,pause,stop,cut,oneway,
- *   reset,delay (default: all of them).
+ *   reset,delay,store (default: all of them; store needs --store).
  *   --dead-after sets [cluster] dead_after (default 3s). Without a shared
  *   store, "unreachable for dead_after" is a guess: a member stopped or cut
- *   off for longer is declared dead while it lives, and I1 breaks (the
- *   shared store's membership is what fixes it); a long value keeps runs
- *   clear of that known weakness. */
+ *   off for longer is declared dead while it lives, and I1 breaks; a long
+ *   value keeps runs clear of that known weakness.
+ *   --store gives every node the fake shared store (sim_store.c) as the
+ *   arbiter of membership, as a cohortd with [store] url: a member is dead
+ *   only when its row expired, it left or its session lock is free, and a
+ *   node serves only while its row is renewed. The store's faults (outages
+ *   of one node's session or of the whole store, slow answers) join the
+ *   others. Runs without --store draw exactly the same events as before. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -105,16 +110,19 @@ static struct {
     int quiet; /* final phase: no more faults */
     char dead_after[32]; /* [cluster] dead_after of every node */
     char faults_text[128]; /* --faults as given */
+    int store;             /* --store */
     int seconds;
     uint64_t stats_ops, stats_replies, stats_faults;
 } W;
 
-enum { F_CRASH = 1, F_PAUSE = 2, F_STOP = 4, F_CUT = 8, F_ONEWAY = 16, F_RESET = 32, F_DELAY = 64 };
+enum { F_CRASH = 1, F_PAUSE = 2, F_STOP = 4, F_CUT = 8, F_ONEWAY = 16, F_RESET = 32, F_DELAY = 64,
+       F_STORE = 128 };
 static const struct {
     const char *name;
     unsigned bit;
 } fault_names[] = {{"crash", F_CRASH}, {"pause", F_PAUSE}, {"stop", F_STOP}, {"cut", F_CUT},
-                   {"oneway", F_ONEWAY}, {"reset", F_RESET}, {"delay", F_DELAY}};
+                   {"oneway", F_ONEWAY}, {"reset", F_RESET}, {"delay", F_DELAY},
+                   {"store", F_STORE}};
 
 int64_t sim_now(void)
 {
@@ -228,9 +236,21 @@ static void fail(const char *fmt, ...)
     fprintf(stderr, "sim: seed %" PRIu64 ": FAILED at t=%" PRId64 " ms: ", W.seed, W.now);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
+    for (int i = 0; W.verbose && i < W.nnodes; i++) {
+        cluster_t *cl = W.nodes[i].cl;
+        if (!cl)
+            continue;
+        fprintf(stderr, "\nsim: n%d serving=%d views:", i, cluster_serving(cl));
+        for (size_t m = 0; m < cl->nmembers; m++) {
+            member_t *mb = &cl->members[m];
+            fprintf(stderr, " %s=%s(link %d acked %" PRIu64 " pong %" PRId64 ")", mb->addr,
+                    member_state_name(mb->state), mb->link != NULL, mb->acked,
+                    mb->last_pong_sent);
+        }
+    }
     fprintf(stderr, "\nsim: reproduce with: sim --first %" PRIu64 " --seeds 1 --nodes %d"
-            " --seconds %d --dead-after %s --faults %s --verbose\n", W.seed, W.nnodes, W.seconds,
-            W.dead_after, W.faults_text);
+            " --seconds %d --dead-after %s --faults %s%s --verbose\n", W.seed, W.nnodes, W.seconds,
+            W.dead_after, W.faults_text, W.store ? " --store" : "");
     exit(1);
 }
 
@@ -247,6 +267,12 @@ static void trace(const char *fmt, ...)
 }
 
 /* Names the node whose code runs next in log lines, with the simulated time. */
+static void log_as(int i);
+void sim_log_as(int i)
+{
+    log_as(i);
+}
+
 static void log_as(int i)
 {
     if (!W.verbose)
@@ -487,6 +513,7 @@ static void node_start(int i)
     flushmark_all_at(n->floor, hlc_at(W.now)); /* as node_init */
     n->hlc = (hlc_t){0, cluster_version_tag(n->cl)};
     trace("n%d starts (incarnation %" PRIu64 ")", i, n->cl->incarnation);
+    sim_store_started(i);
 }
 
 /* The process is gone, and its memory with it. */
@@ -507,6 +534,7 @@ static void node_crash(int i)
     n->cl = NULL;
     n->paused = 0;
     node_drop(n);
+    sim_store_crashed(i);
 }
 
 static void node_stop_cleanly(int i)
@@ -517,6 +545,7 @@ static void node_stop_cleanly(int i)
     n->cl = NULL;
     sim_peer_crash(i); /* what was left of its sockets */
     node_drop(n);
+    sim_store_stopped(i); /* its row marked left */
 }
 
 /* Runs what node i's loop would run now: deliveries, then the end of the turn. */
@@ -609,7 +638,10 @@ static void reset_links(int a, int b)
 static void on_fault(void *arg, int64_t id)
 {
     (void)arg, (void)id;
-    if (!W.quiet) {
+    if (!W.quiet && W.store && (W.faults & F_STORE) && rnd(8) == 0) {
+        W.stats_faults += (uint64_t)sim_store_fault();
+        trace("store fault");
+    } else if (!W.quiet) {
         int kind = rnd(7), i = rnd(W.nnodes), j = rnd(W.nnodes);
         unsigned bit = fault_names[kind].bit;
         node_t *n = &W.nodes[i];
@@ -697,6 +729,7 @@ static void run(uint64_t seed, int nodes, int seconds)
     W.npending = 0;
     W.quiet = 0;
     memset(W.floor, 0, sizeof(W.floor));
+    sim_store_reset(nodes);
     for (int i = 0; i < nodes; i++)
         node_config(i, &W.nodes[i].cfg);
     for (int i = 0; i < nodes; i++) {
@@ -708,6 +741,7 @@ static void run(uint64_t seed, int nodes, int seconds)
     run_events_until(W.now + (int64_t)seconds * 1000);
     /* Heal everything and let it settle. */
     W.quiet = 1;
+    sim_store_quiet();
     for (int a = 0; a < nodes; a++)
         for (int b = 0; b < nodes; b++)
             if (W.cut[a][b]) {
@@ -760,12 +794,12 @@ int main(int argc, char **argv)
     int seconds = 20, nodes = 0;
     W.faults = ~0u;
     snprintf(W.dead_after, sizeof(W.dead_after), "3s");
-    snprintf(W.faults_text, sizeof(W.faults_text), "crash,pause,stop,cut,oneway,reset,delay");
+    snprintf(W.faults_text, sizeof(W.faults_text), "crash,pause,stop,cut,oneway,reset,delay,store");
     static const struct option opts[] = {
         {"seeds", required_argument, NULL, 's'},   {"first", required_argument, NULL, 'f'},
         {"seconds", required_argument, NULL, 't'}, {"nodes", required_argument, NULL, 'n'},
         {"faults", required_argument, NULL, 'F'},  {"verbose", no_argument, NULL, 'v'},
-        {"dead-after", required_argument, NULL, 'd'},
+        {"dead-after", required_argument, NULL, 'd'}, {"store", no_argument, NULL, 'S'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -780,10 +814,11 @@ int main(int argc, char **argv)
             break;
         case 'v': W.verbose = 1; break;
         case 'd': snprintf(W.dead_after, sizeof(W.dead_after), "%s", optarg); break;
+        case 'S': W.store = 1; break;
         default:
             fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
-                            "[--faults crash,pause,stop,cut,oneway,reset,delay] "
-                            "[--dead-after DURATION] [--verbose]\n");
+                            "[--faults crash,pause,stop,cut,oneway,reset,delay,store] "
+                            "[--dead-after DURATION] [--store] [--verbose]\n");
             return 2;
         }
     }
@@ -793,6 +828,7 @@ int main(int argc, char **argv)
     }
     log_open("sim", NULL, W.verbose ? LOG_INFO : LOG_ERROR + 1);
     sim_peer_init();
+    sim_store_init(W.store);
     for (uint64_t s = first; s < first + seeds; s++) {
         int n = nodes ? nodes : 3 + (int)(s % 3);
         run(s, n, seconds);
@@ -800,5 +836,10 @@ int main(int argc, char **argv)
     printf("sim: %" PRIu64 " seeds passed (%" PRIu64 " client commands, %" PRIu64
            " flush replies, %" PRIu64 " faults)\n", seeds, W.stats_ops, W.stats_replies,
            W.stats_faults);
+    if (W.store) {
+        uint64_t ok, failed;
+        sim_store_stats(&ok, &failed);
+        printf("sim: fake store: %" PRIu64 " renewals answered, %" PRIu64 " failed\n", ok, failed);
+    }
     return 0;
 }

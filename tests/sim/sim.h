@@ -57,4 +57,25 @@ void sim_peer_collect(void);
 /* Frees everything (end of a run). */
 void sim_peer_reset(void);
 
+/* Names node i in the log lines that follow (with --verbose). */
+void sim_log_as(int i);
+
+/* sim_store.c: the fake shared store (sim --store) */
+void sim_store_init(int on);
+int sim_store_on(void);
+/* A new run with nnodes nodes: an empty table, no faults. */
+void sim_store_reset(int nnodes);
+/* Node i's process started (its cluster exists), crashed, or stopped cleanly
+ * (after cluster_stop). */
+void sim_store_started(int i);
+void sim_store_crashed(int i);
+void sim_store_stopped(int i);
+/* Draws one store fault (an outage of one node's session or of the whole
+ * store, or slow answers); returns 1 if one was made. */
+int sim_store_fault(void);
+/* Every store fault ends. */
+void sim_store_quiet(void);
+/* Renewals answered and failed, over every run. */
+void sim_store_stats(uint64_t *ok, uint64_t *failed);
+
 #endif

@@ -1,0 +1,163 @@
+"""Membership decided by the shared store: three nodes whose [store] url is
+one SQLite file on this host (test_membership_store_pg.py runs the same
+tests against a PostgreSQL server of tests/pg/pg-harness.sh).
+
+Checked:
+  - kill -9 of a node: the others see it dead through its session lock, well
+    before its row could expire (member_lease is long here), and say why;
+  - SIGSTOP of a node past member_lease: its row expires by the database's
+    clock, the others declare it dead and serve again, a DEL on n1 replies;
+    after SIGCONT it serves nothing it held before, and rejoins;
+  - peer links cut (a proxy that drops every frame) while every node reaches
+    the store: nobody is declared dead, however long the cut lasts (longer
+    than dead_after, which without a store would declare the member dead);
+  - a clean stop marks the row left, and the others say so.
+dead_after is short (1s) in every test, so a member declared dead by a
+guess would show; the logs must name the store as the reason.
+
+Every process and file is removed at teardown (cluster_factory, tmp_path)."""
+
+import os
+import time
+
+import pytest
+
+import helpers
+from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
+from conftest import scaled
+from peer_proxy import PeerProxy
+
+pytestmark = [requires_cohort, pytest.mark.cohort_only]
+
+FAST = {"lease": "1s", "heartbeat": "50ms", "suspect_after": "300ms",
+        "probe_timeout": "200ms", "flush_timeout": "500ms", "dead_after": "1s"}
+
+
+@pytest.fixture
+def store_url(tmp_path):
+    """The shared store of the test's nodes: one SQLite file on this host
+    (test_membership_store_pg.py overrides this with PostgreSQL)."""
+    return "sqlite://%s" % os.path.join(str(tmp_path), "shared.db")
+
+
+def make(cluster_factory, store_url, member_lease):
+    cl = cluster_factory(3, start=False, options=FAST)
+    for n in cl:
+        n.config["store"] = {"url": store_url, "member_lease": member_lease}
+    return cl
+
+
+def dead_reason(node, member):
+    """The reason node's log gives for member's last change to dead, or None."""
+    lines = [l for l in node.log_text().splitlines()
+             if " %s (" % member in l and "-> dead" in l]
+    return lines[-1] if lines else None
+
+
+def test_kill9_is_seen_at_once_through_the_session_lock(cluster_factory, store_url):
+    cl = make(cluster_factory, store_url, "60s")
+    cl.start(timeout=15)
+    n1, n2, n3 = cl
+    # A free lock counts only for a process a node has linked with and read
+    # the row of while linked (renewals every 500 ms until then).
+    time.sleep(scaled(1.5))
+    n3.kill9()
+    # The row lives 60 s more; only the free lock can make it dead sooner.
+    cl.wait_state([n1, n2], "n3", "dead", timeout=scaled(15))
+    for o in (n1, n2):
+        why = dead_reason(o, "n3")
+        assert why and "session lock is free" in why, why
+    assert helpers.wait_for(lambda: n1.serving() and n2.serving(), scaled(10))
+    cl.coherence_round(nkeys=10, nodes=[n1, n2])
+
+
+def test_stopped_node_row_expires_and_it_serves_nothing_stale(cluster_factory, store_url):
+    cl = make(cluster_factory, store_url, "2s")
+    cl.start(timeout=15)
+    n1, n2, n3 = cl
+    cl.fill([("k", "old")])
+    assert n3.call("GET", "k") == b"old"
+    n3.sigstop()
+    try:
+        cl.wait_state([n1, n2], "n3", "dead", timeout=scaled(20))
+        for o in (n1, n2):
+            why = dead_reason(o, "n3")
+            assert why and "expired" in why, why
+        # It replies (0 when n1 dropped its cache: n3 died before n1 had
+        # caught up with it, so n1 could not know what n3 had flushed).
+        assert n1.call("DEL", "k", timeout=scaled(10)) in (0, 1)
+        assert helpers.wait_for(lambda: n1.serving() and n2.serving(), scaled(10))
+        assert n2.call("GET", "k") is None
+    finally:
+        n3.sigcont()
+    # Resumed: whatever it answers first, it is never the flushed value.
+    for _ in range(50):
+        assert n3.call("GET", "k") is None, "n3 served a value flushed while it was stopped"
+    cl.wait_converged(timeout=20)
+    assert n3.call("GET", "k") is None
+    cl.coherence_round(nkeys=10)
+
+
+def _ordered_proxies(cl):
+    """A proxy on every peer link, opened by the node with the smaller id, so
+    that dropping frames cuts every link while the store stays reachable.
+    Returns (peer lists by node name, proxies)."""
+    nodes = sorted(cl, key=lambda n: n.peer_address)
+    top = max(n.peer_address for n in nodes)
+    proxies, peers = [], {n.name: [n.peer_address] for n in nodes}
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            while True:  # a proxy address compares above every node's id
+                port = helpers.free_port()
+                if "127.0.0.1:%d" % port > top:
+                    break
+            p = PeerProxy(b.cluster_port, port)
+            proxies.append(p)
+            peers[a.name].append("127.0.0.1:%d" % port)
+            peers[b.name].append(a.peer_address)
+    return peers, proxies
+
+
+def test_cut_peer_links_declare_nobody_dead(cluster_factory, store_url):
+    probe = cluster_factory(3, start=False, options=FAST)  # for the ports only
+    peers, proxies = _ordered_proxies(probe)
+    try:
+        cl = make(cluster_factory, store_url, "2s")
+        for n, p in zip(cl, probe):
+            n.cluster_port, n.port, n.http_port = p.cluster_port, p.port, p.http_port
+        for n in cl:
+            n.config = cl.node_config(n, peers=peers[n.name])
+            n.config["store"] = {"url": store_url, "member_lease": "2s"}
+        cl.start(timeout=15)
+        for p in proxies:
+            p.mode = "drop"
+        # Cut for five times dead_after and twice member_lease.
+        deadline = time.monotonic() + 5.0
+        seen = set()
+        while time.monotonic() < deadline:
+            for n in cl:
+                for name, m in n.members().items():
+                    seen.add(m["state"])
+                    assert m["state"] != "dead", "%s declared %s dead while both reach the " \
+                        "store\n%s" % (n.name, name, n.log_tail(20))
+            time.sleep(0.1)
+        assert seen & {"suspect", "unreachable"}, seen  # the cut was seen
+        for p in proxies:
+            p.mode = "forward"
+        cl.wait_converged(timeout=30)
+        cl.coherence_round(nkeys=10)
+    finally:
+        for p in proxies:
+            p.close()
+
+
+def test_clean_stop_marks_the_row_left(cluster_factory, store_url):
+    cl = make(cluster_factory, store_url, "60s")
+    cl.start(timeout=15)
+    n1, n2, n3 = cl
+    assert n3.terminate() == 0
+    cl.wait_state([n1, n2], "n3", "dead", timeout=scaled(15))
+    for o in (n1, n2):
+        why = dead_reason(o, "n3")
+        assert why and ("left cleanly" in why or "session lock is free" in why), why
+    assert "membership row marked left" in n3.log_text()

@@ -1,0 +1,309 @@
+/* Unit tests of membership decided by the store (cluster_member_rows,
+ * cluster_own_row and the guesses the arbiter turns off), on a cluster made
+ * with cluster_create (no sockets, no timers) and a fake clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cluster_int.h"
+#include "config.h"
+
+static int64_t now_ms;
+static size_t drops;
+
+static int64_t fake_clock(void *ud)
+{
+    (void)ud;
+    return now_ms;
+}
+
+static int h_apply(void *ud, int kind, const char *key, size_t klen, const char *val, size_t vlen,
+                   int64_t expire_at, int enc, uint64_t version, int origin, uint64_t seq)
+{
+    (void)ud, (void)kind, (void)key, (void)klen, (void)val, (void)vlen, (void)expire_at;
+    (void)enc, (void)version, (void)origin, (void)seq;
+    return 1;
+}
+static size_t h_drop_all(void *ud)
+{
+    (void)ud;
+    drops++;
+    return 0;
+}
+static void h_skipped(void *ud, uint64_t v)
+{
+    (void)ud, (void)v;
+}
+static void h_progress(void *ud)
+{
+    (void)ud;
+}
+static void h_observe(void *ud, uint64_t v)
+{
+    (void)ud, (void)v;
+}
+
+typedef struct fixture {
+    config_t cfg;
+    cluster_t *cl;
+    member_t *n1, *n2; /* at 127.0.0.1:7001 and :7002 */
+} fixture_t;
+
+static int setup(void **state)
+{
+    static fixture_t f;
+    memset(&f, 0, sizeof(f));
+    char err[256];
+    config_defaults(&f.cfg);
+    const char *set[][3] = {
+        {"node", "name", "n0"},
+        {"cluster", "bind", "127.0.0.1"},
+        {"cluster", "port", "7000"},
+        {"cluster", "lease", "400ms"},
+        {"cluster", "dead_after", "1s"},
+        {"cluster", "peer", "127.0.0.1:7000"},
+        {"cluster", "peer", "127.0.0.1:7001"},
+        {"cluster", "peer", "127.0.0.1:7002"},
+    };
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+        assert_int_equal(config_set(&f.cfg, set[i][0], set[i][1], set[i][2], err, sizeof(err)), 0);
+    now_ms = 100000;
+    drops = 0;
+    cluster_host_t host = {NULL,       h_apply, h_drop_all, h_skipped, h_progress, h_observe, 0,
+                           NULL, NULL, NULL, NULL, NULL, NULL};
+    f.cl = cluster_create(NULL, &f.cfg, &host, 42, 7, err, sizeof(err));
+    assert_non_null(f.cl);
+    f.cl->clock = fake_clock;
+    assert_int_equal(f.cl->nmembers, 2);
+    assert_string_equal(cluster_self_addr(f.cl), "127.0.0.1:7000");
+    f.n1 = &f.cl->members[0];
+    f.n2 = &f.cl->members[1];
+    assert_string_equal(f.n1->id, "127.0.0.1:7001");
+    for (size_t i = 0; i < 2; i++) { /* no connection attempts from member_tick */
+        f.cl->members[i].we_initiate = 0;
+        f.cl->members[i].next_connect = INT64_MAX;
+    }
+    snprintf(f.n1->name, sizeof(f.n1->name), "n1");
+    snprintf(f.n2->name, sizeof(f.n2->name), "n2");
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    cluster_free(f->cl);
+    config_free(&f->cfg);
+    return 0;
+}
+
+static cluster_row_t row(const char *name, const char *addr, int gone)
+{
+    return (cluster_row_t){name, addr, 1, gone, 0, gone ? "expired" : NULL};
+}
+
+static void test_without_arbiter_rows_change_nothing(void **state)
+{
+    fixture_t *f = *state;
+    cluster_row_t r[] = {row("n1", "127.0.0.1:7001", 1)};
+    cluster_member_rows(f->cl, now_ms, r, 1);
+    assert_int_equal(f->n1->state, MEMBER_UNKNOWN);
+    assert_int_equal(f->n2->state, MEMBER_UNKNOWN);
+    assert_int_equal(cluster_has_arbiter(f->cl), 0);
+    /* and the old guess stays: a refused connection is death */
+    member_knock_result(f->n1, 1);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+}
+
+static void test_gone_row_kills_live_row_does_not(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    now_ms += 10;
+    cluster_row_t r[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n2->state, MEMBER_UNKNOWN);
+    assert_int_equal(cluster_members_settled(f->cl), 0);
+}
+
+static void test_refused_and_dead_after_are_no_death_with_arbiter(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    member_knock_result(f->n1, 1);
+    assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
+    for (int i = 0; i < 100; i++) { /* 10 s, ten times dead_after */
+        now_ms += 100;
+        member_tick(f->cl, now_ms);
+    }
+    assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
+    assert_int_equal(f->n2->state, MEMBER_UNKNOWN);
+}
+
+static void test_g1_member_holding_a_lease_on_us_stays(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n1->state = MEMBER_UNREACHABLE;
+    f->n1->last_pong_sent = now_ms - 100; /* it may serve on our PONG until +400 */
+    now_ms += 10;
+    cluster_row_t r[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
+    now_ms = f->n1->last_pong_sent + 400;
+    cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+}
+
+static void test_g2_answer_older_than_the_link_is_ignored(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    int64_t sent = now_ms;
+    now_ms += 50;
+    member_set_state(f->n1, MEMBER_ALIVE, "link up (test)");
+    now_ms += 50;
+    cluster_row_t r[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, sent, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_ALIVE);
+    cluster_member_rows(f->cl, now_ms, r, 2); /* asked after it came up */
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+}
+
+static void test_no_row_is_gone_found_by_address_before_a_name(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n2->name[0] = '\0'; /* never linked: known only by its address */
+    now_ms += 10;
+    cluster_row_t live[] = {row("n1", "127.0.0.1:7001", 0), row("nX", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, live, 2);
+    assert_int_equal(f->n2->state, MEMBER_UNKNOWN);
+    cluster_row_t other[] = {row("n1", "127.0.0.1:7001", 0), row("nY", "127.0.0.1:7999", 0)};
+    cluster_member_rows(f->cl, now_ms, other, 2);
+    assert_int_equal(f->n2->state, MEMBER_DEAD);
+    assert_int_equal(f->n1->state, MEMBER_UNKNOWN);
+    cluster_member_rows(f->cl, now_ms, NULL, 0); /* n1 has no row any more */
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(cluster_members_settled(f->cl), 1);
+}
+
+static void test_serves_only_while_own_row_is_renewed(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n1->state = MEMBER_DEAD;
+    f->n2->state = MEMBER_DEAD;
+    assert_int_equal(cluster_serving(f->cl), 0); /* never renewed */
+    assert_non_null(cluster_why_not_serving(f->cl));
+    int64_t sent = now_ms;
+    now_ms += 30; /* the answer comes back */
+    cluster_own_row(f->cl, sent, 1000);
+    assert_int_equal(cluster_row_margin(1000), 100);
+    assert_int_equal(cluster_serving(f->cl), 1);
+    now_ms = sent + 1000 - 100 - 1;
+    assert_int_equal(cluster_serving(f->cl), 1);
+    now_ms = sent + 1000 - 100;
+    assert_int_equal(cluster_serving(f->cl), 0);
+    cluster_own_row(f->cl, sent - 500, 1000); /* an older answer never shortens... */
+    assert_int_equal(cluster_serving(f->cl), 0);
+    cluster_own_row(f->cl, now_ms, 10000); /* ...a newer one extends */
+    assert_int_equal(cluster_serving(f->cl), 1);
+    assert_int_equal(cluster_row_margin(10000), 1000);
+    cluster_own_row_lost(f->cl);
+    assert_int_equal(cluster_serving(f->cl), 0);
+}
+
+static void test_g3_free_lock_counts_only_for_a_member_linked_with(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    now_ms += 10;
+    cluster_row_t r[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free"},
+                         {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free"}};
+    f->n1->linked_row_inc = 1; /* we linked with n1's process 1; never with n2 */
+    f->n1->state = MEMBER_UNREACHABLE;
+    f->n2->state = MEMBER_UNREACHABLE;
+    cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n2->state, MEMBER_UNREACHABLE);
+    /* a free lock with a live row does not revive */
+    cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+}
+
+static void test_live_row_revives_a_dead_member_before_any_death(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    now_ms += 10;
+    cluster_row_t gone[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 1)};
+    cluster_member_rows(f->cl, now_ms, gone, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n2->state, MEMBER_DEAD);
+    /* n1 dies again (no-op), n2 restarted: its live row brings it back */
+    cluster_row_t mixed[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, mixed, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n2->state, MEMBER_UNREACHABLE);
+}
+
+static void test_lapsed_row_holds_flushes_for_every_member(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n1->state = MEMBER_DEAD;  /* seen dead */
+    f->n2->state = MEMBER_ALIVE; /* answered recently */
+    f->n2->last_pong_sent = now_ms;
+    int64_t sent = now_ms;
+    cluster_own_row(f->cl, sent, 1000);
+    uint64_t seq = cluster_flush_key(f->cl, "k", 1, 1);
+    f->n2->acked = seq;
+    assert_int_equal(cluster_reply_ready(f->cl, seq, now_ms), 1); /* n1 is dead */
+    now_ms = sent + 900; /* the row may expire: n1 may be a new process */
+    assert_int_equal(cluster_reply_ready(f->cl, seq, now_ms), 0);
+    f->n1->acked = seq;
+    assert_int_equal(cluster_reply_ready(f->cl, seq, now_ms), 1);
+    /* renewed again: PONGs sent during the lapse prove nothing */
+    uint64_t seq2 = cluster_flush_key(f->cl, "k2", 2, 2);
+    f->n1->acked = seq2;
+    f->n2->last_pong_sent = now_ms; /* during the lapse */
+    now_ms += 10;
+    cluster_own_row(f->cl, now_ms, 1000);
+    assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 0);
+    now_ms += 1;
+    f->n2->last_pong_sent = now_ms;                                /* answered after the renewal */
+    assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 0); /* lease on us: wait */
+    now_ms += 400;                                                 /* its lease on us ran out */
+    assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_without_arbiter_rows_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_row_kills_live_row_does_not, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_and_dead_after_are_no_death_with_arbiter,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_g1_member_holding_a_lease_on_us_stays, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_g2_answer_older_than_the_link_is_ignored, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_row_is_gone_found_by_address_before_a_name, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_serves_only_while_own_row_is_renewed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_g3_free_lock_counts_only_for_a_member_linked_with,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_row_revives_a_dead_member_before_any_death, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lapsed_row_holds_flushes_for_every_member, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
