@@ -117,6 +117,23 @@ void cmd_write_typed(client_t *c, const char *key, size_t klen, const char *val,
 #define CMD_LD_CHARS (5 * 1024)
 int cmd_parse_ld(const char *s, size_t len, long double *out);
 size_t cmd_format_ld(char *buf, size_t len, long double v);
+/* value + incr as INCRBYFLOAT and HINCRBYFLOAT write it: returns the text
+ * (xmalloc'd, the caller frees it) with its length in *n, or NULL after
+ * replying the NaN-or-Infinity error. */
+char *cmd_ld_add_or_reply(client_t *c, long double value, long double incr, size_t *n);
+
+/* SCAN, HSCAN, SSCAN's options from argv[first]: COUNT (checked, stored in
+ * *count), MATCH (*pat, *plen; NULL for '*'), and TYPE when type is not
+ * NULL. Returns 0, or -1 after the error reply. */
+typedef struct scan_opts {
+    long long count;
+    const char *pat;
+    size_t plen;
+    const char *type; /* NULL: none given */
+    size_t tlen;
+} scan_opts_t;
+int cmd_scan_opts(client_t *c, int argc, const char **argv, const size_t *argl, int first,
+                  int allow_type, scan_opts_t *o);
 
 /* Hashes and sets (cmd_coll.c). A collection is loaded from its entry into
  * a coll_t (views into the entry's bytes), edited, and stored back whole

@@ -137,27 +137,11 @@ void cmd_coll_scan(client_t *c, int argc, const char **argv, const size_t *argl,
         resp_add_array(&c->out, 0);
         return;
     }
-    const char *pat = NULL;
-    size_t plen = 0;
-    for (int i = 3; i < argc; i += 2) {
-        int has_value = i + 1 < argc;
-        if (has_value && cmd_is(argv[i], argl[i], "count")) {
-            long long count;
-            if (cmd_ll_or_reply(c, argv[i + 1], argl[i + 1], &count) < 0)
-                return;
-            if (count < 1) {
-                resp_add_error(&c->out, ERR_SYNTAX);
-                return;
-            }
-        } else if (has_value && cmd_is(argv[i], argl[i], "match")) {
-            int all = argl[i + 1] == 1 && argv[i + 1][0] == '*';
-            pat = all ? NULL : argv[i + 1];
-            plen = argl[i + 1];
-        } else {
-            resp_add_error(&c->out, ERR_SYNTAX);
-            return;
-        }
-    }
+    scan_opts_t o;
+    if (cmd_scan_opts(c, argc, argv, argl, 3, 0, &o) < 0)
+        return;
+    const char *pat = o.pat;
+    size_t plen = o.plen;
     /* The whole collection in one step: a cursor over bytes that every
      * write rewrites could not keep SCAN's guarantee. */
     size_t vlen;

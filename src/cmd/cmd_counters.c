@@ -135,13 +135,10 @@ CMD_HANDLER(cmd_incrbyfloat)
         resp_add_error(&c->out, "ERR value is not a valid float");
         return;
     }
-    value += incr;
-    if (isnan(value) || isinf(value)) {
-        resp_add_error(&c->out, "ERR increment would produce NaN or Infinity");
+    size_t n;
+    char *text = cmd_ld_add_or_reply(c, value, incr, &n);
+    if (!text)
         return;
-    }
-    char *text = xmalloc(CMD_LD_CHARS);
-    size_t n = cmd_format_ld(text, CMD_LD_CHARS, value);
     cmd_write_value(c, argv[1], argl[1], text, n, expire, CACHE_ENC_STR);
     resp_add_bulk(&c->out, text, n);
     free(text);

@@ -302,13 +302,10 @@ CMD_HANDLER(cmd_hincrbyfloat)
         resp_add_error(&c->out, "ERR hash value is not a float");
         return;
     }
-    value += incr;
-    if (isnan(value) || isinf(value)) {
-        resp_add_error(&c->out, "ERR increment would produce NaN or Infinity");
+    size_t n;
+    char *text = cmd_ld_add_or_reply(c, value, incr, &n);
+    if (!text)
         return;
-    }
-    char *text = xmalloc(CMD_LD_CHARS);
-    size_t n = cmd_format_ld(text, CMD_LD_CHARS, value);
     int added, r = e ? cmd_coll_put_one(c, argv[1], argl[1], e, argv[2], argl[2], text, n, &added)
                      : 1;
     if (r == 0)

@@ -396,31 +396,13 @@ CMD_HANDLER(cmd_scan)
         resp_add_error(&c->out, "ERR invalid cursor");
         return;
     }
-    long long count = 10;
-    key_collect_t k = {.now = clock_now_ms(), .db = (unsigned char)c->db};
-    for (int i = 2; i < argc; i += 2) {
-        int has_value = i + 1 < argc;
-        if (has_value && cmd_is(argv[i], argl[i], "count")) {
-            if (cmd_ll_or_reply(c, argv[i + 1], argl[i + 1], &count) < 0)
-                return;
-            if (count < 1) {
-                resp_add_error(&c->out, ERR_SYNTAX);
-                return;
-            }
-        } else if (has_value && cmd_is(argv[i], argl[i], "match")) {
-            int all = argl[i + 1] == 1 && argv[i + 1][0] == '*';
-            k.pattern = all ? NULL : argv[i + 1];
-            k.plen = argl[i + 1];
-        } else if (has_value && cmd_is(argv[i], argl[i], "type")) {
-            k.type = argv[i + 1];
-            k.tlen = argl[i + 1];
-        } else {
-            resp_add_error(&c->out, ERR_SYNTAX);
-            return;
-        }
-    }
+    scan_opts_t o;
+    if (cmd_scan_opts(c, argc, argv, argl, 2, 1, &o) < 0)
+        return;
+    key_collect_t k = {.now = clock_now_ms(), .db = (unsigned char)c->db, .pattern = o.pat,
+                       .plen = o.plen, .type = o.type, .tlen = o.tlen};
     buf_init(&k.keys);
-    uint64_t next = cmd_serving(c) ? cache_scan(n->cache, cursor, (size_t)count, collect_key, &k)
+    uint64_t next = cmd_serving(c) ? cache_scan(n->cache, cursor, (size_t)o.count, collect_key, &k)
                                    : 0; /* out of contact: nothing to show, and done */
     resp_add_array(&c->out, 2);
     resp_add_bulk_ll(&c->out, (long long)next);

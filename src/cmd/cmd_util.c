@@ -1,11 +1,13 @@
 /* cmd_util: argument parsing and flush hooks shared by the commands; see cmd.h. */
 #include <ctype.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
 #include "cmd.h"
+#include "mem.h"
 #include "keyspace.h"
 #include "versioned.h"
 
@@ -270,6 +272,46 @@ int cmd_check_type(client_t *c, const cache_entry_t *e, int type)
         return 0;
     cmd_reply_wrongtype(c);
     return -1;
+}
+
+char *cmd_ld_add_or_reply(client_t *c, long double value, long double incr, size_t *n)
+{
+    value += incr;
+    if (isnan(value) || isinf(value)) {
+        resp_add_error(&c->out, "ERR increment would produce NaN or Infinity");
+        return NULL;
+    }
+    char *text = xmalloc(CMD_LD_CHARS);
+    *n = cmd_format_ld(text, CMD_LD_CHARS, value);
+    return text;
+}
+
+int cmd_scan_opts(client_t *c, int argc, const char **argv, const size_t *argl, int first,
+                  int allow_type, scan_opts_t *o)
+{
+    *o = (scan_opts_t){10, NULL, 0, NULL, 0};
+    for (int i = first; i < argc; i += 2) {
+        int has_value = i + 1 < argc;
+        if (has_value && cmd_is(argv[i], argl[i], "count")) {
+            if (cmd_ll_or_reply(c, argv[i + 1], argl[i + 1], &o->count) < 0)
+                return -1;
+            if (o->count < 1) {
+                resp_add_error(&c->out, ERR_SYNTAX);
+                return -1;
+            }
+        } else if (has_value && cmd_is(argv[i], argl[i], "match")) {
+            int all = argl[i + 1] == 1 && argv[i + 1][0] == '*';
+            o->pat = all ? NULL : argv[i + 1];
+            o->plen = argl[i + 1];
+        } else if (has_value && allow_type && cmd_is(argv[i], argl[i], "type")) {
+            o->type = argv[i + 1];
+            o->tlen = argl[i + 1];
+        } else {
+            resp_add_error(&c->out, ERR_SYNTAX);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void cmd_reply_value(client_t *c, const cache_entry_t *e)
