@@ -38,11 +38,16 @@
  * Checked at the end of a run:
  *   L5 liveness: after the faults heal, a hot node holds canonical and a
  *      leader job's slot ran again.
+ *   L6 (with --exactly-once) every slot of job tick (every 1s, catchup = all)
+ *      between its first and its last claimed ran. Not promised under every
+ *      fault: a slot whose claim took effect but whose answer was lost, or
+ *      whose claimer died or lost the lease before the run, never runs (at
+ *      most once, never twice); the summary line counts those.
  * A violation prints the seed, the time, what was wrong and the recent
  * history, and the run exits 1. The same seed reproduces it.
  *
  * Usage: lease_sim [--seeds N] [--first S] [--seconds T] [--nodes K]
- *                  [--faults LIST] [--rate R] [--warm] [--verbose]
+ *                  [--faults LIST] [--rate R] [--warm] [--exactly-once] [--verbose]
  *   --faults: crash,pause,outage,slow,lost,stop,step (default: all). --rate R: local
  *   clock rates within 1 +- R (default 0.08); a rate off by more than lease.h's
  *   10% margin breaks L3 (ctest lease_sim_known_failures expects that).
@@ -126,7 +131,7 @@ typedef struct lrow {
 
 typedef struct crow {
     char job[160], node[72], status[16];
-    int64_t slot, epoch;
+    int64_t slot, epoch, claimed_at;
 } crow_t;
 
 typedef struct started { /* every run started, for L1 and L2 */
@@ -138,7 +143,7 @@ typedef struct started { /* every run started, for L1 and L2 */
 static struct {
     /* options */
     uint64_t seed;
-    int nnodes, seconds, faults, warm, verbose;
+    int nnodes, seconds, faults, warm, verbose, exactly_once;
     double rate;
     /* the world */
     uint64_t rng;
@@ -157,6 +162,7 @@ static struct {
     size_t nstarts, capstarts;
     int64_t max_epoch;
     int64_t next_fault;
+    uint64_t slots, unrun, unclaimed; /* of job tick (catchup = all), over all seeds */
     char hist[HIST][200];
     size_t nhist;
 } W;
@@ -332,6 +338,7 @@ static void db_claim(store_op_t *op)
     snprintf(c->node, sizeof(c->node), "%s", op->holder);
     c->slot = op->a;
     c->epoch = op->b;
+    c->claimed_at = W.now;
     op->flag = true;
     note("db: claim %s slot %lld by %s epoch %lld", op->name, (long long)op->a, op->holder,
          (long long)op->b);
@@ -942,6 +949,32 @@ static void step(void)
     check_all();
 }
 
+/* Counts job tick's slots from its first claimed to its last: run, claimed
+ * but never run (the claim's answer was lost, the node died or lost the
+ * lease before the run), never claimed. With --exactly-once (for fault kinds
+ * that lose no answer and stop no holder mid-claim) every one must have run. */
+static void count_slots(void)
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < W.nclaims; i++) /* the last 2 s may still be running */
+        if (strcmp(W.claims[i].job, "tick") == 0 && W.claims[i].claimed_at < W.now - 2000) {
+            lo = W.claims[i].slot < lo ? W.claims[i].slot : lo;
+            hi = W.claims[i].slot > hi ? W.claims[i].slot : hi;
+        }
+    for (int64_t slot = lo; lo != INT64_MAX && slot <= hi; slot += 1000) {
+        bool ran = false;
+        for (size_t i = 0; i < W.nstarts && !ran; i++)
+            ran = W.starts[i].slot == slot && strcmp(W.starts[i].key, "tick") == 0;
+        bool claimed = claim_row("tick", slot) != NULL;
+        W.slots++;
+        W.unrun += claimed && !ran;
+        W.unclaimed += !claimed;
+        if (W.exactly_once && !ran)
+            fail("L6: slot %lld of tick (catchup = all) %s", (long long)slot,
+                 claimed ? "was claimed but never ran" : "was never claimed");
+    }
+}
+
 /* ---- one run ------------------------------------------------------------------------- */
 
 static void run_seed(uint64_t seed)
@@ -985,6 +1018,7 @@ static void run_seed(uint64_t seed)
         ran |= W.starts[i].leader && W.starts[i].at >= end - 3000;
     if (!ran)
         fail("L5: no leader job ran in the last 3 s of %d ms without faults", HEAL_MS);
+    count_slots();
     for (int i = 0; i < W.nnodes; i++)
         if (W.nodes[i].up)
             node_crash(&W.nodes[i]);
@@ -1032,6 +1066,7 @@ int main(int argc, char **argv)
         {"seconds", required_argument, NULL, 't'}, {"nodes", required_argument, NULL, 'n'},
         {"faults", required_argument, NULL, 'F'}, {"rate", required_argument, NULL, 'r'},
         {"warm", no_argument, NULL, 'w'}, {"verbose", no_argument, NULL, 'v'},
+        {"exactly-once", no_argument, NULL, 'x'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1044,9 +1079,10 @@ int main(int argc, char **argv)
         case 'r': W.rate = atof(optarg); break;
         case 'w': W.warm = 1; break;
         case 'v': W.verbose = 1; break;
+        case 'x': W.exactly_once = 1; break;
         default:
             fprintf(stderr, "usage: lease_sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
-                            "[--faults LIST] [--rate R] [--warm] [--verbose]\n");
+                            "[--faults LIST] [--rate R] [--warm] [--exactly-once] [--verbose]\n");
             return 2;
         }
     }
@@ -1062,7 +1098,8 @@ int main(int argc, char **argv)
         run_seed(s);
     free(W.claims);
     free(W.starts);
-    printf("lease_sim: %" PRIu64 " seeds passed (%d nodes%s, %d s each)\n", seeds, W.nnodes,
-           W.warm ? ", one warm" : "", W.seconds);
+    printf("lease_sim: %" PRIu64 " seeds passed (%d nodes%s, %d s each); job tick (catchup = "
+           "all): %" PRIu64 " slots, %" PRIu64 " claimed but not run, %" PRIu64 " never claimed\n",
+           seeds, W.nnodes, W.warm ? ", one warm" : "", W.seconds, W.slots, W.unrun, W.unclaimed);
     return 0;
 }
