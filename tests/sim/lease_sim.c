@@ -19,9 +19,9 @@
  *   stop     SIGTERM: the daemon's stop sequence (leases released), restart;
  *   step     one node's wall clock is stepped (up to 5 s, within +-3 s of
  *            true time): slots follow it, the monotonic clock does not;
- *   clock    every node's local clock runs at a rate within lease.h's margin
- *            (|1 - rate| <= --rate, default 8%, lease.h covers 10%) and its
- *            wall clock is offset by up to +-2 s.
+ *   clock    every node's monotonic clock runs at a rate within lease.h's
+ *            margin (|1 - rate| <= --rate, default 8%, lease.h covers 10%),
+ *            and its wall clock (slots) is offset by up to +-2 s.
  * At the end every fault heals and the cluster runs quietly.
  *
  * Checked after every event (the invariants, as code):
@@ -228,10 +228,12 @@ static int64_t ops_mono(void *ud)
     return local_ms(ud);
 }
 
+/* The wall clock is kept near true time (NTP): an offset, stepped by the
+ * step fault; the rate error is the monotonic clock's, which leases use. */
 static int64_t ops_wall(void *ud)
 {
     const node_t *n = ud;
-    return WALL_BASE + (int64_t)floor((double)W.now * n->rate) + n->wall_off;
+    return WALL_BASE + W.now + n->wall_off;
 }
 
 /* Real ms after which ms local milliseconds of n have passed. */
