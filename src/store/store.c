@@ -337,9 +337,9 @@ static int check_sqlite_url(const char *url, char *err, size_t errlen)
     return 0;
 }
 
-/* The backend for url's scheme, or NULL with a message in err. */
-const store_backend_t *store__test_backend;
+const store_backend_t *store__test_backend; /* see store_int.h */
 
+/* The backend for url's scheme, or NULL with a message in err. */
 static const store_backend_t *pick_backend(const char *url, char *err, size_t errlen)
 {
     if (strncmp(url, "test:", 5) == 0 && store__test_backend)

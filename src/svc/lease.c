@@ -4,7 +4,9 @@
  * the view last answered, how long a renewal is trusted).
  * Never: frees an entry while a store callback or a timer close for it is
  * pending (the manager counts them and frees everything after the last), or
- * trusts a renewal past sent + ttl - ttl/10 on the monotonic clock. */
+ * trusts a renewal past sent + ttl - ttl/10 on the monotonic clock (svctime:
+ * uv_hrtime, or the clock lease_mgr_new_clock injects; the lease simulator,
+ * tests/sim/lease_sim.c, checks this promise under faults). */
 #include "lease.h"
 
 #include <stdio.h>
@@ -51,7 +53,6 @@ struct lease_mgr {
     void *done_ud;
     uint64_t acquired, lost;
 };
-
 
 static bool valid_name(const char *s)
 {

@@ -68,15 +68,15 @@
 #include "store_int.h"
 #include "svctime.h"
 
-#define MAXN 5
-#define TTL_MS 2000
+#define MAXN      5
+#define TTL_MS    2000
 #define WALL_BASE 1800000000000LL /* wall clock of every node at time 0, before its offset */
-#define HEAL_MS 12000             /* quiet time at the end */
-#define HIST 80                   /* history lines kept */
+#define HEAL_MS   12000           /* quiet time at the end */
+#define HIST      80              /* history lines kept */
 
 enum { F_CRASH = 1, F_PAUSE = 2, F_OUTAGE = 4, F_SLOW = 8, F_LOST = 16, F_STOP = 32, F_STEP = 64 };
 #define NFAULTS 7
-#define F_ALL 127
+#define F_ALL   127
 static const char *const fault_names[NFAULTS] = {"crash", "pause", "outage", "slow",
                                                  "lost",  "stop",  "step"};
 
@@ -86,7 +86,7 @@ typedef struct stimer { /* a node's timer on the simulated clock */
     struct stimer *next;
     svctime_timer_t *t;
     node_t *n;
-    int64_t due; /* real ms */
+    int64_t due;    /* real ms */
     int64_t repeat; /* local ms */
     bool armed, closing;
 } stimer_t;
@@ -210,9 +210,16 @@ static void fail(const char *fmt, ...)
     size_t from = W.nhist > HIST ? W.nhist - HIST : 0;
     for (size_t i = from; i < W.nhist; i++)
         fprintf(stderr, "  %s\n", W.hist[i % HIST]);
-    fprintf(stderr, "reproduce: lease_sim --first %" PRIu64 " --seeds 1 --nodes %d --seconds %d "
-                    "--rate %g%s --verbose\n",
-            W.seed, W.nnodes, W.seconds, W.rate, W.warm ? " --warm" : "");
+    char faults[80] = "";
+    for (int k = 0; k < NFAULTS; k++)
+        if (W.faults & (1 << k))
+            snprintf(faults + strlen(faults), sizeof(faults) - strlen(faults), "%s%s",
+                     faults[0] ? "," : "", fault_names[k]);
+    fprintf(stderr,
+            "reproduce: lease_sim --first %" PRIu64 " --seeds 1 --nodes %d --seconds %d "
+            "--rate %g --faults '%s'%s%s --verbose\n",
+            W.seed, W.nnodes, W.seconds, W.rate, faults, W.warm ? " --warm" : "",
+            W.exactly_once ? " --exactly-once" : "");
     exit(1);
 }
 
@@ -381,7 +388,9 @@ static void db_apply(store_op_t *op)
     lrow_t *r;
     crow_t *c;
     switch (op->kind) {
-    case OP_LEASE_ACQUIRE: db_acquire(op); break;
+    case OP_LEASE_ACQUIRE:
+        db_acquire(op);
+        break;
     case OP_LEASE_GET:
         r = lease_row(op->name, false);
         fill_lease(op, r, false);
@@ -393,7 +402,9 @@ static void db_apply(store_op_t *op)
             note("db: release %s by %s", op->name, op->holder);
         }
         break;
-    case OP_JOB_CLAIM: db_claim(op); break;
+    case OP_JOB_CLAIM:
+        db_claim(op);
+        break;
     case OP_JOB_FINISH:
         c = claim_row(op->name, op->a);
         if (c)
@@ -402,9 +413,14 @@ static void db_apply(store_op_t *op)
             store__fail(op, STORE_ENOENT, "job %s slot %lld was never claimed", op->name,
                         (long long)op->a);
         break;
-    case OP_JOB_HISTORY: db_history(op); break;
-    case OP_JOB_PRUNE: op->count = 0; break; /* retention is far longer than a run */
-    default: store__fail(op, STORE_EDB, "lease_sim: operation %d not simulated", (int)op->kind);
+    case OP_JOB_HISTORY:
+        db_history(op);
+        break;
+    case OP_JOB_PRUNE:
+        op->count = 0;
+        break; /* retention is far longer than a run */
+    default:
+        store__fail(op, STORE_EDB, "lease_sim: operation %d not simulated", (int)op->kind);
     }
 }
 
@@ -609,8 +625,8 @@ static void node_start(node_t *n)
                                  30LL * 24 * 3600 * 1000, &n->ops);
     n->up = true;
     n->paused = false;
-    note("%s: started%s (rate %.3f, wall offset %lldms)", n->name, n->warm ? " warm" : "",
-         n->rate, (long long)n->wall_off);
+    note("%s: started%s (rate %.3f, wall offset %lldms)", n->name, n->warm ? " warm" : "", n->rate,
+         (long long)n->wall_off);
 }
 
 static void set_flag(void *ud)
@@ -928,8 +944,12 @@ static void step(void)
     enum ev kind = next_event(&at, &item);
     W.now = at;
     switch (kind) {
-    case EV_TIMER: fire_timer(item); break;
-    case EV_POP: step_pop(item); break;
+    case EV_TIMER:
+        fire_timer(item);
+        break;
+    case EV_POP:
+        step_pop(item);
+        break;
     case EV_RUN:
         for (jobrun_t **pp = &W.runs; *pp; pp = &(*pp)->next)
             if (*pp == item) {
@@ -944,8 +964,11 @@ static void step(void)
         if (W.next_fault >= fault_end())
             W.next_fault = INT64_MAX;
         break;
-    case EV_HEAL: heal(item); break;
-    case EV_NONE: fail("nothing left to happen");
+    case EV_HEAL:
+        heal(item);
+        break;
+    case EV_NONE:
+        fail("nothing left to happen");
     }
     settle_stops();
     check_all();
@@ -1047,8 +1070,8 @@ static int parse_faults(const char *s)
         while (k < NFAULTS && strcmp(tok, fault_names[k]) != 0)
             k++;
         if (k == NFAULTS) {
-            fprintf(stderr, "lease_sim: unknown fault %s (crash,pause,outage,slow,lost,stop,step)\n",
-                    tok);
+            fprintf(stderr,
+                    "lease_sim: unknown fault %s (crash,pause,outage,slow,lost,stop,step)\n", tok);
             exit(2);
         }
         mask |= 1 << k;
@@ -1064,24 +1087,41 @@ int main(int argc, char **argv)
     W.faults = F_ALL;
     W.rate = 0.08;
     static const struct option opts[] = {
-        {"seeds", required_argument, NULL, 's'}, {"first", required_argument, NULL, 'f'},
+        {"seeds", required_argument, NULL, 's'},   {"first", required_argument, NULL, 'f'},
         {"seconds", required_argument, NULL, 't'}, {"nodes", required_argument, NULL, 'n'},
-        {"faults", required_argument, NULL, 'F'}, {"rate", required_argument, NULL, 'r'},
-        {"warm", no_argument, NULL, 'w'}, {"verbose", no_argument, NULL, 'v'},
-        {"exactly-once", no_argument, NULL, 'x'},
-        {NULL, 0, NULL, 0}};
+        {"faults", required_argument, NULL, 'F'},  {"rate", required_argument, NULL, 'r'},
+        {"warm", no_argument, NULL, 'w'},          {"verbose", no_argument, NULL, 'v'},
+        {"exactly-once", no_argument, NULL, 'x'},  {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 's': seeds = strtoull(optarg, NULL, 10); break;
-        case 'f': first = strtoull(optarg, NULL, 10); break;
-        case 't': W.seconds = atoi(optarg); break;
-        case 'n': W.nnodes = atoi(optarg); break;
-        case 'F': W.faults = parse_faults(optarg); break;
-        case 'r': W.rate = atof(optarg); break;
-        case 'w': W.warm = 1; break;
-        case 'v': W.verbose = 1; break;
-        case 'x': W.exactly_once = 1; break;
+        case 's':
+            seeds = strtoull(optarg, NULL, 10);
+            break;
+        case 'f':
+            first = strtoull(optarg, NULL, 10);
+            break;
+        case 't':
+            W.seconds = atoi(optarg);
+            break;
+        case 'n':
+            W.nnodes = atoi(optarg);
+            break;
+        case 'F':
+            W.faults = parse_faults(optarg);
+            break;
+        case 'r':
+            W.rate = atof(optarg);
+            break;
+        case 'w':
+            W.warm = 1;
+            break;
+        case 'v':
+            W.verbose = 1;
+            break;
+        case 'x':
+            W.exactly_once = 1;
+            break;
         default:
             fprintf(stderr, "usage: lease_sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
                             "[--faults LIST] [--rate R] [--warm] [--exactly-once] [--verbose]\n");
