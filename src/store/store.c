@@ -337,9 +337,13 @@ static int check_sqlite_url(const char *url, char *err, size_t errlen)
     return 0;
 }
 
+const store_backend_t *store__test_backend; /* see store_int.h */
+
 /* The backend for url's scheme, or NULL with a message in err. */
 static const store_backend_t *pick_backend(const char *url, char *err, size_t errlen)
 {
+    if (strncmp(url, "test:", 5) == 0 && store__test_backend)
+        return store__test_backend;
     if (strncmp(url, "sqlite://", 9) == 0)
         return check_sqlite_url(url, err, errlen) == 0 ? &store__sqlite : NULL;
     if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)

@@ -3,7 +3,8 @@
  *
  * Owns: the operation record (inputs copied at submit, results filled by a
  * backend) and the backend table.
- * Never: included outside src/store/.
+ * Never: included outside src/store/ (except by the lease simulator's fake
+ * backend, tests/sim/lease_sim.c).
  *
  * Life of an operation: store.c allocates and fills it (store_X), hands it to
  * be->submit; the backend runs it (on its worker thread, or on the loop for
@@ -85,6 +86,10 @@ typedef struct store_backend {
 
 extern const store_backend_t store__sqlite;
 extern const store_backend_t store__pg;
+/* A backend a test program sets before store_open (the lease simulator's
+ * in-memory store, tests/sim/lease_sim.c): URLs "test:..." pick it.
+ * NULL in the daemon, where such a URL is refused as an unknown scheme. */
+extern const store_backend_t *store__test_backend;
 
 /* Hands a completed op back (thread-safe). */
 void store__finish(store_t *s, store_op_t *op);

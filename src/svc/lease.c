@@ -4,7 +4,9 @@
  * the view last answered, how long a renewal is trusted).
  * Never: frees an entry while a store callback or a timer close for it is
  * pending (the manager counts them and frees everything after the last), or
- * trusts a renewal past sent + ttl - ttl/10 on the monotonic clock. */
+ * trusts a renewal past sent + ttl - ttl/10 on the monotonic clock (svctime:
+ * uv_hrtime, or the clock lease_mgr_new_clock injects; the lease simulator,
+ * tests/sim/lease_sim.c, checks this promise under faults). */
 #include "lease.h"
 
 #include <stdio.h>
@@ -22,7 +24,7 @@ typedef struct lease_ent {
     int64_t ttl_ms;
     bool want;     /* acquire and renew */
     bool inflight; /* a store operation is pending */
-    uv_timer_t timer;
+    svctime_timer_t timer;
     int64_t sent_mono;   /* when the pending operation was sent */
     int64_t valid_until; /* monotonic ms until which this node trusts it holds it; 0 none */
     int64_t epoch;       /* epoch while held */
@@ -38,6 +40,7 @@ typedef struct lease_ent {
 
 struct lease_mgr {
     uv_loop_t *loop;
+    const svctime_ops_t *clock; /* NULL: libuv timers, uv_hrtime */
     store_t *store;
     char *node;
     int64_t ttl_ms;
@@ -50,11 +53,6 @@ struct lease_mgr {
     void *done_ud;
     uint64_t acquired, lost;
 };
-
-static int64_t mono_ms(void)
-{
-    return (int64_t)(uv_hrtime() / 1000000);
-}
 
 static bool valid_name(const char *s)
 {
@@ -88,7 +86,7 @@ static void check_lost(lease_ent_t *e, int64_t now)
     e->trusted = held;
 }
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(svctime_timer_t *t);
 
 static void arm(lease_ent_t *e, int64_t ms)
 {
@@ -96,7 +94,7 @@ static void arm(lease_ent_t *e, int64_t ms)
         return;
     if (ms < 1)
         ms = 1;
-    uv_timer_start(&e->timer, on_timer, (uint64_t)ms, 0);
+    svctime_timer_start(&e->timer, ms, 0);
 }
 
 static void finish_if_done(lease_mgr_t *m)
@@ -117,7 +115,7 @@ static void on_answer(void *ud, int rc, const char *err, const store_lease_t *l)
 {
     lease_ent_t *e = ud;
     lease_mgr_t *m = e->m;
-    int64_t now = mono_ms();
+    int64_t now = svctime_mono_ms(m->clock);
     e->inflight = false;
     m->pending--;
     if (m->stopping) {
@@ -165,7 +163,7 @@ static void send_one(lease_ent_t *e)
     lease_mgr_t *m = e->m;
     if (e->inflight || m->stopping)
         return;
-    e->sent_mono = mono_ms();
+    e->sent_mono = svctime_mono_ms(m->clock);
     int rc;
     if (e->want)
         rc = store_lease_acquire(m->store, e->name, m->node, e->ttl_ms, on_answer, e);
@@ -180,7 +178,7 @@ static void send_one(lease_ent_t *e)
     m->pending++;
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(svctime_timer_t *t)
 {
     send_one(t->data);
 }
@@ -211,8 +209,7 @@ static lease_ent_t *track(lease_mgr_t *m, const char *name, char *err, size_t er
     e->m = m;
     snprintf(e->name, sizeof(e->name), "%s", name);
     e->ttl_ms = m->ttl_ms;
-    uv_timer_init(m->loop, &e->timer);
-    e->timer.data = e;
+    svctime_timer_init(&e->timer, m->loop, m->clock, on_timer, e);
     m->ents[m->n++] = e;
     arm(e, 1);
     return e;
@@ -221,9 +218,16 @@ static lease_ent_t *track(lease_mgr_t *m, const char *name, char *err, size_t er
 lease_mgr_t *lease_mgr_new(uv_loop_t *loop, store_t *store, const char *node,
                            int64_t default_ttl_ms, bool warm)
 {
+    return lease_mgr_new_clock(loop, store, node, default_ttl_ms, warm, NULL);
+}
+
+lease_mgr_t *lease_mgr_new_clock(uv_loop_t *loop, store_t *store, const char *node,
+                                 int64_t default_ttl_ms, bool warm, const svctime_ops_t *clock)
+{
     lease_mgr_t *m = xcalloc(1, sizeof(*m));
     char err[128];
     m->loop = loop;
+    m->clock = clock;
     m->store = store;
     m->node = xstrdup(node);
     m->ttl_ms = default_ttl_ms;
@@ -292,7 +296,7 @@ int lease_held(lease_mgr_t *m, const char *name, int64_t *epoch)
     lease_ent_t *e = find(m, name);
     if (!e || m->stopping)
         return 0;
-    check_lost(e, mono_ms());
+    check_lost(e, svctime_mono_ms(m->clock));
     if (!e->trusted)
         return 0;
     if (epoch)
@@ -308,7 +312,7 @@ int lease_view(lease_mgr_t *m, const char *name, lease_view_t *v)
     lease_ent_t *e = track(m, name, err, sizeof(err));
     if (!e)
         return -1;
-    int64_t now = mono_ms();
+    int64_t now = svctime_mono_ms(m->clock);
     v->known = e->known;
     v->holder = e->holder;
     v->epoch = e->view_epoch;
@@ -339,9 +343,9 @@ size_t lease_held_count(lease_mgr_t *m)
     return held;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_timer_closed(svctime_timer_t *t)
 {
-    lease_ent_t *e = h->data;
+    lease_ent_t *e = t->data;
     lease_mgr_t *m = e->m;
     m->pending--;
     finish_if_done(m);
@@ -349,7 +353,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void lease_mgr_stop(lease_mgr_t *m, void (*done)(void *ud), void *ud)
 {
-    int64_t now = mono_ms();
+    int64_t now = svctime_mono_ms(m->clock);
     m->done = done;
     m->done_ud = ud;
     /* Every lease this node wants, held or not: an acquire still in flight
@@ -366,7 +370,7 @@ void lease_mgr_stop(lease_mgr_t *m, void (*done)(void *ud), void *ud)
     m->stopping = true;
     for (size_t i = 0; i < m->n; i++) {
         m->pending++;
-        uv_close((uv_handle_t *)&m->ents[i]->timer, on_timer_closed);
+        svctime_timer_close(&m->ents[i]->timer, on_timer_closed);
     }
     finish_if_done(m); /* only if nothing is pending; otherwise the last callback does */
 }

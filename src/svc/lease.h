@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "store.h"
+#include "svctime.h"
 
 #define LEASE_POLL_MS 250 /* non-holders ask this often (or T/3 if shorter) */
 #define LEASE_MAX 64      /* names tracked per node */
@@ -53,6 +54,12 @@ typedef struct lease_view {
  * (acquired unless warm). The store must outlive the manager. */
 lease_mgr_t *lease_mgr_new(uv_loop_t *loop, store_t *store, const char *node,
                            int64_t default_ttl_ms, bool warm);
+
+/* The same on an injected clock and timers (svctime.h; NULL: the default).
+ * For the lease simulator: the daemon uses lease_mgr_new. clock must outlive
+ * the manager. */
+lease_mgr_t *lease_mgr_new_clock(uv_loop_t *loop, store_t *store, const char *node,
+                                 int64_t default_ttl_ms, bool warm, const svctime_ops_t *clock);
 
 /* This node wants to hold name (ttl_ms 0: the default) and keeps renewing
  * it. Returns 0, or -1 with a message in err (warm node, bad name, too many

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "jobrun.h"
 #include "log.h"
 #include "mem.h"
@@ -57,7 +56,8 @@ struct scheduler {
     sjob_t *jobs;
     size_t n;
     int64_t retention_ms;
-    uv_timer_t tick, prune;
+    svctime_timer_t tick, prune;
+    const svctime_ops_t *clock; /* NULL: libuv timers, clock.h */
     bool stopping;
     size_t pending;
     void (*done)(void *ud);
@@ -65,10 +65,6 @@ struct scheduler {
     scheduler_stats_t stats;
 };
 
-static int64_t mono_ms(void)
-{
-    return (int64_t)(uv_hrtime() / 1000000);
-}
 
 /* ---- config ------------------------------------------------------------------ */
 
@@ -154,7 +150,7 @@ static void on_history(void *ud, int rc, const char *err, const store_run_t *run
         h->run.output = h->output;
     }
     j->nhist = n;
-    j->hist_at = mono_ms();
+    j->hist_at = svctime_mono_ms(s->clock);
     if (n && !j->run) {
         snprintf(j->last_status, sizeof(j->last_status), "%s", runs[0].status);
         j->last_slot = runs[0].slot_ms;
@@ -210,7 +206,7 @@ static void on_run_done(const jobrun_result_t *res, void *arg)
 {
     sjob_t *j = arg;
     struct scheduler *s = j->s;
-    int64_t ended = clock_now_ms();
+    int64_t ended = svctime_wall_ms(s->clock);
     s->pending--;
     j->run = NULL;
     if (res->status == JOBRUN_OK)
@@ -243,12 +239,12 @@ static void start_run(sjob_t *j)
         .epoch = (uint64_t)j->run_epoch,
         .node = s->node,
     };
-    j->run_started = clock_now_ms();
+    j->run_started = svctime_wall_ms(s->clock);
     snprintf(j->last_status, sizeof(j->last_status), "running");
     j->last_slot = j->run_slot;
     if (jobrun_start(s->loop, &spec, on_run_done, j, &j->run, err, sizeof(err)) < 0) {
         log_warn("jobs", "job %s: %s", j->spec.name, err);
-        record(j, "error", -1, err, strlen(err), j->run_started, clock_now_ms());
+        record(j, "error", -1, err, strlen(err), j->run_started, svctime_wall_ms(s->clock));
         return;
     }
     s->stats.runs_started++;
@@ -293,7 +289,7 @@ static void on_claim(void *ud, int rc, const char *err, bool claimed)
         /* The lease went between the claim's sending and its answer. */
         const char *why = "lease lost before the run started";
         log_warn("jobs", "job %s slot %lld: %s", j->spec.name, (long long)j->run_slot, why);
-        int64_t now = clock_now_ms();
+        int64_t now = svctime_wall_ms(s->clock);
         record(j, "error", -1, why, strlen(why), now, now);
         return;
     }
@@ -328,8 +324,8 @@ static void on_last(void *ud, int rc, const char *err, const store_run_t *runs, 
         return;
     j->last_ms = n ? runs[0].slot_ms : JOBSPEC_NO_SLOT;
     j->last_known = true;
-    clock_tick();
-    tick_job(j, clock_now_ms()); /* a new leader runs what is due now, not a tick later */
+    svctime_wall_tick(s->clock);
+    tick_job(j, svctime_wall_ms(s->clock)); /* a new leader runs what is due now, not a tick later */
 }
 
 static void tick_job(sjob_t *j, int64_t now)
@@ -375,11 +371,11 @@ static void tick_job(sjob_t *j, int64_t now)
     }
 }
 
-static void on_tick(uv_timer_t *t)
+static void on_tick(svctime_timer_t *t)
 {
     struct scheduler *s = t->data;
-    clock_tick();
-    int64_t now = clock_now_ms();
+    svctime_wall_tick(s->clock);
+    int64_t now = svctime_wall_ms(s->clock);
     for (size_t i = 0; i < s->n; i++)
         tick_job(&s->jobs[i], now);
 }
@@ -393,20 +389,28 @@ static void on_pruned(void *ud, int rc, const char *err, int64_t count)
     finish_if_done(s);
 }
 
-static void on_prune(uv_timer_t *t)
+static void on_prune(svctime_timer_t *t)
 {
     struct scheduler *s = t->data;
     if (s->stopping)
         return;
-    if (store_job_prune(s->store, clock_now_ms() - s->retention_ms, on_pruned, s) == 0)
+    if (store_job_prune(s->store, svctime_wall_ms(s->clock) - s->retention_ms, on_pruned, s) == 0)
         s->pending++;
 }
 
 scheduler_t *scheduler_new(uv_loop_t *loop, store_t *store, lease_mgr_t *leases, const char *node,
                            jobspec_t *specs, size_t n, int64_t retention_ms)
 {
+    return scheduler_new_clock(loop, store, leases, node, specs, n, retention_ms, NULL);
+}
+
+scheduler_t *scheduler_new_clock(uv_loop_t *loop, store_t *store, lease_mgr_t *leases,
+                                 const char *node, jobspec_t *specs, size_t n,
+                                 int64_t retention_ms, const svctime_ops_t *clock)
+{
     struct scheduler *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
+    s->clock = clock;
     s->store = store;
     s->leases = leases;
     s->node = xstrdup(node);
@@ -432,12 +436,10 @@ scheduler_t *scheduler_new(uv_loop_t *loop, store_t *store, lease_mgr_t *leases,
         hist_refresh(j);
     }
     free(specs);
-    uv_timer_init(loop, &s->tick);
-    s->tick.data = s;
-    uv_timer_start(&s->tick, on_tick, SCHEDULER_TICK_MS, SCHEDULER_TICK_MS);
-    uv_timer_init(loop, &s->prune);
-    s->prune.data = s;
-    uv_timer_start(&s->prune, on_prune, 1000, PRUNE_EVERY_MS);
+    svctime_timer_init(&s->tick, loop, s->clock, on_tick, s);
+    svctime_timer_start(&s->tick, SCHEDULER_TICK_MS, SCHEDULER_TICK_MS);
+    svctime_timer_init(&s->prune, loop, s->clock, on_prune, s);
+    svctime_timer_start(&s->prune, 1000, PRUNE_EVERY_MS);
     return s;
 }
 
@@ -458,9 +460,9 @@ static void finish_if_done(struct scheduler *s)
         done(ud);
 }
 
-static void on_closed(uv_handle_t *h)
+static void on_closed(svctime_timer_t *t)
 {
-    struct scheduler *s = h->data;
+    struct scheduler *s = t->data;
     s->pending--;
     finish_if_done(s);
 }
@@ -473,8 +475,8 @@ void scheduler_stop(scheduler_t *s, void (*done)(void *ud), void *ud)
         if (s->jobs[i].run)
             jobrun_cancel(s->jobs[i].run);
     s->pending += 2;
-    uv_close((uv_handle_t *)&s->tick, on_closed);
-    uv_close((uv_handle_t *)&s->prune, on_closed);
+    svctime_timer_close(&s->tick, on_closed);
+    svctime_timer_close(&s->prune, on_closed);
     s->stopping = true;
 }
 
@@ -493,8 +495,8 @@ int scheduler_job_info(scheduler_t *s, size_t i, scheduler_job_info_t *info)
     sjob_t *j = &s->jobs[i];
     info->last_status = j->last_status;
     info->last_slot_ms = j->last_slot;
-    info->next_slot_ms = jobspec_next_slot(&j->spec, clock_now_ms());
-    if (mono_ms() - j->hist_at > HISTORY_MIN_AGE_MS && !j->run)
+    info->next_slot_ms = jobspec_next_slot(&j->spec, svctime_wall_ms(s->clock));
+    if (svctime_mono_ms(s->clock) - j->hist_at > HISTORY_MIN_AGE_MS && !j->run)
         hist_refresh(j);
     return 0;
 }
@@ -528,8 +530,8 @@ int scheduler_run_now(scheduler_t *s, const char *name, char *err, size_t errlen
                      name, j->spec.lease);
         return -1;
     }
-    clock_tick();
-    j->manual_slot = clock_now_ms();
+    svctime_wall_tick(s->clock);
+    j->manual_slot = svctime_wall_ms(s->clock);
     return 0;
 }
 
@@ -538,7 +540,7 @@ long scheduler_history(scheduler_t *s, const char *name, const store_run_t **run
     sjob_t *j = find(s, name);
     if (!j)
         return -1;
-    if (mono_ms() - j->hist_at > HISTORY_MIN_AGE_MS)
+    if (svctime_mono_ms(s->clock) - j->hist_at > HISTORY_MIN_AGE_MS)
         hist_refresh(j);
     static store_run_t view[SCHEDULER_HISTORY];
     for (size_t i = 0; i < j->nhist && i < SCHEDULER_HISTORY; i++)

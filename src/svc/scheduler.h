@@ -29,6 +29,7 @@
 #include "jobspec.h"
 #include "lease.h"
 #include "store.h"
+#include "svctime.h"
 
 #define SCHEDULER_TICK_MS 100 /* how often due slots are looked for */
 #define SCHEDULER_HISTORY 100 /* runs kept in each job's copy */
@@ -44,6 +45,13 @@ int scheduler_parse(const config_t *cfg, jobspec_t **out, size_t *n, char *err, 
  * leases must outlive it. retention_ms: history older than this is pruned. */
 scheduler_t *scheduler_new(uv_loop_t *loop, store_t *store, lease_mgr_t *leases, const char *node,
                            jobspec_t *specs, size_t n, int64_t retention_ms);
+
+/* The same on an injected clock and timers (svctime.h; NULL: the default):
+ * slots are computed from clock->wall_ms. For the lease simulator; clock
+ * must outlive the scheduler. */
+scheduler_t *scheduler_new_clock(uv_loop_t *loop, store_t *store, lease_mgr_t *leases,
+                                 const char *node, jobspec_t *specs, size_t n,
+                                 int64_t retention_ms, const svctime_ops_t *clock);
 
 /* Stops: cancels runs in progress (recorded as "error"), waits for the
  * store's answers, calls done(ud) on the loop and frees s. */
