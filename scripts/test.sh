@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of cohort: installs what is missing, then
-#   1. the normal build: cmocka unit tests (ctest) and the end-to-end suite
+#   1. the normal build: cmocka unit tests and the simulators (ctest, two at
+#      a time: this machine has 2 cores) and the end-to-end suite
 #      (pytest + redis-py against real cohortd processes);
 #   2. the same two under AddressSanitizer + UndefinedBehaviorSanitizer
 #      (built with clang, whose UBSan also checks pointer arithmetic);
@@ -17,7 +18,7 @@ stage "build"
 scripts/build.sh build
 
 stage "unit tests"
-(cd build && ctest --output-on-failure)
+(cd build && ctest -j2 --output-on-failure)
 
 stage "end-to-end tests"
 COHORTD=$root/build/cohortd /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
@@ -28,7 +29,7 @@ export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 stage "unit tests under sanitizers"
-(cd build-asan && ctest --output-on-failure)
+(cd build-asan && ctest -j2 --output-on-failure)
 
 stage "end-to-end tests under sanitizers"
 COHORTD=$root/build-asan/cohortd COHORT_SANITIZED=1 \
