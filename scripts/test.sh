@@ -37,4 +37,4 @@ COHORTD=$root/build-asan/cohortd COHORT_SANITIZED=1 \
 
 stage "fuzzing (${fuzz_seconds}s per target)"
 CC=clang scripts/build.sh build-fuzz -DCOHORT_FUZZ=ON -DFUZZ_SECONDS="$fuzz_seconds"
-(cd build-fuzz && ctest -R fuzz --output-on-failure)
+(cd build-fuzz && ctest -j2 -R fuzz --output-on-failure)
