@@ -106,6 +106,15 @@ cache_entry_t *cmd_lookup_write(client_t *c, const char *key, size_t klen);
  * it is copied before any eviction). */
 void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at, int enc);
+/* A write that does not depend on what it overwrites (SET without NX, XX,
+ * GET or KEEPTTL; MSET; SETEX): a replicated key's write then needs no
+ * proposal (nothing it read can be stale), goes out as a SEED two version
+ * steps above anything this node has seen (so it wins over a concurrent
+ * read-modify-write of the value it replaces: cluster/WRITES.md), and its
+ * reply is held like a flush's, so a pipeline of them costs one round of
+ * acknowledgements, not one per write. */
+void cmd_write_blind(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     int64_t expire_at);
 /* cmd_write_value for any type (enum cache_type; enc applies to strings).
  * Hashes and sets (cmd_hash.c, cmd_set.c) store coll.h's bytes through
  * here: the whole value is rewritten on every write, O(size). */

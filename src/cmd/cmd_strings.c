@@ -135,7 +135,10 @@ static void set_generic(client_t *c, const char *key, size_t klen, const char *v
         return;
     }
     int64_t keep = (a->flags & SET_KEEPTTL) && old ? cache_entry_expire(old) : 0;
-    cmd_write_value(c, key, klen, val, vlen, a->expire ? at : keep, CACHE_ENC_AUTO);
+    if (a->flags & (SET_NX | SET_XX | SET_GET | SET_KEEPTTL))
+        cmd_write_value(c, key, klen, val, vlen, a->expire ? at : keep, CACHE_ENC_AUTO);
+    else
+        cmd_write_blind(c, key, klen, val, vlen, a->expire ? at : 0);
     if (a->flags & SET_GET)
         return;
     if (integer_replies)
@@ -227,7 +230,7 @@ CMD_HANDLER(cmd_mset)
         return;
     }
     for (int i = 1; i < argc; i += 2)
-        cmd_write_value(c, argv[i], argl[i], argv[i + 1], argl[i + 1], 0, CACHE_ENC_AUTO);
+        cmd_write_blind(c, argv[i], argl[i], argv[i + 1], argl[i + 1], 0);
     resp_add_ok(&c->out);
 }
 

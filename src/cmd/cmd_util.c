@@ -249,6 +249,14 @@ void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val,
     cmd_write_typed(c, key, klen, val, vlen, expire_at, CACHE_TYPE_STRING, enc);
 }
 
+void cmd_write_blind(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     int64_t expire_at)
+{
+    cache_entry_t *e = cache_set(cmd_node(c)->cache, key, klen, val, vlen, expire_at);
+    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 1);
+    cmd_after_write(c);
+}
+
 const char *cmd_type_name(const cache_entry_t *e)
 {
     switch (cache_entry_type(e)) {
