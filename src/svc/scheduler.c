@@ -123,16 +123,25 @@ static void hist_free(sjob_t *j)
 
 static void finish_if_done(struct scheduler *s);
 
+/* A store answer for job j arrived (flag was set while it was awaited):
+ * returns 1 when the scheduler is stopping and the answer must be dropped. */
+static int answer_arrived(sjob_t *j, bool *flag)
+{
+    struct scheduler *s = j->s;
+    s->pending--;
+    *flag = false;
+    if (!s->stopping)
+        return 0;
+    finish_if_done(s);
+    return 1;
+}
+
 static void on_history(void *ud, int rc, const char *err, const store_run_t *runs, size_t n)
 {
     sjob_t *j = ud;
     struct scheduler *s = j->s;
-    s->pending--;
-    j->hist_loading = false;
-    if (s->stopping) {
-        finish_if_done(s);
+    if (answer_arrived(j, &j->hist_loading))
         return;
-    }
     if (rc < 0)
         return;
     hist_free(j);
@@ -264,12 +273,8 @@ static void on_claim(void *ud, int rc, const char *err, bool claimed)
 {
     sjob_t *j = ud;
     struct scheduler *s = j->s;
-    s->pending--;
-    j->busy = false;
-    if (s->stopping) {
-        finish_if_done(s);
+    if (answer_arrived(j, &j->busy))
         return;
-    }
     if (rc < 0) {
         log_warn("jobs", "job %s: claiming slot %lld: %s", j->spec.name, (long long)j->run_slot,
                  err ? err : store_strerror(rc));
@@ -314,12 +319,8 @@ static void on_last(void *ud, int rc, const char *err, const store_run_t *runs, 
 {
     sjob_t *j = ud;
     struct scheduler *s = j->s;
-    s->pending--;
-    j->busy = false;
-    if (s->stopping) {
-        finish_if_done(s);
+    if (answer_arrived(j, &j->busy))
         return;
-    }
     if (rc < 0)
         return;
     j->last_ms = n ? runs[0].slot_ms : JOBSPEC_NO_SLOT;

@@ -4,37 +4,21 @@ removes afterwards: failover on kill -9, and the store stopped and started
 under a leader (the cache keeps serving, /health says the store is down, the
 leader stops acting, and everything resumes by itself)."""
 
-import os
-import subprocess
 import time
 
 import pytest
 
 import helpers
 from conftest import scaled
+from pg_server import pg_server
 from jobs_harness import call, holders, lease
 
 pytestmark = pytest.mark.cohort_only
 
-HARNESS = os.path.join(os.path.dirname(__file__), "..", "pg", "pg-harness.sh")
-
-
 @pytest.fixture(scope="module")
 def pg():
-    if not os.path.exists("/usr/lib/postgresql/15/bin/initdb"):
-        pytest.fail("postgresql is not installed (scripts/install-deps.sh installs it)")
-    p = subprocess.run(["bash", HARNESS, "start"], capture_output=True, timeout=120)
-    assert p.returncode == 0, p.stderr.decode(errors="replace")
-    url = p.stdout.decode().strip()
-    pgdir = [l.split("=", 1)[1] for l in p.stderr.decode().splitlines()
-             if l.startswith("pg-harness: COHORT_PG_DIR=")][0]
-    env = dict(os.environ, COHORT_PG_DIR=pgdir)
-
-    def harness(cmd):
-        subprocess.run(["bash", HARNESS, cmd], env=env, check=True, timeout=120,
-                       capture_output=True)
-    yield url, harness
-    harness("stop")
+    with pg_server() as server:
+        yield server
 
 
 def start(cohortd, url, name, role="hot"):

@@ -4,12 +4,11 @@ PostgreSQL server, which tests/pg/pg-harness.sh starts for this module
 user) and removes afterwards: the session lock is then a PostgreSQL
 session advisory lock, and expiry is judged by the server's now()."""
 
-import os
-import subprocess
 
 import pytest
 
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
+from pg_server import pg_server
 from test_membership_store import (  # noqa: F401  (collected here again)
     test_clean_stop_marks_the_row_left, test_cut_peer_links_declare_nobody_dead,
     test_kill9_is_seen_at_once_through_the_session_lock,
@@ -17,25 +16,12 @@ from test_membership_store import (  # noqa: F401  (collected here again)
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
-HARNESS = os.path.join(os.path.dirname(__file__), "..", "pg", "pg-harness.sh")
-
-
 @pytest.fixture(scope="module")
-def pg_server():
-    if not os.path.exists("/usr/lib/postgresql/15/bin/initdb"):
-        pytest.fail("postgresql is not installed (scripts/install-deps.sh installs it)")
-    p = subprocess.run(["bash", HARNESS, "start"], capture_output=True, timeout=120)
-    assert p.returncode == 0, p.stderr.decode(errors="replace")
-    url = p.stdout.decode().strip()
-    pgdir = [l.split("=", 1)[1] for l in p.stderr.decode().splitlines()
-             if l.startswith("pg-harness: COHORT_PG_DIR=")][0]
-    try:
+def pg_url():
+    with pg_server() as (url, _):
         yield url
-    finally:
-        subprocess.run(["bash", HARNESS, "stop"], env=dict(os.environ, COHORT_PG_DIR=pgdir),
-                       check=True, timeout=120, capture_output=True)
 
 
 @pytest.fixture
-def store_url(pg_server):
-    return pg_server + ("&" if "?" in pg_server else "?") + "connect_timeout=2"
+def store_url(pg_url):
+    return pg_url + ("&" if "?" in pg_url else "?") + "connect_timeout=2"
