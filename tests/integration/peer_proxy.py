@@ -14,15 +14,27 @@ Modes (set with .mode, read for every frame):
              are sent back to it instead of forwarded, and the target's
              frames are dropped: a man in the middle without the cluster key
              reflecting a node's own frames;
-  "drop"     both ways dropped (a black hole; the connections stay open).
+  "drop"     both ways dropped (a black hole; the connections stay open);
+  "drop_from_initiator", "drop_from_target"
+             one direction dropped, the other forwarded (after the drop the
+             receiver sees a gap in the frame numbering and must close the
+             link, never accept what follows);
+  "delay"    both ways forwarded .delay seconds late, in order.
+
+proxy_every_link(cluster) puts one proxy on every peer link of a cluster
+that is not started yet.
 
 reset() closes every connection open now (both nodes see their link end);
 while .refusing is set, new connections are closed as soon as accepted.
 """
 
+import collections
 import socket
 import struct
 import threading
+import time
+
+import helpers
 
 HEADER = 20
 MAC = 32
@@ -48,6 +60,7 @@ class PeerProxy:
         self.mode = "forward"
         self.frames_seen = 0  # frames that passed through, both ways
         self.refusing = False  # close new connections at once
+        self.delay = 0.0  # seconds, for mode "delay"
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._socks = []
@@ -87,10 +100,12 @@ class PeerProxy:
             with self._lock:
                 self._socks += [client, target]
             state = {"handshake": 0}
-            self._spawn(self._pump, client, target, client, state)
-            self._spawn(self._pump, target, client, client, state)
+            for src, dst in ((client, target), (target, client)):
+                line = _DelayLine(dst, self._stop)
+                self._spawn(line.run)
+                self._spawn(self._pump, src, dst, client, state, line)
 
-    def _pump(self, src, dst, initiator, state):
+    def _pump(self, src, dst, initiator, state, line):
         buf = b""
         from_initiator = src is initiator
         while not self._stop.is_set():
@@ -105,27 +120,34 @@ class PeerProxy:
             frames, buf = _frames(buf + chunk)
             for f in frames:
                 try:
-                    self._route(f, src, dst, from_initiator, state)
+                    self._route(f, src, line, from_initiator, state)
                 except OSError:
-                    return
+                    break
+        line.close()
         for s in (src, dst):
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
-    def _route(self, frame, src, dst, from_initiator, state):
+    def _route(self, frame, src, line, from_initiator, state):
         with self._lock:
             self.frames_seen += 1
             in_handshake = state["handshake"] < HANDSHAKE_FRAMES
             if in_handshake:
                 state["handshake"] += 1
-            mode = self.mode
+            mode, delay = self.mode, self.delay
         if in_handshake or mode == "forward":
-            dst.sendall(frame)
+            line.send(frame, 0.0)
+        elif mode == "delay":
+            line.send(frame, delay)
         elif mode == "reflect" and from_initiator:
             src.sendall(frame)  # the node gets its own frame back
-        # "reflect" from the target, and "drop": nothing goes through
+        elif mode == "drop_from_initiator" and not from_initiator:
+            line.send(frame, 0.0)
+        elif mode == "drop_from_target" and from_initiator:
+            line.send(frame, 0.0)
+        # "reflect" from the target, "drop" and the dropped direction: nothing
 
     def reset(self):
         """Closes the connections open now (the pumps end with them)."""
@@ -156,3 +178,77 @@ class PeerProxy:
                 pass
         for t in self._threads:
             t.join(timeout=2)
+
+
+class _DelayLine:
+    """Sends frames to dst in the order given, each no sooner than its delay
+    after it was given; a delay of 0 goes out as soon as those before it."""
+
+    def __init__(self, dst, stop):
+        self.dst = dst
+        self.stop = stop
+        self.queue = collections.deque()
+        self.cond = threading.Condition()
+        self.closed = False
+
+    def send(self, frame, delay):
+        with self.cond:
+            if self.closed:
+                raise OSError("proxy line closed")
+            self.queue.append((time.monotonic() + delay, frame))
+            self.cond.notify()
+
+    def close(self):
+        with self.cond:
+            self.closed = True
+            self.cond.notify()
+
+    def run(self):
+        while not self.stop.is_set():
+            with self.cond:
+                while not self.queue and not self.closed and not self.stop.is_set():
+                    self.cond.wait(0.1)
+                if not self.queue:
+                    if self.closed:
+                        return
+                    continue
+                due, frame = self.queue[0]
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 0.05))
+                continue
+            with self.cond:
+                self.queue.popleft()
+            try:
+                self.dst.sendall(frame)
+            except OSError:
+                self.close()
+                return
+
+
+def proxy_every_link(cl):
+    """A proxy on every peer link of cl (not started yet), opened by the node
+    with the smaller peer address, so a proxy's mode acts on the whole link.
+    Sets each node's peer list. Returns the proxies, one per pair, each with
+    .pair = (name of the opening node, name of the other); close them after
+    the nodes are stopped."""
+    nodes = sorted(cl, key=lambda n: n.peer_address)
+    top = max(n.peer_address for n in nodes)
+    proxies, peers = [], {n.name: [n.peer_address] for n in nodes}
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            while True:  # a proxy address compares above every node's id
+                port = helpers.free_port()
+                if "127.0.0.1:%d" % port > top:
+                    break
+            p = PeerProxy(b.cluster_port, port)
+            p.pair = (a.name, b.name)
+            proxies.append(p)
+            peers[a.name].append("127.0.0.1:%d" % port)
+            peers[b.name].append(a.peer_address)
+    for n in cl:
+        store = n.config.get("store")
+        n.config = cl.node_config(n, peers=peers[n.name])
+        if store:
+            n.config["store"] = store
+    return proxies
