@@ -54,10 +54,12 @@ cluster_node_start() {
         bench_die "node ${NODE_NAME[$i]} did not start"
 }
 
-# cluster_wait_converged: every node sees every other alive and serves.
+# cluster_wait_converged: every node sees every other alive and serves,
+# within CONVERGE_SECONDS (default 20).
 cluster_wait_converged() {
-    "${CPROBE[@]}" converged -P "$NODE_PORTS" -t 20 ||
-        { tail -n 15 "${NODE_LOG[@]}" >&2; bench_die "the cluster did not converge within 20 s"; }
+    local t=${CONVERGE_SECONDS:-20}
+    "${CPROBE[@]}" converged -P "$NODE_PORTS" -t "$t" ||
+        { tail -n 15 "${NODE_LOG[@]}" >&2; bench_die "the cluster did not converge within $t s"; }
 }
 
 # cluster_start N: writes the key and the INIs and starts N nodes. Extra

@@ -281,6 +281,12 @@ bench_rss_kb() {
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
 
+# bench_cpu_ticks PID: user+system CPU of a process so far, in clock ticks
+# (getconf CLK_TCK a second); 0 when it is gone.
+bench_cpu_ticks() {
+    { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || echo; } | awk '{print $12 + $13 + 0}'
+}
+
 # bench_median: the median of the numbers on stdin, one a line.
 bench_median() {
     sort -g | awk '{v[NR] = $1} END {
