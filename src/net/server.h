@@ -71,10 +71,13 @@ void server_write_now(server_t *s, client_t *c);
 void server_flush_writes(server_t *s);
 
 /* Decides whether a held reply may go: token and since as given to
- * client_block. */
+ * client_block. Must be monotone: when a token is ready, so is every smaller
+ * one (with its older since). */
 typedef int (*blocked_ready_fn)(void *ud, uint64_t token, int64_t since);
-/* Releases every held client whose token ready() accepts: its replies go out
- * at the end of this loop turn. Returns how many were released. */
+/* Releases the held clients in token order, smallest first, while ready()
+ * accepts them: their replies go out at the end of this loop turn. Stops at
+ * the first that is not ready, so it costs O(released + 1), not O(held).
+ * Returns how many were released. */
 size_t server_release_blocked(server_t *s, blocked_ready_fn ready, void *ud);
 /* Clients whose replies are held. */
 size_t server_blocked_count(const server_t *s);

@@ -19,7 +19,8 @@ struct server {
     size_t nclients;
     client_t *wlist;     /* clients with replies to write this turn */
     client_t *rpaused;   /* clients that filled a read this turn (fairness) */
-    client_t *blocked;   /* clients whose replies are held (bprev/bnext) */
+    client_t *blocked;   /* clients whose replies are held (bprev/bnext), */
+    client_t *blocked_tail; /* in token order: see blocked.c */
     size_t nblocked;
     uint64_t next_id;
     int stopping;
