@@ -854,9 +854,34 @@ size_t cache_flush_prefix(cache_t *c, const char *prefix, size_t plen, int64_t n
     return cache_flush_prefix_below(c, prefix, plen, now, UINT64_MAX);
 }
 
+/* Entries whose expire time is <= now (expired, not reaped yet), counted in
+ * the heap without visiting a subtree whose root has not expired: O(expired). */
+static size_t heap_count_expired(const cache_t *c, size_t i, int64_t now)
+{
+    if (i >= c->heap_len || c->heap[i]->expire_at > now)
+        return 0;
+    return 1 + heap_count_expired(c, 2 * i + 1, now) + heap_count_expired(c, 2 * i + 2, now);
+}
+
+/* 1 when prefix covers every entry and none holds a write newer than the
+ * flush: the empty prefix, or a database's byte when every key is in that
+ * database (FLUSHPREFIX "" and FLUSHDB of the only database in use). */
+static int prefix_covers_all(const cache_t *c, const char *prefix, size_t plen, uint64_t below)
+{
+    if (c->max_version >= below)
+        return 0;
+    return plen == 0 || (plen == 1 && c->by_first[(unsigned char)prefix[0]] == cache_count(c));
+}
+
 size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int64_t now,
                                 uint64_t below)
 {
+    if (prefix_covers_all(c, prefix, plen, below)) {
+        /* As FLUSHALL: the table goes at once, cache_cron frees it. */
+        size_t live = cache_count(c) - heap_count_expired(c, 0, now);
+        cache_flush_all(c);
+        return live;
+    }
     size_t removed = 0;
     cache_entry_t *e = tree_lower_bound(c->root, prefix, plen);
     while (e && has_prefix(e, prefix, plen)) {

@@ -73,7 +73,11 @@ int cache_delete(cache_t *c, const char *key, size_t klen, int64_t now);
 void cache_set_expire(cache_t *c, cache_entry_t *e, int64_t expire_at);
 
 /* Removes every key that starts with prefix (an empty prefix is every key).
- * Returns the number of live entries removed. Cost: O(log n + removed). */
+ * Returns the number of live entries removed. Cost: O(log n + removed); but
+ * when the prefix covers every entry (the empty prefix, or a one-byte
+ * prefix that every key starts with) it is cache_flush_all: O(1) now, the
+ * entries freed by later cache_cron() calls, the change signalled once as
+ * CACHE_CHANGE_ALL. */
 size_t cache_flush_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now);
 
 /* As cache_flush_prefix, but entries whose version is >= below stay: they

@@ -777,6 +777,56 @@ static void test_count_first_byte(void **state)
     cache_free(c);
 }
 
+/* A prefix that covers every entry (FLUSHPREFIX "", FLUSHDB of the only
+ * database in use) drops the table at once, as FLUSHALL, and still counts
+ * only the live entries; one entry outside it, or newer than the flush,
+ * sends it down the ordered walk. */
+static int all_changes;
+static void count_all_changes(void *ud, int kind, const char *key, size_t klen)
+{
+    (void)ud, (void)key, (void)klen;
+    all_changes += kind == CACHE_CHANGE_ALL;
+}
+
+static void test_flush_prefix_covering_everything(void **state)
+{
+    (void)state;
+    cache_t *c = mk();
+    cache_on_change(c, count_all_changes, NULL);
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        size_t kl = fmt(key, sizeof(key), "\001k%d", i);
+        assert_non_null(cache_set(c, key, kl, "v", 1, i < 3 ? 500 : (i < 10 ? 5000 : 0)));
+    }
+    all_changes = 0;
+    /* At 1000 three entries have expired, unreaped: not counted. */
+    assert_int_equal(cache_flush_prefix(c, "\001", 1, 1000), 4997);
+    assert_int_equal(all_changes, 1);
+    assert_int_equal(cache_count(c), 0);
+    assert_int_equal(cache_count_first_byte(c, 1, NULL), 0);
+    assert_int_equal(cache_check(c), 0);
+    cache_cron(c, 1000, 100000); /* frees what the flush left */
+    assert_int_equal(cache_check(c), 0);
+
+    /* One key in another database: the walk, and that key stays. */
+    set_str(c, "\001a", "1", 0);
+    set_str(c, "\002b", "2", 0);
+    all_changes = 0;
+    assert_int_equal(cache_flush_prefix(c, "\001", 1, 0), 1);
+    assert_int_equal(all_changes, 0);
+    assert_value(c, "\002b", 0, "2");
+
+    /* An entry newer than the flush stays, so no shortcut. */
+    cache_entry_t *e = cache_set(c, "\002c", 2, "3", 1, 0);
+    cache_entry_set_version(c, e, 100);
+    assert_int_equal(cache_flush_prefix_below(c, "", 0, 0, 50), 1);
+    assert_value(c, "\002c", 0, "3");
+    assert_int_equal(cache_flush_prefix_below(c, "", 0, 0, 101), 1);
+    assert_int_equal(cache_count(c), 0);
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
 static void test_flush_prefix(void **state)
 {
     (void)state;
@@ -1424,6 +1474,7 @@ int main(void)
         cmocka_unit_test(test_memory_per_key),
         cmocka_unit_test(test_incremental_rehash),
         cmocka_unit_test(test_flush_prefix),
+        cmocka_unit_test(test_flush_prefix_covering_everything),
         cmocka_unit_test(test_foreach_prefix),
         cmocka_unit_test(test_flush_all_deferred),
         cmocka_unit_test(test_scan),
