@@ -748,38 +748,62 @@ static void mode_detect(options_t *o)
         die("detect: the member did not reach the state in time");
 }
 
+/* 1 when the node behind c sees every one of the others alive and serves;
+ * otherwise 0, with what it lacks in why. */
+static int node_converged(redisContext *c, int others, char *why, size_t whylen)
+{
+    redisReply *r = cmd(c, "COHORT.MEMBERS");
+    int ok = r->type == REDIS_REPLY_ARRAY && (int)r->elements == others;
+    if (!ok)
+        snprintf(why, whylen, "COHORT.MEMBERS lists %zu members, not %d", r->elements, others);
+    for (size_t j = 0; ok && j < r->elements; j++) {
+        redisReply *m = r->element[j];
+        const char *name = "?";
+        for (size_t k = 0; m->type == REDIS_REPLY_ARRAY && k + 1 < m->elements; k += 2) {
+            if (m->element[k]->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(m->element[k]->str, "name") == 0)
+                name = m->element[k + 1]->str;
+            if (strcmp(m->element[k]->str, "state") == 0 &&
+                strcmp(m->element[k + 1]->str, "alive") != 0) {
+                snprintf(why, whylen, "member %s is %s", name, m->element[k + 1]->str);
+                ok = 0;
+            }
+        }
+    }
+    freeReplyObject(r);
+    if (!ok)
+        return 0;
+    r = cmd(c, "INFO cohort");
+    ok = r->type == REDIS_REPLY_STRING && strstr(r->str, "cohort_serving_cache:1");
+    if (!ok)
+        snprintf(why, whylen, "not serving its cache");
+    freeReplyObject(r);
+    return ok;
+}
+
 static void mode_converged(options_t *o)
 {
     uint64_t deadline = now_ns() + (uint64_t)(o->seconds * 1e9);
     redisContext *cs[MAX_PORTS];
     for (int i = 0; i < o->nports; i++)
         cs[i] = connect_port(o->host, o->ports[i]);
+    char why[256] = "";
+    int lagging = 0;
     for (;;) {
         int ok = 1;
-        for (int i = 0; i < o->nports && ok; i++) {
-            redisReply *r = cmd(cs[i], "COHORT.MEMBERS");
-            if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != o->nports - 1)
+        for (int i = 0; i < o->nports && ok; i++)
+            if (!node_converged(cs[i], o->nports - 1, why, sizeof(why))) {
                 ok = 0;
-            for (size_t j = 0; ok && j < r->elements; j++) {
-                redisReply *m = r->element[j];
-                for (size_t k = 0; m->type == REDIS_REPLY_ARRAY && k + 1 < m->elements; k += 2)
-                    if (m->element[k]->type == REDIS_REPLY_STRING &&
-                        strcmp(m->element[k]->str, "state") == 0 &&
-                        strcmp(m->element[k + 1]->str, "alive") != 0)
-                        ok = 0;
+                lagging = i;
             }
-            freeReplyObject(r);
-            r = cmd(cs[i], "INFO cohort");
-            if (r->type != REDIS_REPLY_STRING)
-                ok = 0;
-            else if (!strstr(r->str, "cohort_serving_cache:1"))
-                ok = 0;
-            freeReplyObject(r);
-        }
         if (ok)
             break;
-        if (now_ns() > deadline)
-            die("converged: the cluster did not converge in time");
+        if (now_ns() > deadline) {
+            fprintf(stderr, "cluster-probe: converged: not in time: the node on port %d: %s\n",
+                    o->ports[lagging], why);
+            exit(1);
+        }
         usleep(20000);
     }
     for (int i = 0; i < o->nports; i++)
