@@ -14,9 +14,10 @@
  *       PRESENCE.JOIN of N entries, pipelined: member "user:<i>" (i from
  *       OFFSET), channel "<PREFIX><i % CHANNELS>" (default "room:" and 1000),
  *       meta "{\"n\":\"u<i>\"}". Prints "join N seconds"; every reply must be 1.
- *   list -p PORT -c CHANNEL -n ROUNDS
- *       PRESENCE.LIST CHANNEL ROUNDS times. Prints "list p50_ms p99_ms
- *       entries".
+ *   list -p PORT -c CHANNEL -n ROUNDS [-C COMMAND]
+ *       PRESENCE.LIST CHANNEL (or COMMAND CHANNEL, e.g. HGETALL on a
+ *       redis-server for comparison) ROUNDS times. Prints "list p50_ms p99_ms
+ *       elements".
  *
  * Exit status: 0; 1 on a usage or connection error, a wrong reply or a
  * timeout (60 s without progress). */
@@ -39,6 +40,7 @@ static long offset;
 static int bytes = 64, channels = 1000;
 static const char *channel = "bench:chan";
 static const char *prefix = "room:";
+static const char *list_cmd = "PRESENCE.LIST";
 
 static atomic_long received[MAX_SUBS];
 static long *lat_ns; /* [sub * n + i] */
@@ -253,7 +255,7 @@ static void mode_list(void)
     size_t entries = 0;
     for (long i = 0; i < n; i++) {
         int64_t t0 = now_ns();
-        redisReply *r = cmd(c, "PRESENCE.LIST %s", channel);
+        redisReply *r = cmd(c, "%s %s", list_cmd, channel);
         ms[i] = (now_ns() - t0) / 1e6;
         entries = r->elements;
         freeReplyObject(r);
@@ -277,7 +279,7 @@ int main(int argc, char **argv)
     const char *mode = argv[1];
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "p:s:n:b:c:o:m:k:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:s:n:b:c:o:m:k:C:")) != -1) {
         switch (opt) {
         case 'p': pub_port = atoi(optarg); break;
         case 's': parse_ports(optarg); break;
@@ -287,6 +289,7 @@ int main(int argc, char **argv)
         case 'o': offset = atol(optarg); break;
         case 'm': channels = atoi(optarg); break;
         case 'k': prefix = optarg; break;
+        case 'C': list_cmd = optarg; break;
         default: die("unknown option");
         }
     }
