@@ -420,7 +420,7 @@ def test_hostile_input_bounded(cluster_factory):
 def test_slow_subscriber_closed_others_keep_receiving(cluster_factory):
     cl = cluster_factory(3, start=False)
     for n in cl:
-        n.config["client"]["pubsub_output_limit_hard"] = "256kb"
+        n.config["client"]["pubsub_output_limit_hard"] = "1mb"
         n.config["client"]["pubsub_output_limit_soft"] = "0"
     cl.start()
     n1, n2, n3 = cl
@@ -436,7 +436,7 @@ def test_slow_subscriber_closed_others_keep_receiving(cluster_factory):
         subscribed(p, 1)
         fast.append(p)
     wait_numsub(cl, "feed", 3)
-    count = 3000
+    count = 10000  # 10 MB: more than the slow one's limit and the kernel's buffers
     payload = "z" * 1000
     got = [[] for _ in fast]
 
@@ -450,6 +450,9 @@ def test_slow_subscriber_closed_others_keep_receiving(cluster_factory):
         t.start()
     r = client(n1)
     for i in range(0, count, 100):
+        # paced by the readers (never more than ~300 KB behind, under their limit),
+        # not by the slow one
+        assert helpers.wait_for(lambda: min(len(g) for g in got) >= i - 200, scaled(30))
         pipe = r.pipeline(transaction=False)
         for j in range(i, i + 100):
             pipe.publish("feed", "%d:%s" % (j, payload))
