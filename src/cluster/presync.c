@@ -16,15 +16,19 @@
  *     (PRESENCE_FULL_BEGIN ... PRESENCE_FULL_END); the receiver replaces what
  *     it held of the sender with it, so after a partition heals or a node
  *     restarts every node holds the owners' state
- *     (tests/integration/test_presence_cluster.py test_partition_heals,
- *     test_restart_gets_state).
+ *     (tests/integration/test_presence_cluster.py
+ *     test_partition_heals_to_owners_state,
+ *     test_kill9_users_leave_everywhere_and_restart_gets_state).
  *  2. Changes made before the full set was taken went out on the other links
  *     first (pending is sent before the full set), so no link sees a change
  *     twice or out of order; after it, changes go out in the order they were
  *     made, on one link per member (TCP keeps them in order)
- *     (test_chat_room_three_nodes, test_many_entries_identical).
+ *     (test_chat_room_three_nodes, test_many_entries_identical_on_every_node;
+ *     tests/unit/test_frame.c for the frame's bytes).
  *  3. A malformed PRESENCE frame closes the link (peer_refuse); an entry out
- *     of the host's bounds is dropped and counted (presence_refused).
+ *     of the host's bounds is dropped and counted (presence_refused)
+ *     (tests/unit/test_frame.c test_presence_malformed; tests/unit/
+ *     test_presence.c test_limits for the bounds).
  */
 #include "cluster_int.h"
 #include "log.h"
