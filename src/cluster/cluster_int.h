@@ -134,6 +134,8 @@ struct member {
     uint64_t link_gen;     /* links that became READY: one number per link */
     uint64_t interest_gen; /* link_gen of the link its full set came on */
     struct itable *interest; /* what it last announced (kept while it is away) */
+    /* presence (presync.c) */
+    int presence_lost; /* its entries were dropped (DEAD) while its link stayed up */
 };
 enum { SNAP_BUSY_FRESH = 1, SNAP_BUSY_NOT_SERVING = 2 };
 

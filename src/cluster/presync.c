@@ -25,7 +25,13 @@
  *     made, on one link per member (TCP keeps them in order)
  *     (test_chat_room_three_nodes, test_many_entries_identical_on_every_node;
  *     tests/unit/test_frame.c for the frame's bytes).
- *  3. A malformed PRESENCE frame closes the link (peer_refuse); an entry out
+ *  3. A member declared dead while its link stays up (the store decides:
+ *     its row expired) has its entries dropped by the host; its frames are
+ *     ignored while it is DEAD, and once it is not, it is asked for its full
+ *     set again (PRESENCE_FULL_REQUEST), so its entries come back only as a
+ *     whole (test_presence_cluster.py
+ *     test_declared_dead_by_the_store_then_back).
+ *  4. A malformed PRESENCE frame closes the link (peer_refuse); an entry out
  *     of the host's bounds is dropped and counted (presence_refused)
  *     (tests/unit/test_frame.c test_presence_malformed; tests/unit/
  *     test_presence.c test_limits for the bounds).
@@ -61,8 +67,30 @@ static void emit_frame(link_t *l, uint8_t flags, uint32_t count, const buf_t *en
     l->cl->counters.presence_frames_sent++;
 }
 
+/* Marks the members declared dead while linked (the host dropped their
+ * entries), and asks those that are back for their full set. */
+static void check_lost(cluster_t *cl)
+{
+    static const buf_t none;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (!m->link || m->link->state != LINK_READY)
+            continue;
+        if (m->state == MEMBER_DEAD) {
+            m->presence_lost = 1;
+        } else if (m->presence_lost) {
+            m->presence_lost = 0;
+            emit_frame(m->link, PRESENCE_FULL_REQUEST, 0, &none);
+            log_info("presence", "asking %s for its entries again (dropped while it was dead)",
+                     m->name);
+        }
+    }
+}
+
 void presync_send_pending(cluster_t *cl)
 {
+    if (cl->phost.presence_apply)
+        check_lost(cl);
     if (cl->presence_pending_n == 0)
         return;
     for (size_t i = 0; i < cl->nmembers; i++) {
@@ -112,18 +140,25 @@ static void full_add(void *ud, const char *ch, size_t chlen, const char *member,
         full_flush(f, 0);
 }
 
-void presync_on_link_ready(member_t *m)
+/* Sends this node's full set on l (after the pending changes). */
+static void send_full(cluster_t *cl, link_t *l)
 {
-    cluster_t *cl = m->cl;
-    link_t *l = m->link;
-    if (!l || l->state != LINK_READY || !cl->phost.presence_owned)
-        return;
     presync_send_pending(cl); /* what the full set already holds goes out first */
     full_set_t f = {.l = l, .first = 1};
     buf_init(&f.entries);
     cl->phost.presence_owned(cl->phost.ud, full_add, &f);
     full_flush(&f, 1); /* an empty full set still says "nothing" */
     buf_free(&f.entries);
+}
+
+void presync_on_link_ready(member_t *m)
+{
+    cluster_t *cl = m->cl;
+    link_t *l = m->link;
+    m->presence_lost = 0; /* its full set comes on this link */
+    if (!l || l->state != LINK_READY || !cl->phost.presence_owned)
+        return;
+    send_full(cl, l);
 }
 
 void presync_on_frame(member_t *m, link_t *l, const frame_hdr_t *h)
@@ -135,6 +170,12 @@ void presync_on_frame(member_t *m, link_t *l, const frame_hdr_t *h)
     uint32_t count;
     if (frame_get_presence_head(&r, &flags, &count) < 0) {
         peer_refuse(l, "malformed PRESENCE");
+        return;
+    }
+    if ((flags & PRESENCE_FULL_REQUEST) && cl->phost.presence_owned)
+        send_full(cl, l);
+    if (m->state == MEMBER_DEAD) { /* its entries are gone here: nothing of it now */
+        m->presence_lost = 1;
         return;
     }
     int origin = (int)(m - cl->members);

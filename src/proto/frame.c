@@ -481,7 +481,7 @@ int frame_get_message(frame_reader_t *r, frame_message_t *m, uint32_t max_len)
 
 void frame_put_presence_head(buf_t *b, uint8_t flags, uint32_t count)
 {
-    assert((flags & ~(PRESENCE_FULL_BEGIN | PRESENCE_FULL_END)) == 0);
+    assert((flags & ~PRESENCE_FLAGS) == 0);
     frame_put_u8(b, flags);
     frame_put_u32(b, count);
 }
@@ -501,7 +501,7 @@ int frame_get_presence_head(frame_reader_t *r, uint8_t *flags, uint32_t *count)
 {
     if (frame_get_u8(r, flags) < 0 || frame_get_u32(r, count) < 0)
         return FRAME_EMALFORMED;
-    return (*flags & ~(PRESENCE_FULL_BEGIN | PRESENCE_FULL_END)) ? fail_reader(r) : 0;
+    return (*flags & ~PRESENCE_FLAGS) ? fail_reader(r) : 0;
 }
 
 int frame_get_presence(frame_reader_t *r, frame_presence_t *e, uint32_t max_len)

@@ -80,8 +80,10 @@
  *            (but those it aborted) are applied by every member that could
  *            serve them
  *   PRESENCE u8 flags (PRESENCE_FULL_BEGIN: the sender's full set of presence
- *            entries starts here, PRESENCE_FULL_END: it ends with this frame;
- *            any other bit set is malformed), u32 count, then count entries:
+ *            entries starts here, PRESENCE_FULL_END: it ends with this frame,
+ *            PRESENCE_FULL_REQUEST: send me your full set, I dropped your
+ *            entries while this link stayed up; any other bit set is
+ *            malformed), u32 count, then count entries:
  *            u8 op (1 JOIN, 2 LEAVE, 3 EXPIRE: enum presence_op), bytes
  *            channel, bytes member, and for JOIN bytes metadata. Only the
  *            sender's own entries. Sent: a full set (JOINs only, in frames of
@@ -156,6 +158,8 @@ enum interest_kind { INTEREST_CHANNEL = 0, INTEREST_PATTERN = 1, INTEREST_SHARD 
 #define MESSAGE_SHARD 1 /* MESSAGE's flag: a shard channel's message */
 #define PRESENCE_FULL_BEGIN 1 /* PRESENCE's flags: a full set starts */
 #define PRESENCE_FULL_END 2   /* ... and is complete */
+#define PRESENCE_FULL_REQUEST 4 /* ... is asked for */
+#define PRESENCE_FLAGS 7
 enum presence_frame_op { PRESENCE_JOIN = 1, PRESENCE_LEAVE = 2, PRESENCE_EXPIRE = 3 };
 
 enum flush_kind {

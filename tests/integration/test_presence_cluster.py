@@ -467,3 +467,30 @@ def test_slow_subscriber_closed_others_keep_receiving(cluster_factory):
     slow.close()
     for p in fast:
         p.close()
+
+
+def test_declared_dead_by_the_store_then_back(cluster_factory, tmp_path):
+    """With a shared store a hung node (SIGSTOP) is declared dead when its row
+    expires, perhaps while its peer links stay open: its entries go everywhere
+    (node_gone); once it runs again every node lists them again, whether its
+    links were replaced (a full set on each) or kept (the others ask it for
+    its full set: PRESENCE_FULL_REQUEST)."""
+    cl = cluster_factory(3, start=False, options=dict(FAST, dead_after="1s"))
+    for n in cl:
+        n.config["store"] = {"url": "sqlite://%s" % os.path.join(str(tmp_path), "shared.db"),
+                             "member_lease": "2s"}
+    cl.start(timeout=15)
+    n1, n2, n3 = cl
+    for i in range(3):
+        client(n3).execute_command("PRESENCE.JOIN", "s", "c%d" % i, "m")
+    client(n1).execute_command("PRESENCE.JOIN", "s", "a", "m")
+    everyone = [("a", "m", "n1")] + [("c%d" % i, "m", "n3") for i in range(3)]
+    wait_listing(cl, "s", everyone)
+    n3.sigstop()
+    try:
+        cl.wait_state([n1, n2], "n3", "dead", timeout=scaled(20))
+        wait_listing([n1, n2], "s", everyone[:1])
+    finally:
+        n3.sigcont()
+    cl.wait_converged(timeout=20)
+    wait_listing(cl, "s", everyone, timeout=15)

@@ -1566,8 +1566,11 @@ static void test_presence_malformed(void **state)
     frame_hdr_t h;
     uint8_t flags;
     uint32_t count;
-    frame_reader_t r = reader_over(FRAME_PRESENCE, "\x04\0\0\0\0", 5, &h);
+    frame_reader_t r = reader_over(FRAME_PRESENCE, "\x08\0\0\0\0", 5, &h);
     assert_int_equal(frame_get_presence_head(&r, &flags, &count), FRAME_EMALFORMED);
+    r = reader_over(FRAME_PRESENCE, "\x04\0\0\0\0", 5, &h);
+    assert_int_equal(frame_get_presence_head(&r, &flags, &count), 0);
+    assert_int_equal(flags, PRESENCE_FULL_REQUEST);
     r = reader_over(FRAME_PRESENCE, "\x03\0\0\0\1", 5, &h);
     assert_int_equal(frame_get_presence_head(&r, &flags, &count), 0);
     assert_int_equal(count, 1);
