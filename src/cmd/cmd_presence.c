@@ -5,6 +5,7 @@
  * Never: keeps state of its own, or changes a member's entry (a node joins
  * and leaves only its own). */
 #include <stdio.h>
+#include <string.h>
 
 #include "clock.h"
 #include "cmd.h"
@@ -80,15 +81,27 @@ CMD_HANDLER(cmd_presence_leave)
     resp_add_int(&c->out, presence_leave(pr_of(c), argv[1], argl[1], argv[2], argl[2]));
 }
 
+typedef struct list_walk {
+    client_t *c;
+    int origin;       /* of the last entry, whose node name is cached */
+    const char *name; /* NULL: none yet */
+    size_t nlen;
+} list_walk_t;
+
 static void list_one(void *ud, const char *ch, size_t chlen, const char *member, size_t mlen,
                      const char *meta, size_t metalen, int origin)
 {
-    client_t *c = ud;
+    list_walk_t *w = ud;
     (void)ch, (void)chlen;
-    resp_add_array(&c->out, 3);
-    resp_add_bulk(&c->out, member, mlen);
-    resp_add_bulk(&c->out, meta, metalen);
-    resp_add_bulk_str(&c->out, node_presence_node(cmd_node(c), origin));
+    if (!w->name || origin != w->origin) {
+        w->origin = origin;
+        w->name = node_presence_node(cmd_node(w->c), origin);
+        w->nlen = strlen(w->name);
+    }
+    resp_add_array(&w->c->out, 3);
+    resp_add_bulk(&w->c->out, member, mlen);
+    resp_add_bulk(&w->c->out, meta, metalen);
+    resp_add_bulk(&w->c->out, w->name, w->nlen);
 }
 
 /* PRESENCE.LIST channel: every entry as [member, meta, node], in no
@@ -99,7 +112,8 @@ CMD_HANDLER(cmd_presence_list)
     if (check_channel(c, argl[1]) < 0)
         return;
     resp_add_array(&c->out, presence_count(pr_of(c), argv[1], argl[1]));
-    presence_list(pr_of(c), argv[1], argl[1], list_one, c);
+    list_walk_t w = {c, 0, NULL, 0};
+    presence_list(pr_of(c), argv[1], argl[1], list_one, &w);
 }
 
 /* PRESENCE.COUNT channel: the entries of the channel on every node. */
