@@ -126,18 +126,19 @@ const char *node_presence_node(const node_t *n, int origin)
 static void presence_event(void *ud, const presence_event_t *ev)
 {
     node_t *n = ud;
-    buf_t ch, msg;
-    buf_init(&ch);
-    buf_append_str(&ch, PRESENCE_PREFIX);
-    buf_append(&ch, ev->ch, ev->chlen);
-    if (pubsub_has_interest(n->pubsub, buf_head(&ch), buf_len(&ch), 0)) {
-        buf_init(&msg);
-        presence_event_json(ev, node_presence_node(n, ev->origin), &msg);
-        pubsub_publish_local(n->pubsub, buf_head(&ch), buf_len(&ch), buf_head(&msg),
-                             buf_len(&msg), 0);
-        buf_free(&msg);
-    }
-    buf_free(&ch);
+    char ch[sizeof(PRESENCE_PREFIX) + PRESENCE_MAX_CHANNEL];
+    size_t plen = sizeof(PRESENCE_PREFIX) - 1;
+    if (ev->chlen > PRESENCE_MAX_CHANNEL) /* the table never holds one */
+        return;
+    memcpy(ch, PRESENCE_PREFIX, plen);
+    memcpy(ch + plen, ev->ch, ev->chlen);
+    if (!pubsub_has_interest(n->pubsub, ch, plen + ev->chlen, 0))
+        return;
+    buf_t msg;
+    buf_init(&msg);
+    presence_event_json(ev, node_presence_node(n, ev->origin), &msg);
+    pubsub_publish_local(n->pubsub, ch, plen + ev->chlen, buf_head(&msg), buf_len(&msg), 0);
+    buf_free(&msg);
 }
 
 /* A change of this node's own entry: the members learn it (in order, on
