@@ -184,6 +184,8 @@ static const setting_t settings[] = {
         NULL, "1000000",
         "keys remembered for client-side caching (CLIENT TRACKING); beyond, the oldest are "
         "invalidated; 0 no limit"),
+    SET("client", "presence_max_entries", T_COUNT, presence_max_entries, 0, 100000000, 0, NULL,
+        "2000000", "most PRESENCE.JOIN entries this node holds at once (its own); 0 no limit"),
     SET("client", "timeout", T_DURATION, timeout_s, 0, 365 * 86400, SEC, NULL, "0",
         "close a client idle this long (bare number: seconds); 0 never"),
     SET("client", "tcp_backlog", T_INT, tcp_backlog, 1, 65535, 0, NULL, "511",

@@ -63,6 +63,7 @@ typedef struct config {
     int pubsub_output_soft_s;        /* ... 60 s; 0: the next check */
     size_t pubsub_max_subscriptions; /* 1000000 per client; 0: no limit */
     size_t tracking_table_max_keys;  /* 1000000 keys read by tracking clients; 0: none */
+    size_t presence_max_entries;     /* 2000000 presence entries joined on this node; 0: none */
     int tcp_backlog;            /* 511 */
 
     /* [http] */

@@ -218,6 +218,7 @@ cluster_t *cluster_create(uv_loop_t *loop, const config_t *cfg, const cluster_ho
     }
     catchup_needed(cl); /* the cache starts empty */
     interest_init(cl);
+    presync_init(cl);
     return cl;
 }
 
@@ -225,6 +226,7 @@ void cluster_free(cluster_t *cl)
 {
     coherence_free(cl);
     interest_free(cl);
+    presync_free(cl);
     frame_key_free(&cl->key);
     free(cl->members);
     free(cl->authorized);
@@ -289,6 +291,7 @@ void cluster_link_ready(link_t *l)
     m->link_gen++;
     member_link_ready(m, l);
     interest_on_link_ready(m);
+    presync_on_link_ready(m);
 }
 
 void cluster_on_frame(link_t *l, const frame_hdr_t *h)
@@ -332,6 +335,9 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
     case FRAME_MESSAGE:
         interest_on_frame(m, l, h);
         break;
+    case FRAME_PRESENCE:
+        presync_on_frame(m, l, h);
+        break;
     default:
         peer_refuse(l, "unexpected frame type");
     }
@@ -347,6 +353,7 @@ void cluster_end_of_turn(cluster_t *cl)
     coherence_send_commits(cl);
     catchup_send(cl);
     interest_send_pending(cl);
+    presync_send_pending(cl);
     peer_flush_writes(cl);
 }
 

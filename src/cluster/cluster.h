@@ -166,6 +166,8 @@ typedef struct cluster_counters {
     uint64_t pubsub_received;      /* MESSAGE frames received from members */
     uint64_t pubsub_lost;          /* messages a member's interest wanted while its link was down */
     uint64_t interest_frames_sent; /* INTEREST frames sent */
+    uint64_t presence_frames_sent; /* PRESENCE frames sent */
+    uint64_t presence_refused;     /* members' presence entries out of bounds, dropped */
 } cluster_counters_t;
 const cluster_counters_t *cluster_counters(const cluster_t *cl);
 /* Counts a read that missed because the node is not serving. */
@@ -195,6 +197,35 @@ size_t cluster_topics(const cluster_t *cl, int kind);
 typedef void (*cluster_topic_fn)(void *ud, const char *name, size_t len, size_t subscribers);
 void cluster_foreach_topic(const cluster_t *cl, int kind, const char *pat, size_t plen,
                            cluster_topic_fn fn, void *ud);
+
+/* What presence replication (presync.c) needs from the node (each NULL:
+ * not copied). Kept apart from cluster_host_t: set once after
+ * cluster_start, before the loop runs. */
+typedef struct cluster_presence_host {
+    void *ud;
+    /* Visits every entry this node owns, calling emit for each. */
+    void (*presence_owned)(void *ud,
+                           void (*emit)(void *eud, const char *ch, size_t chlen,
+                                        const char *member, size_t mlen, const char *meta,
+                                        size_t metalen),
+                           void *eud);
+    /* A member's change of its own entry: op an enum presence_frame_op
+     * (frame.h), meta only for PRESENCE_JOIN. Returns 0, or -1 when out of
+     * bounds (dropped, counted in presence_refused). */
+    int (*presence_apply)(void *ud, int origin, int op, const char *ch, size_t chlen,
+                          const char *member, size_t mlen, const char *meta, size_t metalen);
+    /* origin's full set begins (begin 1) or is complete (begin 0): what was
+     * held of it and not in the set is gone. */
+    void (*presence_full)(void *ud, int origin, int begin);
+} cluster_presence_host_t;
+void cluster_set_presence_host(cluster_t *cl, const cluster_presence_host_t *h);
+
+/* Presence (presync.c): a change of this node's own entry (op an enum
+ * presence_frame_op; meta only for PRESENCE_JOIN), sent to every member in
+ * order at the end of the turn; every new link starts with the full set of
+ * this node's entries (host.presence_owned). */
+void cluster_presence_change(cluster_t *cl, int op, const char *ch, size_t chlen,
+                             const char *member, size_t mlen, const char *meta, size_t metalen);
 
 /* This node's incarnation (new at every start). */
 uint64_t cluster_incarnation(const cluster_t *cl);

@@ -134,6 +134,8 @@ struct member {
     uint64_t link_gen;     /* links that became READY: one number per link */
     uint64_t interest_gen; /* link_gen of the link its full set came on */
     struct itable *interest; /* what it last announced (kept while it is away) */
+    /* presence (presync.c) */
+    int presence_lost; /* its entries were dropped (DEAD) while its link stayed up */
 };
 enum { SNAP_BUSY_FRESH = 1, SNAP_BUSY_NOT_SERVING = 2 };
 
@@ -189,6 +191,10 @@ struct cluster {
     struct itable *local_interest; /* what this node announces */
     buf_t interest_pending;        /* changes this turn, as INTEREST entries */
     uint32_t interest_pending_n;
+    /* presence (presync.c) */
+    cluster_presence_host_t phost; /* how presync reaches the node's presence table */
+    buf_t presence_pending; /* this turn's changes of our own entries */
+    uint32_t presence_pending_n;
     int stopping;
     int64_t last_cut_off; /* last tick at which this node was cut off */
     /* catch-up (catchup.c) */
@@ -289,6 +295,16 @@ void interest_on_link_ready(member_t *m);
 void interest_on_frame(member_t *m, link_t *l, const frame_hdr_t *h);
 /* Sends this turn's interest changes to every member with a READY link. */
 void interest_send_pending(cluster_t *cl);
+
+/* presync.c: presence entries copied to every member */
+void presync_init(cluster_t *cl);
+void presync_free(cluster_t *cl);
+/* m's link is READY: sends the pending changes, then our full set on it. */
+void presync_on_link_ready(member_t *m);
+/* A PRESENCE frame from m on l. */
+void presync_on_frame(member_t *m, link_t *l, const frame_hdr_t *h);
+/* Sends this turn's changes to every member with a READY link. */
+void presync_send_pending(cluster_t *cl);
 
 int64_t cluster_mono(const cluster_t *cl);
 /* A pseudo-random number from the cluster's generator (xorshift64*, seeded

@@ -406,5 +406,9 @@ CMD_HANDLER(cmd_leader_release);
 CMD_HANDLER(cmd_jobs);
 CMD_HANDLER(cmd_job_run);
 CMD_HANDLER(cmd_job_history);
+CMD_HANDLER(cmd_presence_join);
+CMD_HANDLER(cmd_presence_leave);
+CMD_HANDLER(cmd_presence_list);
+CMD_HANDLER(cmd_presence_count);
 
 #endif

@@ -242,6 +242,16 @@ static command_t table[] = {
     {"job.history", -2, R | X, cmd_job_history,
      "A job's runs, newest first: slot, node, epoch, status, code, start, end, output.", 0, 0,
      0},
+    /* presence (svc/presence.c, cmd_presence.c) */
+    {"presence.join", -3, X, cmd_presence_join,
+     "Joins member to a presence channel from this node: channel member [meta] [TTL seconds]; "
+     "1 new, 0 refreshed. Published on __presence__:<channel>.", 0, 0, 0},
+    {"presence.leave", 3, X, cmd_presence_leave,
+     "Removes this node's entry of member from a presence channel: 1 removed, 0 none.", 0, 0, 0},
+    {"presence.list", 2, R | X, cmd_presence_list,
+     "A presence channel's entries on every node: [member, meta, node] each.", 0, 0, 0},
+    {"presence.count", 2, R | X, cmd_presence_count,
+     "The number of entries of a presence channel on every node.", 0, 0, 0},
 };
 
 #define NCOMMANDS (sizeof(table) / sizeof(table[0]))
@@ -278,7 +288,8 @@ static const key_spec_t key_specs[] = {
     NOKEYS("evalsha_ro"), NOKEYS("script"), NOKEYS("publish"), NOKEYS("subscribe"),
     NOKEYS("psubscribe"), NOKEYS("unsubscribe"), NOKEYS("punsubscribe"), NOKEYS("pubsub"),
     NOKEYS("leader"), NOKEYS("leader.acquire"), NOKEYS("leader.release"), NOKEYS("jobs"),
-    NOKEYS("job.run"), NOKEYS("job.history"),
+    NOKEYS("job.run"), NOKEYS("job.history"), NOKEYS("presence.join"),
+    NOKEYS("presence.leave"), NOKEYS("presence.list"), NOKEYS("presence.count"),
     {"spublish", 1, 1, 1, 0, 0, 0}, {"ssubscribe", 1, -1, 1, 0, 0, 0},
     {"sunsubscribe", 1, -1, 1, 0, 0, 0},
     {"object", 0, 0, 0, 2, 2, 1}, {"memory", 0, 0, 0, 2, 2, 1},

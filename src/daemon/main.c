@@ -24,6 +24,7 @@
 #include "status.h"
 
 #define CRON_INTERVAL_MS 10 /* how often background work runs */
+#define PRESENCE_EXPIRE_BUDGET 10000 /* presence entries expired per cron run, at most */
 #define CRON_BUDGET_US 1000 /* at most this much of it per run */
 
 typedef struct daemon_handles {
@@ -76,6 +77,7 @@ static void on_cron(uv_timer_t *t)
     clock_tick();
     cache_cron(n->cache, clock_now_ms(), CRON_BUDGET_US);
     pubsub_cron(n->pubsub, clock_now_ms());
+    presence_expire(n->presence, clock_mono_ms(), PRESENCE_EXPIRE_BUDGET);
     node_tracking_lease(n);
     node_mode_watch(n);
     /* No wait for a commit outlives what every write may take: replay the
@@ -215,6 +217,7 @@ static int start_subsystems(node_t *n, char *err, size_t errlen)
     if (cluster_start(n->loop, n->cfg, &host, &n->cluster, err, errlen) < 0)
         return -1;
     n->hlc.tag = cluster_version_tag(n->cluster);
+    node_presence_attach(n);
     if (start_http(n) < 0)
         return -1;
     node_hooks_add(&n->end_of_turn, "tracking", tracking_turn, n);

@@ -23,6 +23,10 @@ _Static_assert((int)PUBSUB_CHANNEL == (int)INTEREST_CHANNEL &&
                    (int)PUBSUB_PATTERN == (int)INTEREST_PATTERN &&
                    (int)PUBSUB_SHARD == (int)INTEREST_SHARD && PUBSUB_KINDS == INTEREST_KINDS,
                "pub/sub kinds are the INTEREST frames' kinds");
+_Static_assert((int)PRESENCE_OP_JOIN == (int)PRESENCE_JOIN &&
+                   (int)PRESENCE_OP_LEAVE == (int)PRESENCE_LEAVE &&
+                   (int)PRESENCE_OP_EXPIRE == (int)PRESENCE_EXPIRE,
+               "presence ops are the PRESENCE frames' ops");
 _Static_assert((int)VOP_KEY == (int)FLUSH_KEY && (int)VOP_PREFIX == (int)FLUSH_PREFIX &&
                    (int)VOP_ALL == (int)FLUSH_ALL && (int)VOP_SEED == (int)FLUSH_SEED &&
                        (int)VOP_INVAL == (int)FLUSH_INVAL,
@@ -100,6 +104,52 @@ void node_tracking_lease(node_t *n)
     tracking_set_degraded(n->tracking, cluster_serving_left_ms(n->cluster) <= margin);
 }
 
+/* ---- presence --------------------------------------------------------------- */
+
+#define PRESENCE_PREFIX "__presence__:"
+
+const char *node_presence_node(const node_t *n, int origin)
+{
+    if (origin == PRESENCE_SELF || !n->cluster)
+        return n->cfg->name ? n->cfg->name : "";
+    if ((size_t)origin >= cluster_member_count(n->cluster))
+        return "";
+    member_info_t mi;
+    cluster_member_info(n->cluster, (size_t)origin, &mi);
+    return mi.name ? mi.name : "";
+}
+
+/* Every change of a presence entry (this node's or a member's copy) goes to
+ * this node's subscribers of __presence__:<channel>: each node publishes the
+ * changes it sees, so every subscriber gets each change once, from its own
+ * node. Formatted only when someone listens. */
+static void presence_event(void *ud, const presence_event_t *ev)
+{
+    node_t *n = ud;
+    char ch[sizeof(PRESENCE_PREFIX) + PRESENCE_MAX_CHANNEL];
+    size_t plen = sizeof(PRESENCE_PREFIX) - 1;
+    if (ev->chlen > PRESENCE_MAX_CHANNEL) /* the table never holds one */
+        return;
+    memcpy(ch, PRESENCE_PREFIX, plen);
+    memcpy(ch + plen, ev->ch, ev->chlen);
+    if (!pubsub_has_interest(n->pubsub, ch, plen + ev->chlen, 0))
+        return;
+    buf_t msg;
+    buf_init(&msg);
+    presence_event_json(ev, node_presence_node(n, ev->origin), &msg);
+    pubsub_publish_local(n->pubsub, ch, plen + ev->chlen, buf_head(&msg), buf_len(&msg), 0);
+    buf_free(&msg);
+}
+
+/* A change of this node's own entry: the members learn it (in order, on
+ * each link). */
+static void presence_change(void *ud, int op, const char *ch, size_t chlen, const char *member,
+                            size_t mlen, const char *meta, size_t metalen)
+{
+    node_t *n = ud;
+    cluster_presence_change(n->cluster, op, ch, chlen, member, mlen, meta, metalen);
+}
+
 static void wake_for_tracking(client_t *c)
 {
     server_write_now(c->server, c);
@@ -128,6 +178,8 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
                            cfg->pubsub_output_limit_soft, (int64_t)cfg->pubsub_output_soft_s * 1000};
     n->pubsub = pubsub_new(&lim);
     pubsub_set_count_cb(n->pubsub, announce_count, n);
+    n->presence = presence_new(cfg->presence_max_entries);
+    presence_set_hooks(n->presence, presence_event, presence_change, n);
     n->tracking = tracking_new(cfg->tracking_table_max_keys, wake_for_tracking);
     n->watch = watch_new();
     cache_on_change(n->cache, on_cache_change, n);
@@ -146,6 +198,7 @@ void node_free(node_t *n)
     metrics_free(n->metrics);
     keyspaces_free(n->keyspaces);
     pubsub_free(n->pubsub); /* empty by now: closing every client dropped its subscriptions */
+    presence_free(n->presence);
     tracking_free(n->tracking);
     watch_free(n->watch);
     script_free(n->script);
@@ -358,6 +411,10 @@ static void host_origin_gone(void *ud, int origin)
     orphans_t o = {NULL, 0};
     inflight_take_origin(n->inflight, origin, collect_orphan, &o);
     replay_orphans(n, &o);
+    size_t gone = presence_drop_origin(n->presence, origin); /* leave events "node_gone" */
+    if (gone)
+        log_info("presence", "%zu entries of %s left with their node", gone,
+                 node_presence_node(n, origin));
 }
 
 void node_sweep_inflight(node_t *n, int64_t older_than_mono)
@@ -472,20 +529,75 @@ static void host_deliver(void *ud, const char *ch, size_t chlen, const char *msg
     pubsub_publish_local(n->pubsub, ch, chlen, msg, mlen, shard);
 }
 
+/* ---- presence: this node's entries to the members, theirs to this node ------ */
+
+typedef struct owned_walk {
+    void (*emit)(void *eud, const char *ch, size_t chlen, const char *member, size_t mlen,
+                 const char *meta, size_t metalen);
+    void *eud;
+} owned_walk_t;
+
+static void owned_visit(void *ud, const char *ch, size_t chlen, const char *member, size_t mlen,
+                        const char *meta, size_t metalen, int origin)
+{
+    owned_walk_t *w = ud;
+    (void)origin;
+    w->emit(w->eud, ch, chlen, member, mlen, meta, metalen);
+}
+
+static void host_presence_owned(void *ud,
+                                void (*emit)(void *eud, const char *ch, size_t chlen,
+                                             const char *member, size_t mlen, const char *meta,
+                                             size_t metalen),
+                                void *eud)
+{
+    node_t *n = ud;
+    owned_walk_t w = {emit, eud};
+    presence_foreach_owned(n->presence, owned_visit, &w);
+}
+
+static int host_presence_apply(void *ud, int origin, int op, const char *ch, size_t chlen,
+                               const char *member, size_t mlen, const char *meta,
+                               size_t metalen)
+{
+    node_t *n = ud;
+    return presence_apply(n->presence, origin, op, ch, chlen, member, mlen, meta, metalen);
+}
+
+static void host_presence_full(void *ud, int origin, int begin)
+{
+    node_t *n = ud;
+    if (begin) {
+        presence_sync_begin(n->presence, origin);
+        return;
+    }
+    size_t gone = presence_sync_end(n->presence, origin);
+    if (gone)
+        log_info("presence", "%zu entries of %s were gone from its full set", gone,
+                 node_presence_node(n, origin));
+}
+
+void node_presence_attach(node_t *n)
+{
+    cluster_presence_host_t h = {n, host_presence_owned, host_presence_apply, host_presence_full};
+    cluster_set_presence_host(n->cluster, &h);
+}
+
 cluster_host_t node_cluster_host(node_t *n)
 {
     int replicated = keyspaces_any_replicated(n->keyspaces);
-    return (cluster_host_t){n,
-                            host_apply,
-                            host_drop_all,
-                            host_skipped_upto,
-                            host_progress,
-                            host_observe,
-                            hlc_at(n->start_ms),
-                            replicated ? host_snapshot : NULL,
-                            replicated ? host_apply_snapshot : NULL,
-                            host_deliver,
-                            host_committed,
-                            host_aborted,
-                            host_origin_gone};
+    cluster_host_t h = {n,
+                        host_apply,
+                        host_drop_all,
+                        host_skipped_upto,
+                        host_progress,
+                        host_observe,
+                        hlc_at(n->start_ms),
+                        replicated ? host_snapshot : NULL,
+                        replicated ? host_apply_snapshot : NULL,
+                        host_deliver,
+                        host_committed,
+                        host_aborted,
+                        host_origin_gone};
+    return h;
 }

@@ -28,6 +28,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "mode.h"
+#include "presence.h"
 #include "pubsub.h"
 #include "scheduler.h"
 #include "server.h"
@@ -68,6 +69,7 @@ typedef struct node {
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */
     pubsub_t *pubsub;   /* this node's channels, patterns and subscribers */
+    presence_t *presence; /* PRESENCE.*: this node's entries and the members' copies */
     keyspaces_t *keyspaces; /* write modes by key prefix; NULL: every key replicates */
     tracking_t *tracking; /* CLIENT TRACKING: fed by the cache's change signal */
     watch_t *watch;       /* WATCHed keys: fed by the same signal */
@@ -152,5 +154,11 @@ void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t vers
  * those the members in contact announced (cluster_publish). */
 size_t node_publish(node_t *n, const char *ch, size_t chlen, const char *msg, size_t mlen,
                     int shard);
+/* The name of a presence entry's node (origin: PRESENCE_SELF or a member
+ * index). Owned by the node or the cluster; "" when unknown. */
+const char *node_presence_node(const node_t *n, int origin);
+/* After cluster_start: the cluster copies presence entries through this
+ * node's table (cluster_set_presence_host). */
+void node_presence_attach(node_t *n);
 
 #endif

@@ -148,6 +148,12 @@ GETTER(get_ps_messages, n->pubsub ? pubsub_stats(n->pubsub)->messages : 0)
 GETTER(get_ps_deliveries, n->pubsub ? pubsub_stats(n->pubsub)->deliveries : 0)
 GETTER(get_ps_limit_closes, n->pubsub ? pubsub_stats(n->pubsub)->output_limit_disconnects : 0)
 GETTER(get_ps_refusals, n->pubsub ? pubsub_stats(n->pubsub)->subscription_limit_refusals : 0)
+GETTER(get_pr_entries, n->presence ? presence_entries(n->presence) : 0)
+GETTER(get_pr_owned, n->presence ? presence_owned(n->presence) : 0)
+GETTER(get_pr_channels, n->presence ? presence_channels(n->presence) : 0)
+GETTER(get_pr_memory, n->presence ? presence_memory(n->presence) : 0)
+GETTER(get_pr_frames, cluster_counters(n->cluster)->presence_frames_sent)
+GETTER(get_pr_refused, cluster_counters(n->cluster)->presence_refused)
 GETTER(get_commands, n->stats.commands_processed)
 GETTER(get_used_peak, used_peak(n))
 GETTER(get_ops_per_sec, ops_per_sec(n))
@@ -411,6 +417,19 @@ static const metric_t rows[] = {
         get_ps_refusals),
     ROW(G, "cohort_pubsub_memory_bytes", "Bytes held by the pub/sub tables.", 0,
         "memory:mem_pubsub", "pubsub.memory", NULL, get_ps_memory),
+    ROW(G, "cohort_presence_entries", "Presence entries held here (every node's).", 0,
+        "stats:presence_entries", "presence.entries", NULL, get_pr_entries),
+    ROW(G, "cohort_presence_owned_entries", "Presence entries joined on this node.", 0,
+        "stats:presence_owned_entries", "presence.owned", NULL, get_pr_owned),
+    ROW(G, "cohort_presence_channels", "Presence channels with at least one entry.", 0,
+        "stats:presence_channels", NULL, NULL, get_pr_channels),
+    ROW(G, "cohort_presence_memory_bytes", "Bytes held by the presence table.", 0,
+        "memory:mem_presence", "presence.memory", NULL, get_pr_memory),
+    ROW(C, "cohort_presence_frames_sent_total", "PRESENCE frames sent to members.", 0,
+        "cohort:presence_frames_sent", NULL, NULL, get_pr_frames),
+    ROW(C, "cohort_presence_refused_total",
+        "Members' presence entries dropped for being out of bounds.", 0,
+        "cohort:presence_refused", NULL, NULL, get_pr_refused),
     ROW(C, "cohort_setl_refused_total", "SETL fills refused because the key was flushed.", 0,
         "stats:setl_refused", NULL, NULL, get_setl_refused),
     /* replication: a master with no replicas; cluster: not a Redis Cluster */

@@ -477,6 +477,48 @@ int frame_get_message(frame_reader_t *r, frame_message_t *m, uint32_t max_len)
     return 0;
 }
 
+/* ---- PRESENCE -------------------------------------------------------------- */
+
+void frame_put_presence_head(buf_t *b, uint8_t flags, uint32_t count)
+{
+    assert((flags & ~PRESENCE_FLAGS) == 0);
+    frame_put_u8(b, flags);
+    frame_put_u32(b, count);
+}
+
+void frame_put_presence(buf_t *b, uint8_t op, const void *ch, size_t chlen, const void *member,
+                        size_t mlen, const void *meta, size_t metalen)
+{
+    assert(op >= PRESENCE_JOIN && op <= PRESENCE_EXPIRE);
+    frame_put_u8(b, op);
+    frame_put_bytes(b, ch, chlen);
+    frame_put_bytes(b, member, mlen);
+    if (op == PRESENCE_JOIN)
+        frame_put_bytes(b, meta, metalen);
+}
+
+int frame_get_presence_head(frame_reader_t *r, uint8_t *flags, uint32_t *count)
+{
+    if (frame_get_u8(r, flags) < 0 || frame_get_u32(r, count) < 0)
+        return FRAME_EMALFORMED;
+    return (*flags & ~PRESENCE_FLAGS) ? fail_reader(r) : 0;
+}
+
+int frame_get_presence(frame_reader_t *r, frame_presence_t *e, uint32_t max_len)
+{
+    memset(e, 0, sizeof(*e));
+    if (frame_get_u8(r, &e->op) < 0)
+        return FRAME_EMALFORMED;
+    if (e->op < PRESENCE_JOIN || e->op > PRESENCE_EXPIRE)
+        return fail_reader(r);
+    if (frame_get_bytes(r, &e->channel, max_len) < 0 ||
+        frame_get_bytes(r, &e->member, max_len) < 0)
+        return FRAME_EMALFORMED;
+    if (e->op == PRESENCE_JOIN && frame_get_bytes(r, &e->meta, max_len) < 0)
+        return FRAME_EMALFORMED;
+    return 0;
+}
+
 /* ------------------------------------------------------------ handshake */
 
 int frame_nonce(uint8_t nonce[FRAME_NONCE_SIZE])

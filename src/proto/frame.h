@@ -79,6 +79,16 @@
  *   COMMIT   u64 incarnation, u64 flush number: the sender's writes up to it
  *            (but those it aborted) are applied by every member that could
  *            serve them
+ *   PRESENCE u8 flags (PRESENCE_FULL_BEGIN: the sender's full set of presence
+ *            entries starts here, PRESENCE_FULL_END: it ends with this frame,
+ *            PRESENCE_FULL_REQUEST: send me your full set, I dropped your
+ *            entries while this link stayed up; any other bit set is
+ *            malformed), u32 count, then count entries:
+ *            u8 op (1 JOIN, 2 LEAVE, 3 EXPIRE: enum presence_op), bytes
+ *            channel, bytes member, and for JOIN bytes metadata. Only the
+ *            sender's own entries. Sent: a full set (JOINs only, in frames of
+ *            about FRAME_BATCH_SOFT) as soon as a link is READY, then the
+ *            changes in order once per loop turn (cluster/presync.c).
  *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
  *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
  *            entries: u64 version, bytes key, u64 time to live in ms (0:
@@ -136,7 +146,8 @@ enum frame_type {
     FRAME_NACK = 17,
     FRAME_ABORT = 18,
     FRAME_COMMIT = 19,
-    FRAME_TYPE_MAX = 19
+    FRAME_PRESENCE = 20,
+    FRAME_TYPE_MAX = 20
 };
 
 /* The kinds of an INTEREST entry (svc/pubsub.h's enum pubsub_kind has the
@@ -145,6 +156,11 @@ enum interest_kind { INTEREST_CHANNEL = 0, INTEREST_PATTERN = 1, INTEREST_SHARD 
 #define INTEREST_KINDS 3
 #define INTEREST_FULL 1 /* INTEREST's flag: this frame starts a full set */
 #define MESSAGE_SHARD 1 /* MESSAGE's flag: a shard channel's message */
+#define PRESENCE_FULL_BEGIN 1 /* PRESENCE's flags: a full set starts */
+#define PRESENCE_FULL_END 2   /* ... and is complete */
+#define PRESENCE_FULL_REQUEST 4 /* ... is asked for */
+#define PRESENCE_FLAGS 7
+enum presence_frame_op { PRESENCE_JOIN = 1, PRESENCE_LEAVE = 2, PRESENCE_EXPIRE = 3 };
 
 enum flush_kind {
     FLUSH_KEY = 1,
@@ -268,6 +284,24 @@ int frame_get_interest(frame_reader_t *r, frame_interest_t *e, uint32_t max_name
 /* Reads a whole MESSAGE payload (channel and payload up to max_len bytes
  * each). Returns 0, or FRAME_EMALFORMED (unknown flags, short, bytes left). */
 int frame_get_message(frame_reader_t *r, frame_message_t *m, uint32_t max_len);
+
+/* PRESENCE payloads: the head, then count entries (meta only for
+ * PRESENCE_JOIN). */
+void frame_put_presence_head(buf_t *b, uint8_t flags, uint32_t count);
+void frame_put_presence(buf_t *b, uint8_t op, const void *ch, size_t chlen, const void *member,
+                        size_t mlen, const void *meta, size_t metalen);
+typedef struct frame_presence {
+    uint8_t op; /* enum presence_frame_op */
+    frame_bytes_t channel;
+    frame_bytes_t member;
+    frame_bytes_t meta; /* empty unless PRESENCE_JOIN */
+} frame_presence_t;
+/* Reads PRESENCE's flags and count. Returns 0, or FRAME_EMALFORMED. */
+int frame_get_presence_head(frame_reader_t *r, uint8_t *flags, uint32_t *count);
+/* Reads the next PRESENCE entry (each byte string up to max_len). Returns 0
+ * with *e pointing into the payload, or FRAME_EMALFORMED (short, unknown
+ * op, too long). */
+int frame_get_presence(frame_reader_t *r, frame_presence_t *e, uint32_t max_len);
 
 /* Handshake cryptography. role is "initiator" or "acceptor". names is the
  * initiator's node name followed by the acceptor's. Returns 0 or -1. */

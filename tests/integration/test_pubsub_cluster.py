@@ -8,8 +8,8 @@ matching subscriber (the peer message counter stays still otherwise);
 PUBLISH and PUBSUB NUMSUB / SHARDNUMSUB / CHANNELS / NUMPAT count every node
 in contact; interest is right after unsubscribes, disconnects and restarts;
 messages a member wanted while its link was down are counted as lost.
-The socket.io test runs tests/integration/socketio/adapter_check.js (two
-socket.io servers on two nodes, @socket.io/redis-adapter over node-redis).
+The socket.io test runs tests/integration/socketio/adapter_check.js (three
+socket.io servers on three nodes, @socket.io/redis-adapter over node-redis).
 """
 
 import json
@@ -405,16 +405,19 @@ def _socketio_ready():
 
 @pytest.mark.parametrize("adapter", ["classic", "sharded"])
 def test_socketio_redis_adapter_across_nodes(cluster_factory, adapter):
+    """Three socket.io servers, one per node (adapter_check.js)."""
     if not _socketio_ready():
         pytest.fail("socket.io packages missing: run scripts/install-deps.sh "
                     "(npm install in tests/integration/socketio)")
-    n1, n2 = cluster_factory(2)
-    out = subprocess.run(["node", os.path.join(SOCKETIO_DIR, "adapter_check.js"), adapter,
-                          str(n1.port), str(n2.port)],
-                         capture_output=True, text=True, timeout=scaled(60), cwd=SOCKETIO_DIR)
+    nodes = cluster_factory(3)
+    out = subprocess.run(["node", os.path.join(SOCKETIO_DIR, "adapter_check.js"), adapter] +
+                         [str(n.port) for n in nodes],
+                         capture_output=True, text=True, timeout=scaled(90), cwd=SOCKETIO_DIR)
     assert out.returncode == 0, "adapter_check.js failed:\n%s\n%s" % (out.stdout, out.stderr)
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert res["broadcast"] == "hello from server 2"
-    assert res["fetched"] == [res["client_id"]]
-    assert res["acks"] == ["pong from server 1"]
-    assert res["server_count_from_2"] == 2
+    # the room broadcast from server 3 reached the clients of servers 1 and 2 only
+    assert res["room"] == [["to room1 from server 3"], ["to room1 from server 3"], []]
+    assert res["everyone"] == [["to everyone from server 2"]] * 3
+    assert res["fetched"] == sorted(res["client_ids"][:2])
+    assert res["acks"] == ["pong from server 1", "pong from server 2"]
+    assert res["server_counts"] == [3, 3, 3]

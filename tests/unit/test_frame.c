@@ -100,6 +100,8 @@ struct decoded {
     uint32_t ninterest;
     frame_interest_t interest[4];
     frame_message_t msg;
+    uint32_t npresence;
+    frame_presence_t presence[4];
 };
 
 struct interest_sample {
@@ -192,6 +194,12 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
         frame_put_u64(b, 3000);
         frame_put_bytes(b, "v\0", 2);
         frame_put_u8(b, 0x10);
+        break;
+    case FRAME_PRESENCE: /* a join with metadata, a leave, an expiry */
+        frame_put_presence_head(b, PRESENCE_FULL_BEGIN | PRESENCE_FULL_END, 3);
+        frame_put_presence(b, PRESENCE_JOIN, "room", 4, "alice", 5, "{\"a\":1}", 7);
+        frame_put_presence(b, PRESENCE_LEAVE, "room", 4, "bob", 3, NULL, 0);
+        frame_put_presence(b, PRESENCE_EXPIRE, "r\0", 2, "c", 1, NULL, 0);
         break;
     case FRAME_INTEREST:
         frame_put_interest_head(b, INTEREST_FULL, (uint32_t)NINTEREST);
@@ -286,6 +294,14 @@ static int parse_payload(const frame_hdr_t *h, struct decoded *d)
             rc |= frame_get_u8(&r, &d->e[i].kind); /* the form */
         }
         break;
+    case FRAME_PRESENCE:
+        rc |= frame_get_presence_head(&r, &d->flags, &d->npresence);
+        for (uint32_t i = 0; rc == 0 && i < d->npresence; i++) {
+            if (i >= 4)
+                return FRAME_EMALFORMED;
+            rc |= frame_get_presence(&r, &d->presence[i], 1 << 20);
+        }
+        break;
     case FRAME_INTEREST: {
         rc |= frame_get_interest_head(&r, &d->flags, &d->ninterest);
         for (uint32_t i = 0; rc == 0 && i < d->ninterest; i++) {
@@ -377,6 +393,19 @@ static void check_sample(int type, const struct decoded *d)
         assert_true(d->e[0].expire_at == 3000);
         assert_bytes(d->e[0].value, "v\0", 2);
         assert_int_equal(d->e[0].kind, 0x10);
+        break;
+    case FRAME_PRESENCE:
+        assert_int_equal(d->flags, PRESENCE_FULL_BEGIN | PRESENCE_FULL_END);
+        assert_int_equal(d->npresence, 3);
+        assert_int_equal(d->presence[0].op, PRESENCE_JOIN);
+        assert_bytes(d->presence[0].channel, "room", 4);
+        assert_bytes(d->presence[0].member, "alice", 5);
+        assert_bytes(d->presence[0].meta, "{\"a\":1}", 7);
+        assert_int_equal(d->presence[1].op, PRESENCE_LEAVE);
+        assert_bytes(d->presence[1].member, "bob", 3);
+        assert_int_equal(d->presence[1].meta.len, 0);
+        assert_int_equal(d->presence[2].op, PRESENCE_EXPIRE);
+        assert_bytes(d->presence[2].channel, "r\0", 2);
         break;
     case FRAME_INTEREST:
         assert_int_equal(d->flags, INTEREST_FULL);
@@ -1530,6 +1559,35 @@ static int write_corpus(const char *dir)
     return 0;
 }
 
+/* PRESENCE: unknown flags and ops, short entries are malformed. */
+static void test_presence_malformed(void **state)
+{
+    (void)state;
+    frame_hdr_t h;
+    uint8_t flags;
+    uint32_t count;
+    frame_reader_t r = reader_over(FRAME_PRESENCE, "\x08\0\0\0\0", 5, &h);
+    assert_int_equal(frame_get_presence_head(&r, &flags, &count), FRAME_EMALFORMED);
+    r = reader_over(FRAME_PRESENCE, "\x04\0\0\0\0", 5, &h);
+    assert_int_equal(frame_get_presence_head(&r, &flags, &count), 0);
+    assert_int_equal(flags, PRESENCE_FULL_REQUEST);
+    r = reader_over(FRAME_PRESENCE, "\x03\0\0\0\1", 5, &h);
+    assert_int_equal(frame_get_presence_head(&r, &flags, &count), 0);
+    assert_int_equal(count, 1);
+    frame_presence_t e;
+    assert_int_equal(frame_get_presence(&r, &e, 100), FRAME_EMALFORMED); /* no entry */
+    static const char bad_op[] = "\x09\0\0\0\1c\0\0\0\1m";
+    r = reader_over(FRAME_PRESENCE, bad_op, sizeof(bad_op) - 1, &h);
+    assert_int_equal(frame_get_presence(&r, &e, 100), FRAME_EMALFORMED);
+    static const char no_meta[] = "\x01\0\0\0\1c\0\0\0\1m";
+    r = reader_over(FRAME_PRESENCE, no_meta, sizeof(no_meta) - 1, &h);
+    assert_int_equal(frame_get_presence(&r, &e, 100), FRAME_EMALFORMED);
+    static const char leave[] = "\x02\0\0\0\1c\0\0\0\1m";
+    r = reader_over(FRAME_PRESENCE, leave, sizeof(leave) - 1, &h);
+    assert_int_equal(frame_get_presence(&r, &e, 100), 0);
+    assert_int_equal(frame_reader_done(&r), 0);
+}
+
 int main(int argc, char **argv)
 {
     samples_init();
@@ -1561,6 +1619,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_interest_refuses_bad_entries),
         cmocka_unit_test(test_message_refuses_bad_payloads),
         cmocka_unit_test(test_messages_in_order_no_replay),
+        cmocka_unit_test(test_presence_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
