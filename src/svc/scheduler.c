@@ -18,21 +18,28 @@
  *      epoch, unexpired by the database's clock. Started is final: nobody
  *      else ever starts that slot.
  *   3. spawn only when the start's answer says "started by this node with
- *      this epoch" and lease_held() still trusts that epoch. A lost answer
- *      (rc < 0) is resolved by repeating the start while the lease is
- *      trusted with that epoch (the answer is the row); if the lease is not
- *      trusted, wait until it is again, or until the store reports the epoch
- *      over (lease_epoch_over), and then read the row back with the same
- *      statement (the fence can no longer pass): started by this node => it
- *      was started and cannot run: recorded "abandoned", never re-run.
+ *      this epoch" and lease_held() still trusts that epoch. A start is sent
+ *      only while the lease is trusted for a while yet (lease_held_ahead),
+ *      so its answer normally arrives in time. A lost answer (rc < 0) is
+ *      resolved by repeating the start while the lease is trusted with that
+ *      epoch (the answer is the row). While the lease is not trusted and
+ *      its epoch may still be live, the start is handed back (unstart:
+ *      started -> claimed under the same fence, which passes only while no
+ *      other node can have led since); once the store reports the epoch
+ *      over (lease_epoch_over), the start statement only reads the row back
+ *      (the fence cannot pass): started by this node => it cannot run:
+ *      recorded "abandoned", never re-run. A node stopping (SIGTERM) hands
+ *      back a start it will not spawn. (resolve_start)
  *   4. a new holder's catch-up (store_job_last) counts only started slots as
  *      run: claimed-only slots fall due again, and their claims are taken
  *      over by the higher epoch.
  * So: every slot is started at most once and runs at most once. It runs
- * exactly once unless the node that started it dies, is stopped (SIGTERM:
- * runs are cancelled), or loses its lease between the start and the spawn;
- * then it is recorded as started (or abandoned) and not re-run. The lease
- * simulator checks both (tests/sim/lease_sim.c, L6 and L7). */
+ * exactly once unless the node that started it cannot spawn it and can
+ * neither learn nor undo the start before its epoch ends (it crashed, or was
+ * paused, or lost the database, past its lease); then it is recorded as
+ * started (or abandoned) and not re-run. A run in progress when its node
+ * dies or stops is not re-run either. The lease simulator checks both
+ * (tests/sim/lease_sim.c, L6 and L7). */
 #include "scheduler.h"
 
 #include <stdio.h>
@@ -314,7 +321,6 @@ static int epoch_over(sjob_t *j)
     return j->spec.where == JOBSPEC_WHERE_LEADER &&
            lease_epoch_over(j->s->leases, j->spec.lease, j->run_epoch);
 }
-
 
 static void on_stop_unstart(void *ud, int rc, const char *err, const store_slot_t *slot)
 {
