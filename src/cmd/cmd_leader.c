@@ -10,8 +10,12 @@
  *   JOB.RUN name                 fires the job once now (slot = now, claimed
  *                                once cluster-wide, run on this node); +OK; a
  *                                leader job only on its lease's holder
- *   JOB.HISTORY name [count]     newest first, per run: [slot ms, node, epoch,
- *                                status, code, started ms, ended ms, output]
+ *   JOB.HISTORY name [count]     newest first, per slot: [slot ms, node, epoch,
+ *                                status, code, started ms, ended ms, output];
+ *                                status is the outcome (ok, failed, timeout,
+ *                                error, abandoned), or "running" (started, no
+ *                                outcome yet), or "claimed" (claimed, never
+ *                                started: the next holder takes it over)
  *
  * Owns: argument checks and the replies.
  * Never: waits for the store: replies come from the lease manager's and the
@@ -188,7 +192,7 @@ CMD_HANDLER(cmd_job_history)
         resp_add_int(&c->out, r->slot_ms);
         resp_add_bulk_str(&c->out, r->node);
         resp_add_int(&c->out, r->epoch);
-        resp_add_bulk_str(&c->out, r->status[0] ? r->status : "running");
+        resp_add_bulk_str(&c->out, r->status[0] ? r->status : r->started ? "running" : "claimed");
         resp_add_int(&c->out, r->code);
         resp_add_int(&c->out, r->started_ms);
         resp_add_int(&c->out, r->ended_ms);

@@ -226,6 +226,7 @@ GETTER(get_job_ok, scheduler_stats(n->scheduler)->runs_ok)
 GETTER(get_job_failed, scheduler_stats(n->scheduler)->runs_failed)
 GETTER(get_job_taken, scheduler_stats(n->scheduler)->slots_taken)
 GETTER(get_job_skipped, scheduler_stats(n->scheduler)->slots_skipped)
+GETTER(get_job_abandoned, scheduler_stats(n->scheduler)->slots_abandoned)
 
 static void human_bytes(char *out, size_t len, uint64_t n)
 {
@@ -537,6 +538,9 @@ static const metric_t rows[] = {
         NULL, NULL, get_job_taken),
     ROW(C, "cohort_job_slots_skipped_total", "Slots dropped by overlap = skip.", 0, NULL, NULL,
         NULL, get_job_skipped),
+    ROW(C, "cohort_job_slots_abandoned_total",
+        "Slots started here whose lease was lost before the run (not run, never re-run).", 0,
+        NULL, NULL, NULL, get_job_abandoned),
 };
 
 #undef C

@@ -178,6 +178,12 @@ static void deliver(store_t *s, store_op_t *op)
     case OP_JOB_CLAIM:
         ((store_claim_cb)op->cb)(ud, rc, err, op->flag);
         break;
+    case OP_JOB_START:
+    case OP_JOB_UNSTART:
+        if (!op->slot.node)
+            op->slot.node = "";
+        ((store_slot_cb)op->cb)(ud, rc, err, rc == 0 ? &op->slot : NULL);
+        break;
     case OP_JOB_HISTORY:
         ((store_runs_cb)op->cb)(ud, rc, err, op->runs, op->n_out);
         break;
@@ -600,6 +606,36 @@ int store_job_claim(store_t *s, const char *job, int64_t slot_ms, const char *no
     op->a = slot_ms;
     op->b = epoch;
     return submit(s, op);
+}
+
+static int job_start(store_t *s, enum store_op_kind kind, const char *job, int64_t slot_ms,
+                     const char *node, int64_t epoch, const char *lease, store_slot_cb cb,
+                     void *ud)
+{
+    if (!name_ok(job) || !name_ok(node) || (lease && !name_ok(lease)))
+        return STORE_EINVAL;
+    int rc;
+    store_op_t *op = op_new(s, kind, (void *)cb, ud, &rc);
+    if (!op)
+        return rc;
+    op->name = op_str(op, job);
+    op->holder = op_str(op, node);
+    op->addr = lease ? op_str(op, lease) : NULL;
+    op->a = slot_ms;
+    op->b = epoch;
+    return submit(s, op);
+}
+
+int store_job_start(store_t *s, const char *job, int64_t slot_ms, const char *node, int64_t epoch,
+                    const char *lease, store_slot_cb cb, void *ud)
+{
+    return job_start(s, OP_JOB_START, job, slot_ms, node, epoch, lease, cb, ud);
+}
+
+int store_job_unstart(store_t *s, const char *job, int64_t slot_ms, const char *node,
+                      int64_t epoch, const char *lease, store_slot_cb cb, void *ud)
+{
+    return job_start(s, OP_JOB_UNSTART, job, slot_ms, node, epoch, lease, cb, ud);
 }
 
 int store_job_finish(store_t *s, const char *job, int64_t slot_ms, const char *status, int64_t code,

@@ -124,7 +124,7 @@ typedef struct store_health {
 } store_health_t;
 
 /* Newest schema version this code knows (same for both backends). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens a store on loop. Checks the URL (scheme, syntax; for SQLite an
  * absolute path whose directory exists and is writable) and returns 0 with
@@ -194,12 +194,30 @@ typedef void (*store_lease_cb)(void *ud, int rc, const char *err, const store_le
 
 typedef void (*store_claim_cb)(void *ud, int rc, const char *err, bool claimed);
 
+/* A job slot's row: claimed -> started -> finished (see the Jobs operations). */
+enum store_slot_state {
+    STORE_SLOT_NONE = 0,     /* no row */
+    STORE_SLOT_CLAIMED = 1,  /* claimed, never started: another claim may take it over */
+    STORE_SLOT_STARTED = 2,  /* started by node under epoch; no outcome recorded yet */
+    STORE_SLOT_FINISHED = 3, /* the outcome is recorded */
+};
+
+typedef struct store_slot {
+    enum store_slot_state state; /* as the row is after the statement */
+    const char *node;            /* "" when state is NONE */
+    int64_t epoch;
+} store_slot_t;
+
+/* slot is NULL when rc < 0. */
+typedef void (*store_slot_cb)(void *ud, int rc, const char *err, const store_slot_t *slot);
+
 typedef struct store_run {
     const char *job;
     int64_t slot_ms; /* the scheduled time (the scheduler's clock) */
     const char *node;
     int64_t epoch;
     const char *status; /* "" while the run has not finished */
+    bool started;       /* the slot was started (store_job_start); false: only claimed */
     int64_t code;       /* exit code or HTTP status */
     const void *output; /* tail of the output, at most STORE_OUTPUT_MAX bytes */
     size_t output_len;
@@ -253,14 +271,43 @@ int store_lease_release(store_t *s, const char *name, const char *holder, store_
                         void *ud);
 int store_lease_get(store_t *s, const char *name, store_lease_cb cb, void *ud);
 
-/* Jobs. claim inserts the slot (job, slot_ms) once: claimed is true for
- * exactly one claimer. finish records the outcome of a claimed slot
- * (STORE_ENOENT if it was never claimed); output longer than
- * STORE_OUTPUT_MAX keeps its last STORE_OUTPUT_MAX bytes. history returns up
- * to count runs, newest slot first; last returns the newest (n = 0 if none).
- * prune deletes runs whose slot_ms < before_ms and returns how many. */
+/* Jobs. A slot (job, slot_ms) has at most one row, whose life is
+ * claimed -> started -> finished; only started is final for who runs it.
+ *
+ * claim is idempotent and re-claimable: it inserts the row as claimed by
+ * (node, epoch); if the row exists, is still only claimed, and carries a
+ * LOWER epoch, it takes it over (a new lease holder takes the slots an old
+ * one claimed but never started); a repeat of the same claim (same node and
+ * epoch) changes nothing. claimed is true when the row is then claimed by
+ * (node, epoch) and not started: the caller may start it.
+ *
+ * start moves the row from claimed to started in one statement, only if it
+ * is claimed by (node, epoch) and, when lease is not NULL, the lease row
+ * names node with that epoch and has not expired by the database's clock
+ * (the fence). It reports the row as it is afterwards, so a repeat after a
+ * lost answer tells whether the first took effect: state STARTED with this
+ * node and epoch means this caller started it, now or before. A slot is
+ * started at most once, ever.
+ *
+ * finish records the outcome of a claimed slot (STORE_ENOENT if it was
+ * never claimed); output longer than STORE_OUTPUT_MAX keeps its last
+ * STORE_OUTPUT_MAX bytes. history returns up to count rows, newest slot
+ * first (claimed-only rows too: started tells them apart); last returns the
+ * newest STARTED (or finished) row, n = 0 if none: claimed-only rows do not
+ * count as run. prune deletes rows whose slot_ms < before_ms and returns how
+ * many. */
 int store_job_claim(store_t *s, const char *job, int64_t slot_ms, const char *node, int64_t epoch,
                     store_claim_cb cb, void *ud);
+int store_job_start(store_t *s, const char *job, int64_t slot_ms, const char *node, int64_t epoch,
+                    const char *lease, store_slot_cb cb, void *ud);
+/* unstart undoes a start that was never acted on: started -> claimed, only
+ * if started by (node, epoch), not finished, and under the same fence as
+ * start. While the lease row still names node with epoch, no other node has
+ * led since the start, so none has seen the slot as started: the next
+ * holder takes the claim over and runs it. For a node that is stopping with
+ * a start it will not spawn. Reports the row as start does. */
+int store_job_unstart(store_t *s, const char *job, int64_t slot_ms, const char *node,
+                      int64_t epoch, const char *lease, store_slot_cb cb, void *ud);
 int store_job_finish(store_t *s, const char *job, int64_t slot_ms, const char *status, int64_t code,
                      const void *output, size_t output_len, int64_t started_ms, int64_t ended_ms,
                      store_done_cb cb, void *ud);

@@ -27,6 +27,8 @@ enum store_op_kind {
     OP_LEASE_RELEASE,
     OP_LEASE_GET,
     OP_JOB_CLAIM,
+    OP_JOB_START,
+    OP_JOB_UNSTART,
     OP_JOB_FINISH,
     OP_JOB_HISTORY,
     OP_JOB_PRUNE,
@@ -47,7 +49,7 @@ typedef struct store_op {
     /* inputs (strings and bytes are copies owned by the op) */
     char *name;   /* member / lease / job name, origin, reader */
     char *holder; /* lease holder, job node, member addr, status */
-    char *addr;
+    char *addr;   /* member addr; OP_JOB_START: the lease name, NULL for none */
     int64_t a, b, c, d, e;        /* numbers; meaning per kind (see store.c) */
     store_flush_entry_t *entries; /* OP_FLUSH_APPEND: n_in entries */
     size_t n_in;
@@ -68,6 +70,7 @@ typedef struct store_op {
     size_t n_out;
     store_lease_t lease;
     bool flag; /* claimed */
+    store_slot_t slot; /* OP_JOB_START */
     int64_t count;
     struct store_blob *blobs;
 } store_op_t;

@@ -120,6 +120,57 @@ static const char *const migrations[] = {
     "  END LOOP;\n"
     "  PERFORM pg_notify('cohort_flushlog', nid::text);\n"
     "END $f$;",
+    /* 2: a slot's row is claimed, then started (started_at, the database's
+     * clock), then finished; version 1 ran a slot as soon as it was claimed,
+     * so its rows count as started. claim inserts or takes over a
+     * claimed-only row of a lower epoch (ON CONFLICT DO UPDATE locks the row
+     * even when its WHERE is false), then reads the row in a new snapshot;
+     * start is fenced by the lease row, locked FOR SHARE so a concurrent
+     * takeover of the lease is ordered before or after it. */
+    "ALTER TABLE cohort_job_runs ADD COLUMN started_at bigint;"
+    "UPDATE cohort_job_runs SET started_at = claimed_at;"
+    "CREATE FUNCTION cohort_job_slot(p_job text, p_slot bigint,"
+    " OUT o_state integer, OUT o_node text, OUT o_epoch bigint) LANGUAGE sql STABLE AS $f$"
+    " SELECT CASE WHEN j.status IS NOT NULL THEN 3 WHEN j.started_at IS NOT NULL THEN 2"
+    " ELSE 1 END, j.node, j.epoch FROM cohort_job_runs j"
+    " WHERE j.job = p_job AND j.slot_ms = p_slot $f$;"
+    "CREATE FUNCTION cohort_job_claim(p_job text, p_slot bigint, p_node text, p_epoch bigint,"
+    " OUT o_state integer, OUT o_node text, OUT o_epoch bigint) LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    "  INSERT INTO cohort_job_runs AS j (job, slot_ms, node, epoch, claimed_at)\n"
+    "    VALUES (p_job, p_slot, p_node, p_epoch, cohort_now_ms())\n"
+    "    ON CONFLICT (job, slot_ms) DO UPDATE SET node = EXCLUDED.node,\n"
+    "      epoch = EXCLUDED.epoch, claimed_at = EXCLUDED.claimed_at\n"
+    "    WHERE j.started_at IS NULL AND j.status IS NULL AND j.epoch < EXCLUDED.epoch;\n"
+    "  SELECT s.o_state, s.o_node, s.o_epoch INTO o_state, o_node, o_epoch\n"
+    "    FROM cohort_job_slot(p_job, p_slot) s;\n"
+    "END $f$;"
+    "CREATE FUNCTION cohort_job_start(p_job text, p_slot bigint, p_node text, p_epoch bigint,"
+    " p_lease text, OUT o_state integer, OUT o_node text, OUT o_epoch bigint)"
+    " LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    "  UPDATE cohort_job_runs j SET started_at = cohort_now_ms()\n"
+    "    WHERE j.job = p_job AND j.slot_ms = p_slot AND j.node = p_node\n"
+    "      AND j.epoch = p_epoch AND j.started_at IS NULL AND j.status IS NULL\n"
+    "      AND (p_lease IS NULL OR EXISTS (SELECT 1 FROM cohort_leases l\n"
+    "        WHERE l.name = p_lease AND l.holder = p_node AND l.epoch = p_epoch\n"
+    "          AND l.expires_at > cohort_now_ms() FOR SHARE));\n"
+    "  SELECT s.o_state, s.o_node, s.o_epoch INTO o_state, o_node, o_epoch\n"
+    "    FROM cohort_job_slot(p_job, p_slot) s;\n"
+    "END $f$;"
+    "CREATE FUNCTION cohort_job_unstart(p_job text, p_slot bigint, p_node text, p_epoch bigint,"
+    " p_lease text, OUT o_state integer, OUT o_node text, OUT o_epoch bigint)"
+    " LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    "  UPDATE cohort_job_runs j SET started_at = NULL\n"
+    "    WHERE j.job = p_job AND j.slot_ms = p_slot AND j.node = p_node\n"
+    "      AND j.epoch = p_epoch AND j.started_at IS NOT NULL AND j.status IS NULL\n"
+    "      AND (p_lease IS NULL OR EXISTS (SELECT 1 FROM cohort_leases l\n"
+    "        WHERE l.name = p_lease AND l.holder = p_node AND l.epoch = p_epoch\n"
+    "          AND l.expires_at > cohort_now_ms() FOR SHARE));\n"
+    "  SELECT s.o_state, s.o_node, s.o_epoch INTO o_state, o_node, o_epoch\n"
+    "    FROM cohort_job_slot(p_job, p_slot) s;\n"
+    "END $f$;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one PostgreSQL migration per schema version");
@@ -247,8 +298,16 @@ static const char *const SQL_GET =
     "WHERE name = $1";
 
 static const char *const SQL_CLAIM =
-    "INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at) "
-    "VALUES ($1, $2, $3, $4, cohort_now_ms()) ON CONFLICT DO NOTHING";
+    "SELECT coalesce(o_state, 0), coalesce(o_node, ''), coalesce(o_epoch, 0)"
+    " FROM cohort_job_claim($1, $2, $3, $4)";
+
+static const char *const SQL_START =
+    "SELECT coalesce(o_state, 0), coalesce(o_node, ''), coalesce(o_epoch, 0)"
+    " FROM cohort_job_start($1, $2, $3, $4, $5)";
+
+static const char *const SQL_UNSTART =
+    "SELECT coalesce(o_state, 0), coalesce(o_node, ''), coalesce(o_epoch, 0)"
+    " FROM cohort_job_unstart($1, $2, $3, $4, $5)";
 
 static const char *const SQL_FINISH =
     "UPDATE cohort_job_runs SET status = $3, code = $4, output = $5, started_ms = $6,"
@@ -256,8 +315,11 @@ static const char *const SQL_FINISH =
 
 static const char *const SQL_HISTORY =
     "SELECT job, slot_ms, node, epoch, coalesce(status, ''), coalesce(code, 0),"
-    " coalesce(output, ''::bytea), coalesce(started_ms, 0), coalesce(ended_ms, 0) "
-    "FROM cohort_job_runs WHERE job = $1 ORDER BY slot_ms DESC LIMIT $2";
+    " coalesce(output, ''::bytea), coalesce(started_ms, 0), coalesce(ended_ms, 0),"
+    " started_at IS NOT NULL OR status IS NOT NULL "
+    "FROM cohort_job_runs WHERE job = $1"
+    " AND (NOT $3 OR started_at IS NOT NULL OR status IS NOT NULL) "
+    "ORDER BY slot_ms DESC LIMIT $2";
 
 static const char *const SQL_JOB_PRUNE = "DELETE FROM cohort_job_runs WHERE slot_ms < $1";
 
@@ -327,6 +389,14 @@ static const char *build(const pg_t *p, store_op_t *op, params_t *q, char **arra
         p_text(q, op->holder);
         p_int(q, op->b);
         return SQL_CLAIM;
+    case OP_JOB_START:
+    case OP_JOB_UNSTART:
+        p_text(q, op->name);
+        p_int(q, op->a);
+        p_text(q, op->holder);
+        p_int(q, op->b);
+        p_text(q, op->addr); /* NULL: no lease */
+        return op->kind == OP_JOB_START ? SQL_START : SQL_UNSTART;
     case OP_JOB_FINISH:
         p_text(q, op->name);
         p_int(q, op->a);
@@ -339,6 +409,7 @@ static const char *build(const pg_t *p, store_op_t *op, params_t *q, char **arra
     case OP_JOB_HISTORY:
         p_text(q, op->name);
         p_int(q, op->a);
+        p_bool(q, op->last_only);
         return SQL_HISTORY;
     case OP_JOB_PRUNE:
         p_int(q, op->a);
@@ -444,7 +515,13 @@ static void parse(pg_t *p, store_op_t *op, const PGresult *r)
         }
         break;
     case OP_JOB_CLAIM:
-        op->flag = affected(r) == 1;
+    case OP_JOB_START:
+    case OP_JOB_UNSTART:
+        op->slot.state = n ? (enum store_slot_state)v_int(r, 0, 0) : STORE_SLOT_NONE;
+        op->slot.node = n ? v_text(op, r, 0, 1) : "";
+        op->slot.epoch = n ? v_int(r, 0, 2) : 0;
+        op->flag = op->slot.state == STORE_SLOT_CLAIMED && strcmp(op->slot.node, op->holder) == 0 &&
+                   op->slot.epoch == op->b;
         break;
     case OP_JOB_HISTORY:
         op->runs = store__alloc(op, (size_t)n * sizeof(*op->runs));
@@ -459,6 +536,7 @@ static void parse(pg_t *p, store_op_t *op, const PGresult *r)
             run->output = v_bytes(op, r, i, 6, &run->output_len);
             run->started_ms = v_int(r, i, 7);
             run->ended_ms = v_int(r, i, 8);
+            run->started = v_bool(r, i, 9);
         }
         op->n_out = (size_t)n;
         break;

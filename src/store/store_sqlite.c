@@ -87,6 +87,11 @@ static const char *const migrations[] = {
     " epoch INTEGER NOT NULL, claimed_at INTEGER NOT NULL, status TEXT,"
     " code INTEGER, output BLOB, started_ms INTEGER, ended_ms INTEGER,"
     " PRIMARY KEY (job, slot_ms));",
+    /* 2: a slot's row is claimed, then started (started_at, the database's
+     * clock), then finished; version 1 ran a slot as soon as it was claimed,
+     * so its rows count as started. */
+    "ALTER TABLE cohort_job_runs ADD COLUMN started_at INTEGER;"
+    "UPDATE cohort_job_runs SET started_at = claimed_at;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one SQLite migration per schema version");
@@ -612,12 +617,80 @@ static int op_get(sq_t *w, store_op_t *op)
     return lease_row(w, op, st);
 }
 
-static int op_claim(sq_t *w, store_op_t *op)
+/* Reads slot (op->name, op->a) into op->slot (state NONE if no row). */
+static int slot_row(sq_t *w, store_op_t *op)
 {
     int rc;
     sqlite3_stmt *st = prep(w,
-                            "INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                            "SELECT CASE WHEN status IS NOT NULL THEN 3"
+                            " WHEN started_at IS NOT NULL THEN 2 ELSE 1 END, node, epoch "
+                            "FROM cohort_job_runs WHERE job = ?1 AND slot_ms = ?2",
+                            &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op->a);
+    op->slot.state = STORE_SLOT_NONE;
+    op->slot.node = "";
+    op->slot.epoch = 0;
+    rc = step(w, st);
+    if (rc == SQLITE_ROW) {
+        op->slot.state = (enum store_slot_state)sqlite3_column_int(st, 0);
+        op->slot.node = col_text(op, st, 1);
+        op->slot.epoch = sqlite3_column_int64(st, 2);
+        rc = step(w, st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Inserts the claim, or takes over a claimed-only row of a lower epoch;
+ * claimed: the row is now claimed by (node, epoch), not started. */
+static int op_claim(sq_t *w, store_op_t *op)
+{
+    int rc;
+    sqlite3_stmt *st =
+        prep(w,
+             "INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at) "
+             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(job, slot_ms) DO UPDATE SET"
+             " node = excluded.node, epoch = excluded.epoch, claimed_at = excluded.claimed_at"
+             " WHERE cohort_job_runs.started_at IS NULL AND cohort_job_runs.status IS NULL"
+             " AND cohort_job_runs.epoch < excluded.epoch",
+             &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op->a);
+    sqlite3_bind_text(st, 3, op->holder, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, op->b);
+    sqlite3_bind_int64(st, 5, op->now_ms);
+    if ((rc = run_done(w, st)) != SQLITE_OK || (rc = slot_row(w, op)) != SQLITE_OK)
+        return rc;
+    op->flag = op->slot.state == STORE_SLOT_CLAIMED && strcmp(op->slot.node, op->holder) == 0 &&
+               op->slot.epoch == op->b;
+    return SQLITE_OK;
+}
+
+/* claimed -> started (OP_JOB_UNSTART: started -> claimed), if the row is
+ * (node, epoch)'s and the lease (op->addr, if any) names node with epoch,
+ * unexpired; then reads the row back. */
+static int op_start(sq_t *w, store_op_t *op)
+{
+    int rc;
+    sqlite3_stmt *st = prep(w,
+                            op->kind == OP_JOB_START
+                                ? "UPDATE cohort_job_runs SET started_at = ?5 "
+                                  "WHERE job = ?1 AND slot_ms = ?2 AND node = ?3 AND epoch = ?4"
+                                  " AND started_at IS NULL AND status IS NULL"
+                                  " AND (?6 IS NULL OR EXISTS (SELECT 1 FROM cohort_leases l"
+                                  "  WHERE l.name = ?6 AND l.holder = ?3 AND l.epoch = ?4"
+                                  "  AND l.expires_at > ?5))"
+                                : "UPDATE cohort_job_runs SET started_at = NULL "
+                                  "WHERE job = ?1 AND slot_ms = ?2 AND node = ?3 AND epoch = ?4"
+                                  " AND started_at IS NOT NULL AND status IS NULL"
+                                  " AND (?6 IS NULL OR EXISTS (SELECT 1 FROM cohort_leases l"
+                                  "  WHERE l.name = ?6 AND l.holder = ?3 AND l.epoch = ?4"
+                                  "  AND l.expires_at > ?5))",
                             &rc);
     if (!st)
         return rc;
@@ -626,9 +699,13 @@ static int op_claim(sq_t *w, store_op_t *op)
     sqlite3_bind_text(st, 3, op->holder, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, op->b);
     sqlite3_bind_int64(st, 5, op->now_ms);
-    rc = run_done(w, st);
-    op->flag = rc == SQLITE_OK && sqlite3_changes(w->db) == 1;
-    return rc;
+    if (op->addr)
+        sqlite3_bind_text(st, 6, op->addr, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    if ((rc = run_done(w, st)) != SQLITE_OK)
+        return rc;
+    return slot_row(w, op);
 }
 
 static int op_finish(sq_t *w, store_op_t *op)
@@ -660,13 +737,16 @@ static int op_history(sq_t *w, store_op_t *op)
     sqlite3_stmt *st = prep(w,
                             "SELECT job, slot_ms, node, epoch, coalesce(status, ''),"
                             " coalesce(code, 0), coalesce(output, x''), coalesce(started_ms, 0),"
-                            " coalesce(ended_ms, 0) FROM cohort_job_runs WHERE job = ?1 "
+                            " coalesce(ended_ms, 0), started_at IS NOT NULL OR status IS NOT NULL"
+                            " FROM cohort_job_runs WHERE job = ?1"
+                            " AND (?3 = 0 OR started_at IS NOT NULL OR status IS NOT NULL) "
                             "ORDER BY slot_ms DESC LIMIT ?2",
                             &rc);
     if (!st)
         return rc;
     sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, op->a);
+    sqlite3_bind_int(st, 3, op->last_only);
     op->runs = store__alloc(op, (size_t)op->a * sizeof(*op->runs));
     while ((rc = step(w, st)) == SQLITE_ROW) {
         store_run_t *r = &op->runs[op->n_out++];
@@ -680,6 +760,7 @@ static int op_history(sq_t *w, store_op_t *op)
         r->output = store__keep(op, sqlite3_column_blob(st, 6), r->output_len);
         r->started_ms = sqlite3_column_int64(st, 7);
         r->ended_ms = sqlite3_column_int64(st, 8);
+        r->started = sqlite3_column_int(st, 9) != 0;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -719,6 +800,7 @@ static const struct {
     [OP_FLUSH_MARK] = {op_mark, false},       [OP_FLUSH_PRUNE] = {op_prune, false},
     [OP_LEASE_ACQUIRE] = {op_acquire, false}, [OP_LEASE_RELEASE] = {op_release, false},
     [OP_LEASE_GET] = {op_get, true},          [OP_JOB_CLAIM] = {op_claim, false},
+    [OP_JOB_START] = {op_start, false},       [OP_JOB_UNSTART] = {op_start, false},
     [OP_JOB_FINISH] = {op_finish, false},     [OP_JOB_HISTORY] = {op_history, true},
     [OP_JOB_PRUNE] = {op_job_prune, false},   [OP_TEST_SLEEP] = {op_sleep, true},
 };

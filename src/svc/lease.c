@@ -36,6 +36,7 @@ typedef struct lease_ent {
     int64_t view_epoch;
     int64_t expires_in;
     int64_t seen_mono;
+    int64_t ended; /* every epoch <= ended is over for good, by the store's answers */
 } lease_ent_t;
 
 struct lease_mgr {
@@ -138,6 +139,9 @@ static void on_answer(void *ud, int rc, const char *err, const store_lease_t *l)
     e->view_epoch = l->epoch;
     e->expires_in = l->expires_in_ms;
     e->seen_mono = now;
+    int64_t ended = l->expires_in_ms <= 0 ? l->epoch : l->epoch - 1;
+    if (ended > e->ended)
+        e->ended = ended;
     if (l->acquired && e->want) {
         int64_t margin = e->ttl_ms / 10;
         e->valid_until = e->sent_mono + e->ttl_ms - margin;
@@ -302,6 +306,20 @@ int lease_held(lease_mgr_t *m, const char *name, int64_t *epoch)
     if (epoch)
         *epoch = e->epoch;
     return 1;
+}
+
+int lease_held_ahead(lease_mgr_t *m, const char *name, int64_t *epoch)
+{
+    lease_ent_t *e = find(m, name);
+    if (!lease_held(m, name, epoch))
+        return 0;
+    return e->valid_until - svctime_mono_ms(m->clock) >= e->ttl_ms / LEASE_AHEAD_DIV;
+}
+
+int lease_epoch_over(lease_mgr_t *m, const char *name, int64_t epoch)
+{
+    lease_ent_t *e = find(m, name);
+    return e && e->ended >= epoch;
 }
 
 int lease_view(lease_mgr_t *m, const char *name, lease_view_t *v)

@@ -75,6 +75,18 @@ int lease_release(lease_mgr_t *m, const char *name, char *err, size_t errlen);
  * the epoch in *epoch (may be NULL); else 0. */
 int lease_held(lease_mgr_t *m, const char *name, int64_t *epoch);
 
+/* As lease_held, but 1 only while the renewal is trusted for at least
+ * ttl/8 more (LEASE_AHEAD_DIV): the scheduler starts a slot only then, so
+ * the start's answer normally comes back while the lease is still trusted. */
+#define LEASE_AHEAD_DIV 8
+int lease_held_ahead(lease_mgr_t *m, const char *name, int64_t *epoch);
+
+/* 1 when the store has answered that epoch of name has ended for good: it
+ * reported a later epoch, or that epoch expired or released (an expired
+ * lease is never renewed with the same epoch), so no node acts on epoch any
+ * more; else 0 (still held, or not known yet). */
+int lease_epoch_over(lease_mgr_t *m, const char *name, int64_t epoch);
+
 /* Fills *v with this node's view of name, and starts tracking a name it did
  * not track (it reads as unknown until the store's first answer, within
  * LEASE_POLL_MS). holder points into the manager, valid until the next loop

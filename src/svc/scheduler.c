@@ -3,8 +3,43 @@
  * Owns: one sjob per [job NAME] (its spec, the slot it fired last, the run in
  * progress, a copy of its recent history), the tick timer, the prune timer.
  * Never: frees a job while a store callback or a run for it is pending (the
- * scheduler counts them and frees everything after the last); runs a slot
- * whose claim it did not win. */
+ * scheduler counts them and frees everything after the last); spawns a slot
+ * it did not start itself, or one it started while it no longer trusts the
+ * lease with the epoch it started it under.
+ *
+ * The rule of a slot (store.h, Jobs): claimed -> started -> finished.
+ *   1. claim (job, slot) with this node and the lease's epoch. A claim is
+ *      idempotent (a repeat after a lost answer reports "mine" again) and
+ *      re-claimable: a higher epoch takes over a row that is only claimed.
+ *      A claim decides nothing for good; a node whose lease lapses between
+ *      claim and start leaves the slot to the next holder.
+ *   2. start: one statement moves claimed -> started if the row is claimed by
+ *      (this node, epoch) and the lease row still names this node with that
+ *      epoch, unexpired by the database's clock. Started is final: nobody
+ *      else ever starts that slot.
+ *   3. spawn only when the start's answer says "started by this node with
+ *      this epoch" and lease_held() still trusts that epoch. A start is sent
+ *      only while the lease is trusted for a while yet (lease_held_ahead),
+ *      so its answer normally arrives in time. A lost answer (rc < 0) is
+ *      resolved by repeating the start while the lease is trusted with that
+ *      epoch (the answer is the row). While the lease is not trusted and
+ *      its epoch may still be live, the start is handed back (unstart:
+ *      started -> claimed under the same fence, which passes only while no
+ *      other node can have led since); once the store reports the epoch
+ *      over (lease_epoch_over), the start statement only reads the row back
+ *      (the fence cannot pass): started by this node => it cannot run:
+ *      recorded "abandoned", never re-run. A node stopping (SIGTERM) hands
+ *      back a start it will not spawn. (resolve_start)
+ *   4. a new holder's catch-up (store_job_last) counts only started slots as
+ *      run: claimed-only slots fall due again, and their claims are taken
+ *      over by the higher epoch.
+ * So: every slot is started at most once and runs at most once. It runs
+ * exactly once unless the node that started it cannot spawn it and can
+ * neither learn nor undo the start before its epoch ends (it crashed, or was
+ * paused, or lost the database, past its lease); then it is recorded as
+ * started (or abandoned) and not re-run. A run in progress when its node
+ * dies or stops is not re-run either. The lease simulator checks both
+ * (tests/sim/lease_sim.c, L6 and L7). */
 #include "scheduler.h"
 
 #include <stdio.h>
@@ -35,6 +70,8 @@ typedef struct sjob {
     int64_t last_ms;     /* newest slot fired or known fired */
     bool last_known;
     bool busy;           /* a store operation or a run is pending */
+    bool unsure;         /* run_slot is claimed by this node and not run: resolve_start */
+    bool start_sent;     /* ... and a start of it was sent (it may have been made) */
     jobrun_t *run;
     int64_t run_slot, run_epoch, run_started;
     bool run_manual;
@@ -161,7 +198,8 @@ static void on_history(void *ud, int rc, const char *err, const store_run_t *run
     j->nhist = n;
     j->hist_at = svctime_mono_ms(s->clock);
     if (n && !j->run) {
-        snprintf(j->last_status, sizeof(j->last_status), "%s", runs[0].status);
+        snprintf(j->last_status, sizeof(j->last_status), "%s",
+                 runs[0].status[0] ? runs[0].status : runs[0].started ? "running" : "claimed");
         j->last_slot = runs[0].slot_ms;
     }
 }
@@ -269,6 +307,156 @@ static int may_run(sjob_t *j, int64_t *epoch)
     return lease_held(j->s->leases, j->spec.lease, epoch);
 }
 
+/* 1 when j may spawn a slot it started under epoch: still trusted with it. */
+static int may_spawn(sjob_t *j, int64_t epoch)
+{
+    int64_t now_epoch;
+    return may_run(j, &now_epoch) && now_epoch == epoch;
+}
+
+/* 1 when no node can act on j's run_epoch any more (a where = every job's
+ * epoch never ends). */
+static int epoch_over(sjob_t *j)
+{
+    return j->spec.where == JOBSPEC_WHERE_LEADER &&
+           lease_epoch_over(j->s->leases, j->spec.lease, j->run_epoch);
+}
+
+static void on_stop_unstart(void *ud, int rc, const char *err, const store_slot_t *slot)
+{
+    sjob_t *j = ud;
+    struct scheduler *s = j->s;
+    s->pending--;
+    if (rc < 0)
+        log_warn("jobs", "job %s: handing slot %lld back: %s", j->spec.name,
+                 (long long)j->run_slot, err ? err : store_strerror(rc));
+    else if (slot->state == STORE_SLOT_CLAIMED && strcmp(slot->node, s->node) == 0)
+        log_info("jobs", "job %s: slot %lld handed back to the next holder (stopping)",
+                 j->spec.name, (long long)j->run_slot);
+    finish_if_done(s);
+}
+
+/* Stopping with a start of run_slot that was (or may have been) made and
+ * will not be spawned: undo it under the same fence, so the next holder
+ * runs the slot (store_job_unstart). */
+static void stop_unstart(sjob_t *j)
+{
+    struct scheduler *s = j->s;
+    const char *lease = j->spec.where == JOBSPEC_WHERE_LEADER ? j->spec.lease : NULL;
+    j->unsure = false;
+    if (store_job_unstart(s->store, j->key, j->run_slot, s->node, j->run_epoch, lease,
+                          on_stop_unstart, j) == 0)
+        s->pending++;
+}
+
+/* The row of run_slot says it is started by this node under run_epoch, and
+ * this node never spawned it: spawn it if the lease is still trusted with
+ * that epoch; wait if the epoch may yet be renewed; else record it. */
+static void started_mine(sjob_t *j)
+{
+    struct scheduler *s = j->s;
+    if (may_spawn(j, j->run_epoch)) {
+        j->unsure = false;
+        j->busy = true; /* until the run is recorded */
+        start_run(j);
+        return;
+    }
+    if (!epoch_over(j)) {
+        j->unsure = true; /* handed back or spawned at a later tick (resolve_start) */
+        return;
+    }
+    /* Started in the store, but this node stopped trusting the lease before
+     * it could run it, and the epoch ended before it could hand it back:
+     * never run, never re-run (at most once). */
+    j->unsure = false;
+    j->start_sent = false;
+    const char *why = "started, but the lease was lost before the run: not run";
+    log_warn("jobs", "job %s slot %lld epoch %lld: %s", j->spec.name, (long long)j->run_slot,
+             (long long)j->run_epoch, why);
+    s->stats.slots_abandoned++;
+    int64_t now = svctime_wall_ms(s->clock);
+    j->busy = true;
+    record(j, "abandoned", -1, why, strlen(why), now, now);
+}
+
+/* The answer to a start or an unstart of run_slot: the row as it is. */
+static void on_start(void *ud, int rc, const char *err, const store_slot_t *slot)
+{
+    sjob_t *j = ud;
+    struct scheduler *s = j->s;
+    bool mine = rc == 0 && strcmp(slot->node, s->node) == 0 && slot->epoch == j->run_epoch;
+    if (s->stopping && (rc < 0 || (mine && slot->state == STORE_SLOT_STARTED)))
+        stop_unstart(j); /* before answer_arrived: it keeps the scheduler alive */
+    if (answer_arrived(j, &j->busy))
+        return;
+    if (rc < 0) {
+        /* It may have taken effect: resolve_start finds out at a later tick. */
+        log_warn("jobs", "job %s: starting slot %lld: %s", j->spec.name, (long long)j->run_slot,
+                 err ? err : store_strerror(rc));
+        j->unsure = true;
+        return;
+    }
+    if (mine && slot->state == STORE_SLOT_STARTED) {
+        started_mine(j);
+        return;
+    }
+    /* Not started by this node under this epoch: the fence refused (the
+     * lease is gone or changed), or it was handed back, or another holder
+     * took the claim over, or it is someone else's. The slot stays with
+     * whoever leads: read where the job stands again before firing. */
+    j->unsure = false;
+    j->start_sent = false;
+    j->last_known = false;
+    if (mine && slot->state == STORE_SLOT_CLAIMED)
+        log_info("jobs", "job %s slot %lld: not started now (lease not held); left claimed",
+                 j->spec.name, (long long)j->run_slot);
+}
+
+/* Sends the start (unstart: false) or the unstart of (run_slot, run_epoch),
+ * fenced by the lease for leader jobs. Repeating either is safe: the answer
+ * is the row. */
+static void send_start(sjob_t *j, bool start)
+{
+    struct scheduler *s = j->s;
+    const char *lease = j->spec.where == JOBSPEC_WHERE_LEADER ? j->spec.lease : NULL;
+    int rc = start ? store_job_start(s->store, j->key, j->run_slot, s->node, j->run_epoch, lease,
+                                     on_start, j)
+                   : store_job_unstart(s->store, j->key, j->run_slot, s->node, j->run_epoch,
+                                       lease, on_start, j);
+    j->unsure = true; /* until an answer settles it */
+    if (rc == 0) {
+        j->start_sent |= start;
+        j->busy = true;
+        s->pending++;
+    }
+}
+
+/* A slot claimed by this node and not known to be run (the claim just
+ * answered "mine", or a start's outcome is unknown, or it took effect while
+ * the lease was not trusted). At each tick, one of:
+ *   - the lease is trusted with its epoch for a while yet (lease_held_ahead,
+ *     so the answer normally arrives in time): send the start; its answer
+ *     is the row (started by me: spawn);
+ *   - the epoch is over: send the start too; the fence cannot pass, so it
+ *     only reads the row back (started by me: abandoned; else dropped);
+ *   - neither, and a start may have been made: hand it back (unstart, under
+ *     the same fence: it passes only while no other node can have led since)
+ *     so that the slot is not lost if the epoch ends before this node learns
+ *     the start's outcome;
+ *   - else wait. */
+static void resolve_start(sjob_t *j)
+{
+    int64_t epoch = 0;
+    bool trusted = j->spec.where == JOBSPEC_WHERE_EVERY ||
+                   (lease_held_ahead(j->s->leases, j->spec.lease, &epoch) &&
+                    epoch == j->run_epoch);
+    j->unsure = true;
+    if (trusted || epoch_over(j))
+        send_start(j, true);
+    else if (j->start_sent)
+        send_start(j, false);
+}
+
 static void on_claim(void *ud, int rc, const char *err, bool claimed)
 {
     sjob_t *j = ud;
@@ -278,7 +466,7 @@ static void on_claim(void *ud, int rc, const char *err, bool claimed)
     if (rc < 0) {
         log_warn("jobs", "job %s: claiming slot %lld: %s", j->spec.name, (long long)j->run_slot,
                  err ? err : store_strerror(rc));
-        return; /* tried again at the next tick */
+        return; /* claimed again at the next tick: a repeat of a claim is safe */
     }
     if (j->run_manual)
         j->manual_slot = 0;
@@ -288,22 +476,17 @@ static void on_claim(void *ud, int rc, const char *err, bool claimed)
         s->stats.slots_taken++;
         return;
     }
-    int64_t epoch;
-    j->busy = true;
-    if (!j->run_manual && (!may_run(j, &epoch) || epoch != j->run_epoch)) {
-        /* The lease went between the claim's sending and its answer. */
-        const char *why = "lease lost before the run started";
-        log_warn("jobs", "job %s slot %lld: %s", j->spec.name, (long long)j->run_slot, why);
-        int64_t now = svctime_wall_ms(s->clock);
-        record(j, "error", -1, why, strlen(why), now, now);
-        return;
-    }
-    start_run(j);
+    /* If the lease went between the claim's sending and its answer, the
+     * start waits for it, or for its epoch to end: then the slot stays
+     * claimed, and whoever holds the lease next takes the claim over (a
+     * higher epoch) and runs it. */
+    resolve_start(j);
 }
 
 static void claim(sjob_t *j, int64_t slot, int64_t epoch, bool manual)
 {
     struct scheduler *s = j->s;
+    j->start_sent = false;
     j->run_slot = slot;
     j->run_epoch = epoch;
     j->run_manual = manual;
@@ -335,6 +518,10 @@ static void tick_job(sjob_t *j, int64_t now)
     int64_t epoch;
     if (j->busy)
         return;
+    if (j->unsure) {
+        resolve_start(j);
+        return;
+    }
     if (j->manual_slot) {
         if (!may_run(j, &epoch)) {
             log_warn("jobs", "job %s: JOB.RUN dropped: the lease went before it started",
@@ -472,9 +659,13 @@ void scheduler_stop(scheduler_t *s, void (*done)(void *ud), void *ud)
 {
     s->done = done;
     s->done_ud = ud;
-    for (size_t i = 0; i < s->n; i++)
-        if (s->jobs[i].run)
-            jobrun_cancel(s->jobs[i].run);
+    for (size_t i = 0; i < s->n; i++) {
+        sjob_t *j = &s->jobs[i];
+        if (j->run)
+            jobrun_cancel(j->run);
+        else if (j->unsure && j->start_sent && !j->busy)
+            stop_unstart(j); /* a start that may have been made, not spawned */
+    }
     s->pending += 2;
     svctime_timer_close(&s->tick, on_closed);
     svctime_timer_close(&s->prune, on_closed);

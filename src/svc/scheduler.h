@@ -3,15 +3,18 @@
  * Owns: the jobs (their jobspec_t), which slot each fires next, the run in
  * progress per job, the copy of each job's recent history that JOBS and
  * JOB.HISTORY answer from, and pruning old history.
- * Never: runs a slot it did not claim in the store first (store_job_claim:
- * the (job, slot) row is unique, so a slot runs at most once cluster-wide
- * even if two nodes briefly both believe they lead); fires a where = leader
- * job while lease_held() says no (checked again after the claim, just before
- * the run starts); blocks the loop (jobrun spawns and talks HTTP on it).
+ * Never: runs a slot it did not start in the store itself (store_job_claim,
+ * then store_job_start: the (job, slot) row is unique and is started at most
+ * once, so a slot runs at most once cluster-wide even if two nodes briefly
+ * both believe they lead); fires a where = leader job while lease_held()
+ * says no (checked after the claim, and again when the start's answer
+ * arrives, just before the run); blocks the loop (jobrun spawns and talks
+ * HTTP on it). The rule of a slot's life is in scheduler.c's top comment.
  *
  * where = every jobs run on every node: their slots are claimed under the key
- * "NAME:NODE", one per node. A new leader reads the newest slot recorded for
- * a job (store_job_last) and runs what was missed per catchup (jobspec.h).
+ * "NAME:NODE", one per node. A new leader reads the newest slot STARTED for
+ * a job (store_job_last: a slot only claimed counts as not run) and runs what
+ * was missed per catchup (jobspec.h).
  * Runs of one job never overlap: overlap = queue runs the slots that fell due
  * meanwhile afterwards, overlap = skip drops the slots that fell due while a
  * run was in progress (they are not claimed). Every run gets the lease's
@@ -88,6 +91,7 @@ typedef struct scheduler_stats {
     uint64_t runs_started, runs_ok, runs_failed; /* failed: failed, timeout, error */
     uint64_t slots_taken;   /* slots another node had claimed already */
     uint64_t slots_skipped; /* dropped by overlap = skip */
+    uint64_t slots_abandoned; /* started here, lease lost before the run: not run */
 } scheduler_stats_t;
 const scheduler_stats_t *scheduler_stats(const scheduler_t *s);
 

@@ -2,6 +2,7 @@
 exactly once across kill -9, SIGSTOP and SIGCONT of the leader, epochs only
 grow, a hanging job is killed at its timeout, a chatty one keeps its tail,
 JOB.RUN fires once, where = every runs on every node, overlap skip and queue,
+the holder takes over a slot claimed under an older epoch and never started,
 HTTP actions with their headers and statuses, retention pruning, and bad job
 settings stop the start with FILE:LINE."""
 
@@ -227,3 +228,32 @@ def test_retention_prunes_old_runs(cohortd, tmp_path):
     assert helpers.wait_for(lambda: len(runs(tmp_path, "report")) == 1, scaled(5))
     assert runs(tmp_path, "report")[0]["node"] == "solo"
     assert d2.alive()
+
+
+def test_claim_never_started_is_taken_over(cohortd, tmp_path):
+    """A slot claimed under an older epoch and never started (its claimer
+    lost the lease between claim and start) is taken over and run by the
+    holder; JOB.HISTORY tells a claimed-only slot from a run."""
+    import sqlite3
+    tick = {"every": "1s", "command": "echo $COHORT_NODE", "catchup": "all"}
+    d = start_nodes(cohortd, tmp_path, hot=("solo",), jobs={"tick": tick})["solo"]
+    assert helpers.wait_for(lambda: lease(d)[3] == 1, scaled(3))
+    assert helpers.wait_for(lambda: [r for r in runs(tmp_path, "tick") if r["status"]], scaled(5))
+    now = int(time.time() * 1000)
+    slot = (now // 1000 + 3) * 1000
+    far = slot + 3600 * 1000
+    db = sqlite3.connect(os.path.join(str(tmp_path), "shared.db"), timeout=10)
+    with db:
+        for s in (slot, far):
+            db.execute("INSERT INTO cohort_job_runs (job, slot_ms, node, epoch, claimed_at)"
+                       " VALUES ('tick', ?, 'ghost', 0, ?)", (s, now))
+    db.close()
+
+    def taken_over():
+        return [r for r in runs(tmp_path, "tick") if r["slot_ms"] == slot and r["status"]]
+    done = helpers.wait_for(taken_over, scaled(8))
+    assert done and done[0]["node"] == "solo" and done[0]["status"] == "ok", done
+    assert done[0]["epoch"] == lease(d)[1] and done[0]["output"].strip() == b"solo"
+    hist = call(d, "JOB.HISTORY", "tick", "3")
+    assert hist[0][0] == far and hist[0][1] == b"ghost" and hist[0][3] == b"claimed", hist[0]
+    assert any(h[0] == slot and h[3] == b"ok" for h in call(d, "JOB.HISTORY", "tick", "10"))

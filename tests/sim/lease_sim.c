@@ -4,8 +4,9 @@
  * real time), N nodes (3 to 5, the last one warm with --warm) each running
  * the REAL lease manager (src/svc/lease.c) and scheduler (src/svc/scheduler.c,
  * jobspec.c, cron.c) with the REAL store front end (src/store/store.c) on a
- * fake store backend (below: in-memory lease rows and claimed-slot rows,
- * judged by the database clock, as store_sqlite.c's statements judge them),
+ * fake store backend (below: in-memory lease rows and slot rows, claimed ->
+ * started -> finished, judged by the database clock, as store_sqlite.c's
+ * statements judge them),
  * a fake jobrun (runs take simulated time and spawn nothing), and each node's
  * local clock (a rate and an offset) with its timers, injected through
  * svctime.h. Faults drawn from the run's seed:
@@ -35,22 +36,36 @@
  *      lease.h promises ("stops acting as leader before its lease could have
  *      expired anywhere"); so at most one node acts at any instant;
  *   L4 a warm node never holds a lease, in its own view or in the database.
+ *   L7 a run starts only for a slot whose row the database shows started by
+ *      that node under that epoch (checked when the run starts).
  * Checked at the end of a run:
  *   L5 liveness: after the faults heal, a hot node holds canonical and a
  *      leader job's slot ran again.
  *   L6 (with --exactly-once) every slot of job tick (every 1s, catchup = all)
- *      between its first and its last claimed ran. Not promised under every
- *      fault: a slot whose claim took effect but whose answer was lost, or
- *      whose claimer died or lost the lease before the run, never runs (at
- *      most once, never twice); the summary line counts those.
+ *      between its first and its last claimed ran (exactly once, with L1).
+ *      Promised with outages or lost answers (not both), clean stops, clock
+ *      steps and rates (ctest lease_sim_exactly_once_*). Not promised when
+ *      the node that started a slot cannot spawn it and cannot learn or undo
+ *      its start before its lease ends: it crashed, or was paused, or its
+ *      answers were slow or lost and then the database unreachable, past its
+ *      lease. Such a slot is started and never run (nor re-run).
+ *   L7 (always) every such slot was started in the database (a slot claimed
+ *      and never started, or never claimed, is a violation: the new holder
+ *      must take such claims over), and one started but never run was
+ *      started under the fence (the lease row named its starter with that
+ *      epoch, unexpired) by a starter that then crashed or stopped, or whose
+ *      epoch of canonical has ended. The summary line counts them.
  * A violation prints the seed, the time, what was wrong and the recent
  * history, and the run exits 1. The same seed reproduces it.
  *
  * Usage: lease_sim [--seeds N] [--first S] [--seconds T] [--nodes K]
- *                  [--faults LIST] [--rate R] [--warm] [--exactly-once] [--verbose]
+ *                  [--faults LIST] [--rate R] [--warm] [--exactly-once]
+ *                  [--mutate RULE] [--verbose]
  *   --faults: crash,pause,outage,slow,lost,stop,step (default: all). --rate R: local
  *   clock rates within 1 +- R (default 0.08); a rate off by more than lease.h's
  *   10% margin breaks L3 (ctest lease_sim_known_failures expects that).
+ *   --mutate fence|takeover|last switches one rule of the fake store off
+ *   (see MUTATED); ctest lease_sim_mutation_* expects the checks to fail.
  * Never: touches the network or the filesystem, or reads the host's clock. */
 #include <getopt.h>
 #include <inttypes.h>
@@ -132,6 +147,9 @@ typedef struct lrow {
 typedef struct crow {
     char job[160], node[72], status[16];
     int64_t slot, epoch, claimed_at;
+    bool started;
+    bool fenced; /* started while the lease row named its starter and epoch, unexpired */
+    bool starter_gone; /* its starter crashed or stopped before it could spawn */
 } crow_t;
 
 typedef struct started { /* every run started, for L1 and L2 */
@@ -142,6 +160,7 @@ typedef struct started { /* every run started, for L1 and L2 */
 
 static struct {
     /* options */
+    const char *mutate; /* --mutate: a rule of the fake store switched off */
     uint64_t seed;
     int nnodes, seconds, faults, warm, verbose, exactly_once;
     double rate;
@@ -163,9 +182,15 @@ static struct {
     int64_t max_epoch;
     int64_t next_fault;
     uint64_t slots, unrun, unclaimed; /* of job tick (catchup = all), over all seeds */
+    uint64_t unstarted, abandoned;    /* ... claimed, never started; recorded abandoned */
     char hist[HIST][200];
     size_t nhist;
 } W;
+
+/* --mutate NAME switches one rule of the fake store off, to show a check
+ * catches its loss: fence (start ignores the lease), takeover (a claim never
+ * takes over a lower epoch), last (catch-up counts claimed-only slots as run). */
+#define MUTATED(name) (W.mutate && strcmp(W.mutate, name) == 0)
 
 /* ---- randomness, history, failures ---------------------------------------------- */
 
@@ -217,9 +242,10 @@ static void fail(const char *fmt, ...)
                      faults[0] ? "," : "", fault_names[k]);
     fprintf(stderr,
             "reproduce: lease_sim --first %" PRIu64 " --seeds 1 --nodes %d --seconds %d "
-            "--rate %g --faults '%s'%s%s --verbose\n",
+            "--rate %g --faults '%s'%s%s%s%s --verbose\n",
             W.seed, W.nnodes, W.seconds, W.rate, faults, W.warm ? " --warm" : "",
-            W.exactly_once ? " --exactly-once" : "");
+            W.exactly_once ? " --exactly-once" : "", W.mutate ? " --mutate " : "",
+            W.mutate ? W.mutate : "");
     exit(1);
 }
 
@@ -332,25 +358,69 @@ static crow_t *claim_row(const char *job, int64_t slot)
     return NULL;
 }
 
+/* As store_sqlite.c's op_claim: insert, or take over a claimed-only row of a
+ * lower epoch; claimed when the row is then claimed by (node, epoch). */
 static void db_claim(store_op_t *op)
 {
-    op->flag = false;
-    if (claim_row(op->name, op->a))
-        return;
-    if (W.nclaims == W.capclaims) {
-        W.capclaims = W.capclaims ? 2 * W.capclaims : 256;
-        W.claims = xrealloc(W.claims, W.capclaims * sizeof(*W.claims));
+    crow_t *c = claim_row(op->name, op->a);
+    if (!c) {
+        if (W.nclaims == W.capclaims) {
+            W.capclaims = W.capclaims ? 2 * W.capclaims : 256;
+            W.claims = xrealloc(W.claims, W.capclaims * sizeof(*W.claims));
+        }
+        c = &W.claims[W.nclaims++];
+        memset(c, 0, sizeof(*c));
+        snprintf(c->job, sizeof(c->job), "%s", op->name);
+        snprintf(c->node, sizeof(c->node), "%s", op->holder);
+        c->slot = op->a;
+        c->epoch = op->b;
+        c->claimed_at = W.now;
+        note("db: claim %s slot %lld by %s epoch %lld", op->name, (long long)op->a, op->holder,
+             (long long)op->b);
+    } else if (!c->started && !c->status[0] && c->epoch < op->b && !MUTATED("takeover")) {
+        note("db: claim %s slot %lld by %s epoch %lld takes over from %s epoch %lld", op->name,
+             (long long)op->a, op->holder, (long long)op->b, c->node, (long long)c->epoch);
+        snprintf(c->node, sizeof(c->node), "%s", op->holder);
+        c->epoch = op->b;
+        c->claimed_at = W.now;
     }
-    crow_t *c = &W.claims[W.nclaims++];
-    memset(c, 0, sizeof(*c));
-    snprintf(c->job, sizeof(c->job), "%s", op->name);
-    snprintf(c->node, sizeof(c->node), "%s", op->holder);
-    c->slot = op->a;
-    c->epoch = op->b;
-    c->claimed_at = W.now;
-    op->flag = true;
-    note("db: claim %s slot %lld by %s epoch %lld", op->name, (long long)op->a, op->holder,
-         (long long)op->b);
+    op->flag = !c->started && !c->status[0] && strcmp(c->node, op->holder) == 0 &&
+               c->epoch == op->b;
+}
+
+/* Whether the lease row name names holder with epoch, unexpired now. */
+static bool lease_names(const char *name, const char *holder, int64_t epoch)
+{
+    const lrow_t *r = lease_row(name, false);
+    return r && strcmp(r->holder, holder) == 0 && r->epoch == epoch && r->expires_at > W.now;
+}
+
+/* As store_sqlite.c's op_start: claimed -> started, fenced by the lease. */
+static void db_start(store_op_t *op)
+{
+    crow_t *c = claim_row(op->name, op->a);
+    bool fence = !op->addr || lease_names(op->addr, op->holder, op->b) || MUTATED("fence");
+    if (op->kind == OP_JOB_START && c && !c->started && !c->status[0] &&
+        strcmp(c->node, op->holder) == 0 && c->epoch == op->b && fence) {
+        c->started = true;
+        c->fenced = !op->addr || lease_names(op->addr, op->holder, op->b);
+        note("db: start %s slot %lld by %s epoch %lld", op->name, (long long)op->a, op->holder,
+             (long long)op->b);
+    }
+    if (op->kind == OP_JOB_UNSTART && c && c->started && !c->status[0] &&
+        strcmp(c->node, op->holder) == 0 && c->epoch == op->b &&
+        (!op->addr || lease_names(op->addr, op->holder, op->b))) {
+        c->started = false;
+        c->starter_gone = false;
+        note("db: unstart %s slot %lld by %s epoch %lld", op->name, (long long)op->a, op->holder,
+             (long long)op->b);
+    }
+    op->slot.state = !c ? STORE_SLOT_NONE
+                     : c->status[0] ? STORE_SLOT_FINISHED
+                     : c->started   ? STORE_SLOT_STARTED
+                                    : STORE_SLOT_CLAIMED;
+    op->slot.node = c ? store__keep(op, c->node, strlen(c->node)) : "";
+    op->slot.epoch = c ? c->epoch : 0;
 }
 
 static int cmp_slot_desc(const void *a, const void *b)
@@ -369,7 +439,10 @@ static void db_history(store_op_t *op)
         const crow_t *c = &W.claims[i];
         if (strcmp(c->job, op->name) != 0)
             continue;
+        if (op->last_only && !c->started && !c->status[0] && !MUTATED("last"))
+            continue; /* store_job_last: claimed-only rows do not count as run */
         store_run_t *r = &op->runs[op->n_out++];
+        r->started = c->started || c->status[0];
         r->job = store__keep(op, c->job, strlen(c->job));
         r->node = store__keep(op, c->node, strlen(c->node));
         r->status = store__keep(op, c->status, strlen(c->status));
@@ -404,6 +477,10 @@ static void db_apply(store_op_t *op)
         break;
     case OP_JOB_CLAIM:
         db_claim(op);
+        break;
+    case OP_JOB_START:
+    case OP_JOB_UNSTART:
+        db_start(op);
         break;
     case OP_JOB_FINISH:
         c = claim_row(op->name, op->a);
@@ -504,6 +581,14 @@ static void check_start(node_t *n, const jobrun_spec_t *spec, bool leader)
                  "with epoch %lld)",
                  (long long)spec->slot_ms, key, n->name, (long long)spec->epoch,
                  (long long)W.starts[i].at, (long long)W.starts[i].epoch);
+    const crow_t *row = claim_row(key, spec->slot_ms);
+    if (!row || !row->started || strcmp(row->node, n->name) != 0 ||
+        row->epoch != (int64_t)spec->epoch)
+        fail("L7: %s runs slot %lld of %s with epoch %lld, but the database does not say it "
+             "started it (row: %s, %s epoch %lld)",
+             n->name, (long long)spec->slot_ms, key, (long long)spec->epoch,
+             !row ? "none" : row->started ? "started" : "claimed only", row ? row->node : "-",
+             row ? (long long)row->epoch : 0);
     if (leader) {
         int64_t held_epoch = 0;
         if ((int64_t)spec->epoch < W.max_epoch)
@@ -666,10 +751,31 @@ static void pump_until(node_t *n, bool *flag)
 /* kill -9: what was sent may still take effect; nothing else reaches the
  * database; the node's memory is freed through the real stop paths with
  * every store operation failing (so nothing is released). */
+static bool spawned(const char *key, int64_t slot)
+{
+    for (size_t i = 0; i < W.nstarts; i++)
+        if (W.starts[i].slot == slot && strcmp(W.starts[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+/* n is going away (crash, stop): the slots it started and did not spawn
+ * will never run (L7 allows that). */
+static void mark_gone(node_t *n)
+{
+    for (size_t i = 0; i < W.nclaims; i++) {
+        crow_t *c = &W.claims[i];
+        if (c->started && !c->starter_gone && strcmp(c->node, n->name) == 0 &&
+            !spawned(c->job, c->slot))
+            c->starter_gone = true;
+    }
+}
+
 static void node_crash(node_t *n)
 {
     note("%s: crashed", n->name);
     cancel_pops(n, true);
+    mark_gone(n);
     n->tearing = true;
     bool a = false, b = false, c = false;
     scheduler_stop(n->sch, set_flag, &a);
@@ -716,6 +822,7 @@ static void stop_sched_done(void *ud)
 static void node_stop(node_t *n)
 {
     note("%s: stopping (SIGTERM)", n->name);
+    mark_gone(n); /* and below: what it starts while stopping, it never spawns */
     n->stopping = true;
     scheduler_stop(n->sch, stop_sched_done, n);
 }
@@ -735,6 +842,7 @@ static void settle_stops(void)
         uv_loop_close(&n->loop);
         n->stopping = false;
         n->up = false;
+        mark_gone(n);
         note("%s: stopped", n->name);
     }
 }
@@ -974,10 +1082,11 @@ static void step(void)
     check_all();
 }
 
-/* Counts job tick's slots from its first claimed to its last: run, claimed
- * but never run (the claim's answer was lost, the node died or lost the
- * lease before the run), never claimed. With --exactly-once (for fault kinds
- * that lose no answer and stop no holder mid-claim) every one must have run. */
+/* Counts job tick's slots from its first claimed to its last, and checks
+ * L6 (--exactly-once: every one ran) and L7 (always: every one was started
+ * in the database, and one started but never run was started under the
+ * fence and lost its starter: the starter crashed or stopped, or its epoch
+ * of canonical ended, before it could spawn it). */
 static void count_slots(void)
 {
     int64_t lo = INT64_MAX, hi = INT64_MIN;
@@ -987,16 +1096,30 @@ static void count_slots(void)
             hi = W.claims[i].slot > hi ? W.claims[i].slot : hi;
         }
     for (int64_t slot = lo; lo != INT64_MAX && slot <= hi; slot += 1000) {
-        bool ran = false;
-        for (size_t i = 0; i < W.nstarts && !ran; i++)
-            ran = W.starts[i].slot == slot && strcmp(W.starts[i].key, "tick") == 0;
-        bool claimed = claim_row("tick", slot) != NULL;
+        bool ran = spawned("tick", slot);
+        const crow_t *c = claim_row("tick", slot);
         W.slots++;
-        W.unrun += claimed && !ran;
-        W.unclaimed += !claimed;
-        if (W.exactly_once && !ran)
+        W.unrun += c && !ran;
+        W.unclaimed += !c;
+        W.unstarted += c && !c->started;
+        W.abandoned += c && strcmp(c->status, "abandoned") == 0;
+        if (ran)
+            continue;
+        if (W.exactly_once)
             fail("L6: slot %lld of tick (catchup = all) %s", (long long)slot,
-                 claimed ? "was claimed but never ran" : "was never claimed");
+                 !c ? "was never claimed" : c->started ? "was started but never ran"
+                                                        : "was claimed but never started");
+        if (!c || !c->started)
+            fail("L7: slot %lld of tick (catchup = all) %s", (long long)slot,
+                 c ? "was claimed but never started" : "was never claimed");
+        if (!c->fenced)
+            fail("L7: slot %lld of tick was started by %s epoch %lld while the lease did not "
+                 "name it, and never ran",
+                 (long long)slot, c->node, (long long)c->epoch);
+        if (!c->starter_gone && lease_names("canonical", c->node, c->epoch))
+            fail("L7: slot %lld of tick was started by %s epoch %lld, which still lives and "
+                 "holds that epoch, and never ran",
+                 (long long)slot, c->node, (long long)c->epoch);
     }
 }
 
@@ -1091,7 +1214,8 @@ int main(int argc, char **argv)
         {"seconds", required_argument, NULL, 't'}, {"nodes", required_argument, NULL, 'n'},
         {"faults", required_argument, NULL, 'F'},  {"rate", required_argument, NULL, 'r'},
         {"warm", no_argument, NULL, 'w'},          {"verbose", no_argument, NULL, 'v'},
-        {"exactly-once", no_argument, NULL, 'x'},  {NULL, 0, NULL, 0}};
+        {"exactly-once", no_argument, NULL, 'x'},  {"mutate", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -1122,9 +1246,13 @@ int main(int argc, char **argv)
         case 'x':
             W.exactly_once = 1;
             break;
+        case 'm':
+            W.mutate = optarg;
+            break;
         default:
             fprintf(stderr, "usage: lease_sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
-                            "[--faults LIST] [--rate R] [--warm] [--exactly-once] [--verbose]\n");
+                            "[--faults LIST] [--rate R] [--warm] [--exactly-once] [--mutate RULE] "
+                            "[--verbose]\n");
             return 2;
         }
     }
@@ -1141,7 +1269,10 @@ int main(int argc, char **argv)
     free(W.claims);
     free(W.starts);
     printf("lease_sim: %" PRIu64 " seeds passed (%d nodes%s, %d s each); job tick (catchup = "
-           "all): %" PRIu64 " slots, %" PRIu64 " claimed but not run, %" PRIu64 " never claimed\n",
-           seeds, W.nnodes, W.warm ? ", one warm" : "", W.seconds, W.slots, W.unrun, W.unclaimed);
+           "all): %" PRIu64 " slots, %" PRIu64 " started but not run (%" PRIu64
+           " recorded abandoned), %" PRIu64 " claimed but never started, %" PRIu64
+           " never claimed\n",
+           seeds, W.nnodes, W.warm ? ", one warm" : "", W.seconds, W.slots, W.unrun - W.unstarted,
+           W.abandoned, W.unstarted, W.unclaimed);
     return 0;
 }

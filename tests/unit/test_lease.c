@@ -128,8 +128,24 @@ static int teardown(void **state)
     return 0;
 }
 
+static lease_mgr_t *ahead_of, *over_at;
+static int64_t epoch_of;
+
+static int held_ahead(void *ud)
+{
+    (void)ud;
+    return lease_held_ahead(ahead_of, "canonical", NULL);
+}
+
+static int epoch_over(void *ud)
+{
+    (void)ud;
+    return lease_epoch_over(over_at, "canonical", epoch_of);
+}
+
 /* One holder of three; a clean stop releases, so another holds it with a
- * higher epoch; the views agree on the holder. */
+ * higher epoch; the views agree on the holder; the old epoch is reported
+ * over (lease_epoch_over) by every manager once the store said so. */
 static void test_one_holder_and_handover(void **state)
 {
     nodes_t ns;
@@ -150,12 +166,26 @@ static void test_one_holder_and_handover(void **state)
     assert_false(v.is_me);
     assert_true(v.ms_left > 0 && v.ms_left <= TTL_MS);
 
+    assert_false(lease_epoch_over(ns.m[first], "canonical", e1));
+    assert_false(lease_epoch_over(ns.m[other], "canonical", e1));
+    assert_true(lease_epoch_over(ns.m[other], "canonical", e1 - 1));
+    ahead_of = ns.m[first];
+    assert_true(run_until(held_ahead, NULL, WAIT_MS));
+
     stop_node(&ns, first);
     assert_true(run_until(one_holder, &ns, WAIT_MS));
     holders(&ns, &second);
     assert_int_not_equal(second, first);
     assert_true(lease_held(ns.m[second], "canonical", &e2));
     assert_true(e2 > e1);
+    /* e1 is over for good, by every manager's answers; e2 is not */
+    for (int i = 0; i < 3; i++)
+        if (ns.m[i]) {
+            epoch_of = e1;
+            over_at = ns.m[i];
+            assert_true(run_until(epoch_over, NULL, WAIT_MS));
+            assert_false(lease_epoch_over(ns.m[i], "canonical", e2));
+        }
     close_nodes(&ns);
 }
 

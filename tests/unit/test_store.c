@@ -101,8 +101,12 @@ typedef struct res {
     char holder[65];
     int64_t epoch, exp_in;
     bool claimed;
+    int slot_state; /* store_job_start / unstart */
+    char slot_node[65];
+    int64_t slot_epoch;
     int64_t count;
     struct {
+        bool was_started;
         int64_t slot, epoch, code, started, ended;
         char status[32], node[65];
         uint8_t out[STORE_OUTPUT_MAX];
@@ -200,6 +204,20 @@ static void cb_claim(void *ud, int rc, const char *err, bool claimed)
     r->claimed = claimed;
 }
 
+static void cb_slot(void *ud, int rc, const char *err, const store_slot_t *slot)
+{
+    res_t *r = ud;
+    got(r, rc, err);
+    if (rc == 0) {
+        assert_non_null(slot);
+        r->slot_state = (int)slot->state;
+        snprintf(r->slot_node, sizeof(r->slot_node), "%s", slot->node);
+        r->slot_epoch = slot->epoch;
+    } else {
+        assert_null(slot);
+    }
+}
+
 static void cb_runs(void *ud, int rc, const char *err, const store_run_t *runs, size_t n)
 {
     res_t *r = ud;
@@ -207,6 +225,7 @@ static void cb_runs(void *ud, int rc, const char *err, const store_run_t *runs, 
     r->n = n;
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++) {
+        r->runs[i].was_started = runs[i].started;
         r->runs[i].slot = runs[i].slot_ms;
         r->runs[i].epoch = runs[i].epoch;
         r->runs[i].code = runs[i].code;
@@ -921,6 +940,10 @@ static void test_jobs(void **state)
     assert_int_equal(r->rc, 0);
     assert_true(r->claimed);
     memset(r, 0, sizeof(*r));
+    assert_int_equal(store_job_start(a->s, "sweep", 1000, "n1", 3, NULL, cb_slot, r), 0);
+    wait_res(r);
+    assert_int_equal(r->slot_state, STORE_SLOT_STARTED);
+    memset(r, 0, sizeof(*r));
     assert_int_equal(store_job_claim(b->s, "sweep", 1000, "n2", 4, cb_claim, r), 0);
     wait_res(r);
     assert_int_equal(r->rc, 0);
@@ -951,6 +974,8 @@ static void test_jobs(void **state)
     assert_int_equal(r->n, 2);
     assert_int_equal(r->runs[0].slot, 2000);
     assert_string_equal(r->runs[0].status, "");
+    assert_false(r->runs[0].was_started);
+    assert_true(r->runs[1].was_started);
     assert_string_equal(r->runs[0].node, "n2");
     assert_int_equal(r->runs[1].slot, 1000);
     assert_string_equal(r->runs[1].status, "ok");
@@ -961,11 +986,11 @@ static void test_jobs(void **state)
     assert_memory_equal(r->runs[1].out, out + big - STORE_OUTPUT_MAX, STORE_OUTPUT_MAX);
     free(out);
 
-    memset(r, 0, sizeof(*r));
+    memset(r, 0, sizeof(*r)); /* 2000 is only claimed: it does not count as run */
     assert_int_equal(store_job_last(a->s, "sweep", cb_runs, r), 0);
     wait_res(r);
     assert_int_equal(r->n, 1);
-    assert_int_equal(r->runs[0].slot, 2000);
+    assert_int_equal(r->runs[0].slot, 1000);
     memset(r, 0, sizeof(*r));
     assert_int_equal(store_job_last(a->s, "never", cb_runs, r), 0);
     wait_res(r);
@@ -984,6 +1009,142 @@ static void test_jobs(void **state)
     free(r);
     close_node(a);
     close_node(b);
+}
+
+static void claim(res_t *r, node_t *n, const char *job, int64_t slot, const char *node,
+                  int64_t epoch)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_job_claim(n->s, job, slot, node, epoch, cb_claim, r), 0);
+    wait_res(r);
+    assert_int_equal(r->rc, 0);
+}
+
+static void start(res_t *r, node_t *n, bool undo, const char *job, int64_t slot, const char *node,
+                  int64_t epoch, const char *lease)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(undo ? store_job_unstart(n->s, job, slot, node, epoch, lease, cb_slot, r)
+                          : store_job_start(n->s, job, slot, node, epoch, lease, cb_slot, r),
+                     0);
+    wait_res(r);
+    assert_int_equal(r->rc, 0);
+}
+
+/* A slot's life: claimed -> started -> finished. A claim is repeatable and
+ * a higher epoch takes over a claim never started; start is fenced by the
+ * lease and reports the row (a repeat tells a lost answer's outcome);
+ * unstart undoes a start under the same fence; last counts started slots. */
+static void test_job_slots(void **state)
+{
+    (void)state;
+    node_t *a = open_node("n1", NULL);
+    node_t *b = open_node("n2", NULL);
+    RES(r);
+    acquire(r, a, "canonical", "n1", 60000);
+    int64_t e1 = r->epoch;
+    claim(r, a, "tick", 1000, "n1", e1);
+    assert_true(r->claimed);
+    claim(r, a, "tick", 1000, "n1", e1); /* the same claim again: still mine */
+    assert_true(r->claimed);
+    claim(r, b, "tick", 1000, "n2", e1); /* same epoch, another node: no */
+    assert_false(r->claimed);
+
+    start(r, b, false, "tick", 1000, "n2", e1, "canonical"); /* not its claim */
+    assert_int_equal(r->slot_state, STORE_SLOT_CLAIMED);
+    assert_string_equal(r->slot_node, "n1");
+    start(r, a, false, "tick", 1000, "n1", e1, "other-lease"); /* fence: no such lease */
+    assert_int_equal(r->slot_state, STORE_SLOT_CLAIMED);
+    start(r, a, false, "tick", 1000, "n1", e1, "canonical");
+    assert_int_equal(r->slot_state, STORE_SLOT_STARTED);
+    assert_string_equal(r->slot_node, "n1");
+    assert_int_equal(r->slot_epoch, e1);
+    start(r, a, false, "tick", 1000, "n1", e1, "canonical"); /* a repeat reads it back */
+    assert_int_equal(r->slot_state, STORE_SLOT_STARTED);
+    claim(r, b, "tick", 1000, "n2", e1 + 5); /* started: nobody takes it over */
+    assert_false(r->claimed);
+
+    /* unstart under the fence: back to claimed, then started again */
+    start(r, a, true, "tick", 1000, "n1", e1, "canonical");
+    assert_int_equal(r->slot_state, STORE_SLOT_CLAIMED);
+    start(r, a, false, "tick", 1000, "n1", e1, "canonical");
+    assert_int_equal(r->slot_state, STORE_SLOT_STARTED);
+
+    /* slot 2000 claimed under e1, never started; the lease passes to n2 */
+    claim(r, a, "tick", 2000, "n1", e1);
+    assert_true(r->claimed);
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_lease_release(a->s, "canonical", "n1", cb_done, r), 0);
+    wait_res(r);
+    acquire(r, b, "canonical", "n2", 60000);
+    assert_true(r->acquired);
+    int64_t e2 = r->epoch;
+    assert_true(e2 > e1);
+    start(r, a, false, "tick", 2000, "n1", e1, "canonical"); /* the old holder: fenced */
+    assert_int_equal(r->slot_state, STORE_SLOT_CLAIMED);
+    start(r, a, true, "tick", 1000, "n1", e1, "canonical"); /* unstart: fenced too */
+    assert_int_equal(r->slot_state, STORE_SLOT_STARTED);
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_job_last(b->s, "tick", cb_runs, r), 0);
+    wait_res(r);
+    assert_int_equal(r->n, 1);
+    assert_int_equal(r->runs[0].slot, 1000); /* 2000 was never started: not run */
+    claim(r, b, "tick", 2000, "n2", e2); /* the new holder takes the claim over */
+    assert_true(r->claimed);
+    claim(r, a, "tick", 2000, "n1", e1); /* and the old one cannot take it back */
+    assert_false(r->claimed);
+    start(r, b, false, "tick", 2000, "n2", e2, "canonical");
+    assert_int_equal(r->slot_state, STORE_SLOT_STARTED);
+    assert_string_equal(r->slot_node, "n2");
+    assert_int_equal(r->slot_epoch, e2);
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(
+        store_job_finish(b->s, "tick", 2000, "ok", 0, "done", 4, 10, 20, cb_done, r), 0);
+    wait_res(r);
+    start(r, b, false, "tick", 2000, "n2", e2, "canonical");
+    assert_int_equal(r->slot_state, STORE_SLOT_FINISHED);
+    start(r, b, false, "tick", 3000, "n2", e2, "canonical"); /* no row */
+    assert_int_equal(r->slot_state, STORE_SLOT_NONE);
+
+    /* no lease (where = every): no fence */
+    claim(r, b, "local:n2", 1000, "n2", 0);
+    assert_true(r->claimed);
+    start(r, b, false, "local:n2", 1000, "n2", 0, NULL);
+    assert_int_equal(r->slot_state, STORE_SLOT_STARTED);
+    free(r);
+    close_node(a);
+    close_node(b);
+}
+
+/* A version 1 database (a slot ran as soon as it was claimed) migrates:
+ * its rows count as started. */
+static void test_job_migration(void **state)
+{
+    (void)state;
+    node_t *a = open_node("n1", NULL);
+    close_node(a);
+    direct_sql(use_pg ? "DROP FUNCTION cohort_job_claim, cohort_job_start, cohort_job_unstart,"
+                        " cohort_job_slot; ALTER TABLE cohort_job_runs DROP COLUMN started_at;"
+                        " DELETE FROM cohort_schema_version WHERE version > 1;"
+                        " INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at)"
+                        " VALUES ('old', 1000, 'n9', 7, 1)"
+                      : "ALTER TABLE cohort_job_runs DROP COLUMN started_at;"
+                        " DELETE FROM cohort_schema_version WHERE version > 1;"
+                        " INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at)"
+                        " VALUES ('old', 1000, 'n9', 7, 1)");
+    a = open_node("n1", NULL);
+    store_health_t h;
+    store_health(a->s, &h);
+    assert_int_equal(h.schema_version, STORE_SCHEMA_VERSION);
+    RES(r);
+    assert_int_equal(store_job_last(a->s, "old", cb_runs, r), 0);
+    wait_res(r);
+    assert_int_equal(r->n, 1);
+    assert_true(r->runs[0].was_started);
+    claim(r, a, "old", 1000, "n1", 8);
+    assert_false(r->claimed);
+    free(r);
+    close_node(a);
 }
 
 /* Two nodes claim the same slot at the same moment: one gets it. */
@@ -1370,6 +1531,7 @@ int main(int argc, char **argv)
         T(test_member_crash),  T(test_flushlog),      T(test_flushlog_follow),
         T(test_leases),        T(test_lease_expiry),  T(test_lease_race),
         T(test_jobs),          T(test_job_race),      T(test_statement_timeout),
+        T(test_job_slots),     T(test_job_migration),
         T(test_queue_bound),   T(test_close_cancels), T(test_bad_urls),
         T(test_newer_schema),
     };
