@@ -165,6 +165,12 @@ static void deliver(store_t *s, store_op_t *op)
     case OP_FLUSH_READ:
         ((store_rows_cb)op->cb)(ud, rc, err, op->rows, op->n_out);
         break;
+    case OP_FLUSH_CURSORS:
+        ((store_cursors_cb)op->cb)(ud, rc, err, op->cursors, op->n_out);
+        break;
+    case OP_IDENTITY:
+        ((store_text_cb)op->cb)(ud, rc, err, rc == 0 && op->text ? op->text : "");
+        break;
     case OP_FLUSH_PRUNE:
     case OP_JOB_PRUNE:
         ((store_count_cb)op->cb)(ud, rc, err, op->count);
@@ -543,6 +549,20 @@ int store_flushlog_prune(store_t *s, store_count_cb cb, void *ud)
     if (!op)
         return rc;
     return submit(s, op);
+}
+
+int store_flushlog_cursors(store_t *s, store_cursors_cb cb, void *ud)
+{
+    int rc;
+    store_op_t *op = op_new(s, OP_FLUSH_CURSORS, (void *)cb, ud, &rc);
+    return op ? submit(s, op) : rc;
+}
+
+int store_identity(store_t *s, store_text_cb cb, void *ud)
+{
+    int rc;
+    store_op_t *op = op_new(s, OP_IDENTITY, (void *)cb, ud, &rc);
+    return op ? submit(s, op) : rc;
 }
 
 int store_lease_acquire(store_t *s, const char *name, const char *holder, int64_t ttl_ms,
