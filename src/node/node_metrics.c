@@ -168,6 +168,9 @@ GETTER(get_ack_timeouts, cluster_counters(n->cluster)->ack_timeouts)
 GETTER(get_bypasses, cluster_counters(n->cluster)->bypasses)
 GETTER(get_cache_drops, cluster_counters(n->cluster)->cache_drops)
 GETTER(get_replayed, cluster_counters(n->cluster)->replayed)
+GETTER(get_log_appends, cluster_counters(n->cluster)->log_appends)
+GETTER(get_log_applied, cluster_counters(n->cluster)->log_applied)
+GETTER(get_flushlog_on, cluster_flushlog_on(n->cluster))
 GETTER(get_links_refused, cluster_counters(n->cluster)->links_refused)
 GETTER(get_state_changes, cluster_counters(n->cluster)->state_changes)
 GETTER(get_ps_sent, cluster_counters(n->cluster)->pubsub_sent)
@@ -461,6 +464,14 @@ static const metric_t rows[] = {
     ROW(C, "cohort_flush_entries_replayed_total",
         "Flush entries replayed to members that reconnected.", 0, NULL, NULL, NULL,
         get_replayed),
+    ROW(G, "cohort_flushlog_on", "1 while flushes reach members out of contact through the "
+        "store's flush log.", 0, "cohort:flushlog_on", NULL, NULL, get_flushlog_on),
+    ROW(C, "cohort_flushlog_appends_total",
+        "Appends of this node's flushes to the store's flush log.", 0,
+        "cohort:flushlog_appends", NULL, NULL, get_log_appends),
+    ROW(C, "cohort_flushlog_entries_applied_total",
+        "Members' flush entries applied from the store's flush log.", 0,
+        "cohort:flushlog_entries_applied", NULL, NULL, get_log_applied),
     ROW(C, "cohort_peer_links_refused_total",
         "Peer links refused or closed: bad key, address, version or frame.", 0, NULL, NULL,
         NULL, get_links_refused),

@@ -495,8 +495,8 @@ int store_member_leave(store_t *s, const char *name, uint64_t incarnation, store
 int store_flushlog_append(store_t *s, const char *origin, uint64_t incarnation,
                           const store_flush_entry_t *entries, size_t n, store_ids_cb cb, void *ud)
 {
-    if (!name_ok(origin) || n == 0 || n > STORE_APPEND_MAX || !entries || incarnation > INT64_MAX)
-        return STORE_EINVAL;
+    if (!name_ok(origin) || n == 0 || n > STORE_APPEND_MAX || !entries)
+        return STORE_EINVAL; /* any incarnation: stored as its 64-bit pattern */
     for (size_t i = 0; i < n; i++)
         if ((entries[i].len && !entries[i].data) || entries[i].seq > INT64_MAX)
             return STORE_EINVAL;

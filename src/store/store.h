@@ -237,8 +237,8 @@ int store_member_renew(store_t *s, const char *name, uint64_t incarnation, const
 int store_member_leave(store_t *s, const char *name, uint64_t incarnation, store_done_cb cb,
                        void *ud);
 
-/* Flush log. append stores 1..STORE_APPEND_MAX entries (copied at submit)
- * and returns their ids, increasing in entry order and in commit order
+/* Flush log. append stores 1..STORE_APPEND_MAX entries (copied at submit;
+ * any 64-bit incarnation, stored as its bit pattern) and returns their ids, increasing in entry order and in commit order
  * across sessions. read returns up to limit rows with id > after_id, oldest
  * first. mark_read moves reader's cursor to id (never backwards). prune
  * deletes every entry that all live members (not left, not expired) have
