@@ -289,6 +289,7 @@ void cluster_link_ready(link_t *l)
     m->link_gen++;
     member_link_ready(m, l);
     interest_on_link_ready(m);
+    storeid_on_link_ready(m);
 }
 
 void cluster_on_frame(link_t *l, const frame_hdr_t *h)
@@ -331,6 +332,9 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
     case FRAME_INTEREST:
     case FRAME_MESSAGE:
         interest_on_frame(m, l, h);
+        break;
+    case FRAME_STOREID:
+        storeid_on_frame(m, h);
         break;
     default:
         peer_refuse(l, "unexpected frame type");

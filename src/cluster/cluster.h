@@ -286,4 +286,13 @@ void cluster_flushlog_poll_end(cluster_t *cl, int64_t started);
 /* Milliseconds until the next poll (-1: the log is off). */
 int64_t cluster_flushlog_poll_ms(cluster_t *cl);
 
+/* ---- the store identity (storeid.c) ------------------------------------------
+ * Each node tells its members which store it uses (backend and the id the
+ * schema got: store_identity). A member on another store (each host its own
+ * SQLite file) means membership has no arbiter: this node then decides who
+ * is dead alone (as without [store] url) and turns the flush log off. */
+void cluster_set_store_identity(cluster_t *cl, const char *backend, const char *id);
+/* Why membership has no arbiter although a store is configured, or NULL. */
+const char *cluster_no_arbiter(const cluster_t *cl);
+
 #endif

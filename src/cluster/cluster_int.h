@@ -142,6 +142,7 @@ struct member {
     int64_t log_from;    /* reader: start of the last poll that left none of its
                             entries unapplied (its log lease: + T - margin) */
     int log_stalled;     /* reader: this poll left one of its entries for the link */
+    char store_id[96];   /* its shared store, "backend:id" (storeid.c); "" unknown */
     int64_t log_stall_since;
     int row_live;        /* its row was live at the last read of the rows */
 };
@@ -233,6 +234,9 @@ struct cluster {
     int64_t fl_retry_at;   /* after a failed append */
     int64_t fl_newest_id;  /* of our newest committed append */
     uint64_t fl_commit_sent; /* the COMMIT last appended (an entry with seq 0) */
+    /* the store identity (storeid.c) */
+    char store_id[96];     /* this node's shared store, "backend:id"; "" unknown */
+    char no_arbiter[320];  /* why membership has no arbiter after all; "" none */
     int fl_inflight_commit;  /* the append in flight is a COMMIT */
 };
 
@@ -327,6 +331,11 @@ uint64_t flushlog_covered(member_t *m, int64_t now);
  * through the log (0: it may not). */
 int64_t flushlog_lease_until(const member_t *m);
 void flushlog_free(cluster_t *cl);
+
+/* storeid.c: the store identity exchanged with members */
+/* m's link is READY: tells it our store identity, if known. */
+void storeid_on_link_ready(member_t *m);
+void storeid_on_frame(member_t *m, const frame_hdr_t *h);
 
 /* catchup.c: the replicated keyspaces for a cache that starts empty */
 /* The cache is empty or was dropped: ask a member before serving. */

@@ -20,10 +20,13 @@
  *   L1 P appends for M only once M knows this incarnation (its first SYNC
  *      came: knows_us_at) and is not DEAD, when M is behind: no stream to it
  *      (link down, or SYNC not answered yet), or a flush unacknowledged for
- *      flush_timeout. The append starts at max(M's ack, what went to the log
- *      for it) + 1, so M's entries in the log run without a gap from what it
- *      acknowledged; later batches go to the log at once while M stays
- *      behind (test_flushlog.py: a cut-off member sees the flush).
+ *      flush_timeout. The append starts at the lowest max(ack, what went to
+ *      the log for it) + 1 over every member that syncs with us, behind or
+ *      not, so each member's entries in the log run without a gap from what
+ *      it acknowledged (a member cut off a moment later than another finds
+ *      no gap: L4 would cost it its log lease); later batches go to the log
+ *      at once while M stays behind (test_flushlog.py: a cut-off member sees
+ *      the flush; sim --no-bypass).
  *   L2 a held reply for seq may go, for a member M that has not
  *      acknowledged it and may know us (coherence_may_not_know_us is 0),
  *      when an append covering seq, submitted after knows_us_at, is
@@ -45,8 +48,8 @@
  *   L4 an entry starting beyond what M applied (flushes before it are still
  *      on the link, or in a later append) is left: M records no cursor past
  *      it and its poll gives no log lease on P. After flush_timeout + 2T
- *      with no live link to P, M applies it anyway, dropping its cache for
- *      the gap as a jumped FLUSH does.
+ *      M applies it anyway, dropping its cache for the gap as a jumped FLUSH
+ *      does (P's replay log forgot what M missed: a link would RESET it).
  *   L5 M's log lease on P: start of M's last poll that read the log to its
  *      end with none of P's entries left + T - margin, only while P's row
  *      was live at M's last read of the rows, M linked with P's incarnation,
@@ -133,6 +136,12 @@ static int behind(const member_t *m, int64_t now)
     return m->unacked_since && now - m->unacked_since > cl->cfg->flush_timeout_ms;
 }
 
+/* 1 when m would apply our entries from the log (it synced with us). */
+static int reads_us(const member_t *m)
+{
+    return m->knows_us_at && m->state != MEMBER_DEAD;
+}
+
 static uint64_t need_from(const member_t *m)
 {
     return (m->acked > m->log_upto ? m->acked : m->log_upto) + 1;
@@ -176,9 +185,12 @@ int cluster_flushlog_take(cluster_t *cl, buf_t *out, uint64_t *inc, uint64_t *fi
         return -1;
     int64_t now = cluster_mono(cl);
     uint64_t upto = sent_upto(cl), from = UINT64_MAX;
-    for (size_t i = 0; i < cl->nmembers; i++) {
+    int any = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) /* a flush is due: whose range? */
+        any |= behind(&cl->members[i], now) && need_from(&cl->members[i]) <= upto;
+    for (size_t i = 0; any && i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
-        if (behind(m, now) && need_from(m) <= upto && need_from(m) < from)
+        if (reads_us(m) && need_from(m) <= upto && need_from(m) < from)
             from = need_from(m);
     }
     if (from == UINT64_MAX) { /* only a COMMIT is due */
@@ -213,8 +225,8 @@ int cluster_flushlog_take(cluster_t *cl, buf_t *out, uint64_t *inc, uint64_t *fi
     coherence_encode(cl, out, from, to);
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_t *m = &cl->members[i];
-        if (behind(m, now) && need_from(m) >= from && need_from(m) <= to && to > m->log_upto)
-            m->log_upto = to;
+        if (reads_us(m) && need_from(m) <= to && to > m->log_upto)
+            m->log_upto = to; /* below from only where the ring forgot: a gap either way */
     }
     cl->fl_inflight = 1;
     cl->fl_inflight_commit = 0;
@@ -372,7 +384,7 @@ int cluster_flushlog_apply(cluster_t *cl, const char *origin, uint64_t inc, uint
         int64_t limit = cl->cfg->flush_timeout_ms + 2 * (int64_t)cluster_lease_ms(cl);
         if (!m->log_stall_since)
             m->log_stall_since = now;
-        if ((m->link && m->state == MEMBER_ALIVE) || now - m->log_stall_since < limit) {
+        if (now - m->log_stall_since < limit) {
             m->log_stalled = 1;
             return 0;
         }

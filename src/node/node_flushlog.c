@@ -47,6 +47,7 @@ static struct {
     int64_t last_prune;
     int64_t pruned_pos;
     int last_rc;         /* of the last failed operation, to log a change once */
+    bool id_known, id_asking; /* the store identity, told to the cluster (storeid.c) */
 } fl;
 
 static bool alive(void)
@@ -232,6 +233,21 @@ static void flushlog_turn(void *ud)
 
 /* ---- start and stop --------------------------------------------------------- */
 
+static void on_identity(void *ud, int rc, const char *err, const char *text)
+{
+    (void)ud;
+    fl.id_asking = false;
+    if (!alive())
+        return;
+    note_rc("reading the store identity", rc, err);
+    if (rc < 0)
+        return; /* asked again at the next poll */
+    store_health_t h;
+    store_health(fl.n->store, &h);
+    cluster_set_store_identity(fl.n->cluster, h.backend, text);
+    fl.id_known = true;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     (void)t;
@@ -241,6 +257,13 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     node_t *n = fl.n;
+    if (!fl.id_known && !fl.id_asking &&
+        store_identity(n->store, on_identity, NULL) == 0)
+        fl.id_asking = true;
+    if (fl.enabled && !cluster_flushlog_on(n->cluster)) {
+        schedule(1000); /* turned off: members on other stores (storeid.c) */
+        return;
+    }
     if (!fl.enabled) {
         if (!cluster_has_arbiter(n->cluster))
             return; /* no arbiter, no log */

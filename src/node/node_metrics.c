@@ -286,6 +286,19 @@ TEXT(text_master, "master")
 TEXT(text_max_human, human(buf, len, get_maxmemory(n)))
 TEXT(text_policy, "allkeys-lru")
 TEXT(text_why_not_serving, node_why_not_serving(n))
+
+/* Who decides that a member is dead: "store", "none" (no [store] url, or
+ * alone), or "none: <why>" when members turned out to use other stores. */
+static const char *text_arbiter(void *ud, char *buf, size_t len)
+{
+    node_t *n = ud;
+    const char *why = cluster_no_arbiter(n->cluster);
+    if (why) {
+        snprintf(buf, len, "none: %s", why);
+        return buf;
+    }
+    return cluster_has_arbiter(n->cluster) ? "store" : "none";
+}
 TEXT(text_store_state, store_state_name(n))
 TEXT(text_store_backend, n->store ? shealth(n).backend : "none")
 
@@ -441,6 +454,7 @@ static const metric_t rows[] = {
     ROW(B, NULL, NULL, 0, "cohort:cohort_serving_cache", "serving_cache", NULL,
         get_serving_cache),
     TROW(NULL, "why_not_serving", NULL, text_why_not_serving),
+    TROW("cohort:membership_arbiter", "arbiter", "arbiter", text_arbiter),
     ROW(B, NULL, NULL, 0, "cohort:cohort_cut_off", NULL, NULL, get_cut_off),
     ROW(C, "cohort_flush_entries_sent_total", "Flush entries sent to members.", 0,
         "cohort:flush_entries_sent", NULL, NULL, get_flushes_sent),

@@ -136,7 +136,8 @@ enum frame_type {
     FRAME_NACK = 17,
     FRAME_ABORT = 18,
     FRAME_COMMIT = 19,
-    FRAME_TYPE_MAX = 19
+    FRAME_STOREID = 20, /* the sender's shared store: "backend:id" (cluster/storeid.c) */
+    FRAME_TYPE_MAX = 20
 };
 
 /* The kinds of an INTEREST entry (svc/pubsub.h's enum pubsub_kind has the

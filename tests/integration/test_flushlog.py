@@ -164,3 +164,46 @@ def test_cut_links_flushes_go_through_the_store(cluster_factory, store_url):
     finally:
         for p in proxies:
             p.close()
+
+
+def test_separate_sqlite_files_mean_no_arbiter(cluster_factory, tmp_path):
+    """Each node on its own SQLite file (as on hosts that do not share a
+    database): they learn it from the store identity exchanged after the
+    handshake, say once that membership has no arbiter, report it in INFO and
+    /v1/status, turn the flush log off, and decide who is dead alone (a
+    stopped member is dead at once: its port refuses connections)."""
+    import json
+    cl = cluster_factory(2, start=False, options=FAST)
+    for i, n in enumerate(cl):
+        n.config["store"] = {"url": "sqlite://%s" % os.path.join(str(tmp_path), "own%d.db" % i),
+                             "member_lease": "3s"}
+    cl.start(timeout=15)
+    n1, n2 = cl
+
+    def no_arbiter():
+        return all(n.info("cohort").get("membership_arbiter", "").startswith("none: ")
+                   for n in cl)
+    assert helpers.wait_for(no_arbiter, scaled(10)), [n.info("cohort") for n in cl]
+    for n in cl:
+        assert n.counter("flushlog_on") == 0
+        lines = [l for l in n.log_text().splitlines() if "membership has no arbiter" in l]
+        assert len(lines) == 1, lines
+        assert "uses another store" in lines[0]
+        status, _, body = helpers.http_get(n.http_port, "/v1/status")
+        assert status == 200
+        assert json.loads(body)["arbiter"].startswith("none: "), body
+    # Dead by a guess again: a refused connection makes n2 dead at once.
+    assert n2.terminate() == 0
+    cl.wait_state([n1], "n2", "dead", timeout=scaled(10))
+
+
+def test_shared_store_is_the_arbiter(cluster_factory, store_url):
+    """The same store everywhere: INFO and /v1/status say so."""
+    cl = cluster_factory(2, start=False, options=FAST)
+    for n in cl:
+        n.config["store"] = {"url": store_url, "member_lease": "3s"}
+    cl.start(timeout=15)
+    time.sleep(scaled(1.0))  # the identities went round
+    for n in cl:
+        assert n.info("cohort").get("membership_arbiter") == "store"
+        assert n.counter("flushlog_on") == 1
