@@ -905,7 +905,7 @@ void coherence_member_gone(member_t *m)
 static int64_t lease_of(const member_t *m)
 {
     int64_t l = m->lease_until;
-    if (m->cl->flushlog) {
+    if (m->cl->flushlog && !m->cl->no_arbiter[0]) { /* storeid.c, S1 */
         int64_t f = flushlog_lease_until(m);
         if (f > l)
             l = f;

@@ -108,7 +108,7 @@ void cluster_flushlog_enable(cluster_t *cl, int on)
 
 int cluster_flushlog_on(const cluster_t *cl)
 {
-    return cl && cl->flushlog;
+    return cl && cl->flushlog && !cl->no_arbiter[0]; /* this node serves on the log */
 }
 
 void flushlog_free(cluster_t *cl)

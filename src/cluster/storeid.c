@@ -12,9 +12,14 @@
  * Rules and the tests that check them:
  *   S1 a member whose identity differs from ours (both known) turns the
  *      arbiter off (membership decides alone: a member unreachable for
- *      dead_after is declared dead on a guess) and the flush log off, logged
+ *      dead_after is declared dead on a guess) and the log lease off (this
+ *      node no longer serves on following the log: flushlog.c L5), logged
  *      once with both identities, and cluster_no_arbiter says why (INFO
- *      cluster:membership_arbiter, /v1/status arbiter)
+ *      cohort:membership_arbiter, /v1/status arbiter). The writer's half of
+ *      the log stays on: a member on our store that has not met the other
+ *      store still follows our log and serves on it, so our replies keep
+ *      waiting for the log as L2 says (a member on the other store has no
+ *      row of ours there, so it never holds a log lease on us: L5)
  *      (test_flushlog.py: test_separate_sqlite_files_mean_no_arbiter);
  *   S2 a member that never says (an older cohortd, or no [store] url) is
  *      not a mismatch. */
@@ -45,10 +50,9 @@ static void judge(member_t *m)
     snprintf(cl->no_arbiter, sizeof(cl->no_arbiter), "%s uses another store (%s; this node: %s)",
              m->name[0] ? m->name : m->addr, m->store_id, cl->store_id);
     log_warn("member", "membership has no arbiter: %s. A member unreachable for dead_after is "
-             "declared dead on a guess, and the flush log is off (see README, Membership)",
-             cl->no_arbiter);
-    cl->arbiter = 0;
-    cluster_flushlog_enable(cl, 0);
+             "declared dead on a guess, and this node serves on no log lease (see README, "
+             "The flush log)", cl->no_arbiter);
+    cl->arbiter = 0; /* the writer's half of the log stays: members on our store follow it */
 }
 
 void storeid_on_link_ready(member_t *m)
