@@ -77,6 +77,7 @@ typedef struct lentry {
 
 /* A flush log operation on its way (read, append, cursors, mark). */
 typedef struct lop {
+    struct lop *prev, *next; /* every operation alive (freed at a new run) */
     int kind; /* LOP_* */
     int node;
     uint64_t gen;
@@ -122,6 +123,17 @@ static struct {
     int64_t cursors[SIM_MAX_NODES]; /* 0: none recorded */
 } S;
 static uint64_t log_appends, log_reads; /* over every run */
+static lop_t *lops; /* operations in flight: a run's end drops their events */
+
+static lop_t *lop_new(void)
+{
+    lop_t *op = calloc(1, sizeof(*op));
+    op->next = lops;
+    if (lops)
+        lops->prev = op;
+    lops = op;
+    return op;
+}
 static uint64_t renewals, failures; /* over every run */
 
 static answer_t *answer_new(void)
@@ -303,6 +315,12 @@ static void fl_schedule(int i, int64_t ms)
 
 static void lop_free(lop_t *op)
 {
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        lops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
     for (size_t k = 0; k < op->n; k++)
         free(op->rows[k].data);
     free(op->rows);
@@ -373,7 +391,7 @@ static void fl_send(int i, int kind, lop_t *op)
 static void fl_read_next(int i)
 {
     snode_t *sn = &S.nodes[i];
-    lop_t *op = calloc(1, sizeof(*op));
+    lop_t *op = lop_new();
     op->after = sn->fl_chain;
     sn->fl_started = cluster_now(sim_cluster(i));
     sn->fl_reading = 1;
@@ -385,7 +403,7 @@ static void fl_after_poll(int i)
 {
     snode_t *sn = &S.nodes[i];
     if (sn->fl_pos > sn->fl_marked && !sn->fl_marking) {
-        lop_t *op = calloc(1, sizeof(*op));
+        lop_t *op = lop_new();
         op->after = sn->fl_pos;
         sn->fl_marking = 1;
         fl_send(i, LOP_MARK, op);
@@ -495,7 +513,7 @@ void sim_store_turn(int i)
         buf_init(&b);
         uint64_t inc, first;
         if (cluster_flushlog_take(cl, &b, &inc, &first) == 0) {
-            lop_t *op = calloc(1, sizeof(*op));
+            lop_t *op = lop_new();
             op->inc = inc;
             op->seq = first;
             op->len = buf_len(&b);
@@ -511,7 +529,7 @@ void sim_store_turn(int i)
         cluster_flushlog_wants_cursors(cl)) {
         sn->fl_cursoring = 1;
         sn->fl_last_cursors = now;
-        fl_send(i, LOP_CURSORS, calloc(1, sizeof(lop_t)));
+        fl_send(i, LOP_CURSORS, lop_new());
     }
 }
 
@@ -551,6 +569,8 @@ int sim_store_on(void)
 void sim_store_reset(int nnodes)
 {
     int on = S.on, flushlog = S.flushlog;
+    while (lops)
+        lop_free(lops);
     for (size_t k = 0; k < S.nlog; k++)
         free(S.log[k].data);
     free(S.log);
