@@ -1,6 +1,7 @@
-/* cluster_int: the structures shared by cluster.c, peer.c, membership.c and
- * coherence.c (as btreeInt.h is to sqlite's btree). Nothing outside those
- * four files includes it.
+/* cluster_int: the structures shared by cluster.c, peer.c, membership.c,
+ * coherence.c and the other files of src/cluster (flushlog.c, storeid.c,
+ * ...), as btreeInt.h is to sqlite's btree. Nothing outside the folder
+ * includes it (but the simulator, tests/sim).
  *
  * Clocks: every time here is this process's monotonic clock in milliseconds
  * (clock_mono_ms, read at the moment of each decision, never the time the

@@ -20,6 +20,11 @@
  *     until it links and acknowledges, or is decided dead.
  * A member that has not acknowledged within flush_timeout gets no more PONGs
  * (membership.c), so that wait is bounded by flush_timeout + T.
+ * With the store's flush log on (flushlog.c), a member may also serve while
+ * it follows our flushes through the log, so its lapsed lease is no longer
+ * enough: the reply waits until the log settles the flush for it (its log
+ * cursor past the entry, or T + margin after the entry committed with its
+ * link lease lapsed; flushlog.c, L2), and the wait is bounded by the append.
  *
  * Replay: when a link comes up each side sends SYNC (the incarnation it knows
  * of the other and how far it applied its flushes). The other side replays the

@@ -37,19 +37,22 @@
  *      after the commit saw it; M serves on a poll for at most T - margin).
  *      Otherwise the reply waits, whatever M's link lease says: M may serve
  *      through its log lease (test_flushlog.py: n2 never serves the old
- *      value after n1's reply; sim_store's no-stale-read check).
+ *      value after n1's reply; ctest sim_flushlog: I1, no stale read after
+ *      a reply, checked after every event under every fault).
  *      A member that may not know us needs its acknowledgement, as before.
  *   L3 M applies an entry of origin P only when it is of the incarnation of
  *      P that M linked with (in_inc), through the same code as a FLUSH from
  *      the link: flush numbers already applied are skipped, so the link's
  *      replay (SYNC reports the applied position) never applies twice.
  *      Entries of another incarnation, or of unknown members, are skipped
- *      (P relies on M's cursor only after M's SYNC, L2).
+ *      (P relies on M's cursor only after M's SYNC, L2) (test_flushlog.py:
+ *      the coherence round after the links are back; ctest sim_flushlog).
  *   L4 an entry starting beyond what M applied (flushes before it are still
  *      on the link, or in a later append) is left: M records no cursor past
  *      it and its poll gives no log lease on P. After flush_timeout + 2T
  *      M applies it anyway, dropping its cache for the gap as a jumped FLUSH
- *      does (P's replay log forgot what M missed: a link would RESET it).
+ *      does (P's replay log forgot what M missed: a link would RESET it)
+ *      (ctest sim_flushlog, whose replay log holds 64 flushes).
  *   L5 M's log lease on P: start of M's last poll that read the log to its
  *      end with none of P's entries left + T - margin, only while P's row
  *      was live at M's last read of the rows, M linked with P's incarnation,
@@ -58,16 +61,18 @@
  *      every member not DEAD, the link lease or the log lease holds, so a
  *      link cut between two nodes that both reach the store costs no
  *      bypassed reads (test_flushlog.py: bypass counters stop growing;
- *      sim_store's no-bypass check while the store is up).
+ *      ctest sim_flushlog_no_bypass: I4, every node serves at every event
+ *      while only links fail and the store is up).
  *   L6 the node polls the log every cluster_flushlog_poll_ms: 50 ms while a
  *      member's link lease has less than T/2 left or an entry is stalled,
  *      else every T/3 (at most 1 s): a few round trips per second per node
  *      at idle, and the log lease stays current before a link cut is even
- *      noticed. PostgreSQL's NOTIFY wakes a poll at once.
+ *      noticed. PostgreSQL's NOTIFY wakes a poll at once (bench/flushlog
+ *      measures the round trips; no test asserts a rate).
  *   L7 not carried by the log: NACKs of proposals refused by a member that
  *      reads them from the log (there is no link to send one on), and ABORT
  *      (it follows when the link is back; the node's in-flight sweep settles
- *      what never comes).
+ *      what never comes; not tested).
  *   L8 P's writes commit (coherence.c, commit_upto) once every member that
  *      counts acknowledged them or the log settles them for it as in L2; a
  *      member behind the log hears of the commit through a COMMIT entry (an
