@@ -16,7 +16,9 @@
  * (T/10, at least 100 ms: the clocks' rate difference and the moment between
  * a decision and its effect).
  *
- * Rules (writer P, reader M) and the tests that check each:
+ * Rules (writer P, reader M) and the tests that check each (each is also
+ * checked alone by tests/unit/test_flushlog.c: test_l1_*, test_l2_*,
+ * test_reader_rules for L3-L5, test_l8_*):
  *   L1 P appends for M only once M knows this incarnation (its first SYNC
  *      came: knows_us_at) and is not DEAD, when M is behind: no stream to it
  *      (link down, or SYNC not answered yet), or a flush unacknowledged for
