@@ -234,6 +234,7 @@ struct cluster {
     int64_t fl_submitted;
     int64_t fl_retry_at;   /* after a failed append */
     int64_t fl_newest_id;  /* of our newest committed append */
+    uint64_t fl_max_last;  /* the highest flush number any committed append holds */
     uint64_t fl_commit_sent; /* the COMMIT last appended (an entry with seq 0) */
     /* the store identity (storeid.c) */
     char store_id[96];     /* this node's shared store, "backend:id"; "" unknown */

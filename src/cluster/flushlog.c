@@ -274,6 +274,8 @@ void cluster_flushlog_appended(cluster_t *cl, int ok, int64_t id)
         cl->fl_len++;
     if (id > cl->fl_newest_id)
         cl->fl_newest_id = id;
+    if (cl->fl_last > cl->fl_max_last)
+        cl->fl_max_last = cl->fl_last;
     cl->counters.log_appends++;
     coherence_progress(cl);
 }
@@ -293,8 +295,10 @@ uint64_t flushlog_covered(member_t *m, int64_t now)
     cluster_t *cl = m->cl;
     if (coherence_may_not_know_us(m, now))
         return m->acked; /* L2: its acknowledgement, as without the log */
-    int link = coherence_link_may_serve(m, now);
     uint64_t c = m->acked;
+    if (cl->fl_max_last <= c)
+        return c; /* no append holds anything it has not acknowledged (the usual case) */
+    int link = coherence_link_may_serve(m, now);
     int moved = 1;
     while (moved) { /* appends may overlap and come in any order */
         moved = 0;
@@ -311,6 +315,8 @@ uint64_t flushlog_covered(member_t *m, int64_t now)
 
 int flushlog_holds(member_t *m, uint64_t seq, int64_t now)
 {
+    if (seq > m->cl->fl_max_last)
+        return 1; /* in no append yet */
     if (flushlog_covered(m, now) >= seq) {
         m->cl->counters.log_released++;
         return 0;
