@@ -78,6 +78,7 @@ static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_NACK] = "88",        /* incarnation, flush number */
     [FRAME_ABORT] = "88",       /* incarnation, flush number */
     [FRAME_COMMIT] = "88",      /* incarnation, flush number */
+    [FRAME_STOREID] = "n",      /* backend:id */
 };
 
 static void check_inside(const frame_hdr_t *h, const frame_bytes_t *v)

@@ -292,6 +292,7 @@ void cluster_link_ready(link_t *l)
     member_link_ready(m, l);
     interest_on_link_ready(m);
     presync_on_link_ready(m);
+    storeid_on_link_ready(m);
 }
 
 void cluster_on_frame(link_t *l, const frame_hdr_t *h)
@@ -337,6 +338,8 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
         break;
     case FRAME_PRESENCE:
         presync_on_frame(m, l, h);
+    case FRAME_STOREID:
+        storeid_on_frame(m, h);
         break;
     default:
         peer_refuse(l, "unexpected frame type");

@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include "buf.h"
 #include "config.h"
 
 typedef struct cluster cluster_t;
@@ -168,6 +169,9 @@ typedef struct cluster_counters {
     uint64_t interest_frames_sent; /* INTEREST frames sent */
     uint64_t presence_frames_sent; /* PRESENCE frames sent */
     uint64_t presence_refused;     /* members' presence entries out of bounds, dropped */
+    uint64_t log_appends;          /* appends of our flushes to the store's flush log */
+    uint64_t log_applied;          /* members' flushes applied from the store's flush log */
+    uint64_t log_released;         /* held-reply checks a member's log cursor or lease satisfied */
 } cluster_counters_t;
 const cluster_counters_t *cluster_counters(const cluster_t *cl);
 /* Counts a read that missed because the node is not serving. */
@@ -276,5 +280,50 @@ int64_t cluster_row_margin(int64_t ttl_ms);
 /* 1 when every member is alive or dead (nothing for the store to settle),
  * and, with an arbiter, every live member's row was read while linked. */
 int cluster_members_settled(const cluster_t *cl);
+
+/* ---- the flush log through the shared store (flushlog.c) ---------------------
+ * The cluster never reaches the store: the node (src/node/node_flushlog.c)
+ * moves bytes between these calls and the store's flush log. See flushlog.c
+ * for the rules. */
+/* Turns the log on (the node calls it once the store is shared: [store] url,
+ * an arbiter, and no member with another store identity) or off. */
+void cluster_flushlog_enable(cluster_t *cl, int on);
+int cluster_flushlog_on(const cluster_t *cl);
+/* Writer. 1 when an append of our flushes is due now. */
+int cluster_flushlog_due(cluster_t *cl);
+/* Writes the range due as one FLUSH payload to out (caller's buffer) and
+ * marks it in flight; returns 0 with *inc and *first set (first 0: a COMMIT
+ * entry, payload incarnation and flush number), or -1 when none is due. One
+ * append is in flight at a time; report it with ..._appended. */
+int cluster_flushlog_take(cluster_t *cl, buf_t *out, uint64_t *inc, uint64_t *first);
+/* The append of take committed with log id id (ok), or failed. */
+void cluster_flushlog_appended(cluster_t *cl, int ok, int64_t id);
+/* 1 when held replies wait for members' log cursors: read them soon. */
+int cluster_flushlog_wants_cursors(cluster_t *cl);
+/* A member's cursor as the store has it; returns 1 when it moved. Call
+ * cluster_flushlog_progress after a batch of them. */
+int cluster_flushlog_cursor(cluster_t *cl, const char *reader, int64_t last_id);
+void cluster_flushlog_progress(cluster_t *cl);
+/* Reader. A poll of the log reads entries in id order from where the last
+ * one stopped: begin, apply each entry, then end once the log was read to
+ * its end by a read sent at 'started' (cluster_now). apply returns 1 when
+ * the entry is done with (applied, or not for this node), 0 when it must be
+ * read again later (it leaves the link to deliver flushes before it: do
+ * not record a position past it). */
+void cluster_flushlog_poll_begin(cluster_t *cl);
+int cluster_flushlog_apply(cluster_t *cl, const char *origin, uint64_t inc, uint64_t seq,
+                           const void *data, size_t len);
+void cluster_flushlog_poll_end(cluster_t *cl, int64_t started);
+/* Milliseconds until the next poll (-1: the log is off). */
+int64_t cluster_flushlog_poll_ms(cluster_t *cl);
+
+/* ---- the store identity (storeid.c) ------------------------------------------
+ * Each node tells its members which store it uses (backend and the id the
+ * schema got: store_identity). A member on another store (each host its own
+ * SQLite file) means membership has no arbiter: this node then decides who
+ * is dead alone (as without [store] url) and turns the flush log off. */
+void cluster_set_store_identity(cluster_t *cl, const char *backend, const char *id);
+/* Why membership has no arbiter although a store is configured, or NULL. */
+const char *cluster_no_arbiter(const cluster_t *cl);
 
 #endif

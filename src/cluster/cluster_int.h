@@ -1,6 +1,7 @@
-/* cluster_int: the structures shared by cluster.c, peer.c, membership.c and
- * coherence.c (as btreeInt.h is to sqlite's btree). Nothing outside those
- * four files includes it.
+/* cluster_int: the structures shared by cluster.c, peer.c, membership.c,
+ * coherence.c and the other files of src/cluster (flushlog.c, storeid.c,
+ * ...), as btreeInt.h is to sqlite's btree. Nothing outside the folder
+ * includes it (but the simulator, tests/sim).
  *
  * Clocks: every time here is this process's monotonic clock in milliseconds
  * (clock_mono_ms, read at the moment of each decision, never the time the
@@ -136,6 +137,17 @@ struct member {
     struct itable *interest; /* what it last announced (kept while it is away) */
     /* presence (presync.c) */
     int presence_lost; /* its entries were dropped (DEAD) while its link stayed up */
+    /* the flush log through the store (flushlog.c) */
+    int64_t knows_us_at; /* when its first SYNC to this incarnation came (0: not yet):
+                            it applies our log entries submitted after that */
+    uint64_t log_upto;   /* our flushes up to this went to the log for it */
+    int64_t log_pos;     /* its cursor in the store's log, as last read */
+    int64_t log_from;    /* reader: start of the last poll that left none of its
+                            entries unapplied (its log lease: + T - margin) */
+    int log_stalled;     /* reader: this poll left one of its entries for the link */
+    char store_id[96];   /* its shared store, "backend:id" (storeid.c); "" unknown */
+    int64_t log_stall_since;
+    int row_live;        /* its row was live at the last read of the rows */
 };
 enum { SNAP_BUSY_FRESH = 1, SNAP_BUSY_NOT_SERVING = 2 };
 
@@ -151,6 +163,15 @@ typedef struct flush_entry {
     int64_t expire_at;
     char *data; /* key then value, owned */
 } flush_entry_t;
+
+/* One append of our flushes [first, last] to the store's log (flushlog.c). */
+typedef struct fl_rec {
+    uint64_t first, last;
+    int64_t id;        /* its log id */
+    int64_t submitted; /* cluster_mono when the append was sent */
+    int64_t committed; /* cluster_mono when its success came back */
+} fl_rec_t;
+#define FL_RECS 256 /* appends remembered (a ring) */
 
 struct cluster {
     const config_t *cfg;
@@ -210,6 +231,21 @@ struct cluster {
     int own_row_lapsed;     /* own_row_until passed: others may call us dead */
     int64_t row_lapsed_at;  /* when it last did: a PONG older than this proves
                                no lease on us (coherence.c, holds) */
+    /* the flush log through the store (flushlog.c) */
+    int flushlog;          /* on: the node feeds and follows the store's log */
+    fl_rec_t *fl_recs;     /* ring of our committed appends */
+    size_t fl_len, fl_next;
+    int fl_inflight;       /* an append is on its way */
+    uint64_t fl_first, fl_last;
+    int64_t fl_submitted;
+    int64_t fl_retry_at;   /* after a failed append */
+    int64_t fl_newest_id;  /* of our newest committed append */
+    uint64_t fl_max_last;  /* the highest flush number any committed append holds */
+    uint64_t fl_commit_sent; /* the COMMIT last appended (an entry with seq 0) */
+    /* the store identity (storeid.c) */
+    char store_id[96];     /* this node's shared store, "backend:id"; "" unknown */
+    char no_arbiter[320];  /* why membership has no arbiter after all; "" none */
+    int fl_inflight_commit;  /* the append in flight is a COMMIT */
 };
 
 /* cluster.c: the parts a simulator drives without sockets or timers */
@@ -277,6 +313,37 @@ void coherence_send_commits(cluster_t *cl);
 void coherence_progress(cluster_t *cl);
 void coherence_member_gone(member_t *m);
 void coherence_new_incarnation(member_t *m, uint64_t incarnation);
+/* 1 while m's lease on us (PINGs we answered) may hold. */
+int coherence_link_may_serve(const member_t *m, int64_t now);
+/* 1 while m may not know this incarnation (never answered, or our row lapsed
+ * since): it may serve without any lease on us. */
+int coherence_may_not_know_us(const member_t *m, int64_t now);
+/* Writes one FLUSH payload of our flushes [from, to] (in the log) to b. */
+void coherence_encode(cluster_t *cl, buf_t *b, uint64_t from, uint64_t to);
+/* The oldest of our flushes the replay log still holds. */
+uint64_t coherence_log_first(const cluster_t *cl);
+/* Applies a FLUSH payload of m's (from its link, or from the store's log
+ * when from_log: no NACK without a link). Returns 0, or -1 when malformed. */
+int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log);
+/* m's writes up to upto (at most what we applied of them) are committed. */
+void coherence_committed(member_t *m, uint64_t upto);
+
+/* flushlog.c: our flushes through the store's log, and the members' to us */
+/* 1 while m could serve what our flush seq removed (with the log on; m has
+ * not acknowledged seq and counts). */
+int flushlog_holds(member_t *m, uint64_t seq, int64_t now);
+/* The highest of our flush numbers m applied or cannot serve around: its
+ * acknowledgement, or what the log covers for it (as flushlog_holds says). */
+uint64_t flushlog_covered(member_t *m, int64_t now);
+/* Until when this node may serve on the strength of following m's flushes
+ * through the log (0: it may not). */
+int64_t flushlog_lease_until(const member_t *m);
+void flushlog_free(cluster_t *cl);
+
+/* storeid.c: the store identity exchanged with members */
+/* m's link is READY: tells it our store identity, if known. */
+void storeid_on_link_ready(member_t *m);
+void storeid_on_frame(member_t *m, const frame_hdr_t *h);
 
 /* catchup.c: the replicated keyspaces for a cache that starts empty */
 /* The cache is empty or was dropped: ask a member before serving. */

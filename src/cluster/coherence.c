@@ -20,6 +20,11 @@
  *     until it links and acknowledges, or is decided dead.
  * A member that has not acknowledged within flush_timeout gets no more PONGs
  * (membership.c), so that wait is bounded by flush_timeout + T.
+ * With the store's flush log on (flushlog.c), a member may also serve while
+ * it follows our flushes through the log, so its lapsed lease is no longer
+ * enough: the reply waits until the log settles the flush for it (its log
+ * cursor past the entry, or T + margin after the entry committed with its
+ * link lease lapsed; flushlog.c, L2), and the wait is bounded by the append.
  *
  * Replay: when a link comes up each side sends SYNC (the incarnation it knows
  * of the other and how far it applied its flushes). The other side replays the
@@ -335,6 +340,37 @@ static void send_aborts(member_t *m, uint64_t from, uint64_t last)
             send_abort(m->link, m->cl->incarnation, seq);
 }
 
+/* Writes our flushes [from, last] (all in the log) as entries to b. */
+static void put_entries(cluster_t *cl, buf_t *b, uint64_t from, uint64_t last)
+{
+    for (uint64_t seq = from; seq <= last; seq++) {
+        flush_entry_t *e = log_at(cl, seq);
+        frame_put_u8(b, e->kind);
+        frame_put_u64(b, e->version);
+        frame_put_bytes(b, e->data, e->klen);
+        if (has_value(e->kind)) {
+            frame_put_u64(b, ttl_of(e->expire_at));
+            frame_put_bytes(b, e->data + e->klen, e->vlen);
+            frame_put_u8(b, e->enc);
+        } else if (e->kind == FLUSH_INVAL) {
+            frame_put_bytes(b, e->data + e->klen, e->vlen);
+        }
+    }
+}
+
+void coherence_encode(cluster_t *cl, buf_t *b, uint64_t from, uint64_t to)
+{
+    frame_put_u64(b, cl->incarnation);
+    frame_put_u64(b, from);
+    frame_put_u32(b, (uint32_t)(to - from + 1));
+    put_entries(cl, b, from, to);
+}
+
+uint64_t coherence_log_first(const cluster_t *cl)
+{
+    return log_first(cl);
+}
+
 /* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT. */
 static void send_range(member_t *m, uint64_t from, uint64_t to)
 {
@@ -346,22 +382,7 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
         while (last < to && bytes + entry_size(log_at(cl, last + 1)) <= FRAME_BATCH_SOFT)
             bytes += entry_size(log_at(cl, ++last));
         size_t s = peer_frame_begin(l, FRAME_FLUSH);
-        frame_put_u64(&l->out, cl->incarnation);
-        frame_put_u64(&l->out, from);
-        frame_put_u32(&l->out, (uint32_t)(last - from + 1));
-        for (uint64_t seq = from; seq <= last; seq++) {
-            flush_entry_t *e = log_at(cl, seq);
-            frame_put_u8(&l->out, e->kind);
-            frame_put_u64(&l->out, e->version);
-            frame_put_bytes(&l->out, e->data, e->klen);
-            if (has_value(e->kind)) {
-                frame_put_u64(&l->out, ttl_of(e->expire_at));
-                frame_put_bytes(&l->out, e->data + e->klen, e->vlen);
-                frame_put_u8(&l->out, e->enc);
-            } else if (e->kind == FLUSH_INVAL) {
-                frame_put_bytes(&l->out, e->data + e->klen, e->vlen);
-            }
-        }
+        coherence_encode(cl, &l->out, from, last);
         peer_frame_end(l, s);
         send_aborts(m, from, last);
         cl->counters.flush_frames_sent++;
@@ -458,6 +479,11 @@ static void drop_if_any(cluster_t *cl, member_t *m, const char *why)
 
 void coherence_new_incarnation(member_t *m, uint64_t inc)
 {
+    if (m->incarnation != inc) { /* a new process: what it knew of us is gone */
+        m->knows_us_at = 0;
+        m->log_upto = 0;
+        m->log_pos = 0;
+    }
     m->incarnation = inc;
     if (m->in_inc == inc)
         return;
@@ -468,6 +494,8 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->ended_current = 0;
     m->unknown_past = m->in_inc == 0;
     m->in_inc = inc;
+    m->log_from = 0; /* a log lease on its former incarnation says nothing of this one */
+    m->log_stall_since = 0;
     m->in_applied = 0;
     m->clean_bye = 0;
 }
@@ -532,6 +560,8 @@ static void on_sync(member_t *m, frame_reader_t *r)
         drop_if_any(cl, m, "restarted while this node never heard from it; flushes it sent "
                            "may be lost");
     m->unknown_past = 0;
+    if (!m->knows_us_at) /* it learned our incarnation in the handshake, before this */
+        m->knows_us_at = cluster_mono(cl);
     uint64_t upto = cl->batch_first - 1; /* the open batch goes out at end of turn */
     int knows_us = inc == cl->incarnation;
     if (!knows_us)
@@ -615,11 +645,12 @@ static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t k
     cluster_t *cl = m->cl;
     int origin = (int)(m - cl->members);
     if (!cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p,
-                        val.len, expire_at, enc, version, origin, seq))
+                        val.len, expire_at, enc, version, origin, seq) &&
+        m->link) /* from the store's log without a link: no NACK (flushlog.c, L7) */
         send_nack(m, seq);
 }
 
-static void on_flush(member_t *m, frame_reader_t *r)
+int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, first;
@@ -627,10 +658,8 @@ static void on_flush(member_t *m, frame_reader_t *r)
     frame_get_u64(r, &inc);
     frame_get_u64(r, &first);
     frame_get_u32(r, &count);
-    if (r->failed || inc != m->in_inc || first == 0 || first > UINT64_MAX - count) {
-        peer_refuse(m->link, "malformed FLUSH");
-        return;
-    }
+    if (r->failed || inc != m->in_inc || first == 0 || first > UINT64_MAX - count)
+        return -1;
     if (first > m->in_applied + 1) {
         drop_cache(cl, m, "flush numbers jumped");
         m->in_applied = first - 1;
@@ -652,13 +681,11 @@ static void on_flush(member_t *m, frame_reader_t *r)
             frame_get_bytes(r, &val, 8);
         }
         if (r->failed || kind < FLUSH_KEY || kind > FLUSH_PROPOSE ||
-            (kind == FLUSH_INVAL && val.len != 8)) {
-            peer_refuse(m->link, "malformed FLUSH entry");
-            return;
-        }
+            (kind == FLUSH_INVAL && val.len != 8))
+            return -1;
         uint64_t seq = first + i;
         if (seq <= m->in_applied)
-            continue; /* already applied (replay overlap) */
+            continue; /* already applied (replay overlap, or link and log) */
         if (ttl > (uint64_t)INT64_MAX / 2) /* keeps now + ttl from overflowing */
             ttl = (uint64_t)INT64_MAX / 2;
         apply_entry(m, seq, kind, key, ttl ? clock_wall_ms() + (int64_t)ttl : 0, val, enc,
@@ -666,8 +693,17 @@ static void on_flush(member_t *m, frame_reader_t *r)
         m->in_applied = seq;
         m->flushes_received++;
         cl->counters.flushes_received++;
+        if (from_log)
+            cl->counters.log_applied++;
     }
     m->ack_due = 1;
+    return 0;
+}
+
+static void on_flush(member_t *m, frame_reader_t *r)
+{
+    if (coherence_apply_flush(m, r, 0) < 0)
+        peer_refuse(m->link, "malformed FLUSH");
 }
 
 /* NACK: a member refused our PROPOSE seq; ABORT and COMMIT: the member's
@@ -692,6 +728,15 @@ static void on_nack(member_t *m, frame_reader_t *r)
     }
     if (cl->host.aborted)
         cl->host.aborted(cl->host.ud, CLUSTER_SELF, seq);
+}
+
+void coherence_committed(member_t *m, uint64_t upto)
+{
+    cluster_t *cl = m->cl;
+    if (upto > m->in_applied)
+        upto = m->in_applied; /* those up to what we applied are committed too */
+    if (upto && cl->host.committed)
+        cl->host.committed(cl->host.ud, (int)(m - cl->members), upto);
 }
 
 static void on_abort_or_commit(member_t *m, frame_reader_t *r, int commit)
@@ -738,22 +783,29 @@ void coherence_on_frame(member_t *m, const frame_hdr_t *h)
 
 /* ---- held replies and the lease --------------------------------------------- */
 
-/* 1 while member m may serve cached values without having applied what we
- * flushed: its lease on us holds, or it may not know us. */
-static int may_serve_any(const member_t *m, int64_t now)
+int coherence_link_may_serve(const member_t *m, int64_t now)
+{
+    return m->last_pong_sent && now < m->last_pong_sent + cluster_lease_ms(m->cl);
+}
+
+int coherence_may_not_know_us(const member_t *m, int64_t now)
 {
     const cluster_t *cl = m->cl;
-    int64_t T = cluster_lease_ms(cl);
     int lapsed = cl->arbiter && now >= cl->own_row_until;
-    int may_serve = m->last_pong_sent && now < m->last_pong_sent + T;
     /* A member this incarnation never answered holds no lease on it: it may
      * have seen our previous process refuse connections, declared us dead
      * and serve without a lease on us. Until it links (and acknowledges) or
      * is itself decided dead, it may hold the old value. The same holds for
      * every member while our row is lapsed, and for a member not answered
      * since the lapse ended (membership.c, cluster_own_row). */
-    int may_not_know_us = lapsed || !m->last_pong_sent || m->last_pong_sent < cl->row_lapsed_at;
-    return may_serve || may_not_know_us;
+    return lapsed || !m->last_pong_sent || m->last_pong_sent < cl->row_lapsed_at;
+}
+
+/* 1 while member m may serve cached values without having applied what we
+ * flushed: its lease on us holds, or it may not know us. */
+static int may_serve_any(const member_t *m, int64_t now)
+{
+    return coherence_link_may_serve(m, now) || coherence_may_not_know_us(m, now);
 }
 
 /* 1 while m's acknowledgements count: it is not dead, or our own row may
@@ -776,7 +828,9 @@ static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
     if (m->acked >= seq || !counts(m, now))
         return 0;
     int timeout = cl->cfg->flush_timeout_ms;
-    int may = may_serve_any(m, now);
+    /* With the store's flush log, a lapsed link lease is not enough: the
+     * member may follow our flushes through the log (flushlog.c). */
+    int may = cl->flushlog ? flushlog_holds(m, seq, now) : may_serve_any(m, now);
     if (may && now - since > timeout && !m->ack_timeout_logged) {
         m->ack_timeout_logged = 1;
         cl->counters.ack_timeouts++;
@@ -808,9 +862,16 @@ static uint64_t commit_upto(cluster_t *cl, int64_t now)
     uint64_t upto = cl->batch_first - 1; /* the open batch has not been sent */
     member_row_lapse(cl, now);
     for (size_t i = 0; i < cl->nmembers; i++) {
-        const member_t *m = &cl->members[i];
-        if (counts(m, now) && m->acked < upto && may_serve_any(m, now))
+        member_t *m = &cl->members[i];
+        if (!counts(m, now) || m->acked >= upto)
+            continue;
+        if (cl->flushlog) { /* what it applied through the log counts too */
+            uint64_t c = flushlog_covered(m, now);
+            if (c < upto)
+                upto = c;
+        } else if (may_serve_any(m, now)) {
             upto = m->acked;
+        }
     }
     return upto;
 }
@@ -844,6 +905,19 @@ void coherence_member_gone(member_t *m)
     coherence_progress(cl);
 }
 
+/* Until when this node may serve as far as m is concerned: its lease on m
+ * through the link, or through following m's flushes in the store's log. */
+static int64_t lease_of(const member_t *m)
+{
+    int64_t l = m->lease_until;
+    if (m->cl->flushlog && !m->cl->no_arbiter[0]) { /* storeid.c, S1 */
+        int64_t f = flushlog_lease_until(m);
+        if (f > l)
+            l = f;
+    }
+    return l;
+}
+
 int cluster_serving(cluster_t *cl)
 {
     if (!cl)
@@ -855,7 +929,7 @@ int cluster_serving(cluster_t *cl)
         return 0; /* our row may expire: others may declare us dead */
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
-        if (m->state != MEMBER_DEAD && now >= m->lease_until)
+        if (m->state != MEMBER_DEAD && now >= lease_of(m))
             return 0;
     }
     return 1;
@@ -868,8 +942,8 @@ int64_t cluster_serving_left_ms(cluster_t *cl)
     int64_t now = cluster_mono(cl), left = INT64_MAX;
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
-        if (m->state != MEMBER_DEAD && m->lease_until - now < left)
-            left = m->lease_until - now;
+        if (m->state != MEMBER_DEAD && lease_of(m) - now < left)
+            left = lease_of(m) - now;
     }
     return left;
 }
@@ -886,7 +960,7 @@ const char *cluster_why_not_serving(cluster_t *cl)
         return "this node's membership row is not renewed in time (is the store reachable?)";
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
-        if (m->state != MEMBER_DEAD && now >= m->lease_until) {
+        if (m->state != MEMBER_DEAD && now >= lease_of(m)) {
             snprintf(why, sizeof(why), "out of contact with %s (%s) for longer than the lease",
                      m->name[0] ? m->name : m->addr, member_state_name(m->state));
             return why;
@@ -912,6 +986,7 @@ int coherence_init(cluster_t *cl)
 
 void coherence_free(cluster_t *cl)
 {
+    flushlog_free(cl);
     while (cl->log_len)
         log_drop_oldest(cl);
     free(cl->log);

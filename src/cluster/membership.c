@@ -440,8 +440,10 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
              * flushed without us (a new process of it may never have linked
              * with us). Only PINGs sent from now on give leases again. */
             cl->row_lapsed_at = cluster_mono(cl);
-            for (size_t i = 0; i < cl->nmembers; i++)
+            for (size_t i = 0; i < cl->nmembers; i++) {
                 cl->members[i].lease_until = 0;
+                cl->members[i].log_from = 0; /* log leases too (flushlog.c, L5) */
+            }
         }
         cl->own_row_until = until;
         cl->own_row_lapsed = 0;
@@ -489,6 +491,8 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
     cluster_t *cl = m->cl;
     if (!deaths && r && m->link && m->state == MEMBER_ALIVE && !r->gone && !r->lock_free)
         m->linked_row_inc = r->incarnation; /* the process we are linked with */
+    if (!deaths)
+        m->row_live = r && !r->gone; /* a log lease on it needs this (flushlog.c) */
     /* G3: a free lock counts only if it is the lock of a process we linked
      * with (a new process of the member, never linked with us, may have lost
      * its PostgreSQL session while it lives and serves). */

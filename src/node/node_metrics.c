@@ -174,6 +174,9 @@ GETTER(get_ack_timeouts, cluster_counters(n->cluster)->ack_timeouts)
 GETTER(get_bypasses, cluster_counters(n->cluster)->bypasses)
 GETTER(get_cache_drops, cluster_counters(n->cluster)->cache_drops)
 GETTER(get_replayed, cluster_counters(n->cluster)->replayed)
+GETTER(get_log_appends, cluster_counters(n->cluster)->log_appends)
+GETTER(get_log_applied, cluster_counters(n->cluster)->log_applied)
+GETTER(get_flushlog_on, cluster_flushlog_on(n->cluster))
 GETTER(get_links_refused, cluster_counters(n->cluster)->links_refused)
 GETTER(get_state_changes, cluster_counters(n->cluster)->state_changes)
 GETTER(get_ps_sent, cluster_counters(n->cluster)->pubsub_sent)
@@ -290,6 +293,19 @@ TEXT(text_master, "master")
 TEXT(text_max_human, human(buf, len, get_maxmemory(n)))
 TEXT(text_policy, "allkeys-lru")
 TEXT(text_why_not_serving, node_why_not_serving(n))
+
+/* Who decides that a member is dead: "store", "none" (no [store] url, or
+ * alone), or "none: <why>" when members turned out to use other stores. */
+static const char *text_arbiter(void *ud, char *buf, size_t len)
+{
+    node_t *n = ud;
+    const char *why = cluster_no_arbiter(n->cluster);
+    if (why) {
+        snprintf(buf, len, "none: %s", why);
+        return buf;
+    }
+    return cluster_has_arbiter(n->cluster) ? "store" : "none";
+}
 TEXT(text_store_state, store_state_name(n))
 TEXT(text_store_backend, n->store ? shealth(n).backend : "none")
 
@@ -458,6 +474,7 @@ static const metric_t rows[] = {
     ROW(B, NULL, NULL, 0, "cohort:cohort_serving_cache", "serving_cache", NULL,
         get_serving_cache),
     TROW(NULL, "why_not_serving", NULL, text_why_not_serving),
+    TROW("cohort:membership_arbiter", "arbiter", "arbiter", text_arbiter),
     ROW(B, NULL, NULL, 0, "cohort:cohort_cut_off", NULL, NULL, get_cut_off),
     ROW(C, "cohort_flush_entries_sent_total", "Flush entries sent to members.", 0,
         "cohort:flush_entries_sent", NULL, NULL, get_flushes_sent),
@@ -481,6 +498,14 @@ static const metric_t rows[] = {
     ROW(C, "cohort_flush_entries_replayed_total",
         "Flush entries replayed to members that reconnected.", 0, NULL, NULL, NULL,
         get_replayed),
+    ROW(G, "cohort_flushlog_on", "1 while flushes reach members out of contact through the "
+        "store's flush log.", 0, "cohort:flushlog_on", NULL, NULL, get_flushlog_on),
+    ROW(C, "cohort_flushlog_appends_total",
+        "Appends of this node's flushes to the store's flush log.", 0,
+        "cohort:flushlog_appends", NULL, NULL, get_log_appends),
+    ROW(C, "cohort_flushlog_entries_applied_total",
+        "Members' flush entries applied from the store's flush log.", 0,
+        "cohort:flushlog_entries_applied", NULL, NULL, get_log_applied),
     ROW(C, "cohort_peer_links_refused_total",
         "Peer links refused or closed: bad key, address, version or frame.", 0, NULL, NULL,
         NULL, get_links_refused),

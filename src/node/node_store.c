@@ -25,6 +25,7 @@
 #include "log.h"
 #include "mem.h"
 #include "node.h"
+#include "node_flushlog.h"
 
 #define ROWS_UNSETTLED_MS 500 /* renewal interval while some member is unsettled,
                                  or after a failure; also how often we look */
@@ -128,6 +129,7 @@ int node_open_store(node_t *n, char *err, size_t errlen)
         .url = url,
         .node_name = rows.on ? cfg->name : NULL,
         .on_event = on_store_event,
+        .on_flushlog_notify = node_flushlog_notified,
         .ud = n,
     };
     char why[512];
@@ -268,6 +270,7 @@ static void rows_start(node_t *n)
 void node_start_services(node_t *n, jobspec_t *specs, size_t nspecs)
 {
     rows_start(n);
+    node_flushlog_start(n);
     config_t *cfg = n->cfg;
     int warm = cfg->role && strcmp(cfg->role, "warm") == 0;
     n->leases = lease_mgr_new(n->loop, n->store, cfg->name, cfg->lease_ttl_ms, warm);
@@ -357,6 +360,7 @@ static void scheduler_stopped(void *ud)
 void node_stop_services(node_t *n, void (*done)(node_t *n))
 {
     stop_done = done;
+    node_flushlog_stop(n);
     if (n->scheduler)
         scheduler_stop(n->scheduler, scheduler_stopped, n);
     else

@@ -117,7 +117,7 @@
 #include "buf.h"
 
 #define FRAME_MAGIC "CHRT"
-#define FRAME_VERSION 3
+#define FRAME_VERSION 4
 #define FRAME_HEADER_SIZE 20
 #define FRAME_MAC_SIZE 32
 #define FRAME_NONCE_SIZE 32
@@ -147,7 +147,8 @@ enum frame_type {
     FRAME_ABORT = 18,
     FRAME_COMMIT = 19,
     FRAME_PRESENCE = 20,
-    FRAME_TYPE_MAX = 20
+    FRAME_STOREID = 21, /* the sender's shared store: "backend:id" (cluster/storeid.c) */
+    FRAME_TYPE_MAX = 21
 };
 
 /* The kinds of an INTEREST entry (svc/pubsub.h's enum pubsub_kind has the

@@ -165,6 +165,12 @@ static void deliver(store_t *s, store_op_t *op)
     case OP_FLUSH_READ:
         ((store_rows_cb)op->cb)(ud, rc, err, op->rows, op->n_out);
         break;
+    case OP_FLUSH_CURSORS:
+        ((store_cursors_cb)op->cb)(ud, rc, err, op->cursors, op->n_out);
+        break;
+    case OP_IDENTITY:
+        ((store_text_cb)op->cb)(ud, rc, err, rc == 0 && op->text ? op->text : "");
+        break;
     case OP_FLUSH_PRUNE:
     case OP_JOB_PRUNE:
         ((store_count_cb)op->cb)(ud, rc, err, op->count);
@@ -495,8 +501,8 @@ int store_member_leave(store_t *s, const char *name, uint64_t incarnation, store
 int store_flushlog_append(store_t *s, const char *origin, uint64_t incarnation,
                           const store_flush_entry_t *entries, size_t n, store_ids_cb cb, void *ud)
 {
-    if (!name_ok(origin) || n == 0 || n > STORE_APPEND_MAX || !entries || incarnation > INT64_MAX)
-        return STORE_EINVAL;
+    if (!name_ok(origin) || n == 0 || n > STORE_APPEND_MAX || !entries)
+        return STORE_EINVAL; /* any incarnation: stored as its 64-bit pattern */
     for (size_t i = 0; i < n; i++)
         if ((entries[i].len && !entries[i].data) || entries[i].seq > INT64_MAX)
             return STORE_EINVAL;
@@ -549,6 +555,20 @@ int store_flushlog_prune(store_t *s, store_count_cb cb, void *ud)
     if (!op)
         return rc;
     return submit(s, op);
+}
+
+int store_flushlog_cursors(store_t *s, store_cursors_cb cb, void *ud)
+{
+    int rc;
+    store_op_t *op = op_new(s, OP_FLUSH_CURSORS, (void *)cb, ud, &rc);
+    return op ? submit(s, op) : rc;
+}
+
+int store_identity(store_t *s, store_text_cb cb, void *ud)
+{
+    int rc;
+    store_op_t *op = op_new(s, OP_IDENTITY, (void *)cb, ud, &rc);
+    return op ? submit(s, op) : rc;
 }
 
 int store_lease_acquire(store_t *s, const char *name, const char *holder, int64_t ttl_ms,

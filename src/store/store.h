@@ -124,7 +124,7 @@ typedef struct store_health {
 } store_health_t;
 
 /* Newest schema version this code knows (same for both backends). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3 /* 2: job slots started_at; 3: cohort_meta (the store identity) */
 
 /* Opens a store on loop. Checks the URL (scheme, syntax; for SQLite an
  * absolute path whose directory exists and is writable) and returns 0 with
@@ -176,6 +176,15 @@ typedef struct store_flush_row {
     const void *data;
     size_t len;
 } store_flush_row_t;
+
+typedef struct store_cursor {
+    const char *reader; /* a member name */
+    int64_t last_id;    /* it has read the flush log up to this id */
+} store_cursor_t;
+typedef void (*store_cursors_cb)(void *ud, int rc, const char *err, const store_cursor_t *cursors,
+                                 size_t n);
+/* text is "" when rc < 0. */
+typedef void (*store_text_cb)(void *ud, int rc, const char *err, const char *text);
 
 typedef void (*store_ids_cb)(void *ud, int rc, const char *err, const int64_t *ids, size_t n);
 typedef void (*store_rows_cb)(void *ud, int rc, const char *err, const store_flush_row_t *rows,
@@ -246,8 +255,8 @@ int store_member_renew(store_t *s, const char *name, uint64_t incarnation, const
 int store_member_leave(store_t *s, const char *name, uint64_t incarnation, store_done_cb cb,
                        void *ud);
 
-/* Flush log. append stores 1..STORE_APPEND_MAX entries (copied at submit)
- * and returns their ids, increasing in entry order and in commit order
+/* Flush log. append stores 1..STORE_APPEND_MAX entries (copied at submit;
+ * any 64-bit incarnation, stored as its bit pattern) and returns their ids, increasing in entry order and in commit order
  * across sessions. read returns up to limit rows with id > after_id, oldest
  * first. mark_read moves reader's cursor to id (never backwards). prune
  * deletes every entry that all live members (not left, not expired) have
@@ -258,6 +267,14 @@ int store_flushlog_read(store_t *s, int64_t after_id, size_t limit, store_rows_c
 int store_flushlog_mark_read(store_t *s, const char *reader, int64_t id, store_done_cb cb,
                              void *ud);
 int store_flushlog_prune(store_t *s, store_count_cb cb, void *ud);
+/* Every reader's cursor (what mark_read recorded), by reader name. */
+int store_flushlog_cursors(store_t *s, store_cursors_cb cb, void *ud);
+
+/* The store's identity: a random id the schema got when it was created
+ * (32 hex digits), the same for every node on the same database. Nodes
+ * compare it (with the backend name) to learn whether they share one
+ * arbiter. */
+int store_identity(store_t *s, store_text_cb cb, void *ud);
 
 /* Leases. acquire takes the lease if it is free, expired or released, or
  * renews it if holder holds it; atomically, so of concurrent acquirers one

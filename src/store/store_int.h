@@ -23,6 +23,8 @@ enum store_op_kind {
     OP_FLUSH_READ,
     OP_FLUSH_MARK,
     OP_FLUSH_PRUNE,
+    OP_FLUSH_CURSORS,
+    OP_IDENTITY,
     OP_LEASE_ACQUIRE,
     OP_LEASE_RELEASE,
     OP_LEASE_GET,
@@ -65,6 +67,8 @@ typedef struct store_op {
     int64_t now_ms;
     store_member_t *members;
     store_flush_row_t *rows;
+    store_cursor_t *cursors; /* OP_FLUSH_CURSORS */
+    const char *text;        /* OP_IDENTITY */
     store_run_t *runs;
     int64_t *ids;
     size_t n_out;

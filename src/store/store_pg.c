@@ -171,6 +171,10 @@ static const char *const migrations[] = {
     "  SELECT s.o_state, s.o_node, s.o_epoch INTO o_state, o_node, o_epoch\n"
     "    FROM cohort_job_slot(p_job, p_slot) s;\n"
     "END $f$;",
+    /* 3: the store's identity (compared by nodes in the peer handshake) */
+    "CREATE TABLE cohort_meta (key text PRIMARY KEY, value text NOT NULL);"
+    "INSERT INTO cohort_meta(key, value) VALUES ('store_id',"
+    " md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text))",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one PostgreSQL migration per schema version");
@@ -277,6 +281,11 @@ static const char *const SQL_PRUNE = "WITH d AS (DELETE FROM cohort_flushlog WHE
                                      " (SELECT max(id) FROM cohort_flushlog)) RETURNING 1) "
                                      "SELECT count(*) FROM d";
 
+static const char *const SQL_CURSORS =
+    "SELECT reader, last_id FROM cohort_flushlog_cursors ORDER BY reader";
+
+static const char *const SQL_IDENTITY = "SELECT value FROM cohort_meta WHERE key = 'store_id'";
+
 static const char *const SQL_ACQUIRE =
     "INSERT INTO cohort_leases AS l (name, holder, epoch, expires_at)"
     " VALUES ($1, $2, 1, cohort_now_ms() + $3) "
@@ -371,6 +380,10 @@ static const char *build(const pg_t *p, store_op_t *op, params_t *q, char **arra
         return SQL_MARK;
     case OP_FLUSH_PRUNE:
         return SQL_PRUNE;
+    case OP_FLUSH_CURSORS:
+        return SQL_CURSORS;
+    case OP_IDENTITY:
+        return SQL_IDENTITY;
     case OP_LEASE_ACQUIRE:
         p_text(q, op->name);
         p_text(q, op->holder);
@@ -504,6 +517,20 @@ static void parse(pg_t *p, store_op_t *op, const PGresult *r)
         break;
     case OP_FLUSH_PRUNE:
         op->count = n ? v_int(r, 0, 0) : 0;
+        break;
+    case OP_FLUSH_CURSORS:
+        op->cursors = store__alloc(op, (size_t)n * sizeof(*op->cursors));
+        for (int i = 0; i < n; i++) {
+            op->cursors[i].reader = v_text(op, r, i, 0);
+            op->cursors[i].last_id = v_int(r, i, 1);
+        }
+        op->n_out = (size_t)n;
+        break;
+    case OP_IDENTITY:
+        if (n)
+            op->text = v_text(op, r, 0, 0);
+        else
+            store__fail(op, STORE_ENOENT, "the store has no identity row");
         break;
     case OP_LEASE_ACQUIRE:
     case OP_LEASE_GET:

@@ -92,6 +92,9 @@ static const char *const migrations[] = {
      * so its rows count as started. */
     "ALTER TABLE cohort_job_runs ADD COLUMN started_at INTEGER;"
     "UPDATE cohort_job_runs SET started_at = claimed_at;",
+    /* 3: the store's identity (compared by nodes in the peer handshake) */
+    "CREATE TABLE cohort_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT INTO cohort_meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one SQLite migration per schema version");
@@ -550,6 +553,42 @@ static int op_prune(sq_t *w, store_op_t *op)
     return rc;
 }
 
+static int op_cursors(sq_t *w, store_op_t *op)
+{
+    int rc;
+    sqlite3_stmt *st =
+        prep(w, "SELECT reader, last_id FROM cohort_flushlog_cursors ORDER BY reader", &rc);
+    if (!st)
+        return rc;
+    size_t cap = 8;
+    op->cursors = store__alloc(op, cap * sizeof(*op->cursors));
+    while ((rc = step(w, st)) == SQLITE_ROW) {
+        op->cursors = grow(op, op->cursors, &cap, op->n_out, sizeof(*op->cursors));
+        store_cursor_t *c = &op->cursors[op->n_out++];
+        c->reader = col_text(op, st, 0);
+        c->last_id = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int op_identity(sq_t *w, store_op_t *op)
+{
+    int rc;
+    sqlite3_stmt *st = prep(w, "SELECT value FROM cohort_meta WHERE key = 'store_id'", &rc);
+    if (!st)
+        return rc;
+    rc = step(w, st);
+    if (rc == SQLITE_ROW) {
+        op->text = col_text(op, st, 0);
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE) {
+        store__fail(op, STORE_ENOENT, "the store has no identity row");
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* Fills op->lease from a row (acquired, holder, epoch, expires_in). */
 static int lease_row(sq_t *w, store_op_t *op, sqlite3_stmt *st)
 {
@@ -798,6 +837,7 @@ static const struct {
     [OP_MEMBER_RENEW] = {op_renew, false},    [OP_MEMBER_LEAVE] = {op_leave, false},
     [OP_FLUSH_APPEND] = {op_append, false},   [OP_FLUSH_READ] = {op_read, true},
     [OP_FLUSH_MARK] = {op_mark, false},       [OP_FLUSH_PRUNE] = {op_prune, false},
+    [OP_FLUSH_CURSORS] = {op_cursors, true},  [OP_IDENTITY] = {op_identity, true},
     [OP_LEASE_ACQUIRE] = {op_acquire, false}, [OP_LEASE_RELEASE] = {op_release, false},
     [OP_LEASE_GET] = {op_get, true},          [OP_JOB_CLAIM] = {op_claim, false},
     [OP_JOB_START] = {op_start, false},       [OP_JOB_UNSTART] = {op_start, false},

@@ -111,6 +111,9 @@ static struct {
     char dead_after[32]; /* [cluster] dead_after of every node */
     char faults_text[128]; /* --faults as given */
     int store;             /* --store */
+    int flushlog;          /* --flushlog */
+    int no_bypass;         /* --no-bypass */
+    int64_t started_at;    /* W.now at the run's start */
     int seconds;
     uint64_t stats_ops, stats_replies, stats_faults;
 } W;
@@ -249,8 +252,9 @@ static void fail(const char *fmt, ...)
         }
     }
     fprintf(stderr, "\nsim: reproduce with: sim --first %" PRIu64 " --seeds 1 --nodes %d"
-            " --seconds %d --dead-after %s --faults %s%s --verbose\n", W.seed, W.nnodes, W.seconds,
-            W.dead_after, W.faults_text, W.store ? " --store" : "");
+            " --seconds %d --dead-after %s --faults %s%s%s%s --verbose\n", W.seed, W.nnodes,
+            W.seconds, W.dead_after, W.faults_text, W.store ? " --store" : "",
+            W.flushlog ? " --flushlog" : "", W.no_bypass ? " --no-bypass" : "");
     exit(1);
 }
 
@@ -446,8 +450,34 @@ static void check_replies(int only_node)
 
 /* ---- the invariants ------------------------------------------------------------ */
 
+/* I4 (--no-bypass): while every node runs and the store answers, every
+ * node serves: link faults alone cost no bypassed read, once the cluster
+ * formed (the first second) and until the faults end. */
+static void check_no_bypass(void)
+{
+    if (!W.no_bypass || W.quiet || W.now < W.started_at + 1000 || sim_store_down())
+        return;
+    for (int i = 0; i < W.nnodes; i++)
+        if (!W.nodes[i].cl || W.nodes[i].paused)
+            return;
+    for (int i = 0; i < W.nnodes; i++)
+        if (!cluster_serving(W.nodes[i].cl)) {
+            cluster_t *cl = W.nodes[i].cl;
+            for (size_t m = 0; m < cl->nmembers; m++) {
+                member_t *mb = &cl->members[m];
+                fprintf(stderr, "sim: n%d's view of %s: in_inc %d row_live %d log_from %" PRId64
+                        " lease_until %" PRId64 " stalled %d applied %" PRIu64 "\n", i, mb->addr,
+                        mb->in_inc != 0, mb->row_live, mb->log_from, mb->lease_until,
+                        mb->log_stalled, mb->in_applied);
+            }
+            fail("I4 bypass: n%d does not serve (%s) while every node runs and the store is up",
+                 i, cluster_why_not_serving(W.nodes[i].cl));
+        }
+}
+
 static void check_invariants(void)
 {
+    check_no_bypass();
     for (int i = 0; i < W.nnodes; i++) {
         node_t *n = &W.nodes[i];
         if (!n->cl || n->paused || !cluster_serving(n->cl))
@@ -474,7 +504,6 @@ static void node_config(int i, config_t *cfg)
         {"cluster", "lease", "400ms"},        {"cluster", "heartbeat", "50ms"},
         {"cluster", "suspect_after", "200ms"}, {"cluster", "probe_timeout", "150ms"},
         {"cluster", "flush_timeout", "300ms"},
-        {"cluster", "replay_log", "64"},
     };
     int rc = config_set(cfg, "node", "name", v, err, sizeof(err));
     snprintf(v, sizeof(v), "%d", 7000 + i);
@@ -482,6 +511,10 @@ static void node_config(int i, config_t *cfg)
     rc |= config_set(cfg, "cluster", "dead_after", W.dead_after, err, sizeof(err));
     for (size_t s = 0; s < sizeof(settings) / sizeof(settings[0]); s++)
         rc |= config_set(cfg, settings[s][0], settings[s][1], settings[s][2], err, sizeof(err));
+    /* A small replay log exercises RESET; --no-bypass keeps a large one, as
+     * the daemon does, so that a member's gap is a real loss, not the sim's. */
+    rc |= config_set(cfg, "cluster", "replay_log", W.no_bypass ? "100000" : "64", err,
+                     sizeof(err));
     for (int j = 0; j < W.nnodes; j++) {
         snprintf(v, sizeof(v), "127.0.0.1:%d", 7000 + j);
         rc |= config_set(cfg, "cluster", "peer", v, err, sizeof(err));
@@ -557,6 +590,8 @@ static void node_turn(int i)
     sim_peer_deliver(i);
     if (n->cl)
         cluster_end_of_turn(n->cl);
+    if (n->cl)
+        sim_store_turn(i);
 }
 
 static void on_tick(void *arg, int64_t id)
@@ -720,6 +755,7 @@ static void run(uint64_t seed, int nodes, int seconds)
     W.seed = seed;
     W.rng = seed * 0x9E3779B97F4A7C15ull + 1;
     W.now = 1000000;
+    W.started_at = W.now;
     W.nnodes = nodes;
     memset(W.cut, 0, sizeof(W.cut));
     W.latency_min = 1;
@@ -800,6 +836,7 @@ int main(int argc, char **argv)
         {"seconds", required_argument, NULL, 't'}, {"nodes", required_argument, NULL, 'n'},
         {"faults", required_argument, NULL, 'F'},  {"verbose", no_argument, NULL, 'v'},
         {"dead-after", required_argument, NULL, 'd'}, {"store", no_argument, NULL, 'S'},
+        {"flushlog", no_argument, NULL, 'L'},      {"no-bypass", no_argument, NULL, 'B'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -815,10 +852,13 @@ int main(int argc, char **argv)
         case 'v': W.verbose = 1; break;
         case 'd': snprintf(W.dead_after, sizeof(W.dead_after), "%s", optarg); break;
         case 'S': W.store = 1; break;
+        case 'L': W.flushlog = 1; break;
+        case 'B': W.no_bypass = 1; break;
         default:
             fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
                             "[--faults crash,pause,stop,cut,oneway,reset,delay,store] "
-                            "[--dead-after DURATION] [--store] [--verbose]\n");
+                            "[--dead-after DURATION] [--store [--flushlog [--no-bypass]]] "
+                            "[--verbose]\n");
             return 2;
         }
     }
@@ -828,7 +868,12 @@ int main(int argc, char **argv)
     }
     log_open("sim", NULL, W.verbose ? LOG_INFO : LOG_ERROR + 1);
     sim_peer_init();
+    if ((W.flushlog && !W.store) || (W.no_bypass && !W.flushlog)) {
+        fprintf(stderr, "sim: --flushlog needs --store, --no-bypass needs --flushlog\n");
+        return 2;
+    }
     sim_store_init(W.store);
+    sim_store_flushlog(W.flushlog);
     for (uint64_t s = first; s < first + seeds; s++) {
         int n = nodes ? nodes : 3 + (int)(s % 3);
         run(s, n, seconds);
@@ -840,6 +885,10 @@ int main(int argc, char **argv)
         uint64_t ok, failed;
         sim_store_stats(&ok, &failed);
         printf("sim: fake store: %" PRIu64 " renewals answered, %" PRIu64 " failed\n", ok, failed);
+        if (W.flushlog) {
+            sim_store_stats_log(&ok, &failed);
+            printf("sim: flush log: %" PRIu64 " appends, %" PRIu64 " reads\n", ok, failed);
+        }
     }
     return 0;
 }

@@ -75,6 +75,12 @@ void sim_store_stopped(int i);
 int sim_store_fault(void);
 /* Every store fault ends. */
 void sim_store_quiet(void);
+/* With the flush log (sim --flushlog): the log's driver runs at the end of
+ * each turn of node i; sim_store_down says whether any store fault is on. */
+void sim_store_flushlog(int on);
+void sim_store_turn(int i);
+int sim_store_down(void);
+void sim_store_stats_log(uint64_t *appends, uint64_t *reads);
 /* Renewals answered and failed, over every run. */
 void sim_store_stats(uint64_t *ok, uint64_t *failed);
 

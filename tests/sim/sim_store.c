@@ -15,6 +15,15 @@
  * the run's seed; decides anything itself: the cluster code decides, fed
  * with cluster_member_rows and cluster_own_row as the node layer feeds it.
  *
+ * With --flushlog (sim_store_flushlog) the store also holds the flush log
+ * (src/cluster/flushlog.c) and each node runs the driver of
+ * src/node/node_flushlog.c against it: polls every cluster_flushlog_poll_ms
+ * (a read reaches the database after one hop, takes its snapshot there, and
+ * comes back after another; the poll's start is the send time), appends what
+ * cluster_flushlog_take hands over at the end of each turn (one in flight),
+ * records its position after each complete poll, and reads every cursor
+ * while cluster_flushlog_wants_cursors. Outages fail these like renewals.
+ *
  * A renewal sent at t reaches the database at t + d1 (where the row's
  * expiry is set from the database's clock) and its answer comes back at
  * t + d1 + d2; a paused node handles the answer when it resumes, a node
@@ -47,7 +56,43 @@ typedef struct snode {
     int64_t sent; /* cluster clock of the pending / last renewal */
     uint64_t incarnation;
     int64_t down_until; /* its store session is down until */
+    /* the flush log driver (as node_flushlog.c) */
+    int fl_reading, fl_appending, fl_cursoring, fl_marking;
+    int fl_stalled;      /* an entry of this poll was left */
+    int64_t fl_pos;      /* every entry up to here is done with */
+    int64_t fl_chain;    /* where the next read of this poll continues */
+    int64_t fl_started;  /* cluster clock when the current read was sent */
+    int64_t fl_marked;
+    int64_t fl_last_cursors;
 } snode_t;
+
+/* One entry of the fake flush log. */
+typedef struct lentry {
+    int64_t id;
+    int origin;
+    uint64_t inc, seq;
+    uint8_t *data;
+    size_t len;
+} lentry_t;
+
+/* A flush log operation on its way (read, append, cursors, mark). */
+typedef struct lop {
+    struct lop *prev, *next; /* every operation alive (freed at a new run) */
+    int kind; /* LOP_* */
+    int node;
+    uint64_t gen;
+    int ok;
+    int64_t after;   /* read: after this id; mark: the position */
+    lentry_t *rows;  /* read: copies of the rows (data owned) */
+    size_t n;
+    uint64_t inc, seq; /* append */
+    uint8_t *data;
+    size_t len;
+    int64_t id;      /* append: the id given */
+    int64_t cursors[SIM_MAX_NODES];
+} lop_t;
+enum { LOP_READ, LOP_APPEND, LOP_CURSORS, LOP_MARK };
+#define FL_READ_LIMIT 256
 
 /* An answer on its way back to a node. */
 typedef struct answer {
@@ -71,7 +116,24 @@ static struct {
     int64_t slow_until;
     int slow_max;
     answer_t answers[MAX_ANSWERS]; /* in flight; all free again at a new run */
+    int flushlog;
+    lentry_t *log;
+    size_t nlog, caplog;
+    int64_t next_id;
+    int64_t cursors[SIM_MAX_NODES]; /* 0: none recorded */
 } S;
+static uint64_t log_appends, log_reads; /* over every run */
+static lop_t *lops; /* operations in flight: a run's end drops their events */
+
+static lop_t *lop_new(void)
+{
+    lop_t *op = calloc(1, sizeof(*op));
+    op->next = lops;
+    if (lops)
+        lops->prev = op;
+    lops = op;
+    return op;
+}
 static uint64_t renewals, failures; /* over every run */
 
 static answer_t *answer_new(void)
@@ -242,6 +304,258 @@ static void on_look(void *arg, int64_t id)
     schedule_look(i);
 }
 
+/* ---- the flush log --------------------------------------------------------------- */
+
+static void fl_poll(void *arg, int64_t id);
+
+static void fl_schedule(int i, int64_t ms)
+{
+    sim_at(sim_now() + (ms < 0 ? 50 : ms), fl_poll, NULL, id_of(i, S.nodes[i].gen));
+}
+
+static void lop_free(lop_t *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        lops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    for (size_t k = 0; k < op->n; k++)
+        free(op->rows[k].data);
+    free(op->rows);
+    free(op->data);
+    free(op);
+}
+
+static void fl_answer(void *arg, int64_t id);
+
+/* The operation reaches the database. */
+static void fl_db(void *arg, int64_t id)
+{
+    lop_t *op = arg;
+    (void)id;
+    if (down(op->node)) {
+        op->ok = 0;
+        sim_at(sim_now() + hop(), fl_answer, op, 0);
+        return;
+    }
+    op->ok = 1;
+    switch (op->kind) {
+    case LOP_READ:
+        log_reads++;
+        op->rows = calloc(FL_READ_LIMIT, sizeof(lentry_t));
+        for (size_t k = 0; k < S.nlog && op->n < FL_READ_LIMIT; k++) {
+            if (S.log[k].id <= op->after)
+                continue;
+            lentry_t *r = &op->rows[op->n++];
+            *r = S.log[k];
+            r->data = malloc(r->len ? r->len : 1);
+            memcpy(r->data, S.log[k].data, r->len);
+        }
+        break;
+    case LOP_APPEND:
+        if (S.nlog == S.caplog) {
+            S.caplog = S.caplog ? S.caplog * 2 : 64;
+            S.log = realloc(S.log, S.caplog * sizeof(lentry_t));
+        }
+        op->id = ++S.next_id;
+        S.log[S.nlog++] = (lentry_t){op->id, op->node, op->inc, op->seq, op->data, op->len};
+        op->data = NULL; /* the log owns it */
+        log_appends++;
+        break;
+    case LOP_CURSORS:
+        memcpy(op->cursors, S.cursors, sizeof(S.cursors));
+        break;
+    case LOP_MARK:
+        if (op->after > S.cursors[op->node])
+            S.cursors[op->node] = op->after;
+        break;
+    }
+    sim_at(sim_now() + hop(), fl_answer, op, 0);
+}
+
+static void fl_send(int i, int kind, lop_t *op)
+{
+    op->kind = kind;
+    op->node = i;
+    op->gen = S.nodes[i].gen;
+    if (down(i) && rnd(2)) { /* refused at once */
+        op->ok = 0;
+        sim_at(sim_now() + 1, fl_answer, op, 0);
+        return;
+    }
+    sim_at(sim_now() + hop(), fl_db, op, 0);
+}
+
+static void fl_read_next(int i)
+{
+    snode_t *sn = &S.nodes[i];
+    lop_t *op = lop_new();
+    op->after = sn->fl_chain;
+    sn->fl_started = cluster_now(sim_cluster(i));
+    sn->fl_reading = 1;
+    fl_send(i, LOP_READ, op);
+}
+
+/* After a complete poll: records the position, as node_flushlog.c. */
+static void fl_after_poll(int i)
+{
+    snode_t *sn = &S.nodes[i];
+    if (sn->fl_pos > sn->fl_marked && !sn->fl_marking) {
+        lop_t *op = lop_new();
+        op->after = sn->fl_pos;
+        sn->fl_marking = 1;
+        fl_send(i, LOP_MARK, op);
+    }
+}
+
+static void fl_handle(lop_t *op)
+{
+    int i = op->node;
+    snode_t *sn = &S.nodes[i];
+    cluster_t *cl = sim_cluster(i);
+    char name[16];
+    switch (op->kind) {
+    case LOP_READ:
+        sn->fl_reading = 0;
+        if (!op->ok) {
+            fl_schedule(i, cluster_flushlog_poll_ms(cl));
+            return;
+        }
+        for (size_t k = 0; k < op->n; k++) {
+            lentry_t *r = &op->rows[k];
+            snprintf(name, sizeof(name), "n%d", r->origin);
+            sn->fl_chain = r->id;
+            if (!cluster_flushlog_apply(cl, name, r->inc, r->seq, r->data, r->len))
+                sn->fl_stalled = 1;
+            else if (!sn->fl_stalled && r->id > sn->fl_pos)
+                sn->fl_pos = r->id;
+        }
+        if (op->n == FL_READ_LIMIT) {
+            fl_read_next(i);
+            return;
+        }
+        cluster_flushlog_poll_end(cl, sn->fl_started);
+        fl_after_poll(i);
+        fl_schedule(i, cluster_flushlog_poll_ms(cl));
+        return;
+    case LOP_APPEND:
+        sn->fl_appending = 0;
+        cluster_flushlog_appended(cl, op->ok, op->id);
+        return;
+    case LOP_CURSORS: {
+        sn->fl_cursoring = 0;
+        int moved = 0;
+        for (int j = 0; op->ok && j < S.nnodes; j++) {
+            snprintf(name, sizeof(name), "n%d", j);
+            if (op->cursors[j])
+                moved |= cluster_flushlog_cursor(cl, name, op->cursors[j]);
+        }
+        if (moved)
+            cluster_flushlog_progress(cl);
+        return;
+    }
+    case LOP_MARK:
+        sn->fl_marking = 0;
+        if (op->ok && op->after > sn->fl_marked)
+            sn->fl_marked = op->after;
+        return;
+    }
+}
+
+/* The answer reaches the node (a paused one handles it once it runs). */
+static void fl_answer(void *arg, int64_t id)
+{
+    lop_t *op = arg;
+    (void)id;
+    snode_t *sn = &S.nodes[op->node];
+    if (op->gen != sn->gen || !sn->running || !sim_cluster(op->node)) {
+        lop_free(op); /* its process ended */
+        return;
+    }
+    if (sim_paused(op->node)) {
+        sim_at(sim_now() + 10, fl_answer, op, 0);
+        return;
+    }
+    sim_log_as(op->node);
+    fl_handle(op);
+    lop_free(op);
+}
+
+static void fl_poll(void *arg, int64_t id)
+{
+    (void)arg;
+    int i = (int)(id % SIM_MAX_NODES);
+    uint64_t gen = (uint64_t)id / SIM_MAX_NODES;
+    snode_t *sn = &S.nodes[i];
+    cluster_t *cl = sim_cluster(i);
+    if (gen != sn->gen || !sn->running || !cl)
+        return;
+    if (sim_paused(i) || sn->fl_reading) {
+        fl_schedule(i, 10);
+        return;
+    }
+    cluster_flushlog_poll_begin(cl);
+    sn->fl_chain = sn->fl_pos;
+    sn->fl_stalled = 0;
+    fl_read_next(i);
+}
+
+void sim_store_turn(int i)
+{
+    snode_t *sn = &S.nodes[i];
+    cluster_t *cl = sim_cluster(i);
+    if (!S.on || !S.flushlog || !cl || !sn->running)
+        return;
+    if (!sn->fl_appending && cluster_flushlog_due(cl)) {
+        buf_t b;
+        buf_init(&b);
+        uint64_t inc, first;
+        if (cluster_flushlog_take(cl, &b, &inc, &first) == 0) {
+            lop_t *op = lop_new();
+            op->inc = inc;
+            op->seq = first;
+            op->len = buf_len(&b);
+            op->data = malloc(op->len ? op->len : 1);
+            memcpy(op->data, buf_head(&b), op->len);
+            sn->fl_appending = 1;
+            fl_send(i, LOP_APPEND, op);
+        }
+        buf_free(&b);
+    }
+    int64_t now = cluster_now(cl);
+    if (!sn->fl_cursoring && now - sn->fl_last_cursors >= 50 &&
+        cluster_flushlog_wants_cursors(cl)) {
+        sn->fl_cursoring = 1;
+        sn->fl_last_cursors = now;
+        fl_send(i, LOP_CURSORS, lop_new());
+    }
+}
+
+void sim_store_flushlog(int on)
+{
+    S.flushlog = on;
+}
+
+int sim_store_down(void)
+{
+    if (!S.on)
+        return 0;
+    if (sim_now() < S.all_down_until || sim_now() < S.slow_until)
+        return 1;
+    for (int i = 0; i < S.nnodes; i++)
+        if (sim_now() < S.nodes[i].down_until)
+            return 1;
+    return 0;
+}
+
+void sim_store_stats_log(uint64_t *appends, uint64_t *reads)
+{
+    *appends = log_appends;
+    *reads = log_reads;
+}
+
 void sim_store_init(int on)
 {
     S.on = on;
@@ -254,9 +568,15 @@ int sim_store_on(void)
 
 void sim_store_reset(int nnodes)
 {
-    int on = S.on;
+    int on = S.on, flushlog = S.flushlog;
+    while (lops)
+        lop_free(lops);
+    for (size_t k = 0; k < S.nlog; k++)
+        free(S.log[k].data);
+    free(S.log);
     memset(&S, 0, sizeof(S));
     S.on = on;
+    S.flushlog = flushlog;
     S.nnodes = nnodes;
 }
 
@@ -275,6 +595,12 @@ void sim_store_started(int i)
     sn->incarnation = (uint64_t)sim_now() * 16 + sn->gen % 16; /* grows with every start */
     cluster_set_arbiter(cl);
     sim_at(sim_now(), on_look, NULL, id_of(i, sn->gen));
+    if (S.flushlog) {
+        sn->fl_reading = sn->fl_appending = sn->fl_cursoring = sn->fl_marking = 0;
+        sn->fl_pos = sn->fl_marked = sn->fl_last_cursors = 0;
+        cluster_flushlog_enable(cl, 1);
+        fl_schedule(i, 0);
+    }
 }
 
 void sim_store_crashed(int i)

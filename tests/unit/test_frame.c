@@ -210,6 +210,9 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
     case FRAME_MESSAGE:
         frame_put_message(b, MESSAGE_SHARD, "chan", 4, "hello\0world", 11);
         break;
+    case FRAME_STOREID:
+        frame_put_bytes(b, "sqlite:0123456789abcdef0123456789abcdef", 39);
+        break;
     default:
         fail_msg("no sample for type %d", type);
     }
@@ -313,6 +316,9 @@ static int parse_payload(const frame_hdr_t *h, struct decoded *d)
     }
     case FRAME_MESSAGE:
         rc |= frame_get_message(&r, &d->msg, 1 << 20);
+        break;
+    case FRAME_STOREID:
+        rc |= frame_get_bytes(&r, &d->name, 255);
         break;
     default:
         return FRAME_EMALFORMED;
@@ -420,6 +426,9 @@ static void check_sample(int type, const struct decoded *d)
         assert_int_equal(d->msg.flags, MESSAGE_SHARD);
         assert_bytes(d->msg.channel, "chan", 4);
         assert_bytes(d->msg.payload, "hello\0world", 11);
+        break;
+    case FRAME_STOREID:
+        assert_bytes(d->name, "sqlite:0123456789abcdef0123456789abcdef", 39);
         break;
     default:
         fail_msg("no sample for type %d", type);

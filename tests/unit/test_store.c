@@ -105,6 +105,11 @@ typedef struct res {
     char slot_node[65];
     int64_t slot_epoch;
     int64_t count;
+    char text[80];
+    struct {
+        char reader[65];
+        int64_t last_id;
+    } cursors[8];
     struct {
         bool was_started;
         int64_t slot, epoch, code, started, ended;
@@ -175,6 +180,25 @@ static void cb_rows(void *ud, int rc, const char *err, const store_flush_row_t *
         r->rows[i].len = rows[i].len;
         if (rows[i].len)
             memcpy(r->rows[i].data, rows[i].data, rows[i].len);
+    }
+}
+
+static void cb_text(void *ud, int rc, const char *err, const char *text)
+{
+    res_t *r = ud;
+    got(r, rc, err);
+    snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+static void cb_cursors(void *ud, int rc, const char *err, const store_cursor_t *c, size_t n)
+{
+    res_t *r = ud;
+    got(r, rc, err);
+    r->n = n;
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(r->cursors[i].reader, sizeof(r->cursors[i].reader), "%s", c[i].reader);
+        r->cursors[i].last_id = c[i].last_id;
     }
 }
 
@@ -485,6 +509,32 @@ static void test_open_migrates(void **state)
     assert_int_equal(a->ups, 1);
     store_health(b->s, &h);
     assert_true(h.session_lock);
+    /* Both handles see the same store identity: 32 hex digits. */
+    RES(r);
+    assert_int_equal(store_identity(a->s, cb_text, r), 0);
+    wait_res(r);
+    assert_int_equal(r->rc, 0);
+    char id_a[80];
+    snprintf(id_a, sizeof(id_a), "%s", r->text);
+    assert_int_equal(strlen(id_a), 32);
+    assert_int_equal(strspn(id_a, "0123456789abcdef"), 32);
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_identity(b->s, cb_text, r), 0);
+    wait_res(r);
+    assert_string_equal(r->text, id_a);
+    if (!use_pg) { /* another database file is another store */
+        char other[600];
+        snprintf(other, sizeof(other), "sqlite://%s/other.db", dir);
+        node_t *c = open_at(other, "n3", NULL);
+        memset(r, 0, sizeof(*r));
+        assert_int_equal(store_identity(c->s, cb_text, r), 0);
+        wait_res(r);
+        assert_int_equal(r->rc, 0);
+        assert_int_equal(strlen(r->text), 32);
+        assert_string_not_equal(r->text, id_a);
+        close_node(c);
+    }
+    free(r);
     close_node(a);
     close_node(b);
 }
@@ -704,6 +754,16 @@ static void test_flushlog(void **state)
     assert_int_equal(store_flushlog_mark_read(b->s, "n2", id0, cb_done, r), 0);
     done_op(r);
     assert_int_equal(r->rc, 0);
+    /* The cursors as recorded, by reader. */
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_flushlog_cursors(b->s, cb_cursors, r), 0);
+    wait_res(r);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->n, 2);
+    assert_string_equal(r->cursors[0].reader, "n1");
+    assert_int_equal(r->cursors[0].last_id, id2);
+    assert_string_equal(r->cursors[1].reader, "n2");
+    assert_int_equal(r->cursors[1].last_id, id0);
     memset(r, 0, sizeof(*r));
     assert_int_equal(store_flushlog_prune(a->s, cb_count, r), 0);
     wait_res(r);
@@ -741,6 +801,18 @@ static void test_flushlog(void **state)
     assert_int_equal(store_flushlog_prune(a->s, cb_count, r), 0);
     wait_res(r);
     assert_int_equal(r->count, 1);
+
+    /* Any 64-bit incarnation (the cluster's are random) round-trips. */
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_flushlog_append(a->s, "n1", 0xce9f4718641bdc3dull, e, 1, cb_ids, r), 0);
+    wait_res(r);
+    assert_int_equal(r->rc, 0);
+    int64_t id4 = r->ids[0];
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_flushlog_read(b->s, id4 - 1, 1, cb_rows, r), 0);
+    wait_res(r);
+    assert_int_equal(r->n, 1);
+    assert_true(r->rows[0].inc == 0xce9f4718641bdc3dull);
 
     /* Argument checks refuse at once, without a callback. */
     assert_int_equal(store_flushlog_append(a->s, "n1", 1, e, 0, cb_ids, r), STORE_EINVAL);
