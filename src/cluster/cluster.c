@@ -338,6 +338,7 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
         break;
     case FRAME_PRESENCE:
         presync_on_frame(m, l, h);
+        break;
     case FRAME_STOREID:
         storeid_on_frame(m, h);
         break;

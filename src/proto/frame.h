@@ -89,6 +89,8 @@
  *            sender's own entries. Sent: a full set (JOINs only, in frames of
  *            about FRAME_BATCH_SOFT) as soon as a link is READY, then the
  *            changes in order once per loop turn (cluster/presync.c).
+ *   STOREID  bytes "backend:id": the sender's shared store, sent when a link
+ *            is READY and when the store first answers (cluster/storeid.c)
  *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
  *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
  *            entries: u64 version, bytes key, u64 time to live in ms (0:
