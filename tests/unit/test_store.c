@@ -1188,8 +1188,8 @@ static void test_job_slots(void **state)
     close_node(b);
 }
 
-/* A version 1 database (a slot ran as soon as it was claimed) migrates:
- * its rows count as started. */
+/* A version 1 database (a slot ran as soon as it was claimed; no store
+ * identity) migrates: its rows count as started. */
 static void test_job_migration(void **state)
 {
     (void)state;
@@ -1197,10 +1197,11 @@ static void test_job_migration(void **state)
     close_node(a);
     direct_sql(use_pg ? "DROP FUNCTION cohort_job_claim, cohort_job_start, cohort_job_unstart,"
                         " cohort_job_slot; ALTER TABLE cohort_job_runs DROP COLUMN started_at;"
+                        " DROP TABLE cohort_meta;"
                         " DELETE FROM cohort_schema_version WHERE version > 1;"
                         " INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at)"
                         " VALUES ('old', 1000, 'n9', 7, 1)"
-                      : "ALTER TABLE cohort_job_runs DROP COLUMN started_at;"
+                      : "ALTER TABLE cohort_job_runs DROP COLUMN started_at; DROP TABLE cohort_meta;"
                         " DELETE FROM cohort_schema_version WHERE version > 1;"
                         " INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at)"
                         " VALUES ('old', 1000, 'n9', 7, 1)");
