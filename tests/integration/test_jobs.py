@@ -67,7 +67,10 @@ def test_every_slot_once_across_kill_stop_cont(cohortd, tmp_path):
 
 
 def test_timeout_and_output_tail(cohortd, tmp_path):
-    jobs = {"hang": {"cron": NEVER, "command": "sleep 60", "timeout": "500ms"},
+    # A duration no other test or suite running on this machine uses, so the
+    # process check below finds only this job's process.
+    hang_cmd = "sleep 60.%06d" % (os.getpid() % 1000000)
+    jobs = {"hang": {"cron": NEVER, "command": hang_cmd, "timeout": "500ms"},
             "chatty": {"cron": NEVER,
                        "command": "yes 0123456789 | head -c 3000000; echo THE-END"}}
     d = start_nodes(cohortd, tmp_path, hot=("solo",), jobs=jobs)["solo"]
@@ -85,7 +88,7 @@ def test_timeout_and_output_tail(cohortd, tmp_path):
     out = chatty[0]["output"]
     assert len(out) == 4096 and out.endswith(b"THE-END\n")
     # The hanging job's process is gone.
-    assert not [l for l in os.popen("ps -eo args").read().splitlines() if l == "sleep 60"]
+    assert not [l for l in os.popen("ps -eo args").read().splitlines() if l == hang_cmd]
 
 
 def test_job_run_once_and_jobs(cohortd, tmp_path):
