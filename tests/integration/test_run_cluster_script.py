@@ -83,7 +83,9 @@ def test_run_cluster_script(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
-            raise
+            out.close()
+            raise AssertionError("run-cluster.sh did not end within %.0f s of SIGINT:\n%s" % (
+                scaled(10.0), (tmp_path / "run-cluster.log").read_text(errors="replace")[-6000:]))
         finally:
             out.close()
     log = (tmp_path / "run-cluster.log").read_text(errors="replace")
