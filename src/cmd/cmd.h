@@ -71,6 +71,13 @@ int cmd_wait_resumed(client_t *c);
 void cmd_wait_recheck(node_t *n);
 /* c is closing: forgets its wait. */
 void cmd_wait_client_closed(client_t *c);
+/* WAIT: the members in contact (alive or suspect) that acknowledged c's
+ * newest write or flush sent to them (all of them in contact when c sent
+ * none); 0 when alone. */
+size_t cmd_wait_acked(client_t *c);
+/* WAIT: suspends c until want members acknowledged (cmd_wait_acked) or
+ * timeout_ms (> 0; 0: no limit) passed; the count then is its reply. */
+void cmd_wait_replicas(client_t *c, long long want, long long timeout_ms);
 /* The write mode of key (enum keyspace_mode); KS_LOCAL when alone. */
 int cmd_write_mode(client_t *c, const char *key, size_t klen);
 /* After a command changed e's expire time (EXPIRE, PERSIST, GETEX): the

@@ -69,9 +69,9 @@ static command_t table[] = {
     {"time", 1, R, cmd_time, "The server's time: unix seconds and microseconds.", 0, 0, 0},
     {"role", 1, R, cmd_role, "Replication role: a master with no replicas.", 0, 0, 0},
     {"lastsave", 1, R, cmd_lastsave, "Unix time of the start (cohort does not save).", 0, 0, 0},
-    {"wait", 3, R, cmd_wait,
-     "Replies 0 at once: writes are fills of this node; members are not counted per "
-     "connection yet.", 0, 0, 0},
+    {"wait", 3, R | N, cmd_wait,
+     "Members that acknowledged this connection's newest write, waiting up to the timeout "
+     "for numreplicas of them.", 0, 0, 0},
     {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
     {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
     {"reset", 1, A | P | N | M, cmd_reset,
