@@ -176,13 +176,27 @@ int cmd_coll_put_one(client_t *c, const char *key, size_t klen, const cache_entr
 /* HSCAN / SSCAN: cursor, then key, then options, as redis-server; replies
  * every element in one step (cursor 0). */
 void cmd_coll_scan(client_t *c, int argc, const char **argv, const size_t *argl, int type);
-/* redis-server 7.0's compiled-in encoding limits (its sample redis.conf
- * says 128 fields; without a config file it is 512): a hash is a "listpack"
- * up to 512 fields of at most 64 bytes (fields and values), a set an
- * "intset" up to 512 integers; past them "hashtable" for good. */
-#define CMD_HASH_MAX_LISTPACK_ENTRIES 512
-#define CMD_HASH_MAX_LISTPACK_VALUE 64
-#define CMD_SET_MAX_INTSET_ENTRIES 512
+/* redis-server 7.0's encoding limits, as CONFIG SET hash-max-listpack-entries,
+ * hash-max-listpack-value and set-max-intset-entries (and their ziplist
+ * aliases) change them on this node (process-wide; not sent to the members:
+ * a collection's encoding travels with its value). Defaults are redis-server's
+ * compiled-in ones (its sample redis.conf says 128 fields; without a config
+ * file it is 512): a hash is a "listpack" up to 512 fields of at most 64
+ * bytes (fields and values), a set an "intset" up to 512 integers; past them
+ * "hashtable" for good. */
+typedef struct cmd_coll_limits {
+    size_t hash_max_listpack_entries;
+    size_t hash_max_listpack_value;
+    size_t set_max_intset_entries;
+} cmd_coll_limits_t;
+/* The limits in force (owned by cmd_coll.c; read-only to callers). */
+const cmd_coll_limits_t *cmd_coll_limits(void);
+/* CONFIG SET: new limits; collections change encoding at their next write,
+ * as in redis-server. */
+void cmd_coll_set_limits(const cmd_coll_limits_t *l);
+#define CMD_HASH_MAX_LISTPACK_ENTRIES (cmd_coll_limits()->hash_max_listpack_entries)
+#define CMD_HASH_MAX_LISTPACK_VALUE (cmd_coll_limits()->hash_max_listpack_value)
+#define CMD_SET_MAX_INTSET_ENTRIES (cmd_coll_limits()->set_max_intset_entries)
 /* The encoding a collection gets when it is loaded whole (RESTORE), as
  * redis-server re-encodes what it loads. */
 void cmd_coll_reencode(coll_t *coll);

@@ -62,7 +62,8 @@ static command_t table[] = {
     {"command", -1, R | K, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0,
      0},
     {"config", -2, R | K, cmd_config,
-     "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*; RESETSTAT.", 0, 0, 0},
+     "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*, the encoding "
+     "limits; RESETSTAT.", 0, 0, 0},
     {"info", -1, R, cmd_info, "Server, clients, memory, stats and keyspace sections.", 0, 0, 0},
     {"dbsize", 1, R, cmd_dbsize, "Number of keys of the current database in this node's cache.",
      0, 0, 0},
