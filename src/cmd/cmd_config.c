@@ -4,8 +4,8 @@
  * GET answers the parameters clients and their libraries read (a table:
  * name and how to render its value); the ones cohortd has no use for answer
  * what an unconfigured redis-server answers. SET changes what can change
- * safely at run time: maxmemory (evicts at once), maxmemory-policy (only
- * allkeys-lru, the policy cohortd implements), timeout, slowlog-log-slower-
+ * safely at run time: maxmemory (evicts at once), maxmemory-policy (every
+ * policy of redis-server: cache.h), timeout, slowlog-log-slower-
  * than, slowlog-max-len, and the encoding limits of hashes and sets
  * (hash-max-listpack-entries/-value, set-max-intset-entries, and the ziplist
  * aliases: redis-server 7.0 has no set-max-listpack-*); every pair is
@@ -32,6 +32,10 @@ typedef struct config_item {
 static void v_maxmemory(node_t *n, char *o, size_t l)
 {
     snprintf(o, l, "%zu", cache_maxmemory(n->cache));
+}
+static void v_policy(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%s", cache_policy_name(cache_policy(n->cache)));
 }
 static void v_maxclients(node_t *n, char *o, size_t l)
 {
@@ -93,7 +97,7 @@ static void v_intset_entries(node_t *n, char *o, size_t l)
 static const config_item_t config_items[] = {
     {"tracking-table-max-keys", v_tracking_max, NULL},
     {"maxmemory", v_maxmemory, NULL},
-    {"maxmemory-policy", NULL, "allkeys-lru"},
+    {"maxmemory-policy", v_policy, NULL},
     {"maxmemory-samples", NULL, "5"},
     {"maxclients", v_maxclients, NULL},
     {"timeout", v_timeout, NULL},
@@ -197,18 +201,17 @@ static int parse_memory(const char *s, size_t len, long long *v, const char **er
 
 static int parse_policy(const char *s, size_t len, long long *v, const char **err)
 {
-    static const char *const known[] = {"volatile-lru", "volatile-lfu", "volatile-random",
-                                        "volatile-ttl", "allkeys-lfu",  "allkeys-random",
-                                        "noeviction"};
-    *v = 0;
-    if (cmd_is(s, len, "allkeys-lru"))
+    *v = cache_policy_parse(s, len);
+    if (*v >= 0)
         return 0;
     *err = "argument(s) must be one of the following: volatile-lru, volatile-lfu, "
            "volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction";
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (cmd_is(s, len, known[i]))
-            *err = "cohortd implements only allkeys-lru";
     return -1;
+}
+
+static void apply_policy(node_t *n, long long v)
+{
+    cache_set_policy(n->cache, (int)v);
 }
 
 static int parse_range(const char *s, size_t len, long long lo, long long hi, long long *v,
@@ -248,10 +251,6 @@ static void apply_maxmemory(node_t *n, long long v)
     cache_set_maxmemory(n->cache, (size_t)v);
     if (v && cache_used_memory(n->cache) > (size_t)v)
         cache_evict(n->cache);
-}
-
-static void apply_nothing(node_t *n, long long v)
-{
 }
 
 static void apply_timeout(node_t *n, long long v)
@@ -312,7 +311,7 @@ static void apply_intset_entries(node_t *n, long long v)
 static const settable_t settables[] = {
     {"tracking-table-max-keys", parse_tracking_max, apply_tracking_max},
     {"maxmemory", parse_memory, apply_maxmemory},
-    {"maxmemory-policy", parse_policy, apply_nothing},
+    {"maxmemory-policy", parse_policy, apply_policy},
     {"timeout", parse_timeout, apply_timeout},
     {"slowlog-log-slower-than", parse_slower, apply_slower},
     {"slowlog-max-len", parse_slowlen, apply_slowlen},
