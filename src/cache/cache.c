@@ -818,6 +818,37 @@ cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t no
     return e;
 }
 
+/* 1 when a value of vlen bytes replaces e's in e's own allocation (the
+ * same rule for cache_set and cache_set_in_place). */
+static int fits_in_place(const cache_entry_t *e, size_t vlen)
+{
+    size_t need = ENTRY_HEADER + e->klen + vlen, have = mem_usable(e);
+    return need <= have && need >= have / 2;
+}
+
+/* Stores val in e's allocation (fits_in_place said so). */
+static cache_entry_t *set_in_place(cache_t *c, cache_entry_t *e, const char *val, size_t vlen,
+                                   int64_t expire_at)
+{
+    if (vlen)
+        memmove(e->data + e->klen, val, vlen);
+    e->vlen = (uint32_t)vlen;
+    e->kind = KIND_STR_AUTO;
+    entry_set_expire(c, e, expire_at);
+    lru_touch(c, e);
+    return e;
+}
+
+cache_entry_t *cache_set_in_place(cache_t *c, cache_entry_t *e, const char *val, size_t vlen,
+                                  int64_t expire_at)
+{
+    assert(vlen <= UINT32_MAX);
+    if (!fits_in_place(e, vlen))
+        return NULL;
+    changed(c, e->data, e->klen);
+    return set_in_place(c, e, val, vlen, expire_at);
+}
+
 cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                          int64_t expire_at)
 {
@@ -830,16 +861,8 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
 
     if (link) {
         cache_entry_t *old = *link;
-        size_t need = ENTRY_HEADER + klen + vlen, have = mem_usable(old);
-        if (need <= have && need >= have / 2) {
-            if (vlen)
-                memmove(old->data + klen, val, vlen);
-            old->vlen = (uint32_t)vlen;
-            old->kind = KIND_STR_AUTO;
-            entry_set_expire(c, old, expire_at);
-            lru_touch(c, old);
-            return old;
-        }
+        if (fits_in_place(old, vlen))
+            return set_in_place(c, old, val, vlen, expire_at);
         cache_entry_t *e = entry_new(c, key, klen, val, vlen);
         e->version = old->version; /* a new value keeps the key's place in the order */
         e->hnext = old->hnext;

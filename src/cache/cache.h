@@ -59,6 +59,14 @@ enum {
  * is removed (counted as expired) and NULL is returned. */
 cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t now, int flags);
 
+/* A new value for e, a live entry just looked up (no change to the cache
+ * since), stored in e's own allocation when it fits there as cache_set
+ * would store it, with the given expire time: saves cache_set's lookup of
+ * the key (INCR). Returns e, or NULL (nothing changed) when it does not fit:
+ * call cache_set then. */
+cache_entry_t *cache_set_in_place(cache_t *c, cache_entry_t *e, const char *val, size_t vlen,
+                                  int64_t expire_at);
+
 /* Stores value under key, replacing any existing entry, with the given expire
  * time (0: none). Copies key and value. Returns the new entry. Does not evict:
  * call cache_evict() afterwards (the caller decides when). */

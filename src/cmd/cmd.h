@@ -113,6 +113,12 @@ cache_entry_t *cmd_lookup_write(client_t *c, const char *key, size_t klen);
  * it is copied before any eviction). */
 void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at, int enc);
+/* cmd_write_value(.., CACHE_ENC_AUTO) of e, key's live string entry read by
+ * this command (no change to the cache since): its bytes are replaced in
+ * place when they fit (one lookup of the key less: INCR), else as
+ * cmd_write_value. */
+void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t klen,
+                       const char *val, size_t vlen, int64_t expire_at);
 /* A write that does not depend on what it overwrites (SET without NX, XX,
  * GET or KEEPTTL; MSET; SETEX): a replicated key's write then needs no
  * proposal (nothing it read can be stale), goes out as a SEED two version

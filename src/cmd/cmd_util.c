@@ -1,4 +1,5 @@
 /* cmd_util: argument parsing and flush hooks shared by the commands; see cmd.h. */
+#include <assert.h>
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
@@ -263,6 +264,18 @@ void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val,
                      int64_t expire_at, int enc)
 {
     cmd_write_typed(c, key, klen, val, vlen, expire_at, CACHE_TYPE_STRING, enc);
+}
+
+void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t klen,
+                       const char *val, size_t vlen, int64_t expire_at)
+{
+    assert(e && cache_entry_type(e) == CACHE_TYPE_STRING);
+    if (!cache_set_in_place(cmd_node(c)->cache, e, val, vlen, expire_at)) {
+        cmd_write_value(c, key, klen, val, vlen, expire_at, CACHE_ENC_AUTO);
+        return;
+    }
+    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 0);
+    cmd_after_write(c);
 }
 
 void cmd_write_blind(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,

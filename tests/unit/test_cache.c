@@ -616,6 +616,30 @@ static void test_eviction_policies(void **state)
     }
 }
 
+/* cache_set_in_place: a value that fits the entry's allocation replaces it
+ * there (the same entry, the same memory, its new expire time); one that
+ * does not changes nothing. */
+static void test_set_in_place(void **state)
+{
+    (void)state;
+    cache_t *c = mk();
+    set_str(c, "k", "12", 0);
+    cache_entry_t *e = cache_lookup(c, "k", 1, 0, 0);
+    size_t used = cache_used_memory(c);
+    assert_ptr_equal(cache_set_in_place(c, e, "13", 2, 0), e);
+    assert_int_equal(cache_used_memory(c), used); /* the same allocation */
+    assert_ptr_equal(cache_set_in_place(c, e, "14", 2, 5000), e);
+    assert_value(c, "k", 0, "14");
+    assert_int_equal(cache_entry_expire(cache_lookup(c, "k", 1, 0, 0)), 5000);
+    char big[4096];
+    memset(big, 'b', sizeof(big));
+    e = cache_lookup(c, "k", 1, 0, 0);
+    assert_null(cache_set_in_place(c, e, big, sizeof(big), 0));
+    assert_value(c, "k", 0, "14");
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
 /* LFU data: a new entry counts 5, its first access 6 (then more slowly),
  * and a replaced value keeps its key's count. */
 static void test_lfu_counter(void **state)
@@ -1515,6 +1539,7 @@ int main(void)
         cmocka_unit_test(test_lru_eviction),
         cmocka_unit_test(test_eviction_policies),
         cmocka_unit_test(test_lfu_counter),
+        cmocka_unit_test(test_set_in_place),
         cmocka_unit_test(test_memory_accounting),
         cmocka_unit_test(test_memory_per_key),
         cmocka_unit_test(test_incremental_rehash),
