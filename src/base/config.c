@@ -134,9 +134,9 @@ static const struct type_info {
 static const char *const roles[] = {"hot", "warm", NULL};
 static const char *const write_modes[] = {"replicate", "invalidate", "local", NULL};
 static const char *const levels[] = {"debug", "info", "warning", "error", NULL};
-static const char *const policies[] = {"allkeys-lru",     "allkeys-lfu",  "allkeys-random",
-                                       "volatile-lru",    "volatile-lfu", "volatile-random",
-                                       "volatile-ttl",    "noeviction",   NULL};
+static const char *const policies[] = {"allkeys-lru",  "allkeys-lfu",  "allkeys-random",
+                                       "volatile-lru", "volatile-lfu", "volatile-random",
+                                       "volatile-ttl", "noeviction",   NULL};
 
 /* clang-format off */
 #define SET(sec, key, type, field, min, max, unit, choices, def, help)                           \

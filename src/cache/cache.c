@@ -331,11 +331,11 @@ static void lru_unlink(cache_t *c, cache_entry_t *e)
 
 /* LFU data in an entry's lru field (cache.h, enum cache_policy): redis-server's
  * evict.c with a 7-bit counter. */
-#define LFU_COUNTER_BITS 7
-#define LFU_COUNTER_MAX ((1u << LFU_COUNTER_BITS) - 1)
-#define LFU_MIN_MASK 0xffffu
-#define LFU_INIT_VAL 5
-#define LFU_LOG_FACTOR 10
+#define LFU_COUNTER_BITS  7
+#define LFU_COUNTER_MAX   ((1u << LFU_COUNTER_BITS) - 1)
+#define LFU_MIN_MASK      0xffffu
+#define LFU_INIT_VAL      5
+#define LFU_LOG_FACTOR    10
 #define LFU_DECAY_MINUTES 1
 
 static int is_lfu(const cache_t *c)

@@ -40,7 +40,8 @@ static void incr_generic(client_t *c, const char *key, size_t klen, long long in
     value += incr;
     char text[32];
     size_t n = resp_format_ll(text, value); /* snprintf was 7% of an INCR (perf) */
-    if (e) /* in place: one lookup of the key, not two */
+    /* An existing counter changes in place: one lookup of the key, not two. */
+    if (e)
         cmd_rewrite_value(c, e, key, klen, text, n, expire);
     else
         cmd_write_value(c, key, klen, text, n, expire, CACHE_ENC_AUTO);

@@ -266,8 +266,8 @@ void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val,
     cmd_write_typed(c, key, klen, val, vlen, expire_at, CACHE_TYPE_STRING, enc);
 }
 
-void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t klen,
-                       const char *val, size_t vlen, int64_t expire_at)
+void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t klen, const char *val,
+                       size_t vlen, int64_t expire_at)
 {
     assert(e && cache_entry_type(e) == CACHE_TYPE_STRING);
     if (!cache_set_in_place(cmd_node(c)->cache, e, val, vlen, expire_at)) {

@@ -207,7 +207,7 @@ void cmd_wait_recheck(node_t *n)
     client_t **ready = NULL;
     int64_t now = clock_mono_ms();
     for (cmd_wait_t *w = n->waits; w; w = w->next) {
-        int go = w->kind == WAIT_KEYS      ? n->waits_dirty
+        int go = w->kind == WAIT_KEYS       ? n->waits_dirty
                  : w->kind == WAIT_REPLICAS ? decide_replicas(w, now)
                                             : w->kind == WAIT_WRITES && decide(n, w);
         if (!go)

@@ -408,10 +408,9 @@ static int over_maxmemory(const node_t *n, int argc, const size_t *argl)
  * remove or re-time what is there; and cohort's that touch no cache memory. */
 static int runs_over_maxmemory(const command_t *cmd)
 {
-    static const char *const names[] = {"swapdb",    "getex",          "expire",
-                                        "pexpire",   "persist",        "expireat",
-                                        "pexpireat", "smove",          "leader.acquire",
-                                        "leader.release", "job.run"};
+    static const char *const names[] = {"swapdb",         "getex",          "expire",    "pexpire",
+                                        "persist",        "expireat",       "pexpireat", "smove",
+                                        "leader.acquire", "leader.release", "job.run"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(cmd->name, names[i]) == 0)
             return 1;

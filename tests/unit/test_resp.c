@@ -937,7 +937,8 @@ static void test_reply_roundtrip(void **state)
 static void test_format_ll(void **state)
 {
     (void)state;
-    static const long long vals[] = {0, 1, -1, 9, 10, 99, 100, -100, 12345678, 9999999999LL,
+    static const long long vals[] = {0,         1,         -1,           9,        10,
+                                     99,        100,       -100,         12345678, 9999999999LL,
                                      LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         char got[32], want[32];
