@@ -134,6 +134,9 @@ static const struct type_info {
 static const char *const roles[] = {"hot", "warm", NULL};
 static const char *const write_modes[] = {"replicate", "invalidate", "local", NULL};
 static const char *const levels[] = {"debug", "info", "warning", "error", NULL};
+static const char *const policies[] = {"allkeys-lru",  "allkeys-lfu",  "allkeys-random",
+                                       "volatile-lru", "volatile-lfu", "volatile-random",
+                                       "volatile-ttl", "noeviction",   NULL};
 
 /* clang-format off */
 #define SET(sec, key, type, field, min, max, unit, choices, def, help)                           \
@@ -228,7 +231,9 @@ static const setting_t settings[] = {
         "flushes kept to replay to a peer that reconnects"),
 
     SET("cache", "maxmemory", T_SIZE, maxmemory, 0, SIZE_BIG, 0, NULL, "0",
-        "evict least recently used entries beyond this; 0 no limit"),
+        "evict entries beyond this (see maxmemory_policy); 0 no limit"),
+    SET("cache", "maxmemory_policy", T_ENUM, maxmemory_policy, 0, 0, 0, policies, "allkeys-lru",
+        "what to evict at maxmemory, as redis-server's maxmemory-policy"),
     SET("cache", "writes", T_ENUM, writes, 0, 0, 0, write_modes, "replicate",
         "how writes of keys in no [keyspace] travel: replicate, invalidate or local"),
     SET("cache", "databases", T_INT, databases, 1, 256, 0, NULL, "16",

@@ -89,6 +89,7 @@ typedef struct config {
 
     /* [cache] */
     size_t maxmemory; /* 0: no limit */
+    char *maxmemory_policy; /* allkeys-lru ... noeviction (cache.h's enum cache_policy) */
     char *writes;     /* replicate | invalidate | local: keys in no [keyspace] */
     int databases;    /* 16: SELECT 0 .. databases-1 (at most 256: one key byte) */
 

@@ -70,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <xxhash.h>
 
@@ -141,6 +142,8 @@ struct cache {
     cache_change_fn on_change; /* told about every change; may be NULL */
     void *on_change_ud;        /* its argument */
     uint32_t lru_clock;      /* seconds of the last 'now' seen, & LRU_MASK */
+    uint32_t lfu_minutes;    /* minutes of the last 'now' seen, & LFU_MIN_MASK */
+    int policy;              /* enum cache_policy */
     size_t by_first[256];     /* live entries by first key byte, invariant 7 */
     size_t exp_by_first[256]; /* those with an expire time */
 };
@@ -326,9 +329,48 @@ static void lru_unlink(cache_t *c, cache_entry_t *e)
     e->prev = e->next = NULL;
 }
 
+/* LFU data in an entry's lru field (cache.h, enum cache_policy): redis-server's
+ * evict.c with a 7-bit counter. */
+#define LFU_COUNTER_BITS  7
+#define LFU_COUNTER_MAX   ((1u << LFU_COUNTER_BITS) - 1)
+#define LFU_MIN_MASK      0xffffu
+#define LFU_INIT_VAL      5
+#define LFU_LOG_FACTOR    10
+#define LFU_DECAY_MINUTES 1
+
+static int is_lfu(const cache_t *c)
+{
+    return cache_policy_is_lfu(c->policy);
+}
+
+/* The counter of LFU data lru, less one per LFU_DECAY_MINUTES since its last
+ * decrement (LFUDecrAndReturn). */
+static unsigned lfu_decayed(const cache_t *c, uint32_t lru)
+{
+    unsigned counter = lru & LFU_COUNTER_MAX;
+    unsigned ldt = lru >> LFU_COUNTER_BITS;
+    unsigned elapsed = (c->lfu_minutes - ldt) & LFU_MIN_MASK;
+    unsigned periods = elapsed / LFU_DECAY_MINUTES;
+    return periods > counter ? 0 : counter - periods;
+}
+
+/* LFU data for an access: decayed, then incremented with probability
+ * 1 / ((counter - LFU_INIT_VAL) * LFU_LOG_FACTOR + 1) (LFULogIncr). */
+static uint32_t lfu_access(const cache_t *c, uint32_t lru)
+{
+    unsigned counter = lfu_decayed(c, lru);
+    if (counter < LFU_COUNTER_MAX) {
+        double r = (double)random() / RAND_MAX;
+        double base = counter > LFU_INIT_VAL ? counter - LFU_INIT_VAL : 0;
+        if (r < 1.0 / (base * LFU_LOG_FACTOR + 1))
+            counter++;
+    }
+    return (c->lfu_minutes << LFU_COUNTER_BITS) | counter;
+}
+
 static void lru_push_head(cache_t *c, cache_entry_t *e)
 {
-    e->lru = c->lru_clock;
+    e->lru = is_lfu(c) ? (c->lfu_minutes << LFU_COUNTER_BITS) | LFU_INIT_VAL : c->lru_clock;
     e->prev = NULL;
     e->next = c->lru_head;
     if (c->lru_head)
@@ -340,11 +382,12 @@ static void lru_push_head(cache_t *c, cache_entry_t *e)
 
 static void lru_touch(cache_t *c, cache_entry_t *e)
 {
-    e->lru = c->lru_clock;
+    uint32_t lru = is_lfu(c) ? lfu_access(c, e->lru) : c->lru_clock;
     if (c->lru_head != e) {
         lru_unlink(c, e);
         lru_push_head(c, e);
     }
+    e->lru = lru;
 }
 
 /* ------------------------------------------------------------ ordered index */
@@ -750,6 +793,7 @@ size_t cache_maxmemory(const cache_t *c)
 static void lru_clock_at(cache_t *c, int64_t now)
 {
     c->lru_clock = (uint32_t)(now / 1000) & LRU_MASK;
+    c->lfu_minutes = (uint32_t)(now / 60000) & LFU_MIN_MASK;
 }
 
 cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t now, int flags)
@@ -774,6 +818,37 @@ cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t no
     return e;
 }
 
+/* 1 when a value of vlen bytes replaces e's in e's own allocation (the
+ * same rule for cache_set and cache_set_in_place). */
+static int fits_in_place(const cache_entry_t *e, size_t vlen)
+{
+    size_t need = ENTRY_HEADER + e->klen + vlen, have = mem_usable(e);
+    return need <= have && need >= have / 2;
+}
+
+/* Stores val in e's allocation (fits_in_place said so). */
+static cache_entry_t *set_in_place(cache_t *c, cache_entry_t *e, const char *val, size_t vlen,
+                                   int64_t expire_at)
+{
+    if (vlen)
+        memmove(e->data + e->klen, val, vlen);
+    e->vlen = (uint32_t)vlen;
+    e->kind = KIND_STR_AUTO;
+    entry_set_expire(c, e, expire_at);
+    lru_touch(c, e);
+    return e;
+}
+
+cache_entry_t *cache_set_in_place(cache_t *c, cache_entry_t *e, const char *val, size_t vlen,
+                                  int64_t expire_at)
+{
+    assert(vlen <= UINT32_MAX);
+    if (!fits_in_place(e, vlen))
+        return NULL;
+    changed(c, e->data, e->klen);
+    return set_in_place(c, e, val, vlen, expire_at);
+}
+
 cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                          int64_t expire_at)
 {
@@ -786,22 +861,16 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
 
     if (link) {
         cache_entry_t *old = *link;
-        size_t need = ENTRY_HEADER + klen + vlen, have = mem_usable(old);
-        if (need <= have && need >= have / 2) {
-            if (vlen)
-                memmove(old->data + klen, val, vlen);
-            old->vlen = (uint32_t)vlen;
-            old->kind = KIND_STR_AUTO;
-            entry_set_expire(c, old, expire_at);
-            lru_touch(c, old);
-            return old;
-        }
+        if (fits_in_place(old, vlen))
+            return set_in_place(c, old, val, vlen, expire_at);
         cache_entry_t *e = entry_new(c, key, klen, val, vlen);
         e->version = old->version; /* a new value keeps the key's place in the order */
         e->hnext = old->hnext;
         *link = e;
         lru_unlink(c, old);
         lru_push_head(c, e);
+        if (is_lfu(c)) /* a new value of the key keeps its frequency, as in redis-server */
+            e->lru = lfu_access(c, old->lru);
         tree_replace(c, old, e);
         if (old->expire_at) {
             e->expire_at = old->expire_at;
@@ -951,6 +1020,133 @@ size_t cache_flush_all(cache_t *c)
     return n;
 }
 
+/* ---------------------------------------------------------------- eviction */
+
+static const char *const policy_names[CACHE_POLICY_COUNT] = {
+    [CACHE_POLICY_ALLKEYS_LRU] = "allkeys-lru",
+    [CACHE_POLICY_ALLKEYS_LFU] = "allkeys-lfu",
+    [CACHE_POLICY_ALLKEYS_RANDOM] = "allkeys-random",
+    [CACHE_POLICY_VOLATILE_LRU] = "volatile-lru",
+    [CACHE_POLICY_VOLATILE_LFU] = "volatile-lfu",
+    [CACHE_POLICY_VOLATILE_RANDOM] = "volatile-random",
+    [CACHE_POLICY_VOLATILE_TTL] = "volatile-ttl",
+    [CACHE_POLICY_NOEVICTION] = "noeviction",
+};
+
+enum { EVICT_SAMPLES = 5 }; /* maxmemory-samples */
+
+static cache_entry_t *random_bucket(const cache_t *c);
+
+const char *cache_policy_name(int policy)
+{
+    assert(policy >= 0 && policy < CACHE_POLICY_COUNT);
+    return policy_names[policy];
+}
+
+int cache_policy_parse(const char *name, size_t len)
+{
+    for (int p = 0; p < CACHE_POLICY_COUNT; p++)
+        if (strlen(policy_names[p]) == len && strncasecmp(name, policy_names[p], len) == 0)
+            return p;
+    return -1;
+}
+
+int cache_policy_is_lfu(int policy)
+{
+    return policy == CACHE_POLICY_ALLKEYS_LFU || policy == CACHE_POLICY_VOLATILE_LFU;
+}
+
+void cache_set_policy(cache_t *c, int policy)
+{
+    assert(policy >= 0 && policy < CACHE_POLICY_COUNT);
+    c->policy = policy;
+}
+
+int cache_policy(const cache_t *c)
+{
+    return c->policy;
+}
+
+unsigned cache_entry_freq(const cache_t *c, const cache_entry_t *e)
+{
+    return lfu_decayed(c, e->lru);
+}
+
+void cache_entry_set_freq(const cache_t *c, cache_entry_t *e, unsigned freq)
+{
+    if (!is_lfu(c))
+        return; /* the field holds the LRU clock: RESTORE's FREQ is ignored */
+    if (freq > LFU_COUNTER_MAX)
+        freq = LFU_COUNTER_MAX;
+    e->lru = (c->lfu_minutes << LFU_COUNTER_BITS) | freq;
+}
+
+/* Any entry, at random (a random non-empty bucket, a random entry of its
+ * chain); NULL when the cache is empty. */
+static cache_entry_t *sample_any(const cache_t *c)
+{
+    if (cache_count(c) == 0)
+        return NULL;
+    cache_entry_t *e = NULL;
+    for (size_t b = 0; !e && b < 1000; b++)
+        e = random_bucket(c);
+    if (!e)
+        return c->lru_tail;
+    size_t chain = 0;
+    for (cache_entry_t *x = e; x; x = x->hnext)
+        chain++;
+    for (size_t k = (size_t)random() % chain; k > 0; k--)
+        e = e->hnext;
+    return e;
+}
+
+/* An entry with an expire time, at random; NULL when there is none. */
+static cache_entry_t *sample_volatile(const cache_t *c)
+{
+    return c->heap_len ? c->heap[(size_t)random() % c->heap_len] : NULL;
+}
+
+/* How much the policy wants e gone: the larger, the sooner. */
+static uint64_t evict_score(const cache_t *c, const cache_entry_t *e)
+{
+    if (is_lfu(c))
+        return LFU_COUNTER_MAX - lfu_decayed(c, e->lru);
+    return (c->lru_clock - e->lru) & LRU_MASK; /* idle seconds */
+}
+
+/* The entry the policy evicts next; NULL when it evicts nothing. */
+static cache_entry_t *evict_victim(const cache_t *c)
+{
+    switch (c->policy) {
+    case CACHE_POLICY_ALLKEYS_LRU:
+        return c->lru_tail;
+    case CACHE_POLICY_ALLKEYS_RANDOM:
+        return sample_any(c);
+    case CACHE_POLICY_VOLATILE_RANDOM:
+        return sample_volatile(c);
+    case CACHE_POLICY_VOLATILE_TTL:
+        return c->heap_len ? c->heap[0] : NULL;
+    case CACHE_POLICY_NOEVICTION:
+        return NULL;
+    default:
+        break;
+    }
+    int vol = c->policy != CACHE_POLICY_ALLKEYS_LFU;
+    cache_entry_t *best = NULL;
+    uint64_t best_score = 0;
+    for (int i = 0; i < EVICT_SAMPLES; i++) {
+        cache_entry_t *e = vol ? sample_volatile(c) : sample_any(c);
+        if (!e)
+            return NULL;
+        uint64_t score = evict_score(c, e);
+        if (!best || score > best_score) {
+            best = e;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
 size_t cache_evict(cache_t *c)
 {
     size_t evicted = 0;
@@ -961,9 +1157,10 @@ size_t cache_evict(cache_t *c)
          * loses nothing. */
         if (free_pending(c, 1))
             continue;
-        if (!c->lru_tail)
+        cache_entry_t *e = evict_victim(c);
+        if (!e)
             break;
-        entry_gone(c, c->lru_tail, NULL, 0, CACHE_GONE_EVICTED);
+        entry_gone(c, e, NULL, 0, CACHE_GONE_EVICTED);
         evicted++;
     }
     return evicted;
@@ -1232,6 +1429,8 @@ uint64_t cache_entry_idle_ms(const cache_t *c, const cache_entry_t *e)
 
 void cache_entry_set_idle_ms(const cache_t *c, cache_entry_t *e, uint64_t idle_ms)
 {
+    if (is_lfu(c))
+        return; /* the field holds LFU data: RESTORE's IDLETIME is ignored, as in redis-server */
     uint64_t s = idle_ms / 1000;
     if (s > LRU_MASK)
         s = LRU_MASK;

@@ -59,6 +59,14 @@ enum {
  * is removed (counted as expired) and NULL is returned. */
 cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t now, int flags);
 
+/* A new value for e, a live entry just looked up (no change to the cache
+ * since), stored in e's own allocation when it fits there as cache_set
+ * would store it, with the given expire time: saves cache_set's lookup of
+ * the key (INCR). Returns e, or NULL (nothing changed) when it does not fit:
+ * call cache_set then. */
+cache_entry_t *cache_set_in_place(cache_t *c, cache_entry_t *e, const char *val, size_t vlen,
+                                  int64_t expire_at);
+
 /* Stores value under key, replacing any existing entry, with the given expire
  * time (0: none). Copies key and value. Returns the new entry. Does not evict:
  * call cache_evict() afterwards (the caller decides when). */
@@ -93,9 +101,54 @@ size_t cache_flush_all_below(cache_t *c, uint64_t below);
  * number of entries removed. */
 size_t cache_flush_all(cache_t *c);
 
-/* Evicts least recently used entries until used memory <= maxmemory.
+/* Evicts entries as the eviction policy says until used memory <= maxmemory
+ * or nothing more may be evicted (noeviction; a volatile-* policy with no
+ * entry that has an expire time). Entries already flushed are freed first.
  * Returns the number evicted. */
 size_t cache_evict(cache_t *c);
+
+/* maxmemory-policy, with redis-server's names and meaning:
+ *   allkeys-lru      the least recently used entry (exact: the LRU list's tail)
+ *   allkeys-lfu      the least frequently used of 5 sampled entries
+ *   allkeys-random   a random entry
+ *   volatile-lru     the longest idle of 5 sampled entries with an expire time
+ *                    (idle time in seconds, as redis-server's LRU clock)
+ *   volatile-lfu     the least frequently used of 5 sampled entries with an
+ *                    expire time
+ *   volatile-random  a random entry with an expire time
+ *   volatile-ttl     the entry that expires first (exact: the heap's root)
+ *   noeviction       none: cache_evict evicts nothing (the caller refuses
+ *                    writes that would add memory)
+ * Under an LFU policy each entry's 23-bit LRU field holds redis-server's LFU
+ * data instead (16 bits: the minute of the last decrement; 7 bits: a
+ * logarithmic access counter, new entries at 5, lfu-log-factor 10,
+ * lfu-decay-time 1 minute), so idle times are not tracked meanwhile, and
+ * switching policies reinterprets the field, as in redis-server. */
+enum cache_policy {
+    CACHE_POLICY_ALLKEYS_LRU = 0,
+    CACHE_POLICY_ALLKEYS_LFU,
+    CACHE_POLICY_ALLKEYS_RANDOM,
+    CACHE_POLICY_VOLATILE_LRU,
+    CACHE_POLICY_VOLATILE_LFU,
+    CACHE_POLICY_VOLATILE_RANDOM,
+    CACHE_POLICY_VOLATILE_TTL,
+    CACHE_POLICY_NOEVICTION,
+    CACHE_POLICY_COUNT
+};
+void cache_set_policy(cache_t *c, int policy);
+int cache_policy(const cache_t *c);
+/* redis-server's name of a policy (static). */
+const char *cache_policy_name(int policy);
+/* The policy named name (any case), or -1. */
+int cache_policy_parse(const char *name, size_t len);
+/* 1 under allkeys-lfu and volatile-lfu. */
+int cache_policy_is_lfu(int policy);
+/* OBJECT FREQ: the entry's access counter after its decay (meaningful under
+ * an LFU policy). */
+unsigned cache_entry_freq(const cache_t *c, const cache_entry_t *e);
+/* RESTORE FREQ: sets the counter (at most 127) under an LFU policy; else
+ * nothing (and cache_entry_set_idle_ms does nothing under an LFU policy). */
+void cache_entry_set_freq(const cache_t *c, cache_entry_t *e, unsigned freq);
 
 /* Background work for one loop tick, bounded by budget_us microseconds:
  * active expiry, a rehash step, freeing entries left by cache_flush_all. */

@@ -71,6 +71,13 @@ int cmd_wait_resumed(client_t *c);
 void cmd_wait_recheck(node_t *n);
 /* c is closing: forgets its wait. */
 void cmd_wait_client_closed(client_t *c);
+/* WAIT: the members in contact (alive or suspect) that acknowledged c's
+ * newest write or flush sent to them (all of them in contact when c sent
+ * none); 0 when alone. */
+size_t cmd_wait_acked(client_t *c);
+/* WAIT: suspends c until want members acknowledged (cmd_wait_acked) or
+ * timeout_ms (> 0; 0: no limit) passed; the count then is its reply. */
+void cmd_wait_replicas(client_t *c, long long want, long long timeout_ms);
 /* The write mode of key (enum keyspace_mode); KS_LOCAL when alone. */
 int cmd_write_mode(client_t *c, const char *key, size_t klen);
 /* After a command changed e's expire time (EXPIRE, PERSIST, GETEX): the
@@ -106,6 +113,12 @@ cache_entry_t *cmd_lookup_write(client_t *c, const char *key, size_t klen);
  * it is copied before any eviction). */
 void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at, int enc);
+/* cmd_write_value(.., CACHE_ENC_AUTO) of e, key's live string entry read by
+ * this command (no change to the cache since): its bytes are replaced in
+ * place when they fit (one lookup of the key less: INCR), else as
+ * cmd_write_value. */
+void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t klen,
+                       const char *val, size_t vlen, int64_t expire_at);
 /* A write that does not depend on what it overwrites (SET without NX, XX,
  * GET or KEEPTTL; MSET; SETEX): a replicated key's write then needs no
  * proposal (nothing it read can be stale), goes out as a SEED two version
@@ -169,13 +182,27 @@ int cmd_coll_put_one(client_t *c, const char *key, size_t klen, const cache_entr
 /* HSCAN / SSCAN: cursor, then key, then options, as redis-server; replies
  * every element in one step (cursor 0). */
 void cmd_coll_scan(client_t *c, int argc, const char **argv, const size_t *argl, int type);
-/* redis-server 7.0's compiled-in encoding limits (its sample redis.conf
- * says 128 fields; without a config file it is 512): a hash is a "listpack"
- * up to 512 fields of at most 64 bytes (fields and values), a set an
- * "intset" up to 512 integers; past them "hashtable" for good. */
-#define CMD_HASH_MAX_LISTPACK_ENTRIES 512
-#define CMD_HASH_MAX_LISTPACK_VALUE 64
-#define CMD_SET_MAX_INTSET_ENTRIES 512
+/* redis-server 7.0's encoding limits, as CONFIG SET hash-max-listpack-entries,
+ * hash-max-listpack-value and set-max-intset-entries (and their ziplist
+ * aliases) change them on this node (process-wide; not sent to the members:
+ * a collection's encoding travels with its value). Defaults are redis-server's
+ * compiled-in ones (its sample redis.conf says 128 fields; without a config
+ * file it is 512): a hash is a "listpack" up to 512 fields of at most 64
+ * bytes (fields and values), a set an "intset" up to 512 integers; past them
+ * "hashtable" for good. */
+typedef struct cmd_coll_limits {
+    size_t hash_max_listpack_entries;
+    size_t hash_max_listpack_value;
+    size_t set_max_intset_entries;
+} cmd_coll_limits_t;
+/* The limits in force (owned by cmd_coll.c; read-only to callers). */
+const cmd_coll_limits_t *cmd_coll_limits(void);
+/* CONFIG SET: new limits; collections change encoding at their next write,
+ * as in redis-server. */
+void cmd_coll_set_limits(const cmd_coll_limits_t *l);
+#define CMD_HASH_MAX_LISTPACK_ENTRIES (cmd_coll_limits()->hash_max_listpack_entries)
+#define CMD_HASH_MAX_LISTPACK_VALUE (cmd_coll_limits()->hash_max_listpack_value)
+#define CMD_SET_MAX_INTSET_ENTRIES (cmd_coll_limits()->set_max_intset_entries)
 /* The encoding a collection gets when it is loaded whole (RESTORE), as
  * redis-server re-encodes what it loads. */
 void cmd_coll_reencode(coll_t *coll);

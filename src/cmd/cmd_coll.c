@@ -225,6 +225,18 @@ void cmd_reply_random(client_t *c, const coll_t *h, long long l, int withvalues)
     free(order);
 }
 
+static cmd_coll_limits_t limits = {512, 64, 512};
+
+const cmd_coll_limits_t *cmd_coll_limits(void)
+{
+    return &limits;
+}
+
+void cmd_coll_set_limits(const cmd_coll_limits_t *l)
+{
+    limits = *l;
+}
+
 void cmd_coll_reencode(coll_t *coll)
 {
     size_t w = coll_width(coll);

@@ -4,10 +4,13 @@
  * GET answers the parameters clients and their libraries read (a table:
  * name and how to render its value); the ones cohortd has no use for answer
  * what an unconfigured redis-server answers. SET changes what can change
- * safely at run time: maxmemory (evicts at once), maxmemory-policy (only
- * allkeys-lru, the policy cohortd implements), timeout, slowlog-log-slower-
- * than, slowlog-max-len; every pair is checked before any is applied (as
- * redis-server does). The INI file is not rewritten.
+ * safely at run time: maxmemory (evicts at once), maxmemory-policy (every
+ * policy of redis-server: cache.h), timeout, slowlog-log-slower-
+ * than, slowlog-max-len, and the encoding limits of hashes and sets
+ * (hash-max-listpack-entries/-value, set-max-intset-entries, and the ziplist
+ * aliases: redis-server 7.0 has no set-max-listpack-*); every pair is
+ * checked before any is applied (as redis-server does). The INI file is not
+ * rewritten.
  * Never: changes a setting another subsystem reads without telling it
  * (timeout: server_timeout_changed). */
 #include <ctype.h>
@@ -29,6 +32,10 @@ typedef struct config_item {
 static void v_maxmemory(node_t *n, char *o, size_t l)
 {
     snprintf(o, l, "%zu", cache_maxmemory(n->cache));
+}
+static void v_policy(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%s", cache_policy_name(cache_policy(n->cache)));
 }
 static void v_maxclients(node_t *n, char *o, size_t l)
 {
@@ -72,10 +79,25 @@ static void v_tracking_max(node_t *n, char *o, size_t l)
     snprintf(o, l, "%zu", n->cfg->tracking_table_max_keys);
 }
 
+static void v_hash_entries(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%zu", cmd_coll_limits()->hash_max_listpack_entries);
+}
+
+static void v_hash_value(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%zu", cmd_coll_limits()->hash_max_listpack_value);
+}
+
+static void v_intset_entries(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%zu", cmd_coll_limits()->set_max_intset_entries);
+}
+
 static const config_item_t config_items[] = {
     {"tracking-table-max-keys", v_tracking_max, NULL},
     {"maxmemory", v_maxmemory, NULL},
-    {"maxmemory-policy", NULL, "allkeys-lru"},
+    {"maxmemory-policy", v_policy, NULL},
     {"maxmemory-samples", NULL, "5"},
     {"maxclients", v_maxclients, NULL},
     {"timeout", v_timeout, NULL},
@@ -101,6 +123,11 @@ static const config_item_t config_items[] = {
     {"lazyfree-lazy-user-del", NULL, "no"},
     {"stop-writes-on-bgsave-error", NULL, "no"},
     {"activedefrag", NULL, "no"},
+    {"hash-max-listpack-entries", v_hash_entries, NULL},
+    {"hash-max-ziplist-entries", v_hash_entries, NULL},
+    {"hash-max-listpack-value", v_hash_value, NULL},
+    {"hash-max-ziplist-value", v_hash_value, NULL},
+    {"set-max-intset-entries", v_intset_entries, NULL},
 };
 #define NITEMS (sizeof(config_items) / sizeof(config_items[0]))
 
@@ -174,18 +201,17 @@ static int parse_memory(const char *s, size_t len, long long *v, const char **er
 
 static int parse_policy(const char *s, size_t len, long long *v, const char **err)
 {
-    static const char *const known[] = {"volatile-lru", "volatile-lfu", "volatile-random",
-                                        "volatile-ttl", "allkeys-lfu",  "allkeys-random",
-                                        "noeviction"};
-    *v = 0;
-    if (cmd_is(s, len, "allkeys-lru"))
+    *v = cache_policy_parse(s, len);
+    if (*v >= 0)
         return 0;
     *err = "argument(s) must be one of the following: volatile-lru, volatile-lfu, "
            "volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction";
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (cmd_is(s, len, known[i]))
-            *err = "cohortd implements only allkeys-lru";
     return -1;
+}
+
+static void apply_policy(node_t *n, long long v)
+{
+    cache_set_policy(n->cache, (int)v);
 }
 
 static int parse_range(const char *s, size_t len, long long lo, long long hi, long long *v,
@@ -227,10 +253,6 @@ static void apply_maxmemory(node_t *n, long long v)
         cache_evict(n->cache);
 }
 
-static void apply_nothing(node_t *n, long long v)
-{
-}
-
 static void apply_timeout(node_t *n, long long v)
 {
     n->cfg->timeout_s = (int)v;
@@ -258,13 +280,48 @@ static void apply_tracking_max(node_t *n, long long v)
     tracking_set_max_keys(n->tracking, (size_t)v);
 }
 
+/* The encoding limits (cmd_coll.c): 0 .. LONG_MAX as in redis-server 7.0,
+ * entries as integers, the value length as a memory value (64, 1kb). */
+static int parse_entries(const char *s, size_t len, long long *v, const char **err)
+{
+    return parse_range(s, len, 0, LLONG_MAX, v, err);
+}
+
+static void apply_hash_entries(node_t *n, long long v)
+{
+    cmd_coll_limits_t l = *cmd_coll_limits();
+    l.hash_max_listpack_entries = (size_t)v;
+    cmd_coll_set_limits(&l);
+}
+
+static void apply_hash_value(node_t *n, long long v)
+{
+    cmd_coll_limits_t l = *cmd_coll_limits();
+    l.hash_max_listpack_value = (size_t)v;
+    cmd_coll_set_limits(&l);
+}
+
+static void apply_intset_entries(node_t *n, long long v)
+{
+    cmd_coll_limits_t l = *cmd_coll_limits();
+    l.set_max_intset_entries = (size_t)v;
+    cmd_coll_set_limits(&l);
+}
+
 static const settable_t settables[] = {
     {"tracking-table-max-keys", parse_tracking_max, apply_tracking_max},
     {"maxmemory", parse_memory, apply_maxmemory},
-    {"maxmemory-policy", parse_policy, apply_nothing},
+    {"maxmemory-policy", parse_policy, apply_policy},
     {"timeout", parse_timeout, apply_timeout},
     {"slowlog-log-slower-than", parse_slower, apply_slower},
     {"slowlog-max-len", parse_slowlen, apply_slowlen},
+    /* An alias is its own entry, as in redis-server 7.0: setting a name and
+     * its alias in one CONFIG SET is no duplicate (the last one wins). */
+    {"hash-max-listpack-entries", parse_entries, apply_hash_entries},
+    {"hash-max-ziplist-entries", parse_entries, apply_hash_entries},
+    {"hash-max-listpack-value", parse_memory, apply_hash_value},
+    {"hash-max-ziplist-value", parse_memory, apply_hash_value},
+    {"set-max-intset-entries", parse_entries, apply_intset_entries},
 };
 #define NSETTABLE (sizeof(settables) / sizeof(settables[0]))
 

@@ -39,8 +39,12 @@ static void incr_generic(client_t *c, const char *key, size_t klen, long long in
     }
     value += incr;
     char text[32];
-    int n = snprintf(text, sizeof(text), "%lld", value);
-    cmd_write_value(c, key, klen, text, (size_t)n, expire, CACHE_ENC_AUTO);
+    size_t n = resp_format_ll(text, value); /* snprintf was 7% of an INCR (perf) */
+    /* An existing counter changes in place: one lookup of the key, not two. */
+    if (e)
+        cmd_rewrite_value(c, e, key, klen, text, n, expire);
+    else
+        cmd_write_value(c, key, klen, text, n, expire, CACHE_ENC_AUTO);
     resp_add_int(&c->out, value);
 }
 

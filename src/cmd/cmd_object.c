@@ -5,8 +5,9 @@
  * that string2ll reads (at most 20 bytes), "embstr" up to 44 bytes, "raw"
  * beyond, and "raw" after APPEND / SETRANGE, never "int" after INCRBYFLOAT
  * (the cache keeps that as enum cache_enc). REFCOUNT is 2147483647 for the
- * integers 0..9999 redis-server shares (when maxmemory is 0), else 1. The
- * eviction policy is LRU: FREQ is refused as redis-server refuses it.
+ * integers 0..9999 redis-server shares (when maxmemory is 0), else 1. FREQ
+ * answers under an LFU maxmemory-policy and IDLETIME under the others; each
+ * is refused otherwise, as redis-server refuses it.
  *
  * DUMP payload (cohort's own, not Redis's RDB format):
  *   value bytes | encoding (1 byte) | format version (2 bytes, little endian)
@@ -122,15 +123,22 @@ CMD_HANDLER(cmd_object)
         return;
     }
     long long v;
+    int lfu = cache_policy_is_lfu(cache_policy(cmd_node(c)->cache));
     if (cmd_is(sub, slen, "encoding")) {
         resp_add_bulk_str(&c->out, encoding_name(e));
     } else if (cmd_is(sub, slen, "refcount")) {
         int shared = int_encoded(e, &v) && v >= 0 && v < SHARED_INTEGERS &&
                      cache_maxmemory(cmd_node(c)->cache) == 0;
         resp_add_int(&c->out, shared ? SHARED_REFCOUNT : 1);
+    } else if (cmd_is(sub, slen, "idletime") && lfu) {
+        resp_add_error(&c->out, "ERR An LFU maxmemory policy is selected, idle time not tracked. "
+                                "Please note that when switching between policies at runtime LRU "
+                                "and LFU data will take some time to adjust.");
     } else if (cmd_is(sub, slen, "idletime")) {
         resp_add_int(&c->out,
                      (long long)(cache_entry_idle_ms(cmd_node(c)->cache, e) / 1000));
+    } else if (lfu) {
+        resp_add_int(&c->out, (long long)cache_entry_freq(cmd_node(c)->cache, e));
     } else {
         resp_add_error(&c->out, "ERR An LFU maxmemory policy is not selected, access frequency "
                                 "not tracked. Please note that when switching between policies "
@@ -253,7 +261,7 @@ static int restore_check_coll(const char *v, size_t vlen, int type)
 typedef struct restore_opts {
     int replace, absttl;
     long long idle_s; /* -1: not given */
-    long long freq;   /* -1: not given (accepted, ignored: the policy is LRU) */
+    long long freq;   /* -1: not given (used under an LFU policy, as IDLETIME under the others) */
 } restore_opts_t;
 
 static int restore_parse(client_t *c, int argc, const char **argv, const size_t *argl,
@@ -353,5 +361,7 @@ CMD_HANDLER(cmd_restore)
     cache_entry_t *e = cache_lookup(n->cache, argv[1], argl[1], now, CACHE_NOTOUCH);
     if (e && o.idle_s >= 0)
         cache_entry_set_idle_ms(n->cache, e, (uint64_t)(o.idle_s > (1LL << 40) ? (1LL << 40) : o.idle_s) * 1000);
+    if (e && o.freq >= 0)
+        cache_entry_set_freq(n->cache, e, (unsigned)o.freq);
     resp_add_ok(&c->out);
 }

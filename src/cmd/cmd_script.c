@@ -58,11 +58,14 @@ static int host_call(void *ud, int argc, const char **argv, const size_t *argl, 
     client_t *f = x->node->script_client;
     f->proto = resp;
     buf_clear(&f->out);
+    f->write_seq = 0;
     commands_execute(x->node, f, argc, argv, argl);
     buf_append(reply, buf_head(&f->out), buf_len(&f->out));
     buf_clear(&f->out);
     /* A flush the script made: its reply is the caller's to hold. */
     client_block(x->caller, client_unblock_take(f));
+    if (f->write_seq > x->caller->write_seq) /* and WAIT counts its writes */
+        x->caller->write_seq = f->write_seq;
     return 0;
 }
 

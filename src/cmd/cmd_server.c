@@ -1,10 +1,10 @@
 /* cmd_server: server commands clients send at start-up or for monitoring
  * (TIME, ROLE, LASTSAVE, WAIT, LATENCY), with redis-server 7's replies.
  * cohortd is a master with no replicas and saves nothing: LASTSAVE is the
- * start time; WAIT replies 0 at once (writes are fills of this node, and the
- * members that applied a connection's flushes are not counted per connection
- * yet); LATENCY has no monitor, so LATEST is empty.
- * Never: blocks the loop (WAIT does not wait). */
+ * start time; WAIT counts the members that acknowledged the connection's
+ * newest write (cmd_wait.c), and replies 0 at once on a node alone; LATENCY
+ * has no monitor, so LATEST is empty.
+ * Never: blocks the loop (a WAIT that must wait suspends its client). */
 #include <sys/time.h>
 
 #include "cmd.h"
@@ -31,7 +31,10 @@ CMD_HANDLER(cmd_lastsave)
     resp_add_int(&c->out, (long long)(cmd_node(c)->start_ms / 1000));
 }
 
-/* WAIT numreplicas timeout: the argument checks of redis-server, then 0. */
+/* WAIT numreplicas timeout: the argument checks of redis-server, then the
+ * members that acknowledged this connection's newest write or flush, at once
+ * when there are numreplicas of them (or inside MULTI, or alone: no member
+ * can ever come), else once there are or timeout ms passed (0: no limit). */
 CMD_HANDLER(cmd_wait)
 {
     long long replicas, timeout;
@@ -45,7 +48,13 @@ CMD_HANDLER(cmd_wait)
         resp_add_error(&c->out, "ERR timeout is negative");
         return;
     }
-    resp_add_int(&c->out, 0);
+    node_t *n = cmd_node(c);
+    size_t acked = cmd_wait_acked(c);
+    if ((long long)acked >= replicas || !n->cluster || (c->cmd_flags & CMDC_ATOMIC)) {
+        resp_add_int(&c->out, (long long)acked);
+        return;
+    }
+    cmd_wait_replicas(c, replicas, timeout);
 }
 
 static const char *const latency_help[] = {

@@ -1,4 +1,5 @@
 /* cmd_util: argument parsing and flush hooks shared by the commands; see cmd.h. */
+#include <assert.h>
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
@@ -84,6 +85,21 @@ int cmd_expire_at(long long v, long long unit_ms, int absolute, long long now_ms
     return 0;
 }
 
+/* A write or flush of c's sent to the members with flush number seq (0:
+ * none sent): WAIT counts the members that acknowledged it. */
+static void note_sent(client_t *c, uint64_t seq)
+{
+    if (seq > c->write_seq)
+        c->write_seq = seq;
+}
+
+/* Holds c's replies until the members applied flush number seq (0: none). */
+static void hold(client_t *c, uint64_t seq)
+{
+    note_sent(c, seq);
+    client_block(c, seq);
+}
+
 /* Every flush: remember it for SETL, send it to the members, and hold the
  * client's replies until they have applied it. */
 void cmd_flushed_key(client_t *c, const char *key, size_t klen)
@@ -93,7 +109,7 @@ void cmd_flushed_key(client_t *c, const char *key, size_t klen)
     flushmark_key(n->flushmark, key, klen);
     uint64_t v = node_next_version(n);
     node_flushed(n, VOP_KEY, key, klen, v);
-    client_block(c, cluster_flush_key(n->cluster, key, klen, v));
+    hold(c, cluster_flush_key(n->cluster, key, klen, v));
 }
 
 void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen)
@@ -103,7 +119,7 @@ void cmd_flushed_prefix(client_t *c, const char *prefix, size_t plen)
     flushmark_prefix(n->flushmark, prefix, plen);
     uint64_t v = node_next_version(n);
     node_flushed(n, VOP_PREFIX, prefix, plen, v);
-    client_block(c, cluster_flush_prefix(n->cluster, prefix, plen, v));
+    hold(c, cluster_flush_prefix(n->cluster, prefix, plen, v));
 }
 
 void cmd_flushed_all(client_t *c)
@@ -113,7 +129,7 @@ void cmd_flushed_all(client_t *c)
     flushmark_all(n->flushmark);
     uint64_t v = node_next_version(n);
     node_flushed(n, VOP_ALL, "", 0, v);
-    client_block(c, cluster_flush_all(n->cluster, v));
+    hold(c, cluster_flush_all(n->cluster, v));
 }
 
 int cmd_write_mode(client_t *c, const char *key, size_t klen)
@@ -136,7 +152,7 @@ static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t kl
     if (mode == KS_INVALIDATE) {
         uint64_t v = node_next_version(n);
         cache_entry_set_version(n->cache, e, v);
-        client_block(c, cluster_invalidate(n->cluster, key, klen, versioned_digest(val, vlen), v));
+        hold(c, cluster_invalidate(n->cluster, key, klen, versioned_digest(val, vlen), v));
         return;
     }
     if (blind || (c->cmd_flags & CMDC_ATOMIC)) { /* SEED; or inside EXEC or a script */
@@ -144,7 +160,7 @@ static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t kl
         cache_entry_set_version(n->cache, e, v);
         uint64_t seq = cluster_seed(n->cluster, key, klen, val, vlen, at, cache_entry_form(e), v);
         inflight_note(n->inflight, key, klen, v, CLUSTER_SELF, seq, clock_mono_ms());
-        client_block(c, seq);
+        hold(c, seq);
         return;
     }
     /* A proposal one step above the newest version of the key known here:
@@ -154,6 +170,7 @@ static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t kl
     cache_entry_set_version(n->cache, e, v);
     uint64_t seq = cluster_propose(n->cluster, key, klen, val, vlen, at, cache_entry_form(e), v);
     inflight_note(n->inflight, key, klen, v, CLUSTER_SELF, seq, clock_mono_ms());
+    note_sent(c, seq);
     cmd_wait_add_proposal(c, seq);
 }
 
@@ -179,7 +196,7 @@ void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
     flushmark_key(n->flushmark, key, klen);
     uint64_t v = node_next_version(n);
     cache_entry_set_version(n->cache, e, v);
-    client_block(c, cluster_flush_key(n->cluster, key, klen, v));
+    hold(c, cluster_flush_key(n->cluster, key, klen, v));
 }
 
 int cmd_serving(client_t *c)
@@ -247,6 +264,18 @@ void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val,
                      int64_t expire_at, int enc)
 {
     cmd_write_typed(c, key, klen, val, vlen, expire_at, CACHE_TYPE_STRING, enc);
+}
+
+void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t klen, const char *val,
+                       size_t vlen, int64_t expire_at)
+{
+    assert(e && cache_entry_type(e) == CACHE_TYPE_STRING);
+    if (!cache_set_in_place(cmd_node(c)->cache, e, val, vlen, expire_at)) {
+        cmd_write_value(c, key, klen, val, vlen, expire_at, CACHE_ENC_AUTO);
+        return;
+    }
+    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 0);
+    cmd_after_write(c);
 }
 
 void cmd_write_blind(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,

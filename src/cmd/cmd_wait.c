@@ -12,7 +12,13 @@
  * client_suspend) and runs again from the start when resumed: after a
  * refused proposal it computes again from the newer value, after a key's
  * write in flight committed it reads it; after its own writes committed it
- * is not run again, its reply is handed back (cmd_wait_resumed). */
+ * is not run again, its reply is handed back (cmd_wait_resumed).
+ *
+ * WAIT numreplicas timeout suspends the same way (WAIT_REPLICAS), checked
+ * at the end of every turn (the cron makes one at least every 10 ms): it is
+ * over once numreplicas members in contact acknowledged the connection's
+ * newest write or flush (client_t.write_seq), or its timeout passed; its
+ * reply, the count then, is handed back as a write's is. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +31,8 @@ enum wait_kind {
     WAIT_KEYS,           /* a key has a write in flight */
     WAIT_WRITES,         /* its proposals are not decided yet */
     WAIT_DONE,           /* they committed: hand the reply back */
-    WAIT_RETRY           /* one was refused: run it again */
+    WAIT_RETRY,          /* one was refused: run it again */
+    WAIT_REPLICAS        /* WAIT: until enough members acknowledged */
 };
 
 typedef struct cmd_wait {
@@ -35,6 +42,8 @@ typedef struct cmd_wait {
     uint64_t *seqs;
     size_t nseqs;
     buf_t reply;
+    long long want;   /* WAIT_REPLICAS: numreplicas */
+    int64_t deadline; /* WAIT_REPLICAS: clock_mono_ms; 0: none */
 } cmd_wait_t;
 
 static cmd_wait_t *wait_of(client_t *c)
@@ -145,14 +154,62 @@ static int decide(node_t *n, cmd_wait_t *w)
     return 1;
 }
 
+size_t cmd_wait_acked(client_t *c)
+{
+    node_t *n = cmd_node(c);
+    size_t acked = 0, members = cluster_member_count(n->cluster);
+    for (size_t i = 0; i < members; i++) {
+        member_info_t mi;
+        cluster_member_info(n->cluster, i, &mi);
+        int in_contact = strcmp(mi.state, "alive") == 0 || strcmp(mi.state, "suspect") == 0;
+        if (in_contact && mi.last_acked >= c->write_seq)
+            acked++;
+    }
+    return acked;
+}
+
+void cmd_wait_replicas(client_t *c, long long want, long long timeout_ms)
+{
+    cmd_wait_t *w = wait_of(c);
+    w->kind = WAIT_REPLICAS;
+    w->want = want;
+    int64_t now = clock_mono_ms() + 1; /* the clock counts whole ms: at least timeout_ms */
+    w->deadline = timeout_ms == 0 ? 0 : timeout_ms > INT64_MAX - now ? INT64_MAX : now + timeout_ms;
+    client_suspend(c);
+}
+
+/* Decides a WAIT_REPLICAS: 1 (its reply, the count, set aside) once enough
+ * members acknowledged or its time is up; else 0. */
+static int decide_replicas(cmd_wait_t *w, int64_t now)
+{
+    size_t acked = cmd_wait_acked(w->c);
+    if ((long long)acked < w->want && (!w->deadline || now < w->deadline))
+        return 0;
+    resp_add_int(&w->reply, (long long)acked);
+    w->kind = WAIT_DONE;
+    return 1;
+}
+
+/* 1 when a WAIT is among the suspended commands. */
+static int waiting_replicas(const node_t *n)
+{
+    for (const cmd_wait_t *w = n->waits; w; w = w->next)
+        if (w->kind == WAIT_REPLICAS)
+            return 1;
+    return 0;
+}
+
 void cmd_wait_recheck(node_t *n)
 {
-    if (!n->waits_dirty && !n->naborts)
+    if (!n->waits_dirty && !n->naborts && !waiting_replicas(n))
         return;
     size_t count = 0, cap = 0;
     client_t **ready = NULL;
+    int64_t now = clock_mono_ms();
     for (cmd_wait_t *w = n->waits; w; w = w->next) {
-        int go = w->kind == WAIT_KEYS ? n->waits_dirty : w->kind == WAIT_WRITES && decide(n, w);
+        int go = w->kind == WAIT_KEYS       ? n->waits_dirty
+                 : w->kind == WAIT_REPLICAS ? decide_replicas(w, now)
+                                            : w->kind == WAIT_WRITES && decide(n, w);
         if (!go)
             continue;
         if (count == cap) {

@@ -62,16 +62,17 @@ static command_t table[] = {
     {"command", -1, R | K, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0,
      0},
     {"config", -2, R | K, cmd_config,
-     "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*; RESETSTAT.", 0, 0, 0},
+     "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*, the encoding "
+     "limits; RESETSTAT.", 0, 0, 0},
     {"info", -1, R, cmd_info, "Server, clients, memory, stats and keyspace sections.", 0, 0, 0},
     {"dbsize", 1, R, cmd_dbsize, "Number of keys of the current database in this node's cache.",
      0, 0, 0},
     {"time", 1, R, cmd_time, "The server's time: unix seconds and microseconds.", 0, 0, 0},
     {"role", 1, R, cmd_role, "Replication role: a master with no replicas.", 0, 0, 0},
     {"lastsave", 1, R, cmd_lastsave, "Unix time of the start (cohort does not save).", 0, 0, 0},
-    {"wait", 3, R, cmd_wait,
-     "Replies 0 at once: writes are fills of this node; members are not counted per "
-     "connection yet.", 0, 0, 0},
+    {"wait", 3, R | N, cmd_wait,
+     "Members that acknowledged this connection's newest write, waiting up to the timeout "
+     "for numreplicas of them.", 0, 0, 0},
     {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
     {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
     {"reset", 1, A | P | N | M, cmd_reset,
@@ -414,6 +415,36 @@ static int over_maxmemory(const node_t *n, int argc, const size_t *argl)
     return total > max;
 }
 
+/* Writes redis-server 7.0 runs over maxmemory (no "denyoom" flag): they only
+ * remove or re-time what is there; and cohort's that touch no cache memory. */
+static int runs_over_maxmemory(const command_t *cmd)
+{
+    static const char *const names[] = {"swapdb",         "getex",          "expire",    "pexpire",
+                                        "persist",        "expireat",       "pexpireat", "smove",
+                                        "leader.acquire", "leader.release", "job.run"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(cmd->name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when a write must get -OOM: its arguments alone exceed maxmemory, or
+ * (a write that adds memory) the cache is over maxmemory and its policy
+ * cannot evict enough (noeviction; a volatile-* policy with no key that has
+ * an expire time), as redis-server's performEvictions before a command. */
+static int refuse_oom(node_t *n, const command_t *cmd, int argc, const size_t *argl)
+{
+    size_t max = cache_maxmemory(n->cache);
+    if (!max)
+        return 0;
+    if (over_maxmemory(n, argc, argl))
+        return 1;
+    if (cache_used_memory(n->cache) <= max || runs_over_maxmemory(cmd))
+        return 0;
+    cache_evict(n->cache);
+    return cache_used_memory(n->cache) > max;
+}
+
 /* The subcommands redis-server 7.0 knows for each container command cohort
  * has: in subscribe mode it names a known one in its refusal and answers an
  * unknown one as unknown, whether or not cohort implements it. */
@@ -612,7 +643,7 @@ static int check_and_run(node_t *n, client_t *c, int argc, const char **argv, co
         reply_subscribe_mode(c, cmd, argc, argv, argl);
         return 1;
     }
-    if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_FLUSH) && over_maxmemory(n, argc, argl)) {
+    if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_FLUSH) && refuse_oom(n, cmd, argc, argl)) {
         resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
         return 1;
     }

@@ -66,6 +66,8 @@ typedef struct client {
     void *multi;          /* the command layer's MULTI state (cmd_multi.c); net never reads it */
     void *tracking;       /* CLIENT TRACKING state (svc/tracking.c); net never reads it */
     void *watch;          /* WATCHed keys (svc/watch.c); net never reads it */
+    uint64_t write_seq;   /* the command layer's: flush number of this connection's newest
+                             write or flush sent to the members (WAIT); net never reads it */
 } client_t;
 
 /* Total bytes this client holds (buffers, parser, pending writes). */

@@ -163,6 +163,11 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
     n->start_ms = clock_now_ms();
     make_run_id(n->run_id);
     n->cache = cache_new(random_u64(), cfg->maxmemory);
+    int policy = cfg->maxmemory_policy
+                     ? cache_policy_parse(cfg->maxmemory_policy, strlen(cfg->maxmemory_policy))
+                     : -1;
+    if (policy >= 0) /* config checked the name */
+        cache_set_policy(n->cache, policy);
     /* Tokens of this incarnation start above any earlier one's (clock-based). */
     n->flushmark =
         flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, (uint64_t)n->start_ms << 16);

@@ -291,7 +291,7 @@ TEXT(text_peak_human, human(buf, len, get_used_peak(n)))
 TEXT(text_frag_ratio, frag_ratio(n, buf, len))
 TEXT(text_master, "master")
 TEXT(text_max_human, human(buf, len, get_maxmemory(n)))
-TEXT(text_policy, "allkeys-lru")
+TEXT(text_policy, n->cache ? cache_policy_name(cache_policy(n->cache)) : "allkeys-lru")
 TEXT(text_why_not_serving, node_why_not_serving(n))
 
 /* Who decides that a member is dead: "store", "none" (no [store] url, or

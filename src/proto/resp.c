@@ -509,6 +509,11 @@ static char *put_ll(char *dst, long long v)
     return put_u64(dst, (unsigned long long)v);
 }
 
+size_t resp_format_ll(char *dst, long long v)
+{
+    return (size_t)(put_ll(dst, v) - dst);
+}
+
 /* Appends "<prefix><v>\r\n". */
 static void add_header(buf_t *b, char prefix, long long v)
 {

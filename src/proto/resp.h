@@ -82,6 +82,9 @@ void resp_add_simple(buf_t *b, const char *s);          /* +s */
 void resp_add_error(buf_t *b, const char *s);           /* -s (s holds the code: "ERR ...") */
 void resp_add_errorf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void resp_add_int(buf_t *b, long long v);               /* :v */
+/* Writes v in decimal at dst (room for 20 bytes; no NUL), as resp_add_int
+ * does, without printf. Returns the length. */
+size_t resp_format_ll(char *dst, long long v);
 void resp_add_bulk(buf_t *b, const void *p, size_t n);  /* $n */
 void resp_add_bulk_str(buf_t *b, const char *s);
 void resp_add_bulk_ll(buf_t *b, long long v);

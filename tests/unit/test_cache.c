@@ -552,6 +552,123 @@ static void test_lru_eviction(void **state)
     free(g);
 }
 
+/* The other maxmemory-policy values (cache.h): what each may evict, in
+ * which order where it is exact, and that noeviction and a volatile policy
+ * with nothing volatile stop over the limit. */
+static void test_eviction_policies(void **state)
+{
+    (void)state;
+    char key[32], val[100];
+    memset(val, 'v', sizeof(val));
+    assert_int_equal(cache_policy_parse("VOLATILE-TTL", 12), CACHE_POLICY_VOLATILE_TTL);
+    assert_int_equal(cache_policy_parse("lru", 3), -1);
+    for (int p = 0; p < CACHE_POLICY_COUNT; p++) {
+        const char *name = cache_policy_name(p);
+        assert_int_equal(cache_policy_parse(name, strlen(name)), p);
+        cache_t *c = mk();
+        assert_int_equal(cache_policy(c), CACHE_POLICY_ALLKEYS_LRU);
+        cache_set_policy(c, p);
+        gone_log_t *g = calloc(1, sizeof(*g));
+        cache_on_gone(c, gone_record, g);
+        /* v0..v49 expire later the higher their number (written out of
+         * order); p0..p49 have no expire time. */
+        for (int i = 0; i < 50; i++) {
+            int j = (i * 7) % 50;
+            size_t kl = fmt(key, sizeof(key), "v%d", j);
+            cache_set(c, key, kl, val, sizeof(val), 1000000 + j);
+            kl = fmt(key, sizeof(key), "p%d", i);
+            cache_set(c, key, kl, val, sizeof(val), 0);
+        }
+        size_t used = cache_used_memory(c), per = used / 100;
+        cache_set_maxmemory(c, used - 10 * per);
+        size_t n = cache_evict(c);
+        int vol = p >= CACHE_POLICY_VOLATILE_LRU && p <= CACHE_POLICY_VOLATILE_TTL;
+        if (p == CACHE_POLICY_NOEVICTION) {
+            assert_int_equal(n, 0);
+            assert_true(cache_used_memory(c) > cache_maxmemory(c));
+        } else {
+            assert_true(n >= 10 && n <= 12);
+            assert_true(cache_used_memory(c) <= cache_maxmemory(c));
+        }
+        assert_int_equal(g->n, n);
+        for (size_t i = 0; i < n; i++) {
+            if (vol)
+                assert_int_equal(g->keys[i][0], 'v');
+            if (p == CACHE_POLICY_VOLATILE_TTL) {
+                char want[32];
+                fmt(want, sizeof(want), "v%zu", i);
+                assert_string_equal(g->keys[i], want);
+            }
+        }
+        assert_int_equal(cache_check(c), 0);
+        /* Nothing volatile left: a volatile policy stops over the limit. */
+        cache_set_maxmemory(c, 1);
+        n += cache_evict(c);
+        if (vol) {
+            assert_int_equal(n, 50);
+            assert_int_equal(cache_count(c), 50);
+        } else if (p != CACHE_POLICY_NOEVICTION) {
+            assert_int_equal(cache_count(c), 0);
+        }
+        assert_int_equal(cache_check(c), 0);
+        cache_free(c);
+        free(g);
+    }
+}
+
+/* cache_set_in_place: a value that fits the entry's allocation replaces it
+ * there (the same entry, the same memory, its new expire time); one that
+ * does not changes nothing. */
+static void test_set_in_place(void **state)
+{
+    (void)state;
+    cache_t *c = mk();
+    set_str(c, "k", "12", 0);
+    cache_entry_t *e = cache_lookup(c, "k", 1, 0, 0);
+    size_t used = cache_used_memory(c);
+    assert_ptr_equal(cache_set_in_place(c, e, "13", 2, 0), e);
+    assert_int_equal(cache_used_memory(c), used); /* the same allocation */
+    assert_ptr_equal(cache_set_in_place(c, e, "14", 2, 5000), e);
+    assert_value(c, "k", 0, "14");
+    assert_int_equal(cache_entry_expire(cache_lookup(c, "k", 1, 0, 0)), 5000);
+    char big[4096];
+    memset(big, 'b', sizeof(big));
+    e = cache_lookup(c, "k", 1, 0, 0);
+    assert_null(cache_set_in_place(c, e, big, sizeof(big), 0));
+    assert_value(c, "k", 0, "14");
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
+/* LFU data: a new entry counts 5, its first access 6 (then more slowly),
+ * and a replaced value keeps its key's count. */
+static void test_lfu_counter(void **state)
+{
+    (void)state;
+    cache_t *c = mk();
+    cache_set_policy(c, CACHE_POLICY_ALLKEYS_LFU);
+    set_str(c, "k", "v", 0);
+    cache_entry_t *e = cache_lookup(c, "k", 1, 0, CACHE_NOTOUCH);
+    assert_int_equal(cache_entry_freq(c, e), 5);
+    e = cache_lookup(c, "k", 1, 0, CACHE_READ);
+    assert_int_equal(cache_entry_freq(c, e), 6);
+    for (int i = 0; i < 2000; i++)
+        e = cache_lookup(c, "k", 1, 0, CACHE_READ);
+    unsigned f = cache_entry_freq(c, e);
+    assert_true(f > 6 && f < 127);
+    set_str(c, "k", "a longer value than before, so that the entry is reallocated", 0);
+    e = cache_lookup(c, "k", 1, 0, CACHE_NOTOUCH);
+    unsigned g = cache_entry_freq(c, e);
+    assert_true(g >= f);
+    /* One decay step per idle minute. */
+    e = cache_lookup(c, "k", 1, 3 * 60000, CACHE_NOTOUCH);
+    assert_int_equal(cache_entry_freq(c, e), g - 3);
+    cache_entry_set_freq(c, e, 200);
+    assert_int_equal(cache_entry_freq(c, e), 127);
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
 static void test_memory_accounting(void **state)
 {
     (void)state;
@@ -1470,6 +1587,9 @@ int main(void)
         cmocka_unit_test(test_ttl_lazy),
         cmocka_unit_test(test_ttl_active),
         cmocka_unit_test(test_lru_eviction),
+        cmocka_unit_test(test_eviction_policies),
+        cmocka_unit_test(test_lfu_counter),
+        cmocka_unit_test(test_set_in_place),
         cmocka_unit_test(test_memory_accounting),
         cmocka_unit_test(test_memory_per_key),
         cmocka_unit_test(test_incremental_rehash),

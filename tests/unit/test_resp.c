@@ -933,11 +933,28 @@ static void test_reply_roundtrip(void **state)
     buf_free(&b);
 }
 
+/* resp_format_ll writes what printf's %lld writes, at the limits too. */
+static void test_format_ll(void **state)
+{
+    (void)state;
+    static const long long vals[] = {0,         1,         -1,           9,        10,
+                                     99,        100,       -100,         12345678, 9999999999LL,
+                                     LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        char got[32], want[32];
+        size_t n = resp_format_ll(got, vals[i]);
+        int m = snprintf(want, sizeof(want), "%lld", vals[i]);
+        assert_int_equal(n, (size_t)m);
+        assert_memory_equal(got, want, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_whole_split_bytewise),
         cmocka_unit_test(test_inline_quoting),
+        cmocka_unit_test(test_format_ll),
         cmocka_unit_test(test_inline_scratch_reuse),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_buffer_moves),
