@@ -57,7 +57,7 @@ static const frame_key_t *K(const uint8_t *raw)
  * integer of that many bytes, 'n' a name (bytes, <= 255), 'h' a nonce or
  * proof (bytes, <= 32), 'F' FLUSH's entries (count from the last u32), 'I'
  * INTEREST's flags and entries, 'M' a MESSAGE payload, 'S' SNAPSHOT's
- * entries (count from the last u32). */
+ * entries (count from the last u32), 'P' PRESENCE's flags and entries. */
 static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_HELLO] = "1nn82h",   /* proto, cluster, name, incarnation, port, nonce */
     [FRAME_WELCOME] = "1nn8hh", /* proto, cluster, name, incarnation, nonce, proof */
@@ -78,6 +78,7 @@ static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_NACK] = "88",        /* incarnation, flush number */
     [FRAME_ABORT] = "88",       /* incarnation, flush number */
     [FRAME_COMMIT] = "88",      /* incarnation, flush number */
+    [FRAME_PRESENCE] = "P",     /* flags, count, entries */
 };
 
 static void check_inside(const frame_hdr_t *h, const frame_bytes_t *v)
@@ -167,6 +168,23 @@ static void walk_payload(const frame_hdr_t *h)
                 if (rc == 0) {
                     CHECK(e.kind < INTEREST_KINDS);
                     check_inside(h, &e.name);
+                }
+            }
+            break;
+        }
+        case 'P': {
+            rc = frame_get_presence_head(&r, &u8, &u32);
+            if (rc == 0)
+                CHECK((u8 & ~PRESENCE_FLAGS) == 0);
+            for (uint32_t i = 0; i < u32 && rc == 0; i++) {
+                frame_presence_t e;
+                rc = frame_get_presence(&r, &e, UINT32_MAX);
+                if (rc == 0) {
+                    CHECK(e.op >= PRESENCE_JOIN && e.op <= PRESENCE_EXPIRE);
+                    check_inside(h, &e.channel);
+                    check_inside(h, &e.member);
+                    if (e.op == PRESENCE_JOIN)
+                        check_inside(h, &e.meta);
                 }
             }
             break;
