@@ -73,7 +73,7 @@ static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_PROBED] = "8n1",     /* id, target, reachable */
     [FRAME_BYE] = "",           /* nothing */
     [FRAME_INTEREST] = "I",     /* flags, entries to the end */
-    [FRAME_MESSAGE] = "M",      /* flags, channel, payload */
+    [FRAME_MESSAGE] = "M",      /* messages (flags, channel, payload) to the end */
     [FRAME_SNAPREQ] = "8",      /* request id */
     [FRAME_SNAPSHOT] = "814S",  /* request id, flags, count, entries */
     [FRAME_NACK] = "88",        /* incarnation, flush number */
@@ -177,25 +177,34 @@ static void walk_payload(const frame_hdr_t *h)
         }
         case 'P': {
             rc = frame_get_presence_head(&r, &u8, &u32);
+            if (rc == 0)
+                CHECK((u8 & ~PRESENCE_FLAGS) == 0);
             for (uint32_t i = 0; i < u32 && rc == 0; i++) {
                 frame_presence_t e;
                 rc = frame_get_presence(&r, &e, UINT32_MAX);
                 if (rc == 0) {
+                    CHECK(e.op >= PRESENCE_JOIN && e.op <= PRESENCE_EXPIRE);
                     check_inside(h, &e.channel);
                     check_inside(h, &e.member);
-                    if (e.meta.len)
+                    if (e.op == PRESENCE_JOIN)
                         check_inside(h, &e.meta);
                 }
             }
             break;
         }
-        case 'M': {
-            frame_message_t m;
-            rc = frame_get_message(&r, &m, UINT32_MAX);
-            if (rc == 0) {
-                check_inside(h, &m.channel);
-                check_inside(h, &m.payload);
-            }
+        case 'M': { /* one or more messages; frame_count_messages agrees */
+            long want = frame_count_messages(h, UINT32_MAX), got = 0;
+            do {
+                frame_message_t m;
+                rc = frame_get_message(&r, &m, UINT32_MAX);
+                if (rc == 0) {
+                    CHECK((m.flags & ~MESSAGE_SHARD) == 0);
+                    check_inside(h, &m.channel);
+                    check_inside(h, &m.payload);
+                    got++;
+                }
+            } while (rc == 0 && r.left);
+            CHECK(want == (rc == 0 ? got : FRAME_EMALFORMED));
             break;
         }
         default:

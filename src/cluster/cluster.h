@@ -163,8 +163,9 @@ typedef struct cluster_counters {
     uint64_t replayed;             /* flush entries replayed to a member */
     uint64_t links_refused;        /* handshake or frame rejected */
     uint64_t state_changes;
-    uint64_t pubsub_sent;          /* MESSAGE frames sent (one per member) */
-    uint64_t pubsub_received;      /* MESSAGE frames received from members */
+    uint64_t pubsub_sent;          /* messages sent to members (one per member) */
+    uint64_t pubsub_received;      /* messages received from members */
+    uint64_t pubsub_frames_sent;   /* MESSAGE frames sent (several messages each) */
     uint64_t pubsub_lost;          /* messages a member's interest wanted while its link was down */
     uint64_t interest_frames_sent; /* INTEREST frames sent */
     uint64_t presence_frames_sent; /* PRESENCE frames sent */

@@ -72,6 +72,8 @@ typedef struct link {
     int in_wlist;
     struct link *wnext;
     struct link *next; /* cluster's list of links */
+    int msg_open;  /* a MESSAGE frame is open at the end of out (interest.c) */
+    size_t msg_at; /* its offset, from peer_frame_begin */
 } link_t;
 
 struct member {
@@ -362,6 +364,10 @@ void interest_on_link_ready(member_t *m);
 void interest_on_frame(member_t *m, link_t *l, const frame_hdr_t *h);
 /* Sends this turn's interest changes to every member with a READY link. */
 void interest_send_pending(cluster_t *cl);
+/* Ends l's open MESSAGE frame, if any (the messages of this turn so far).
+ * peer_frame_begin and peer_flush_writes call it first, so frames keep their
+ * order and no half-written frame is sent. */
+void interest_end_batch(link_t *l);
 
 /* presync.c: presence entries copied to every member */
 void presync_init(cluster_t *cl);

@@ -31,7 +31,14 @@
  *  5. Each new link gets this node's full set first, so a member's view of
  *     this node is right after reconnects and restarts on both sides
  *     (test_restart_resends_interest).
+ *  6. The messages of one loop turn to one member share a MESSAGE frame
+ *     (one MAC for all of them), in publication order; a frame another
+ *     module writes to that link in between ends it first, so every frame
+ *     keeps its place in the link's order (test_pubsub_cluster.py
+ *     test_pipelined_messages_batched_in_order; tests/unit/test_frame.c
+ *     test_message_batch).
  */
+#include <assert.h>
 #include <string.h>
 
 #include "cluster_int.h"
@@ -114,8 +121,20 @@ void interest_on_link_ready(member_t *m)
     buf_free(&f.entries);
 }
 
+void interest_end_batch(link_t *l)
+{
+    if (!l->msg_open)
+        return;
+    l->msg_open = 0;
+    peer_frame_end(l, l->msg_at);
+    l->cl->counters.pubsub_frames_sent++;
+}
+
 void interest_send_pending(cluster_t *cl)
 {
+    for (size_t i = 0; i < cl->nmembers; i++)
+        if (cl->members[i].link)
+            interest_end_batch(cl->members[i].link);
     if (cl->interest_pending_n == 0)
         return;
     for (size_t i = 0; i < cl->nmembers; i++) {
@@ -163,21 +182,29 @@ static void on_interest(member_t *m, link_t *l, const frame_hdr_t *h)
         peer_refuse(l, "malformed INTEREST");
 }
 
+/* A MESSAGE frame: checked whole first (a malformed one delivers nothing),
+ * then each message delivered in order. */
 static void on_message(member_t *m, link_t *l, const frame_hdr_t *h)
 {
     cluster_t *cl = m->cl;
-    frame_reader_t r;
-    frame_reader_init(&r, h);
-    frame_message_t msg;
-    if (frame_get_message(&r, &msg, UINT32_MAX) < 0) {
+    long n = frame_count_messages(h, UINT32_MAX);
+    if (n < 0) {
         peer_refuse(l, "malformed MESSAGE");
         return;
     }
-    cl->counters.pubsub_received++;
-    if (cl->host.deliver)
-        cl->host.deliver(cl->host.ud, (const char *)msg.channel.p, msg.channel.len,
-                         (const char *)msg.payload.p, msg.payload.len,
-                         (msg.flags & MESSAGE_SHARD) != 0);
+    frame_reader_t r;
+    frame_reader_init(&r, h);
+    for (long i = 0; i < n; i++) {
+        frame_message_t msg;
+        int rc = frame_get_message(&r, &msg, UINT32_MAX);
+        assert(rc == 0);
+        (void)rc;
+        cl->counters.pubsub_received++;
+        if (cl->host.deliver)
+            cl->host.deliver(cl->host.ud, (const char *)msg.channel.p, msg.channel.len,
+                             (const char *)msg.payload.p, msg.payload.len,
+                             (msg.flags & MESSAGE_SHARD) != 0);
+    }
 }
 
 void interest_on_frame(member_t *m, link_t *l, const frame_hdr_t *h)
@@ -186,6 +213,22 @@ void interest_on_frame(member_t *m, link_t *l, const frame_hdr_t *h)
         on_interest(m, l, h);
     else
         on_message(m, l, h);
+}
+
+/* Appends one message to l's open MESSAGE frame, opening one first when
+ * none is open or the open one has FRAME_BATCH_SOFT of payload already. The
+ * frame ends at the end of the loop turn (interest_send_pending), or when
+ * another frame is written to l (peer_frame_begin). */
+static void put_message(link_t *l, uint8_t flags, const char *ch, size_t chlen, const char *msg,
+                        size_t mlen)
+{
+    if (l->msg_open && buf_len(&l->out) - l->msg_at - FRAME_HEADER_SIZE >= FRAME_BATCH_SOFT)
+        interest_end_batch(l);
+    if (!l->msg_open) {
+        l->msg_at = peer_frame_begin(l, FRAME_MESSAGE);
+        l->msg_open = 1;
+    }
+    frame_put_message(&l->out, flags, ch, chlen, msg, mlen);
 }
 
 size_t cluster_publish(cluster_t *cl, const char *ch, size_t chlen, const char *msg, size_t mlen,
@@ -201,9 +244,7 @@ size_t cluster_publish(cluster_t *cl, const char *ch, size_t chlen, const char *
         if (l && l->state == LINK_READY) {
             if (known(m) && n == 0)
                 continue;
-            size_t s = peer_frame_begin(l, FRAME_MESSAGE);
-            frame_put_message(&l->out, shard ? MESSAGE_SHARD : 0, ch, chlen, msg, mlen);
-            peer_frame_end(l, s);
+            put_message(l, shard ? MESSAGE_SHARD : 0, ch, chlen, msg, mlen);
             cl->counters.pubsub_sent++;
             if (known(m))
                 total += n;

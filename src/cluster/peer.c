@@ -125,6 +125,7 @@ static void want_write(link_t *l)
 
 size_t peer_frame_begin(link_t *l, uint8_t type)
 {
+    interest_end_batch(l); /* this turn's messages so far go first */
     return frame_begin(&l->out, type, l->state == LINK_READY ? &l->send_seq : NULL);
 }
 
@@ -142,6 +143,7 @@ static void on_peer_write(void *ud, int status)
 
 static void write_link(link_t *l)
 {
+    interest_end_batch(l);
     if (buf_len(&l->out) == 0 || l->state == LINK_CLOSING)
         return;
     if (l->out_inflight + buf_len(&l->out) > PEER_OUT_LIMIT) {

@@ -183,6 +183,7 @@ GETTER(get_ps_sent, cluster_counters(n->cluster)->pubsub_sent)
 GETTER(get_ps_received, cluster_counters(n->cluster)->pubsub_received)
 GETTER(get_ps_lost, cluster_counters(n->cluster)->pubsub_lost)
 GETTER(get_interest_frames, cluster_counters(n->cluster)->interest_frames_sent)
+GETTER(get_ps_frames, cluster_counters(n->cluster)->pubsub_frames_sent)
 
 /* The store's health now (all zero, state "none", before it is open). */
 static store_health_t shealth(node_t *n)
@@ -520,6 +521,10 @@ static const metric_t rows[] = {
     ROW(C, "cohort_pubsub_peer_messages_lost_total",
         "Published messages a member's interest wanted while its link was down (not sent).", 0,
         "cohort:pubsub_peer_messages_lost", "pubsub.peer_messages_lost", NULL, get_ps_lost),
+    ROW(C, "cohort_pubsub_peer_message_frames_sent_total",
+        "MESSAGE frames sent to members (a loop turn's messages to a member share one).", 0,
+        "cohort:pubsub_peer_message_frames_sent", "pubsub.peer_message_frames_sent", NULL,
+        get_ps_frames),
     ROW(C, "cohort_pubsub_interest_frames_sent_total",
         "Interest announcements sent to members.", 0, NULL, NULL, NULL, get_interest_frames),
     /* store */

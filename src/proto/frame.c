@@ -472,9 +472,21 @@ int frame_get_message(frame_reader_t *r, frame_message_t *m, uint32_t max_len)
     if (frame_get_u8(r, &m->flags) < 0 || frame_get_bytes(r, &m->channel, max_len) < 0 ||
         frame_get_bytes(r, &m->payload, max_len) < 0)
         return FRAME_EMALFORMED;
-    if ((m->flags & ~MESSAGE_SHARD) || r->left)
-        return fail_reader(r);
-    return 0;
+    return (m->flags & ~MESSAGE_SHARD) ? fail_reader(r) : 0;
+}
+
+long frame_count_messages(const frame_hdr_t *h, uint32_t max_len)
+{
+    frame_reader_t r;
+    frame_reader_init(&r, h);
+    long n = 0;
+    do {
+        frame_message_t m;
+        if (frame_get_message(&r, &m, max_len) < 0)
+            return FRAME_EMALFORMED;
+        n++;
+    } while (r.left);
+    return n;
 }
 
 /* ---- PRESENCE -------------------------------------------------------------- */

@@ -68,10 +68,17 @@
  *            Sent: a full set (the first frame FULL, more frames if it is
  *            large) as soon as a link is READY, then the changes once per
  *            loop turn.
- *   MESSAGE  u8 flags (MESSAGE_SHARD: published with SPUBLISH; any other bit
- *            set is malformed), bytes channel, bytes payload. The receiver
- *            matches it against its own channels and patterns. Never logged
- *            or replayed: at most once, in order per link.
+ *   MESSAGE  one or more messages back to back (none, or bytes left after
+ *            the last, is malformed), each: u8 flags (MESSAGE_SHARD:
+ *            published with SPUBLISH; any other bit set is malformed), bytes
+ *            channel, bytes payload. The receiver checks the whole payload,
+ *            then matches each message, in order, against its own channels
+ *            and patterns. Sent: the messages published during one loop turn
+ *            that a member may want, in publication order, in one frame (a
+ *            new one past about FRAME_BATCH_SOFT, or when another frame goes
+ *            to that member in between, so frames keep their order), so one
+ *            MAC covers many messages. Never logged or replayed: at most
+ *            once, in order per link.
  *   NACK     u64 incarnation of the origin, u64 flush number: its PROPOSE
  *            was refused here (this node holds a newer version of the key)
  *   ABORT    u64 incarnation, u64 flush number: the sender's PROPOSE was
@@ -262,7 +269,8 @@ int frame_reader_done(const frame_reader_t *r);
 void frame_put_interest_head(buf_t *b, uint8_t flags, uint32_t count);
 void frame_put_interest(buf_t *b, uint8_t kind, uint32_t subscribers, const void *name,
                         size_t len);
-/* The whole MESSAGE payload. */
+/* One message of a MESSAGE payload (a payload holds one or more, back to
+ * back). */
 void frame_put_message(buf_t *b, uint8_t flags, const void *ch, size_t chlen, const void *msg,
                        size_t mlen);
 
@@ -284,9 +292,14 @@ int frame_get_interest_head(frame_reader_t *r, uint8_t *flags, uint32_t *count);
  * *e set (pointing into the payload), or FRAME_EMALFORMED (short entry,
  * unknown kind, name too long). */
 int frame_get_interest(frame_reader_t *r, frame_interest_t *e, uint32_t max_name);
-/* Reads a whole MESSAGE payload (channel and payload up to max_len bytes
- * each). Returns 0, or FRAME_EMALFORMED (unknown flags, short, bytes left). */
+/* Reads the next message of a MESSAGE payload (channel and payload up to
+ * max_len bytes each). Returns 0 with *m pointing into the payload, or
+ * FRAME_EMALFORMED (unknown flags, short entry, too long). The payload is
+ * done when r->left is 0. */
 int frame_get_message(frame_reader_t *r, frame_message_t *m, uint32_t max_len);
+/* Checks a whole MESSAGE payload: one or more messages, nothing left over.
+ * Returns the number of messages (> 0), or FRAME_EMALFORMED. */
+long frame_count_messages(const frame_hdr_t *h, uint32_t max_len);
 
 /* PRESENCE payloads: the head, then count entries (meta only for
  * PRESENCE_JOIN). */

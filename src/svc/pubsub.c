@@ -617,9 +617,11 @@ static void close_doomed(pubsub_t *ps, ps_client_t *doomed)
     }
 }
 
-/* Writes one message to pc's client: [word, (pattern,) channel, msg]. */
+/* Writes one message to pc's client: [word, (pattern,) channel, msg]; now
+ * is the publish's clock_now_ms() (read once per publish, not per
+ * subscriber). */
 static void deliver(pubsub_t *ps, ps_client_t *pc, const topic_t *pattern, const char *word,
-                    const char *ch, size_t chlen, const char *msg, size_t mlen,
+                    const char *ch, size_t chlen, const char *msg, size_t mlen, int64_t now,
                     ps_client_t **doomed)
 {
     client_t *c = pc->c;
@@ -635,7 +637,7 @@ static void deliver(pubsub_t *ps, ps_client_t *pc, const topic_t *pattern, const
     ps->stats.deliveries++;
     if (c->server)
         server_want_write(c->server, c);
-    if (over_limits(ps, pc, clock_now_ms()))
+    if (over_limits(ps, pc, now))
         doom(pc, doomed);
 }
 
@@ -648,15 +650,16 @@ size_t pubsub_publish_local(pubsub_t *ps, const char *ch, size_t chlen, const ch
     int kind = is_shard ? PUBSUB_SHARD : PUBSUB_CHANNEL;
     const char *word = is_shard ? "smessage" : "message";
     topic_t *t = topic_find(ps, kind, ch, chlen);
+    int64_t now = (t || (!is_shard && ps->first[PUBSUB_PATTERN])) ? clock_now_ms() : 0;
     for (sub_t *s = t ? t->first : NULL; s; s = s->tnext) {
-        deliver(ps, s->pc, NULL, word, ch, chlen, msg, mlen, &doomed);
+        deliver(ps, s->pc, NULL, word, ch, chlen, msg, mlen, now, &doomed);
         receivers++;
     }
     for (topic_t *p = is_shard ? NULL : ps->first[PUBSUB_PATTERN]; p; p = p->next) {
         if (!glob_match(p->name, p->len, ch, chlen))
             continue;
         for (sub_t *s = p->first; s; s = s->tnext) {
-            deliver(ps, s->pc, p, "pmessage", ch, chlen, msg, mlen, &doomed);
+            deliver(ps, s->pc, p, "pmessage", ch, chlen, msg, mlen, now, &doomed);
             receivers++;
         }
     }

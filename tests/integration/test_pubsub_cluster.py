@@ -178,6 +178,54 @@ def test_order_of_1000_messages_from_one_publisher(cluster_factory):
         p.close()
 
 
+def test_pipelined_messages_batched_in_order(cluster_factory):
+    """A pipelined burst goes to a member in few MESSAGE frames (several
+    messages each), and every subscriber kind still gets each message once, in
+    publication order, with its own channel and kind."""
+    n1, n2 = cluster_factory(2)
+    ch = client(n2).pubsub()
+    ch.subscribe("b1")
+    subscribed(ch, 1)
+    pat = client(n2).pubsub()
+    pat.psubscribe("b*")
+    subscribed(pat, 1)
+    sh = helpers.RawConn(n2.port, timeout=scaled(10))  # redis-py 4.3 has no ssubscribe
+    assert helpers.decode1(sh.cmd("SSUBSCRIBE", "s1")) == [b"ssubscribe", b"s1", 1]
+    wait_numsub([n1], "b1", 1)
+    wait_numsub([n1], "s1", 1, shard=True)
+    frames0, sent0 = int(n1.info("cohort")["pubsub_peer_message_frames_sent"]), peer_sent(n1)
+    pipe = client(n1).pipeline(transaction=False)
+    want_ch, want_pat, want_sh = [], [], []
+    for i in range(3000):
+        if i % 5 == 4:
+            pipe.execute_command("SPUBLISH", "s1", "s%d" % i)
+            want_sh.append(b"s%d" % i)
+        else:
+            c = "b1" if i % 2 else "b2"
+            pipe.publish(c, "m%d" % i)
+            if c == "b1":
+                want_ch.append(b"m%d" % i)
+            want_pat.append((c.encode(), b"m%d" % i))
+    pipe.execute()
+    assert [next_message(ch)["data"] for _ in want_ch] == want_ch
+    got = []
+    for _ in want_pat:
+        m = next_message(pat)
+        assert m["type"] == "pmessage" and m["pattern"] == b"b*"
+        got.append((m["channel"], m["data"]))
+    assert got == want_pat
+    for w in want_sh:
+        assert helpers.decode1(sh.read_reply()) == [b"smessage", b"s1", w]
+    sh.close()
+    for p in (ch, pat):
+        no_message(p, 0.3)
+        p.close()
+    sent = peer_sent(n1) - sent0
+    frames = int(n1.info("cohort")["pubsub_peer_message_frames_sent"]) - frames0
+    assert sent == 3000
+    assert 0 < frames < sent, "%d frames for %d messages: not batched" % (frames, sent)
+
+
 def test_numsub_across_nodes(cluster_factory):
     n1, n2, n3 = cluster_factory(3)
     held, shard = [], []  # redis-py 4.3 has no ssubscribe: shard subscribers are raw

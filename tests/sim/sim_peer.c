@@ -169,6 +169,7 @@ void peer_refuse(link_t *l, const char *why)
 
 size_t peer_frame_begin(link_t *l, uint8_t type)
 {
+    interest_end_batch(l);
     return frame_begin(&l->out, type, l->state == LINK_READY ? &l->send_seq : NULL);
 }
 
@@ -188,6 +189,7 @@ void peer_flush_writes(cluster_t *cl)
         link_t *l = cl->wlist;
         cl->wlist = l->wnext;
         l->in_wlist = 0;
+        interest_end_batch(l);
         if (l->state == LINK_CLOSING || buf_len(&l->out) == 0)
             continue;
         conn_t *c = conn_of(l);

@@ -99,7 +99,8 @@ struct decoded {
     uint8_t flags;
     uint32_t ninterest;
     frame_interest_t interest[4];
-    frame_message_t msg;
+    uint32_t nmsg;
+    frame_message_t msg[2];
     uint32_t npresence;
     frame_presence_t presence[4];
 };
@@ -207,8 +208,9 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
             frame_put_interest(b, sample_interest[i].kind, sample_interest[i].subscribers,
                                sample_interest[i].name, sample_interest[i].len);
         break;
-    case FRAME_MESSAGE:
+    case FRAME_MESSAGE: /* two messages in one frame */
         frame_put_message(b, MESSAGE_SHARD, "chan", 4, "hello\0world", 11);
+        frame_put_message(b, 0, "room", 4, "", 0);
         break;
     case FRAME_STOREID:
         frame_put_bytes(b, "sqlite:0123456789abcdef0123456789abcdef", 39);
@@ -315,7 +317,13 @@ static int parse_payload(const frame_hdr_t *h, struct decoded *d)
         break;
     }
     case FRAME_MESSAGE:
-        rc |= frame_get_message(&r, &d->msg, 1 << 20);
+        if (frame_count_messages(h, 1 << 20) != 2)
+            return FRAME_EMALFORMED;
+        for (d->nmsg = 0; rc == 0 && r.left; d->nmsg++) {
+            if (d->nmsg >= 2)
+                return FRAME_EMALFORMED;
+            rc |= frame_get_message(&r, &d->msg[d->nmsg], 1 << 20);
+        }
         break;
     case FRAME_STOREID:
         rc |= frame_get_bytes(&r, &d->name, 255);
@@ -423,9 +431,13 @@ static void check_sample(int type, const struct decoded *d)
         }
         break;
     case FRAME_MESSAGE:
-        assert_int_equal(d->msg.flags, MESSAGE_SHARD);
-        assert_bytes(d->msg.channel, "chan", 4);
-        assert_bytes(d->msg.payload, "hello\0world", 11);
+        assert_int_equal(d->nmsg, 2);
+        assert_int_equal(d->msg[0].flags, MESSAGE_SHARD);
+        assert_bytes(d->msg[0].channel, "chan", 4);
+        assert_bytes(d->msg[0].payload, "hello\0world", 11);
+        assert_int_equal(d->msg[1].flags, 0);
+        assert_bytes(d->msg[1].channel, "room", 4);
+        assert_int_equal(d->msg[1].payload.len, 0);
         break;
     case FRAME_STOREID:
         assert_bytes(d->name, "sqlite:0123456789abcdef0123456789abcdef", 39);
@@ -1453,25 +1465,84 @@ static void test_message_refuses_bad_payloads(void **state)
     assert_int_equal(m.flags, 0);
     assert_bytes(m.channel, "c", 1);
     assert_int_equal(m.payload.len, 0);
-    /* a byte too many */
+    assert_int_equal(r.left, 0);
+    assert_int_equal(frame_count_messages(&h, 16), 1);
+    /* a byte too many: the first message reads, the rest is not a message */
     buf_append(&b, "!", 1);
     r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
+    assert_int_equal(frame_get_message(&r, &m, 16), 0);
     assert_int_equal(frame_get_message(&r, &m, 16), FRAME_EMALFORMED);
-    /* every truncation */
+    assert_int_equal(frame_count_messages(&h, 16), FRAME_EMALFORMED);
+    /* every truncation, the empty payload included */
     for (size_t n = 0; n + 1 < buf_len(&b); n++) {
         r = reader_over(FRAME_MESSAGE, buf_head(&b), n, &h);
         assert_int_equal(frame_get_message(&r, &m, 16), FRAME_EMALFORMED);
+        assert_int_equal(frame_count_messages(&h, 16), FRAME_EMALFORMED);
     }
     /* unknown flags */
     buf_clear(&b);
     frame_put_message(&b, 0x80, "c", 1, "m", 1);
     r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
     assert_int_equal(frame_get_message(&r, &m, 16), FRAME_EMALFORMED);
+    assert_int_equal(frame_count_messages(&h, 16), FRAME_EMALFORMED);
+    /* ... on a later message of the frame */
+    buf_clear(&b);
+    frame_put_message(&b, 0, "c", 1, "m", 1);
+    frame_put_message(&b, 0x02, "c", 1, "m", 1);
+    r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
+    assert_int_equal(frame_count_messages(&h, 16), FRAME_EMALFORMED);
     /* a payload over the bound */
     buf_clear(&b);
     frame_put_message(&b, MESSAGE_SHARD, "c", 1, "0123456789", 10);
     r = reader_over(FRAME_MESSAGE, buf_head(&b), buf_len(&b), &h);
     assert_int_equal(frame_get_message(&r, &m, 9), FRAME_EMALFORMED);
+    buf_free(&b);
+}
+
+/* Many messages in one MESSAGE frame come out in the order they went in,
+ * each whole, and the frame authenticates as one. */
+static void test_message_batch(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    uint64_t send = 0, expect = 1;
+    size_t at = frame_begin(&b, FRAME_MESSAGE, &send);
+    for (int i = 0; i < 500; i++) {
+        char msg[16];
+        int n = snprintf(msg, sizeof(msg), "m%d", i);
+        frame_put_message(&b, i % 3 == 0 ? MESSAGE_SHARD : 0, i % 2 ? "a" : "room", i % 2 ? 1 : 4,
+                          msg, (size_t)n);
+    }
+    frame_end(&b, at, K(key_a));
+    frame_hdr_t h;
+    long n = frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT, K(key_a),
+                          &expect, &h);
+    assert_true(n > 0);
+    assert_int_equal((size_t)n, buf_len(&b));
+    assert_int_equal(frame_count_messages(&h, 64), 500);
+    frame_reader_t r;
+    frame_reader_init(&r, &h);
+    for (int i = 0; i < 500; i++) {
+        frame_message_t m;
+        assert_int_equal(frame_get_message(&r, &m, 64), 0);
+        char want[16];
+        int wl = snprintf(want, sizeof(want), "m%d", i);
+        assert_int_equal(m.flags, i % 3 == 0 ? MESSAGE_SHARD : 0);
+        if (i % 2)
+            assert_bytes(m.channel, "a", 1);
+        else
+            assert_bytes(m.channel, "room", 4);
+        assert_bytes(m.payload, want, (size_t)wl);
+    }
+    assert_int_equal(r.left, 0);
+    assert_int_equal(frame_reader_done(&r), 0);
+    /* one flipped byte in any message fails the whole frame's MAC */
+    ((uint8_t *)buf_head(&b))[FRAME_HEADER_SIZE + 100] ^= 1;
+    uint64_t again = 1;
+    assert_int_equal(frame_decode((const uint8_t *)buf_head(&b), buf_len(&b), FRAME_MAX_DEFAULT,
+                                  K(key_a), &again, &h),
+                     FRAME_EMAC);
     buf_free(&b);
 }
 
@@ -1629,6 +1700,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_interest_refuses_bad_entries),
         cmocka_unit_test(test_message_refuses_bad_payloads),
         cmocka_unit_test(test_messages_in_order_no_replay),
+        cmocka_unit_test(test_message_batch),
         cmocka_unit_test(test_presence_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
