@@ -1599,9 +1599,11 @@ static void test_messages_in_order_no_replay(void **state)
 static int write_corpus(const char *dir)
 {
     const uint8_t *key = (const uint8_t *)FUZZ_FRAME_KEY;
-    static const char *const names[NTYPES + 1] = {NULL,    "hello",  "welcome", "proof", "ping",
-                                                  "pong",  "flush",  "ack",     "sync",  "reset",
-                                                  "probe", "probed", "bye",     "interest", "message"};
+    static const char *const names[NTYPES + 1] = {
+        NULL,     "hello",   "welcome",  "proof",    "ping",  "pong",   "flush", "ack",
+        "sync",   "reset",   "probe",    "probed",   "bye",   "interest", "message", "snapreq",
+        "snapshot", "nack",  "abort",    "commit",   "presence", "storeid"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == NTYPES + 1, "a corpus name per frame type");
     for (int t = FRAME_HELLO; t <= FRAME_TYPE_MAX; t++) {
         buf_t b;
         buf_init(&b);
