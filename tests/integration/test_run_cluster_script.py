@@ -53,6 +53,15 @@ def _listening(port):
         return False
 
 
+def _as_from_a_terminal():
+    """In the script's process before exec: Ctrl-C reaches it as from a
+    terminal, with SIGINT's default action and not blocked. A suite started
+    in the background has SIGINT ignored (and a shell cannot trap a signal
+    that was ignored when it started), and a thread may have it blocked."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def test_run_cluster_script(tmp_path):
     base = helpers.free_port_base(OFFSETS)
     ports = {"n1": base, "n2": base + 10, "n3": base + 20}
@@ -60,7 +69,7 @@ def test_run_cluster_script(tmp_path):
     env = dict(os.environ, COHORT_BASE_PORT=str(base), COHORTD=COHORTD)
     out = open(tmp_path / "run-cluster.log", "wb")
     p = subprocess.Popen(["bash", SCRIPT], stdout=out, stderr=subprocess.STDOUT, env=env,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=_as_from_a_terminal)
     try:
         for name, port in ports.items():
             others = [n for n in ports if n != name]
