@@ -111,6 +111,13 @@ struct member {
     uint64_t start_version; /* its incarnation's first possible version (its SYNC) */
     int unknown_past;       /* the first incarnation of it we meet: check its SYNC */
     uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
+    /* its PROPOSEs refused here that it has not resolved yet (no ABORT or
+     * COMMIT of them seen): their NACKs go again on every new link, after
+     * a SYNC that acknowledges nothing from the first of them on (a NACK
+     * lost with a link must not let the ACK that followed it commit the
+     * refused write: found by sim --writes) */
+    uint64_t nacked[16];
+    size_t nnacked;
     int clean_bye;    /* its last incarnation said BYE after its last flush */
     int ended_current; /* its last incarnation died while our lease on it held:
                           every flush it replied, we had applied */

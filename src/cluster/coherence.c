@@ -422,16 +422,24 @@ void coherence_send_commits(cluster_t *cl)
     }
 }
 
+static void send_nack(member_t *m, uint64_t seq);
+
 void coherence_on_stream_start(member_t *m)
 {
     link_t *l = m->link;
     m->stream_ready = 0;
     m->commit_sent = 0;
+    uint64_t applied = m->in_applied;
+    for (size_t i = 0; i < m->nnacked; i++)
+        if (m->nacked[i] <= applied)
+            applied = m->nacked[i] - 1;
     size_t s = peer_frame_begin(l, FRAME_SYNC);
     frame_put_u64(&l->out, m->in_inc);
-    frame_put_u64(&l->out, m->in_applied);
+    frame_put_u64(&l->out, applied);
     frame_put_u64(&l->out, m->cl->host.start_version);
     peer_frame_end(l, s);
+    for (size_t i = 0; i < m->nnacked; i++)
+        send_nack(m, m->nacked[i]);
 }
 
 /* ---- receiving ------------------------------------------------------------ */
@@ -469,6 +477,7 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->unknown_past = m->in_inc == 0;
     m->in_inc = inc;
     m->in_applied = 0;
+    m->nnacked = 0;
     m->clean_bye = 0;
 }
 
@@ -615,8 +624,23 @@ static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t k
     cluster_t *cl = m->cl;
     int origin = (int)(m - cl->members);
     if (!cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p,
-                        val.len, expire_at, enc, version, origin, seq))
+                        val.len, expire_at, enc, version, origin, seq)) {
         send_nack(m, seq);
+        size_t cap = sizeof(m->nacked) / sizeof(m->nacked[0]);
+        if (m->nnacked == cap) /* the oldest: its writer has had the longest to hear */
+            memmove(m->nacked, m->nacked + 1, --m->nnacked * sizeof(m->nacked[0]));
+        m->nacked[m->nnacked++] = seq;
+    }
+}
+
+/* m resolved its write seq (aborted it), or every write up to it (commit). */
+static void resolved(member_t *m, uint64_t seq, int upto)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < m->nnacked; i++)
+        if (upto ? m->nacked[i] > seq : m->nacked[i] != seq)
+            m->nacked[j++] = m->nacked[i];
+    m->nnacked = j;
 }
 
 static void on_flush(member_t *m, frame_reader_t *r)
@@ -701,6 +725,7 @@ static void on_abort_or_commit(member_t *m, frame_reader_t *r, int commit)
     if (read_inc_seq(r, &inc, &seq) != 0 || inc != m->in_inc || seq > m->in_applied)
         return; /* not of the incarnation we follow, or ahead of what we applied */
     int origin = (int)(m - cl->members);
+    resolved(m, seq, commit);
     if (commit && cl->host.committed)
         cl->host.committed(cl->host.ud, origin, seq);
     else if (!commit && cl->host.aborted)
@@ -817,7 +842,14 @@ static uint64_t commit_upto(cluster_t *cl, int64_t now)
 
 void coherence_progress(cluster_t *cl)
 {
-    if (cl->host.committed) {
+    /* Commits only while this node serves (every member not dead renewed
+     * its lease on us): a member whose lease on us lapsed is not waited for
+     * (it cannot serve), but it may have made a proposal of its own from the
+     * same base, which only its refusal of ours would have stopped; it
+     * cannot commit that one either while it does not serve, and it serves
+     * again only after our proposal reached it on the ordered stream
+     * (WRITES.md rule 9; found by sim --writes). */
+    if (cl->host.committed && cluster_serving(cl)) {
         uint64_t upto = commit_upto(cl, cluster_mono(cl));
         if (upto > cl->committed) {
             cl->committed = upto;

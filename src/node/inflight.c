@@ -14,6 +14,12 @@ typedef struct entry {
     int origin;
     int aborted;
     int64_t noted_ms;
+    char *prior; /* the value this write replaced (NULL: none kept) */
+    size_t prior_len;
+    int64_t prior_expire;
+    int prior_form;
+    uint64_t prior_version;
+    int prior_kept; /* the prior came from an aborted write this one replaced */
     size_t klen;
     char key[]; /* klen bytes */
 } entry_t;
@@ -41,6 +47,7 @@ void inflight_free(inflight_t *t)
     for (size_t i = 0; i < t->cap; i++)
         for (entry_t *e = t->slots[i], *next; e; e = next) {
             next = e->next;
+            free(e->prior);
             free(e);
         }
     free(t->slots);
@@ -98,16 +105,55 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
         }
         e = xmalloc(sizeof(*e) + klen);
         e->next = NULL;
+        e->prior = NULL;
+        e->aborted = 0;
+        e->version = 0;
         e->klen = klen;
         memcpy(e->key, key, klen);
         *p = e;
         t->n++;
     }
+    /* Over an aborted write, what came before it is still what this
+     * write's abort gives back; else the caller sets it (inflight_set_prior). */
+    int keep = e->version && e->version != version && e->aborted;
+    if (!keep) {
+        free(e->prior);
+        e->prior = NULL;
+    }
+    e->prior_kept = keep;
     e->version = version;
     e->origin = origin;
     e->seq = seq;
     e->aborted = 0;
     e->noted_ms = now_ms;
+}
+
+void inflight_set_prior(inflight_t *t, const char *key, size_t klen, const char *val,
+                        size_t vlen, int64_t expire_at, int form, uint64_t version)
+{
+    entry_t *e = *find(t, key, klen);
+    if (!e || e->prior_kept)
+        return;
+    free(e->prior);
+    e->prior = val ? xmemdup(val, vlen) : NULL;
+    e->prior_len = vlen;
+    e->prior_expire = expire_at;
+    e->prior_form = form;
+    e->prior_version = version;
+}
+
+int inflight_prior(const inflight_t *t, const char *key, size_t klen, const char **val,
+                   size_t *vlen, int64_t *expire_at, int *form, uint64_t *version)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    if (!e || !e->prior)
+        return 0;
+    *val = e->prior;
+    *vlen = e->prior_len;
+    *expire_at = e->prior_expire;
+    *form = e->prior_form;
+    *version = e->prior_version;
+    return 1;
 }
 
 /* Removes every entry for which fn says so; returns the count. */
@@ -126,8 +172,12 @@ static size_t remove_if(inflight_t *t, int (*pred)(const entry_t *e, const void 
                 continue;
             }
             *p = e->next;
-            if (fn)
-                fn(ud, e->key, e->klen, e->version, e->aborted);
+            if (fn) {
+                inflight_prior_t pr = {e->prior, e->prior_len, e->prior_expire, e->prior_form,
+                                       e->prior_version};
+                fn(ud, e->key, e->klen, e->version, e->aborted, e->prior ? &pr : NULL);
+            }
+            free(e->prior);
             free(e);
             t->n--;
             gone++;
@@ -165,6 +215,7 @@ size_t inflight_flush(inflight_t *t, int op, const char *key, size_t klen, uint6
             return 0;
         entry_t *e = *p;
         *p = e->next;
+        free(e->prior);
         free(e);
         t->n--;
         return 1;
@@ -210,7 +261,7 @@ size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, voi
 
 static int older(const entry_t *e, const void *arg)
 {
-    return e->noted_ms < *(const int64_t *)arg;
+    return e->aborted && e->noted_ms < *(const int64_t *)arg;
 }
 
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud)

@@ -38,6 +38,17 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
  * Returns how many went. */
 size_t inflight_flush(inflight_t *t, int op, const char *key, size_t klen, uint64_t version);
 
+/* What key held before its write in flight replaced it (val: vlen bytes,
+ * copied; form: cache_entry_form; version 0 with val NULL: nothing), kept
+ * with the entry so that a write aborted whose newer write never arrives
+ * gives back the value it replaced (inflight_prior) instead of none. */
+void inflight_set_prior(inflight_t *t, const char *key, size_t klen, const char *val,
+                        size_t vlen, int64_t expire_at, int form, uint64_t version);
+/* The prior value of key's entry: 1 and its parts (val owned by the table:
+ * valid until the entry goes), or 0 when none was kept. */
+int inflight_prior(const inflight_t *t, const char *key, size_t klen, const char **val,
+                   size_t *vlen, int64_t *expire_at, int *form, uint64_t *version);
+
 /* origin's writes up to flush number upto are committed (those it aborted
  * stay until superseded). Returns how many went. */
 size_t inflight_commit(inflight_t *t, int origin, uint64_t upto);
@@ -46,11 +57,19 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq);
 
 /* Visits origin's entries (for a member that died: the node replays what it
  * holds of them, or drops a value that was aborted) and removes them. */
+/* An entry's prior value, as a visitor sees it (NULL: none kept). */
+typedef struct inflight_prior {
+    const char *val;
+    size_t vlen;
+    int64_t expire_at;
+    int form;
+    uint64_t version;
+} inflight_prior_t;
 typedef void (*inflight_visit_fn)(void *ud, const char *key, size_t klen, uint64_t version,
-                                  int aborted);
+                                  int aborted, const inflight_prior_t *prior);
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud);
-/* Visits and removes the entries noted before older_than (ms): a bound on
- * how long a read waits, whatever went wrong. */
+/* Visits and removes the aborted entries noted before older_than (ms): a
+ * bound on how long a read waits for an aborted write's newer one. */
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud);
 
 #endif
