@@ -241,6 +241,14 @@ void peer_close(link_t *l, const char *why);
 /* Closes l for breaking the protocol: counted in links_refused and logged
  * with why (once a minute per address and reason). */
 void peer_refuse(link_t *l, const char *why);
+/* The largest key or value this node decodes in a member's entry: its own
+ * max_bulk_len, and never less than FRAME_VALUE_MAX, which every member
+ * accepts (frame.h). */
+static inline size_t peer_entry_max(const cluster_t *cl)
+{
+    size_t own = cl->cfg->max_bulk_len;
+    return own > FRAME_VALUE_MAX ? own : FRAME_VALUE_MAX;
+}
 void peer_flush_writes(cluster_t *cl);
 /* Checks whether m's peer port takes connections at all (then closes);
  * reports to member_knock_result. */

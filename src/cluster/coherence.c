@@ -659,7 +659,7 @@ static void on_flush(member_t *m, frame_reader_t *r)
         drop_cache(cl, m, "flush numbers jumped");
         m->in_applied = first - 1;
     }
-    size_t max_key = cl->cfg->max_bulk_len;
+    size_t max_key = peer_entry_max(cl);
     for (uint32_t i = 0; i < count; i++) {
         uint8_t kind;
         frame_bytes_t key, val = {NULL, 0};

@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "mem.h"
 #include "keyspace.h"
+#include "frame.h"
 #include "versioned.h"
 
 int cmd_parse_ll(const char *s, size_t len, long long *out)
@@ -148,12 +149,28 @@ static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t kl
     cmd_wait_add_proposal(c, node_propose(n, e, key, klen, prior));
 }
 
+/* 1 (and the command is marked refused: commands.c replaces its reply with
+ * an error) when a write of key in mode would send the members a key or
+ * value larger than every member accepts (frame.h FRAME_VALUE_MAX): nothing
+ * is then written, here or anywhere. */
+static int too_big(client_t *c, int mode, size_t klen, size_t vlen)
+{
+    if (mode == KS_LOCAL || (klen <= FRAME_VALUE_MAX &&
+                             (mode != KS_REPLICATE || vlen <= FRAME_VALUE_MAX)))
+        return 0;
+    c->cmd_flags |= CMDC_TOO_BIG;
+    return 1;
+}
+
 void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                     int64_t expire_at)
 {
     node_t *n = cmd_node(c);
+    int mode = n->cluster ? KS_REPLICATE : KS_LOCAL;
+    if (too_big(c, mode, klen, vlen))
+        return;
     cache_entry_t *e = cache_set(n->cache, key, klen, val, vlen, expire_at);
-    send_write(c, e, key, klen, n->cluster ? KS_REPLICATE : KS_LOCAL, 1, NULL);
+    send_write(c, e, key, klen, mode, 1, NULL);
 }
 
 void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
@@ -227,6 +244,8 @@ void cmd_write_typed(client_t *c, const char *key, size_t klen, const char *val,
 {
     node_t *n = cmd_node(c);
     int mode = cmd_write_mode(c, key, klen);
+    if (too_big(c, mode, klen, vlen))
+        return;
     writes_prior_t prior = {NULL, 0, 0, 0, 0};
     if (mode == KS_REPLICATE && !(c->cmd_flags & CMDC_ATOMIC)) /* a proposal: see send_write */
         node_prior_take(n, key, klen, &prior);
@@ -249,8 +268,11 @@ void cmd_write_value(client_t *c, const char *key, size_t klen, const char *val,
 void cmd_write_blind(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at)
 {
+    int mode = cmd_write_mode(c, key, klen);
+    if (too_big(c, mode, klen, vlen))
+        return;
     cache_entry_t *e = cache_set(cmd_node(c)->cache, key, klen, val, vlen, expire_at);
-    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 1, NULL);
+    send_write(c, e, key, klen, mode, 1, NULL);
     cmd_after_write(c);
 }
 
