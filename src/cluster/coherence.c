@@ -700,9 +700,16 @@ static void on_nack(member_t *m, frame_reader_t *r)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, seq;
-    if (read_inc_seq(r, &inc, &seq) != 0 || inc != cl->incarnation || seq == 0 ||
-        seq > cl->flush_seq)
+    if (read_inc_seq(r, &inc, &seq) != 0) {
+        peer_refuse(m->link, "malformed NACK");
         return;
+    }
+    if (inc != cl->incarnation)
+        return; /* of an earlier incarnation of ours */
+    if (seq == 0 || seq > cl->flush_seq) {
+        peer_refuse(m->link, "NACK of a flush never sent");
+        return;
+    }
     if (seq >= log_first(cl)) {
         flush_entry_t *e = log_at(cl, seq);
         if (e->kind != FLUSH_PROPOSE || e->aborted)
@@ -722,7 +729,11 @@ static void on_abort_or_commit(member_t *m, frame_reader_t *r, int commit)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, seq;
-    if (read_inc_seq(r, &inc, &seq) != 0 || inc != m->in_inc || seq > m->in_applied)
+    if (read_inc_seq(r, &inc, &seq) != 0) {
+        peer_refuse(m->link, commit ? "malformed COMMIT" : "malformed ABORT");
+        return;
+    }
+    if (inc != m->in_inc || seq > m->in_applied)
         return; /* not of the incarnation we follow, or ahead of what we applied */
     int origin = (int)(m - cl->members);
     resolved(m, seq, commit);
