@@ -91,10 +91,9 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
     }
     /* Reads of the key wait until its writer commits it (or it is superseded). */
     if (done) {
-        inflight_note(w->inflight, k, klen, version, origin, seq, w->mono_ms);
-        if (prior.val)
-            inflight_set_prior(w->inflight, k, klen, prior.val, prior.vlen, prior.expire_at,
-                               prior.form, prior.version);
+        inflight_prior_t was = {prior.val, prior.vlen, prior.expire_at, prior.form,
+                                prior.version};
+        inflight_note(w->inflight, k, klen, version, origin, seq, w->mono_ms, &was);
     }
     writes_prior_free(&prior);
     if (done && enc != 0) {
@@ -137,10 +136,10 @@ uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, si
     const char *val = cache_entry_value(e, &vlen);
     uint64_t seq = cluster_propose(w->cluster, key, klen, val, vlen, cache_entry_expire(e),
                                    cache_entry_form(e), v);
-    inflight_note(w->inflight, key, klen, v, CLUSTER_SELF, seq, w->mono_ms);
-    if (prior && prior->val)
-        inflight_set_prior(w->inflight, key, klen, prior->val, prior->vlen, prior->expire_at,
-                           prior->form, prior->version);
+    inflight_prior_t was = {prior ? prior->val : NULL, prior ? prior->vlen : 0,
+                            prior ? prior->expire_at : 0, prior ? prior->form : 0,
+                            prior ? prior->version : 0};
+    inflight_note(w->inflight, key, klen, v, CLUSTER_SELF, seq, w->mono_ms, &was);
     return seq;
 }
 
@@ -152,7 +151,7 @@ uint64_t writes_seed(const writes_t *w, cache_entry_t *e, const char *key, size_
     const char *val = cache_entry_value(e, &vlen);
     uint64_t seq = cluster_seed(w->cluster, key, klen, val, vlen, cache_entry_expire(e),
                                 cache_entry_form(e), version);
-    inflight_note(w->inflight, key, klen, version, CLUSTER_SELF, seq, w->mono_ms);
+    inflight_note(w->inflight, key, klen, version, CLUSTER_SELF, seq, w->mono_ms, NULL);
     return seq;
 }
 
