@@ -287,11 +287,15 @@ void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t kl
                        size_t vlen, int64_t expire_at)
 {
     assert(e && cache_entry_type(e) == CACHE_TYPE_STRING);
-    if (!cache_set_in_place(cmd_node(c)->cache, e, val, vlen, expire_at)) {
+    int mode = cmd_write_mode(c, key, klen);
+    /* A proposal keeps the value it replaces, for an abort (node_prior_take):
+     * never in place. */
+    int proposal = mode == KS_REPLICATE && !(c->cmd_flags & CMDC_ATOMIC);
+    if (proposal || !cache_set_in_place(cmd_node(c)->cache, e, val, vlen, expire_at)) {
         cmd_write_value(c, key, klen, val, vlen, expire_at, CACHE_ENC_AUTO);
         return;
     }
-    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 0);
+    send_write(c, e, key, klen, mode, 0, NULL);
     cmd_after_write(c);
 }
 
