@@ -344,7 +344,8 @@ void coherence_encode(cluster_t *cl, buf_t *b, uint64_t from, uint64_t to);
 /* The oldest of our flushes the replay log still holds. */
 uint64_t coherence_log_first(const cluster_t *cl);
 /* Applies a FLUSH payload of m's (from its link, or from the store's log
- * when from_log: no NACK without a link). Returns 0, or -1 when malformed. */
+ * when from_log: no NACK without a link). Returns 0, -1 when the header is
+ * malformed, -2 when an entry is. */
 int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log);
 /* m's writes up to upto (at most what we applied of them) are committed. */
 void coherence_committed(member_t *m, uint64_t upto);

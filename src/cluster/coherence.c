@@ -708,7 +708,7 @@ int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
         }
         if (r->failed || kind < FLUSH_KEY || kind > FLUSH_PROPOSE ||
             (kind == FLUSH_INVAL && val.len != 8))
-            return -1;
+            return -2;
         uint64_t seq = first + i;
         if (seq <= m->in_applied)
             continue; /* already applied (replay overlap, or link and log) */
@@ -728,8 +728,9 @@ int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
 
 static void on_flush(member_t *m, frame_reader_t *r)
 {
-    if (coherence_apply_flush(m, r, 0) < 0)
-        peer_refuse(m->link, "malformed FLUSH");
+    int rc = coherence_apply_flush(m, r, 0);
+    if (rc < 0)
+        peer_refuse(m->link, rc == -2 ? "malformed FLUSH entry" : "malformed FLUSH");
 }
 
 /* NACK: a member refused our PROPOSE seq; ABORT and COMMIT: the member's
