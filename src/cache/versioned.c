@@ -37,10 +37,14 @@ static size_t apply_seed(cache_t *c, flushmark_t *floor, const char *key, size_t
                          const char *val, size_t vlen, int64_t expire_at, uint64_t version,
                          int64_t now)
 {
-    if (version <= flushmark_floor(floor, key, klen))
-        return 0;
     cache_entry_t *e = cache_lookup(c, key, klen, now, CACHE_NOTOUCH);
-    if (e && cache_entry_version(e) >= version)
+    uint64_t have = e ? cache_entry_version(e) : 0;
+    if (have >= version)
+        return 0;
+    /* An entry with a version says exactly what the floor only bounds:
+     * every flush of the key applied here is older than it (a newer one
+     * would have removed it). Without one, the floor decides. */
+    if (have == 0 && version <= flushmark_floor(floor, key, klen))
         return 0;
     e = cache_set(c, key, klen, val, vlen, expire_at);
     cache_entry_set_version(c, e, version);

@@ -12,8 +12,11 @@
  *   FLUSHPREFIX p @v  removes the entries under p whose version < v;
  *                     floor(under p) >= v.
  *   FLUSHALL @v       removes the entries whose version < v; floor >= v.
- *   SEED k=x @v       ignored if v <= floor(k) or k's entry has a version
- *                     >= v (something newer was applied); else k = x @v.
+ *   SEED k=x @v       ignored if k's entry has a version >= v (something
+ *                     newer was applied), or if k has no entry (or one of
+ *                     version 0: a fill) and v <= floor(k); else k = x @v.
+ *                     (An entry with a version is newer than every flush of
+ *                     k applied here: a newer one would have removed it.)
  *   INVAL k=#d @v     (a write of k elsewhere, d the digest of its value)
  *                     ignored if k's entry has a version >= v; an entry
  *                     whose value has digest d is kept as it is (two nodes

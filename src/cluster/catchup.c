@@ -207,7 +207,7 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
         peer_refuse(m->link, "malformed SNAPSHOT");
         return;
     }
-    size_t max = cl->cfg->max_bulk_len;
+    size_t max = peer_entry_max(cl);
     for (uint32_t i = 0; i < count; i++) {
         uint64_t version, ttl;
         frame_bytes_t key, val;

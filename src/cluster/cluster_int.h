@@ -114,6 +114,13 @@ struct member {
     uint64_t start_version; /* its incarnation's first possible version (its SYNC) */
     int unknown_past;       /* the first incarnation of it we meet: check its SYNC */
     uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
+    /* its PROPOSEs refused here that it has not resolved yet (no ABORT or
+     * COMMIT of them seen): their NACKs go again on every new link, after
+     * a SYNC that acknowledges nothing from the first of them on (a NACK
+     * lost with a link must not let the ACK that followed it commit the
+     * refused write: found by sim --writes) */
+    uint64_t nacked[16];
+    size_t nnacked;
     int clean_bye;    /* its last incarnation said BYE after its last flush */
     int ended_current; /* its last incarnation died while our lease on it held:
                           every flush it replied, we had applied */
@@ -278,6 +285,14 @@ void peer_close(link_t *l, const char *why);
 /* Closes l for breaking the protocol: counted in links_refused and logged
  * with why (once a minute per address and reason). */
 void peer_refuse(link_t *l, const char *why);
+/* The largest key or value this node decodes in a member's entry: its own
+ * max_bulk_len, and never less than FRAME_VALUE_MAX, which every member
+ * accepts (frame.h). */
+static inline size_t peer_entry_max(const cluster_t *cl)
+{
+    size_t own = cl->cfg->max_bulk_len;
+    return own > FRAME_VALUE_MAX ? own : FRAME_VALUE_MAX;
+}
 void peer_flush_writes(cluster_t *cl);
 /* Checks whether m's peer port takes connections at all (then closes);
  * reports to member_knock_result. */
@@ -320,12 +335,17 @@ int coherence_link_may_serve(const member_t *m, int64_t now);
 /* 1 while m may not know this incarnation (never answered, or our row lapsed
  * since): it may serve without any lease on us. */
 int coherence_may_not_know_us(const member_t *m, int64_t now);
+/* The first of our flushes in [from, to] that is a proposal (a write that a
+ * member may refuse), or to + 1 when there is none; from itself when the
+ * replay log no longer holds it (it cannot tell). */
+uint64_t coherence_first_proposal(cluster_t *cl, uint64_t from, uint64_t to);
 /* Writes one FLUSH payload of our flushes [from, to] (in the log) to b. */
 void coherence_encode(cluster_t *cl, buf_t *b, uint64_t from, uint64_t to);
 /* The oldest of our flushes the replay log still holds. */
 uint64_t coherence_log_first(const cluster_t *cl);
 /* Applies a FLUSH payload of m's (from its link, or from the store's log
- * when from_log: no NACK without a link). Returns 0, or -1 when malformed. */
+ * when from_log: no NACK without a link). Returns 0, -1 when the header is
+ * malformed, -2 when an entry is. */
 int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log);
 /* m's writes up to upto (at most what we applied of them) are committed. */
 void coherence_committed(member_t *m, uint64_t upto);

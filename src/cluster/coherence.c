@@ -443,16 +443,24 @@ void coherence_send_commits(cluster_t *cl)
     }
 }
 
+static void send_nack(member_t *m, uint64_t seq);
+
 void coherence_on_stream_start(member_t *m)
 {
     link_t *l = m->link;
     m->stream_ready = 0;
     m->commit_sent = 0;
+    uint64_t applied = m->in_applied;
+    for (size_t i = 0; i < m->nnacked; i++)
+        if (m->nacked[i] <= applied)
+            applied = m->nacked[i] - 1;
     size_t s = peer_frame_begin(l, FRAME_SYNC);
     frame_put_u64(&l->out, m->in_inc);
-    frame_put_u64(&l->out, m->in_applied);
+    frame_put_u64(&l->out, applied);
     frame_put_u64(&l->out, m->cl->host.start_version);
     peer_frame_end(l, s);
+    for (size_t i = 0; i < m->nnacked; i++)
+        send_nack(m, m->nacked[i]);
 }
 
 /* ---- receiving ------------------------------------------------------------ */
@@ -497,6 +505,7 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->log_from = 0; /* a log lease on its former incarnation says nothing of this one */
     m->log_stall_since = 0;
     m->in_applied = 0;
+    m->nnacked = 0;
     m->clean_bye = 0;
 }
 
@@ -645,9 +654,26 @@ static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t k
     cluster_t *cl = m->cl;
     int origin = (int)(m - cl->members);
     if (!cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p,
-                        val.len, expire_at, enc, version, origin, seq) &&
-        m->link) /* from the store's log without a link: no NACK (flushlog.c, L7) */
-        send_nack(m, seq);
+                        val.len, expire_at, enc, version, origin, seq)) {
+        /* Read from the store's log without a link (flushlog.c, L7), the NACK
+         * waits: kept below, it is sent again after the next SYNC. */
+        if (m->link)
+            send_nack(m, seq);
+        size_t cap = sizeof(m->nacked) / sizeof(m->nacked[0]);
+        if (m->nnacked == cap) /* the oldest: its writer has had the longest to hear */
+            memmove(m->nacked, m->nacked + 1, --m->nnacked * sizeof(m->nacked[0]));
+        m->nacked[m->nnacked++] = seq;
+    }
+}
+
+/* m resolved its write seq (aborted it), or every write up to it (commit). */
+static void resolved(member_t *m, uint64_t seq, int upto)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < m->nnacked; i++)
+        if (upto ? m->nacked[i] > seq : m->nacked[i] != seq)
+            m->nacked[j++] = m->nacked[i];
+    m->nnacked = j;
 }
 
 int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
@@ -664,7 +690,7 @@ int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
         drop_cache(cl, m, "flush numbers jumped");
         m->in_applied = first - 1;
     }
-    size_t max_key = cl->cfg->max_bulk_len;
+    size_t max_key = peer_entry_max(cl);
     for (uint32_t i = 0; i < count; i++) {
         uint8_t kind;
         frame_bytes_t key, val = {NULL, 0};
@@ -682,7 +708,7 @@ int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
         }
         if (r->failed || kind < FLUSH_KEY || kind > FLUSH_PROPOSE ||
             (kind == FLUSH_INVAL && val.len != 8))
-            return -1;
+            return -2;
         uint64_t seq = first + i;
         if (seq <= m->in_applied)
             continue; /* already applied (replay overlap, or link and log) */
@@ -702,8 +728,9 @@ int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
 
 static void on_flush(member_t *m, frame_reader_t *r)
 {
-    if (coherence_apply_flush(m, r, 0) < 0)
-        peer_refuse(m->link, "malformed FLUSH");
+    int rc = coherence_apply_flush(m, r, 0);
+    if (rc < 0)
+        peer_refuse(m->link, rc == -2 ? "malformed FLUSH entry" : "malformed FLUSH");
 }
 
 /* NACK: a member refused our PROPOSE seq; ABORT and COMMIT: the member's
@@ -712,9 +739,16 @@ static void on_nack(member_t *m, frame_reader_t *r)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, seq;
-    if (read_inc_seq(r, &inc, &seq) != 0 || inc != cl->incarnation || seq == 0 ||
-        seq > cl->flush_seq)
+    if (read_inc_seq(r, &inc, &seq) != 0) {
+        peer_refuse(m->link, "malformed NACK");
         return;
+    }
+    if (inc != cl->incarnation)
+        return; /* of an earlier incarnation of ours */
+    if (seq == 0 || seq > cl->flush_seq) {
+        peer_refuse(m->link, "NACK of a flush never sent");
+        return;
+    }
     if (seq >= log_first(cl)) {
         flush_entry_t *e = log_at(cl, seq);
         if (e->kind != FLUSH_PROPOSE || e->aborted)
@@ -743,9 +777,14 @@ static void on_abort_or_commit(member_t *m, frame_reader_t *r, int commit)
 {
     cluster_t *cl = m->cl;
     uint64_t inc, seq;
-    if (read_inc_seq(r, &inc, &seq) != 0 || inc != m->in_inc || seq > m->in_applied)
+    if (read_inc_seq(r, &inc, &seq) != 0) {
+        peer_refuse(m->link, commit ? "malformed COMMIT" : "malformed ABORT");
+        return;
+    }
+    if (inc != m->in_inc || seq > m->in_applied)
         return; /* not of the incarnation we follow, or ahead of what we applied */
     int origin = (int)(m - cl->members);
+    resolved(m, seq, commit);
     if (commit && cl->host.committed)
         cl->host.committed(cl->host.ud, origin, seq);
     else if (!commit && cl->host.aborted)
@@ -855,6 +894,18 @@ int cluster_reply_ready(cluster_t *cl, uint64_t seq, int64_t since)
     return !cl || releasable(cl, seq, since, cluster_mono(cl));
 }
 
+uint64_t coherence_first_proposal(cluster_t *cl, uint64_t from, uint64_t to)
+{
+    if (from > to)
+        return to + 1;
+    if (cl->log_len == 0 || from < log_first(cl))
+        return from;
+    for (uint64_t seq = from; seq <= to && seq <= cl->flush_seq; seq++)
+        if (log_at(cl, seq)->kind == FLUSH_PROPOSE)
+            return seq;
+    return to + 1;
+}
+
 /* The highest of our flush numbers that every member that may serve has
  * applied (what cluster_reply_ready says of each). */
 static uint64_t commit_upto(cluster_t *cl, int64_t now)
@@ -878,7 +929,14 @@ static uint64_t commit_upto(cluster_t *cl, int64_t now)
 
 void coherence_progress(cluster_t *cl)
 {
-    if (cl->host.committed) {
+    /* Commits only while this node serves (every member not dead renewed
+     * its lease on us): a member whose lease on us lapsed is not waited for
+     * (it cannot serve), but it may have made a proposal of its own from the
+     * same base, which only its refusal of ours would have stopped; it
+     * cannot commit that one either while it does not serve, and it serves
+     * again only after our proposal reached it on the ordered stream
+     * (WRITES.md rule 9; found by sim --writes). */
+    if (cl->host.committed && cluster_serving(cl)) {
         uint64_t upto = commit_upto(cl, cluster_mono(cl));
         if (upto > cl->committed) {
             cl->committed = upto;

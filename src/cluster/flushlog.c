@@ -82,6 +82,16 @@
  *      commits moved past the last one appended, so its readers of a key
  *      written through the log do not wait for the link (test_flushlog.py:
  *      the SET of a replicated key through n1 is read at n2).
+ *   L9 a proposal (a read-modify-write of a replicated key, cluster/WRITES.md)
+ *      is settled for M only by M's acknowledgement on the link, never by
+ *      the log: M may have refused it (it holds a newer write), and a
+ *      refusal cannot travel through the log (L7), so settling it by M's
+ *      cursor or by time would let two conflicting writes both commit (two
+ *      INCRs replying the same value). Everything after it in our numbering
+ *      waits with it (the acknowledged watermark is one number per member).
+ *      So while M is out of link contact, our read-modify-writes of
+ *      replicated keys wait until the link is back or M is dead
+ *      (test_flushlog.c: test_l9_proposal_needs_the_link).
  * A node that reaches neither its members nor the store holds its flush
  * replies until one of them is back (L2 needs a committed append). */
 #include <stdio.h>
@@ -310,7 +320,9 @@ uint64_t flushlog_covered(member_t *m, int64_t now)
             }
         }
     }
-    return c;
+    /* L9: not past a proposal m has not acknowledged on the link. */
+    uint64_t p = coherence_first_proposal(cl, m->acked + 1, c);
+    return p <= c ? p - 1 : c;
 }
 
 int flushlog_holds(member_t *m, uint64_t seq, int64_t now)

@@ -368,13 +368,13 @@ static void on_handshake_frame(link_t *l, const frame_hdr_t *h)
 
 /* Before the handshake: a few small frames, so a stranger cannot make this
  * node buffer much. After it: a FLUSH batch (FRAME_BATCH_SOFT plus its last
- * entry) or a SEED, each entry a key and a value of up to max_bulk_len (at
+ * entry) or a SEED, each entry a key and a value of up to peer_entry_max (at
  * most 1 GB, so the sum fits 32 bits). */
 static uint32_t max_payload(const cluster_t *cl, int ready)
 {
     if (!ready)
         return FRAME_HANDSHAKE_MAX;
-    uint64_t n = FRAME_BATCH_SOFT + 2 * (uint64_t)cl->cfg->max_bulk_len + 65536;
+    uint64_t n = FRAME_BATCH_SOFT + 2 * (uint64_t)peer_entry_max(cl) + 65536;
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 

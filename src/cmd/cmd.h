@@ -247,7 +247,9 @@ enum cmd_client_flags {
     CMDC_NO_EVICT = 1 << 3,        /* CLIENT NO-EVICT ON */
     CMDC_NO_TOUCH = 1 << 4,        /* CLIENT NO-TOUCH ON: reads do not touch the LRU */
     CMDC_READONLY_CMD = 1 << 5, /* the running command is read-only: its reads are tracked */
-    CMDC_ATOMIC = 1 << 6 /* inside EXEC or a script: its commands cannot wait (cmd_wait.c) */
+    CMDC_ATOMIC = 1 << 6, /* inside EXEC or a script: its commands cannot wait (cmd_wait.c) */
+    CMDC_TOO_BIG = 1 << 7 /* the running command's write was refused: its key or value is
+                             larger than FRAME_VALUE_MAX (cmd_util.c; commands.c replies) */
 };
 
 /* Client tracking and WATCH (cmd_tracking.c). CLIENT's subcommands: */

@@ -10,6 +10,7 @@
 #include "cmd.h"
 #include "mem.h"
 #include "keyspace.h"
+#include "frame.h"
 #include "versioned.h"
 
 int cmd_parse_ll(const char *s, size_t len, long long *out)
@@ -137,49 +138,57 @@ int cmd_write_mode(client_t *c, const char *key, size_t klen)
     return node_write_mode(cmd_node(c), key, klen);
 }
 
-/* Sends a write made here (e, key's entry, already stored) to the members
- * as mode says, with a new version; the client's reply waits for them. */
+/* Sends a write made here (e, key's entry, already stored; prior: what it
+ * replaced, or NULL) to the members as mode says, with a new version; the
+ * client's reply waits for them. */
 static void send_write(client_t *c, cache_entry_t *e, const char *key, size_t klen, int mode,
-                       int blind)
+                       int blind, const writes_prior_t *prior)
 {
     node_t *n = cmd_node(c);
     if (mode == KS_LOCAL)
         return; /* a fill: GETL tokens stay good (only flushes and writes elsewhere count) */
     flushmark_key(n->flushmark, key, klen); /* a GETL token read before it loses */
-    size_t vlen;
-    const char *val = cache_entry_value(e, &vlen);
-    int64_t at = cache_entry_expire(e);
     if (mode == KS_INVALIDATE) {
+        size_t vlen;
+        const char *val = cache_entry_value(e, &vlen);
         uint64_t v = node_next_version(n);
         cache_entry_set_version(n->cache, e, v);
         hold(c, cluster_invalidate(n->cluster, key, klen, versioned_digest(val, vlen), v));
         return;
     }
     if (blind || (c->cmd_flags & CMDC_ATOMIC)) { /* SEED; or inside EXEC or a script */
-        uint64_t v = node_next_version(n);
-        cache_entry_set_version(n->cache, e, v);
-        uint64_t seq = cluster_seed(n->cluster, key, klen, val, vlen, at, cache_entry_form(e), v);
-        inflight_note(n->inflight, key, klen, v, CLUSTER_SELF, seq, clock_mono_ms());
-        hold(c, seq);
+        hold(c, node_seed(n, e, key, klen));
         return;
     }
     /* A proposal one step above the newest version of the key known here:
-     * refused by a member that has seen a newer one (cluster/WRITES.md). */
-    uint64_t v = hlc_after(&n->hlc, node_key_version(n, key, klen));
-    hlc_observe(&n->hlc, v);
-    cache_entry_set_version(n->cache, e, v);
-    uint64_t seq = cluster_propose(n->cluster, key, klen, val, vlen, at, cache_entry_form(e), v);
-    inflight_note(n->inflight, key, klen, v, CLUSTER_SELF, seq, clock_mono_ms());
+     * refused by a member that has seen a newer one (node/writes.h). */
+    uint64_t seq = node_propose(n, e, key, klen, prior);
     note_sent(c, seq);
     cmd_wait_add_proposal(c, seq);
+}
+
+/* 1 (and the command is marked refused: commands.c replaces its reply with
+ * an error) when a write of key in mode would send the members a key or
+ * value larger than every member accepts (frame.h FRAME_VALUE_MAX): nothing
+ * is then written, here or anywhere. */
+static int too_big(client_t *c, int mode, size_t klen, size_t vlen)
+{
+    if (mode == KS_LOCAL || (klen <= FRAME_VALUE_MAX &&
+                             (mode != KS_REPLICATE || vlen <= FRAME_VALUE_MAX)))
+        return 0;
+    c->cmd_flags |= CMDC_TOO_BIG;
+    return 1;
 }
 
 void cmd_seed_value(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                     int64_t expire_at)
 {
     node_t *n = cmd_node(c);
+    int mode = n->cluster ? KS_REPLICATE : KS_LOCAL;
+    if (too_big(c, mode, klen, vlen))
+        return;
     cache_entry_t *e = cache_set(n->cache, key, klen, val, vlen, expire_at);
-    send_write(c, e, key, klen, n->cluster ? KS_REPLICATE : KS_LOCAL, 1);
+    send_write(c, e, key, klen, mode, 1, NULL);
 }
 
 void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
@@ -188,7 +197,7 @@ void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
     const char *key = cache_entry_key(e, &klen);
     int mode = cmd_write_mode(c, key, klen);
     if (mode != KS_INVALIDATE) {
-        send_write(c, e, key, klen, mode, 0);
+        send_write(c, e, key, klen, mode, 0, NULL);
         return;
     }
     /* The others drop theirs: identical bytes with another TTL are not the same. */
@@ -251,12 +260,20 @@ void cmd_after_write(client_t *c)
 void cmd_write_typed(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at, int type, int enc)
 {
-    cache_entry_t *e = cache_set(cmd_node(c)->cache, key, klen, val, vlen, expire_at);
+    node_t *n = cmd_node(c);
+    int mode = cmd_write_mode(c, key, klen);
+    if (too_big(c, mode, klen, vlen))
+        return;
+    writes_prior_t prior = {NULL, 0, 0, 0, 0};
+    if (mode == KS_REPLICATE && !(c->cmd_flags & CMDC_ATOMIC)) /* a proposal: see send_write */
+        node_prior_take(n, key, klen, &prior);
+    cache_entry_t *e = cache_set(n->cache, key, klen, val, vlen, expire_at);
     if (type != CACHE_TYPE_STRING)
         cache_entry_set_type(e, type);
     else if (enc != CACHE_ENC_AUTO)
         cache_entry_set_enc(e, enc);
-    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 0);
+    send_write(c, e, key, klen, mode, 0, &prior);
+    writes_prior_free(&prior);
     cmd_after_write(c);
 }
 
@@ -270,19 +287,26 @@ void cmd_rewrite_value(client_t *c, cache_entry_t *e, const char *key, size_t kl
                        size_t vlen, int64_t expire_at)
 {
     assert(e && cache_entry_type(e) == CACHE_TYPE_STRING);
-    if (!cache_set_in_place(cmd_node(c)->cache, e, val, vlen, expire_at)) {
+    int mode = cmd_write_mode(c, key, klen);
+    /* A proposal keeps the value it replaces, for an abort (node_prior_take):
+     * never in place. */
+    int proposal = mode == KS_REPLICATE && !(c->cmd_flags & CMDC_ATOMIC);
+    if (proposal || !cache_set_in_place(cmd_node(c)->cache, e, val, vlen, expire_at)) {
         cmd_write_value(c, key, klen, val, vlen, expire_at, CACHE_ENC_AUTO);
         return;
     }
-    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 0);
+    send_write(c, e, key, klen, mode, 0, NULL);
     cmd_after_write(c);
 }
 
 void cmd_write_blind(client_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                      int64_t expire_at)
 {
+    int mode = cmd_write_mode(c, key, klen);
+    if (too_big(c, mode, klen, vlen))
+        return;
     cache_entry_t *e = cache_set(cmd_node(c)->cache, key, klen, val, vlen, expire_at);
-    send_write(c, e, key, klen, cmd_write_mode(c, key, klen), 1);
+    send_write(c, e, key, klen, mode, 1, NULL);
     cmd_after_write(c);
 }
 

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "mem.h"
+#include "writes.h"
 
 enum wait_kind {
     WAIT_COLLECTING = 0, /* running: proposals are being added */
@@ -141,17 +142,10 @@ void cmd_wait_client_closed(client_t *c)
 /* Decides a WAIT_WRITES: refused, committed, or still waiting (0). */
 static int decide(node_t *n, cmd_wait_t *w)
 {
-    for (size_t i = 0; i < w->nseqs; i++)
-        for (size_t j = 0; j < n->naborts; j++)
-            if (w->seqs[i] == n->aborts[j]) {
-                w->kind = WAIT_RETRY;
-                return 1;
-            }
-    for (size_t i = 0; i < w->nseqs; i++)
-        if (w->seqs[i] > n->committed_self)
-            return 0;
-    w->kind = WAIT_DONE;
-    return 1;
+    int d = writes_decide(w->seqs, w->nseqs, n->committed_self, n->aborts, n->naborts);
+    if (d)
+        w->kind = d < 0 ? WAIT_RETRY : WAIT_DONE;
+    return d != 0;
 }
 
 size_t cmd_wait_acked(client_t *c)

@@ -33,6 +33,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "frame.h"
 #include "log.h"
 #include "mem.h"
 
@@ -589,6 +590,7 @@ static void run_command(client_t *c, command_t *cmd, int argc, const char **argv
     if (refuse_unserved_write(cmd_node(c), c, cmd, argc, argv, argl))
         return;
     uint64_t t0 = uv_hrtime();
+    size_t out_before = buf_len(&c->out);
     client_t *prev = tracking_set_current(cmd_node(c)->tracking, c);
     int reading = c->cmd_flags & CMDC_READONLY_CMD;
     if (cmd->flags & CMD_READONLY)
@@ -596,6 +598,13 @@ static void run_command(client_t *c, command_t *cmd, int argc, const char **argv
     else
         c->cmd_flags &= ~CMDC_READONLY_CMD;
     run_scoped(c, cmd, argc, argv, argl);
+    if (c->cmd_flags & CMDC_TOO_BIG) { /* its write was refused (cmd_util.c): nothing written */
+        c->cmd_flags &= ~CMDC_TOO_BIG;
+        c->out.end = c->out.start + out_before;
+        resp_add_errorf(&c->out, "ERR value too large to replicate: a key or value sent to the "
+                        "cluster's members may be at most %u bytes; nothing was written",
+                        FRAME_VALUE_MAX);
+    }
     c->cmd_flags = (c->cmd_flags & ~CMDC_READONLY_CMD) | reading;
     tracking_set_current(cmd_node(c)->tracking, prev);
     if (c->tracking)

@@ -80,8 +80,8 @@ static void on_cron(uv_timer_t *t)
     presence_expire(n->presence, clock_mono_ms(), PRESENCE_EXPIRE_BUDGET);
     node_tracking_lease(n);
     node_mode_watch(n);
-    /* No wait for a commit outlives what every write may take: replay the
-     * writes in flight older than that (cluster/WRITES.md). */
+    /* An aborted write whose newer write has not come within what every
+     * write may take gives back the value it replaced (cluster/WRITES.md). */
     int64_t bound = n->cfg->flush_timeout_ms + 2 * (int64_t)n->cfg->lease_ms;
     node_sweep_inflight(n, clock_mono_ms() - bound);
 }

@@ -7,6 +7,21 @@
 #include "mem.h"
 #include "versioned.h"
 
+/* A value a write in flight replaced, and what that one replaced in turn:
+ * while the write that made a value is itself in flight (seq != 0), its
+ * commit or abort still decides whether the value counts. */
+typedef struct prior {
+    struct prior *below;
+    char *val;
+    size_t vlen;
+    int64_t expire_at;
+    int form;
+    uint64_t version;
+    int origin;   /* the write that made it, while in flight */
+    uint64_t seq; /* 0: committed (or never in flight here) */
+    int aborted;
+} prior_t;
+
 typedef struct entry {
     struct entry *next;
     uint64_t version;
@@ -14,9 +29,28 @@ typedef struct entry {
     int origin;
     int aborted;
     int64_t noted_ms;
+    prior_t *prior; /* the value this write replaced (NULL: none kept) */
     size_t klen;
     char key[]; /* klen bytes */
 } entry_t;
+
+static void free_priors(prior_t *p)
+{
+    while (p) {
+        prior_t *below = p->below;
+        free(p->val);
+        free(p);
+        p = below;
+    }
+}
+
+/* The newest value of a chain that was not aborted (NULL: none). */
+static prior_t *standing(prior_t *p)
+{
+    while (p && p->aborted)
+        p = p->below;
+    return p;
+}
 
 struct inflight {
     entry_t **slots;
@@ -41,6 +75,7 @@ void inflight_free(inflight_t *t)
     for (size_t i = 0; i < t->cap; i++)
         for (entry_t *e = t->slots[i], *next; e; e = next) {
             next = e->next;
+            free_priors(e->prior);
             free(e);
         }
     free(t->slots);
@@ -85,12 +120,23 @@ uint64_t inflight_version(const inflight_t *t, const char *key, size_t klen)
 }
 
 void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version, int origin,
-                   uint64_t seq, int64_t now_ms)
+                   uint64_t seq, int64_t now_ms, const inflight_prior_t *replaced)
 {
     entry_t **p = find(t, key, klen);
     entry_t *e = *p;
     if (e && e->version > version)
         return;
+    if (e && e->version == version) { /* the same write noted again (a replay) */
+        e->origin = origin;
+        e->seq = seq;
+        e->noted_ms = now_ms;
+        return;
+    }
+    prior_t *below = NULL;
+    if (e) {
+        below = e->prior;
+        e->prior = NULL;
+    }
     if (!e) {
         if (t->n + 1 > t->cap) {
             grow(t);
@@ -102,12 +148,45 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
         memcpy(e->key, key, klen);
         *p = e;
         t->n++;
+        e->aborted = 0;
+        e->version = 0;
+        e->prior = NULL;
+    }
+    if (e->version && e->aborted) {
+        e->prior = below; /* the aborted value does not count: what it replaced does */
+    } else if (replaced && replaced->val) {
+        prior_t *r = xcalloc(1, sizeof(*r));
+        r->val = xmemdup(replaced->val, replaced->vlen);
+        r->vlen = replaced->vlen;
+        r->expire_at = replaced->expire_at;
+        r->form = replaced->form;
+        r->version = replaced->version;
+        if (e->version && replaced->version == e->version) { /* the write in flight here */
+            r->origin = e->origin;
+            r->seq = e->seq;
+            r->below = below;
+        } else {
+            free_priors(below);
+        }
+        e->prior = r;
+    } else {
+        free_priors(below);
     }
     e->version = version;
     e->origin = origin;
     e->seq = seq;
     e->aborted = 0;
     e->noted_ms = now_ms;
+}
+
+int inflight_prior(const inflight_t *t, const char *key, size_t klen, inflight_prior_t *out)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    prior_t *p = e ? standing(e->prior) : NULL;
+    if (!p)
+        return 0;
+    *out = (inflight_prior_t){p->val, p->vlen, p->expire_at, p->form, p->version};
+    return 1;
 }
 
 /* Removes every entry for which fn says so; returns the count. */
@@ -126,8 +205,13 @@ static size_t remove_if(inflight_t *t, int (*pred)(const entry_t *e, const void 
                 continue;
             }
             *p = e->next;
-            if (fn)
-                fn(ud, e->key, e->klen, e->version, e->aborted);
+            if (fn) {
+                prior_t *s = standing(e->prior);
+                inflight_prior_t pr = {s ? s->val : NULL, s ? s->vlen : 0, s ? s->expire_at : 0,
+                                       s ? s->form : 0, s ? s->version : 0};
+                fn(ud, e->key, e->klen, e->version, e->aborted, s ? &pr : NULL);
+            }
+            free_priors(e->prior);
             free(e);
             t->n--;
             gone++;
@@ -165,6 +249,7 @@ size_t inflight_flush(inflight_t *t, int op, const char *key, size_t klen, uint6
             return 0;
         entry_t *e = *p;
         *p = e->next;
+        free_priors(e->prior);
         free(e);
         t->n--;
         return 1;
@@ -186,6 +271,17 @@ static int committed(const entry_t *e, const void *arg)
 
 size_t inflight_commit(inflight_t *t, int origin, uint64_t upto)
 {
+    /* A replaced value whose write committed is final: what it replaced no
+     * longer matters. */
+    for (size_t i = 0; t->n && i < t->cap; i++)
+        for (entry_t *e = t->slots[i]; e; e = e->next)
+            for (prior_t *p = e->prior; p; p = p->below)
+                if (p->seq && p->origin == origin && p->seq <= upto && !p->aborted) {
+                    p->seq = 0;
+                    free_priors(p->below);
+                    p->below = NULL;
+                    break;
+                }
     commit_arg_t c = {origin, upto};
     return remove_if(t, committed, &c, NULL, NULL);
 }
@@ -193,9 +289,13 @@ size_t inflight_commit(inflight_t *t, int origin, uint64_t upto)
 void inflight_abort(inflight_t *t, int origin, uint64_t seq)
 {
     for (size_t i = 0; t->n && i < t->cap; i++)
-        for (entry_t *e = t->slots[i]; e; e = e->next)
+        for (entry_t *e = t->slots[i]; e; e = e->next) {
             if (e->origin == origin && e->seq == seq)
                 e->aborted = 1;
+            for (prior_t *p = e->prior; p; p = p->below)
+                if (p->seq && p->origin == origin && p->seq == seq)
+                    p->aborted = 1;
+        }
 }
 
 static int of_origin(const entry_t *e, const void *arg)
@@ -210,7 +310,7 @@ size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, voi
 
 static int older(const entry_t *e, const void *arg)
 {
-    return e->noted_ms < *(const int64_t *)arg;
+    return e->aborted && e->noted_ms < *(const int64_t *)arg;
 }
 
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud)

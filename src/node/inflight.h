@@ -28,15 +28,32 @@ size_t inflight_count(const inflight_t *t);
 /* The version of key's write in flight, 0 when none. */
 uint64_t inflight_version(const inflight_t *t, const char *key, size_t klen);
 
+/* An entry's prior value (not owned: valid until the entry changes or goes). */
+typedef struct inflight_prior {
+    const char *val;
+    size_t vlen;
+    int64_t expire_at;
+    int form;
+    uint64_t version;
+} inflight_prior_t;
+
 /* Records that key's write of version (from origin, its flush number seq)
- * is in flight, unless an entry with a newer version is. */
+ * is in flight, unless an entry with a newer version is. replaced (NULL:
+ * none) is what key held before this write (copied): if this write aborts
+ * and the newer write that refused it never arrives, that value comes back
+ * (writes.c); if it was itself a write in flight here, its own commit or
+ * abort still decides, and over an aborted one what that replaced counts. */
 void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version, int origin,
-                   uint64_t seq, int64_t now_ms);
+                   uint64_t seq, int64_t now_ms, const inflight_prior_t *replaced);
 
 /* A flush applied with version: op is VOP_KEY, VOP_PREFIX or VOP_ALL
  * (cache/versioned.h); entries older than it are superseded and go.
  * Returns how many went. */
 size_t inflight_flush(inflight_t *t, int op, const char *key, size_t klen, uint64_t version);
+
+/* The value key's write in flight replaced, newest not aborted: 1 and *out
+ * (its bytes owned by the table), or 0 when none was kept. */
+int inflight_prior(const inflight_t *t, const char *key, size_t klen, inflight_prior_t *out);
 
 /* origin's writes up to flush number upto are committed (those it aborted
  * stay until superseded). Returns how many went. */
@@ -46,11 +63,12 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq);
 
 /* Visits origin's entries (for a member that died: the node replays what it
  * holds of them, or drops a value that was aborted) and removes them. */
+/* Visits with an entry's standing prior value (NULL: none kept). */
 typedef void (*inflight_visit_fn)(void *ud, const char *key, size_t klen, uint64_t version,
-                                  int aborted);
+                                  int aborted, const inflight_prior_t *prior);
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud);
-/* Visits and removes the entries noted before older_than (ms): a bound on
- * how long a read waits, whatever went wrong. */
+/* Visits and removes the aborted entries noted before older_than (ms): a
+ * bound on how long a read waits for an aborted write's newer one. */
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud);
 
 #endif

@@ -18,6 +18,7 @@
 #include "mem.h"
 #include "script.h"
 #include "versioned.h"
+#include "writes.h"
 
 _Static_assert((int)PUBSUB_CHANNEL == (int)INTEREST_CHANNEL &&
                    (int)PUBSUB_PATTERN == (int)INTEREST_PATTERN &&
@@ -245,50 +246,42 @@ static void mark_for_setl(node_t *n, int op, const char *key, size_t klen)
         flushmark_key(n->flushmark, key, klen);
 }
 
-/* Records a flush with its version in a floor record. */
-static void floor_at(flushmark_t *f, int op, const char *key, size_t klen, uint64_t version)
+/* The write protocol's view of this node's state (writes.h). */
+static writes_t writes_of(node_t *n)
 {
-    if (op == VOP_PREFIX)
-        flushmark_prefix_at(f, key, klen, version);
-    else if (op == VOP_ALL)
-        flushmark_all_at(f, version);
-    else if (op == VOP_KEY || op == VOP_INVAL)
-        flushmark_key_at(f, key, klen, version);
+    return (writes_t){n->cache, n->floor,        n->recent,      n->inflight,        &n->hlc,
+                      n->cluster, clock_now_ms(), clock_mono_ms(), &n->waits_dirty};
 }
 
 void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t version)
 {
-    floor_at(n->recent, op, key, klen, version);
-    floor_at(n->floor, op, key, klen, version);
-    if (inflight_flush(n->inflight, op, key, klen, version))
-        n->waits_dirty = 1;
+    writes_t w = writes_of(n);
+    writes_flushed(&w, op, key, klen, version);
 }
 
 uint64_t node_key_version(node_t *n, const char *key, size_t klen)
 {
-    cache_entry_t *e = cache_lookup(n->cache, key, klen, clock_now_ms(), CACHE_NOTOUCH);
-    uint64_t v = e ? cache_entry_version(e) : 0;
-    uint64_t floor = flushmark_floor(n->floor, key, klen);
-    uint64_t fl = inflight_version(n->inflight, key, klen);
-    v = floor > v ? floor : v;
-    return fl > v ? fl : v;
+    writes_t w = writes_of(n);
+    return writes_key_version(&w, key, klen);
 }
 
-/* A member's PROPOSE: refused (0) when this node holds a version of the key
- * at least as new (a write it has seen, in flight or not: cluster/WRITES.md),
- * else applied as a SEED judged by what changed here since the cache was
- * last empty (a fresh node's floor is newer than most values it catches up
- * with). */
-static int apply_proposal(node_t *n, const char *k, size_t klen, const char *val, size_t vlen,
-                          int64_t expire_at, uint64_t version, int64_t now)
+uint64_t node_propose(node_t *n, cache_entry_t *e, const char *key, size_t klen,
+                      const writes_prior_t *prior)
 {
-    cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
-    uint64_t have = e ? cache_entry_version(e) : 0;
-    uint64_t fl = inflight_version(n->inflight, k, klen);
-    if (have >= version || fl >= version)
-        return 0;
-    return (int)versioned_apply(n->cache, n->recent, VOP_SEED, k, klen, val, vlen, expire_at,
-                                version, now);
+    writes_t w = writes_of(n);
+    return writes_propose(&w, e, key, klen, prior);
+}
+
+void node_prior_take(node_t *n, const char *key, size_t klen, writes_prior_t *out)
+{
+    writes_t w = writes_of(n);
+    writes_prior_take(&w, key, klen, out);
+}
+
+uint64_t node_seed(node_t *n, cache_entry_t *e, const char *key, size_t klen)
+{
+    writes_t w = writes_of(n);
+    return writes_seed(&w, e, key, klen, node_next_version(n));
 }
 
 /* ---- the cluster's host interface ------------------------------------------ */
@@ -304,29 +297,10 @@ static int host_apply(void *ud, int kind, const char *k, size_t klen, const char
         log_warn("node", "a member sent a value of an unknown type (%d): ignored", enc);
         return 1;
     }
-    int64_t now = clock_now_ms();
-    if (kind == FLUSH_PROPOSE && !apply_proposal(n, k, klen, val, vlen, expire_at, version, now))
+    writes_t w = writes_of(n);
+    if (!writes_apply(&w, kind, k, klen, val, vlen, expire_at, enc, version, origin, seq))
         return 0;
     mark_for_setl(n, kind == FLUSH_PROPOSE ? VOP_KEY : kind, k, klen);
-    size_t done = 1;
-    if (kind != FLUSH_PROPOSE)
-        done = versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version,
-                               now);
-    floor_at(n->recent, kind, k, klen, version);
-    if (!valued) {
-        if (inflight_flush(n->inflight, kind == VOP_INVAL ? VOP_KEY : kind, k, klen, version))
-            n->waits_dirty = 1;
-        return 1;
-    }
-    /* Reads of the key wait until its writer commits it (or it is superseded). */
-    if (done)
-        inflight_note(n->inflight, k, klen, version, origin, seq, clock_mono_ms());
-    if (done && enc != 0) {
-        cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
-        if (e)
-            cache_entry_set_form(e, enc);
-    }
-    cache_evict(n->cache);
     return 1;
 }
 
@@ -345,77 +319,24 @@ static void host_committed(void *ud, int origin, uint64_t upto)
     node_t *n = ud;
     if (origin == CLUSTER_SELF)
         n->committed_self = upto;
-    inflight_commit(n->inflight, origin, upto);
-    n->waits_dirty = 1; /* writers waiting for their commit, readers for the key */
+    writes_t w = writes_of(n);
+    writes_committed(&w, origin, upto);
 }
 
 static void host_aborted(void *ud, int origin, uint64_t seq)
 {
     node_t *n = ud;
-    inflight_abort(n->inflight, origin, seq);
+    writes_t w = writes_of(n);
+    writes_aborted(&w, origin, seq);
     if (origin == CLUSTER_SELF)
         node_note_abort(n, seq);
-    n->waits_dirty = 1;
-}
-
-/* A write in flight whose maker is gone: replayed as this node's own (the
- * value here, with its version: members holding something newer keep it),
- * so that every member ends with it or something newer; an aborted one is a
- * value nobody committed: dropped here. */
-static void replay_orphan(void *ud, const char *key, size_t klen, uint64_t version, int aborted)
-{
-    node_t *n = ud;
-    int64_t now = clock_now_ms();
-    cache_entry_t *e = cache_lookup(n->cache, key, klen, now, CACHE_NOTOUCH);
-    if (!e || cache_entry_version(e) != version)
-        return; /* superseded here already */
-    if (aborted) {
-        cache_delete(n->cache, key, klen, now);
-        return;
-    }
-    size_t vlen;
-    const char *val = cache_entry_value(e, &vlen);
-    uint64_t seq = cluster_seed(n->cluster, key, klen, val, vlen, cache_entry_expire(e),
-                                cache_entry_form(e), version);
-    inflight_note(n->inflight, key, klen, version, CLUSTER_SELF, seq, clock_mono_ms());
-}
-
-typedef struct orphans {
-    struct orphan {
-        char *key;
-        size_t klen;
-        uint64_t version;
-        int aborted;
-    } *v;
-    size_t n;
-} orphans_t;
-
-static void collect_orphan(void *ud, const char *key, size_t klen, uint64_t version, int aborted)
-{
-    orphans_t *o = ud;
-    o->v = xrealloc(o->v, (o->n + 1) * sizeof(*o->v));
-    o->v[o->n++] = (struct orphan){xmemdup(key, klen), klen, version, aborted};
-}
-
-/* Replays what was taken out of the table into o (after the taking: a
- * replay notes a new entry). */
-static void replay_orphans(node_t *n, orphans_t *o)
-{
-    for (size_t i = 0; i < o->n; i++) {
-        replay_orphan(n, o->v[i].key, o->v[i].klen, o->v[i].version, o->v[i].aborted);
-        free(o->v[i].key);
-    }
-    free(o->v);
-    if (o->n)
-        n->waits_dirty = 1;
 }
 
 static void host_origin_gone(void *ud, int origin)
 {
     node_t *n = ud;
-    orphans_t o = {NULL, 0};
-    inflight_take_origin(n->inflight, origin, collect_orphan, &o);
-    replay_orphans(n, &o);
+    writes_t w = writes_of(n);
+    writes_origin_gone(&w, origin);
     size_t gone = presence_drop_origin(n->presence, origin); /* leave events "node_gone" */
     if (gone)
         log_info("presence", "%zu entries of %s left with their node", gone,
@@ -424,9 +345,8 @@ static void host_origin_gone(void *ud, int origin)
 
 void node_sweep_inflight(node_t *n, int64_t older_than_mono)
 {
-    orphans_t o = {NULL, 0};
-    inflight_take_older(n->inflight, older_than_mono, collect_orphan, &o);
-    replay_orphans(n, &o);
+    writes_t w = writes_of(n);
+    writes_sweep(&w, older_than_mono);
 }
 
 void node_note_abort(node_t *n, uint64_t seq)
@@ -466,39 +386,16 @@ static void host_progress(void *ud)
 
 /* ---- catch-up: the replicated keyspaces, to and from members ----------------- */
 
-typedef struct snap_walk {
-    node_t *n;
-    int64_t now;
-    size_t bytes;
-    void (*emit)(void *eud, const char *key, size_t klen, const char *val, size_t vlen,
-                 int64_t expire_at, int enc, uint64_t version);
-    void *eud;
-} snap_walk_t;
-
-static void snap_visit(void *ud, cache_entry_t *e)
+static int snap_keep(void *kud, const char *key, size_t klen)
 {
-    snap_walk_t *w = ud;
-    size_t klen, vlen;
-    const char *key = cache_entry_key(e, &klen);
-    int64_t at = cache_entry_expire(e);
-    if ((at && at <= w->now) || node_write_mode(w->n, key, klen) != KS_REPLICATE)
-        return;
-    const char *val = cache_entry_value(e, &vlen);
-    w->emit(w->eud, key, klen, val, vlen, at, cache_entry_form(e), cache_entry_version(e));
-    w->bytes += klen + vlen + 32;
+    return node_write_mode(kud, key, klen) == KS_REPLICATE;
 }
 
-static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget,
-                              void (*emit)(void *eud, const char *key, size_t klen,
-                                           const char *val, size_t vlen, int64_t expire_at,
-                                           int enc, uint64_t version),
+static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget, writes_emit_fn emit,
                               void *eud)
 {
-    snap_walk_t w = {ud, clock_wall_ms(), 0, emit, eud};
-    do
-        cursor = cache_scan(w.n->cache, cursor, 64, snap_visit, &w);
-    while (cursor && w.bytes < budget);
-    return cursor;
+    writes_t w = writes_of(ud);
+    return writes_snapshot(&w, cursor, budget, snap_keep, ud, emit, eud);
 }
 
 /* A snapshot entry is a SEED judged only by what changed here since the
@@ -514,16 +411,8 @@ static void host_apply_snapshot(void *ud, const char *k, size_t klen, const char
                  enc);
         return;
     }
-    hlc_observe(&n->hlc, version);
-    int64_t now = clock_now_ms();
-    if (versioned_apply(n->cache, n->recent, VOP_SEED, k, klen, val, vlen, expire_at, version,
-                        now) &&
-        enc != 0) {
-        cache_entry_t *e = cache_lookup(n->cache, k, klen, now, CACHE_NOTOUCH);
-        if (e)
-            cache_entry_set_form(e, enc);
-    }
-    cache_evict(n->cache);
+    writes_t w = writes_of(n);
+    writes_apply_snapshot(&w, k, klen, val, vlen, expire_at, enc, version);
 }
 
 /* A member's message: to this node's subscribers only. */

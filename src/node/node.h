@@ -35,6 +35,7 @@
 #include "store.h"
 #include "tracking.h"
 #include "watch.h"
+#include "writes.h"
 #include "version.h"
 
 /* The redis_version cohortd announces (HELLO, INFO): clients use it to decide
@@ -133,8 +134,17 @@ int node_write_mode(const node_t *n, const char *stored_key, size_t klen);
 /* The newest version this node knows of key: its entry's, a flush's of it,
  * or a write's in flight. */
 uint64_t node_key_version(node_t *n, const char *key, size_t klen);
-/* Replays (or drops, if aborted) the writes in flight noted before
- * older_than_mono: a bound on every wait for a commit. */
+/* A write of a replicated key made here (e: its entry, stored): proposed,
+ * or sent as a SEED with a new version (writes.h). Each returns the flush
+ * number to wait for (0 when alone). */
+uint64_t node_propose(node_t *n, cache_entry_t *e, const char *key, size_t klen,
+                      const writes_prior_t *prior);
+/* What key holds now, copied (writes_prior_take), before a write replaces it. */
+void node_prior_take(node_t *n, const char *key, size_t klen, writes_prior_t *out);
+uint64_t node_seed(node_t *n, cache_entry_t *e, const char *key, size_t klen);
+/* Undoes the aborted writes in flight noted before older_than_mono whose
+ * newer write never came (the value they replaced comes back: WRITES.md
+ * rules 10, 11). */
 void node_sweep_inflight(node_t *n, int64_t older_than_mono);
 /* One of this node's proposals (flush number seq) was refused. */
 void node_note_abort(node_t *n, uint64_t seq);

@@ -134,6 +134,12 @@
 #define FRAME_MAX_DEFAULT (16u << 20) /* payload limit unless configured */
 #define FRAME_HANDSHAKE_MAX 4096u     /* payload limit before a link is authenticated */
 #define FRAME_BATCH_SOFT (1u << 20)   /* a FLUSH frame starts a new one past this */
+/* The largest key or value one member sends another (a SEED, PROPOSE or
+ * snapshot entry), the same on every member whatever its max_bulk_len:
+ * every member decodes entries up to it, and a write whose key or value is
+ * larger is refused on the command before anything is applied
+ * (cmd_util.c), so no member ever refuses one and tears its link down. */
+#define FRAME_VALUE_MAX (64u << 20)
 
 enum frame_type {
     FRAME_HELLO = 1,

@@ -23,7 +23,9 @@ checked:
                that was neither hung nor restarted in between).
   foreign      a GET returned a value nobody wrote, or a fill (SET, SETL:
                local to one node) that another node wrote, or one written
-               before that node's last restart.
+               before that node's last restart. A write whose reply never
+               came (its node died, its connection broke) may have taken
+               effect: a value it wrote is not foreign, and not checked.
 
 Runs about 30 s; COHORT_HISTORY_SECONDS sets the length, COHORT_HISTORY_SEED
 the random seed (printed; default a fixed seed, so the suite replays the same
@@ -258,6 +260,8 @@ def check(hist):
     writes = {}
     flushes = []
     for o in ops:
+        if o.kind in ("set", "seed") and o.value is not None and not o.ok:
+            writes[o.value] = o  # failed on the client's side: it may still have been applied
         if not o.ok:
             continue
         if o.kind in ("set", "seed") or (o.kind == "setl" and o.result == b"OK"):
@@ -285,6 +289,8 @@ def check(hist):
         if w is None or w.key != g.key or (w.kind in FILLS and w.node != g.node):
             violations.append(("foreign", g, w))
             continue
+        if not w.ok:
+            continue  # when (and whether) it took effect is unknown: nothing to check against
         if w.kind in FILLS:
             restarted = [k for k, r in hist.restarts.get(g.node, []) if w.end < k and r <= g.start]
             if restarted:
@@ -353,7 +359,10 @@ def test_checker_finds_violations():
         _op("set", "n1", "h3", 0.0, 0.1, value="h3:9"),
         _op("flushall", "n2", "h5", 0.2, 0.3, result=b"OK"),
         _op("get", "n1", "h3", 0.5, 0.51, result=b"h3:9"),  # stale: FLUSHALL
+        _op("set", "n3", "h4", 0.0, 0.1, value="h4:10"),    # no reply: may have been applied
+        _op("get", "n3", "h4", 0.5, 0.51, result=b"h4:10"),
     ]
+    h.ops[-2].ok = False
     h.faults = [("n2", "kill", 1.0, 2.0), ("n3", "stop", 0.5, 0.9)]
     h.restarts = {"n2": [(1.0, 2.0)]}
     violations, excluded, checks = check(h)
@@ -437,7 +446,10 @@ def _report(hist, seed):
         for v in violations[:20]:
             lines.append("%s:" % v[0])
             for o in v[1:]:
-                lines.append("    %r (t=%.3f..%.3f)" % (o, o.start - t0, o.end - t0))
+                if o is None:
+                    lines.append("    (no write of that value)")
+                else:
+                    lines.append("    %r (t=%.3f..%.3f)" % (o, o.start - t0, o.end - t0))
             key = v[1].key
             near = [o for o in sorted(ops, key=lambda o: o.start) if o.key == key and
                     v[1].start - 4 < o.start < v[1].end + 1]

@@ -328,3 +328,114 @@ def test_five_nodes_counters_locks_and_a_restart(cluster_factory):
     for n in cl:
         _assert_sessions(n, sessions)
         assert rp(n).get("counter5") == b"200"
+
+
+def _mixed_worker(node, wid, stop, res):
+    """One client of node: INCR, SET NX of a lock per step, HINCRBY and HSET
+    of a hash, until stop(). Records what replied, and how many commands got
+    no reply (their node was killed, or the reply timed out): those may or
+    may not have taken effect. TRYAGAIN (the node did not serve) is not a
+    write: the step is tried again."""
+    r = rp(node)
+    i = 0
+    while not stop():
+        token = "%s:%d:%d" % (node.name, wid, i)
+        steps = [("incr", lambda: r.incr("c5")),
+                 ("lock", lambda: r.set("lk5:%d" % i, token, nx=True, px=600000)),
+                 ("hincr", lambda: r.hincrby("h5", "n", 1)),
+                 ("hset", lambda: r.hset("h5", "f:" + token, token))]
+        for what, call in steps:
+            while True:
+                try:
+                    v = call()
+                except redis.exceptions.ResponseError as e:
+                    if str(e).startswith("TRYAGAIN") and not stop():
+                        time.sleep(0.01)
+                        continue
+                    raise
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    res["unknown"][what] += 1
+                    return
+                break
+            res[what].append((i, token, v))
+        i += 1
+
+
+def test_five_nodes_concurrent_counters_locks_and_hashes_with_a_kill9(cluster_factory):
+    """Five nodes, two clients each, INCR / SET NX / HINCRBY / HSET at once for
+    a few seconds; n5 is killed with SIGKILL a third of the way in. Every
+    INCR and HINCRBY reply is distinct and the totals count every replied one
+    (and at most the few left without a reply); each lock has at most one
+    winner, held everywhere; every replied HSET field is on every node; n5,
+    restarted, catches up with all of it."""
+    import collections
+    import threading
+    cl = cluster_factory(5, writes="replicate")
+    done = threading.Event()
+    results = []
+    threads = []
+    for n in cl:
+        for wid in range(2):
+            res = {"incr": [], "lock": [], "hincr": [], "hset": [],
+                   "unknown": collections.Counter()}
+            results.append(res)
+            threads.append(threading.Thread(target=_mixed_worker,
+                                            args=(n, wid, done.is_set, res), daemon=True))
+    errors = []
+
+    def run(t):
+        try:
+            t._target(*t._args)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+    runners = [threading.Thread(target=run, args=(t,)) for t in threads]
+    for t in runners:
+        t.start()
+    time.sleep(scaled(2.0))
+    cl[4].kill9()
+    time.sleep(scaled(4.0))
+    done.set()
+    for t in runners:
+        t.join(timeout=scaled(60))
+    assert not any(t.is_alive() for t in runners), "a client never got its reply"
+    assert not errors, errors
+    live = cl.nodes[:4]
+    for n in live:
+        assert helpers.wait_for(n.serving, scaled(10)), n.log_tail()
+
+    def totals(what):
+        replies = [v for res in results for (_, _, v) in res[what]]
+        unknown = sum(res["unknown"][what] for res in results)
+        return replies, unknown
+
+    for what, key, read in (("incr", "c5", lambda r: int(r.get("c5") or 0)),
+                            ("hincr", "h5", lambda r: int(r.hget("h5", "n") or 0))):
+        replies, unknown = totals(what)
+        assert len(replies) > 50, (what, len(replies))
+        assert len(set(replies)) == len(replies), "%s: a value replied twice" % what
+        finals = {n.name: read(rp(n)) for n in live}
+        assert len(set(finals.values())) == 1, (what, finals)
+        final = finals["n1"]
+        assert len(replies) <= final <= len(replies) + unknown, (what, final, len(replies), unknown)
+        assert max(replies) <= final
+    winners = collections.defaultdict(list)
+    for res in results:
+        for (i, token, v) in res["lock"]:
+            if v:
+                winners[i].append(token)
+    assert winners and all(len(w) == 1 for w in winners.values()), \
+        [w for w in winners.values() if len(w) > 1][:3]
+    fields = {token for res in results for (_, token, v) in res["hset"]}
+    for n in live:
+        r = rp(n)
+        for i, (token,) in winners.items():
+            assert r.get("lk5:%d" % i) == token.encode(), (n.name, i)
+        held = {k.decode()[2:] for k in r.hkeys("h5") if k != b"n"}
+        assert fields <= held, (n.name, sorted(fields - held)[:3])
+    cl[4].start()
+    cl.wait_converged(timeout=30)
+    assert helpers.wait_for(cl[4].serving, scaled(10))
+    r5, r1 = rp(cl[4]), rp(cl[0])
+    assert r5.get("c5") == r1.get("c5")
+    assert r5.hgetall("h5") == r1.hgetall("h5")
+    assert r5.mget(["lk5:%d" % i for i in winners]) == r1.mget(["lk5:%d" % i for i in winners])

@@ -14,19 +14,37 @@
  *      when it replies (a SEED still in flight, or concurrent with the
  *      flush, may be ordered either way). SEED counts as a flush of the
  *      values completed before it was issued.
+ * With --writes, also (the write protocol's own code: node/writes.c,
+ * node/inflight.c, cluster/coherence.c): clients (3 per node, one command
+ * at a time) send INCR of the replicated key w:ctr and SET w:lock:R NX
+ * (R: a round of 400 ms) through random nodes, run as the command layer
+ * runs them (TRYAGAIN when not serving, a wait while the key has a write in
+ * flight, a proposal, a wait for its commit or a run again after a
+ * refusal); the keys under w: replicate (catch-up snapshots included); and
+ * FLUSHALL is not drawn (it would reset the counter). Checked every step:
+ *   W1 no lost increment: no two INCR replies give the same value;
+ *   W2 at most one SET NX wins each round;
+ *   W3 no stale read: a serving node whose key has no write in flight (a
+ *      read would not wait) holds the highest replied INCR value, and the
+ *      winning token of every round that has one.
  * Checked at the end of a run:
  *   I3 views converge: every node sees every other alive, and serves.
+ *   W4 (--writes) nothing of w: in flight, every node holds the same counter
+ *      and locks, and the counter is at least the INCRs replied and at most
+ *      those plus the ones whose client got no reply (its node died).
  * A violation prints the seed, the time, what was wrong and the recent
  * history of the key, and the run exits 1. The same seed reproduces it.
  *
  * Usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] [--faults LIST]
- *            [--dead-after DURATION] [--store] [--verbose]
+ *            [--dead-after DURATION] [--store] [--writes] [--verbose]
  *   --faults names the fault kinds to draw from: crash,pause,stop,cut,oneway,
  *   reset,delay,store (default: all of them; store needs --store).
  *   --dead-after sets [cluster] dead_after (default 3s). Without a shared
  *   store, "unreachable for dead_after" is a guess: a member stopped or cut
  *   off for longer is declared dead while it lives, and I1 breaks; a long
  *   value keeps runs clear of that known weakness.
+ *   --writes adds the read-modify-writes above (runs without it draw
+ *   exactly the same events as before).
  *   --store gives every node the fake shared store (sim_store.c) as the
  *   arbiter of membership, as a cohortd with [store] url: a member is dead
  *   only when its row expired, it left or its session lock is free, and a
@@ -48,6 +66,7 @@
 #include "mem.h"
 #include "sim.h"
 #include "versioned.h"
+#include "writes.h"
 
 /* ---- the world ---------------------------------------------------------------- */
 
@@ -57,6 +76,9 @@ static const char *const prefixes[] = {"a:", "b:", "c:", "a:1"};
 #define NPREFIXES (sizeof(prefixes) / sizeof(prefixes[0]))
 #define MAX_VALUES 200000
 #define MAX_PENDING 4096
+/* node.c's record of flushes since the cache was last empty */
+#define RECENT_SLOTS (1 << 12)
+#define RECENT_PREFIXES 64
 
 /* A node: the real cache, floor record and clock of a cohortd, with the
  * cluster code, as node/node.c and cmd/cmd_util.c wire them. */
@@ -67,6 +89,13 @@ typedef struct node {
     cache_t *cache;
     flushmark_t *floor;
     hlc_t hlc;
+    /* the write protocol's state (node/writes.h), as node_t's */
+    flushmark_t *recent;
+    inflight_t *inflight;
+    uint64_t committed_self;
+    uint64_t aborts[64]; /* own proposals refused since the last recheck */
+    size_t naborts;
+    int waits_dirty;
 } node_t;
 
 typedef struct pending {
@@ -114,6 +143,7 @@ static struct {
     int flushlog;          /* --flushlog */
     int no_bypass;         /* --no-bypass */
     int64_t started_at;    /* W.now at the run's start */
+    int writes;            /* --writes */
     int seconds;
     uint64_t stats_ops, stats_replies, stats_faults;
 } W;
@@ -252,9 +282,10 @@ static void fail(const char *fmt, ...)
         }
     }
     fprintf(stderr, "\nsim: reproduce with: sim --first %" PRIu64 " --seeds 1 --nodes %d"
-            " --seconds %d --dead-after %s --faults %s%s%s%s --verbose\n", W.seed, W.nnodes,
+            " --seconds %d --dead-after %s --faults %s%s%s%s%s --verbose\n", W.seed, W.nnodes,
             W.seconds, W.dead_after, W.faults_text, W.store ? " --store" : "",
-            W.flushlog ? " --flushlog" : "", W.no_bypass ? " --no-bypass" : "");
+            W.flushlog ? " --flushlog" : "", W.no_bypass ? " --no-bypass" : "",
+            W.writes ? " --writes" : "");
     exit(1);
 }
 
@@ -288,21 +319,87 @@ static void log_as(int i)
 
 /* ---- each node's cache (the cluster's host) ------------------------------------- */
 
+/* The write protocol's view of node n (node/writes.h), as node.c makes it. */
+static writes_t writes_of(node_t *n)
+{
+    return (writes_t){n->cache, n->floor, n->recent, n->inflight, &n->hlc,
+                      n->cl,    W.now,    W.now,     &n->waits_dirty};
+}
+
+/* As node.c's host_apply: the write protocol's code decides. */
 static int host_apply(void *ud, int kind, const char *k, size_t klen, const char *val,
                       size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
                       uint64_t seq)
 {
     node_t *n = ud;
-    (void)enc, (void)origin, (void)seq;
-    hlc_observe(&n->hlc, version);
-    versioned_apply(n->cache, n->floor, kind, k, klen, val, vlen, expire_at, version, W.now);
-    return 1;
+    writes_t w = writes_of(n);
+    int rc = writes_apply(&w, kind, k, klen, val, vlen, expire_at, enc, version, origin, seq);
+    if (klen > 2 && k[0] == 'w' && k[1] == ':')
+        trace("n%d applies %s %.*s = %.*s @%" PRIu64 " from m%d flush %" PRIu64 ": %s",
+              (int)(n - W.nodes), kind == FLUSH_PROPOSE ? "PROPOSE" : "kind", (int)klen, k,
+              (int)vlen, val, version, origin, seq, rc ? "taken" : "refused");
+    return rc;
 }
 
 static size_t host_drop_all(void *ud)
 {
     node_t *n = ud;
+    flushmark_free(n->recent); /* as node.c: only what comes after matters */
+    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
     return cache_flush_all(n->cache);
+}
+
+static void host_committed(void *ud, int origin, uint64_t upto)
+{
+    node_t *n = ud;
+    if (origin == CLUSTER_SELF)
+        n->committed_self = upto;
+    writes_t w = writes_of(n);
+    writes_committed(&w, origin, upto);
+}
+
+static void host_aborted(void *ud, int origin, uint64_t seq)
+{
+    node_t *n = ud;
+    writes_t w = writes_of(n);
+    writes_aborted(&w, origin, seq);
+    if (origin == CLUSTER_SELF) {
+        if (n->naborts == sizeof(n->aborts) / sizeof(n->aborts[0]))
+            fail("n%d: more refused proposals in one turn than the simulator keeps",
+                 (int)(n - W.nodes));
+        n->aborts[n->naborts++] = seq;
+    }
+}
+
+static void host_origin_gone(void *ud, int origin)
+{
+    node_t *n = ud;
+    writes_t w = writes_of(n);
+    writes_origin_gone(&w, origin);
+}
+
+/* The replicated keyspace of --writes: keys under "w:" (the others are
+ * local fills and flushes, as without --writes). */
+static int replicated(void *kud, const char *key, size_t klen)
+{
+    (void)kud;
+    return klen >= 2 && key[0] == 'w' && key[1] == ':';
+}
+
+static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget, writes_emit_fn emit,
+                              void *eud)
+{
+    writes_t w = writes_of(ud);
+    return writes_snapshot(&w, cursor, budget, replicated, NULL, emit, eud);
+}
+
+static void host_apply_snapshot(void *ud, const char *k, size_t klen, const char *val,
+                                size_t vlen, int64_t expire_at, int enc, uint64_t version)
+{
+    writes_t w = writes_of(ud);
+    writes_apply_snapshot(&w, k, klen, val, vlen, expire_at, enc, version);
+    trace("n%d snapshot entry %.*s = %.*s @%" PRIu64, (int)((node_t *)ud - W.nodes), (int)klen, k,
+          (int)vlen, val, version);
 }
 
 static void host_observe(void *ud, uint64_t version)
@@ -378,21 +475,23 @@ static void client_op(int i)
         return;
     }
     uint64_t version = hlc_next(&n->hlc, W.now);
+    writes_t w = writes_of(n);
     if (what < 75) {
         cache_delete(n->cache, key, klen, W.now);
-        flushmark_key_at(n->floor, key, klen, version);
+        writes_flushed(&w, VOP_KEY, key, klen, version);
         add_pending(i, FLUSH_KEY, k, cluster_flush_key(n->cl, key, klen, version), 0);
         trace("n%d DEL %s", i, key);
-    } else if (what < 85) {
+    } else if (what < 85 || (what < 88 && W.writes)) {
+        /* (with --writes, no FLUSHALL: it would reset the counter) */
         int p = rnd(NPREFIXES);
         const char *pre = prefixes[p];
         cache_flush_prefix(n->cache, pre, strlen(pre), W.now);
-        flushmark_prefix_at(n->floor, pre, strlen(pre), version);
+        writes_flushed(&w, VOP_PREFIX, pre, strlen(pre), version);
         add_pending(i, FLUSH_PREFIX, p, cluster_flush_prefix(n->cl, pre, strlen(pre), version), 0);
         trace("n%d FLUSHPREFIX %s", i, pre);
     } else if (what < 88) {
         cache_flush_all(n->cache);
-        flushmark_all_at(n->floor, version);
+        writes_flushed(&w, VOP_ALL, "", 0, version);
         add_pending(i, FLUSH_ALL, 0, cluster_flush_all(n->cl, version), 0);
         trace("n%d FLUSHALL", i);
     } else {
@@ -400,9 +499,7 @@ static void client_op(int i)
         char buf[32];
         int len = snprintf(buf, sizeof(buf), "%" PRId64, v);
         cache_entry_t *e = cache_set(n->cache, key, klen, buf, (size_t)len, 0);
-        cache_entry_set_version(n->cache, e, version);
-        add_pending(i, FLUSH_SEED, k,
-                    cluster_seed(n->cl, key, klen, buf, (size_t)len, 0, 0, version), v);
+        add_pending(i, FLUSH_SEED, k, writes_seed(&w, e, key, klen, version), v);
         trace("n%d SEED %s = %" PRId64, i, key, v);
     }
 }
@@ -446,6 +543,312 @@ static void check_replies(int only_node)
             W.pending[j++] = *p;
     }
     W.npending = j;
+}
+
+/* ---- read-modify-writes (--writes) -------------------------------------------
+ * INCR of one shared counter and SET NX of a lock per round, through random
+ * nodes, run as cmd/cmd_counters.c and cmd/cmd_strings.c run them on a
+ * replicated key, with cmd/cmd_wait.c's waits: a node that does not serve
+ * replies TRYAGAIN (commands.c); a key with a write in flight suspends the
+ * command until it leaves; otherwise it reads, computes, stores and
+ * proposes (writes_propose) and waits for the commit (its reply goes) or a
+ * refusal (it runs again from the start). */
+
+#define CTR "w:ctr"
+#define MAX_OPS 4096
+#define MAX_ROUNDS 128
+#define MAX_COUNT 100000
+#define ROUND_MS 400
+#define RUN_START 1000000 /* W.now at the start of a run */
+
+static void node_turn(int i);
+
+enum { OP_INCR, OP_SETNX };
+enum { OPW_KEYS, OPW_WRITES };
+
+#define CLIENTS 3 /* per node, each waiting for its reply before its next command */
+
+typedef struct wop {
+    int node;
+    int client;
+    uint64_t incarnation;
+    int kind;
+    int round;      /* SET NX: the lock key's round */
+    int64_t token;  /* SET NX: the value it sets */
+    int wait;       /* OPW_KEYS or OPW_WRITES */
+    uint64_t seq;   /* OPW_WRITES: the proposal's flush number */
+    long long value; /* INCR: the value it proposed */
+} wop_t;
+
+static struct {
+    wop_t ops[MAX_OPS];
+    size_t nops;
+    uint64_t ok;            /* INCRs that replied a value */
+    uint64_t unknown;       /* INCRs whose client got no reply (the node died) */
+    long long max_ok;       /* highest value an INCR replied */
+    unsigned char replied[MAX_COUNT + 1]; /* values INCRs replied */
+    int64_t winner[MAX_ROUNDS]; /* round -> token that won its SET NX (0: none yet) */
+    int nrounds;
+    int64_t next_token;
+    int64_t stop; /* no new operation from then on */
+    int busy[SIM_MAX_NODES][CLIENTS]; /* a command of this client is suspended */
+    /* over every run */
+    uint64_t total_incr, total_unknown, total_retries, total_tryagain, total_won, total_lost;
+    uint64_t runs_exact;
+} X;
+
+static void lock_key(int round, char *out, size_t n)
+{
+    snprintf(out, n, "w:lock:%d", round);
+}
+
+/* The counter's value at node n (0: no entry); -1 when n holds something
+ * else. */
+static long long held_number(node_t *n, const char *key)
+{
+    cache_entry_t *e = cache_lookup(n->cache, key, strlen(key), W.now, CACHE_NOTOUCH);
+    if (!e)
+        return 0;
+    size_t len;
+    const char *v = cache_entry_value(e, &len);
+    char buf[32];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    return strtoll(buf, NULL, 10);
+}
+
+static void wop_reply_incr(wop_t *o)
+{
+    X.ok++;
+    X.total_incr++;
+    if (o->value < 1 || o->value > MAX_COUNT)
+        fail("W1: an INCR through n%d replied %lld", o->node, o->value);
+    if (X.replied[o->value])
+        fail("W1 lost increment: two INCRs replied %lld (the second through n%d)", o->value,
+             o->node);
+    X.replied[o->value] = 1;
+    if (o->value > X.max_ok)
+        X.max_ok = o->value;
+    trace("n%d INCR replied %lld", o->node, o->value);
+}
+
+static void wop_reply_setnx(wop_t *o)
+{
+    if (X.winner[o->round])
+        fail("W2 two lock holders: SET w:lock:%d NX won through n%d (token %" PRId64
+             ") after token %" PRId64 " had won", o->round, o->node, o->token,
+             X.winner[o->round]);
+    X.winner[o->round] = o->token;
+    X.total_won++;
+    trace("n%d SET w:lock:%d NX won (token %" PRId64 ")", o->node, o->round, o->token);
+}
+
+/* Operation k is done (replied, or its process died). */
+static void wop_remove(size_t k)
+{
+    X.busy[X.ops[k].node][X.ops[k].client] = 0;
+    X.ops[k] = X.ops[--X.nops];
+}
+
+/* Runs (or runs again) operation o on its node: 1 when it replied, 0 when
+ * it is suspended. */
+static int wop_run(wop_t *o)
+{
+    node_t *n = &W.nodes[o->node];
+    if (!cluster_serving(n->cl)) {
+        X.total_tryagain++;
+        trace("n%d %s: TRYAGAIN", o->node, o->kind == OP_INCR ? "INCR" : "SET NX");
+        return 1;
+    }
+    char key[32];
+    if (o->kind == OP_INCR)
+        snprintf(key, sizeof(key), "%s", CTR);
+    else
+        lock_key(o->round, key, sizeof(key));
+    size_t klen = strlen(key);
+    if (inflight_version(n->inflight, key, klen)) {
+        o->wait = OPW_KEYS;
+        return 0;
+    }
+    writes_t w = writes_of(n);
+    char buf[32];
+    int len;
+    if (o->kind == OP_INCR) {
+        long long v = held_number(n, key);
+        if (v < 0)
+            fail("n%d holds a counter that is not a number", o->node);
+        o->value = v + 1;
+        len = snprintf(buf, sizeof(buf), "%lld", o->value);
+    } else {
+        if (cache_lookup(n->cache, key, klen, W.now, CACHE_NOTOUCH)) {
+            X.total_lost++;
+            trace("n%d SET %s NX: taken", o->node, key);
+            return 1;
+        }
+        len = snprintf(buf, sizeof(buf), "%" PRId64, o->token);
+    }
+    writes_prior_t prior; /* as cmd_write_typed */
+    writes_prior_take(&w, key, klen, &prior);
+    cache_entry_t *e = cache_set(n->cache, key, klen, buf, (size_t)len, 0);
+    o->seq = writes_propose(&w, e, key, klen, &prior);
+    writes_prior_free(&prior);
+    trace("n%d %s %s proposes %s (flush %" PRIu64 ")", o->node,
+          o->kind == OP_INCR ? "INCR" : "SET NX", key, buf, o->seq);
+    if (o->seq == 0) { /* alone: nothing to wait for */
+        if (o->kind == OP_INCR)
+            wop_reply_incr(o);
+        else
+            wop_reply_setnx(o);
+        return 1;
+    }
+    o->wait = OPW_WRITES;
+    return 0;
+}
+
+static void on_wclient(void *arg, int64_t id)
+{
+    (void)arg, (void)id;
+    if (W.now >= X.stop)
+        return;
+    int i = rnd(W.nnodes);
+    node_t *n = &W.nodes[i];
+    log_as(i);
+    int c = rnd(CLIENTS);
+    if (n->cl && !n->paused && X.nops < MAX_OPS && !X.busy[i][c]) {
+        wop_t *o = &X.ops[X.nops];
+        int r = (int)((W.now - RUN_START) / ROUND_MS);
+        int kind = rnd(10) < 7 || r >= MAX_ROUNDS ? OP_INCR : OP_SETNX;
+        if (kind == OP_SETNX && r >= X.nrounds)
+            X.nrounds = r + 1;
+        *o = (wop_t){i, c, n->cl->incarnation, kind, r, ++X.next_token, OPW_KEYS, 0, 0};
+        W.stats_ops++;
+        if (!wop_run(o)) {
+            X.nops++;
+            X.busy[i][c] = 1;
+        }
+        node_turn(i);
+    }
+    sim_at(W.now + 2 + rnd(10), on_wclient, NULL, 0);
+}
+
+/* cmd_wait_recheck for node i: suspended operations whose key's write left
+ * run again; those whose proposal was decided reply or run again. */
+static void wop_recheck(int i)
+{
+    node_t *n = &W.nodes[i];
+    if (!n->waits_dirty && !n->naborts)
+        return;
+    int dirty = n->waits_dirty;
+    uint64_t aborts[64];
+    size_t naborts = n->naborts;
+    memcpy(aborts, n->aborts, naborts * sizeof(uint64_t));
+    n->waits_dirty = 0;
+    n->naborts = 0;
+    for (size_t k = 0; k < X.nops; k++) {
+        wop_t *o = &X.ops[k];
+        if (o->node != i || o->incarnation != n->cl->incarnation)
+            continue;
+        int again = o->wait == OPW_KEYS && dirty;
+        if (o->wait == OPW_WRITES) {
+            int d = writes_decide(&o->seq, 1, n->committed_self, aborts, naborts);
+            if (d > 0) {
+                if (o->kind == OP_INCR)
+                    wop_reply_incr(o);
+                else
+                    wop_reply_setnx(o);
+                wop_remove(k--);
+                continue;
+            }
+            if (d < 0) {
+                X.total_retries++;
+                trace("n%d proposal %" PRIu64 " refused: runs again", i, o->seq);
+                again = 1;
+            }
+        }
+        if (again && wop_run(o))
+            wop_remove(k--);
+    }
+}
+
+/* Operations of a process that died: their clients got no reply. */
+static void wop_forget_gone(void)
+{
+    for (size_t k = 0; k < X.nops; k++) {
+        wop_t *o = &X.ops[k];
+        node_t *n = &W.nodes[o->node];
+        if (n->cl && n->cl->incarnation == o->incarnation)
+            continue;
+        if (o->kind == OP_INCR) {
+            X.unknown++;
+            X.total_unknown++;
+        }
+        wop_remove(k--);
+    }
+}
+
+/* Every step: a serving node whose key has no write in flight (a read
+ * would not wait) holds nothing older than a replied write. */
+static void wop_check(void)
+{
+    for (int i = 0; i < W.nnodes; i++) {
+        node_t *n = &W.nodes[i];
+        if (!n->cl || n->paused || !cluster_serving(n->cl))
+            continue;
+        if (X.max_ok && !inflight_version(n->inflight, CTR, strlen(CTR))) {
+            long long v = held_number(n, CTR);
+            if (v < X.max_ok)
+                fail("W3 stale read: n%d serves %s = %lld after an INCR replied %lld", i, CTR,
+                     v, X.max_ok);
+        }
+        for (int r = 0; r < X.nrounds; r++) {
+            char key[32];
+            if (!X.winner[r])
+                continue;
+            lock_key(r, key, sizeof(key));
+            if (inflight_version(n->inflight, key, strlen(key)))
+                continue;
+            long long v = held_number(n, key);
+            if (v != X.winner[r])
+                fail("W3 stale read: n%d serves %s = %lld after token %" PRId64 " won it", i,
+                     key, v, X.winner[r]);
+        }
+    }
+}
+
+/* The end of a run (every fault healed, no operation for a while): every
+ * node holds the same counter and locks, nothing in flight, and the counter
+ * counts every replied INCR, and no more than those whose client got no
+ * reply besides. */
+static void wop_final(void)
+{
+    long long final = held_number(&W.nodes[0], CTR);
+    for (int i = 0; i < W.nnodes; i++) {
+        node_t *n = &W.nodes[i];
+        if (inflight_version(n->inflight, CTR, strlen(CTR)))
+            fail("W4: n%d still has a write of %s in flight at the end", i, CTR);
+        long long v = held_number(n, CTR);
+        if (v != final)
+            fail("W4 no convergence: n%d holds %s = %lld, n0 %lld", i, CTR, v, final);
+        for (int r = 0; r < X.nrounds; r++) {
+            char key[32];
+            lock_key(r, key, sizeof(key));
+            if (inflight_version(n->inflight, key, strlen(key)))
+                fail("W4: n%d still has a write of %s in flight at the end", i, key);
+            long long l = held_number(n, key), l0 = held_number(&W.nodes[0], key);
+            if (l != l0 || (X.winner[r] && l != X.winner[r]))
+                fail("W4 no convergence: n%d holds %s = %lld, n0 %lld, winner %" PRId64, i, key,
+                     l, l0, X.winner[r]);
+        }
+    }
+    uint64_t unknown = X.unknown + X.nops; /* still waiting: no reply either */
+    if (final < X.max_ok || (uint64_t)final < X.ok || (uint64_t)final > X.ok + unknown)
+        fail("W1 lost increment: the counter ends at %lld with %" PRIu64
+             " INCRs replied (highest %lld) and %" PRIu64 " without a reply", final, X.ok,
+             X.max_ok, unknown);
+    if ((uint64_t)final == X.ok)
+        X.runs_exact++;
 }
 
 /* ---- the invariants ------------------------------------------------------------ */
@@ -536,6 +939,13 @@ static void node_start(int i)
     cluster_host_t host = {n,           host_apply,  host_drop_all, host_skipped_upto,
                            host_progress, host_observe, hlc_at(W.now), NULL, NULL,
                            NULL /* pub/sub: not simulated */, NULL, NULL, NULL};
+    if (W.writes) { /* the write protocol's commits, refusals, replays and catch-up */
+        host.snapshot = host_snapshot;
+        host.apply_snapshot = host_apply_snapshot;
+        host.committed = host_committed;
+        host.aborted = host_aborted;
+        host.origin_gone = host_origin_gone;
+    }
     n->cl = cluster_create(NULL, &n->cfg, &host, ++W.incarnations, sim_rand(), err, sizeof(err));
     if (!n->cl)
         fail("cluster_create: %s", err);
@@ -544,6 +954,11 @@ static void node_start(int i)
     n->cache = cache_new(sim_rand(), 0);
     n->floor = flushmark_new(1024, 64, 0);
     flushmark_all_at(n->floor, hlc_at(W.now)); /* as node_init */
+    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
+    n->inflight = inflight_new();
+    n->committed_self = 0;
+    n->naborts = 0;
+    n->waits_dirty = 0;
     n->hlc = (hlc_t){0, cluster_version_tag(n->cl)};
     trace("n%d starts (incarnation %" PRIu64 ")", i, n->cl->incarnation);
     sim_store_started(i);
@@ -554,8 +969,12 @@ static void node_drop(node_t *n)
 {
     cache_free(n->cache);
     flushmark_free(n->floor);
+    flushmark_free(n->recent);
+    inflight_free(n->inflight);
     n->cache = NULL;
     n->floor = NULL;
+    n->recent = NULL;
+    n->inflight = NULL;
 }
 
 static void node_crash(int i)
@@ -590,6 +1009,10 @@ static void node_turn(int i)
     sim_peer_deliver(i);
     if (n->cl)
         cluster_end_of_turn(n->cl);
+    if (n->cl && W.writes) { /* as main.c's end-of-turn hooks */
+        wop_recheck(i);
+        cluster_end_of_turn(n->cl);
+    }
     if (n->cl)
         sim_store_turn(i);
 }
@@ -602,6 +1025,10 @@ static void on_tick(void *arg, int64_t id)
     node_t *n = &W.nodes[i];
     if (n->cl && !n->paused) {
         cluster_tick(n->cl);
+        if (W.writes) { /* main.c's cron: no wait outlives what a write may take */
+            writes_t w = writes_of(n);
+            writes_sweep(&w, W.now - (n->cl->cfg->flush_timeout_ms + 2 * n->cl->cfg->lease_ms));
+        }
         node_turn(i);
     }
     sim_at(W.now + 10, on_tick, NULL, id);
@@ -728,6 +1155,10 @@ static void run_events_until(int64_t end)
             node_turn((int)e.id);
         check_replies(-1);
         check_invariants();
+        if (W.writes) {
+            wop_forget_gone();
+            wop_check();
+        }
         sim_peer_collect();
     }
     W.now = end;
@@ -754,7 +1185,7 @@ static void run(uint64_t seed, int nodes, int seconds)
     memset(&W.nodes, 0, sizeof(W.nodes));
     W.seed = seed;
     W.rng = seed * 0x9E3779B97F4A7C15ull + 1;
-    W.now = 1000000;
+    W.now = RUN_START;
     W.started_at = W.now;
     W.nnodes = nodes;
     memset(W.cut, 0, sizeof(W.cut));
@@ -774,6 +1205,17 @@ static void run(uint64_t seed, int nodes, int seconds)
     }
     sim_at(W.now + 1000, on_client, NULL, 0);
     sim_at(W.now + 1500, on_fault, NULL, 0);
+    if (W.writes) {
+        uint64_t keep[] = {X.total_incr, X.total_unknown, X.total_retries, X.total_tryagain,
+                           X.total_won, X.total_lost, X.runs_exact};
+        memset(&X, 0, sizeof(X));
+        X.total_incr = keep[0], X.total_unknown = keep[1], X.total_retries = keep[2];
+        X.total_tryagain = keep[3], X.total_won = keep[4], X.total_lost = keep[5];
+        X.runs_exact = keep[6];
+        /* operations stop 4 s before the end: the last of them settle */
+        X.stop = W.now + (int64_t)seconds * 1000 + 4000;
+        sim_at(W.now + 1000, on_wclient, NULL, 0);
+    }
     run_events_until(W.now + (int64_t)seconds * 1000);
     /* Heal everything and let it settle. */
     W.quiet = 1;
@@ -794,6 +1236,10 @@ static void run(uint64_t seed, int nodes, int seconds)
     W.latency_max = 3;
     run_events_until(W.now + 8000);
     converge_check();
+    if (W.writes) {
+        wop_forget_gone();
+        wop_final();
+    }
     for (int i = 0; i < nodes; i++) {
         if (W.nodes[i].cl) {
             sim_peer_crash(i);
@@ -837,6 +1283,7 @@ int main(int argc, char **argv)
         {"faults", required_argument, NULL, 'F'},  {"verbose", no_argument, NULL, 'v'},
         {"dead-after", required_argument, NULL, 'd'}, {"store", no_argument, NULL, 'S'},
         {"flushlog", no_argument, NULL, 'L'},      {"no-bypass", no_argument, NULL, 'B'},
+        {"writes", no_argument, NULL, 'W'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -854,11 +1301,12 @@ int main(int argc, char **argv)
         case 'S': W.store = 1; break;
         case 'L': W.flushlog = 1; break;
         case 'B': W.no_bypass = 1; break;
+        case 'W': W.writes = 1; break;
         default:
             fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
                             "[--faults crash,pause,stop,cut,oneway,reset,delay,store] "
                             "[--dead-after DURATION] [--store [--flushlog [--no-bypass]]] "
-                            "[--verbose]\n");
+                            "[--writes] [--verbose]\n");
             return 2;
         }
     }
@@ -890,5 +1338,11 @@ int main(int argc, char **argv)
             printf("sim: flush log: %" PRIu64 " appends, %" PRIu64 " reads\n", ok, failed);
         }
     }
+    if (W.writes)
+        printf("sim: writes: %" PRIu64 " INCRs replied (%" PRIu64 " without a reply), %" PRIu64
+               " SET NX won, %" PRIu64 " lost, %" PRIu64 " proposals refused and run again, %" PRIu64
+               " TRYAGAIN; the counter ended equal to the INCRs replied in %" PRIu64 " runs\n",
+               X.total_incr, X.total_unknown, X.total_won, X.total_lost, X.total_retries,
+               X.total_tryagain, X.runs_exact);
     return 0;
 }

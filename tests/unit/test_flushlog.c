@@ -216,6 +216,30 @@ static void test_l2_cursor_counts_only_after_sync(void **state)
     assert_int_equal(cluster_reply_ready(f->cl, seq, now_ms), 0);
 }
 
+/* L9: a proposal is settled only by the link's acknowledgement: n1 may have
+ * refused it, and a refusal does not travel through the log. What follows
+ * it waits with it; once n1 acknowledges it, the log settles the rest. */
+static void test_l9_proposal_needs_the_link(void **state)
+{
+    fixture_t *f = *state;
+    linked(f);
+    uint64_t s1 = flush(f, "k1");
+    uint64_t p = cluster_propose(f->cl, "ctr", 3, "5", 1, 0, 0, (uint64_t)now_ms);
+    coherence_send_batches(f->cl);
+    uint64_t s2 = flush(f, "k2");
+    f->n2->acked = s2; /* n2 is not the point here */
+    append(f, 40);
+    assert_int_equal(cluster_flushlog_cursor(f->cl, "n1", 40), 1);
+    assert_int_equal(cluster_reply_ready(f->cl, s1, now_ms), 1); /* a flush: the cursor */
+    assert_int_equal(cluster_reply_ready(f->cl, p, now_ms), 0);  /* the proposal: no */
+    assert_int_equal(cluster_reply_ready(f->cl, s2, now_ms), 0); /* waits behind it */
+    now_ms += 10 * (T_MS + MARGIN_MS); /* nor does time settle it */
+    assert_int_equal(cluster_reply_ready(f->cl, p, now_ms), 0);
+    f->n1->acked = p; /* acknowledged on the link: not refused */
+    assert_int_equal(cluster_reply_ready(f->cl, p, now_ms), 1);
+    assert_int_equal(cluster_reply_ready(f->cl, s2, now_ms), 1);
+}
+
 /* A FLUSH payload of n1's: incarnation, first, count KEY entries. */
 static void payload(buf_t *b, uint64_t inc, uint64_t first, uint32_t count)
 {
@@ -319,6 +343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_l2_cursor_counts_only_after_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_l8_commit_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_l9_proposal_needs_the_link, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,314 @@
+/* writes: the node's side of the write protocol; see writes.h. */
+#include "writes.h"
+
+#include <stdlib.h>
+
+#include "frame.h"
+#include "mem.h"
+#include "versioned.h"
+
+static void dirty(const writes_t *w)
+{
+    if (w->waits_dirty)
+        *w->waits_dirty = 1;
+}
+
+uint64_t writes_key_version(const writes_t *w, const char *key, size_t klen)
+{
+    cache_entry_t *e = cache_lookup(w->cache, key, klen, w->now_ms, CACHE_NOTOUCH);
+    uint64_t v = e ? cache_entry_version(e) : 0;
+    /* Both floors: members judge a proposal by their floor since the cache
+     * was last empty (apply_proposal), whose bounded record of prefix
+     * flushes forgets sooner and then answers higher: a proposal below it
+     * is refused everywhere, again at every retry. */
+    uint64_t floor = flushmark_floor(w->floor, key, klen);
+    uint64_t recent = flushmark_floor(w->recent, key, klen);
+    uint64_t fl = inflight_version(w->inflight, key, klen);
+    v = floor > v ? floor : v;
+    v = recent > v ? recent : v;
+    return fl > v ? fl : v;
+}
+
+/* Records a flush with its version in a floor record. */
+static void floor_at(flushmark_t *f, int op, const char *key, size_t klen, uint64_t version)
+{
+    if (op == VOP_PREFIX)
+        flushmark_prefix_at(f, key, klen, version);
+    else if (op == VOP_ALL)
+        flushmark_all_at(f, version);
+    else if (op == VOP_KEY || op == VOP_INVAL)
+        flushmark_key_at(f, key, klen, version);
+}
+
+void writes_flushed(const writes_t *w, int op, const char *key, size_t klen, uint64_t version)
+{
+    floor_at(w->recent, op, key, klen, version);
+    floor_at(w->floor, op, key, klen, version);
+    if (inflight_flush(w->inflight, op, key, klen, version))
+        dirty(w);
+}
+
+/* A member's PROPOSE: refused (0) when this node holds a version of the key
+ * at least as new (a write it has seen, in flight or not: cluster/WRITES.md),
+ * else applied as a SEED judged by what changed here since the cache was
+ * last empty (a fresh node's floor is newer than most values it catches up
+ * with). */
+static int apply_proposal(const writes_t *w, const char *k, size_t klen, const char *val,
+                          size_t vlen, int64_t expire_at, uint64_t version)
+{
+    cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
+    uint64_t have = e ? cache_entry_version(e) : 0;
+    uint64_t fl = inflight_version(w->inflight, k, klen);
+    if (have >= version || fl >= version)
+        return 0;
+    return (int)versioned_apply(w->cache, w->recent, VOP_SEED, k, klen, val, vlen, expire_at,
+                                version, w->now_ms);
+}
+
+int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const char *val,
+                 size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
+                 uint64_t seq)
+{
+    hlc_observe(w->hlc, version);
+    int valued = kind == VOP_SEED || kind == FLUSH_PROPOSE;
+    writes_prior_t prior = {NULL, 0, 0, 0, 0};
+    if (kind == FLUSH_PROPOSE) {
+        writes_prior_take(w, k, klen, &prior);
+        if (!apply_proposal(w, k, klen, val, vlen, expire_at, version)) {
+            writes_prior_free(&prior);
+            return 0;
+        }
+    }
+    size_t done = 1;
+    if (kind != FLUSH_PROPOSE)
+        done = versioned_apply(w->cache, w->floor, kind, k, klen, val, vlen, expire_at, version,
+                               w->now_ms);
+    floor_at(w->recent, kind, k, klen, version);
+    if (!valued) {
+        if (inflight_flush(w->inflight, kind == VOP_INVAL ? VOP_KEY : kind, k, klen, version))
+            dirty(w);
+        return 1;
+    }
+    /* Reads of the key wait until its writer commits it (or it is superseded). */
+    if (done) {
+        inflight_prior_t was = {prior.val, prior.vlen, prior.expire_at, prior.form,
+                                prior.version};
+        inflight_note(w->inflight, k, klen, version, origin, seq, w->mono_ms, &was);
+    }
+    writes_prior_free(&prior);
+    if (done && enc != 0) {
+        cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
+        if (e)
+            cache_entry_set_form(e, enc);
+    }
+    cache_evict(w->cache);
+    return 1;
+}
+
+void writes_prior_take(const writes_t *w, const char *key, size_t klen, writes_prior_t *out)
+{
+    cache_entry_t *e = cache_lookup(w->cache, key, klen, w->now_ms, CACHE_NOTOUCH);
+    *out = (writes_prior_t){NULL, 0, 0, 0, 0};
+    if (!e)
+        return;
+    const char *val = cache_entry_value(e, &out->vlen);
+    out->val = xmemdup(val, out->vlen);
+    out->expire_at = cache_entry_expire(e);
+    out->form = cache_entry_form(e);
+    out->version = cache_entry_version(e);
+}
+
+void writes_prior_free(writes_prior_t *p)
+{
+    free(p->val);
+    p->val = NULL;
+}
+
+uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, size_t klen,
+                        const writes_prior_t *prior)
+{
+    /* One step above the newest version of the key known here: refused by a
+     * member that has seen a newer one (cluster/WRITES.md). */
+    uint64_t v = hlc_after(w->hlc, writes_key_version(w, key, klen));
+    hlc_observe(w->hlc, v);
+    cache_entry_set_version(w->cache, e, v);
+    size_t vlen;
+    const char *val = cache_entry_value(e, &vlen);
+    uint64_t seq = cluster_propose(w->cluster, key, klen, val, vlen, cache_entry_expire(e),
+                                   cache_entry_form(e), v);
+    inflight_prior_t was = {prior ? prior->val : NULL, prior ? prior->vlen : 0,
+                            prior ? prior->expire_at : 0, prior ? prior->form : 0,
+                            prior ? prior->version : 0};
+    inflight_note(w->inflight, key, klen, v, CLUSTER_SELF, seq, w->mono_ms, &was);
+    return seq;
+}
+
+uint64_t writes_seed(const writes_t *w, cache_entry_t *e, const char *key, size_t klen,
+                     uint64_t version)
+{
+    cache_entry_set_version(w->cache, e, version);
+    size_t vlen;
+    const char *val = cache_entry_value(e, &vlen);
+    uint64_t seq = cluster_seed(w->cluster, key, klen, val, vlen, cache_entry_expire(e),
+                                cache_entry_form(e), version);
+    inflight_note(w->inflight, key, klen, version, CLUSTER_SELF, seq, w->mono_ms, NULL);
+    return seq;
+}
+
+void writes_committed(const writes_t *w, int origin, uint64_t upto)
+{
+    inflight_commit(w->inflight, origin, upto);
+    dirty(w); /* writers waiting for their commit, readers for the key */
+}
+
+void writes_aborted(const writes_t *w, int origin, uint64_t seq)
+{
+    inflight_abort(w->inflight, origin, seq);
+    dirty(w);
+}
+
+typedef struct orphans {
+    struct orphan {
+        char *key;
+        size_t klen;
+        uint64_t version;
+        int aborted;
+        char *prior; /* the value an aborted write replaced (NULL: none kept) */
+        size_t prior_len;
+        int64_t prior_expire;
+        int prior_form;
+        uint64_t prior_version;
+    } *v;
+    size_t n;
+} orphans_t;
+
+/* A write in flight whose maker is gone: replayed as this node's own (the
+ * value here, with its version: members holding something newer keep it),
+ * so that every member ends with it or something newer; an aborted one is a
+ * value nobody committed: the value it replaced comes back (P4), with its
+ * own version, so that the newer write that refused it still wins if it
+ * arrives. */
+static void replay_orphan(const writes_t *w, const struct orphan *o)
+{
+    cache_entry_t *e = cache_lookup(w->cache, o->key, o->klen, w->now_ms, CACHE_NOTOUCH);
+    if (!e || cache_entry_version(e) != o->version)
+        return; /* superseded here already */
+    if (!o->aborted) {
+        writes_seed(w, e, o->key, o->klen, o->version);
+        return;
+    }
+    if (!o->prior) {
+        cache_delete(w->cache, o->key, o->klen, w->now_ms);
+        return;
+    }
+    e = cache_set(w->cache, o->key, o->klen, o->prior, o->prior_len, o->prior_expire);
+    if (o->prior_form != 0)
+        cache_entry_set_form(e, o->prior_form);
+    cache_entry_set_version(w->cache, e, o->prior_version);
+}
+
+static void collect_orphan(void *ud, const char *key, size_t klen, uint64_t version, int aborted,
+                           const inflight_prior_t *prior)
+{
+    orphans_t *o = ud;
+    o->v = xrealloc(o->v, (o->n + 1) * sizeof(*o->v));
+    struct orphan *r = &o->v[o->n++];
+    *r = (struct orphan){xmemdup(key, klen), klen, version, aborted, NULL, 0, 0, 0, 0};
+    if (prior) {
+        r->prior = xmemdup(prior->val, prior->vlen);
+        r->prior_len = prior->vlen;
+        r->prior_expire = prior->expire_at;
+        r->prior_form = prior->form;
+        r->prior_version = prior->version;
+    }
+}
+
+/* Replays what was taken out of the table into o (after the taking: a
+ * replay notes a new entry). */
+static void replay_orphans(const writes_t *w, orphans_t *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        replay_orphan(w, &o->v[i]);
+        free(o->v[i].key);
+        free(o->v[i].prior);
+    }
+    free(o->v);
+    if (o->n)
+        dirty(w);
+}
+
+void writes_origin_gone(const writes_t *w, int origin)
+{
+    orphans_t o = {NULL, 0};
+    inflight_take_origin(w->inflight, origin, collect_orphan, &o);
+    replay_orphans(w, &o);
+}
+
+void writes_sweep(const writes_t *w, int64_t older_than_mono)
+{
+    orphans_t o = {NULL, 0};
+    inflight_take_older(w->inflight, older_than_mono, collect_orphan, &o);
+    replay_orphans(w, &o);
+}
+
+int writes_decide(const uint64_t *seqs, size_t nseqs, uint64_t committed_self,
+                  const uint64_t *aborts, size_t naborts)
+{
+    for (size_t i = 0; i < nseqs; i++)
+        for (size_t j = 0; j < naborts; j++)
+            if (seqs[i] == aborts[j])
+                return -1;
+    for (size_t i = 0; i < nseqs; i++)
+        if (seqs[i] > committed_self)
+            return 0;
+    return 1;
+}
+
+/* ---- catch-up ------------------------------------------------------------------ */
+
+typedef struct snap_walk {
+    const writes_t *w;
+    size_t bytes;
+    int (*keep)(void *kud, const char *key, size_t klen);
+    void *kud;
+    writes_emit_fn emit;
+    void *eud;
+} snap_walk_t;
+
+static void snap_visit(void *ud, cache_entry_t *e)
+{
+    snap_walk_t *s = ud;
+    size_t klen, vlen;
+    const char *key = cache_entry_key(e, &klen);
+    int64_t at = cache_entry_expire(e);
+    if ((at && at <= s->w->now_ms) || !s->keep(s->kud, key, klen))
+        return;
+    const char *val = cache_entry_value(e, &vlen);
+    s->emit(s->eud, key, klen, val, vlen, at, cache_entry_form(e), cache_entry_version(e));
+    s->bytes += klen + vlen + 32;
+}
+
+uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
+                         int (*keep)(void *kud, const char *key, size_t klen), void *kud,
+                         writes_emit_fn emit, void *eud)
+{
+    snap_walk_t s = {w, 0, keep, kud, emit, eud};
+    do
+        cursor = cache_scan(w->cache, cursor, 64, snap_visit, &s);
+    while (cursor && s.bytes < budget);
+    return cursor;
+}
+
+void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const char *val,
+                           size_t vlen, int64_t expire_at, int enc, uint64_t version)
+{
+    hlc_observe(w->hlc, version);
+    if (versioned_apply(w->cache, w->recent, VOP_SEED, k, klen, val, vlen, expire_at, version,
+                        w->now_ms) &&
+        enc != 0) {
+        cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
+        if (e)
+            cache_entry_set_form(e, enc);
+    }
+    cache_evict(w->cache);
+}

@@ -1,0 +1,126 @@
+/* writes: the node's side of the write protocol (cluster/WRITES.md): what a
+ * member's PROPOSE, SEED, flush, COMMIT and ABORT do to this node's cache
+ * and in-flight table, how a write made here gets its version and goes out,
+ * how a command's proposals are decided, and the catch-up snapshot.
+ *
+ * Owns: nothing; it works on the state its caller hands it (writes_t: views
+ * of the node's cache, floors, in-flight table, clock and cluster).
+ * Never: touches a client, a socket or the real clock (times come in
+ * writes_t), or decides a key's write mode (the caller does).
+ *
+ * The daemon (node.c's host interface, cmd/cmd_util.c, cmd/cmd_wait.c) and
+ * the deterministic simulator (tests/sim/sim.c, --writes) run this same
+ * code, so the simulator's faults check the protocol the daemon runs.
+ *
+ * Invariants (and the tests that check them):
+ *   P1 of proposals based on the same version at most one commits: a member
+ *      refuses a PROPOSE when it holds the key (applied or in flight) at a
+ *      version >= it (writes_apply). sim --writes: no two INCR replies give
+ *      the same value, at most one SET NX wins a round; test_keyspaces.py.
+ *   P2 a committed proposal read the newest committed value of its key
+ *      (writes_propose bases it on writes_key_version). sim --writes: no
+ *      lost increment; no read older than a replied write.
+ *   P3 a write whose maker died ends on every member or is superseded
+ *      (writes_origin_gone replays it). sim --writes (crashes), final
+ *      convergence of the counter and locks.
+ *   P4 an aborted value whose newer write never arrives (its maker died
+ *      before sending it) gives back the value it replaced, never leaves
+ *      the key empty. sim --writes (a counter that vanished and restarted
+ *      at 1 before this rule). */
+#ifndef COHORT_WRITES_H
+#define COHORT_WRITES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "cluster.h"
+#include "flushmark.h"
+#include "hlc.h"
+#include "inflight.h"
+
+typedef struct writes {
+    cache_t *cache;
+    flushmark_t *floor;  /* versions of the flushes applied (cache/versioned.h) */
+    flushmark_t *recent; /* the same since the cache was last empty */
+    inflight_t *inflight;
+    hlc_t *hlc;
+    cluster_t *cluster;
+    int64_t now_ms;   /* wall clock: expiry */
+    int64_t mono_ms;  /* monotonic clock: in-flight ages */
+    int *waits_dirty; /* set to 1 when an in-flight entry went or changed */
+} writes_t;
+
+/* The newest version this node knows of key: its entry's, a flush's of it,
+ * or a write's in flight. */
+uint64_t writes_key_version(const writes_t *w, const char *key, size_t klen);
+
+/* A member's flush, SEED, INVAL or PROPOSE (kind: flush_kind of frame.h, the
+ * same numbers as versioned_op, FLUSH_PROPOSE above them), from origin (a
+ * member's index) with its flush number seq. Returns 1, or 0 when a
+ * PROPOSE is refused (a version of the key at least as new is here). */
+int writes_apply(const writes_t *w, int kind, const char *key, size_t klen, const char *val,
+                 size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
+                 uint64_t seq);
+
+/* A flush made here with version (op: VOP_KEY, VOP_PREFIX or VOP_ALL; the
+ * cache itself was changed by the caller): older SEEDs and writes in flight
+ * of what it covers lose. */
+void writes_flushed(const writes_t *w, int op, const char *key, size_t klen, uint64_t version);
+
+/* What key held before a write here replaces it: taken (copied) before the
+ * write, handed to writes_propose, then freed. */
+typedef struct writes_prior {
+    char *val; /* NULL: key held nothing */
+    size_t vlen;
+    int64_t expire_at;
+    int form;
+    uint64_t version;
+} writes_prior_t;
+void writes_prior_take(const writes_t *w, const char *key, size_t klen, writes_prior_t *out);
+void writes_prior_free(writes_prior_t *p);
+
+/* A write of a replicated key made here (e: key's entry, already stored;
+ * prior: what it replaced, or NULL): proposed one step above the newest
+ * version known of the key. If it aborts and the newer write that refused
+ * it never arrives here, prior comes back (writes_sweep). Returns the flush
+ * number to wait for (0 when alone: nothing to wait for). */
+uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, size_t klen,
+                        const writes_prior_t *prior);
+/* The same write as a SEED with version (hlc_next: newer than anything seen
+ * here), for writes that read nothing. Returns the flush number. */
+uint64_t writes_seed(const writes_t *w, cache_entry_t *e, const char *key, size_t klen,
+                     uint64_t version);
+
+/* origin's writes up to flush number upto committed (CLUSTER_SELF: ours). */
+void writes_committed(const writes_t *w, int origin, uint64_t upto);
+/* origin's write seq was refused somewhere: it will not commit. */
+void writes_aborted(const writes_t *w, int origin, uint64_t seq);
+/* origin's incarnation is gone: its writes in flight here are replayed as
+ * this node's SEEDs (the value here, same version); its aborted ones give
+ * back the value they replaced (none when none was kept). */
+void writes_origin_gone(const writes_t *w, int origin);
+/* The same for every aborted write in flight noted before older_than_mono
+ * (writes of a live maker are decided by it: WRITES.md rule 11). */
+void writes_sweep(const writes_t *w, int64_t older_than_mono);
+
+/* A command's proposals (their flush numbers): -1 when one was refused (it
+ * runs again from the start), 1 when every one committed (its reply may
+ * go), 0 while undecided. */
+int writes_decide(const uint64_t *seqs, size_t nseqs, uint64_t committed_self,
+                  const uint64_t *aborts, size_t naborts);
+
+/* Catch-up, as cluster_host_t.snapshot: visits the entries for which keep
+ * says 1 from cursor, emitting each, until about budget bytes; returns the
+ * cursor to go on from (0: done). */
+typedef void (*writes_emit_fn)(void *eud, const char *key, size_t klen, const char *val,
+                               size_t vlen, int64_t expire_at, int enc, uint64_t version);
+uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
+                         int (*keep)(void *kud, const char *key, size_t klen), void *kud,
+                         writes_emit_fn emit, void *eud);
+/* A member's snapshot entry: a SEED judged by the floor since the cache was
+ * last empty (w->recent). */
+void writes_apply_snapshot(const writes_t *w, const char *key, size_t klen, const char *val,
+                           size_t vlen, int64_t expire_at, int enc, uint64_t version);
+
+#endif

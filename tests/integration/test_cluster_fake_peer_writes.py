@@ -1,0 +1,161 @@
+"""The write protocol's frames from a member that holds the cluster key but
+sends them malformed (cluster/WRITES.md: PROPOSE, NACK, ABORT, COMMIT,
+SNAPREQ, SNAPSHOT). The scripted peer of test_cluster_fake_peer.py speaks
+the real handshake and MACs to one real cohortd, n1; each malformed frame
+must be refused with a clear log line (the link closed, or the entry
+ignored), and n1 keeps serving its clients and comes back to the fake's next
+link. Under the sanitizer build (COHORTD=build-asan/cohortd) the harness also
+fails the test on any sanitizer report in n1's stderr."""
+
+import socket
+import struct
+import time
+
+import pytest
+
+import helpers
+from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
+from conftest import scaled
+from test_cluster_fake_peer import FAKE_INCARNATION, FLUSH, SYNC, _bytes, n1_and_fake  # noqa: F401
+from test_cluster_hostile import closed_within, refused
+
+pytestmark = [requires_cohort, pytest.mark.cohort_only]
+
+PING, PONG = 4, 5
+SNAPREQ, SNAPSHOT, NACK, ABORT, COMMIT = 15, 16, 17, 18, 19
+PROPOSE = 6  # a FLUSH entry's kind
+SEED = 4
+
+
+def entry(kind, key, val=b"", version=1 << 40, ttl=0, enc=0):
+    out = bytes([kind]) + struct.pack(">Q", version) + _bytes(key)
+    if kind in (SEED, PROPOSE):
+        out += struct.pack(">Q", ttl) + _bytes(val) + bytes([enc])
+    return out
+
+
+def flush(first, *entries, inc=FAKE_INCARNATION):
+    return struct.pack(">QQI", inc, first, len(entries)) + b"".join(entries)
+
+
+def pump(fake, seconds):
+    """For seconds: PINGs n1 every 50 ms and answers n1's PINGs (so n1 holds
+    a lease on the fake and serves); drops n1's other frames."""
+    end = time.monotonic() + seconds
+    next_ping = 0
+    while time.monotonic() < end:
+        if time.monotonic() >= next_ping:
+            fake.ping()
+            next_ping = time.monotonic() + 0.05
+        try:
+            ftype, payload = fake._read_frame(0.01)
+        except (TimeoutError, socket.timeout):
+            continue
+        if ftype == PING:
+            fake.send(PONG, payload[:16])
+
+
+def linked(n1, fake):
+    """Accepts n1's next link, starts the fake's stream and keeps it up until
+    n1 sees the fake alive and serves. Returns n1's incarnation."""
+    inc = fake.accept(scaled(5.0))
+    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
+    assert helpers.wait_for(lambda: pump(fake, 0.05) or n1.serving(), scaled(5.0)), \
+        n1.log_tail()
+    return inc
+
+
+def assert_answers(n1, tag):
+    """n1 is up and answers its clients (whether it serves cached values
+    depends on its lease on the fake)."""
+    assert n1.alive(), n1.log_tail()
+    assert n1.call("PING") in (b"PONG", "PONG", True)
+    assert n1.call("SET", "after:" + tag, "ok") in (b"OK", "OK", True)
+
+
+def assert_serves(n1, fake, tag):
+    """n1 serves: a value written is read back (the fake keeps its lease)."""
+    assert_answers(n1, tag)
+    pump(fake, 0.05)
+    assert n1.call("GET", "after:" + tag) in (b"ok", "ok")
+
+
+def refused_with(n1, fake, r0, line):
+    took, _ = closed_within(fake.sock, scaled(2.0))
+    assert took is not None, "n1 kept the link open after: %s" % line
+    assert helpers.wait_for(lambda: line in n1.log_text(), scaled(2.0)), n1.log_tail()
+    assert refused(n1) > r0
+
+
+def test_a_well_formed_proposal_commits_on_n1(n1_and_fake):
+    """The fake speaks the protocol right: its PROPOSE is applied on n1, a
+    read of the key waits for the COMMIT, then returns the value."""
+    n1, fake = n1_and_fake
+    linked(n1, fake)
+    fake.send(FLUSH, flush(1, entry(PROPOSE, b"\x00p", b"from-fake")))
+    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 1))
+    fake.ping()
+    got = []
+    assert helpers.wait_for(lambda: pump(fake, 0.05) or got.append(n1.call("GET", "p")) or
+                            got[-1] in (b"from-fake", "from-fake"), scaled(3.0)), \
+        (got[-3:], n1.log_tail())
+
+
+# (frame type, payload maker(n1's incarnation), the log line it must cause)
+MALFORMED = [
+    ("NACK truncated", NACK, lambda inc: struct.pack(">Q", inc), "malformed NACK"),
+    ("NACK trailing bytes", NACK, lambda inc: struct.pack(">QQB", inc, 1, 0), "malformed NACK"),
+    ("NACK of a flush never sent", NACK, lambda inc: struct.pack(">QQ", inc, 1 << 62),
+     "NACK of a flush never sent"),
+    ("ABORT truncated", ABORT, lambda inc: struct.pack(">I", 7), "malformed ABORT"),
+    ("COMMIT trailing bytes", COMMIT, lambda inc: struct.pack(">QQQ", FAKE_INCARNATION, 1, 2),
+     "malformed COMMIT"),
+    ("SNAPREQ id 0", SNAPREQ, lambda inc: struct.pack(">Q", 0), "malformed SNAPREQ"),
+    ("SNAPREQ truncated", SNAPREQ, lambda inc: b"\x01", "malformed SNAPREQ"),
+    ("SNAPSHOT unknown flags", SNAPSHOT, lambda inc: struct.pack(">QBI", 1, 0x80, 0),
+     "malformed SNAPSHOT"),
+    ("SNAPSHOT entries missing", SNAPSHOT, lambda inc: struct.pack(">QBI", 1, 1, 5),
+     "malformed SNAPSHOT entry"),
+    ("SNAPSHOT key longer than the frame", SNAPSHOT,
+     lambda inc: struct.pack(">QBIQI", 1, 1, 1, 1, 0xFFFFFFFF) + b"k",
+     "malformed SNAPSHOT entry"),
+    ("PROPOSE value truncated", FLUSH,
+     lambda inc: flush(1, entry(PROPOSE, b"\x00k", b"value"))[:-4], "malformed FLUSH entry"),
+    ("PROPOSE value length over every limit", FLUSH,
+     lambda inc: flush(1, bytes([PROPOSE]) + struct.pack(">Q", 1 << 40) + _bytes(b"\x00k") +
+                       struct.pack(">QI", 0, 0xFFFFFFF0) + b"v"), "malformed FLUSH entry"),
+    ("PROPOSE of an unknown entry kind", FLUSH,
+     lambda inc: flush(1, bytes([99]) + struct.pack(">Q", 1) + _bytes(b"\x00k")),
+     "malformed FLUSH entry"),
+]
+
+
+@pytest.mark.parametrize("name,ftype,payload,line", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_write_frames_are_refused_and_n1_keeps_serving(n1_and_fake, name, ftype,
+                                                                payload, line):
+    n1, fake = n1_and_fake
+    inc = linked(n1, fake)
+    r0 = refused(n1)
+    fake.send(ftype, payload(inc))
+    refused_with(n1, fake, r0, line)
+    assert_answers(n1, "1")
+    # n1 links with the fake again, and serves with it.
+    linked(n1, fake)
+    assert_serves(n1, fake, "2")
+    assert n1.counter("cache_drops") == 0 or ftype in (FLUSH, SNAPSHOT)
+
+
+def test_a_proposal_of_an_unknown_value_type_is_ignored_with_a_log_line(n1_and_fake):
+    """A PROPOSE whose value type byte is unknown is well framed: n1 logs it,
+    applies nothing and keeps the link."""
+    n1, fake = n1_and_fake
+    linked(n1, fake)
+    r0 = refused(n1)
+    fake.send(FLUSH, flush(1, entry(PROPOSE, b"\x00odd", b"v", enc=200)))
+    pump(fake, 0.1)
+    assert helpers.wait_for(lambda: "unknown type (200)" in n1.log_text(), scaled(2.0)), \
+        n1.log_tail()
+    pump(fake, 0.3)  # (a closed link raises EOFError here)
+    assert refused(n1) == r0
+    assert n1.call("EXISTS", "odd") in (0, b"0")
+    assert_serves(n1, fake, "odd")
