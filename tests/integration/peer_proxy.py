@@ -226,12 +226,12 @@ class _DelayLine:
                 return
 
 
-def proxy_every_link(cl):
-    """A proxy on every peer link of cl (not started yet), opened by the node
-    with the smaller peer address, so a proxy's mode acts on the whole link.
-    Sets each node's peer list. Returns the proxies, one per pair, each with
-    .pair = (name of the opening node, name of the other); close them after
-    the nodes are stopped."""
+def ordered_proxies(cl):
+    """A proxy on every peer link of cl, opened by the node with the smaller
+    peer address, so a proxy's mode acts on the whole link (dropping frames
+    cuts every link while the store stays reachable). Returns (peer lists by
+    node name, proxies); each proxy has .pair = (name of the opening node,
+    name of the other). Close the proxies after the nodes are stopped."""
     nodes = sorted(cl, key=lambda n: n.peer_address)
     top = max(n.peer_address for n in nodes)
     proxies, peers = [], {n.name: [n.peer_address] for n in nodes}
@@ -246,6 +246,13 @@ def proxy_every_link(cl):
             proxies.append(p)
             peers[a.name].append("127.0.0.1:%d" % port)
             peers[b.name].append(a.peer_address)
+    return peers, proxies
+
+
+def proxy_every_link(cl):
+    """ordered_proxies(cl), with each node's peer list set (cl not started
+    yet; its [store] section kept). Returns the proxies."""
+    peers, proxies = ordered_proxies(cl)
     for n in cl:
         store = n.config.get("store")
         n.config = cl.node_config(n, peers=peers[n.name])

@@ -31,7 +31,7 @@ import helpers
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
 from conftest import scaled
 from pg_server import pg_server
-from test_membership_store import _ordered_proxies
+from peer_proxy import ordered_proxies
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
@@ -57,7 +57,7 @@ def store_url(request, tmp_path):
 def _cluster(cluster_factory, store_url):
     """Three nodes on one store, every peer link through a proxy."""
     probe = cluster_factory(3, start=False, options=FAST)  # for the ports only
-    peers, proxies = _ordered_proxies(probe)
+    peers, proxies = ordered_proxies(probe)
     cl = cluster_factory(3, start=False, options=FAST, sections=REPLICATED)
     for n, p in zip(cl, probe):
         n.cluster_port, n.port, n.http_port = p.cluster_port, p.port, p.http_port

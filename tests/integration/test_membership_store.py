@@ -25,7 +25,7 @@ import pytest
 import helpers
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
 from conftest import scaled
-from peer_proxy import PeerProxy
+from peer_proxy import ordered_proxies
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
@@ -98,29 +98,9 @@ def test_stopped_node_row_expires_and_it_serves_nothing_stale(cluster_factory, s
     cl.coherence_round(nkeys=10)
 
 
-def _ordered_proxies(cl):
-    """A proxy on every peer link, opened by the node with the smaller id, so
-    that dropping frames cuts every link while the store stays reachable.
-    Returns (peer lists by node name, proxies)."""
-    nodes = sorted(cl, key=lambda n: n.peer_address)
-    top = max(n.peer_address for n in nodes)
-    proxies, peers = [], {n.name: [n.peer_address] for n in nodes}
-    for i, a in enumerate(nodes):
-        for b in nodes[i + 1:]:
-            while True:  # a proxy address compares above every node's id
-                port = helpers.free_port()
-                if "127.0.0.1:%d" % port > top:
-                    break
-            p = PeerProxy(b.cluster_port, port)
-            proxies.append(p)
-            peers[a.name].append("127.0.0.1:%d" % port)
-            peers[b.name].append(a.peer_address)
-    return peers, proxies
-
-
 def test_cut_peer_links_declare_nobody_dead(cluster_factory, store_url):
     probe = cluster_factory(3, start=False, options=FAST)  # for the ports only
-    peers, proxies = _ordered_proxies(probe)
+    peers, proxies = ordered_proxies(probe)
     try:
         cl = make(cluster_factory, store_url, "2s")
         for n, p in zip(cl, probe):
