@@ -23,14 +23,13 @@ import redis
 
 import helpers
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
+from test_pubsub_cluster import FAST, next_message, subscribed, wait_numsub  # noqa: F401
 from conftest import scaled
 from peer_proxy import PeerProxy
 from test_cluster_hostile import low_free_port
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
-FAST = {"lease": "400ms", "heartbeat": "50ms", "suspect_after": "200ms",
-        "probe_timeout": "100ms", "flush_timeout": "300ms", "dead_after": "60s"}
 
 
 def client(node):
@@ -50,37 +49,9 @@ def wait_listing(nodes, channel, want, timeout=10.0):
         assert ok, "%s lists %r, want %r" % (node.name, listing(node, channel)[:10], want[:10])
 
 
-def next_message(p, timeout=5.0):
-    deadline = time.monotonic() + scaled(timeout)
-    while time.monotonic() < deadline:
-        m = p.get_message(ignore_subscribe_messages=True, timeout=0.2)
-        if m is not None:
-            return m
-    raise AssertionError("no pub/sub message within %.1fs" % scaled(timeout))
-
-
-def subscribed(p, n):
-    for _ in range(n):
-        deadline = time.monotonic() + scaled(5)
-        while True:
-            m = p.get_message(timeout=0.2)
-            if m is not None:
-                assert m["type"] in ("subscribe", "psubscribe", "ssubscribe"), m
-                break
-            assert time.monotonic() < deadline, "no confirmation"
-
-
 def events(p, n, timeout=10.0):
     """The next n presence events of p, decoded."""
     return [json.loads(next_message(p, timeout)["data"]) for _ in range(n)]
-
-
-def wait_numsub(nodes, channel, n, timeout=5.0):
-    for node in nodes:
-        ok = helpers.wait_for(
-            lambda: int(client(node).execute_command("PUBSUB", "NUMSUB", channel)[1]) == n,
-            scaled(timeout))
-        assert ok, "%s: NUMSUB %s != %d" % (node.name, channel, n)
 
 
 def rss_kb(node):
