@@ -86,6 +86,8 @@ struct cache_entry {
     cache_entry_t *next;  /* lru: neighbour towards the tail; pending chain */
     int64_t expire_at;    /* absolute ms; 0: none (and not in the heap) */
     uint64_t version;     /* the newest ordered write or flush of this key (0: none) */
+    uint64_t wseq;        /* cache->wseq when the entry was made: a pending prefix flush
+                             with a larger seq covers it (see "lazy prefix flushes") */
     uint32_t heap_idx;    /* slot in the heap while expire_at != 0 */
     uint32_t vlen;        /* value bytes, at data[klen] */
     cache_entry_t *left;  /* tree: smaller keys */
@@ -108,13 +110,37 @@ enum kind {
 };
 
 /* A node at AA level L roots at least 2^L - 1 entries, and fewer than 2^58
- * entries of 72 bytes or more fit in a 64-bit address space: 6 bits hold
+ * entries of 80 bytes or more fit in a 64-bit address space: 6 bits hold
  * every level a tree can reach. */
 #define LEVEL_MAX 63
 
 #define ENTRY_HEADER offsetof(cache_entry_t, data)
 #define LRU_MASK ((1u << 23) - 1)
-_Static_assert(ENTRY_HEADER == 72, "the entry header is part of every key's memory: keep it small");
+_Static_assert(ENTRY_HEADER == 80, "the entry header is part of every key's memory: keep it small");
+
+/* A prefix flush still being swept (see "lazy prefix flushes"). */
+typedef struct pflush {
+    uint64_t id;     /* cache_flush_prefix_start's answer */
+    uint64_t seq;    /* covers entries with wseq < seq... */
+    uint64_t below;  /* ...and version < below... */
+    char *prefix;    /* ...whose key starts with prefix (owned) */
+    size_t plen;
+    char *cursor;    /* owned; the sweep goes on from the first key >= cursor; NULL: prefix */
+    size_t clen;
+    size_t removed;  /* live entries it removed so far */
+} pflush_t;
+
+typedef struct pflush_done {
+    uint64_t id;
+    size_t removed;
+} pflush_done_t;
+
+enum {
+    PF_MAX = 64,         /* pending prefix flushes; one more finishes the oldest at once */
+    PF_DONE = 256,       /* results kept of finished ones (> PF_MAX: a sweep step
+                            finishes at most PF_MAX before its caller looks) */
+    PF_SYNC_MAX = 512    /* entries a prefix flush visits at once before it goes lazy */
+};
 
 typedef struct table {
     cache_entry_t **b; /* buckets; NULL when the table is unused */
@@ -144,6 +170,14 @@ struct cache {
     uint32_t lru_clock;      /* seconds of the last 'now' seen, & LRU_MASK */
     uint32_t lfu_minutes;    /* minutes of the last 'now' seen, & LFU_MIN_MASK */
     int policy;              /* enum cache_policy */
+    int64_t now;             /* ms: the last 'now' seen (lru_clock_at) */
+    uint64_t wseq;           /* the next entry's wseq */
+    pflush_t pf[PF_MAX];     /* pending prefix flushes, oldest first (invariant 8) */
+    size_t npf;
+    uint64_t pf_last_id;
+    pflush_done_t pf_done[PF_DONE]; /* the last PF_DONE finished, a ring */
+    size_t pf_done_next;
+    size_t pf_sync_max;      /* PF_SYNC_MAX, or cache_set_flush_sync_max's */
     size_t by_first[256];     /* live entries by first key byte, invariant 7 */
     size_t exp_by_first[256]; /* those with an expire time */
 };
@@ -682,6 +716,7 @@ static cache_entry_t *entry_new(cache_t *c, const char *key, size_t klen, const 
     e->vlen = (uint32_t)vlen;
     e->level = 0;
     e->version = 0;
+    e->wseq = c->wseq++;
     e->kind = KIND_STR_AUTO;
     e->lru = c->lru_clock;
     if (klen)
@@ -751,6 +786,96 @@ static size_t free_pending(cache_t *c, size_t n)
     return done;
 }
 
+/* ---------------------------------------------------- lazy prefix flushes
+ *
+ * A prefix flush that would remove more than pf_sync_max entries in one go
+ * stalls the loop (100k of 1M keys: a quarter of a second). Past that many,
+ * it is recorded instead (pflush_t) and the entries it covers are dead at
+ * once: every lookup, write, iterator, eviction and expiry treats a covered
+ * entry as gone (and removes it when it meets it, counted for the oldest
+ * flush that covers it); cache_sweep() removes the rest in key order, a
+ * bounded step at a time, from a cursor. An entry made after the flush has a
+ * larger wseq and is not covered; nor is one whose version the flush is
+ * below (a peer's flush ordered before a write it holds).
+ *
+ * Invariant 8 (cache_check): pf[] is in id order and in seq order, and no
+ * pending flush's seq is above wseq. */
+
+/* The oldest pending flush that covers e (its index), or -1. */
+static int pf_cover(const cache_t *c, const cache_entry_t *e)
+{
+    for (size_t i = 0; i < c->npf; i++) {
+        const pflush_t *p = &c->pf[i];
+        if (e->wseq < p->seq && e->version < p->below && has_prefix(e, p->prefix, p->plen))
+            return (int)i;
+    }
+    return -1;
+}
+
+static bool pf_dead(const cache_t *c, const cache_entry_t *e)
+{
+    return c->npf && pf_cover(c, e) >= 0;
+}
+
+/* When a pending flush covers e, removes it (counted for that flush unless
+ * its time had passed; the evict callback is not called: the flush took it)
+ * and returns true. link and tab as entry_remove's. */
+static bool pf_reap(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
+{
+    if (!c->npf)
+        return false;
+    int i = pf_cover(c, e);
+    if (i < 0)
+        return false;
+    if (!is_expired(e, c->now))
+        c->pf[i].removed++;
+    entry_remove(c, e, link, tab); /* flushed: never reported as expired */
+    return true;
+}
+
+/* Sweeps pending flush i's range from its cursor: removes what a pending
+ * flush covers, visiting at most max entries and stopping at deadline_us
+ * (mono_us; 0: none; looked at every CRON_BATCH entries). Returns 1 when the
+ * range is done, 0 with the cursor saved when it stopped. */
+static int pf_step(cache_t *c, size_t i, size_t max, int64_t deadline_us)
+{
+    pflush_t *p = &c->pf[i];
+    const char *from = p->cursor ? p->cursor : p->prefix;
+    cache_entry_t *e = tree_lower_bound(c->root, from, p->cursor ? p->clen : p->plen);
+    for (size_t n = 0; e && has_prefix(e, p->prefix, p->plen); n++) {
+        if (n >= max || (n && n % CRON_BATCH == 0 && deadline_us && mono_us() >= deadline_us)) {
+            p->cursor = xrealloc(p->cursor, e->klen ? e->klen : 1);
+            memcpy(p->cursor, e->data, e->klen);
+            p->clen = e->klen;
+            return 0;
+        }
+        cache_entry_t *next = tree_next(c->root, e); /* removing e keeps the others */
+        pf_reap(c, e, NULL, 0);
+        e = next;
+    }
+    return 1;
+}
+
+/* Pending flush i is over: its result goes to the ring, it leaves pf[]. */
+static void pf_finish(cache_t *c, size_t i)
+{
+    pflush_t *p = &c->pf[i];
+    c->pf_done[c->pf_done_next++ % PF_DONE] = (pflush_done_t){p->id, p->removed};
+    free(p->prefix);
+    free(p->cursor);
+    memmove(&c->pf[i], &c->pf[i + 1], (c->npf - i - 1) * sizeof(pflush_t));
+    c->npf--;
+}
+
+/* Sweeps pending flush i to its end at once. Returns what it removed. */
+static size_t pf_complete(cache_t *c, size_t i)
+{
+    pf_step(c, i, SIZE_MAX, 0);
+    size_t removed = c->pf[i].removed;
+    pf_finish(c, i);
+    return removed;
+}
+
 /* -------------------------------------------------------------- public API */
 
 cache_t *cache_new(uint64_t seed, size_t maxmemory)
@@ -758,6 +883,7 @@ cache_t *cache_new(uint64_t seed, size_t maxmemory)
     cache_t *c = xcalloc(1, sizeof(*c));
     c->seed = seed;
     c->maxmemory = maxmemory;
+    c->pf_sync_max = PF_SYNC_MAX;
     table_alloc(c, &c->ht[0], TABLE_MIN_SIZE);
     return c;
 }
@@ -773,6 +899,10 @@ void cache_free(cache_t *c)
         e = next;
     }
     free_pending(c, SIZE_MAX);
+    for (size_t i = 0; i < c->npf; i++) {
+        free(c->pf[i].prefix);
+        free(c->pf[i].cursor);
+    }
     free(c->ht[0].b);
     free(c->ht[1].b);
     free(c->heap);
@@ -792,6 +922,7 @@ size_t cache_maxmemory(const cache_t *c)
 /* Advances the LRU clock to now (ms). */
 static void lru_clock_at(cache_t *c, int64_t now)
 {
+    c->now = now;
     c->lru_clock = (uint32_t)(now / 1000) & LRU_MASK;
     c->lfu_minutes = (uint32_t)(now / 60000) & LFU_MIN_MASK;
 }
@@ -803,7 +934,9 @@ cache_entry_t *cache_lookup(cache_t *c, const char *key, size_t klen, int64_t no
     int tab = 0;
     cache_entry_t **link = find_link(c, key, klen, hash_key(c, key, klen), &tab);
     cache_entry_t *e = link ? *link : NULL;
-    if (e && is_expired(e, now)) {
+    if (e && pf_reap(c, e, link, tab)) {
+        e = NULL;
+    } else if (e && is_expired(e, now)) {
         entry_gone(c, e, link, tab, CACHE_GONE_EXPIRED);
         e = NULL;
     }
@@ -858,6 +991,8 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
     uint64_t h = hash_key(c, key, klen);
     int tab = 0;
     cache_entry_t **link = find_link(c, key, klen, h, &tab);
+    if (link && pf_reap(c, *link, link, tab))
+        link = NULL; /* a flush took the old entry: this one is new */
 
     if (link) {
         cache_entry_t *old = *link;
@@ -899,10 +1034,11 @@ cache_entry_t *cache_set(cache_t *c, const char *key, size_t klen, const char *v
 
 int cache_delete(cache_t *c, const char *key, size_t klen, int64_t now)
 {
+    c->now = now;
     rehash(c, 1);
     int tab = 0;
     cache_entry_t **link = find_link(c, key, klen, hash_key(c, key, klen), &tab);
-    if (!link)
+    if (!link || pf_reap(c, *link, link, tab))
         return 0;
     if (is_expired(*link, now)) {
         entry_gone(c, *link, link, tab, CACHE_GONE_EXPIRED);
@@ -942,30 +1078,85 @@ static int prefix_covers_all(const cache_t *c, const char *prefix, size_t plen, 
     return plen == 0 || (plen == 1 && c->by_first[(unsigned char)prefix[0]] == cache_count(c));
 }
 
+/* cache_flush_prefix_start, visiting at most sync_max entries at once. */
+static uint64_t pf_start(cache_t *c, const char *prefix, size_t plen, int64_t now,
+                         uint64_t below, size_t sync_max, size_t *removed)
+{
+    lru_clock_at(c, now);
+    if (c->npf == 0 && prefix_covers_all(c, prefix, plen, below)) {
+        /* As FLUSHALL: the table goes at once, cache_cron frees it. */
+        *removed = cache_count(c) - heap_count_expired(c, 0, now);
+        cache_flush_all(c);
+        return 0;
+    }
+    if (c->npf == PF_MAX)
+        pf_complete(c, 0);
+    size_t i = c->npf++;
+    pflush_t *p = &c->pf[i];
+    *p = (pflush_t){.id = ++c->pf_last_id, .seq = c->wseq, .below = below, .plen = plen};
+    p->prefix = xmalloc(plen ? plen : 1);
+    memcpy(p->prefix, prefix, plen);
+    if (pf_step(c, i, sync_max, 0)) {
+        *removed = pf_complete(c, i);
+        return 0;
+    }
+    /* The rest is dead from now on: the change listener hears it once. */
+    if (c->on_change)
+        c->on_change(c->on_change_ud, CACHE_CHANGE_PREFIX, p->prefix, plen);
+    *removed = p->removed;
+    return p->id;
+}
+
+uint64_t cache_flush_prefix_start(cache_t *c, const char *prefix, size_t plen, int64_t now,
+                                 uint64_t below, size_t *removed)
+{
+    return pf_start(c, prefix, plen, now, below, c->pf_sync_max, removed);
+}
+
+int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed)
+{
+    *removed = 0;
+    for (size_t i = 0; i < c->npf; i++)
+        if (c->pf[i].id == id) {
+            *removed = c->pf[i].removed;
+            return 0;
+        }
+    for (size_t k = 0; k < PF_DONE; k++)
+        if (c->pf_done[k].id == id)
+            *removed = c->pf_done[k].removed;
+    return 1;
+}
+
 size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int64_t now,
                                 uint64_t below)
 {
-    if (prefix_covers_all(c, prefix, plen, below)) {
-        /* As FLUSHALL: the table goes at once, cache_cron frees it. */
-        size_t live = cache_count(c) - heap_count_expired(c, 0, now);
-        cache_flush_all(c);
-        return live;
-    }
-    size_t removed = 0;
-    cache_entry_t *e = tree_lower_bound(c->root, prefix, plen);
-    while (e && has_prefix(e, prefix, plen)) {
-        cache_entry_t *next = tree_next(c->root, e); /* removing e keeps the others */
-        if (e->version < below) { /* an entry newer than the flush stays */
-            if (is_expired(e, now)) {
-                entry_gone(c, e, NULL, 0, CACHE_GONE_EXPIRED);
-            } else {
-                entry_remove(c, e, NULL, 0);
-                removed++;
-            }
-        }
-        e = next;
-    }
+    size_t removed;
+    pf_start(c, prefix, plen, now, below, SIZE_MAX, &removed);
     return removed;
+}
+
+int cache_sweep(cache_t *c, int64_t now, int budget_us)
+{
+    lru_clock_at(c, now);
+    int64_t deadline = mono_us() + (budget_us > 0 ? budget_us : 0);
+    while (c->npf > 0) {
+        if (!pf_step(c, 0, SIZE_MAX, deadline))
+            return 1;
+        pf_finish(c, 0);
+        if (mono_us() >= deadline)
+            break;
+    }
+    return c->npf > 0;
+}
+
+size_t cache_sweeping(const cache_t *c)
+{
+    return c->npf;
+}
+
+void cache_set_flush_sync_max(cache_t *c, size_t n)
+{
+    c->pf_sync_max = n;
 }
 
 uint64_t cache_entry_version(const cache_entry_t *e)
@@ -988,7 +1179,9 @@ size_t cache_flush_all_below(cache_t *c, uint64_t below)
     cache_entry_t *e = c->lru_head;
     while (e) {
         cache_entry_t *next = e->next;
-        if (e->version < below) {
+        if (pf_reap(c, e, NULL, 0))
+            ; /* a pending flush took it first */
+        else if (e->version < below) {
             entry_remove(c, e, NULL, 0);
             removed++;
         }
@@ -999,6 +1192,10 @@ size_t cache_flush_all_below(cache_t *c, uint64_t below)
 
 size_t cache_flush_all(cache_t *c)
 {
+    /* Pending prefix flushes end here with what they removed so far: the
+     * rest goes with everything else (and counts for this flush). */
+    while (c->npf > 0)
+        pf_finish(c, 0);
     size_t n = cache_count(c);
     if (c->on_change)
         c->on_change(c->on_change_ud, CACHE_CHANGE_ALL, NULL, 0);
@@ -1160,6 +1357,8 @@ size_t cache_evict(cache_t *c)
         cache_entry_t *e = evict_victim(c);
         if (!e)
             break;
+        if (pf_reap(c, e, NULL, 0))
+            continue; /* flushed already: freeing it loses nothing either */
         entry_gone(c, e, NULL, 0, CACHE_GONE_EVICTED);
         evicted++;
     }
@@ -1177,7 +1376,8 @@ void cache_cron(cache_t *c, int64_t now, int budget_us)
 
     size_t n = 0;
     while (c->heap_len > 0 && is_expired(c->heap[0], now)) {
-        entry_gone(c, c->heap[0], NULL, 0, CACHE_GONE_EXPIRED);
+        if (!pf_reap(c, c->heap[0], NULL, 0)) /* a flushed entry does not expire */
+            entry_gone(c, c->heap[0], NULL, 0, CACHE_GONE_EXPIRED);
         if (++n % CRON_BATCH == 0 && mono_us() >= deadline)
             break;
     }
@@ -1185,6 +1385,8 @@ void cache_cron(cache_t *c, int64_t now, int budget_us)
     maybe_shrink(c);
     while (rehash(c, CRON_REHASH_BATCH) && mono_us() < deadline)
         ;
+    if (c->npf)
+        cache_sweep(c, now, (int)(deadline - mono_us()));
 }
 
 /* Reverses the bits of v. */
@@ -1198,11 +1400,12 @@ static uint64_t rev64(uint64_t v)
     return (v >> 32) | (v << 32);
 }
 
-static size_t visit_bucket(cache_entry_t *e, cache_visit_fn fn, void *ud)
+static size_t visit_bucket(const cache_t *c, cache_entry_t *e, cache_visit_fn fn, void *ud)
 {
     size_t n = 0;
     for (; e; e = e->hnext, n++)
-        fn(ud, e);
+        if (!pf_dead(c, e))
+            fn(ud, e);
     return n;
 }
 
@@ -1223,7 +1426,7 @@ static uint64_t scan_step(const cache_t *c, uint64_t v, cache_visit_fn fn, void 
 {
     if (!rehashing(c)) {
         uint64_t m0 = c->ht[0].size - 1;
-        *n += visit_bucket(c->ht[0].b[v & m0], fn, ud);
+        *n += visit_bucket(c, c->ht[0].b[v & m0], fn, ud);
         return cursor_next(v, m0);
     }
     const table_t *small = &c->ht[0], *big = &c->ht[1];
@@ -1233,9 +1436,9 @@ static uint64_t scan_step(const cache_t *c, uint64_t v, cache_visit_fn fn, void 
         big = t;
     }
     uint64_t m0 = small->size - 1, m1 = big->size - 1;
-    *n += visit_bucket(small->b[v & m0], fn, ud);
+    *n += visit_bucket(c, small->b[v & m0], fn, ud);
     do {
-        *n += visit_bucket(big->b[v & m1], fn, ud);
+        *n += visit_bucket(c, big->b[v & m1], fn, ud);
         v = cursor_next(v, m1);
     } while (v & (m0 ^ m1));
     return v;
@@ -1258,7 +1461,7 @@ uint64_t cache_scan(cache_t *c, uint64_t cursor, size_t count, cache_visit_fn fn
 void cache_foreach(cache_t *c, int64_t now, cache_visit_fn fn, void *ud)
 {
     for (cache_entry_t *e = c->lru_head; e; e = e->next)
-        if (!is_expired(e, now))
+        if (!is_expired(e, now) && !pf_dead(c, e))
             fn(ud, e);
 }
 
@@ -1282,7 +1485,7 @@ void cache_foreach_prefix(cache_t *c, const char *prefix, size_t plen, int64_t n
         cache_entry_t *e = stack[--depth];
         if (!has_prefix(e, prefix, plen))
             break;
-        if (!is_expired(e, now)) {
+        if (!is_expired(e, now) && !pf_dead(c, e)) {
             fn(ud, e);
             limit--;
         }
@@ -1467,6 +1670,8 @@ cache_entry_t *cache_random(cache_t *c, int64_t now)
             chain++;
         for (size_t k = (size_t)random() % chain; k > 0; k--)
             e = e->hnext;
+        if (pf_reap(c, e, NULL, 0))
+            continue;
         if (!is_expired(e, now))
             return e;
         entry_gone(c, e, NULL, 0, CACHE_GONE_EXPIRED);
@@ -1601,6 +1806,14 @@ int cache_check(const cache_t *c)
         CHECK(first[b] == c->by_first[b] && exp_first[b] == c->exp_by_first[b],
               "byte %d: %zu keys (%zu with expire), counted %zu (%zu)", b, first[b],
               exp_first[b], c->by_first[b], c->exp_by_first[b]);
+
+    /* 8: pending prefix flushes. */
+    for (size_t i = 0; i < c->npf; i++) {
+        CHECK(c->pf[i].seq <= c->wseq, "pending flush %zu above wseq", i);
+        if (i > 0)
+            CHECK(c->pf[i - 1].id < c->pf[i].id && c->pf[i - 1].seq <= c->pf[i].seq,
+                  "pending flushes out of order at %zu", i);
+    }
 
     /* 5: memory. */
     for (const cache_entry_t *e = c->pending; e; e = e->next)

@@ -3,8 +3,9 @@
  * Owns: every cached entry (key, value and metadata in one allocation), the
  * hash table that finds them (incremental rehash: no operation ever moves the
  * whole table at once), the LRU list used for eviction under maxmemory, the
- * expiry heap (lazy and active expiry), and an ordered index of keys so that
- * cache_flush_prefix() costs time in proportion to the keys it removes.
+ * expiry heap (lazy and active expiry), an ordered index of keys so that
+ * cache_flush_prefix() costs time in proportion to the keys it removes, and
+ * the prefix flushes still being swept (cache_flush_prefix_start).
  * Never: knows about clients, protocols or peers; never returns an expired
  * entry; never blocks for longer than a bounded step (large frees are
  * deferred to cache_cron()).
@@ -92,6 +93,33 @@ size_t cache_flush_prefix(cache_t *c, const char *prefix, size_t plen, int64_t n
  * hold a write ordered after the flush (see cache_entry_set_version). */
 size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int64_t now,
                                 uint64_t below);
+
+/* A prefix flush with bounded work now (cache_flush_prefix_below's
+ * meaning; UINT64_MAX: every version). Every entry it covers is gone at once
+ * for every function of this API; when it covers more than the sync limit
+ * (512 entries visited, cache_set_flush_sync_max), the rest is removed by
+ * later cache_sweep() (and cache_cron()) calls, a bounded step at a time,
+ * and the change listener hears CACHE_CHANGE_PREFIX once now (then each key
+ * as it is removed). Returns 0 when it is over, with the number of live
+ * entries removed in *removed; else an id for cache_flush_result, with
+ * those removed so far. A cache_flush_all() ends the pending ones: they
+ * count what they removed until then. At most 64 are pending: one more
+ * finishes the oldest at once. cache_count() and cache_count_first_byte()
+ * include covered entries not yet removed. */
+uint64_t cache_flush_prefix_start(cache_t *c, const char *prefix, size_t plen, int64_t now,
+                                  uint64_t below, size_t *removed);
+/* 1 when flush id is over, 0 while it is being swept; *removed: the live
+ * entries it removed (so far). An id over long ago (256 flushes later)
+ * reports 1 and 0. */
+int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed);
+/* Sweeps pending prefix flushes, oldest first, for about budget_us (at least
+ * 64 entries). Returns 1 while some remain. */
+int cache_sweep(cache_t *c, int64_t now, int budget_us);
+/* Pending prefix flushes (0: cache_sweep has nothing to do). */
+size_t cache_sweeping(const cache_t *c);
+/* Entries a prefix flush visits at once before it goes on lazily (tests and
+ * the simulator set it low to exercise the lazy path). */
+void cache_set_flush_sync_max(cache_t *c, size_t n);
 /* As cache_flush_all, but entries whose version is >= below stay (costs a
  * walk of the cache only when some entry was ever given such a version). */
 size_t cache_flush_all_below(cache_t *c, uint64_t below);
@@ -187,11 +215,12 @@ void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud);
  * reason (cache_set, cache_delete, cache_set_expire, the prefix flushes one
  * key at a time, eviction, expiry), with kind CACHE_CHANGE_KEY and the key;
  * cache_flush_all calls it once with CACHE_CHANGE_ALL (key NULL, klen 0),
- * even when the cache was empty. It is called before the change is made
+ * even when the cache was empty; a prefix flush that goes on lazily calls it
+ * once with CACHE_CHANGE_PREFIX and the prefix (cache_flush_prefix_start). It is called before the change is made
  * (key is valid during the call only: it may point into the entry about to
  * go). The callback must not modify the cache. One listener; NULL removes it (then the cost is
  * one test per change). */
-enum { CACHE_CHANGE_KEY = 1, CACHE_CHANGE_ALL = 2 };
+enum { CACHE_CHANGE_KEY = 1, CACHE_CHANGE_ALL = 2, CACHE_CHANGE_PREFIX = 3 };
 typedef void (*cache_change_fn)(void *ud, int kind, const char *key, size_t klen);
 void cache_on_change(cache_t *c, cache_change_fn fn, void *ud);
 int cache_is_rehashing(const cache_t *c);
@@ -228,7 +257,7 @@ void cache_entry_set_enc(cache_entry_t *e, int enc); /* strings only */
 /* The value's type. A hash's or a set's value bytes are coll.h's format and
  * describe it fully (its encoding included); cache_set() makes the entry a
  * string, cache_entry_set_type() (after the set) a hash or a set. Type and a
- * string's encoding share the header's bits: the header stays 72 bytes. */
+ * string's encoding share the header's bits: the header stays 80 bytes. */
 enum cache_type { CACHE_TYPE_STRING = 0, CACHE_TYPE_HASH = 1, CACHE_TYPE_SET = 2 };
 int cache_entry_type(const cache_entry_t *e);
 void cache_entry_set_type(cache_entry_t *e, int type);

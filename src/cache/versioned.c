@@ -63,9 +63,12 @@ size_t versioned_apply(cache_t *c, flushmark_t *floor, int op, const char *key, 
             return 0;
         return (size_t)cache_delete(c, key, klen, now);
     }
-    case VOP_PREFIX:
+    case VOP_PREFIX: {
         flushmark_prefix_at(floor, key, klen, version);
-        return cache_flush_prefix_below(c, key, klen, now, version);
+        size_t removed; /* so far: the rest is dead now and swept later */
+        cache_flush_prefix_start(c, key, klen, now, version, &removed);
+        return removed;
+    }
     case VOP_ALL:
         flushmark_all_at(floor, version);
         return cache_flush_all_below(c, version);

@@ -9,11 +9,24 @@
 #include "cmd.h"
 #include "keyspace.h"
 
+/* FLUSHPREFIX prefix: the keys under prefix are gone here at once, and from
+ * the members before the reply; a large prefix is swept here in bounded
+ * steps (cache_flush_prefix_start), and the reply, the number of keys
+ * removed here, waits for the sweep's end (inside MULTI or a script it is
+ * swept at once). */
 CMD_HANDLER(cmd_flushprefix)
 {
     node_t *n = cmd_node(c);
-    size_t removed = cache_flush_prefix(n->cache, argv[1], argl[1], clock_now_ms());
+    size_t removed;
+    uint64_t sweep = cache_flush_prefix_start(n->cache, argv[1], argl[1], clock_now_ms(),
+                                              UINT64_MAX, &removed);
     cmd_flushed_prefix(c, argv[1], argl[1]);
+    if (sweep && !(c->cmd_flags & CMDC_ATOMIC)) {
+        cmd_wait_sweep(c, sweep);
+        return;
+    }
+    while (sweep && !cache_flush_result(n->cache, sweep, &removed))
+        cache_sweep(n->cache, clock_now_ms(), 1000000);
     resp_add_int(&c->out, (long long)removed);
 }
 

@@ -97,10 +97,12 @@ CMD_HANDLER(cmd_flushdb)
         return;
     node_t *n = cmd_node(c);
     char b = (char)c->db;
-    if (cache_count_first_byte(n->cache, (unsigned char)b, NULL) == cache_count(n->cache))
+    if (cache_count_first_byte(n->cache, (unsigned char)b, NULL) == cache_count(n->cache)) {
         cache_flush_all(n->cache);
-    else
-        cache_flush_prefix(n->cache, &b, 1, clock_now_ms());
+    } else {
+        size_t removed; /* the rest is gone now and swept in later turns */
+        cache_flush_prefix_start(n->cache, &b, 1, clock_now_ms(), UINT64_MAX, &removed);
+    }
     cmd_flushed_prefix(c, &b, 1);
     resp_add_ok(&c->out);
 }

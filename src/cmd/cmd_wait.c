@@ -33,7 +33,8 @@ enum wait_kind {
     WAIT_WRITES,         /* its proposals are not decided yet */
     WAIT_DONE,           /* they committed: hand the reply back */
     WAIT_RETRY,          /* one was refused: run it again */
-    WAIT_REPLICAS        /* WAIT: until enough members acknowledged */
+    WAIT_REPLICAS,       /* WAIT: until enough members acknowledged */
+    WAIT_SWEEP           /* FLUSHPREFIX: until the cache swept its flush */
 };
 
 typedef struct cmd_wait {
@@ -45,6 +46,7 @@ typedef struct cmd_wait {
     buf_t reply;
     long long want;   /* WAIT_REPLICAS: numreplicas */
     int64_t deadline; /* WAIT_REPLICAS: clock_mono_ms; 0: none */
+    uint64_t sweep;   /* WAIT_SWEEP: cache_flush_prefix_start's id */
 } cmd_wait_t;
 
 static cmd_wait_t *wait_of(client_t *c)
@@ -184,18 +186,39 @@ static int decide_replicas(cmd_wait_t *w, int64_t now)
     return 1;
 }
 
-/* 1 when a WAIT is among the suspended commands. */
-static int waiting_replicas(const node_t *n)
+void cmd_wait_sweep(client_t *c, uint64_t id)
+{
+    cmd_wait_t *w = wait_of(c);
+    w->kind = WAIT_SWEEP;
+    w->sweep = id;
+    client_suspend(c);
+}
+
+/* Decides a WAIT_SWEEP: 1 (its reply, the count, set aside) once the
+ * cache's sweep of its flush is over; else 0. */
+static int decide_sweep(node_t *n, cmd_wait_t *w)
+{
+    size_t removed;
+    if (!cache_flush_result(n->cache, w->sweep, &removed))
+        return 0;
+    resp_add_int(&w->reply, (long long)removed);
+    w->kind = WAIT_DONE;
+    return 1;
+}
+
+/* 1 when a WAIT or a FLUSHPREFIX is among the suspended commands: they are
+ * looked at every turn. */
+static int waiting_polled(const node_t *n)
 {
     for (const cmd_wait_t *w = n->waits; w; w = w->next)
-        if (w->kind == WAIT_REPLICAS)
+        if (w->kind == WAIT_REPLICAS || w->kind == WAIT_SWEEP)
             return 1;
     return 0;
 }
 
 void cmd_wait_recheck(node_t *n)
 {
-    if (!n->waits_dirty && !n->naborts && !waiting_replicas(n))
+    if (!n->waits_dirty && !n->naborts && !waiting_polled(n))
         return;
     size_t count = 0, cap = 0;
     client_t **ready = NULL;
@@ -203,6 +226,7 @@ void cmd_wait_recheck(node_t *n)
     for (cmd_wait_t *w = n->waits; w; w = w->next) {
         int go = w->kind == WAIT_KEYS       ? n->waits_dirty
                  : w->kind == WAIT_REPLICAS ? decide_replicas(w, now)
+                 : w->kind == WAIT_SWEEP    ? decide_sweep(n, w)
                                             : w->kind == WAIT_WRITES && decide(n, w);
         if (!go)
             continue;

@@ -32,7 +32,12 @@ typedef struct daemon_handles {
     uv_timer_t cron;
     uv_check_t after_io;     /* writes replies and peer frames after I/O... */
     uv_prepare_t before_poll; /* ...and what timers queued, before the loop sleeps */
+    uv_idle_t sweep;          /* runs while the cache sweeps a prefix flush */
 } daemon_handles_t;
+
+/* A step of a prefix flush's sweep, between two polls of the loop: no client
+ * waits longer than this for it (see cache_flush_prefix_start). */
+#define SWEEP_BUDGET_US 1000
 
 static void end_of_turn(node_t *n);
 
@@ -50,6 +55,7 @@ static void shutdown_node(node_t *n, const char *why)
     end_of_turn(n);
     uv_close((uv_handle_t *)&d->after_io, NULL);
     uv_close((uv_handle_t *)&d->before_poll, NULL);
+    uv_close((uv_handle_t *)&d->sweep, NULL);
     node_stop_services(n, NULL); /* scheduler, then leases released, then the store */
     cluster_stop(n->cluster);
     n->cluster = NULL;
@@ -139,6 +145,25 @@ static void on_after_io(uv_check_t *h)
     end_of_turn(h->data);
 }
 
+/* The loop spins (polling without sleeping) while a sweep is pending: one
+ * bounded step per turn, I/O served between them. */
+static void on_sweep(uv_idle_t *h)
+{
+    node_t *n = h->data;
+    clock_tick();
+    if (!cache_sweep(n->cache, clock_now_ms(), SWEEP_BUDGET_US))
+        uv_idle_stop(h);
+}
+
+static void sweep_turn(void *ud)
+{
+    node_t *n = ud;
+    daemon_handles_t *d = n->loop->data;
+    uv_handle_t *h = (uv_handle_t *)&d->sweep;
+    if (cache_sweeping(n->cache) && !n->shutting_down && !uv_is_active(h) && !uv_is_closing(h))
+        uv_idle_start(&d->sweep, on_sweep);
+}
+
 static void on_before_poll(uv_prepare_t *h)
 {
     end_of_turn(h->data);
@@ -184,6 +209,8 @@ static int start_handles(node_t *n, daemon_handles_t *d)
     uv_prepare_init(n->loop, &d->before_poll);
     d->before_poll.data = n;
     uv_prepare_start(&d->before_poll, on_before_poll);
+    uv_idle_init(n->loop, &d->sweep);
+    d->sweep.data = n;
     return 0;
 }
 
@@ -227,7 +254,10 @@ static int start_subsystems(node_t *n, char *err, size_t errlen)
         node_hooks_add(&n->end_of_turn, "cluster", cluster_turn, n->cluster);
         node_hooks_add(&n->end_of_turn, "waits", waits_turn, n);
         node_hooks_add(&n->end_of_turn, "cluster again", cluster_turn, n->cluster);
+    } else {
+        node_hooks_add(&n->end_of_turn, "waits", waits_turn, n);
     }
+    node_hooks_add(&n->end_of_turn, "sweep", sweep_turn, n);
     node_hooks_add(&n->end_of_turn, "server", server_turn, n->server);
     node_register_metrics(n);
     n->mode.serving_cache = node_serves_cache(n);

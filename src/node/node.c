@@ -84,9 +84,14 @@ size_t node_publish(node_t *n, const char *ch, size_t chlen, const char *msg, si
 static void on_cache_change(void *ud, int kind, const char *key, size_t klen)
 {
     node_t *n = ud;
-    if (kind == CACHE_CHANGE_ALL) {
+    if (kind == CACHE_CHANGE_ALL || (kind == CACHE_CHANGE_PREFIX && klen == 0)) {
         tracking_all_changed(n->tracking);
         watch_all_changed(n->watch);
+        return;
+    }
+    if (kind == CACHE_CHANGE_PREFIX) { /* its database byte first, as a key's */
+        tracking_prefix_changed(n->tracking, key + 1, klen - 1);
+        watch_prefix_changed(n->watch, key, klen);
         return;
     }
     if (klen) /* a stored key: its database byte first (cmd/commands.c) */

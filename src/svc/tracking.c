@@ -651,6 +651,21 @@ void tracking_all_changed(tracking_t *t)
     t->stats.items = 0;
 }
 
+void tracking_prefix_changed(tracking_t *t, const char *prefix, size_t plen)
+{
+    if (!t->stats.clients)
+        return;
+    if (t->nprefixes) {
+        tracking_all_changed(t);
+        return;
+    }
+    for (tkey_t *e = t->table.head, *next; e; e = next) {
+        next = e->next;
+        if (e->klen >= plen && memcmp(e->key, prefix, plen) == 0)
+            invalidate_entry(t, e, t->current);
+    }
+}
+
 /* Moves this turn's BCAST keys to the pending lists of the connections
  * whose prefix they are under. */
 static void spread_bcast(tracking_t *t)

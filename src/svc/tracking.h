@@ -109,6 +109,10 @@ client_t *tracking_set_current(tracking_t *t, client_t *c);
 /* The cache's change signal. */
 void tracking_key_changed(tracking_t *t, const char *key, size_t klen);
 void tracking_all_changed(tracking_t *t);
+/* Every key under prefix changed (a prefix flush swept later): the tracked
+ * keys under it are invalidated now; with BCAST connections, whose
+ * messages name each key, every connection is told to drop everything. */
+void tracking_prefix_changed(tracking_t *t, const char *prefix, size_t plen);
 /* The node's coherence lease is about to run out, or has (degraded 1), or
  * holds again (0). Going degraded sends every tracking connection the null
  * invalidation (what they cached may be removed by a flush this node will

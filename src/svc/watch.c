@@ -109,6 +109,14 @@ void watch_key_changed(watch_t *w, const char *key, size_t klen)
             wc->dirty = 1;
 }
 
+void watch_prefix_changed(watch_t *w, const char *prefix, size_t plen)
+{
+    for (wclient_t *wc = w->clients; wc; wc = wc->next)
+        for (size_t i = 0; i < wc->n && !wc->dirty; i++)
+            if (wc->klens[i] >= plen && memcmp(wc->keys[i], prefix, plen) == 0)
+                wc->dirty = 1;
+}
+
 void watch_all_changed(watch_t *w)
 {
     for (wclient_t *wc = w->clients; wc; wc = wc->next)

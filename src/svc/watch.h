@@ -47,6 +47,7 @@ size_t watch_keys_of(const client_t *c, const char *const **keys, const size_t *
 /* The cache's change signal. */
 void watch_key_changed(watch_t *w, const char *key, size_t klen);
 void watch_all_changed(watch_t *w);
+void watch_prefix_changed(watch_t *w, const char *prefix, size_t plen); /* keys under it */
 
 size_t watch_clients(const watch_t *w); /* connections watching something */
 
