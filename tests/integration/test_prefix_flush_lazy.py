@@ -1,0 +1,121 @@
+"""A large FLUSHPREFIX (more keys than a node removes in one go, 512) is
+swept in bounded steps on every node, and the keys it covers are gone at
+once for everything a client can ask: GET, EXISTS, TYPE, KEYS, SCAN,
+RANDOMKEY, DBSIZE, a write of the key, client tracking and WATCH. A key
+written after the flush stays. The reply counts every key removed on the
+node that ran it."""
+
+import time
+
+import pytest
+
+import helpers
+from cluster_harness import cluster_factory, requires_cohort  # noqa: F401 (fixture)
+from conftest import scaled
+
+pytestmark = [requires_cohort, pytest.mark.cohort_only]
+
+BIG = 20000
+KEEP = 100
+INVALIDATE = b">2\r\n$10\r\ninvalidate\r\n"
+
+
+def _resp3(node):
+    c = helpers.RawConn(node.port, timeout=scaled(10))
+    assert c.cmd("HELLO", "3").startswith(b"%")
+    return c
+
+
+def _scan_all(conn, pattern):
+    found, cursor = [], b"0"
+    while True:
+        cursor, keys = conn.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+        found += keys
+        if cursor == b"0":
+            return found
+
+
+def test_large_prefix_flush_gone_at_once_everywhere(cluster_factory):
+    cl = cluster_factory(3)
+    pairs = [("big:%d" % i, "v%d" % i) for i in range(BIG)]
+    pairs += [("keep:%d" % i, "k%d" % i) for i in range(KEEP)]
+    cl.fill(pairs)
+    conns = [n.conn() for n in cl]
+    tracker = _resp3(cl[1])
+    watcher = cl[2].conn()
+    try:
+        # big:5 sorts far past the first 512 keys of big: (big:1, big:10,
+        # big:100, ...): it is in the part every node sweeps later.
+        assert tracker.cmd("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+        assert tracker.cmd("GET", "big:5") == b"$2\r\nv5\r\n"
+        assert watcher.call("WATCH", "big:5") == b"OK"
+
+        assert conns[0].call("FLUSHPREFIX", "big:") == BIG
+        assert conns[1].call("SET", "big:new", "after") == b"OK"  # not covered
+
+        for n, c in zip(cl, conns):
+            for k in ("big:5", "big:19999", "big:777"):
+                assert c.call("GET", k) is None, "%s: GET %s after the flush" % (n.name, k)
+                assert c.call("EXISTS", k) == 0, n.name
+                assert c.call("TYPE", k) == b"none", n.name
+            assert c.call("INCR", "big:4242") == 1, n.name  # a write starts afresh
+            c.call("DEL", "big:4242")
+            listed = c.call("KEYS", "big:*")
+            scanned = _scan_all(c, "big:*")
+            want = [b"big:new"] if n is cl[1] else []
+            assert sorted(listed) == want, (n.name, listed[:5])
+            assert sorted(scanned) == want, (n.name, scanned[:5])
+            for _ in range(20):
+                k = c.call("RANDOMKEY")
+                assert k.startswith(b"keep:") or k == b"big:new", (n.name, k)
+            assert c.call("DBSIZE") == KEEP + len(want), n.name
+
+        # The tracked key was invalidated before the member acknowledged.
+        tracker.send(helpers.encode("PING"))
+        push = tracker.read_reply()
+        assert push.startswith(INVALIDATE) and (b"big:5" in push or push.endswith(b"_\r\n")), push
+        assert tracker.read_reply() == b"+PONG\r\n"
+        # The watched key changed: the transaction is refused.
+        assert watcher.call("MULTI") == b"OK"
+        assert watcher.call("SET", "big:5", "x") == b"QUEUED"
+        assert watcher.call("EXEC") is None
+
+        # Once swept, the key written after the flush is still there.
+        deadline = time.monotonic() + scaled(10)
+        while time.monotonic() < deadline:
+            if all(c.call("INFO", "keyspace").count(b"keys=%d," % (KEEP + (n is cl[1])))
+                   for n, c in zip(cl, conns)):
+                break
+            time.sleep(0.05)
+        assert conns[1].call("GET", "big:new") == b"after"
+        for n, c in zip(cl, conns):
+            assert c.call("GET", "keep:7") == b"k7", n.name
+    finally:
+        for c in conns:
+            c.close()
+        tracker.close()
+        watcher.close()
+
+
+def test_flushprefix_reply_counts_keys_read_during_the_sweep(cluster_factory):
+    """Keys a client reads (and so removes) while the sweep runs still count
+    for the flush: the reply is the number of keys it removed, exactly,
+    pipelined reads after it included; in MULTI the sweep is done at once."""
+    cl = cluster_factory(1)
+    n = cl[0]
+    n.call("SET", "other", "x")
+    for rnd in range(3):
+        cl.fill([("p:%d" % i, "v") for i in range(BIG)])
+        with n.conn() as c:
+            c.raw.send(b"".join(helpers.encode(*cmd) for cmd in
+                                [("FLUSHPREFIX", "p:")] + [("GET", "p:%d" % i) for i in
+                                                           range(0, BIG, 7)]))
+            assert helpers.decode1(c.raw.read_reply()) == BIG, rnd
+            for i in range(0, BIG, 7):
+                assert helpers.decode1(c.raw.read_reply()) is None
+    cl.fill([("p:%d" % i, "v") for i in range(BIG)])
+    with n.conn() as c:
+        assert c.call("MULTI") == b"OK"
+        assert c.call("FLUSHPREFIX", "p:") == b"QUEUED"
+        assert c.call("DBSIZE") == b"QUEUED"
+        assert c.call("EXEC") == [BIG, 1]
