@@ -33,6 +33,8 @@ typedef struct daemon_handles {
     uv_check_t after_io;     /* writes replies and peer frames after I/O... */
     uv_prepare_t before_poll; /* ...and what timers queued, before the loop sleeps */
     uv_idle_t sweep;          /* runs while the cache sweeps a prefix flush */
+    uint64_t turn_ns;         /* uv_hrtime() at the end of the last turn */
+    uint64_t turn_idle_ns;    /* uv_metrics_idle_time() then */
 } daemon_handles_t;
 
 /* A step of a prefix flush's sweep, between two polls of the loop: no client
@@ -164,9 +166,25 @@ static void sweep_turn(void *ud)
         uv_idle_start(&d->sweep, on_sweep);
 }
 
+/* A turn runs from one poll to the next: its wall time less the time it
+ * waited in the poll is how long the loop was busy (node_stats_t). */
+static void note_turn(node_t *n, daemon_handles_t *d)
+{
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(n->loop);
+    if (d->turn_ns) {
+        uint64_t busy_us = ((now - d->turn_ns) - (idle - d->turn_idle_ns)) / 1000;
+        if (busy_us > n->stats.loop_busy_max_us)
+            n->stats.loop_busy_max_us = busy_us;
+    }
+    d->turn_ns = now;
+    d->turn_idle_ns = idle;
+}
+
 static void on_before_poll(uv_prepare_t *h)
 {
-    end_of_turn(h->data);
+    node_t *n = h->data;
+    end_of_turn(n);
+    note_turn(n, n->loop->data);
 }
 
 /* Raises the open-file limit to fit maxclients; lowers maxclients if the
@@ -304,6 +322,7 @@ int main(int argc, char **argv)
 
     node_t node;
     memset(&node, 0, sizeof(node));
+    uv_loop_configure(uv_default_loop(), UV_METRICS_IDLE_TIME); /* note_turn */
     node_init(&node, uv_default_loop(), &cfg);
     node.keyspaces = keyspaces;
     if (node_open_store(&node, err, sizeof(err)) < 0) {

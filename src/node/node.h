@@ -55,6 +55,10 @@ typedef struct node_stats {
     uint64_t ops_sample_count;
     uint64_t ops_samples[NODE_OPS_SAMPLES];
     unsigned ops_idx;
+    /* The longest loop turn's busy time (its wall time less the time it
+     * waited in the poll), µs, since start or CONFIG RESETSTAT: the
+     * longest any client waited for this node's loop (daemon/main.c). */
+    uint64_t loop_busy_max_us;
 } node_stats_t;
 
 typedef struct node {

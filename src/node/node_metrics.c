@@ -78,6 +78,7 @@ void node_metrics_reset(node_t *n)
 {
     node_stats_t *st = &n->stats;
     st->used_memory_peak = 0;
+    st->loop_busy_max_us = 0;
     memset(st->ops_samples, 0, sizeof(st->ops_samples));
     st->ops_sample_ms = 0;
     node_note_memory(n);
@@ -157,6 +158,8 @@ GETTER(get_pr_refused, cluster_counters(n->cluster)->presence_refused)
 GETTER(get_commands, n->stats.commands_processed)
 GETTER(get_used_peak, used_peak(n))
 GETTER(get_ops_per_sec, ops_per_sec(n))
+GETTER(get_loop_busy_max, n->stats.loop_busy_max_us)
+GETTER(get_sweeping, n->cache ? cache_sweeping(n->cache) : 0)
 GETTER(get_start_s, n->start_ms / 1000)
 GETTER(get_setl_refused, n->stats.setl_refused)
 GETTER(get_flushes_local, n->stats.flushes_local)
@@ -378,6 +381,11 @@ static const metric_t rows[] = {
     ROW(C, NULL, NULL, 0, "stats:total_commands_processed", "commands_processed", NULL,
         get_commands),
     ROW(G, NULL, NULL, 0, "stats:instantaneous_ops_per_sec", NULL, NULL, get_ops_per_sec),
+    ROW(G, "cohort_eventloop_busy_max_microseconds",
+        "Longest loop turn (less its wait for I/O) since start or CONFIG RESETSTAT.", 0,
+        "stats:eventloop_busy_max_usec", "eventloop_busy_max_us", NULL, get_loop_busy_max),
+    ROW(G, "cohort_prefix_flushes_sweeping", "Large prefix flushes whose keys are being removed.",
+        0, "stats:prefix_flushes_sweeping", "cache.sweeping", NULL, get_sweeping),
     ROW(C, "cohort_net_input_bytes_total", "Bytes read from clients.", 0,
         "stats:total_net_input_bytes", NULL, NULL, get_net_in),
     ROW(C, "cohort_net_output_bytes_total", "Bytes written to clients.", 0,
