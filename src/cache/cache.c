@@ -139,7 +139,8 @@ enum {
     PF_MAX = 64,         /* pending prefix flushes; one more finishes the oldest at once */
     PF_DONE = 256,       /* results kept of finished ones (> PF_MAX: a sweep step
                             finishes at most PF_MAX before its caller looks) */
-    PF_SYNC_MAX = 512    /* entries a prefix flush visits at once before it goes lazy */
+    PF_SYNC_MAX = 4096,  /* entries a prefix flush visits at once before it goes lazy... */
+    PF_SYNC_US = 1000    /* ...or this long (checked every CRON_BATCH entries) */
 };
 
 typedef struct table {
@@ -788,8 +789,8 @@ static size_t free_pending(cache_t *c, size_t n)
 
 /* ---------------------------------------------------- lazy prefix flushes
  *
- * A prefix flush that would remove more than pf_sync_max entries in one go
- * stalls the loop (100k of 1M keys: a quarter of a second). Past that many,
+ * A prefix flush that would remove many entries in one go stalls the loop
+ * (100k of 1M keys: a quarter of a second). Past pf_sync_max entries or 1 ms,
  * it is recorded instead (pflush_t) and the entries it covers are dead at
  * once: every lookup, write, iterator, eviction and expiry treats a covered
  * entry as gone (and removes it when it meets it, counted for the oldest
@@ -1078,7 +1079,8 @@ static int prefix_covers_all(const cache_t *c, const char *prefix, size_t plen, 
     return plen == 0 || (plen == 1 && c->by_first[(unsigned char)prefix[0]] == cache_count(c));
 }
 
-/* cache_flush_prefix_start, visiting at most sync_max entries at once. */
+/* cache_flush_prefix_start, visiting at most sync_max entries or PF_SYNC_US
+ * at once (SIZE_MAX: every entry, however long it takes). */
 static uint64_t pf_start(cache_t *c, const char *prefix, size_t plen, int64_t now,
                          uint64_t below, size_t sync_max, size_t *removed)
 {
@@ -1096,7 +1098,8 @@ static uint64_t pf_start(cache_t *c, const char *prefix, size_t plen, int64_t no
     *p = (pflush_t){.id = ++c->pf_last_id, .seq = c->wseq, .below = below, .plen = plen};
     p->prefix = xmalloc(plen ? plen : 1);
     memcpy(p->prefix, prefix, plen);
-    if (pf_step(c, i, sync_max, 0)) {
+    int64_t deadline = sync_max == SIZE_MAX ? 0 : mono_us() + PF_SYNC_US;
+    if (pf_step(c, i, sync_max, deadline)) {
         *removed = pf_complete(c, i);
         return 0;
     }

@@ -96,8 +96,8 @@ size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int
 
 /* A prefix flush with bounded work now (cache_flush_prefix_below's
  * meaning; UINT64_MAX: every version). Every entry it covers is gone at once
- * for every function of this API; when it covers more than the sync limit
- * (512 entries visited, cache_set_flush_sync_max), the rest is removed by
+ * for every function of this API; when removing them takes longer than
+ * 1 ms or 4096 entries visited (cache_set_flush_sync_max), the rest is removed by
  * later cache_sweep() (and cache_cron()) calls, a bounded step at a time,
  * and the change listener hears CACHE_CHANGE_PREFIX once now (then each key
  * as it is removed). Returns 0 when it is over, with the number of live
@@ -118,7 +118,8 @@ int cache_sweep(cache_t *c, int64_t now, int budget_us);
 /* Pending prefix flushes (0: cache_sweep has nothing to do). */
 size_t cache_sweeping(const cache_t *c);
 /* Entries a prefix flush visits at once before it goes on lazily (tests and
- * the simulator set it low to exercise the lazy path). */
+ * the simulator set it low to exercise the lazy path; SIZE_MAX: never lazy,
+ * whatever the time). */
 void cache_set_flush_sync_max(cache_t *c, size_t n);
 /* As cache_flush_all, but entries whose version is >= below stay (costs a
  * walk of the cache only when some entry was ever given such a version). */

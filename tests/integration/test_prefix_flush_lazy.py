@@ -1,4 +1,4 @@
-"""A large FLUSHPREFIX (more keys than a node removes in one go, 512) is
+"""A large FLUSHPREFIX (more keys than a node removes in one go: 1 ms, 4096) is
 swept in bounded steps on every node, and the keys it covers are gone at
 once for everything a client can ask: GET, EXISTS, TYPE, KEYS, SCAN,
 RANDOMKEY, DBSIZE, a write of the key, client tracking and WATCH. A key
@@ -44,7 +44,7 @@ def test_large_prefix_flush_gone_at_once_everywhere(cluster_factory):
     tracker = _resp3(cl[1])
     watcher = cl[2].conn()
     try:
-        # big:5 sorts far past the first 512 keys of big: (big:1, big:10,
+        # big:5 sorts far past the first 4096 keys of big: (big:1, big:10,
         # big:100, ...): it is in the part every node sweeps later.
         assert tracker.cmd("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
         assert tracker.cmd("GET", "big:5") == b"$2\r\nv5\r\n"
