@@ -91,6 +91,13 @@ int cluster_start(uv_loop_t *loop, const config_t *cfg, const cluster_host_t *ho
 /* Says goodbye to the peers and closes every handle; run the loop after. */
 void cluster_stop(cluster_t *cl);
 
+/* A unit: the flushes and writes recorded between begin and end (one EXEC,
+ * one script) reach every member in one frame, which the member applies in
+ * one go (up to FRAME_UNIT_MAX bytes; a larger one is sent in parts). Units
+ * nest: the outermost counts. NULL cl: nothing. */
+void cluster_unit_begin(cluster_t *cl);
+void cluster_unit_end(cluster_t *cl);
+
 /* Flushes made here (already applied to this node's cache with that
  * version), to be applied on every member. Each returns the flush number to
  * wait for (0 when alone). */

@@ -167,6 +167,8 @@ typedef struct flush_entry {
     uint8_t kind;     /* enum flush_kind */
     uint8_t enc;      /* FLUSH_SEED, FLUSH_PROPOSE: the value's form (cache.h) */
     uint8_t aborted;  /* FLUSH_PROPOSE refused by a member: ABORT follows it */
+    uint8_t unit_next; /* the next entry is of the same unit (a transaction or a
+                          script): both go in one frame (coherence.c, U1) */
     uint32_t klen;
     uint32_t vlen;
     int64_t expire_at;
@@ -206,6 +208,8 @@ struct cluster {
     size_t nauthorized;
     /* our flushes */
     uint64_t flush_seq;
+    uint64_t unit_from; /* cluster_unit_begin: the unit's first flush number */
+    int unit_depth;     /* open units (a script inside EXEC is one with it) */
     flush_entry_t *log; /* ring of our last flushes (see coherence.c) */
     size_t log_cap;     /* entries the ring has room for */
     size_t log_keep;    /* replay_log: entries kept once sent */
@@ -343,6 +347,11 @@ uint64_t coherence_first_proposal(cluster_t *cl, uint64_t from, uint64_t to);
 void coherence_encode(cluster_t *cl, buf_t *b, uint64_t from, uint64_t to);
 /* The oldest of our flushes the replay log still holds. */
 uint64_t coherence_log_first(const cluster_t *cl);
+/* The last flush from 'from' on (at most to) of the frame that starts at it
+ * (units whole: coherence.c, U1). */
+uint64_t coherence_frame_end(cluster_t *cl, uint64_t from, uint64_t to);
+/* 1 when flush seq (in the log) is followed by one of the same unit. */
+int coherence_unit_next(cluster_t *cl, uint64_t seq);
 /* Applies a FLUSH payload of m's (from its link, or from the store's log
  * when from_log: no NACK without a link). Returns 0, -1 when the header is
  * malformed, -2 when an entry is. */

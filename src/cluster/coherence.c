@@ -36,6 +36,14 @@
  * connections) while our lease on it still held: it could reply a flush
  * without our acknowledgement only after that lease ran out, and it was gone
  * by then (ended_current).
+ *
+ * Units (U1, tests/integration/test_transaction_unit.py): the entries
+ * recorded between cluster_unit_begin and _end (one EXEC, one script) are
+ * marked unit_next but the last, and send_range never ends a frame between
+ * two of them while the frame stays under FRAME_UNIT_MAX: a member applies
+ * the frame in one handler, so no client of it sees part of a transaction.
+ * The store's flush log keeps a unit in one append the same way
+ * (flushlog.c). A unit larger than that is sent in parts.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +253,7 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     e->expire_at = expire_at;
     e->enc = 0;
     e->aborted = 0;
+    e->unit_next = 0;
     e->data = xmalloc(klen + vlen + 1);
     memcpy(e->data, key, klen);
     if (vlen)
@@ -256,6 +265,21 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     else
         batch_add(cl, seq);
     return seq;
+}
+
+void cluster_unit_begin(cluster_t *cl)
+{
+    if (cl && cl->unit_depth++ == 0)
+        cl->unit_from = cl->flush_seq + 1;
+}
+
+void cluster_unit_end(cluster_t *cl)
+{
+    if (!cl || --cl->unit_depth > 0)
+        return;
+    uint64_t from = cl->unit_from > log_first(cl) ? cl->unit_from : log_first(cl);
+    for (uint64_t s = from; s < cl->flush_seq; s++)
+        log_at(cl, s)->unit_next = 1;
 }
 
 uint64_t cluster_flush_key(cluster_t *cl, const char *key, size_t klen, uint64_t version)
@@ -371,16 +395,36 @@ uint64_t coherence_log_first(const cluster_t *cl)
     return log_first(cl);
 }
 
+/* The last of our flushes from 'from' on (at most to) that go in one frame:
+ * about FRAME_BATCH_SOFT of them, but a unit whole while under
+ * FRAME_UNIT_MAX (U1). */
+uint64_t coherence_frame_end(cluster_t *cl, uint64_t from, uint64_t to)
+{
+    uint64_t last = from;
+    size_t bytes = entry_size(log_at(cl, from));
+    while (last < to) {
+        size_t next = entry_size(log_at(cl, last + 1));
+        int in_unit = log_at(cl, last)->unit_next && bytes + next <= FRAME_UNIT_MAX;
+        if (!in_unit && bytes + next > FRAME_BATCH_SOFT)
+            break;
+        bytes += next;
+        last++;
+    }
+    return last;
+}
+
+int coherence_unit_next(cluster_t *cl, uint64_t seq)
+{
+    return seq >= log_first(cl) && seq <= cl->flush_seq && log_at(cl, seq)->unit_next;
+}
+
 /* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT. */
 static void send_range(member_t *m, uint64_t from, uint64_t to)
 {
     cluster_t *cl = m->cl;
     link_t *l = m->link;
     while (from <= to) {
-        uint64_t last = from;
-        size_t bytes = entry_size(log_at(cl, from));
-        while (last < to && bytes + entry_size(log_at(cl, last + 1)) <= FRAME_BATCH_SOFT)
-            bytes += entry_size(log_at(cl, ++last));
+        uint64_t last = coherence_frame_end(cl, from, to);
         size_t s = peer_frame_begin(l, FRAME_FLUSH);
         coherence_encode(cl, &l->out, from, last);
         peer_frame_end(l, s);

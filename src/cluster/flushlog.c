@@ -233,7 +233,9 @@ int cluster_flushlog_take(cluster_t *cl, buf_t *out, uint64_t *inc, uint64_t *fi
     while (to < upto) {
         buf_clear(&probe);
         coherence_encode(cl, &probe, to + 1, to + 1);
-        if (bytes + buf_len(&probe) > APPEND_MAX_BYTES)
+        size_t grown = bytes + buf_len(&probe);
+        int in_unit = coherence_unit_next(cl, to) && grown <= FRAME_UNIT_MAX; /* U1 */
+        if (grown > APPEND_MAX_BYTES && !in_unit)
             break;
         bytes += buf_len(&probe);
         to++;

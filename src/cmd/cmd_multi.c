@@ -212,8 +212,10 @@ CMD_HANDLER(cmd_exec)
         multi_unwatch(c);
         resp_add_array(&c->out, m->n);
         c->cmd_flags |= CMDC_ATOMIC; /* nothing in between: its commands cannot wait */
+        cluster_unit_begin(cmd_node(c)->cluster); /* the members apply it in one go */
         for (size_t i = 0; i < m->n; i++)
             commands_exec_queued(c, m->cmds[i].argc, m->cmds[i].argv, m->cmds[i].argl);
+        cluster_unit_end(cmd_node(c)->cluster);
         c->cmd_flags &= ~CMDC_ATOMIC;
     }
     free_queue(m);

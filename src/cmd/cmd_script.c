@@ -125,7 +125,9 @@ static void run(client_t *c, int argc, const char **argv, const size_t *argl)
     ctx.started_ms = clock_mono_ms();
     cmd_node(c)->script_client->server = cmd_node(c)->server;
     cmd_node(c)->script_client->db = c->db; /* a SELECT in the script is its own */
+    cluster_unit_begin(ctx.node->cluster); /* its writes reach the members as one */
     script_command(e, argc, argv, argl, c->proto, &c->out);
+    cluster_unit_end(ctx.node->cluster);
     ctx.caller = NULL;
     cmd_after_write(c);
 }

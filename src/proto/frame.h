@@ -47,7 +47,9 @@
  *            carries the same as FLUSH_SEED;
  *            for FLUSH_INVAL (a write of an invalidate-mode key): u64
  *            XXH3-64 digest of the value written (members holding other
- *            bytes drop theirs)
+ *            bytes drop theirs). A frame holds the flushes of about
+ *            FRAME_BATCH_SOFT, and a unit (one EXEC's, one script's) whole
+ *            up to FRAME_UNIT_MAX; the receiver applies a frame in one go.
  *   ACK      u64 incarnation of the origin, u64 highest flush number applied
  *   SYNC     u64 incarnation of the peer as last known (0: none), u64 highest
  *            flush number applied from it, u64 the sender incarnation's start
@@ -134,6 +136,10 @@
 #define FRAME_MAX_DEFAULT (16u << 20) /* payload limit unless configured */
 #define FRAME_HANDSHAKE_MAX 4096u     /* payload limit before a link is authenticated */
 #define FRAME_BATCH_SOFT (1u << 20)   /* a FLUSH frame starts a new one past this */
+/* ...but not inside a unit (a transaction's or a script's flushes) while the
+ * frame stays under this: every node accepts it (peer.c's max_payload is
+ * FRAME_BATCH_SOFT + 2 * at least FRAME_VALUE_MAX + 64 KiB). */
+#define FRAME_UNIT_MAX (FRAME_BATCH_SOFT + 2 * (size_t)FRAME_VALUE_MAX)
 /* The largest key or value one member sends another (a SEED, PROPOSE or
  * snapshot entry), the same on every member whatever its max_bulk_len:
  * every member decodes entries up to it, and a write whose key or value is

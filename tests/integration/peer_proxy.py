@@ -19,7 +19,10 @@ Modes (set with .mode, read for every frame):
              one direction dropped, the other forwarded (after the drop the
              receiver sees a gap in the frame numbering and must close the
              link, never accept what follows);
-  "delay"    both ways forwarded .delay seconds late, in order.
+  "delay"    both ways forwarded .delay seconds late, in order;
+  "space"    both ways forwarded in order, each frame at least .delay seconds
+             after the one before it in its direction (a slow link: frames
+             sent together arrive apart).
 
 proxy_every_link(cluster) puts one proxy on every peer link of a cluster
 that is not started yet.
@@ -141,6 +144,8 @@ class PeerProxy:
             line.send(frame, 0.0)
         elif mode == "delay":
             line.send(frame, delay)
+        elif mode == "space":
+            line.send_spaced(frame, delay)
         elif mode == "reflect" and from_initiator:
             src.sendall(frame)  # the node gets its own frame back
         elif mode == "drop_from_initiator" and not from_initiator:
@@ -190,12 +195,25 @@ class _DelayLine:
         self.queue = collections.deque()
         self.cond = threading.Condition()
         self.closed = False
+        self.last_due = 0.0
 
     def send(self, frame, delay):
         with self.cond:
             if self.closed:
                 raise OSError("proxy line closed")
-            self.queue.append((time.monotonic() + delay, frame))
+            due = time.monotonic() + delay
+            self.last_due = max(self.last_due, due)
+            self.queue.append((due, frame))
+            self.cond.notify()
+
+    def send_spaced(self, frame, gap):
+        """As send, due gap seconds after the frame before it at the earliest."""
+        with self.cond:
+            if self.closed:
+                raise OSError("proxy line closed")
+            due = max(time.monotonic(), self.last_due + gap)
+            self.last_due = due
+            self.queue.append((due, frame))
             self.cond.notify()
 
     def close(self):
