@@ -128,6 +128,7 @@ typedef struct pflush {
     char *cursor;    /* owned; the sweep goes on from the first key >= cursor; NULL: prefix */
     size_t clen;
     size_t removed;  /* live entries it removed so far */
+    bool signalled;  /* the change listener heard CACHE_CHANGE_PREFIX */
 } pflush_t;
 
 typedef struct pflush_done {
@@ -741,12 +742,11 @@ static void changed(const cache_t *c, const char *key, size_t klen)
         c->on_change(c->on_change_ud, CACHE_CHANGE_KEY, key, klen);
 }
 
-/* Takes e out of every structure and frees it. link and tab locate e in the
- * hash table; pass link NULL to have them looked up. Every removal of an
- * entry passes here, so the change listener is told here. */
-static void entry_remove(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
+/* Takes e out of every structure and frees it, without telling the change
+ * listener (entry_remove does). link and tab locate e in the hash table;
+ * pass link NULL to have them looked up. */
+static void entry_unlink(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
 {
-    changed(c, e->data, e->klen);
     if (!link)
         link = find_link(c, e->data, e->klen, hash_key(c, e->data, e->klen), &tab);
     assert(link && *link == e);
@@ -760,6 +760,14 @@ static void entry_remove(cache_t *c, cache_entry_t *e, cache_entry_t **link, int
     if (e->expire_at)
         heap_remove(c, e);
     entry_free(c, e);
+}
+
+/* entry_unlink, the change listener told first. Every removal of an entry
+ * passes here but those of a lazy prefix flush the listener heard of. */
+static void entry_remove(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
+{
+    changed(c, e->data, e->klen);
+    entry_unlink(c, e, link, tab);
 }
 
 /* Removes e for a reason the caller is told about (eviction or expiry). */
@@ -830,7 +838,10 @@ static bool pf_reap(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
         return false;
     if (!is_expired(e, c->now))
         c->pf[i].removed++;
-    entry_remove(c, e, link, tab); /* flushed: never reported as expired */
+    if (c->pf[i].signalled) /* the listener knows: CACHE_CHANGE_PREFIX */
+        entry_unlink(c, e, link, tab);
+    else
+        entry_remove(c, e, link, tab); /* flushed: never reported as expired */
     return true;
 }
 
@@ -1106,6 +1117,7 @@ static uint64_t pf_start(cache_t *c, const char *prefix, size_t plen, int64_t no
     /* The rest is dead from now on: the change listener hears it once. */
     if (c->on_change)
         c->on_change(c->on_change_ud, CACHE_CHANGE_PREFIX, p->prefix, plen);
+    p->signalled = true;
     *removed = p->removed;
     return p->id;
 }

@@ -99,8 +99,8 @@ size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int
  * for every function of this API; when removing them takes longer than
  * 1 ms or 4096 entries visited (cache_set_flush_sync_max), the rest is removed by
  * later cache_sweep() (and cache_cron()) calls, a bounded step at a time,
- * and the change listener hears CACHE_CHANGE_PREFIX once now (then each key
- * as it is removed). Returns 0 when it is over, with the number of live
+ * and the change listener hears CACHE_CHANGE_PREFIX once now (and not again
+ * for the keys it covers, whenever they are removed). Returns 0 when it is over, with the number of live
  * entries removed in *removed; else an id for cache_flush_result, with
  * those removed so far. A cache_flush_all() ends the pending ones: they
  * count what they removed until then. At most 64 are pending: one more
@@ -214,7 +214,8 @@ void cache_on_gone(cache_t *c, cache_evict_fn fn, void *ud);
  * signalModifiedKey feeds both client tracking and WATCH): called by every
  * function that changes a value, an expire time or removes an entry, for any
  * reason (cache_set, cache_delete, cache_set_expire, the prefix flushes one
- * key at a time, eviction, expiry), with kind CACHE_CHANGE_KEY and the key;
+ * key at a time, eviction, expiry), with kind CACHE_CHANGE_KEY and the key
+ * (a lazy prefix flush's keys: CACHE_CHANGE_PREFIX and the prefix, once);
  * cache_flush_all calls it once with CACHE_CHANGE_ALL (key NULL, klen 0),
  * even when the cache was empty; a prefix flush that goes on lazily calls it
  * once with CACHE_CHANGE_PREFIX and the prefix (cache_flush_prefix_start). It is called before the change is made

@@ -1548,6 +1548,8 @@ static void change_record(void *ud, int kind, const char *key, size_t klen)
     size_t room = sizeof(l->text) - strlen(l->text);
     if (kind == CACHE_CHANGE_ALL)
         snprintf(l->text + strlen(l->text), room, "ALL ");
+    else if (kind == CACHE_CHANGE_PREFIX)
+        snprintf(l->text + strlen(l->text), room, "PREFIX:%.*s ", (int)klen, key);
     else
         snprintf(l->text + strlen(l->text), room, "%.*s ", (int)klen, key);
     l->n++;
@@ -1596,6 +1598,25 @@ static void test_change_signal(void **state)
     assert_int_equal(cache_flush_all(c), 1);
     assert_int_equal(cache_flush_all(c), 0); /* an empty cache still says so */
     ASSERT_CHANGES(&log, "ALL ALL ");
+    /* A lazy prefix flush: the keys removed at once one by one, then the
+     * prefix once; the covered keys removed later are not told again. */
+    cache_set_flush_sync_max(c, 2);
+    set_str(c, "p:1", "x", 0);
+    set_str(c, "p:2", "x", 0);
+    set_str(c, "p:3", "x", 0);
+    set_str(c, "p:4", "x", 0);
+    log.text[0] = '\0';
+    size_t removed;
+    uint64_t id = cache_flush_prefix_start(c, "p:", 2, 0, UINT64_MAX, &removed);
+    assert_true(id != 0);
+    assert_int_equal(removed, 2);
+    ASSERT_CHANGES(&log, "p:1 p:2 PREFIX:p: ");
+    assert_null(cache_lookup(c, "p:3", 3, 0, 0));
+    while (cache_sweep(c, 0, 100000))
+        ;
+    assert_int_equal(cache_flush_result(c, id, &removed), 1);
+    assert_int_equal(removed, 4);
+    ASSERT_CHANGES(&log, "");
     cache_on_change(c, NULL, NULL);
     set_str(c, "quiet", "x", 0);
     ASSERT_CHANGES(&log, "");
