@@ -46,6 +46,7 @@ void catchup_needed(cluster_t *cl)
     if (!cl->host.snapshot)
         return;
     cl->need_snapshot = 1;
+    serving_lowered(cl);
     cl->snap_from = NULL;
     for (size_t i = 0; i < cl->nmembers; i++)
         cl->members[i].snap_busy = 0;

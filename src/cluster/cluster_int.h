@@ -241,6 +241,11 @@ struct cluster {
     /* the store as arbiter (membership.c) */
     int arbiter;            /* only member rows declare a member dead */
     int64_t own_row_until;  /* serve cached values only before this (arbiter) */
+    /* cluster_serving's cache (coherence.c, S1): serve before serving_until,
+     * a bound no higher than the leases'; recomputed once reached, and at
+     * once after serving_lowered() */
+    int64_t serving_until;
+    int serving_stale;
     int own_row_lapsed;     /* own_row_until passed: others may call us dead */
     int64_t row_lapsed_at;  /* when it last did: a PONG older than this proves
                                no lease on us (coherence.c, holds) */
@@ -347,6 +352,17 @@ uint64_t coherence_first_proposal(cluster_t *cl, uint64_t from, uint64_t to);
 void coherence_encode(cluster_t *cl, buf_t *b, uint64_t from, uint64_t to);
 /* The oldest of our flushes the replay log still holds. */
 uint64_t coherence_log_first(const cluster_t *cl);
+/* Something cluster_serving's bound reads may have moved down (a member's
+ * state, a lease voided, our row lost, the store's arbitration, a catch-up
+ * needed): the cached bound is recomputed at the next read (S1). A lease
+ * extended needs no call. */
+static inline void serving_lowered(cluster_t *cl)
+{
+    cl->serving_stale = 1;
+}
+/* 1 when the cached bound is above what the leases allow now (S1 broken:
+ * a lowering change without serving_lowered); the simulator checks it. */
+int cluster_serving_cache_broken(cluster_t *cl);
 /* The last flush from 'from' on (at most to) of the frame that starts at it
  * (units whole: coherence.c, U1). */
 uint64_t coherence_frame_end(cluster_t *cl, uint64_t from, uint64_t to);

@@ -547,6 +547,7 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->unknown_past = m->in_inc == 0;
     m->in_inc = inc;
     m->log_from = 0; /* a log lease on its former incarnation says nothing of this one */
+    serving_lowered(m->cl);
     m->log_stall_since = 0;
     m->in_applied = 0;
     m->nnacked = 0;
@@ -1020,21 +1021,44 @@ static int64_t lease_of(const member_t *m)
     return l;
 }
 
+/* Until when this node may serve: INT64_MIN while catching up, else the
+ * earliest of our row's end (others may declare us dead after it) and the
+ * leases on the members not dead. O(members). */
+static int64_t serving_bound(cluster_t *cl)
+{
+    if (cluster_catching_up(cl))
+        return INT64_MIN;
+    int64_t until = INT64_MAX;
+    if (cl->arbiter && cl->own_row_until < until)
+        until = cl->own_row_until;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD && lease_of(m) < until)
+            until = lease_of(m);
+    }
+    return until;
+}
+
+/* S1 (cluster_serving_cache_broken, checked by the simulator every step):
+ * the cached bound is never above serving_bound(). It is recomputed when
+ * reached (a lease extended since only raises the true bound) and after
+ * serving_lowered(), which every change that can lower it calls. So a read
+ * costs O(1) but once per lease period or state change. */
 int cluster_serving(cluster_t *cl)
 {
     if (!cl)
         return 1;
-    if (cluster_catching_up(cl))
-        return 0;
     int64_t now = cluster_mono(cl);
-    if (cl->arbiter && now >= cl->own_row_until)
-        return 0; /* our row may expire: others may declare us dead */
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        const member_t *m = &cl->members[i];
-        if (m->state != MEMBER_DEAD && now >= lease_of(m))
-            return 0;
+    if (cl->serving_stale || now >= cl->serving_until) {
+        cl->serving_until = serving_bound(cl);
+        cl->serving_stale = 0;
     }
-    return 1;
+    return now < cl->serving_until;
+}
+
+int cluster_serving_cache_broken(cluster_t *cl)
+{
+    return !cl->serving_stale && cl->serving_until > serving_bound(cl);
 }
 
 int64_t cluster_serving_left_ms(cluster_t *cl)

@@ -117,6 +117,7 @@ void cluster_flushlog_enable(cluster_t *cl, int on)
     if (!cl || cl->flushlog == !!on)
         return;
     cl->flushlog = !!on;
+    serving_lowered(cl);
     if (on && !cl->fl_recs)
         cl->fl_recs = xcalloc(FL_RECS, sizeof(fl_rec_t));
     log_info("cluster", "flush log through the store %s", on ? "on" : "off");

@@ -106,6 +106,7 @@ void member_set_state(member_t *m, int state, const char *why)
     log_info("member", "%s (%s): %s -> %s: %s", label(m), m->addr, member_state_name(m->state),
              member_state_name(state), why);
     m->state = state;
+    serving_lowered(cl);
     m->since = cluster_mono(cl);
     m->since_wall = clock_now_ms();
     m->probe_deadline = 0;
@@ -392,6 +393,7 @@ void cluster_set_arbiter(cluster_t *cl)
     if (!cl || cl->arbiter)
         return;
     cl->arbiter = 1;
+    serving_lowered(cl);
     log_info("member", "membership decided by the shared store: a member is dead only when its "
              "row expired, it left, or its session lock is free");
 }
@@ -444,6 +446,7 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
                 cl->members[i].lease_until = 0;
                 cl->members[i].log_from = 0; /* log leases too (flushlog.c, L5) */
             }
+            serving_lowered(cl);
         }
         cl->own_row_until = until;
         cl->own_row_lapsed = 0;
@@ -452,8 +455,10 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
 
 void cluster_own_row_lost(cluster_t *cl)
 {
-    if (cl)
+    if (cl) {
         cl->own_row_until = 0;
+        serving_lowered(cl);
+    }
 }
 
 int cluster_members_settled(const cluster_t *cl)
@@ -491,8 +496,10 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
     cluster_t *cl = m->cl;
     if (!deaths && r && m->link && m->state == MEMBER_ALIVE && !r->gone && !r->lock_free)
         m->linked_row_inc = r->incarnation; /* the process we are linked with */
-    if (!deaths)
+    if (!deaths && m->row_live != (r && !r->gone)) {
         m->row_live = r && !r->gone; /* a log lease on it needs this (flushlog.c) */
+        serving_lowered(cl);
+    }
     /* G3: a free lock counts only if it is the lock of a process we linked
      * with (a new process of the member, never linked with us, may have lost
      * its PostgreSQL session while it lives and serves). */

@@ -53,6 +53,7 @@ static void judge(member_t *m)
              "declared dead on a guess, and this node serves on no log lease (see README, "
              "The flush log)", cl->no_arbiter);
     cl->arbiter = 0; /* the writer's half of the log stays: members on our store follow it */
+    serving_lowered(cl); /* no log lease from now on */
 }
 
 void storeid_on_link_ready(member_t *m)

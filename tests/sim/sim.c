@@ -884,6 +884,8 @@ static void check_invariants(void)
     check_no_bypass();
     for (int i = 0; i < W.nnodes; i++) {
         node_t *n = &W.nodes[i];
+        if (n->cl && cluster_serving_cache_broken(n->cl)) /* coherence.c, S1 */
+            fail("S1 n%d's cached serving bound is above its leases", i);
         if (!n->cl || n->paused || !cluster_serving(n->cl))
             continue;
         for (int k = 0; k < NKEYS; k++) {
