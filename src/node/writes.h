@@ -27,15 +27,16 @@
  *      before sending it) gives back the value it replaced, never leaves
  *      the key empty. sim --writes (a counter that vanished and restarted
  *      at 1 before this rule).
- *   P5 a cache drop forgets no version: after writes_drop_all no SEED or
- *      flush at or below a version this node made or observed before the
- *      drop is applied (the whole cache's floor rises to hlc_seen, as a new
- *      process's starts at its start time). Without it a node that dropped
- *      its cache (a member restarted without goodbye, a RESET) between
- *      making a SEED and receiving a member's older one took the older
- *      value, while its own newer SEED replied and held everywhere else:
- *      the member had replied it without this node, which it held dead
- *      while this node's store row had lapsed, so it came late, by replay.
+ *   P5 a cache drop forgets no version: after writes_drop_all no SEED at
+ *      or below a version this node made or observed before the drop takes
+ *      a key (the whole cache's floor rises to hlc_seen, as a new process's
+ *      is its start time; such a key misses here instead). Without it a
+ *      node that dropped its cache (a member restarted without goodbye, a
+ *      RESET) between making a SEED and receiving a member's older one took
+ *      the older value, while its own newer SEED replied and held
+ *      everywhere else: the member had replied it without this node, which
+ *      it held dead while this node's store row had lapsed, so it came
+ *      late, by replay.
  *      sim --store, seeds 1016 and 2240 of --nodes 5 --seconds 10 (ctest
  *      sim_store_seed1016, sim_store_seed2240: stale reads before this);
  *      tests/unit/test_writes.c (test_drop_*). */
