@@ -18,6 +18,13 @@ uint64_t hlc_after(const hlc_t *h, uint64_t base)
     return ((base >> HLC_TAG_BITS) + 1) << HLC_TAG_BITS | h->tag;
 }
 
+uint64_t hlc_seen(const hlc_t *h)
+{
+    /* Versions observed have a counter below h->counter (hlc_observe keeps
+     * it one above); versions made here have at most h->counter and our tag. */
+    return h->counter << HLC_TAG_BITS | h->tag;
+}
+
 void hlc_observe(hlc_t *h, uint64_t version)
 {
     /* One more than the counter seen: the next version made here is two

@@ -36,6 +36,10 @@ uint64_t hlc_next(hlc_t *h, int64_t wall_ms);
 uint64_t hlc_after(const hlc_t *h, uint64_t base);
 /* Takes note of a version made elsewhere. */
 void hlc_observe(hlc_t *h, uint64_t version);
+/* The newest version this clock made or observed, or above it: every
+ * version hlc_next, hlc_after (once observed) or hlc_observe saw here is at
+ * most this, and the next one made here is above it. */
+uint64_t hlc_seen(const hlc_t *h);
 /* The version an operation made at wall_ms (ms) would have at least, from
  * any node: (wall_ms << 16). */
 uint64_t hlc_at(int64_t wall_ms);

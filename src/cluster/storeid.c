@@ -20,7 +20,11 @@
  *      store still follows our log and serves on it, so our replies keep
  *      waiting for the log as L2 says (a member on the other store has no
  *      row of ours there, so it never holds a log lease on us: L5)
- *      (test_flushlog.py: test_separate_sqlite_files_mean_no_arbiter);
+ *      (test_flushlog.py: test_separate_sqlite_files_mean_no_arbiter). The
+ *      reader's half stays on too: the node keeps following its store's log
+ *      and recording its position (node_flushlog.c N1), without which that
+ *      store's log was pruned no further until the node restarted
+ *      (test_flushlog.py: test_mismatch_keeps_pruning_the_log);
  *   S2 a member that never says (an older cohortd, or no [store] url) is
  *      not a mismatch. */
 #include <stdio.h>

@@ -314,7 +314,8 @@ static size_t host_drop_all(void *ud)
     node_t *n = ud;
     flushmark_free(n->recent); /* a catch-up follows: only what comes after matters */
     n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
-    size_t keys = cache_flush_all(n->cache);
+    writes_t w = writes_of(n);
+    size_t keys = writes_drop_all(&w); /* keeps the versions it drops (writes.h, P5) */
     flushmark_all(n->flushmark);
     return keys;
 }

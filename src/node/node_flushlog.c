@@ -16,7 +16,18 @@
  * one per host: no log between hosts).
  *
  * Round trips at idle: one read per poll (T/3, so 1.5 per second with the
- * default lease of 2 s), nothing else unless an entry arrived. */
+ * default lease of 2 s), nothing else unless an entry arrived.
+ *
+ * Rule N1: once on, the poll never stops while the node runs, a store
+ * identity mismatch included (storeid.c S1 turns off only the log lease,
+ * which the cluster decides, cluster_flushlog_on): the store prunes only the
+ * entries that every member with a live row has read past, and this node's
+ * row stays live on its store, so a node that stopped reading (and
+ * recording its position) stalled pruning of that store's log for every
+ * member until it restarted. Reading on is safe: entries apply through the
+ * link's code (flushlog.c L3), and a cursor past an entry means it was
+ * applied or is not ours (L2). Test: test_flushlog.py,
+ * test_mismatch_keeps_pruning_the_log. */
 #include "node_flushlog.h"
 
 #include <stdio.h>
@@ -260,10 +271,6 @@ static void on_timer(uv_timer_t *t)
     if (!fl.id_known && !fl.id_asking &&
         store_identity(n->store, on_identity, NULL) == 0)
         fl.id_asking = true;
-    if (fl.enabled && !cluster_flushlog_on(n->cluster)) {
-        schedule(1000); /* turned off: members on other stores (storeid.c) */
-        return;
-    }
     if (!fl.enabled) {
         if (!cluster_has_arbiter(n->cluster))
             return; /* no arbiter, no log */

@@ -40,6 +40,16 @@ static void floor_at(flushmark_t *f, int op, const char *key, size_t klen, uint6
         flushmark_key_at(f, key, klen, version);
 }
 
+size_t writes_drop_all(const writes_t *w)
+{
+    /* What the dropped entries' versions said about their keys, the floor
+     * now says of every key: a SEED a member replied while it held this
+     * node dead arrives by replay after the drop, and must not replace a
+     * newer value this node made or saw, replied everywhere (P5). */
+    flushmark_all_at(w->floor, hlc_seen(w->hlc));
+    return cache_flush_all(w->cache);
+}
+
 void writes_flushed(const writes_t *w, int op, const char *key, size_t klen, uint64_t version)
 {
     floor_at(w->recent, op, key, klen, version);

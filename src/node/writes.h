@@ -26,7 +26,20 @@
  *   P4 an aborted value whose newer write never arrives (its maker died
  *      before sending it) gives back the value it replaced, never leaves
  *      the key empty. sim --writes (a counter that vanished and restarted
- *      at 1 before this rule). */
+ *      at 1 before this rule).
+ *   P5 a cache drop forgets no version: after writes_drop_all no SEED at
+ *      or below a version this node made or observed before the drop takes
+ *      a key (the whole cache's floor rises to hlc_seen, as a new process's
+ *      is its start time; such a key misses here instead). Without it a
+ *      node that dropped its cache (a member restarted without goodbye, a
+ *      RESET) between making a SEED and receiving a member's older one took
+ *      the older value, while its own newer SEED replied and held
+ *      everywhere else: the member had replied it without this node, which
+ *      it held dead while this node's store row had lapsed, so it came
+ *      late, by replay.
+ *      sim --store, seeds 1016 and 2240 of --nodes 5 --seconds 10 (ctest
+ *      sim_store_seed1016, sim_store_seed2240: stale reads before this);
+ *      tests/unit/test_writes.c (test_drop_*). */
 #ifndef COHORT_WRITES_H
 #define COHORT_WRITES_H
 
@@ -62,6 +75,14 @@ uint64_t writes_key_version(const writes_t *w, const char *key, size_t klen);
 int writes_apply(const writes_t *w, int kind, const char *key, size_t klen, const char *val,
                  size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
                  uint64_t seq);
+
+/* Empties the cache because a member's flushes may have been lost (the
+ * host's drop_all), keeping its versions (P5): the floor of every key rises
+ * to the newest version this node made or observed (hlc_seen), so nothing
+ * older than what it held or made is applied afterwards. Returns the live
+ * keys dropped. The caller starts its record of flushes since the cache was
+ * last empty (w->recent) afresh. */
+size_t writes_drop_all(const writes_t *w);
 
 /* A flush made here with version (op: VOP_KEY, VOP_PREFIX or VOP_ALL; the
  * cache itself was changed by the caller): older SEEDs and writes in flight

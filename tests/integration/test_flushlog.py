@@ -197,6 +197,65 @@ def test_separate_sqlite_files_mean_no_arbiter(cluster_factory, tmp_path):
     cl.wait_state([n1], "n2", "dead", timeout=scaled(10))
 
 
+def _log_rows(path):
+    """Entries in the flush log of the SQLite store at path (None while the
+    file is busy)."""
+    import sqlite3
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=1)
+        try:
+            return db.execute("SELECT count(*) FROM cohort_flushlog").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
+def test_mismatch_keeps_pruning_the_log(cluster_factory, tmp_path):
+    """n1 and n2 share a SQLite file, n3 has its own: n1 and n2 meet n3's
+    store identity and lose their arbiter (storeid.c S1), yet keep following
+    their store's log (node_flushlog.c N1). With the n1-n2 link cut, DELs
+    through n1 go to the log for n2; n2 applies them from the log and records
+    its position, so the log is pruned empty. Before N1 both stopped polling
+    at the mismatch: n2 applied nothing and the entries stayed until the
+    nodes restarted."""
+    opts = dict(FAST, dead_after="60s")  # nobody is dead by a guess meanwhile
+    probe = cluster_factory(3, start=False, options=opts)  # for the ports only
+    peers, proxies = ordered_proxies(probe)
+    cl = cluster_factory(3, start=False, options=opts)
+    shared = os.path.join(str(tmp_path), "shared.db")
+    for n, p in zip(cl, probe):
+        n.cluster_port, n.port, n.http_port = p.cluster_port, p.port, p.http_port
+    for i, n in enumerate(cl):
+        n.config = cl.node_config(n, peers=peers[n.name])
+        path = shared if i < 2 else os.path.join(str(tmp_path), "own.db")
+        n.config["store"] = {"url": "sqlite://%s" % path, "member_lease": "3s"}
+    try:
+        cl.start(timeout=15)
+        n1, n2, n3 = cl
+
+        def no_arbiter():
+            return all(n.info("cohort").get("membership_arbiter", "").startswith("none: ")
+                       for n in (n1, n2))
+        assert helpers.wait_for(no_arbiter, scaled(10)), [n.info("cohort") for n in cl]
+        keys = ["k%d" % i for i in range(5)]
+        cl.fill([(k, "old") for k in keys])
+        cut = [p for p in proxies if set(p.pair) == {"n1", "n2"}]
+        assert len(cut) == 1, [p.pair for p in proxies]
+        cut[0].mode = "drop"
+        for k in keys:  # each replies once n2's lease on n1 lapsed (1 s)
+            assert n1.call("DEL", k, timeout=scaled(15)) == 1
+        assert n1.counter("flushlog_appends") >= 1  # the DELs went to the log for n2
+        assert helpers.wait_for(lambda: n2.counter("flushlog_entries_applied") >= 1,
+                                scaled(10)), "n2 stopped following its store's log"
+        # Pruned every 10 s once a position moved: both cursors pass every entry.
+        assert helpers.wait_for(lambda: _log_rows(shared) == 0, scaled(30), interval=0.5), (
+            "the log of n1 and n2's store is not pruned: %r entries" % _log_rows(shared))
+    finally:
+        for p in proxies:
+            p.close()
+
+
 def test_shared_store_is_the_arbiter(cluster_factory, store_url):
     """The same store everywhere: INFO and /v1/status say so."""
     cl = cluster_factory(2, start=False, options=FAST)

@@ -346,7 +346,8 @@ static size_t host_drop_all(void *ud)
     node_t *n = ud;
     flushmark_free(n->recent); /* as node.c: only what comes after matters */
     n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
-    return cache_flush_all(n->cache);
+    writes_t w = writes_of(n);
+    return writes_drop_all(&w);
 }
 
 static void host_committed(void *ud, int origin, uint64_t upto)
