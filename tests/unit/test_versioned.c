@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "cache.h"
+#include "cache_value.h"
 #include "flushmark.h"
 #include "versioned.h"
 
@@ -57,20 +58,10 @@ static size_t inval(world_t *w, const char *k, const char *v, uint64_t version)
     return versioned_apply(w->c, w->floor, VOP_INVAL, K(k), be, 8, 0, version, NOW);
 }
 
-/* The value of k as a string (a copy: cache values are not NUL-terminated),
- * or NULL when absent. */
+/* The value of k as a string (a copy), or NULL when absent. */
 static const char *value(world_t *w, const char *k)
 {
-    static char copy[64];
-    cache_entry_t *e = cache_lookup(w->c, K(k), NOW, CACHE_NOTOUCH);
-    if (!e)
-        return NULL;
-    size_t n;
-    const char *v = cache_entry_value(e, &n);
-    assert_true(n < sizeof(copy));
-    memcpy(copy, v, n);
-    copy[n] = '\0';
-    return copy;
+    return cache_value_str(w->c, k, NOW);
 }
 
 static void test_newest_seed_wins_in_any_order(void **state)

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "cache.h"
+#include "cache_value.h"
 #include "flushmark.h"
 #include "hlc.h"
 #include "inflight.h"
@@ -81,16 +82,7 @@ static uint64_t own_seed(world_t *x, const char *k, const char *v)
 /* The value of k as a string (a copy), or NULL when absent. */
 static const char *value(world_t *x, const char *k)
 {
-    static char copy[64];
-    cache_entry_t *e = cache_lookup(x->cache, K(k), WALL, CACHE_NOTOUCH);
-    if (!e)
-        return NULL;
-    size_t n;
-    const char *v = cache_entry_value(e, &n);
-    assert_true(n < sizeof(copy));
-    memcpy(copy, v, n);
-    copy[n] = '\0';
-    return copy;
+    return cache_value_str(x->cache, k, WALL);
 }
 
 static void test_hlc_seen_bounds_what_was_made_and_observed(void **state)
