@@ -235,3 +235,22 @@ def test_client_leaving_while_busy(server):
                 break
             time.sleep(0.02)
         assert n == before + 1  # the caller and other, less the probe of `before`
+
+
+def test_subscriber_output_waits_for_the_turns_end(server):
+    """A message the script published is in the subscriber's output before
+    the busy period; what the subscriber is answered meanwhile comes after
+    it, and nothing is lost."""
+    d = server
+    with d.raw(timeout=30) as sub:
+        assert sub.cmd("SUBSCRIBE", "ch") == (
+            b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")
+        body = "redis.call('publish', 'ch', 'hello') while true do end"
+        caller = start_script(d, body)
+        with caller, d.raw() as other:
+            sub.send(helpers.encode("PING"))
+            assert other.cmd("SCRIPT", "KILL") == b"+OK\r\n"
+            assert caller.read_reply() == killed_error(body)
+        assert sub.read_reply() == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n"
+        assert sub.read_reply() == BUSY
+        assert sub.cmd("PING") == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
