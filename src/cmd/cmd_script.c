@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "busy.h"
-#include "clock.h"
 #include "cmd.h"
 #include "log.h"
 #include "mem.h"
@@ -29,8 +28,7 @@
 /* What the engine's callbacks need while a script runs. */
 typedef struct script_ctx {
     node_t *node;
-    client_t *caller;   /* the client running EVAL (its protocol, its waits) */
-    int64_t started_ms; /* clock_mono_ms() when the script started */
+    client_t *caller; /* the client running EVAL (its protocol, its waits) */
 } script_ctx_t;
 
 static script_ctx_t ctx; /* one engine per process, one script at a time */
@@ -38,7 +36,7 @@ static long long busy_ms = SCRIPT_DEFAULT_BUSY_MS; /* lua-time-limit (CONFIG SET
 
 /* The commands redis-server 7.0 runs while a script is busy (its
  * CMD_ALLOW_BUSY flag), SCRIPT KILL aside. */
-static const char *const busy_allowed[] = {"auth",    "hello",  "quit",  "reset",   "multi",
+static const char *const busy_allowed[] = {"auth",    "hello", "quit",    "reset",   "multi",
                                            "discard", "watch", "unwatch", "shutdown"};
 
 static int host_flags(void *ud, int argc, const char **argv, const size_t *argl)
@@ -129,7 +127,6 @@ static void run(client_t *c, int argc, const char **argv, const size_t *argl)
     }
     ctx.node = cmd_node(c);
     ctx.caller = c;
-    ctx.started_ms = clock_mono_ms();
     cmd_node(c)->script_client->server = cmd_node(c)->server;
     cmd_node(c)->script_client->db = c->db; /* a SELECT in the script is its own */
     script_command(e, argc, argv, argl, c->proto, &c->out);
