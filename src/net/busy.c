@@ -28,8 +28,9 @@
  *     normally after (test_pipelined_burst_from_many_clients).
  *  2. The kept client is not read: its pipelined commands run after its
  *     script (test_callers_pipeline_waits_for_its_script).
- *  3. A connection made during the busy period is accepted and served
- *     (test_connection_made_while_busy).
+ *  3. A connection made during the busy period is accepted and served, on
+ *     TCP and on the unix socket (test_pipelined_burst_from_many_clients,
+ *     test_unix_socket_connection_made_while_busy).
  *  4. A client that disconnects during the busy period is closed, once
  *     (test_client_leaving_while_busy).
  *  5. Output a client already had when a pass reaches it (a reply of the

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 import helpers
+from cluster_harness import UnixRawConn
 from conftest import REDIS_CLI, scaled
 
 BUSY = (b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
@@ -38,15 +39,22 @@ def killed_error(body):
 
 
 @pytest.fixture(params=["cohortd", "redis-server"])
-def server(request, cohortd, redis_factory):
-    """A fresh server (cohortd, or the reference redis-server) with
-    lua-time-limit at 100 ms."""
-    d = cohortd() if request.param == "cohortd" else redis_factory()
-    with d.raw() as c:
-        assert c.cmd("CONFIG", "SET", "lua-time-limit", "100") == b"+OK\r\n"
-        assert c.cmd("CONFIG", "GET", "lua-time-limit") == (
-            b"*2\r\n$14\r\nlua-time-limit\r\n$3\r\n100\r\n")
-    return d
+def server_factory(request, cohortd, redis_factory):
+    """Starts a fresh server (cohortd, or the reference redis-server) with
+    the given config and lua-time-limit at 100 ms."""
+    def start(config=None):
+        d = (cohortd if request.param == "cohortd" else redis_factory)(config=config)
+        with d.raw() as c:
+            assert c.cmd("CONFIG", "SET", "lua-time-limit", "100") == b"+OK\r\n"
+            assert c.cmd("CONFIG", "GET", "lua-time-limit") == (
+                b"*2\r\n$14\r\nlua-time-limit\r\n$3\r\n100\r\n")
+        return d
+    return start
+
+
+@pytest.fixture
+def server(server_factory):
+    return server_factory()
 
 
 def start_script(d, body):
@@ -254,3 +262,15 @@ def test_subscriber_output_waits_for_the_turns_end(server):
         assert sub.read_reply() == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n"
         assert sub.read_reply() == BUSY
         assert sub.cmd("PING") == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+
+
+def test_unix_socket_connection_made_while_busy(server_factory, tmp_path):
+    path = str(tmp_path / "busy.sock")
+    d = server_factory({"client": {"unixsocket": path}})
+    caller = start_script(d, LOOP)
+    with caller, UnixRawConn(path, timeout=scaled(10)) as u:
+        u.send(helpers.encode("GET", "k") + helpers.encode("SCRIPT", "KILL"))
+        assert u.read_reply() == BUSY
+        assert u.read_reply() == b"+OK\r\n"
+        assert caller.read_reply() == killed_error(LOOP)
+        assert u.cmd("PING") == b"+PONG\r\n"
