@@ -96,6 +96,12 @@ CMD_HANDLER(cmd_latency)
 CMD_HANDLER(cmd_shutdown)
 {
     node_t *n = cmd_node(c);
+    if (multi_active(c)) { /* not queued (CMD_MULTI_PASS): refused, and EXEC aborts */
+        size_t before = buf_len(&c->out);
+        resp_add_error(&c->out, "ERR Command not allowed inside a transaction");
+        multi_refused(c, 0, before);
+        return;
+    }
     int nosave = 0, save = 0, abort_it = 0, other = 0;
     for (int i = 1; i < argc; i++) {
         if (cmd_is(argv[i], argl[i], "nosave"))

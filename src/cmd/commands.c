@@ -76,7 +76,7 @@ static command_t table[] = {
      "for numreplicas of them.", 0, 0, 0},
     {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
     {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
-    {"shutdown", -1, N, cmd_shutdown,
+    {"shutdown", -1, N | M, cmd_shutdown,
      "Stops the node as SIGTERM does; SHUTDOWN NOSAVE also stops a busy script.", 0, 0, 0},
     {"reset", 1, A | P | N | M, cmd_reset,
      "Resets the connection: subscriptions, protocol, name, authentication.", 0, 0, 0},

@@ -274,3 +274,13 @@ def test_unix_socket_connection_made_while_busy(server_factory, tmp_path):
         assert u.read_reply() == b"+OK\r\n"
         assert caller.read_reply() == killed_error(LOOP)
         assert u.cmd("PING") == b"+PONG\r\n"
+
+
+def test_shutdown_when_not_busy(server):
+    d = server
+    with d.raw() as c:
+        assert c.cmd("SHUTDOWN", "NOSUCH") == b"-ERR syntax error\r\n"
+        c.send(helpers.encode("SHUTDOWN"))
+        assert c.read_until_closed(timeout=20) == b""
+    d.proc.wait(timeout=scaled(20))
+    assert d.proc.returncode == 0
