@@ -77,11 +77,14 @@ static int host_call(void *ud, int argc, const char **argv, const size_t *argl, 
 
 /* Past lua-time-limit, about every 10 ms: the other clients are served (each
  * command refused with -BUSY but SCRIPT KILL, SHUTDOWN NOSAVE and a few
- * others: cmd_script_refuse_busy); the caller's next commands wait. */
+ * others: cmd_script_refuse_busy); the caller's next commands wait. While
+ * client tracking has invalidations for the end of the turn, replies made
+ * before the busy period wait for them (busy.h). */
 static void host_busy(void *ud)
 {
     script_ctx_t *x = ud;
-    busy_serve(x->node->server, x->caller);
+    node_t *n = x->node;
+    busy_serve(n->server, x->caller, n->tracking && tracking_pending(n->tracking));
 }
 
 static client_t *new_script_client(node_t *n)

@@ -14,8 +14,12 @@
  * but `keep` sent (non-blocking), runs each complete command through the
  * execute hook and hands the replies to the kernel at once. keep (the client
  * whose command holds the loop; may be NULL) is not read: its next commands
- * wait for its current one. May close clients other than keep (EOF, limits).
- * s may be NULL (nothing to do). */
-void busy_serve(server_t *s, const client_t *keep);
+ * wait for its current one. hold_output: the owner has notices that must be
+ * in the connections' buffers before this turn's replies are written (client
+ * tracking's invalidations): output a client already had when the pass
+ * reaches it, and what it is answered behind it, stay for the end of the
+ * turn. May close clients other than keep (EOF, limits). s may be NULL
+ * (nothing to do). */
+void busy_serve(server_t *s, const client_t *keep, int hold_output);
 
 #endif

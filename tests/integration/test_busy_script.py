@@ -245,7 +245,7 @@ def test_client_leaving_while_busy(server):
         assert n == before + 1  # the caller and other, less the probe of `before`
 
 
-def test_subscriber_output_waits_for_the_turns_end(server):
+def test_subscriber_gets_the_scripts_message_then_busy(server):
     """A message the script published is in the subscriber's output before
     the busy period; what the subscriber is answered meanwhile comes after
     it, and nothing is lost."""
