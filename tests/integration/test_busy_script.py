@@ -170,8 +170,8 @@ def test_pipelined_burst_from_many_clients(server):
     late = [d.raw(timeout=20) for _ in range(10)]  # connected while busy
     conns = early + late
     burst = []
-    for i in range(50):
-        burst += [("SET", "k%d" % i, "v"), ("GET", "k%d" % i), ("INCR", "n"), ("PING",)]
+    for i in range(50):  # about 50 KB a client: several reads, commands split between them
+        burst += [("SET", "k%d" % i, "v" * 1000), ("GET", "k%d" % i), ("INCR", "n"), ("PING",)]
     try:
         for c in conns:
             c.send(b"".join(helpers.encode(*cmd) for cmd in burst))
