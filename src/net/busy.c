@@ -40,8 +40,8 @@
  *     of the turn must be in the buffers before its replies are written;
  *     README, client-side caching): then the end of the turn writes it.
  *     Nothing is lost or reordered either way
- *     (test_subscriber_gets_the_scripts_message_then_busy; the held case
- *     is not tested end to end). */
+ *     (test_subscriber_gets_the_scripts_message_then_busy,
+ *     test_replies_wait_while_tracking_invalidations_are_pending). */
 #include "busy.h"
 
 #include <errno.h>

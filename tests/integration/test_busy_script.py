@@ -284,3 +284,36 @@ def test_shutdown_when_not_busy(server):
         assert c.read_until_closed(timeout=20) == b""
     d.proc.wait(timeout=scaled(20))
     assert d.proc.returncode == 0
+
+
+@pytest.mark.cohort_only
+def test_replies_wait_while_tracking_invalidations_are_pending(cohortd):
+    """busy.c invariant 5, held case: while a script's write has client
+    tracking invalidations waiting for the end of the turn, output a client
+    already had (here the script's PUBLISH) is not written during the busy
+    period, nor the -BUSY answered behind it; both come after the script,
+    in order. The script ends by itself about 3 s after it starts."""
+    d = cohortd()
+    with d.raw() as c:
+        assert c.cmd("CONFIG", "SET", "lua-time-limit", "100") == b"+OK\r\n"
+    body = ("redis.call('publish', 'ch', 'm') redis.call('set', 'tk', '2') "
+            "local t0 = tonumber(redis.call('time')[1]) "
+            "while tonumber(redis.call('time')[1]) < t0 + 3 do end return 'done'")
+    with d.raw(timeout=30) as tracker, d.raw(timeout=30) as sub:
+        assert tracker.cmd("HELLO", "3")[:1] == b"%"
+        assert tracker.cmd("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+        assert tracker.cmd("GET", "tk") == b"_\r\n"
+        assert sub.cmd("SUBSCRIBE", "ch") == b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+        caller = start_script(d, body)
+        with caller:
+            sub.send(helpers.encode("PING"))
+            with d.raw() as other:  # served while busy, so sub's PING was read
+                assert other.cmd("GET", "x") == BUSY
+                assert other.cmd("GET", "x") == BUSY
+            sub.sock.settimeout(0.3)
+            with pytest.raises(socket.timeout):
+                sub.sock.recv(1)  # nothing yet: the script still runs
+            assert caller.read_reply() == b"$4\r\ndone\r\n"
+        assert tracker.read_reply() == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ntk\r\n"
+        assert sub.read_reply() == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        assert sub.read_reply() == BUSY
