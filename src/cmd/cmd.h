@@ -303,6 +303,21 @@ void multi_refused(client_t *c, int is_exec, size_t out_before);
 void multi_reset(client_t *c);
 void multi_client_closed(client_t *c);
 
+/* Scripts (cmd_script.c). 1 while a script runs past lua-time-limit. */
+int cmd_script_busy(const node_t *n);
+/* While a script is busy, refuses a command of another client with -BUSY
+ * (appended to c->out) and returns 1; returns 0 for the commands redis-server
+ * 7.0 allows then (SCRIPT KILL, SHUTDOWN, AUTH, HELLO, QUIT, RESET, MULTI,
+ * DISCARD, WATCH, UNWATCH), for the script's own commands, and when no
+ * script is busy. */
+int cmd_script_refuse_busy(client_t *c, const command_t *cmd, int argc, const char **argv,
+                           const size_t *argl);
+/* Stops the running script, even one that wrote (SHUTDOWN NOSAVE). */
+void cmd_script_abort(node_t *n);
+/* lua-time-limit / busy-reply-threshold in milliseconds (0: never busy). */
+void cmd_script_set_busy_ms(node_t *n, long long ms);
+long long cmd_script_busy_ms(void);
+
 /* Handlers, by file. */
 CMD_HANDLER(cmd_multi);
 CMD_HANDLER(cmd_exec);
@@ -328,6 +343,7 @@ CMD_HANDLER(cmd_lastsave);
 CMD_HANDLER(cmd_wait);
 CMD_HANDLER(cmd_slowlog);
 CMD_HANDLER(cmd_latency);
+CMD_HANDLER(cmd_shutdown);
 
 CMD_HANDLER(cmd_get);
 CMD_HANDLER(cmd_set);

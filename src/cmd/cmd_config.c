@@ -8,7 +8,8 @@
  * policy of redis-server: cache.h), timeout, slowlog-log-slower-
  * than, slowlog-max-len, and the encoding limits of hashes and sets
  * (hash-max-listpack-entries/-value, set-max-intset-entries, and the ziplist
- * aliases: redis-server 7.0 has no set-max-listpack-*); every pair is
+ * aliases: redis-server 7.0 has no set-max-listpack-*), and lua-time-limit
+ * (alias busy-reply-threshold: when a script turns busy); every pair is
  * checked before any is applied (as redis-server does). The INI file is not
  * rewritten.
  * Never: changes a setting another subsystem reads without telling it
@@ -94,6 +95,11 @@ static void v_intset_entries(node_t *n, char *o, size_t l)
     snprintf(o, l, "%zu", cmd_coll_limits()->set_max_intset_entries);
 }
 
+static void v_busy_ms(node_t *n, char *o, size_t l)
+{
+    snprintf(o, l, "%lld", cmd_script_busy_ms());
+}
+
 static const config_item_t config_items[] = {
     {"tracking-table-max-keys", v_tracking_max, NULL},
     {"maxmemory", v_maxmemory, NULL},
@@ -113,8 +119,8 @@ static const config_item_t config_items[] = {
     {"dbfilename", NULL, "dump.rdb"},
     {"notify-keyspace-events", NULL, ""},
     {"hz", NULL, "10"},
-    {"lua-time-limit", NULL, "5000"},
-    {"busy-reply-threshold", NULL, "5000"},
+    {"lua-time-limit", v_busy_ms, NULL},
+    {"busy-reply-threshold", v_busy_ms, NULL},
     {"slowlog-max-len", v_slowlen, NULL},
     {"slowlog-log-slower-than", v_slower, NULL},
     {"cluster-enabled", NULL, "no"},
@@ -308,6 +314,18 @@ static void apply_intset_entries(node_t *n, long long v)
     cmd_coll_set_limits(&l);
 }
 
+/* lua-time-limit / busy-reply-threshold: milliseconds, 0 .. LONG_MAX as in
+ * redis-server 7.0 (0: a script is never busy). */
+static int parse_busy_ms(const char *s, size_t len, long long *v, const char **err)
+{
+    return parse_range(s, len, 0, LLONG_MAX, v, err);
+}
+
+static void apply_busy_ms(node_t *n, long long v)
+{
+    cmd_script_set_busy_ms(n, v);
+}
+
 static const settable_t settables[] = {
     {"tracking-table-max-keys", parse_tracking_max, apply_tracking_max},
     {"maxmemory", parse_memory, apply_maxmemory},
@@ -322,6 +340,8 @@ static const settable_t settables[] = {
     {"hash-max-listpack-value", parse_memory, apply_hash_value},
     {"hash-max-ziplist-value", parse_memory, apply_hash_value},
     {"set-max-intset-entries", parse_entries, apply_intset_entries},
+    {"lua-time-limit", parse_busy_ms, apply_busy_ms},
+    {"busy-reply-threshold", parse_busy_ms, apply_busy_ms},
 };
 #define NSETTABLE (sizeof(settables) / sizeof(settables[0]))
 

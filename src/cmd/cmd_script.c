@@ -1,37 +1,43 @@
 /* cmd_script: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT, on the node's
- * script engine (script/script.h).
+ * script engine (script/script.h), and what other clients get while a script
+ * is busy.
  *
  * Owns: the engine's host side: the client a script's commands run as (one
  * per node, never connected), running them through the command table, which
  * commands a script may call, and moving the waits of its writes to the
  * calling client, so EVAL replies once its flushes are acknowledged like any
- * write.
- * Never: runs a scripting command from a script, or serves other clients
- * while a script runs: the loop is this node's only thread, so a script runs
- * to its end atomically. A script past lua-time-limit that has not written is
- * killed by the node itself (no other client can reach it to send SCRIPT
- * KILL); one that wrote runs on, as redis-server's does. */
+ * write; the busy period: once a script has run past lua-time-limit, its
+ * busy callback serves the other clients (net/busy.c) and the command checks
+ * (commands.c) answer every command but a few with -BUSY, as redis-server
+ * 7.0 does: SCRIPT KILL stops a script that has not written (-UNKILLABLE once
+ * it wrote), SHUTDOWN NOSAVE stops the script and the node (cmd_shutdown).
+ * The node never kills a script by itself: a client can now send SCRIPT KILL.
+ * Never: runs a scripting command from a script, reads the calling client's
+ * next commands while its script runs (they wait for it), or serves peer
+ * links or HTTP during a script (they wait for the loop). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "busy.h"
 #include "cmd.h"
+#include "log.h"
 #include "mem.h"
 #include "script.h"
 
 /* What the engine's callbacks need while a script runs. */
 typedef struct script_ctx {
     node_t *node;
-    client_t *caller;   /* the client running EVAL (its protocol, its waits) */
-    int64_t started_ms; /* clock_mono_ms() when the script started */
+    client_t *caller; /* the client running EVAL (its protocol, its waits) */
 } script_ctx_t;
 
-/* How many busy thresholds (lua-time-limit) a script may run before the node
- * kills it itself. */
-#define KILL_AFTER_BUSY 10
-
 static script_ctx_t ctx; /* one engine per process, one script at a time */
+static long long busy_ms = SCRIPT_DEFAULT_BUSY_MS; /* lua-time-limit (CONFIG SET) */
+
+/* The commands redis-server 7.0 runs while a script is busy (its
+ * CMD_ALLOW_BUSY flag), SCRIPT KILL aside. */
+static const char *const busy_allowed[] = {"auth",    "hello", "quit",    "reset",   "multi",
+                                           "discard", "watch", "unwatch", "shutdown"};
 
 static int host_flags(void *ud, int argc, const char **argv, const size_t *argl)
 {
@@ -69,18 +75,16 @@ static int host_call(void *ud, int argc, const char **argv, const size_t *argl, 
     return 0;
 }
 
-/* Nobody can send SCRIPT KILL while the loop runs the script: past ten times
- * the busy threshold the node kills it itself (refused, UNKILLABLE, once the
- * script wrote: it then runs to its end). */
+/* Past lua-time-limit, about every 10 ms: the other clients are served (each
+ * command refused with -BUSY but SCRIPT KILL, SHUTDOWN NOSAVE and a few
+ * others: cmd_script_refuse_busy); the caller's next commands wait. While
+ * client tracking has invalidations for the end of the turn, replies made
+ * before the busy period wait for them (busy.h). */
 static void host_busy(void *ud)
 {
     script_ctx_t *x = ud;
-    if (clock_mono_ms() - x->started_ms < KILL_AFTER_BUSY * SCRIPT_DEFAULT_BUSY_MS)
-        return;
-    buf_t ignored;
-    buf_init(&ignored);
-    script_kill(x->node->script, &ignored); /* refused once the script wrote */
-    buf_free(&ignored);
+    node_t *n = x->node;
+    busy_serve(n->server, x->caller, n->tracking && tracking_pending(n->tracking));
 }
 
 static client_t *new_script_client(node_t *n)
@@ -103,8 +107,8 @@ static script_engine_t *engine(client_t *c)
     if (n->script)
         return n->script;
     script_host_t host = {&ctx, host_call, host_flags, host_busy};
-    script_limits_t lim = {SCRIPT_DEFAULT_BUSY_MS, SCRIPT_DEFAULT_MAX_MEMORY,
-                           SCRIPT_DEFAULT_MAX_SCRIPT_LEN, "7.0.15"};
+    script_limits_t lim = {busy_ms, SCRIPT_DEFAULT_MAX_MEMORY, SCRIPT_DEFAULT_MAX_SCRIPT_LEN,
+                           "7.0.15"};
     char err[256];
     n->script = script_new(&host, &lim, err, sizeof(err));
     if (!n->script) {
@@ -120,9 +124,12 @@ static void run(client_t *c, int argc, const char **argv, const size_t *argl)
     script_engine_t *e = engine(c);
     if (!e)
         return;
+    if (script_running(e)) { /* SCRIPT KILL from another client, while busy */
+        script_command(e, argc, argv, argl, c->proto, &c->out);
+        return;
+    }
     ctx.node = cmd_node(c);
     ctx.caller = c;
-    ctx.started_ms = clock_mono_ms();
     cmd_node(c)->script_client->server = cmd_node(c)->server;
     cmd_node(c)->script_client->db = c->db; /* a SELECT in the script is its own */
     cluster_unit_begin(ctx.node->cluster); /* its writes reach the members as one */
@@ -140,4 +147,47 @@ CMD_HANDLER(cmd_eval)
 CMD_HANDLER(cmd_script)
 {
     run(c, argc, argv, argl);
+}
+
+int cmd_script_busy(const node_t *n)
+{
+    return n->script && script_busy(n->script);
+}
+
+int cmd_script_refuse_busy(client_t *c, const command_t *cmd, int argc, const char **argv,
+                           const size_t *argl)
+{
+    node_t *n = cmd_node(c);
+    if (!cmd_script_busy(n) || c == n->script_client)
+        return 0;
+    if (strcmp(cmd->name, "script") == 0 && argc >= 2 && cmd_is(argv[1], argl[1], "kill"))
+        return 0;
+    for (size_t i = 0; i < sizeof(busy_allowed) / sizeof(busy_allowed[0]); i++)
+        if (strcmp(cmd->name, busy_allowed[i]) == 0)
+            return 0;
+    buf_append_str(&c->out, SCRIPT_BUSY_ERROR);
+    return 1;
+}
+
+void cmd_script_abort(node_t *n)
+{
+    if (n->script && script_running(n->script)) {
+        log_warn("script", "stopping the running script: SHUTDOWN NOSAVE");
+        script_abort(n->script);
+    }
+}
+
+void cmd_script_set_busy_ms(node_t *n, long long ms)
+{
+    busy_ms = ms;
+    if (!n->script)
+        return;
+    script_limits_t lim = {busy_ms, SCRIPT_DEFAULT_MAX_MEMORY, SCRIPT_DEFAULT_MAX_SCRIPT_LEN,
+                           "7.0.15"};
+    script_set_limits(n->script, &lim);
+}
+
+long long cmd_script_busy_ms(void)
+{
+    return busy_ms;
 }

@@ -1,5 +1,9 @@
 /* cmd_server: server commands clients send at start-up or for monitoring
- * (TIME, ROLE, LASTSAVE, WAIT, LATENCY), with redis-server 7's replies.
+ * (TIME, ROLE, LASTSAVE, WAIT, LATENCY), and SHUTDOWN, with redis-server 7's
+ * replies. SHUTDOWN asks the daemon for the clean shutdown SIGTERM does (it
+ * saves nothing either way: SAVE, NOSAVE, NOW and FORCE are accepted), so
+ * the connection closes without a reply; while a script is busy only
+ * SHUTDOWN NOSAVE is accepted, and it stops the script first.
  * cohortd is a master with no replicas and saves nothing: LASTSAVE is the
  * start time; WAIT counts the members that acknowledged the connection's
  * newest write (cmd_wait.c), and replies 0 at once on a node alone; LATENCY
@@ -8,6 +12,8 @@
 #include <sys/time.h>
 
 #include "cmd.h"
+#include "log.h"
+#include "script.h"
 
 CMD_HANDLER(cmd_time)
 {
@@ -83,4 +89,48 @@ CMD_HANDLER(cmd_latency)
     } else {
         cmd_reply_unknown_subcommand(c, sub, slen, "LATENCY");
     }
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], checked as redis-server 7.0's
+ * shutdownCommand. */
+CMD_HANDLER(cmd_shutdown)
+{
+    node_t *n = cmd_node(c);
+    if (multi_active(c)) { /* not queued (CMD_MULTI_PASS): refused, and EXEC aborts */
+        size_t before = buf_len(&c->out);
+        resp_add_error(&c->out, "ERR Command not allowed inside a transaction");
+        multi_refused(c, 0, before);
+        return;
+    }
+    int nosave = 0, save = 0, abort_it = 0, other = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cmd_is(argv[i], argl[i], "nosave"))
+            nosave = 1;
+        else if (cmd_is(argv[i], argl[i], "save"))
+            save = 1;
+        else if (cmd_is(argv[i], argl[i], "now") || cmd_is(argv[i], argl[i], "force"))
+            other = 1;
+        else if (cmd_is(argv[i], argl[i], "abort"))
+            abort_it = 1;
+        else {
+            resp_add_error(&c->out, ERR_SYNTAX);
+            return;
+        }
+    }
+    if ((abort_it && (nosave || save || other)) || (nosave && save)) {
+        resp_add_error(&c->out, ERR_SYNTAX);
+        return;
+    }
+    if (abort_it) { /* a shutdown, once asked, is not undone */
+        resp_add_error(&c->out, "ERR No shutdown in progress.");
+        return;
+    }
+    if (!nosave && cmd_script_busy(n)) {
+        buf_append_str(&c->out, SCRIPT_BUSY_ERROR);
+        return;
+    }
+    log_warn("main", "SHUTDOWN from client id=%llu addr=%s", (unsigned long long)c->id, c->addr);
+    cmd_script_abort(n);
+    n->shutdown_asked = 1;
+    c->flags |= CLIENT_CLOSE_AFTER_REPLY;
 }

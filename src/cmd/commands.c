@@ -63,8 +63,8 @@ static command_t table[] = {
     {"command", -1, R | K, cmd_command, "Describes the commands (COUNT, INFO, DOCS, LIST).", 0, 0,
      0},
     {"config", -2, R | K, cmd_config,
-     "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*, the encoding "
-     "limits; RESETSTAT.", 0, 0, 0},
+     "CONFIG GET; SET of maxmemory, maxmemory-policy, timeout, slowlog-*, lua-time-limit, the "
+     "encoding limits; RESETSTAT.", 0, 0, 0},
     {"info", -1, R, cmd_info, "Server, clients, memory, stats and keyspace sections.", 0, 0, 0},
     {"dbsize", 1, R, cmd_dbsize, "Number of keys of the current database in this node's cache.",
      0, 0, 0},
@@ -76,6 +76,8 @@ static command_t table[] = {
      "for numreplicas of them.", 0, 0, 0},
     {"slowlog", -2, R, cmd_slowlog, "SLOWLOG GET | LEN | RESET | HELP.", 0, 0, 0},
     {"latency", -2, R, cmd_latency, "LATENCY LATEST (empty) | RESET | HELP.", 0, 0, 0},
+    {"shutdown", -1, N | M, cmd_shutdown,
+     "Stops the node as SIGTERM does; SHUTDOWN NOSAVE also stops a busy script.", 0, 0, 0},
     {"reset", 1, A | P | N | M, cmd_reset,
      "Resets the connection: subscriptions, protocol, name, authentication.", 0, 0, 0},
     /* transactions (cmd_multi.c) */
@@ -292,6 +294,7 @@ static const key_spec_t key_specs[] = {
     NOKEYS("leader"), NOKEYS("leader.acquire"), NOKEYS("leader.release"), NOKEYS("jobs"),
     NOKEYS("job.run"), NOKEYS("job.history"), NOKEYS("presence.join"),
     NOKEYS("presence.leave"), NOKEYS("presence.list"), NOKEYS("presence.count"),
+    NOKEYS("shutdown"),
     {"spublish", 1, 1, 1, 0, 0, 0}, {"ssubscribe", 1, -1, 1, 0, 0, 0},
     {"sunsubscribe", 1, -1, 1, 0, 0, 0},
     {"object", 0, 0, 0, 2, 2, 1}, {"memory", 0, 0, 0, 2, 2, 1},
@@ -650,6 +653,10 @@ static int check_and_run(node_t *n, client_t *c, int argc, const char **argv, co
     if ((c->flags & CLIENT_PUBSUB) && c->proto == 2 && !(cmd->flags & CMD_PUBSUB)) {
         cmd->rejected++;
         reply_subscribe_mode(c, cmd, argc, argv, argl);
+        return 1;
+    }
+    if (cmd_script_refuse_busy(c, cmd, argc, argv, argl)) { /* no OOM check while busy */
+        cmd->rejected++;
         return 1;
     }
     if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_FLUSH) && refuse_oom(n, cmd, argc, argl)) {

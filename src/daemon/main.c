@@ -4,7 +4,8 @@
  * together (the server's execute hook is the command table, its close hook
  * drops the client's subscriptions, the cluster's host is the node, the HTTP
  * routes are admin's), signal handling, the periodic cron timer (cache
- * expiry, pub/sub soft output limits), and running the node's end-of-turn
+ * expiry, pub/sub soft output limits, the shutdown a SHUTDOWN command asked
+ * for), and running the node's end-of-turn
  * hooks from the loop's check and prepare phases.
  * Never: implements a subsystem itself. */
 #include <errno.h>
@@ -82,6 +83,10 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_cron(uv_timer_t *t)
 {
     node_t *n = t->data;
+    if (n->shutdown_asked) { /* SHUTDOWN, after the command (and its script) ended */
+        shutdown_node(n, "SHUTDOWN command");
+        return;
+    }
     clock_tick();
     cache_cron(n->cache, clock_now_ms(), CRON_BUDGET_US);
     pubsub_cron(n->pubsub, clock_now_ms());

@@ -281,7 +281,7 @@ void client_suspend(client_t *c)
 }
 
 /* Runs every complete command in c->in, up to one that suspends itself. */
-static void process_input(client_t *c)
+void server_process_input(client_t *c)
 {
     server_t *s = c->server;
     while (buf_len(&c->in) > 0 &&
@@ -327,7 +327,7 @@ void server_resume_client(client_t *c)
     if (!(c->flags & CLIENT_SUSPENDED) || (c->flags & CLIENT_CLOSING))
         return;
     c->flags &= ~CLIENT_SUSPENDED;
-    process_input(c);
+    server_process_input(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
@@ -342,7 +342,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     clock_tick();
     c->server->stats.net_input_bytes += (uint64_t)nread;
     buf_commit(&c->in, (size_t)nread);
-    process_input(c);
+    server_process_input(c);
     if ((size_t)nread == c->read_offer && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY)))
         pause_reading(c->server, c);
 }
@@ -357,13 +357,10 @@ static void reject_client(server_t *s, client_t *c)
     server_want_write(s, c);
 }
 
-static void accept_on(server_t *s, uv_stream_t *listener, int is_unix)
+/* Takes a connection c just opened on: counts it, refuses it past
+ * maxclients, else lists it and starts reading. */
+static void adopt_client(server_t *s, client_t *c, int is_unix)
 {
-    client_t *c = new_client(s, is_unix);
-    if (uv_accept(listener, &c->h.stream) != 0) {
-        uv_close(&c->h.handle, on_client_closed);
-        return;
-    }
     s->stats.connections_received++;
     if (!is_unix)
         uv_tcp_nodelay(&c->h.tcp, 1);
@@ -374,6 +371,29 @@ static void accept_on(server_t *s, uv_stream_t *listener, int is_unix)
     }
     add_client(s, c);
     uv_read_start(&c->h.stream, on_alloc, on_read);
+}
+
+static void accept_on(server_t *s, uv_stream_t *listener, int is_unix)
+{
+    client_t *c = new_client(s, is_unix);
+    if (uv_accept(listener, &c->h.stream) != 0) {
+        uv_close(&c->h.handle, on_client_closed);
+        return;
+    }
+    adopt_client(s, c, is_unix);
+}
+
+int server_adopt_fd(server_t *s, uv_os_sock_t fd, int is_unix)
+{
+    client_t *c = new_client(s, is_unix);
+    int rc = is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
+    if (rc != 0) {
+        close(fd);
+        uv_close(&c->h.handle, on_client_closed);
+        return rc;
+    }
+    adopt_client(s, c, is_unix);
+    return 0;
 }
 
 static void on_connection(uv_stream_t *listener, int status)

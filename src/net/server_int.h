@@ -29,4 +29,12 @@ struct server {
 /* Forgets c's hold (it is closing). */
 void blocked_forget(server_t *s, client_t *c);
 
+/* Runs every complete command in c->in through the execute hook (the read
+ * callback's work; busy.c calls it too). May close c. */
+void server_process_input(client_t *c);
+/* Makes a client of a connection accepted outside libuv (busy.c): fd is a
+ * non-blocking socket the caller gives up. Returns 0, or a negative libuv
+ * error with fd closed. */
+int server_adopt_fd(server_t *s, uv_os_sock_t fd, int is_unix);
+
 #endif

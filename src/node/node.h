@@ -96,6 +96,7 @@ typedef struct node {
     char run_id[41];          /* random hex, new at every start */
     int64_t start_ms;         /* wall clock at start */
     int shutting_down;
+    int shutdown_asked; /* SHUTDOWN (cmd_server.c): the daemon's cron shuts the node down */
 } node_t;
 
 /* Prepares n (zeroed by the caller) for loop and cfg: the cache, the flush

@@ -430,6 +430,12 @@ void script_kill(script_engine_t *e, buf_t *reply)
     }
 }
 
+void script_abort(script_engine_t *e)
+{
+    if (e->running)
+        e->killed = 1;
+}
+
 int script_running(const script_engine_t *e)
 {
     return e->running;

@@ -9,8 +9,8 @@
  * so the host can serve other clients (-BUSY) and SCRIPT KILL meanwhile.
  *
  * Threading: one engine belongs to one thread (the loop thread). Calls are not
- * re-entrant, except script_kill() and the read-only queries, which the host
- * may call from inside its busy or call callbacks.
+ * re-entrant, except script_kill(), script_abort() and the read-only queries,
+ * which the host may call from inside its busy or call callbacks.
  *
  * Every reply appended to a buf_t is exactly one RESP value in the protocol
  * the caller asked for (2 or 3).
@@ -119,6 +119,11 @@ int script_flush(script_engine_t *e);
 /* SCRIPT KILL: appends +OK (the running script will fail), -NOTBUSY or
  * -UNKILLABLE (the script already wrote). Callable from the busy callback. */
 void script_kill(script_engine_t *e, buf_t *reply);
+
+/* Stops the running script at its next instruction even if it wrote (SHUTDOWN
+ * NOSAVE: the node is going away); it fails as a killed script does. Does
+ * nothing when no script runs. Callable from the busy callback. */
+void script_abort(script_engine_t *e);
 
 /* 1 while a script runs, else 0. */
 int script_running(const script_engine_t *e);

@@ -755,6 +755,11 @@ void tracking_flush(tracking_t *t)
     }
 }
 
+int tracking_pending(const tracking_t *t)
+{
+    return t->dirty != NULL || t->changed.count > 0;
+}
+
 void tracking_client_closed(tracking_t *t, client_t *c)
 {
     tclient_t *tc = c->tracking;

@@ -122,6 +122,8 @@ void tracking_prefix_changed(tracking_t *t, const char *prefix, size_t plen);
 void tracking_set_degraded(tracking_t *t, int degraded);
 /* End of turn: one push per connection with what is pending. */
 void tracking_flush(tracking_t *t);
+/* 1 when invalidations wait for tracking_flush (changes of this turn). */
+int tracking_pending(const tracking_t *t);
 /* c is closing: its state goes; connections redirecting to it see a broken
  * redirect at their next invalidation. */
 void tracking_client_closed(tracking_t *t, client_t *c);
