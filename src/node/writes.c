@@ -408,6 +408,10 @@ void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const 
 
 /* ---- a whole-cache drop ----------------------------------------------------------- */
 
+/* Up to this many entries a drop records each one's version (a walk of a
+ * few milliseconds on the loop thread); above it, one floor for all. */
+#define DROP_EXACT_MAX (1u << 16)
+
 static void drop_visit(void *ud, cache_entry_t *e)
 {
     const writes_t *w = ud;
@@ -420,7 +424,10 @@ static void drop_visit(void *ud, cache_entry_t *e)
 
 size_t writes_drop_all(const writes_t *w)
 {
-    cache_foreach(w->cache, w->now_ms, drop_visit, (void *)w);
+    if (cache_count(w->cache) <= DROP_EXACT_MAX)
+        cache_foreach(w->cache, w->now_ms, drop_visit, (void *)w);
+    else /* every version held is at most the clock's: one floor, no long walk */
+        flushmark_all_at(w->floor, w->hlc->counter << HLC_TAG_BITS | 0xffff);
     /* This node's own writes in flight lost their values: its proposals
      * abort (coherence.c drop_cache) and none of them may refuse a member's
      * write from here on (a refusal for a value nobody will send). */

@@ -152,7 +152,8 @@ void writes_apply_snapshot(const writes_t *w, const char *key, size_t klen, cons
                            size_t vlen, int64_t expire_at, int enc, uint64_t version);
 
 /* Drops every entry of the cache (cluster_host_t.drop_all): each entry
- * leaves its version in the floor as a flush of its key would, and so does
+ * leaves its version in the floor as a flush of its key would (above
+ * DROP_EXACT_MAX entries, the clock's version for every key), and so does
  * every flush recorded since the cache was last empty, so that an older
  * SEED replayed after the drop is refused (P5; a catch-up snapshot is
  * judged without them); that record (w->recent, exact) starts again, and
