@@ -43,4 +43,27 @@ void flushmark_prefix_at(flushmark_t *f, const char *prefix, size_t plen, uint64
 void flushmark_all_at(flushmark_t *f, uint64_t seq);
 uint64_t flushmark_floor(const flushmark_t *f, const char *key, size_t klen);
 
+/* The exact form of that record (the write protocol's floors: WRITES.md):
+ * each key and each distinct prefix keeps its own highest number, up to
+ * max_keys keys and max_prefixes prefixes. When full, the record updated
+ * longest ago is forgotten and its number raises the forgotten floor, which
+ * flushmark_floor includes for every key (higher than the truth, never
+ * lower) and flushmark_floor_known leaves out (the record's exact answer:
+ * the flushes it still knows of). Only the *_at functions, flushmark_floor*,
+ * flushmark_forgotten, flushmark_clear and flushmark_memory apply. */
+flushmark_t *flushmark_new_exact(size_t max_keys, size_t max_prefixes);
+uint64_t flushmark_floor_known(const flushmark_t *f, const char *key, size_t klen);
+/* The forgotten floor (0: nothing forgotten) and, in *stamp, the stamp set
+ * (flushmark_set_stamp) when it last rose. */
+uint64_t flushmark_forgotten(const flushmark_t *f, int64_t *stamp);
+void flushmark_set_stamp(flushmark_t *f, int64_t stamp);
+/* Records in dst (either form) every number src (the exact form) holds, its
+ * forgotten floor as a flush of everything. */
+void flushmark_fold(flushmark_t *dst, const flushmark_t *src);
+/* Forgets everything (the exact form only): as new. */
+void flushmark_clear(flushmark_t *f);
+/* Keys recorded (the exact form), and how many were forgotten so far. */
+size_t flushmark_keys(const flushmark_t *f);
+uint64_t flushmark_forgotten_count(const flushmark_t *f);
+
 #endif

@@ -218,6 +218,8 @@ struct cluster {
     size_t log_max_bytes;
     uint64_t batch_first; /* first flush number not yet sent to ready members */
     uint64_t committed;   /* our writes up to this are committed (host.committed) */
+    uint64_t *undecided;  /* our proposals above committed not aborted, ascending */
+    size_t nundecided, capundecided;
     struct batch_index *batch; /* dedupe of this turn's flushes */
     /* counters */
     cluster_counters_t counters;

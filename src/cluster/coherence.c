@@ -317,7 +317,25 @@ uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *v
 uint64_t cluster_propose(cluster_t *cl, const char *key, size_t klen, const char *val,
                          size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
-    return record_value(cl, FLUSH_PROPOSE, key, klen, val, vlen, expire_at, enc, version);
+    uint64_t seq = record_value(cl, FLUSH_PROPOSE, key, klen, val, vlen, expire_at, enc, version);
+    if (seq) { /* kept until decided: the log may forget it first (abort_undecided) */
+        if (cl->nundecided == cl->capundecided) {
+            cl->capundecided = cl->capundecided ? 2 * cl->capundecided : 16;
+            cl->undecided = xrealloc(cl->undecided, cl->capundecided * sizeof(uint64_t));
+        }
+        cl->undecided[cl->nundecided++] = seq;
+    }
+    return seq;
+}
+
+/* Takes seq (0: every one up to cl->committed) out of cl->undecided. */
+static void decided(cluster_t *cl, uint64_t seq)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < cl->nundecided; i++)
+        if (seq ? cl->undecided[i] != seq : cl->undecided[i] > cl->committed)
+            cl->undecided[j++] = cl->undecided[i];
+    cl->nundecided = j;
 }
 
 uint64_t cluster_invalidate(cluster_t *cl, const char *key, size_t klen, uint64_t digest,
@@ -489,6 +507,42 @@ void coherence_send_commits(cluster_t *cl)
 
 static void send_nack(member_t *m, uint64_t seq);
 
+/* Our write seq will not commit: marked in the log (a proposal: anything
+ * else is left alone), the members it went to are told, and so is the
+ * host. */
+static void abort_own(cluster_t *cl, uint64_t seq)
+{
+    decided(cl, seq);
+    if (seq >= log_first(cl)) {
+        flush_entry_t *e = log_at(cl, seq);
+        if (e->kind != FLUSH_PROPOSE || e->aborted)
+            return;
+        e->aborted = 1;
+    }
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *o = &cl->members[i];
+        if (o->stream_ready && o->link && o->sent_upto >= seq)
+            send_abort(o->link, cl->incarnation, seq);
+    }
+    if (cl->host.aborted)
+        cl->host.aborted(cl->host.ud, CLUSTER_SELF, seq);
+}
+
+/* Aborts our proposals in [from, to] not committed: a member skipped them
+ * (RESET) without judging them (WRITES.md rule 15). */
+static void abort_undecided(cluster_t *cl, uint64_t from, uint64_t to)
+{
+    size_t n = cl->nundecided;
+    if (!n)
+        return;
+    uint64_t *seqs = xmalloc(n * sizeof(uint64_t)); /* abort_own takes each out */
+    memcpy(seqs, cl->undecided, n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++)
+        if (seqs[i] >= from && seqs[i] <= to && seqs[i] > cl->committed)
+            abort_own(cl, seqs[i]);
+    free(seqs);
+}
+
 void coherence_on_stream_start(member_t *m)
 {
     link_t *l = m->link;
@@ -512,6 +566,9 @@ void coherence_on_stream_start(member_t *m)
 static void drop_cache(cluster_t *cl, member_t *m, const char *why)
 {
     size_t keys = cl->host.drop_all(cl->host.ud);
+    /* Our proposals in flight lost their value here, and what we missed may
+     * have overtaken them: none of them commits (WRITES.md rule 15). */
+    abort_undecided(cl, 1, cl->flush_seq);
     cl->counters.cache_drops++;
     catchup_needed(cl);
     log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys, m->name, why);
@@ -523,6 +580,7 @@ static void drop_if_any(cluster_t *cl, member_t *m, const char *why)
     size_t keys = cl->host.drop_all(cl->host.ud);
     if (!keys)
         return;
+    abort_undecided(cl, 1, cl->flush_seq);
     cl->counters.cache_drops++;
     catchup_needed(cl);
     log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys,
@@ -639,6 +697,7 @@ static void on_sync(member_t *m, frame_reader_t *r)
     }
     if (from <= upto && from < log_first(cl)) {
         send_reset(m, upto, 0);
+        abort_undecided(cl, from, upto); /* m never judges them */
         log_info("coherence", "%s missed more flushes than the replay log holds: reset",
                  m->name);
     } else if (from <= upto) {
@@ -794,19 +853,9 @@ static void on_nack(member_t *m, frame_reader_t *r)
         peer_refuse(m->link, "NACK of a flush never sent");
         return;
     }
-    if (seq >= log_first(cl)) {
-        flush_entry_t *e = log_at(cl, seq);
-        if (e->kind != FLUSH_PROPOSE || e->aborted)
-            return;
-        e->aborted = 1;
-    }
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        member_t *o = &cl->members[i];
-        if (o->stream_ready && o->link && o->sent_upto >= seq)
-            send_abort(o->link, cl->incarnation, seq);
-    }
-    if (cl->host.aborted)
-        cl->host.aborted(cl->host.ud, CLUSTER_SELF, seq);
+    if (seq <= cl->committed)
+        return; /* too late: it committed (a replay the member held already) */
+    abort_own(cl, seq);
 }
 
 void coherence_committed(member_t *m, uint64_t upto)
@@ -985,6 +1034,7 @@ void coherence_progress(cluster_t *cl)
         uint64_t upto = commit_upto(cl, cluster_mono(cl));
         if (upto > cl->committed) {
             cl->committed = upto;
+            decided(cl, 0);
             cl->host.committed(cl->host.ud, CLUSTER_SELF, upto);
         }
     }
@@ -1116,6 +1166,7 @@ void coherence_free(cluster_t *cl)
     while (cl->log_len)
         log_drop_oldest(cl);
     free(cl->log);
+    free(cl->undecided);
     if (cl->batch)
         free(cl->batch->slots);
     free(cl->batch);

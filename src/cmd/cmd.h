@@ -87,6 +87,10 @@ int cmd_write_mode(client_t *c, const char *key, size_t klen);
  * members follow as the key's mode says (replicate: the value with its new
  * time to live; invalidate: they drop theirs). */
 void cmd_wrote_ttl(client_t *c, cache_entry_t *e);
+/* Sets e's expire time to expire_at (0: none) and sends the change as
+ * cmd_wrote_ttl does; a replicated key's change is a proposal that keeps
+ * the value with its old time for an abort (node_propose_ttl). */
+void cmd_set_ttl(client_t *c, cache_entry_t *e, int64_t expire_at);
 
 /* 1 while cached values may be served; 0 (and a bypass counted) while the
  * coherence lease does not hold. Every command that tells a client anything

@@ -118,8 +118,7 @@ static void expire_generic(client_t *c, int argc, const char **argv, const size_
         resp_add_int(&c->out, 0);
         return;
     }
-    cache_set_expire(n->cache, e, when);
-    cmd_wrote_ttl(c, e);
+    cmd_set_ttl(c, e, when);
     resp_add_int(&c->out, 1);
 }
 
@@ -195,8 +194,7 @@ CMD_HANDLER(cmd_persist)
         resp_add_int(&c->out, 0);
         return;
     }
-    cache_set_expire(n->cache, e, 0);
-    cmd_wrote_ttl(c, e);
+    cmd_set_ttl(c, e, 0);
     resp_add_int(&c->out, 1);
 }
 

@@ -206,11 +206,9 @@ CMD_HANDLER(cmd_getex)
         cache_delete(n->cache, argv[1], argl[1], now);
         cmd_flushed_key(c, argv[1], argl[1]);
     } else if (a.expire) {
-        cache_set_expire(n->cache, e, at);
-        cmd_wrote_ttl(c, e);
+        cmd_set_ttl(c, e, at);
     } else if (a.flags & SET_PERSIST) {
-        cache_set_expire(n->cache, e, 0);
-        cmd_wrote_ttl(c, e);
+        cmd_set_ttl(c, e, 0);
     }
 }
 

@@ -208,6 +208,22 @@ void cmd_wrote_ttl(client_t *c, cache_entry_t *e)
     hold(c, cluster_flush_key(n->cluster, key, klen, v));
 }
 
+void cmd_set_ttl(client_t *c, cache_entry_t *e, int64_t expire_at)
+{
+    node_t *n = cmd_node(c);
+    size_t klen;
+    const char *key = cache_entry_key(e, &klen);
+    if (cmd_write_mode(c, key, klen) != KS_REPLICATE || (c->cmd_flags & CMDC_ATOMIC)) {
+        cache_set_expire(n->cache, e, expire_at);
+        cmd_wrote_ttl(c, e);
+        return;
+    }
+    flushmark_key(n->flushmark, key, klen); /* a GETL token read before it loses */
+    uint64_t seq = node_propose_ttl(n, e, expire_at);
+    note_sent(c, seq);
+    cmd_wait_add_proposal(c, seq);
+}
+
 int cmd_serving(client_t *c)
 {
     node_t *n = cmd_node(c);

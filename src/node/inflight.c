@@ -119,6 +119,12 @@ uint64_t inflight_version(const inflight_t *t, const char *key, size_t klen)
     return e ? e->version : 0;
 }
 
+int inflight_aborted(const inflight_t *t, const char *key, size_t klen)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    return e && e->aborted;
+}
+
 void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version, int origin,
                    uint64_t seq, int64_t now_ms, const inflight_prior_t *replaced)
 {
@@ -177,6 +183,28 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     e->seq = seq;
     e->aborted = 0;
     e->noted_ms = now_ms;
+}
+
+void inflight_prior_fill(inflight_t *t, const char *key, size_t klen, const inflight_prior_t *v)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    if (!e || v->version >= e->version)
+        return;
+    prior_t **bottom = &e->prior;
+    while (*bottom && (*bottom)->below)
+        bottom = &(*bottom)->below;
+    if (*bottom && ((*bottom)->seq == 0 || (*bottom)->version <= v->version))
+        return; /* a committed value ends the chain already, or one as new */
+    prior_t *r = xcalloc(1, sizeof(*r));
+    r->val = xmemdup(v->val, v->vlen);
+    r->vlen = v->vlen;
+    r->expire_at = v->expire_at;
+    r->form = v->form;
+    r->version = v->version;
+    if (*bottom)
+        (*bottom)->below = r;
+    else
+        *bottom = r;
 }
 
 int inflight_prior(const inflight_t *t, const char *key, size_t klen, inflight_prior_t *out)

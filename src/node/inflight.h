@@ -27,6 +27,8 @@ size_t inflight_count(const inflight_t *t);
 
 /* The version of key's write in flight, 0 when none. */
 uint64_t inflight_version(const inflight_t *t, const char *key, size_t klen);
+/* 1 when key's write in flight was aborted by its maker. */
+int inflight_aborted(const inflight_t *t, const char *key, size_t klen);
 
 /* An entry's prior value (not owned: valid until the entry changes or goes). */
 typedef struct inflight_prior {
@@ -54,6 +56,12 @@ size_t inflight_flush(inflight_t *t, int op, const char *key, size_t klen, uint6
 /* The value key's write in flight replaced, newest not aborted: 1 and *out
  * (its bytes owned by the table), or 0 when none was kept. */
 int inflight_prior(const inflight_t *t, const char *key, size_t klen, inflight_prior_t *out);
+
+/* A committed value of key older than its write in flight, learnt after
+ * the write (a catch-up snapshot after a dropped cache): it ends the chain
+ * of replaced values when none was kept, so an abort gives it back instead
+ * of an empty key. */
+void inflight_prior_fill(inflight_t *t, const char *key, size_t klen, const inflight_prior_t *v);
 
 /* origin's writes up to flush number upto are committed (those it aborted
  * stay until superseded). Returns how many went. */

@@ -37,9 +37,10 @@ _Static_assert((int)VOP_KEY == (int)FLUSH_KEY && (int)VOP_PREFIX == (int)FLUSH_P
 
 #define FLUSHMARK_SLOTS (1 << 16)
 #define FLUSHMARK_PREFIXES 1024
-/* n->recent lives from an empty cache until the catch-up is done: small. */
-#define RECENT_SLOTS (1 << 12)
-#define RECENT_PREFIXES 64
+/* n->recent: exact, from an empty cache on (node/writes.h P5); about 100
+ * bytes a key at most, so a few MiB when full. */
+#define RECENT_KEYS (1 << 16)
+#define RECENT_PREFIXES 1024
 
 static uint64_t random_u64(void)
 {
@@ -178,7 +179,7 @@ int node_init(node_t *n, uv_loop_t *loop, config_t *cfg)
     n->flushmark =
         flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, (uint64_t)n->start_ms << 16);
     n->floor = flushmark_new(FLUSHMARK_SLOTS, FLUSHMARK_PREFIXES, 0);
-    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
+    n->recent = flushmark_new_exact(RECENT_KEYS, RECENT_PREFIXES);
     n->inflight = inflight_new();
     /* A cache that starts empty takes no write made before it started: a
      * member may replay an old SEED whose key a later write or flush (seen
@@ -283,6 +284,12 @@ void node_prior_take(node_t *n, const char *key, size_t klen, writes_prior_t *ou
     writes_prior_take(&w, key, klen, out);
 }
 
+uint64_t node_propose_ttl(node_t *n, cache_entry_t *e, int64_t expire_at)
+{
+    writes_t w = writes_of(n);
+    return writes_propose_ttl(&w, e, expire_at);
+}
+
 uint64_t node_seed(node_t *n, cache_entry_t *e, const char *key, size_t klen)
 {
     writes_t w = writes_of(n);
@@ -312,10 +319,8 @@ static int host_apply(void *ud, int kind, const char *k, size_t klen, const char
 static size_t host_drop_all(void *ud)
 {
     node_t *n = ud;
-    flushmark_free(n->recent); /* a catch-up follows: only what comes after matters */
-    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
     writes_t w = writes_of(n);
-    size_t keys = writes_drop_all(&w); /* keeps the versions it drops (writes.h, P5) */
+    size_t keys = writes_drop_all(&w); /* keeps the versions it drops (writes.h, P7) */
     flushmark_all(n->flushmark);
     return keys;
 }

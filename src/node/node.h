@@ -67,9 +67,10 @@ typedef struct node {
     cache_t *cache;
     server_t *server;       /* client listeners and connections */
     flushmark_t *flushmark; /* flush history for GETL/SETL */
-    flushmark_t *floor;     /* versions of the flushes applied (cache/versioned.h) */
-    flushmark_t *recent;    /* the same since the cache was last empty: what a
-                               member's snapshot entry must not undo (node.c) */
+    flushmark_t *floor;     /* versions of the flushes applied before the last drop
+                               (node/writes.h) */
+    flushmark_t *recent;    /* every flush since the cache was last empty, exact:
+                               what a member's write must not undo (node.c) */
     hlc_t hlc;              /* versions of this node's writes and flushes */
     http_server_t *http;
     cluster_t *cluster; /* NULL when running alone */
@@ -147,6 +148,9 @@ uint64_t node_propose(node_t *n, cache_entry_t *e, const char *key, size_t klen,
 /* What key holds now, copied (writes_prior_take), before a write replaces it. */
 void node_prior_take(node_t *n, const char *key, size_t klen, writes_prior_t *out);
 uint64_t node_seed(node_t *n, cache_entry_t *e, const char *key, size_t klen);
+/* A TTL change of a replicated key made here: e's expire time becomes
+ * expire_at, proposed (writes_propose_ttl). Returns the flush number. */
+uint64_t node_propose_ttl(node_t *n, cache_entry_t *e, int64_t expire_at);
 /* Undoes the aborted writes in flight noted before older_than_mono whose
  * newer write never came (the value they replaced comes back: WRITES.md
  * rules 10, 11). */

@@ -40,39 +40,94 @@ static void floor_at(flushmark_t *f, int op, const char *key, size_t klen, uint6
         flushmark_key_at(f, key, klen, version);
 }
 
-size_t writes_drop_all(const writes_t *w)
-{
-    /* What the dropped entries' versions said about their keys, the floor
-     * now says of every key: a SEED a member replied while it held this
-     * node dead arrives by replay after the drop, and must not replace a
-     * newer value this node made or saw, replied everywhere (P5). */
-    flushmark_all_at(w->floor, hlc_seen(w->hlc));
-    return cache_flush_all(w->cache);
-}
-
 void writes_flushed(const writes_t *w, int op, const char *key, size_t klen, uint64_t version)
 {
-    floor_at(w->recent, op, key, klen, version);
-    floor_at(w->floor, op, key, klen, version);
+    flushmark_set_stamp(w->recent, w->mono_ms);
+    floor_at(w->recent, op, key, klen, version); /* the floor gets it at the next drop */
     if (inflight_flush(w->inflight, op, key, klen, version))
         dirty(w);
 }
 
-/* A member's PROPOSE: refused (0) when this node holds a version of the key
- * at least as new (a write it has seen, in flight or not: cluster/WRITES.md),
- * else applied as a SEED judged by what changed here since the cache was
- * last empty (a fresh node's floor is newer than most values it catches up
- * with). */
+/* How long a key forgotten by the bounded record of flushes since the
+ * cache was last empty (w->recent, full) still refuses a PROPOSE or snapshot
+ * entry of it older than the forgotten floor. A proposal that a flush here
+ * overtook was made before its writer applied that flush; a writer commits
+ * only while it serves, so it had heard from the flush's maker within a
+ * lease, and a member that serves hears from the writer within a lease: the
+ * proposal arrives within a few leases and flush timeouts of the flush.
+ * Past that, the forgotten floor would only refuse current writes, at every
+ * retry (WRITES.md rule 14). */
+#define FORGOTTEN_HOLD_MS 60000
+
+/* 1 when the record of flushes since the cache was last empty refuses a
+ * write of key at version (key has no entry here): a flush of it at least
+ * as new is recorded, or may have been forgotten lately. */
+static int recent_refuses(const writes_t *w, const char *key, size_t klen, uint64_t version)
+{
+    if (version <= flushmark_floor_known(w->recent, key, klen))
+        return 1;
+    int64_t stamp;
+    uint64_t forgotten = flushmark_forgotten(w->recent, &stamp);
+    return version <= forgotten && w->mono_ms - stamp < FORGOTTEN_HOLD_MS;
+}
+
+/* Stores a member's value of key with its version (the caller judged it). */
+static void store_value(const writes_t *w, const char *k, size_t klen, const char *val,
+                        size_t vlen, int64_t expire_at, int enc, uint64_t version)
+{
+    cache_entry_t *e = cache_set(w->cache, k, klen, val, vlen, expire_at);
+    cache_entry_set_version(w->cache, e, version);
+    if (enc != 0)
+        cache_entry_set_form(e, enc);
+}
+
+/* 1 when a member's write of key at version (a PROPOSE or snapshot entry)
+ * is to be taken: it is newer than key's entry, or, with no entry, than
+ * every flush of key since the cache was last empty (a fresh node's floor
+ * of the whole cache is newer than most values it catches up with). */
+static int takes(const writes_t *w, const char *k, size_t klen, uint64_t version)
+{
+    cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
+    uint64_t have = e ? cache_entry_version(e) : 0;
+    if (have >= version)
+        return 0;
+    return have != 0 || !recent_refuses(w, k, klen, version);
+}
+
+/* A member's PROPOSE: refused (0) when this node holds a newer version of
+ * the key (a write it has seen, in flight or not: cluster/WRITES.md) or,
+ * holding none, has applied a flush of it at least as new; else applied.
+ * The same version is the same write (a replay after a reconnect, or a
+ * write this node already got in a snapshot): taken, never refused. */
 static int apply_proposal(const writes_t *w, const char *k, size_t klen, const char *val,
-                          size_t vlen, int64_t expire_at, uint64_t version)
+                          size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
     uint64_t have = e ? cache_entry_version(e) : 0;
     uint64_t fl = inflight_version(w->inflight, k, klen);
-    if (have >= version || fl >= version)
+    if (have > version || fl > version)
         return 0;
-    return (int)versioned_apply(w->cache, w->recent, VOP_SEED, k, klen, val, vlen, expire_at,
-                                version, w->now_ms);
+    if (have == version)
+        return 1;
+    if (have == 0 && fl != version && recent_refuses(w, k, klen, version))
+        return 0;
+    store_value(w, k, klen, val, vlen, expire_at, enc, version);
+    return 1;
+}
+
+/* A member's SEED: versioned.h's rule, with two records of flushes: the
+ * exact one since the cache was last empty, and the floor (this
+ * incarnation's start, the gaps it skipped, and what it held and recorded
+ * before each drop). Returns 1 when applied. */
+static size_t apply_seed(const writes_t *w, const char *k, size_t klen, const char *val,
+                         size_t vlen, int64_t expire_at, uint64_t version)
+{
+    cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
+    /* (a fill has version 0: it says nothing of the flushes before it) */
+    if ((!e || cache_entry_version(e) == 0) && version <= flushmark_floor(w->recent, k, klen))
+        return 0;
+    return versioned_apply(w->cache, w->floor, VOP_SEED, k, klen, val, vlen, expire_at, version,
+                           w->now_ms);
 }
 
 int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const char *val,
@@ -84,16 +139,18 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
     writes_prior_t prior = {NULL, 0, 0, 0, 0};
     if (kind == FLUSH_PROPOSE) {
         writes_prior_take(w, k, klen, &prior);
-        if (!apply_proposal(w, k, klen, val, vlen, expire_at, version)) {
+        if (!apply_proposal(w, k, klen, val, vlen, expire_at, enc, version)) {
             writes_prior_free(&prior);
             return 0;
         }
     }
     size_t done = 1;
-    if (kind != FLUSH_PROPOSE)
-        done = versioned_apply(w->cache, w->floor, kind, k, klen, val, vlen, expire_at, version,
+    flushmark_set_stamp(w->recent, w->mono_ms);
+    if (kind == VOP_SEED)
+        done = apply_seed(w, k, klen, val, vlen, expire_at, version);
+    else if (kind != FLUSH_PROPOSE) /* a flush: recorded since the cache was last empty */
+        done = versioned_apply(w->cache, w->recent, kind, k, klen, val, vlen, expire_at, version,
                                w->now_ms);
-    floor_at(w->recent, kind, k, klen, version);
     if (!valued) {
         if (inflight_flush(w->inflight, kind == VOP_INVAL ? VOP_KEY : kind, k, klen, version))
             dirty(w);
@@ -150,6 +207,18 @@ uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, si
                             prior ? prior->expire_at : 0, prior ? prior->form : 0,
                             prior ? prior->version : 0};
     inflight_note(w->inflight, key, klen, v, CLUSTER_SELF, seq, w->mono_ms, &was);
+    return seq;
+}
+
+uint64_t writes_propose_ttl(const writes_t *w, cache_entry_t *e, int64_t expire_at)
+{
+    size_t klen;
+    const char *key = cache_entry_key(e, &klen);
+    writes_prior_t prior;
+    writes_prior_take(w, key, klen, &prior); /* the same value with its old time */
+    cache_set_expire(w->cache, e, expire_at);
+    uint64_t seq = writes_propose(w, e, key, klen, &prior);
+    writes_prior_free(&prior);
     return seq;
 }
 
@@ -294,7 +363,20 @@ static void snap_visit(void *ud, cache_entry_t *e)
     if ((at && at <= s->w->now_ms) || !s->keep(s->kud, key, klen))
         return;
     const char *val = cache_entry_value(e, &vlen);
-    s->emit(s->eud, key, klen, val, vlen, at, cache_entry_form(e), cache_entry_version(e));
+    uint64_t version = cache_entry_version(e);
+    int form = cache_entry_form(e);
+    if (version == inflight_version(s->w->inflight, key, klen) &&
+        inflight_aborted(s->w->inflight, key, klen)) {
+        /* An aborted value is nobody's: the requester gets the value it
+         * replaced, as this node's sweep restores it, or nothing
+         * (WRITES.md rule 15). */
+        inflight_prior_t p;
+        if (!inflight_prior(s->w->inflight, key, klen, &p) ||
+            (p.expire_at && p.expire_at <= s->w->now_ms))
+            return;
+        val = p.val, vlen = p.vlen, at = p.expire_at, form = p.form, version = p.version;
+    }
+    s->emit(s->eud, key, klen, val, vlen, at, form, version);
     s->bytes += klen + vlen + 32;
 }
 
@@ -313,12 +395,33 @@ void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const 
                            size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     hlc_observe(w->hlc, version);
-    if (versioned_apply(w->cache, w->recent, VOP_SEED, k, klen, val, vlen, expire_at, version,
-                        w->now_ms) &&
-        enc != 0) {
-        cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
-        if (e)
-            cache_entry_set_form(e, enc);
+    if (takes(w, k, klen, version)) {
+        store_value(w, k, klen, val, vlen, expire_at, enc, version);
+    } else if (!recent_refuses(w, k, klen, version)) {
+        /* A write in flight here is newer: this is what it replaced (the
+         * cache was dropped since, or it arrived empty). */
+        inflight_prior_t p = {val, vlen, expire_at, enc, version};
+        inflight_prior_fill(w->inflight, k, klen, &p);
     }
     cache_evict(w->cache);
+}
+
+/* ---- a whole-cache drop ----------------------------------------------------------- */
+
+size_t writes_drop_all(const writes_t *w)
+{
+    /* What the dropped entries' versions (and the flushes recorded since the
+     * cache was last empty) said about their keys, the floor now says of
+     * every key: a SEED a member replied while it held this node dead
+     * arrives by replay after the drop, and must not replace a newer value
+     * this node made or saw, replied everywhere (P7). One floor: no walk. */
+    flushmark_all_at(w->floor, hlc_seen(w->hlc));
+    /* This node's own writes in flight lost their values: its proposals
+     * abort (coherence.c drop_cache) and none of them may refuse a member's
+     * write from here on (a refusal for a value nobody will send; P6). */
+    if (inflight_take_origin(w->inflight, INFLIGHT_SELF, NULL, NULL))
+        dirty(w);
+    /* A catch-up follows, judged by what comes after only. */
+    flushmark_clear(w->recent);
+    return cache_flush_all(w->cache);
 }

@@ -27,7 +27,26 @@
  *      before sending it) gives back the value it replaced, never leaves
  *      the key empty. sim --writes (a counter that vanished and restarted
  *      at 1 before this rule).
- *   P5 a cache drop forgets no version: after writes_drop_all no SEED at
+ *   P5 a key's value is refused only for a flush of that key (or a prefix
+ *      of it, or everything) at least as new applied here: every flush goes
+ *      into the exact record of flushes since the cache was last empty
+ *      (w->recent: bounded; what it forgets refuses only for
+ *      FORGOTTEN_HOLD_MS when judging a PROPOSE or snapshot entry), which
+ *      judges PROPOSEs and snapshot entries of keys with no entry; SEEDs
+ *      are judged by it and by the floor (this incarnation's start, skipped
+ *      gaps, and at each drop the newest version made or observed: P7), so a SEED older than a dropped value stays out. sim
+ *      --writes seed 3 (ctest sim_writes_seed3: a snapshot entry refused by
+ *      a hashed slot shared with another key's DEL), seed 8 of --faults
+ *      pause (sim_writes_seed8_pause), sim --flushlog seed 1033 (ctest
+ *      sim_flushlog_seed1033: an older SEED back after a drop), --blind
+ *      (W5: a plain SET refused by another key's DEL in the hashed floor).
+ *   P6 an own proposal does not commit unjudged: a RESET that skips it
+ *      (the member never judges it) or a drop of this node's cache (its
+ *      value is gone here) aborts it (coherence.c abort_undecided); the
+ *      drop also takes this node's own writes out of the in-flight table,
+ *      so they refuse nothing. sim --writes seed 1041 (ctest
+ *      sim_writes_seed1041: two INCRs replied the same value).
+ *   P7 a cache drop forgets no version: after writes_drop_all no SEED at
  *      or below a version this node made or observed before the drop takes
  *      a key (the whole cache's floor rises to hlc_seen, as a new process's
  *      is its start time; such a key misses here instead). Without it a
@@ -54,8 +73,10 @@
 
 typedef struct writes {
     cache_t *cache;
-    flushmark_t *floor;  /* versions of the flushes applied (cache/versioned.h) */
-    flushmark_t *recent; /* the same since the cache was last empty */
+    flushmark_t *floor;  /* this incarnation's start, skipped gaps, and the
+                            flushes and values before the last drop (hashed) */
+    flushmark_t *recent; /* every flush since the cache was last empty, exact
+                            (flushmark_new_exact) */
     inflight_t *inflight;
     hlc_t *hlc;
     cluster_t *cluster;
@@ -76,17 +97,10 @@ int writes_apply(const writes_t *w, int kind, const char *key, size_t klen, cons
                  size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
                  uint64_t seq);
 
-/* Empties the cache because a member's flushes may have been lost (the
- * host's drop_all), keeping its versions (P5): the floor of every key rises
- * to the newest version this node made or observed (hlc_seen), so nothing
- * older than what it held or made is applied afterwards. Returns the live
- * keys dropped. The caller starts its record of flushes since the cache was
- * last empty (w->recent) afresh. */
-size_t writes_drop_all(const writes_t *w);
 
 /* A flush made here with version (op: VOP_KEY, VOP_PREFIX or VOP_ALL; the
  * cache itself was changed by the caller): older SEEDs and writes in flight
- * of what it covers lose. */
+ * of what it covers lose. Costs one update of the exact record. */
 void writes_flushed(const writes_t *w, int op, const char *key, size_t klen, uint64_t version);
 
 /* What key held before a write here replaces it: taken (copied) before the
@@ -108,6 +122,12 @@ void writes_prior_free(writes_prior_t *p);
  * number to wait for (0 when alone: nothing to wait for). */
 uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, size_t klen,
                         const writes_prior_t *prior);
+/* A TTL change of a replicated key made here (EXPIRE, PERSIST, GETEX; e:
+ * its entry): e's expire time becomes expire_at, proposed like any
+ * read-modify-write, with the value and its old time as what it replaced:
+ * an abort whose newer write never arrives gives that back (P4), never an
+ * empty key. Returns the flush number (0 when alone). */
+uint64_t writes_propose_ttl(const writes_t *w, cache_entry_t *e, int64_t expire_at);
 /* The same write as a SEED with version (hlc_next: newer than anything seen
  * here), for writes that read nothing. Returns the flush number. */
 uint64_t writes_seed(const writes_t *w, cache_entry_t *e, const char *key, size_t klen,
@@ -143,5 +163,15 @@ uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
  * last empty (w->recent). */
 void writes_apply_snapshot(const writes_t *w, const char *key, size_t klen, const char *val,
                            size_t vlen, int64_t expire_at, int enc, uint64_t version);
+
+/* Drops every entry of the cache because a member's flushes may have been
+ * lost (cluster_host_t.drop_all), keeping its versions (P7): the floor of
+ * every key rises to the newest version this node made or observed
+ * (hlc_seen: at least every dropped entry's version and every flush
+ * recorded since the cache was last empty), so an older SEED replayed after
+ * the drop is refused (a catch-up snapshot is judged without it); that
+ * record (w->recent, exact) starts again, and this node's own writes leave
+ * the in-flight table (P6). Returns the keys dropped. */
+size_t writes_drop_all(const writes_t *w);
 
 #endif

@@ -29,14 +29,14 @@
  *      winning token of every round that has one.
  * Checked at the end of a run:
  *   I3 views converge: every node sees every other alive, and serves.
- *   W4 (--writes) nothing of w: in flight, every node holds the same counter
- *      and locks, and the counter is at least the INCRs replied and at most
- *      those plus the ones whose client got no reply (its node died).
+ *   W4 (--writes) nothing of w: in flight, every node holds the same counter,
+ *      locks and register, and the counter is at least the INCRs replied and
+ *      at most those plus the ones whose client got no reply (its node died).
  * A violation prints the seed, the time, what was wrong and the recent
  * history of the key, and the run exits 1. The same seed reproduces it.
  *
  * Usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] [--faults LIST]
- *            [--dead-after DURATION] [--store] [--writes] [--verbose]
+ *            [--dead-after DURATION] [--store] [--writes [--blind]] [--verbose]
  *   --faults names the fault kinds to draw from: crash,pause,stop,cut,oneway,
  *   reset,delay,store (default: all of them; store needs --store).
  *   --dead-after sets [cluster] dead_after (default 3s). Without a shared
@@ -76,9 +76,10 @@ static const char *const prefixes[] = {"a:", "b:", "c:", "a:1"};
 #define NPREFIXES (sizeof(prefixes) / sizeof(prefixes[0]))
 #define MAX_VALUES 200000
 #define MAX_PENDING 4096
-/* node.c's record of flushes since the cache was last empty */
-#define RECENT_SLOTS (1 << 12)
-#define RECENT_PREFIXES 64
+/* node.c's record of flushes since the cache was last empty (exact:
+ * node/writes.h P5) */
+#define RECENT_KEYS (1 << 16)
+#define RECENT_PREFIXES 1024
 
 /* A node: the real cache, floor record and clock of a cohortd, with the
  * cluster code, as node/node.c and cmd/cmd_util.c wire them. */
@@ -93,6 +94,7 @@ typedef struct node {
     flushmark_t *recent;
     inflight_t *inflight;
     uint64_t committed_self;
+    int holds; /* --writes: holds the replicated keys (wop_holders) */
     uint64_t aborts[64]; /* own proposals refused since the last recheck */
     size_t naborts;
     int waits_dirty;
@@ -144,6 +146,7 @@ static struct {
     int no_bypass;         /* --no-bypass */
     int64_t started_at;    /* W.now at the run's start */
     int writes;            /* --writes */
+    int blind;             /* --blind */
     int seconds;
     uint64_t stats_ops, stats_replies, stats_faults;
 } W;
@@ -285,7 +288,7 @@ static void fail(const char *fmt, ...)
             " --seconds %d --dead-after %s --faults %s%s%s%s%s --verbose\n", W.seed, W.nnodes,
             W.seconds, W.dead_after, W.faults_text, W.store ? " --store" : "",
             W.flushlog ? " --flushlog" : "", W.no_bypass ? " --no-bypass" : "",
-            W.writes ? " --writes" : "");
+            W.writes ? (W.blind ? " --writes --blind" : " --writes") : "");
     exit(1);
 }
 
@@ -344,10 +347,9 @@ static int host_apply(void *ud, int kind, const char *k, size_t klen, const char
 static size_t host_drop_all(void *ud)
 {
     node_t *n = ud;
-    flushmark_free(n->recent); /* as node.c: only what comes after matters */
-    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
     writes_t w = writes_of(n);
-    return writes_drop_all(&w);
+    n->holds = 0; /* until it caught up again */
+    return writes_drop_all(&w); /* as node.c */
 }
 
 static void host_committed(void *ud, int origin, uint64_t upto)
@@ -565,8 +567,9 @@ static void check_replies(int only_node)
 
 static void node_turn(int i);
 
-enum { OP_INCR, OP_SETNX };
-enum { OPW_KEYS, OPW_WRITES };
+enum { OP_INCR, OP_SETNX, OP_SET, OP_EXPIRE };
+enum { OPW_KEYS, OPW_WRITES, OPW_REPLY };
+#define REG "w:reg" /* --blind: a register of plain SETs */
 
 #define CLIENTS 3 /* per node, each waiting for its reply before its next command */
 
@@ -580,6 +583,8 @@ typedef struct wop {
     int wait;       /* OPW_KEYS or OPW_WRITES */
     uint64_t seq;   /* OPW_WRITES: the proposal's flush number */
     long long value; /* INCR: the value it proposed */
+    uint64_t version; /* SET: the version it was sent with */
+    int64_t since;    /* OPW_REPLY: when it was sent (cluster_reply_ready) */
 } wop_t;
 
 static struct {
@@ -594,9 +599,12 @@ static struct {
     int64_t next_token;
     int64_t stop; /* no new operation from then on */
     int busy[SIM_MAX_NODES][CLIENTS]; /* a command of this client is suspended */
+    uint64_t reg_version; /* --blind: the newest version of a replied SET of REG */
     /* over every run */
     uint64_t total_incr, total_unknown, total_retries, total_tryagain, total_won, total_lost;
+    uint64_t total_set, total_expire;
     uint64_t runs_exact;
+    uint64_t total_all_down; /* times every copy of the replicated keys was lost */
 } X;
 
 static void lock_key(int round, char *out, size_t n)
@@ -647,6 +655,28 @@ static void wop_reply_setnx(wop_t *o)
     trace("n%d SET w:lock:%d NX won (token %" PRId64 ")", o->node, o->round, o->token);
 }
 
+static void wop_reply_set(wop_t *o)
+{
+    X.total_set++;
+    if (o->version > X.reg_version)
+        X.reg_version = o->version;
+    trace("n%d SET %s replied (token %" PRId64 " @%" PRIu64 ")", o->node, REG, o->token,
+          o->version);
+}
+
+/* A command's reply went out (its proposal committed, or alone). */
+static void wop_reply(wop_t *o)
+{
+    if (o->kind == OP_INCR)
+        wop_reply_incr(o);
+    else if (o->kind == OP_SETNX)
+        wop_reply_setnx(o);
+    else if (o->kind == OP_SET)
+        wop_reply_set(o);
+    else
+        X.total_expire++;
+}
+
 /* Operation k is done (replied, or its process died). */
 static void wop_remove(size_t k)
 {
@@ -665,8 +695,10 @@ static int wop_run(wop_t *o)
         return 1;
     }
     char key[32];
-    if (o->kind == OP_INCR)
+    if (o->kind == OP_INCR || o->kind == OP_EXPIRE)
         snprintf(key, sizeof(key), "%s", CTR);
+    else if (o->kind == OP_SET)
+        snprintf(key, sizeof(key), "%s", REG);
     else
         lock_key(o->round, key, sizeof(key));
     size_t klen = strlen(key);
@@ -677,6 +709,34 @@ static int wop_run(wop_t *o)
     writes_t w = writes_of(n);
     char buf[32];
     int len;
+    if (o->kind == OP_SET) { /* as cmd_write_blind: a SEED, its reply held for the acks */
+        len = snprintf(buf, sizeof(buf), "%" PRId64, o->token);
+        cache_entry_t *e = cache_set(n->cache, key, klen, buf, (size_t)len, 0);
+        o->seq = writes_seed(&w, e, key, klen, hlc_next(&n->hlc, W.now));
+        o->version = cache_entry_version(e);
+        o->since = cluster_mono(n->cl);
+        trace("n%d SET %s %s @%" PRIu64 " (flush %" PRIu64 ")", o->node, key, buf, o->version,
+              o->seq);
+        if (o->seq == 0) {
+            wop_reply(o);
+            return 1;
+        }
+        o->wait = OPW_REPLY;
+        return 0;
+    }
+    if (o->kind == OP_EXPIRE) { /* as cmd_set_ttl: a proposal of the new time */
+        cache_entry_t *e = cache_lookup(n->cache, key, klen, W.now, CACHE_NOTOUCH);
+        if (!e)
+            return 1; /* 0: no such key */
+        o->seq = writes_propose_ttl(&w, e, o->token % 2 ? 0 : W.now + 3600 * 1000);
+        trace("n%d EXPIRE %s proposes (flush %" PRIu64 ")", o->node, key, o->seq);
+        if (o->seq == 0) {
+            wop_reply(o);
+            return 1;
+        }
+        o->wait = OPW_WRITES;
+        return 0;
+    }
     if (o->kind == OP_INCR) {
         long long v = held_number(n, key);
         if (v < 0)
@@ -699,10 +759,7 @@ static int wop_run(wop_t *o)
     trace("n%d %s %s proposes %s (flush %" PRIu64 ")", o->node,
           o->kind == OP_INCR ? "INCR" : "SET NX", key, buf, o->seq);
     if (o->seq == 0) { /* alone: nothing to wait for */
-        if (o->kind == OP_INCR)
-            wop_reply_incr(o);
-        else
-            wop_reply_setnx(o);
+        wop_reply(o);
         return 1;
     }
     o->wait = OPW_WRITES;
@@ -722,9 +779,13 @@ static void on_wclient(void *arg, int64_t id)
         wop_t *o = &X.ops[X.nops];
         int r = (int)((W.now - RUN_START) / ROUND_MS);
         int kind = rnd(10) < 7 || r >= MAX_ROUNDS ? OP_INCR : OP_SETNX;
+        if (W.blind && kind == OP_INCR) { /* (draws of runs without --blind unchanged) */
+            int x = rnd(10);
+            kind = x < 2 ? OP_SET : x < 3 ? OP_EXPIRE : OP_INCR;
+        }
         if (kind == OP_SETNX && r >= X.nrounds)
             X.nrounds = r + 1;
-        *o = (wop_t){i, c, n->cl->incarnation, kind, r, ++X.next_token, OPW_KEYS, 0, 0};
+        *o = (wop_t){i, c, n->cl->incarnation, kind, r, ++X.next_token, OPW_KEYS, 0, 0, 0, 0};
         W.stats_ops++;
         if (!wop_run(o)) {
             X.nops++;
@@ -756,10 +817,7 @@ static void wop_recheck(int i)
         if (o->wait == OPW_WRITES) {
             int d = writes_decide(&o->seq, 1, n->committed_self, aborts, naborts);
             if (d > 0) {
-                if (o->kind == OP_INCR)
-                    wop_reply_incr(o);
-                else
-                    wop_reply_setnx(o);
+                wop_reply(o);
                 wop_remove(k--);
                 continue;
             }
@@ -771,6 +829,22 @@ static void wop_recheck(int i)
         }
         if (again && wop_run(o))
             wop_remove(k--);
+    }
+}
+
+/* Every step: plain SETs whose flush every member that may serve applied
+ * reply (as cmd_util.c's held replies). */
+static void wop_replies(void)
+{
+    for (size_t k = 0; k < X.nops; k++) {
+        wop_t *o = &X.ops[k];
+        node_t *n = &W.nodes[o->node];
+        if (o->wait != OPW_REPLY || !n->cl || n->paused || o->incarnation != n->cl->incarnation)
+            continue;
+        if (cluster_reply_ready(n->cl, o->seq, o->since)) {
+            wop_reply(o);
+            wop_remove(k--);
+        }
     }
 }
 
@@ -804,6 +878,15 @@ static void wop_check(void)
                 fail("W3 stale read: n%d serves %s = %lld after an INCR replied %lld", i, CTR,
                      v, X.max_ok);
         }
+        if (X.reg_version && !inflight_version(n->inflight, REG, strlen(REG))) {
+            cache_entry_t *e = cache_lookup(n->cache, REG, strlen(REG), W.now, CACHE_NOTOUCH);
+            uint64_t v = e ? cache_entry_version(e) : 0;
+            if (v < X.reg_version)
+                fail("W5 stale read: n%d serves %s @%" PRIu64 " after a SET @%" PRIu64
+                     " replied (its floor %" PRIu64 ", since empty %" PRIu64 ")", i, REG, v,
+                     X.reg_version, flushmark_floor(n->floor, REG, strlen(REG)),
+                     flushmark_floor(n->recent, REG, strlen(REG)));
+        }
         for (int r = 0; r < X.nrounds; r++) {
             char key[32];
             if (!X.winner[r])
@@ -826,8 +909,16 @@ static void wop_check(void)
 static void wop_final(void)
 {
     long long final = held_number(&W.nodes[0], CTR);
+    cache_entry_t *reg0 = cache_lookup(W.nodes[0].cache, REG, strlen(REG), W.now, CACHE_NOTOUCH);
+    uint64_t reg_final = reg0 ? cache_entry_version(reg0) : 0;
     for (int i = 0; i < W.nnodes; i++) {
         node_t *n = &W.nodes[i];
+        cache_entry_t *reg = cache_lookup(n->cache, REG, strlen(REG), W.now, CACHE_NOTOUCH);
+        if (inflight_version(n->inflight, REG, strlen(REG)) ||
+            (reg ? cache_entry_version(reg) : 0) != reg_final || reg_final < X.reg_version)
+            fail("W4 no convergence: n%d holds %s @%" PRIu64 ", n0 @%" PRIu64
+                 ", last replied SET @%" PRIu64, i, REG, reg ? cache_entry_version(reg) : 0,
+                 reg_final, X.reg_version);
         if (inflight_version(n->inflight, CTR, strlen(CTR)))
             fail("W4: n%d still has a write of %s in flight at the end", i, CTR);
         long long v = held_number(n, CTR);
@@ -963,9 +1054,10 @@ static void node_start(int i)
     cache_set_flush_sync_max(n->cache, 1);
     n->floor = flushmark_new(1024, 64, 0);
     flushmark_all_at(n->floor, hlc_at(W.now)); /* as node_init */
-    n->recent = flushmark_new(RECENT_SLOTS, RECENT_PREFIXES, 0);
+    n->recent = flushmark_new_exact(RECENT_KEYS, RECENT_PREFIXES);
     n->inflight = inflight_new();
     n->committed_self = 0;
+    n->holds = 0;
     n->naborts = 0;
     n->waits_dirty = 0;
     n->hlc = (hlc_t){0, cluster_version_tag(n->cl)};
@@ -1056,6 +1148,42 @@ static void on_client(void *arg, int64_t id)
 }
 
 /* ---- faults ---------------------------------------------------------------------- */
+
+/* No running node holds the replicated keys (--writes: every process that
+ * held them died or dropped its cache before another caught up with it):
+ * they lived in memory only, and every copy is gone; what was replied
+ * before promises nothing from now on (the counter starts again at 1, a
+ * round's lock may be won again). */
+static void wop_all_down(void)
+{
+    wop_forget_gone();
+    X.ok = X.unknown = 0;
+    X.max_ok = 0;
+    memset(X.replied, 0, sizeof(X.replied));
+    memset(X.winner, 0, sizeof(X.winner));
+    X.reg_version = 0;
+    X.total_all_down++;
+    trace("no running node held the replicated keys: they are gone");
+}
+
+/* Every step (--writes): which running nodes hold the replicated keys. A
+ * node that starts or drops its cache holds them once it caught up (its
+ * catch-up done); if it got there with no holder running (it served as
+ * is: every member dead or empty too), every copy was lost. */
+static void wop_holders(void)
+{
+    int any = 0;
+    for (int i = 0; i < W.nnodes; i++)
+        any |= W.nodes[i].cl && W.nodes[i].holds;
+    for (int i = 0; i < W.nnodes; i++) {
+        node_t *n = &W.nodes[i];
+        if (!n->cl || n->holds || cluster_catching_up(n->cl))
+            continue;
+        if (!any)
+            wop_all_down();
+        any = n->holds = 1;
+    }
+}
 
 static void on_restart(void *arg, int64_t id)
 {
@@ -1166,6 +1294,8 @@ static void run_events_until(int64_t end)
         check_invariants();
         if (W.writes) {
             wop_forget_gone();
+            wop_replies();
+            wop_holders();
             wop_check();
         }
         sim_peer_collect();
@@ -1210,14 +1340,17 @@ static void run(uint64_t seed, int nodes, int seconds)
         node_config(i, &W.nodes[i].cfg);
     for (int i = 0; i < nodes; i++) {
         node_start(i);
+        W.nodes[i].holds = 1; /* the keys are empty everywhere */
         sim_at(W.now + rnd(10), on_tick, NULL, i);
     }
     sim_at(W.now + 1000, on_client, NULL, 0);
     sim_at(W.now + 1500, on_fault, NULL, 0);
     if (W.writes) {
         uint64_t keep[] = {X.total_incr, X.total_unknown, X.total_retries, X.total_tryagain,
-                           X.total_won, X.total_lost, X.runs_exact};
+                           X.total_won, X.total_lost, X.runs_exact, X.total_all_down,
+                           X.total_set, X.total_expire};
         memset(&X, 0, sizeof(X));
+        X.total_all_down = keep[7], X.total_set = keep[8], X.total_expire = keep[9];
         X.total_incr = keep[0], X.total_unknown = keep[1], X.total_retries = keep[2];
         X.total_tryagain = keep[3], X.total_won = keep[4], X.total_lost = keep[5];
         X.runs_exact = keep[6];
@@ -1292,7 +1425,7 @@ int main(int argc, char **argv)
         {"faults", required_argument, NULL, 'F'},  {"verbose", no_argument, NULL, 'v'},
         {"dead-after", required_argument, NULL, 'd'}, {"store", no_argument, NULL, 'S'},
         {"flushlog", no_argument, NULL, 'L'},      {"no-bypass", no_argument, NULL, 'B'},
-        {"writes", no_argument, NULL, 'W'},
+        {"writes", no_argument, NULL, 'W'},        {"blind", no_argument, NULL, 'b'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1311,11 +1444,12 @@ int main(int argc, char **argv)
         case 'L': W.flushlog = 1; break;
         case 'B': W.no_bypass = 1; break;
         case 'W': W.writes = 1; break;
+        case 'b': W.blind = W.writes = 1; break;
         default:
             fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seconds T] [--nodes K] "
                             "[--faults crash,pause,stop,cut,oneway,reset,delay,store] "
                             "[--dead-after DURATION] [--store [--flushlog [--no-bypass]]] "
-                            "[--writes] [--verbose]\n");
+                            "[--writes [--blind]] [--verbose]\n");
             return 2;
         }
     }
@@ -1350,8 +1484,10 @@ int main(int argc, char **argv)
     if (W.writes)
         printf("sim: writes: %" PRIu64 " INCRs replied (%" PRIu64 " without a reply), %" PRIu64
                " SET NX won, %" PRIu64 " lost, %" PRIu64 " proposals refused and run again, %" PRIu64
-               " TRYAGAIN; the counter ended equal to the INCRs replied in %" PRIu64 " runs\n",
+               " TRYAGAIN; the counter ended equal to the INCRs replied in %" PRIu64
+               " runs; every copy lost %" PRIu64 " times; %" PRIu64 " SETs, %" PRIu64
+               " EXPIREs replied\n",
                X.total_incr, X.total_unknown, X.total_won, X.total_lost, X.total_retries,
-               X.total_tryagain, X.runs_exact);
+               X.total_tryagain, X.runs_exact, X.total_all_down, X.total_set, X.total_expire);
     return 0;
 }

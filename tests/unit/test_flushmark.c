@@ -103,6 +103,113 @@ static void test_earlier_incarnation_token_refused(void **state)
     flushmark_free(f);
 }
 
+/* ---- the exact form (the write protocol's floors) ------------------------------ */
+
+static void test_exact_keys_do_not_share(void **state)
+{
+    /* The hashed form's slots made one key's DEL refuse another key's value
+     * (sim --writes seed 3); the exact form answers each key alone. */
+    flushmark_t *f = flushmark_new_exact(1 << 10, 8);
+    for (int i = 0; i < 5000; i++) {
+        char k[32];
+        int n = snprintf(k, sizeof(k), "del:%d", i);
+        flushmark_key_at(f, k, (size_t)n, 1000 + (uint64_t)i);
+    }
+    /* 5000 keys in a record of 1024: the 3976 updated first were forgotten,
+     * so the floor of a key never recorded is the forgotten floor. */
+    assert_int_equal(flushmark_floor(f, K("w:lock:9")), 1000 + 3975);
+    assert_int_equal(flushmark_floor_known(f, K("w:lock:9")), 0);
+    assert_int_equal(flushmark_floor_known(f, K("del:4999")), 5999);
+    assert_int_equal(flushmark_keys(f), 1 << 10);
+    flushmark_free(f);
+}
+
+static void test_exact_keeps_the_highest(void **state)
+{
+    flushmark_t *f = flushmark_new_exact(16, 4);
+    flushmark_key_at(f, K("a"), 50);
+    flushmark_key_at(f, K("a"), 20); /* versions arrive in any order */
+    assert_int_equal(flushmark_floor(f, K("a")), 50);
+    assert_int_equal(flushmark_floor(f, K("b")), 0);
+    flushmark_all_at(f, 30);
+    assert_int_equal(flushmark_floor(f, K("a")), 50);
+    assert_int_equal(flushmark_floor(f, K("b")), 30);
+    assert_int_equal(flushmark_floor_known(f, K("b")), 30);
+    flushmark_free(f);
+}
+
+static void test_exact_prefixes(void **state)
+{
+    flushmark_t *f = flushmark_new_exact(16, 2);
+    flushmark_prefix_at(f, K("a:"), 10);
+    for (uint64_t v = 11; v < 200; v++) /* one prefix flushed again and again: one record */
+        flushmark_prefix_at(f, K("b:"), v);
+    assert_int_equal(flushmark_floor(f, K("a:1")), 10);
+    assert_int_equal(flushmark_floor(f, K("b:1")), 199);
+    assert_int_equal(flushmark_floor(f, K("c:1")), 0);
+    int64_t stamp;
+    assert_int_equal(flushmark_forgotten(f, &stamp), 0);
+    /* A third prefix: the one with the oldest number is forgotten. */
+    flushmark_set_stamp(f, 77);
+    flushmark_prefix_at(f, K("c:"), 300);
+    assert_int_equal(flushmark_forgotten(f, &stamp), 10);
+    assert_int_equal(stamp, 77);
+    assert_int_equal(flushmark_floor_known(f, K("a:1")), 0);
+    assert_int_equal(flushmark_floor(f, K("a:1")), 10); /* never lower than the truth */
+    assert_int_equal(flushmark_floor(f, K("c:9")), 300);
+    assert_int_equal(flushmark_forgotten_count(f), 1);
+    flushmark_free(f);
+}
+
+static void test_exact_forgets_the_oldest_update(void **state)
+{
+    flushmark_t *f = flushmark_new_exact(3, 1);
+    flushmark_set_stamp(f, 5);
+    flushmark_key_at(f, K("a"), 1);
+    flushmark_key_at(f, K("b"), 2);
+    flushmark_key_at(f, K("c"), 3);
+    flushmark_key_at(f, K("a"), 4); /* updated: now the newest */
+    flushmark_key_at(f, K("d"), 5); /* full: b goes */
+    int64_t stamp;
+    assert_int_equal(flushmark_forgotten(f, &stamp), 2);
+    assert_int_equal(stamp, 5);
+    assert_int_equal(flushmark_floor_known(f, K("b")), 0);
+    assert_int_equal(flushmark_floor(f, K("b")), 2);
+    assert_int_equal(flushmark_floor_known(f, K("a")), 4);
+    assert_int_equal(flushmark_floor_known(f, K("c")), 3);
+    assert_int_equal(flushmark_floor_known(f, K("d")), 5);
+    assert_int_equal(flushmark_keys(f), 3);
+    assert_true(flushmark_memory(f) > 0);
+    flushmark_clear(f);
+    assert_int_equal(flushmark_keys(f), 0);
+    assert_int_equal(flushmark_floor(f, K("a")), 0);
+    assert_int_equal(flushmark_forgotten(f, &stamp), 0);
+    flushmark_key_at(f, K("a"), 9); /* usable again */
+    assert_int_equal(flushmark_floor(f, K("a")), 9);
+    flushmark_free(f);
+}
+
+static void test_exact_folds_into_the_hashed_form(void **state)
+{
+    /* At a whole-cache drop the exact record goes into the floor (hashed),
+     * which keeps answering at least as high for every key. */
+    flushmark_t *x = flushmark_new_exact(2, 1);
+    flushmark_key_at(x, K("a"), 10);
+    flushmark_key_at(x, K("b"), 20);
+    flushmark_key_at(x, K("c"), 30); /* a forgotten: 10 for every key */
+    flushmark_prefix_at(x, K("p:"), 40);
+    flushmark_all_at(x, 5);
+    flushmark_t *h = flushmark_new(1 << 12, 8, 0);
+    flushmark_fold(h, x);
+    assert_true(flushmark_floor(h, K("b")) >= 20);
+    assert_true(flushmark_floor(h, K("c")) >= 30);
+    assert_true(flushmark_floor(h, K("p:1")) >= 40);
+    assert_true(flushmark_floor(h, K("a")) >= 10);
+    assert_true(flushmark_floor(h, K("zzz")) >= 10);
+    flushmark_free(h);
+    flushmark_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +221,11 @@ int main(void)
         cmocka_unit_test(test_flush_all),
         cmocka_unit_test(test_foreign_token_refused),
         cmocka_unit_test(test_earlier_incarnation_token_refused),
+        cmocka_unit_test(test_exact_keys_do_not_share),
+        cmocka_unit_test(test_exact_keeps_the_highest),
+        cmocka_unit_test(test_exact_prefixes),
+        cmocka_unit_test(test_exact_forgets_the_oldest_update),
+        cmocka_unit_test(test_exact_folds_into_the_hashed_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

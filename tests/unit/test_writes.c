@@ -1,6 +1,6 @@
 /* Unit tests for writes: the node's side of the write protocol
  * (node/writes.h), alone (no cluster: cluster calls are no-ops on NULL).
- * Covers P5, a cache drop forgets no version, and hlc_seen (base/hlc.h)
+ * Covers P7, a cache drop forgets no version, and hlc_seen (base/hlc.h)
  * that it rests on. The simulator checks the rest under faults. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,7 +37,7 @@ static int setup(void **state)
     x->cache = cache_new(1, 0);
     x->floor = flushmark_new(1 << 10, 16, 0);
     flushmark_all_at(x->floor, hlc_at(WALL - 5000)); /* as a start, 5 s ago */
-    x->recent = flushmark_new(1 << 10, 16, 0);
+    x->recent = flushmark_new_exact(1 << 10, 16); /* as node.c: exact */
     x->inflight = inflight_new();
     x->hlc = (hlc_t){0, SELF_TAG};
     x->w = (writes_t){x->cache, x->floor, x->recent, x->inflight, &x->hlc, NULL,
