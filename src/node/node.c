@@ -261,6 +261,8 @@ static writes_t writes_of(node_t *n)
 
 void node_flushed(node_t *n, int op, const char *key, size_t klen, uint64_t version)
 {
+    if (!n->cluster)
+        return; /* alone: no member's write or snapshot for the record to judge */
     writes_t w = writes_of(n);
     writes_flushed(&w, op, key, klen, version);
 }
