@@ -94,7 +94,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PORTS 16
+#define MAX_PORTS 64 /* nodes a probe talks to: bench/cluster-scale goes to 32 */
 #define FILL_CHUNK 1000
 
 typedef struct options {
