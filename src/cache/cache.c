@@ -124,8 +124,8 @@ enum {
     PF_MAX = 64,         /* pending prefix flushes; one more finishes the oldest at once */
     PF_DONE = 256,       /* results kept of finished ones (> PF_MAX: a sweep step
                             finishes at most PF_MAX before its caller looks) */
-    PF_SYNC_MAX = 65536, /* buckets and entries a prefix flush visits at once before it
-                            goes lazy... */
+    PF_SYNC_MAX = 16384, /* a table with more buckets and entries than this is swept
+                            lazily, at once otherwise... */
     PF_SYNC_US = 1000    /* ...or this long (checked every CRON_BATCH entries) */
 };
 
@@ -160,7 +160,8 @@ struct cache {
     uint64_t wseq;           /* the next entry's wseq */
     pflush_t pf[PF_MAX];     /* pending prefix flushes, oldest first (invariant 8) */
     size_t npf;
-    uint64_t sweep_cursor;   /* the sweep pass's next scan cursor */
+    size_t sweep_idx;        /* the sweep pass's next bucket of ht[0]... */
+    size_t sweep_size;       /* ...while ht[0] has this size (else the pass starts again) */
     uint64_t sweep_upto;     /* the pass under way ends the pending flushes with id <= this;
                                 0: no pass under way */
     uint64_t pf_last_id;
@@ -178,7 +179,8 @@ enum {
     CRON_REHASH_BATCH = 100,  /* buckets moved between clock reads in cron */
     CRON_BATCH = 64,          /* entries expired or freed between clock reads */
     HEAP_MIN_CAP = 16,        /* first heap allocation, in slots */
-    SCAN_EMPTY_FACTOR = 10    /* buckets a scan may look at per entry asked for */
+    SCAN_EMPTY_FACTOR = 10,   /* buckets a scan may look at per entry asked for */
+    SWEEP_PREFETCH = 16       /* buckets ahead a sweep prefetches the first entry of */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -590,14 +592,18 @@ static size_t free_pending(cache_t *c, size_t n)
  * a prefix flush is recorded (pflush_t) and the entries it covers are dead
  * at once: every lookup, write, iterator, eviction and expiry treats a
  * covered entry as gone (and removes it when it meets it, counted for the
- * oldest flush that covers it). A sweep pass then walks the whole table with
- * a SCAN cursor, a bounded step at a time (cache_sweep), removing what any
- * pending flush covers. A SCAN cursor visits every entry present for the
- * whole pass, across rehashing, and a covered entry was present when its
- * flush was recorded and never comes back (a new entry of its key has a
- * larger wseq), so a pass begun after a flush was recorded leaves none of
- * its entries: the pass ends the flushes recorded before it began (ids up
- * to sweep_upto); those recorded during it wait for the next pass. When the
+ * oldest flush that covers it). A sweep pass then walks the buckets of the
+ * table in order, a bounded step at a time (cache_sweep), removing what any
+ * pending flush covers. While the table is rehashing the sweep does rehash
+ * steps instead, and a pass that finds the table's size changed starts
+ * again, so a pass is a walk of one table whose buckets never move: it
+ * visits every entry present for the whole pass. (In bucket order, not
+ * SCAN's reverse-binary order: the walk reads the bucket array in sequence,
+ * about three times faster.) A covered entry was present when its flush was
+ * recorded and never comes back (a new entry of its key has a larger wseq),
+ * so a pass begun after a flush was recorded leaves none of its entries: the
+ * pass ends the flushes recorded before it began (ids up to sweep_upto);
+ * those recorded during it wait for the next pass. When the
  * whole pass fits in the flush's own budget (pf_sync_max visits, 1 ms), it
  * is done at once. An entry made after the flush has a larger wseq and is
  * not covered; nor is one whose version the flush is below (a peer's flush
@@ -606,9 +612,6 @@ static size_t free_pending(cache_t *c, size_t n)
  * Invariant 8 (cache_check): pf[] is in id order and in seq order, no
  * pending flush's seq is above wseq, and a pass under way ends at least the
  * oldest pending flush (sweep_upto >= pf[0].id). */
-
-typedef size_t (*bucket_fn)(cache_t *c, int tab, size_t i, void *ud);
-static uint64_t scan_step(cache_t *c, uint64_t v, bucket_fn fn, void *ud, size_t *n);
 
 /* The oldest pending flush that covers e (its index), or -1. */
 static int pf_cover(const cache_t *c, const cache_entry_t *e)
@@ -655,16 +658,15 @@ static void pf_finish(cache_t *c, size_t i)
     c->npf--;
 }
 
-/* A scan step's visit of bucket i of table tab: removes what a pending
- * flush covers. Returns the visits it made (the bucket and its entries). */
-static size_t sweep_bucket(cache_t *c, int tab, size_t i, void *ud)
+/* Removes what a pending flush covers in bucket i of ht[0]. Returns the
+ * visits it made (the bucket and its entries). */
+static size_t sweep_bucket(cache_t *c, size_t i)
 {
-    (void)ud;
     size_t n = 1;
-    cache_entry_t **link = &c->ht[tab].b[i];
+    cache_entry_t **link = &c->ht[0].b[i];
     while (*link) {
         n++;
-        if (!pf_reap(c, *link, link, tab)) /* a reap moves *link to the next */
+        if (!pf_reap(c, *link, link, 0)) /* a reap moves *link to the next */
             link = &(*link)->hnext;
     }
     return n;
@@ -677,10 +679,6 @@ static int sweep_run(cache_t *c, size_t max, int64_t deadline_us)
 {
     size_t n = 0, check_at = CRON_BATCH;
     while (c->npf > 0) {
-        if (c->sweep_upto == 0) { /* a new pass, for every flush pending now */
-            c->sweep_upto = c->pf[c->npf - 1].id;
-            c->sweep_cursor = 0;
-        }
         if (n >= max)
             return 0;
         if (deadline_us && n >= check_at) {
@@ -688,8 +686,26 @@ static int sweep_run(cache_t *c, size_t max, int64_t deadline_us)
                 return 0;
             check_at = n + CRON_BATCH;
         }
-        c->sweep_cursor = scan_step(c, c->sweep_cursor, sweep_bucket, NULL, &n);
-        if (c->sweep_cursor == 0) {
+        if (rehashing(c)) { /* buckets move: finish that first */
+            rehash(c, 1);
+            n += REHASH_EMPTY_VISITS;
+            continue;
+        }
+        if (c->sweep_upto == 0 || c->sweep_size != c->ht[0].size) {
+            /* A new pass (or one begun again), for every flush pending now. */
+            c->sweep_upto = c->pf[c->npf - 1].id;
+            c->sweep_idx = 0;
+            c->sweep_size = c->ht[0].size;
+        }
+        if (c->sweep_idx + SWEEP_PREFETCH < c->sweep_size) { /* overlap the entries' misses */
+            const cache_entry_t *ahead = c->ht[0].b[c->sweep_idx + SWEEP_PREFETCH];
+            if (ahead) {
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead->data); /* the key: the next cache line */
+            }
+        }
+        n += sweep_bucket(c, c->sweep_idx++);
+        if (c->sweep_idx == c->sweep_size) {
             while (c->npf > 0 && c->pf[0].id <= c->sweep_upto)
                 pf_finish(c, 0);
             c->sweep_upto = 0;
@@ -924,8 +940,13 @@ static uint64_t pf_start(cache_t *c, const char *prefix, size_t plen, int64_t no
     *p = (pflush_t){.id = id, .seq = c->wseq, .below = below, .plen = plen};
     p->prefix = xmalloc(plen ? plen : 1);
     memcpy(p->prefix, prefix, plen);
-    int64_t deadline = sync_max == SIZE_MAX ? 0 : mono_us() + PF_SYNC_US;
-    sweep_run(c, sync_max, deadline);
+    /* At once when a whole pass fits in sync_max visits (and 1 ms); else
+     * no attempt: the rest of the loop turn is the members' and clients'. */
+    size_t pass = c->ht[0].size + c->ht[1].size + cache_count(c);
+    if (sync_max == SIZE_MAX)
+        sweep_run(c, SIZE_MAX, 0);
+    else if (pass <= sync_max)
+        sweep_run(c, sync_max, mono_us() + PF_SYNC_US);
     if (cache_flush_result(c, id, removed))
         return 0;
     /* The rest is dead from now on: the change listener hears it once. */
@@ -1229,6 +1250,8 @@ static uint64_t rev64(uint64_t v)
     v = ((v >> 16) & 0x0000ffff0000ffffull) | ((v & 0x0000ffff0000ffffull) << 16);
     return (v >> 32) | (v << 32);
 }
+
+typedef size_t (*bucket_fn)(cache_t *c, int tab, size_t i, void *ud);
 
 typedef struct visit {
     cache_visit_fn fn;

@@ -99,8 +99,9 @@ size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int
 /* A prefix flush with bounded work now (cache_flush_prefix_below's
  * meaning; UINT64_MAX: every version). Every entry it covers is gone at once
  * for every function of this API. The entries are removed by a sweep pass
- * over the whole table: at once when the pass takes at most 1 ms and 65,536
- * visits of buckets and entries (cache_set_flush_sync_max), else by later
+ * over the whole table: at once when the table has at most 16,384 buckets
+ * and entries (cache_set_flush_sync_max) and the pass takes at most 1 ms,
+ * else by later
  * cache_sweep() (and cache_cron()) calls, a bounded step at a time, and the
  * change listener hears CACHE_CHANGE_PREFIX once now (and not again for the
  * keys it covers, whenever they are removed). Returns 0 when it is over,
