@@ -42,6 +42,9 @@ typedef struct daemon_handles {
  * waits longer than this for it (see cache_flush_prefix_start). */
 #define SWEEP_BUDGET_US 1000
 #define SWEEP_PAUSE_MS 1
+/* The first step waits this long: the flush's round trip to the members
+ * (and their acknowledgements, and the reply) goes first. */
+#define SWEEP_START_MS 2
 
 static void end_of_turn(node_t *n);
 
@@ -171,7 +174,7 @@ static void sweep_turn(void *ud)
     daemon_handles_t *d = n->loop->data;
     uv_handle_t *h = (uv_handle_t *)&d->sweep;
     if (cache_sweeping(n->cache) && !n->shutting_down && !uv_is_active(h) && !uv_is_closing(h))
-        uv_timer_start(&d->sweep, on_sweep, 0, SWEEP_PAUSE_MS);
+        uv_timer_start(&d->sweep, on_sweep, SWEEP_START_MS, SWEEP_PAUSE_MS);
 }
 
 /* A turn runs from one poll to the next: its wall time less the time it
