@@ -22,10 +22,13 @@
  *     can be matched to the table's size.
  *
  *   latency-probe flush -p PORT [-h HOST] -k PREFIX [-n KEYS] [-r ROUNDS]
- *                       [-M flushprefix|del|scan] [-t MAX_SECONDS]
+ *                       [-M flushprefix|async|del|scan] [-t MAX_SECONDS]
  *     Each round sets KEYS keys PREFIX0 .. PREFIX<KEYS-1> (pipelined, not
  *     timed), then times removing them all:
- *       flushprefix  FLUSHPREFIX PREFIX
+ *       flushprefix  FLUSHPREFIX PREFIX (its reply, the count, waits for the
+ *                    node's sweep of its table)
+ *       async        FLUSHPREFIX PREFIX ASYNC (+OK once the keys are gone;
+ *                    then, not timed, EXISTS of each key must say 0)
  *       del          DEL with every key named (what a Redis user does who
  *                    keeps the list of keys)
  *       scan         SCAN ... MATCH PREFIX* COUNT 1000 to the end, then one
@@ -108,7 +111,7 @@ static void usage(void) {
             "usage: latency-probe get -p PORT [-h HOST] [-k PREFIX] [-n KEYS] [-i GAP_US]\n"
             "                         [-t MAX_SECONDS] [-m MAX_SAMPLES] [-w WINDOW_MS]\n"
             "       latency-probe flush -p PORT [-h HOST] -k PREFIX [-n KEYS] [-r ROUNDS]\n"
-            "                         [-M flushprefix|del|scan] [-t MAX_SECONDS]\n");
+            "                         [-M flushprefix|async|del|scan] [-t MAX_SECONDS]\n");
 }
 
 /* Parses argv into o. Returns 0, or -1 after printing the usage. */
@@ -425,12 +428,25 @@ out:
     return removed;
 }
 
+/* How many of the n keys names[1..n] exist (EXISTS, not timed). */
+static long count_existing(redisContext *ctx, char **names, size_t *namel, long n) {
+    names[0] = "EXISTS";
+    namel[0] = 6;
+    redisReply *r = redisCommandArgv(ctx, (int)n + 1, (const char **)names, namel);
+    long found = r != NULL && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : n;
+    if (r) freeReplyObject(r);
+    names[0] = "DEL";
+    namel[0] = 3;
+    return found;
+}
+
 static int run_flush(const options_t *o) {
     static const char *const flushprefix_stats[] = {"flushprefix", NULL};
     static const char *const del_stats[] = {"del", NULL};
     static const char *const scan_stats[] = {"scan", "del", NULL};
     const char *const *info_names;
-    if (strcmp(o->method, "flushprefix") == 0) info_names = flushprefix_stats;
+    if (strcmp(o->method, "flushprefix") == 0 || strcmp(o->method, "async") == 0)
+        info_names = flushprefix_stats;
     else if (strcmp(o->method, "del") == 0) info_names = del_stats;
     else if (strcmp(o->method, "scan") == 0) info_names = scan_stats;
     else {
@@ -475,6 +491,11 @@ static int run_flush(const options_t *o) {
             else if (r != NULL && r->type == REDIS_REPLY_ERROR)
                 fprintf(stderr, "latency-probe: FLUSHPREFIX: %s\n", r->str);
             if (r) freeReplyObject(r);
+        } else if (strcmp(o->method, "async") == 0) {
+            redisReply *r = redisCommand(ctx, "FLUSHPREFIX %s ASYNC", o->prefix);
+            int ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
+            if (r) freeReplyObject(r);
+            if (ok) removed = o->keys - count_existing(ctx, names, namel, o->keys);
         } else if (strcmp(o->method, "del") == 0) {
             redisReply *r =
                 redisCommandArgv(ctx, (int)o->keys + 1, (const char **)names, namel);

@@ -3,9 +3,10 @@
  * Owns: every cached entry (key, value and metadata in one allocation), the
  * hash table that finds them (incremental rehash: no operation ever moves the
  * whole table at once), the LRU list used for eviction under maxmemory, the
- * expiry heap (lazy and active expiry), an ordered index of keys so that
- * cache_flush_prefix() costs time in proportion to the keys it removes, and
- * the prefix flushes still being swept (cache_flush_prefix_start).
+ * expiry heap (lazy and active expiry), and the prefix flushes still being
+ * swept (cache_flush_prefix_start). There is no ordered index of keys: a new
+ * key costs a hash insert and nothing more, and a prefix flush finds its keys
+ * by sweeping the table in bounded steps.
  * Never: knows about clients, protocols or peers; never returns an expired
  * entry; never blocks for longer than a bounded step (large frees are
  * deferred to cache_cron()).
@@ -82,7 +83,8 @@ int cache_delete(cache_t *c, const char *key, size_t klen, int64_t now);
 void cache_set_expire(cache_t *c, cache_entry_t *e, int64_t expire_at);
 
 /* Removes every key that starts with prefix (an empty prefix is every key).
- * Returns the number of live entries removed. Cost: O(log n + removed); but
+ * Returns the number of live entries removed. Cost: O(n), a walk of the
+ * whole table at once (SWAPDB, tests; see cache_flush_prefix_start); but
  * when the prefix covers every entry (the empty prefix, or a one-byte
  * prefix that every key starts with) it is cache_flush_all: O(1) now, the
  * entries freed by later cache_cron() calls, the change signalled once as
@@ -96,15 +98,19 @@ size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int
 
 /* A prefix flush with bounded work now (cache_flush_prefix_below's
  * meaning; UINT64_MAX: every version). Every entry it covers is gone at once
- * for every function of this API; when removing them takes longer than
- * 1 ms or 4096 entries visited (cache_set_flush_sync_max), the rest is removed by
- * later cache_sweep() (and cache_cron()) calls, a bounded step at a time,
- * and the change listener hears CACHE_CHANGE_PREFIX once now (and not again
- * for the keys it covers, whenever they are removed). Returns 0 when it is over, with the number of live
- * entries removed in *removed; else an id for cache_flush_result, with
- * those removed so far. A cache_flush_all() ends the pending ones: they
- * count what they removed until then. At most 64 are pending: one more
- * finishes the oldest at once. cache_count() and cache_count_first_byte()
+ * for every function of this API. The entries are removed by a sweep pass
+ * over the whole table: at once when the table has at most 16,384 buckets
+ * and entries (cache_set_flush_sync_max) and the pass takes at most 1 ms,
+ * else by later
+ * cache_sweep() (and cache_cron()) calls, a bounded step at a time, and the
+ * change listener hears CACHE_CHANGE_PREFIX once now (and not again for the
+ * keys it covers, whenever they are removed). Returns 0 when it is over,
+ * with the number of live entries removed in *removed; else an id for
+ * cache_flush_result, with those removed so far. A flush is over at the end
+ * of the first pass that began after it, so its time is O(n), not O(its
+ * keys). A cache_flush_all() ends the pending ones: they count what they
+ * removed until then. At most 64 are pending: one more finishes the oldest
+ * at once (the rest of a pass). cache_count() and cache_count_first_byte()
  * include covered entries not yet removed. */
 uint64_t cache_flush_prefix_start(cache_t *c, const char *prefix, size_t plen, int64_t now,
                                   uint64_t below, size_t *removed);
@@ -112,12 +118,16 @@ uint64_t cache_flush_prefix_start(cache_t *c, const char *prefix, size_t plen, i
  * entries it removed (so far). An id over long ago (256 flushes later)
  * reports 1 and 0. */
 int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed);
-/* Sweeps pending prefix flushes, oldest first, for about budget_us (at least
- * 64 entries). Returns 1 while some remain. */
+/* Sweeps pending prefix flushes for about budget_us (at least 64 visits).
+ * Returns 1 while some remain. */
 int cache_sweep(cache_t *c, int64_t now, int budget_us);
 /* Pending prefix flushes (0: cache_sweep has nothing to do). */
 size_t cache_sweeping(const cache_t *c);
-/* Entries a prefix flush visits at once before it goes on lazily (tests and
+/* The id of the newest pending prefix flush (0: none): once it is over, so
+ * are all those pending now. */
+uint64_t cache_flush_newest(const cache_t *c);
+/* Buckets and entries a prefix flush visits at once before it goes on
+ * lazily (tests and
  * the simulator set it low to exercise the lazy path; SIZE_MAX: never lazy,
  * whatever the time). */
 void cache_set_flush_sync_max(cache_t *c, size_t n);
@@ -194,8 +204,8 @@ uint64_t cache_scan(cache_t *c, uint64_t cursor, size_t count, cache_visit_fn fn
  * callback must not modify the cache. */
 void cache_foreach(cache_t *c, int64_t now, cache_visit_fn fn, void *ud);
 
-/* Visits up to 'limit' entries whose key starts with prefix, in key order
- * (SIZE_MAX: no limit). Expired entries are skipped, not removed, and not
+/* Visits up to 'limit' entries whose key starts with prefix, most recently
+ * used first (SIZE_MAX: no limit): a walk of every entry, O(n). Expired entries are skipped, not removed, and not
  * counted against the limit. The callback must not modify the cache. */
 void cache_foreach_prefix(cache_t *c, const char *prefix, size_t plen, int64_t now, size_t limit,
                           cache_visit_fn fn, void *ud);
@@ -259,7 +269,7 @@ void cache_entry_set_enc(cache_entry_t *e, int enc); /* strings only */
 /* The value's type. A hash's or a set's value bytes are coll.h's format and
  * describe it fully (its encoding included); cache_set() makes the entry a
  * string, cache_entry_set_type() (after the set) a hash or a set. Type and a
- * string's encoding share the header's bits: the header stays 80 bytes. */
+ * string's encoding share the header's bits: the header stays 64 bytes. */
 enum cache_type { CACHE_TYPE_STRING = 0, CACHE_TYPE_HASH = 1, CACHE_TYPE_SET = 2 };
 int cache_entry_type(const cache_entry_t *e);
 void cache_entry_set_type(cache_entry_t *e, int type);

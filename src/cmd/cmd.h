@@ -78,9 +78,10 @@ size_t cmd_wait_acked(client_t *c);
 /* WAIT: suspends c until want members acknowledged (cmd_wait_acked) or
  * timeout_ms (> 0; 0: no limit) passed; the count then is its reply. */
 void cmd_wait_replicas(client_t *c, long long want, long long timeout_ms);
-/* FLUSHPREFIX: suspends c until the cache swept prefix flush id (whose
- * count, then, is its reply). */
-void cmd_wait_sweep(client_t *c, uint64_t id);
+/* FLUSHPREFIX and DBSIZE: suspends c until the cache swept prefix flush id;
+ * the reply is then that flush's count, or (dbsize) the keys of c's
+ * database. */
+void cmd_wait_sweep(client_t *c, uint64_t id, int dbsize);
 /* The write mode of key (enum keyspace_mode); KS_LOCAL when alone. */
 int cmd_write_mode(client_t *c, const char *key, size_t klen);
 /* After a command changed e's expire time (EXPIRE, PERSIST, GETEX): the

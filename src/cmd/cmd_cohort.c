@@ -9,20 +9,31 @@
 #include "cmd.h"
 #include "keyspace.h"
 
-/* FLUSHPREFIX prefix: the keys under prefix are gone here at once, and from
- * the members before the reply; a large prefix is swept here in bounded
- * steps (cache_flush_prefix_start), and the reply, the number of keys
- * removed here, waits for the sweep's end (inside MULTI or a script it is
- * swept at once). */
+/* FLUSHPREFIX prefix [ASYNC]: the keys under prefix are gone here at once,
+ * and from the members before the reply. This node removes them by a sweep
+ * of its whole table (cache_flush_prefix_start), at once when that takes
+ * under 1 ms, else in bounded steps between which it serves its clients.
+ * The reply, the number of keys removed here, waits for the sweep's end
+ * (inside MULTI or a script it is swept at once); with ASYNC the reply is
+ * +OK and does not wait for it. */
 CMD_HANDLER(cmd_flushprefix)
 {
     node_t *n = cmd_node(c);
+    int async = argc == 3 && cmd_is(argv[2], argl[2], "async");
+    if (argc > 3 || (argc == 3 && !async)) {
+        resp_add_error(&c->out, ERR_SYNTAX);
+        return;
+    }
     size_t removed;
     uint64_t sweep = cache_flush_prefix_start(n->cache, argv[1], argl[1], clock_now_ms(),
                                               UINT64_MAX, &removed);
     cmd_flushed_prefix(c, argv[1], argl[1]);
+    if (async) {
+        resp_add_ok(&c->out);
+        return;
+    }
     if (sweep && !(c->cmd_flags & CMDC_ATOMIC)) {
-        cmd_wait_sweep(c, sweep);
+        cmd_wait_sweep(c, sweep, 0);
         return;
     }
     while (sweep && !cache_flush_result(n->cache, sweep, &removed))

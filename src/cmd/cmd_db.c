@@ -72,13 +72,19 @@ CMD_HANDLER(cmd_select)
     resp_add_ok(&c->out);
 }
 
-/* DBSIZE: exact, so it first finishes the sweeps of large prefix flushes
- * (cache_flush_prefix_start), whose keys are gone but still counted; this
- * DBSIZE waits for them. */
+/* DBSIZE: exact, so while prefix flushes are being swept (their keys gone
+ * but still counted: cache_flush_prefix_start) it waits for the sweeps
+ * pending now, and replies the count then (inside MULTI or a script it
+ * sweeps them at once). */
 CMD_HANDLER(cmd_dbsize)
 {
     (void)argc, (void)argv, (void)argl;
     cache_t *cache = cmd_node(c)->cache;
+    uint64_t newest = cache_flush_newest(cache);
+    if (newest && !(c->cmd_flags & CMDC_ATOMIC)) {
+        cmd_wait_sweep(c, newest, 1);
+        return;
+    }
     while (cache_sweep(cache, clock_now_ms(), 1000000))
         ;
     resp_add_int(&c->out, (long long)cache_count_first_byte(cache, (unsigned char)c->db, NULL));

@@ -47,6 +47,7 @@ typedef struct cmd_wait {
     long long want;   /* WAIT_REPLICAS: numreplicas */
     int64_t deadline; /* WAIT_REPLICAS: clock_mono_ms; 0: none */
     uint64_t sweep;   /* WAIT_SWEEP: cache_flush_prefix_start's id */
+    int dbsize;       /* WAIT_SWEEP: reply DBSIZE, not the flush's count */
 } cmd_wait_t;
 
 static cmd_wait_t *wait_of(client_t *c)
@@ -186,11 +187,12 @@ static int decide_replicas(cmd_wait_t *w, int64_t now)
     return 1;
 }
 
-void cmd_wait_sweep(client_t *c, uint64_t id)
+void cmd_wait_sweep(client_t *c, uint64_t id, int dbsize)
 {
     cmd_wait_t *w = wait_of(c);
     w->kind = WAIT_SWEEP;
     w->sweep = id;
+    w->dbsize = dbsize;
     client_suspend(c);
 }
 
@@ -201,6 +203,8 @@ static int decide_sweep(node_t *n, cmd_wait_t *w)
     size_t removed;
     if (!cache_flush_result(n->cache, w->sweep, &removed))
         return 0;
+    if (w->dbsize)
+        removed = cache_count_first_byte(n->cache, (unsigned char)w->c->db, NULL);
     resp_add_int(&w->reply, (long long)removed);
     w->kind = WAIT_DONE;
     return 1;

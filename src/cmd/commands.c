@@ -220,9 +220,9 @@ static command_t table[] = {
     {"smove", 4, W, cmd_smove, "Moves a member from one set to another.", 0, 0, 0},
     {"sscan", -3, R, cmd_sscan, "Iterates a set (MATCH COUNT): all of it in one step.", 0, 0, 0},
     /* cohort */
-    {"flushprefix", 2, F | X, cmd_flushprefix,
-     "Flushes every key with a prefix on every member; replies the count removed here.", 0, 0,
-     0},
+    {"flushprefix", -2, F | X, cmd_flushprefix,
+     "Flushes every key with a prefix on every member; replies the count removed here (ASYNC: "
+     "OK, without waiting for this node's sweep).", 0, 0, 0},
     {"seed", -3, W | X, cmd_seed, "Sets a value on every member (EX s | PX ms).", 0, 0, 0},
     {"getl", 2, R | X, cmd_getl, "Returns [value, token] for a later SETL.", 0, 0, 0},
     {"setl", -4, W | X, cmd_setl,

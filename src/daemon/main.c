@@ -33,7 +33,7 @@ typedef struct daemon_handles {
     uv_timer_t cron;
     uv_check_t after_io;     /* writes replies and peer frames after I/O... */
     uv_prepare_t before_poll; /* ...and what timers queued, before the loop sleeps */
-    uv_idle_t sweep;          /* runs while the cache sweeps a prefix flush */
+    uv_timer_t sweep;         /* runs while the cache sweeps a prefix flush */
     uint64_t turn_ns;         /* uv_hrtime() at the end of the last turn */
     uint64_t turn_idle_ns;    /* uv_metrics_idle_time() then */
 } daemon_handles_t;
@@ -41,6 +41,10 @@ typedef struct daemon_handles {
 /* A step of a prefix flush's sweep, between two polls of the loop: no client
  * waits longer than this for it (see cache_flush_prefix_start). */
 #define SWEEP_BUDGET_US 1000
+#define SWEEP_PAUSE_MS 1
+/* The first step waits this long: the flush's round trip to the members
+ * (and their acknowledgements, and the reply) goes first. */
+#define SWEEP_START_MS 2
 
 static void end_of_turn(node_t *n);
 
@@ -152,14 +156,16 @@ static void on_after_io(uv_check_t *h)
     end_of_turn(h->data);
 }
 
-/* The loop spins (polling without sleeping) while a sweep is pending: one
- * bounded step per turn, I/O served between them. */
-static void on_sweep(uv_idle_t *h)
+/* While a sweep is pending: one bounded step (SWEEP_BUDGET_US), then a
+ * poll that may sleep SWEEP_PAUSE_MS, so a sweep takes at most about half
+ * of a core from the application beside the node, and I/O is served
+ * between the steps. */
+static void on_sweep(uv_timer_t *h)
 {
     node_t *n = h->data;
     clock_tick();
     if (!cache_sweep(n->cache, clock_now_ms(), SWEEP_BUDGET_US))
-        uv_idle_stop(h);
+        uv_timer_stop(h);
 }
 
 static void sweep_turn(void *ud)
@@ -168,7 +174,7 @@ static void sweep_turn(void *ud)
     daemon_handles_t *d = n->loop->data;
     uv_handle_t *h = (uv_handle_t *)&d->sweep;
     if (cache_sweeping(n->cache) && !n->shutting_down && !uv_is_active(h) && !uv_is_closing(h))
-        uv_idle_start(&d->sweep, on_sweep);
+        uv_timer_start(&d->sweep, on_sweep, SWEEP_START_MS, SWEEP_PAUSE_MS);
 }
 
 /* A turn runs from one poll to the next: its wall time less the time it
@@ -232,7 +238,7 @@ static int start_handles(node_t *n, daemon_handles_t *d)
     uv_prepare_init(n->loop, &d->before_poll);
     d->before_poll.data = n;
     uv_prepare_start(&d->before_poll, on_before_poll);
-    uv_idle_init(n->loop, &d->sweep);
+    uv_timer_init(n->loop, &d->sweep);
     d->sweep.data = n;
     return 0;
 }

@@ -72,8 +72,13 @@ def test_flushprefix_small(cohortd):
         assert c.cmd("EXISTS", b"\x00\xfe") == b":1\r\n"
         # Arity.
         assert c.cmd("FLUSHPREFIX") == b"-ERR wrong number of arguments for 'flushprefix' command\r\n"
-        assert c.cmd("FLUSHPREFIX", "a", "b") == \
-            b"-ERR wrong number of arguments for 'flushprefix' command\r\n"
+        assert c.cmd("FLUSHPREFIX", "a", "b") == b"-ERR syntax error\r\n"
+        assert c.cmd("FLUSHPREFIX", "a", "async", "x") == b"-ERR syntax error\r\n"
+        # ASYNC: OK without the count; the keys are gone all the same.
+        c.cmd("MSET", "as:1", "1", "as:2", "2", "ast", "3")
+        assert c.cmd("FLUSHPREFIX", "as:", "ASYNC") == b"+OK\r\n"
+        assert c.cmd("EXISTS", "as:1", "as:2", "ast") == b":1\r\n"
+        assert c.cmd("DBSIZE") == b":5\r\n"
         # In RESP3 the reply is the same integer.
         c.cmd("HELLO", "3")
         c.cmd("SET", "r3:a", "1")

@@ -1,4 +1,4 @@
-"""A large FLUSHPREFIX (more keys than a node removes in one go: 1 ms, 4096) is
+"""A large FLUSHPREFIX (a cache larger than a node sweeps in one go: 1 ms) is
 swept in bounded steps on every node, and the keys it covers are gone at
 once for everything a client can ask: GET, EXISTS, TYPE, KEYS, SCAN,
 RANDOMKEY, DBSIZE, a write of the key, client tracking and WATCH. A key
@@ -44,8 +44,8 @@ def test_large_prefix_flush_gone_at_once_everywhere(cluster_factory):
     tracker = _resp3(cl[1])
     watcher = cl[2].conn()
     try:
-        # big:5 sorts far past the first 4096 keys of big: (big:1, big:10,
-        # big:100, ...): it is in the part every node sweeps later.
+        # The sweep walks the table in hash order: most big: keys, big:5
+        # among them, are removed by later steps, not at once.
         assert tracker.cmd("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
         assert tracker.cmd("GET", "big:5") == b"$2\r\nv5\r\n"
         assert watcher.call("WATCH", "big:5") == b"OK"
@@ -119,3 +119,28 @@ def test_flushprefix_reply_counts_keys_read_during_the_sweep(cluster_factory):
         assert c.call("FLUSHPREFIX", "p:") == b"QUEUED"
         assert c.call("DBSIZE") == b"QUEUED"
         assert c.call("EXEC") == [BIG, 1]
+
+
+def test_flushprefix_async_replies_before_the_sweep_and_dbsize_waits(cluster_factory):
+    """FLUSHPREFIX ... ASYNC replies +OK while this node still sweeps (the
+    node has no ordered index: a sweep walks its whole table, here 200,000
+    keys, far more than the 1 ms it does at once), the keys are gone at once,
+    and DBSIZE pipelined behind it waits for the sweep and is exact."""
+    cl = cluster_factory(1)
+    n = cl[0]
+    half = 100000
+    cl.fill([("a:%d" % i, "v") for i in range(half)] + [("b:%d" % i, "v") for i in range(half)])
+    with n.conn() as c:
+        c.raw.send(b"".join(helpers.encode(*cmd) for cmd in [
+            ("FLUSHPREFIX", "a:", "ASYNC"), ("INFO", "stats"), ("GET", "a:77"),
+            ("EXISTS", "a:1", "b:1"), ("DBSIZE",), ("INFO", "stats")]))
+        assert c.raw.read_reply() == b"+OK\r\n"
+        stats = helpers.decode1(c.raw.read_reply())
+        assert b"prefix_flushes_sweeping:1\r\n" in stats, stats
+        assert c.raw.read_reply() == b"$-1\r\n"
+        assert c.raw.read_reply() == b":1\r\n"
+        assert c.raw.read_reply() == b":%d\r\n" % half
+        stats = helpers.decode1(c.raw.read_reply())
+        assert b"prefix_flushes_sweeping:0\r\n" in stats, stats
+        assert c.call("FLUSHPREFIX", "b:") == half
+        assert c.call("DBSIZE") == 0
