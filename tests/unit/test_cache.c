@@ -1491,8 +1491,11 @@ static void run_random_ops(size_t sync_max)
                 if (k2l >= pl && memcmp(k2, prefix, pl) == 0)
                     assert_false(m->e[j].present);
             }
-        } else if (r < 920) { /* time passes */
+        } else if (r < 900) { /* time passes */
             m->now += (int64_t)rnd_below(40);
+        } else if (r < 920) { /* a short sweep step, amid everything else */
+            cache_sweep(c, m->now, 0);
+            assert_int_equal(cache_check(c), 0);
         } else if (r < 970) {
             /* cron, with an ample budget: it stops only when done */
             cache_cron(c, m->now, 100000);
