@@ -58,9 +58,9 @@ size_t inflight_flush(inflight_t *t, int op, const char *key, size_t klen, uint6
 int inflight_prior(const inflight_t *t, const char *key, size_t klen, inflight_prior_t *out);
 
 /* A committed value of key older than its write in flight, learnt after
- * the write (a catch-up snapshot after a dropped cache): it ends the chain
- * of replaced values when none was kept, so an abort gives it back instead
- * of an empty key. */
+ * the write (a catch-up snapshot): it takes its place in the chain of
+ * replaced values by version and ends it (what is older no longer counts),
+ * so an abort gives it back, not an older value or an empty key. */
 void inflight_prior_fill(inflight_t *t, const char *key, size_t klen, const inflight_prior_t *v);
 
 /* origin's writes up to flush number upto are committed (those it aborted

@@ -365,16 +365,21 @@ static void snap_visit(void *ud, cache_entry_t *e)
     const char *val = cache_entry_value(e, &vlen);
     uint64_t version = cache_entry_version(e);
     int form = cache_entry_form(e);
-    if (version == inflight_version(s->w->inflight, key, klen) &&
-        inflight_aborted(s->w->inflight, key, klen)) {
+    if (version == inflight_version(s->w->inflight, key, klen)) {
         /* An aborted value is nobody's: the requester gets the value it
          * replaced, as this node's sweep restores it, or nothing
-         * (WRITES.md rule 15). */
+         * (WRITES.md rule 15). A value not decided yet goes after the
+         * value it replaced: the requester's abort gives that back
+         * (writes_apply_snapshot, rule 18). */
         inflight_prior_t p;
-        if (!inflight_prior(s->w->inflight, key, klen, &p) ||
-            (p.expire_at && p.expire_at <= s->w->now_ms))
+        int kept = inflight_prior(s->w->inflight, key, klen, &p) &&
+                   !(p.expire_at && p.expire_at <= s->w->now_ms);
+        if (kept) {
+            s->emit(s->eud, key, klen, p.val, p.vlen, p.expire_at, p.form, p.version);
+            s->bytes += klen + p.vlen + 32;
+        }
+        if (inflight_aborted(s->w->inflight, key, klen))
             return;
-        val = p.val, vlen = p.vlen, at = p.expire_at, form = p.form, version = p.version;
     }
     s->emit(s->eud, key, klen, val, vlen, at, form, version);
     s->bytes += klen + vlen + 32;
@@ -395,11 +400,14 @@ void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const 
                            size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     hlc_observe(w->hlc, version);
-    if (takes(w, k, klen, version)) {
+    int took = takes(w, k, klen, version);
+    if (took)
         store_value(w, k, klen, val, vlen, expire_at, enc, version);
-    } else if (!recent_refuses(w, k, klen, version)) {
+    if (took || !recent_refuses(w, k, klen, version)) {
         /* A write in flight here is newer: this is what it replaced (the
-         * cache was dropped since, or it arrived empty). */
+         * cache was dropped since, it arrived empty, or its chain of
+         * replaced values came from one writer's replay and misses the
+         * others' writes). */
         inflight_prior_t p = {val, vlen, expire_at, enc, version};
         inflight_prior_fill(w->inflight, k, klen, &p);
     }

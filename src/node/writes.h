@@ -58,7 +58,16 @@
  *      late, by replay.
  *      sim --store, seeds 1016 and 2240 of --nodes 5 --seconds 10 (ctest
  *      sim_store_seed1016, sim_store_seed2240: stale reads before this);
- *      tests/unit/test_writes.c (test_drop_*). */
+ *      tests/unit/test_writes.c (test_drop_*).
+ *   P8 an abort gives back the newest value its write replaced that any
+ *      member's catch-up snapshot knew: a snapshot sends an undecided
+ *      write's value after the value it replaced (writes_snapshot), and
+ *      the receiver puts that one into the chain of replaced values by
+ *      version, ending it (inflight_prior_fill). A chain noted from one
+ *      writer's replay alone misses the other writers' values between: an
+ *      abort then gave back a value several increments old (sim --writes
+ *      seed 113 of --faults crash,stop,pause,cut with rule 17: two INCRs
+ *      replied 232). tests/unit/test_writes.c (test_snapshot_*). */
 #ifndef COHORT_WRITES_H
 #define COHORT_WRITES_H
 

@@ -1,7 +1,8 @@
 /* Unit tests for writes: the node's side of the write protocol
  * (node/writes.h), alone (no cluster: cluster calls are no-ops on NULL).
  * Covers P7, a cache drop forgets no version, and hlc_seen (base/hlc.h)
- * that it rests on. The simulator checks the rest under faults. */
+ * that it rests on; and P8, what a snapshot says an undecided write
+ * replaced. The simulator checks the rest under faults. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include "cache.h"
 #include "cache_value.h"
 #include "flushmark.h"
+#include "frame.h"
 #include "hlc.h"
 #include "inflight.h"
 #include "versioned.h"
@@ -135,6 +137,83 @@ static void test_drop_keeps_observed_versions(void **state)
     assert_string_equal(value(x, "k"), "later");
 }
 
+/* A member's PROPOSE k=v @version (origin 1, flush number seq), applied. */
+static void member_propose(world_t *x, const char *k, const char *v, uint64_t version,
+                           uint64_t seq)
+{
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K(k), K(v), 0, 0, version, 1, seq), 1);
+}
+
+/* sim --writes seed 113 of --faults crash,stop,pause,cut (with WRITES.md
+ * rule 17): a node noted a writer's proposals from that writer's replay
+ * alone, so the chain of what they replaced misses the other writers'
+ * increments between (232-235 here); a catch-up snapshot then said 235 was
+ * what the undecided 236 replaced. When 236 aborted and its writer went,
+ * the node gave back 231 (an INCR then replied 232 a second time): the
+ * snapshot's value must take its place in the chain (P8). */
+static void test_snapshot_prior_replaces_older_chain(void **state)
+{
+    world_t *x = *state;
+    member_propose(x, "ctr", "231", member_version(WALL - 100), 23);
+    member_propose(x, "ctr", "233", member_version(WALL - 90), 26);
+    writes_aborted(&x->w, 1, 26);
+    member_propose(x, "ctr", "236", member_version(WALL - 70), 33);
+    /* A member's snapshot: what 236 replaced there, then 236. */
+    uint64_t v235 = hlc_at(WALL - 80) | 3;
+    writes_apply_snapshot(&x->w, K("ctr"), K("235"), 0, 0, v235);
+    writes_apply_snapshot(&x->w, K("ctr"), K("236"), 0, 0, member_version(WALL - 70));
+    assert_string_equal(value(x, "ctr"), "236");
+    writes_aborted(&x->w, 1, 33);
+    writes_origin_gone(&x->w, 1);
+    assert_string_equal(value(x, "ctr"), "235");
+}
+
+typedef struct emitted {
+    char val[8][16];
+    uint64_t version[8];
+    int n;
+} emitted_t;
+
+static void collect(void *eud, const char *key, size_t klen, const char *val, size_t vlen,
+                    int64_t expire_at, int enc, uint64_t version)
+{
+    (void)key, (void)klen, (void)expire_at, (void)enc;
+    emitted_t *out = eud;
+    assert_true(out->n < 8 && vlen < 16);
+    memcpy(out->val[out->n], val, vlen);
+    out->val[out->n][vlen] = '\0';
+    out->version[out->n++] = version;
+}
+
+static int keep_all(void *kud, const char *key, size_t klen)
+{
+    (void)kud, (void)key, (void)klen;
+    return 1;
+}
+
+/* The sender's side of P8: an undecided write's value goes after the value
+ * it replaced; an aborted one's does not go at all (rule 15). */
+static void test_snapshot_sends_what_undecided_write_replaced(void **state)
+{
+    world_t *x = *state;
+    uint64_t v5 = member_version(WALL - 50), v6 = member_version(WALL - 40);
+    member_seed(x, "ctr", "5", v5);
+    writes_committed(&x->w, 0, 1);
+    member_propose(x, "ctr", "6", v6, 2);
+    emitted_t out = {.n = 0};
+    assert_int_equal(writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, collect, &out), 0);
+    assert_int_equal(out.n, 2);
+    assert_string_equal(out.val[0], "5");
+    assert_true(out.version[0] == v5);
+    assert_string_equal(out.val[1], "6");
+    assert_true(out.version[1] == v6);
+    writes_aborted(&x->w, 1, 2);
+    out.n = 0;
+    writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, collect, &out);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.val[0], "5");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +221,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_keeps_own_newer_seed_from_losing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drop_keeps_observed_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_prior_replaces_older_chain, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_sends_what_undecided_write_replaced,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
