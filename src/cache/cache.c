@@ -111,8 +111,10 @@ typedef struct pflush {
     uint64_t below;  /* ...and version < below... */
     char *prefix;    /* ...whose key starts with prefix (owned) */
     size_t plen;
+    int64_t now;     /* ms when it was made: an entry live then counts (removed) */
     size_t removed;  /* live entries it removed so far */
     bool signalled;  /* the change listener heard CACHE_CHANGE_PREFIX */
+    bool held;       /* its result is kept until cache_flush_release */
 } pflush_t;
 
 typedef struct pflush_done {
@@ -167,6 +169,8 @@ struct cache {
     uint64_t pf_last_id;
     pflush_done_t pf_done[PF_DONE]; /* the last PF_DONE finished, a ring */
     size_t pf_done_next;
+    pflush_done_t *pf_held;  /* finished flushes held (cache_flush_hold), unordered */
+    size_t pf_nheld;
     size_t pf_sync_max;      /* PF_SYNC_MAX, or cache_set_flush_sync_max's */
     size_t by_first[256];     /* live entries by first key byte, invariant 7 */
     size_t exp_by_first[256]; /* those with an expire time */
@@ -639,7 +643,7 @@ static bool pf_reap(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
     int i = pf_cover(c, e);
     if (i < 0)
         return false;
-    if (!is_expired(e, c->now))
+    if (!is_expired(e, c->pf[i].now)) /* live when the flush was made */
         c->pf[i].removed++;
     if (c->pf[i].signalled) /* the listener knows: CACHE_CHANGE_PREFIX */
         entry_unlink(c, e, link, tab);
@@ -653,6 +657,10 @@ static void pf_finish(cache_t *c, size_t i)
 {
     pflush_t *p = &c->pf[i];
     c->pf_done[c->pf_done_next++ % PF_DONE] = (pflush_done_t){p->id, p->removed};
+    if (p->held) {
+        c->pf_held = xrealloc(c->pf_held, (c->pf_nheld + 1) * sizeof(*c->pf_held));
+        c->pf_held[c->pf_nheld++] = (pflush_done_t){p->id, p->removed};
+    }
     free(p->prefix);
     memmove(&c->pf[i], &c->pf[i + 1], (c->npf - i - 1) * sizeof(pflush_t));
     c->npf--;
@@ -748,6 +756,7 @@ void cache_free(cache_t *c)
     free_pending(c, SIZE_MAX);
     for (size_t i = 0; i < c->npf; i++)
         free(c->pf[i].prefix);
+    free(c->pf_held);
     free(c->ht[0].b);
     free(c->ht[1].b);
     free(c->heap);
@@ -937,7 +946,7 @@ static uint64_t pf_start(cache_t *c, const char *prefix, size_t plen, int64_t no
         pf_complete_oldest(c);
     pflush_t *p = &c->pf[c->npf++];
     uint64_t id = ++c->pf_last_id;
-    *p = (pflush_t){.id = id, .seq = c->wseq, .below = below, .plen = plen};
+    *p = (pflush_t){.id = id, .seq = c->wseq, .below = below, .plen = plen, .now = now};
     p->prefix = xmalloc(plen ? plen : 1);
     memcpy(p->prefix, prefix, plen);
     /* At once when a whole pass fits in sync_max visits (and 1 ms); else
@@ -974,10 +983,45 @@ int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed)
             *removed = c->pf[i].removed;
             return 0;
         }
+    for (size_t k = 0; k < c->pf_nheld; k++)
+        if (c->pf_held[k].id == id) {
+            *removed = c->pf_held[k].removed;
+            return 1;
+        }
     for (size_t k = 0; k < PF_DONE; k++)
         if (c->pf_done[k].id == id)
             *removed = c->pf_done[k].removed;
     return 1;
+}
+
+void cache_flush_hold(cache_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->npf; i++)
+        if (c->pf[i].id == id)
+            c->pf[i].held = true;
+}
+
+void cache_flush_release(cache_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->npf; i++)
+        if (c->pf[i].id == id)
+            c->pf[i].held = false;
+    for (size_t k = 0; k < c->pf_nheld; k++)
+        if (c->pf_held[k].id == id) {
+            c->pf_held[k] = c->pf_held[--c->pf_nheld];
+            break;
+        }
+}
+
+uint64_t cache_flush_newest_under(const cache_t *c, const char *start, size_t len)
+{
+    for (size_t i = c->npf; i-- > 0;) {
+        const pflush_t *p = &c->pf[i];
+        size_t common = p->plen < len ? p->plen : len;
+        if (common == 0 || memcmp(p->prefix, start, common) == 0)
+            return p->id;
+    }
+    return 0;
 }
 
 size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int64_t now,

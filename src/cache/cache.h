@@ -115,9 +115,19 @@ size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int
 uint64_t cache_flush_prefix_start(cache_t *c, const char *prefix, size_t plen, int64_t now,
                                   uint64_t below, size_t *removed);
 /* 1 when flush id is over, 0 while it is being swept; *removed: the live
- * entries it removed (so far). An id over long ago (256 flushes later)
+ * entries it removed (so far), each counted if live at the flush's now. An
+ * id over long ago (256 flushes later, not held)
  * reports 1 and 0. */
 int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed);
+/* Keeps pending flush id's result past the ring of 256 (for a client that
+ * waits for it, however many flushes finish before it looks) until
+ * cache_flush_release(id); no effect when id is not pending. */
+void cache_flush_hold(cache_t *c, uint64_t id);
+void cache_flush_release(cache_t *c, uint64_t id);
+/* The id of the newest pending prefix flush that may cover a key starting
+ * with start[0..len) (its prefix and start agree on their common length);
+ * 0: none. */
+uint64_t cache_flush_newest_under(const cache_t *c, const char *start, size_t len);
 /* Sweeps pending prefix flushes for about budget_us (at least 64 visits).
  * Returns 1 while some remain. */
 int cache_sweep(cache_t *c, int64_t now, int budget_us);

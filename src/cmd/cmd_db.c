@@ -72,15 +72,17 @@ CMD_HANDLER(cmd_select)
     resp_add_ok(&c->out);
 }
 
-/* DBSIZE: exact, so while prefix flushes are being swept (their keys gone
- * but still counted: cache_flush_prefix_start) it waits for the sweeps
- * pending now, and replies the count then (inside MULTI or a script it
- * sweeps them at once). */
+/* DBSIZE: exact, so while prefix flushes that may cover this database are
+ * being swept (their keys gone but still counted: cache_flush_prefix_start)
+ * it waits for their sweeps, and for those of such flushes made while it
+ * waits, and replies the count then (inside MULTI or a script it sweeps
+ * them at once). */
 CMD_HANDLER(cmd_dbsize)
 {
     (void)argc, (void)argv, (void)argl;
     cache_t *cache = cmd_node(c)->cache;
-    uint64_t newest = cache_flush_newest(cache);
+    char db = (char)c->db;
+    uint64_t newest = cache_flush_newest_under(cache, &db, 1);
     if (newest && !(c->cmd_flags & CMDC_ATOMIC)) {
         cmd_wait_sweep(c, newest, 1);
         return;

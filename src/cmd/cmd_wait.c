@@ -73,6 +73,8 @@ static void wait_free(client_t *c)
     if (!w)
         return;
     node_t *n = cmd_node(c);
+    if (w->kind == WAIT_SWEEP && !w->dbsize && n->cache)
+        cache_flush_release(n->cache, w->sweep);
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -193,6 +195,8 @@ void cmd_wait_sweep(client_t *c, uint64_t id, int dbsize)
     w->kind = WAIT_SWEEP;
     w->sweep = id;
     w->dbsize = dbsize;
+    if (!dbsize) /* its count outlives the ring of results however long it waits */
+        cache_flush_hold(cmd_node(c)->cache, id);
     client_suspend(c);
 }
 
@@ -203,8 +207,19 @@ static int decide_sweep(node_t *n, cmd_wait_t *w)
     size_t removed;
     if (!cache_flush_result(n->cache, w->sweep, &removed))
         return 0;
-    if (w->dbsize)
-        removed = cache_count_first_byte(n->cache, (unsigned char)w->c->db, NULL);
+    if (w->dbsize) {
+        /* A flush of this database made while it waited would be counted
+         * in part (its keys are counted until swept): wait for it too. */
+        char db = (char)w->c->db;
+        uint64_t later = cache_flush_newest_under(n->cache, &db, 1);
+        if (later) {
+            w->sweep = later;
+            return 0;
+        }
+        removed = cache_count_first_byte(n->cache, (unsigned char)db, NULL);
+    } else {
+        cache_flush_release(n->cache, w->sweep);
+    }
     resp_add_int(&w->reply, (long long)removed);
     w->kind = WAIT_DONE;
     return 1;
