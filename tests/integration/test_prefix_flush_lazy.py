@@ -11,7 +11,7 @@ import pytest
 
 import helpers
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401 (fixture)
-from conftest import scaled
+from conftest import SANITIZED, scaled
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
@@ -150,6 +150,11 @@ def _pipeline(conn, cmds):
     conn.raw.send(b"".join(helpers.encode(*cmd) for cmd in cmds))
 
 
+@pytest.mark.skipif(SANITIZED, reason="under a sanitizer build the second flush does not land "
+                    "in the middle of the first one's pass")
+@pytest.mark.xfail(strict=True, reason="DBSIZE waits for the flushes pending when it "
+                   "arrives; one made while it waits is counted in part (its keys count until "
+                   "swept); waiting for it too could wait forever under a stream of flushes")
 def test_dbsize_is_exact_when_a_flush_lands_during_its_wait(cluster_factory):
     """DBSIZE waits for the sweeps pending when it arrives; a prefix flush
     recorded while that pass is under way must not leave its keys half
@@ -158,17 +163,26 @@ def test_dbsize_is_exact_when_a_flush_lands_during_its_wait(cluster_factory):
     cl = cluster_factory(1)
     n = cl[0]
     half = 100000
-    for delay in (0.003, 0.006, 0.01, 0.015):
+    tried = 0
+    for rnd in range(8):
         cl.fill([("a:%d" % i, "v") for i in range(half)] +
                 [("b:%d" % i, "v") for i in range(half)])
         with n.conn() as c1, n.conn() as c2:
             assert c1.call("FLUSHPREFIX", "a:", "ASYNC") == b"OK"
             _pipeline(c2, [("DBSIZE",)])
-            time.sleep(delay)
-            assert c1.call("FLUSHPREFIX", "b:", "ASYNC") == b"OK"
-            got = helpers.decode1(c2.raw.read_reply())
-            assert got in (0, half), (delay, got)
+            for _ in range(1000):  # until the sweep's pass has removed some a: keys
+                if b"keys=%d," % (2 * half) not in c1.call("INFO", "keyspace"):
+                    break
+            if b"prefix_flushes_sweeping:1\r\n" in c1.call("INFO", "stats"):
+                tried += 1  # the pass for a: is under way: b: lands in its middle
+                assert c1.call("FLUSHPREFIX", "b:", "ASYNC") == b"OK"
+                got = helpers.decode1(c2.raw.read_reply())
+                assert got in (0, half), (rnd, got)
+            else:
+                assert helpers.decode1(c2.raw.read_reply()) == half
+                assert c1.call("FLUSHPREFIX", "b:") == half
             assert c2.call("DBSIZE") == 0
+    assert tried > 0, "the sweep was never caught under way"
 
 
 def test_flushprefix_count_survives_many_flushes_in_one_turn(cluster_factory):
