@@ -133,7 +133,8 @@ static void pick_visit(void *ud, cache_entry_t *e)
 }
 
 /* One entry of the current database at random (NULL: none): a few draws
- * from the whole cache, then a walk to a random position of the database. */
+ * from the whole cache, then a walk to a random position of the database
+ * (also when the draws met only keys a pending prefix flush covers). */
 static cache_entry_t *db_random(client_t *c)
 {
     node_t *n = cmd_node(c);
@@ -144,8 +145,8 @@ static cache_entry_t *db_random(client_t *c)
         if (in_db == 0)
             return NULL;
         cache_entry_t *e = cache_random(n->cache, now);
-        if (!e)
-            return NULL;
+        if (!e) /* its draws met only flushed or expired keys: walk */
+            break;
         size_t klen;
         const char *k = cache_entry_key(e, &klen);
         if (klen && (unsigned char)k[0] == b)

@@ -220,3 +220,17 @@ def test_flushprefix_count_exact_when_flushall_lands_during_its_sweep(cluster_fa
         assert c2.call("FLUSHALL") == b"OK"
         assert helpers.decode1(c1.raw.read_reply()) == count
 
+
+
+def test_randomkey_finds_the_live_keys_among_many_flushed(cluster_factory):
+    """RANDOMKEY while a flush of nearly every key is being swept: it
+    replies one of the few live keys, never nil (nil: an empty database)."""
+    cl = cluster_factory(1)
+    n = cl[0]
+    count = 300000
+    cl.fill([("a:%d" % i, "v") for i in range(count)] + [("k%d" % i, "v") for i in range(3)])
+    with n.conn() as c:
+        _pipeline(c, [("FLUSHPREFIX", "a:", "ASYNC")] + [("RANDOMKEY",)] * 5)
+        assert c.raw.read_reply() == b"+OK\r\n"
+        for _ in range(5):
+            assert helpers.decode1(c.raw.read_reply()) in (b"k0", b"k1", b"k2")
