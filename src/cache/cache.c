@@ -1125,7 +1125,10 @@ static const char *const policy_names[CACHE_POLICY_COUNT] = {
     [CACHE_POLICY_NOEVICTION] = "noeviction",
 };
 
-enum { EVICT_SAMPLES = 5 }; /* maxmemory-samples */
+enum {
+    EVICT_SAMPLES = 5,         /* maxmemory-samples */
+    EVICT_SWEEP_VISITS = 1024  /* sweep visits tried before each eviction while a flush is pending */
+};
 
 static cache_entry_t *random_bucket(const cache_t *c);
 
@@ -1249,6 +1252,12 @@ size_t cache_evict(cache_t *c)
          * loses nothing. */
         if (free_pending(c, 1))
             continue;
+        if (c->npf) { /* a bounded sweep step first: what a flush covers goes before live keys */
+            size_t before = c->used;
+            sweep_run(c, EVICT_SWEEP_VISITS, 0);
+            if (c->used < before)
+                continue;
+        }
         cache_entry_t *e = evict_victim(c);
         if (!e)
             break;

@@ -234,3 +234,28 @@ def test_randomkey_finds_the_live_keys_among_many_flushed(cluster_factory):
         assert c.raw.read_reply() == b"+OK\r\n"
         for _ in range(5):
             assert helpers.decode1(c.raw.read_reply()) in (b"k0", b"k1", b"k2")
+
+
+def test_eviction_frees_flushed_keys_before_live_ones(cluster_factory):
+    """Over maxmemory while a flush is being swept, the memory of the keys
+    it covers goes before any live key is evicted: writing a tenth of what
+    the flush freed evicts nothing live (allkeys-lru, the live keys the
+    least recently used)."""
+    cl = cluster_factory(1)
+    n = cl[0]
+    keep, count = 20000, 200000
+    with n.conn() as c:
+        assert c.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lru") == b"OK"
+        cl.fill([("keep:%d" % i, "v" * 20) for i in range(keep)])
+        cl.fill([("a:%d" % i, "v" * 20) for i in range(count)])
+        info = c.call("INFO", "memory")
+        used = int(info.split(b"used_memory:")[1].split(b"\r\n")[0])
+        assert c.call("CONFIG", "SET", "maxmemory", str(used + 4096)) == b"OK"
+        _pipeline(c, [("FLUSHPREFIX", "a:", "ASYNC")] +
+                  [("SET", "n:%d" % i, "v" * 20) for i in range(count // 10)])
+        assert c.raw.read_reply() == b"+OK\r\n"
+        for i in range(count // 10):
+            assert c.raw.read_reply() == b"+OK\r\n", i
+        assert c.call("CONFIG", "SET", "maxmemory", "0") == b"OK"
+        left = c.pipeline([("EXISTS", "keep:%d" % i) for i in range(keep)])
+        assert sum(left) == keep
