@@ -115,6 +115,8 @@ typedef struct pflush {
     size_t removed;  /* live entries it removed so far */
     bool signalled;  /* the change listener heard CACHE_CHANGE_PREFIX */
     bool held;       /* its result is kept until cache_flush_release */
+    const cache_entry_t *marker; /* draining (cache_flush_all): over when the
+                                    pending chain's head is this */
 } pflush_t;
 
 typedef struct pflush_done {
@@ -171,6 +173,9 @@ struct cache {
     size_t pf_done_next;
     pflush_done_t *pf_held;  /* finished flushes held (cache_flush_hold), unordered */
     size_t pf_nheld;
+    pflush_t *drain;         /* flushes a cache_flush_all took over, counting what
+                                free_pending frees; in id order */
+    size_t ndrain;
     size_t pf_sync_max;      /* PF_SYNC_MAX, or cache_set_flush_sync_max's */
     size_t by_first[256];     /* live entries by first key byte, invariant 7 */
     size_t exp_by_first[256]; /* those with an expire time */
@@ -575,15 +580,41 @@ static void entry_gone(cache_t *c, cache_entry_t *e, cache_entry_t **link, int t
     entry_remove(c, e, link, tab);
 }
 
-/* Frees up to n entries left by cache_flush_all(). Returns how many. */
+static void pf_result(cache_t *c, const pflush_t *p);
+static bool pf_covers(const pflush_t *p, const cache_entry_t *e);
+
+/* Ends the draining flushes whose part of the pending chain is freed. */
+static void drain_settle(cache_t *c)
+{
+    for (size_t k = 0; k < c->ndrain;) {
+        if (c->drain[k].marker != c->pending) {
+            k++;
+            continue;
+        }
+        pf_result(c, &c->drain[k]);
+        free(c->drain[k].prefix);
+        memmove(&c->drain[k], &c->drain[k + 1], (c->ndrain - k - 1) * sizeof(pflush_t));
+        c->ndrain--;
+    }
+}
+
+/* Frees up to n entries left by cache_flush_all(), each counted for the
+ * oldest draining flush that covers it. Returns how many. */
 static size_t free_pending(cache_t *c, size_t n)
 {
     size_t done = 0;
     while (c->pending && done < n) {
         cache_entry_t *e = c->pending;
+        for (size_t k = 0; k < c->ndrain; k++)
+            if (pf_covers(&c->drain[k], e)) {
+                c->drain[k].removed += !is_expired(e, c->drain[k].now);
+                break;
+            }
         c->pending = e->next;
         entry_free(c, e);
         done++;
+        if (c->ndrain)
+            drain_settle(c);
     }
     return done;
 }
@@ -617,14 +648,17 @@ static size_t free_pending(cache_t *c, size_t n)
  * pending flush's seq is above wseq, and a pass under way ends at least the
  * oldest pending flush (sweep_upto >= pf[0].id). */
 
+static bool pf_covers(const pflush_t *p, const cache_entry_t *e)
+{
+    return e->wseq < p->seq && e->version < p->below && has_prefix(e, p->prefix, p->plen);
+}
+
 /* The oldest pending flush that covers e (its index), or -1. */
 static int pf_cover(const cache_t *c, const cache_entry_t *e)
 {
-    for (size_t i = 0; i < c->npf; i++) {
-        const pflush_t *p = &c->pf[i];
-        if (e->wseq < p->seq && e->version < p->below && has_prefix(e, p->prefix, p->plen))
+    for (size_t i = 0; i < c->npf; i++)
+        if (pf_covers(&c->pf[i], e))
             return (int)i;
-    }
     return -1;
 }
 
@@ -652,15 +686,21 @@ static bool pf_reap(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
     return true;
 }
 
-/* Pending flush i is over: its result goes to the ring, it leaves pf[]. */
-static void pf_finish(cache_t *c, size_t i)
+/* p is over: its result goes to the ring (and, held, to pf_held). */
+static void pf_result(cache_t *c, const pflush_t *p)
 {
-    pflush_t *p = &c->pf[i];
     c->pf_done[c->pf_done_next++ % PF_DONE] = (pflush_done_t){p->id, p->removed};
     if (p->held) {
         c->pf_held = xrealloc(c->pf_held, (c->pf_nheld + 1) * sizeof(*c->pf_held));
         c->pf_held[c->pf_nheld++] = (pflush_done_t){p->id, p->removed};
     }
+}
+
+/* Pending flush i is over: its result goes to the ring, it leaves pf[]. */
+static void pf_finish(cache_t *c, size_t i)
+{
+    pflush_t *p = &c->pf[i];
+    pf_result(c, p);
     free(p->prefix);
     memmove(&c->pf[i], &c->pf[i + 1], (c->npf - i - 1) * sizeof(pflush_t));
     c->npf--;
@@ -757,6 +797,7 @@ void cache_free(cache_t *c)
     for (size_t i = 0; i < c->npf; i++)
         free(c->pf[i].prefix);
     free(c->pf_held);
+    free(c->drain); /* free_pending ended every draining flush */
     free(c->ht[0].b);
     free(c->ht[1].b);
     free(c->heap);
@@ -983,6 +1024,11 @@ int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed)
             *removed = c->pf[i].removed;
             return 0;
         }
+    for (size_t i = 0; i < c->ndrain; i++)
+        if (c->drain[i].id == id) {
+            *removed = c->drain[i].removed;
+            return 0;
+        }
     for (size_t k = 0; k < c->pf_nheld; k++)
         if (c->pf_held[k].id == id) {
             *removed = c->pf_held[k].removed;
@@ -999,6 +1045,9 @@ void cache_flush_hold(cache_t *c, uint64_t id)
     for (size_t i = 0; i < c->npf; i++)
         if (c->pf[i].id == id)
             c->pf[i].held = true;
+    for (size_t i = 0; i < c->ndrain; i++)
+        if (c->drain[i].id == id)
+            c->drain[i].held = true;
 }
 
 void cache_flush_release(cache_t *c, uint64_t id)
@@ -1006,6 +1055,9 @@ void cache_flush_release(cache_t *c, uint64_t id)
     for (size_t i = 0; i < c->npf; i++)
         if (c->pf[i].id == id)
             c->pf[i].held = false;
+    for (size_t i = 0; i < c->ndrain; i++)
+        if (c->drain[i].id == id)
+            c->drain[i].held = false;
     for (size_t k = 0; k < c->pf_nheld; k++)
         if (c->pf_held[k].id == id) {
             c->pf_held[k] = c->pf_held[--c->pf_nheld];
@@ -1087,10 +1139,18 @@ size_t cache_flush_all_below(cache_t *c, uint64_t below)
 
 size_t cache_flush_all(cache_t *c)
 {
-    /* Pending prefix flushes end here with what they removed so far: the
-     * rest goes with everything else (and counts for this flush). */
-    while (c->npf > 0)
-        pf_finish(c, 0);
+    /* Pending prefix flushes drain: what they cover goes with everything
+     * else to the pending chain, and each counts its part as free_pending
+     * frees it (no walk now); one is over once its part is freed. */
+    const cache_entry_t *marker = c->pending;
+    if (c->npf) {
+        c->drain = xrealloc(c->drain, (c->ndrain + c->npf) * sizeof(*c->drain));
+        for (size_t i = 0; i < c->npf; i++) {
+            c->drain[c->ndrain] = c->pf[i];
+            c->drain[c->ndrain++].marker = marker;
+        }
+        c->npf = 0;
+    }
     c->sweep_upto = 0;
     size_t n = cache_count(c);
     if (c->on_change)
@@ -1099,6 +1159,8 @@ size_t cache_flush_all(cache_t *c)
         c->lru_tail->next = c->pending;
         c->pending = c->lru_head;
     }
+    if (c->ndrain)
+        drain_settle(c); /* nothing of theirs on the chain: over now */
     c->lru_head = c->lru_tail = NULL;
     table_release(c, &c->ht[0]);
     if (rehashing(c))

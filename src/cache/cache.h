@@ -108,8 +108,9 @@ size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int
  * with the number of live entries removed in *removed; else an id for
  * cache_flush_result, with those removed so far. A flush is over at the end
  * of the first pass that began after it, so its time is O(n), not O(its
- * keys). A cache_flush_all() ends the pending ones: they count what they
- * removed until then. At most 64 are pending: one more finishes the oldest
+ * keys). After a cache_flush_all() the pending ones still count every
+ * entry they covered, as cache_cron() frees them, and are over once it has.
+ * At most 64 are pending: one more finishes the oldest
  * at once (the rest of a pass). cache_count() and cache_count_first_byte()
  * include covered entries not yet removed. */
 uint64_t cache_flush_prefix_start(cache_t *c, const char *prefix, size_t plen, int64_t now,

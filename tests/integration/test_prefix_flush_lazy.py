@@ -203,9 +203,6 @@ def test_flushprefix_count_survives_many_flushes_in_one_turn(cluster_factory):
         assert helpers.decode1(c1.raw.read_reply()) == count
 
 
-@pytest.mark.xfail(strict=True, reason="cache_flush_all ends the pending prefix flushes with "
-                   "what their sweeps removed so far; counting the rest needs a walk of the "
-                   "table (a loop stall) or flush records that outlive the table")
 def test_flushprefix_count_exact_when_flushall_lands_during_its_sweep(cluster_factory):
     """FLUSHALL while a FLUSHPREFIX is being swept: the FLUSHPREFIX came
     first, so its reply is every key under its prefix, not those its sweep

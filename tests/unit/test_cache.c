@@ -1692,6 +1692,45 @@ static void test_lazy_flush_counts_and_holds(void **state)
     cache_free(c);
 }
 
+/* A cache_flush_all() while prefix flushes are pending: each still counts
+ * every key it covered (as the pending chain is freed, not what its sweep
+ * had reached), and is over once that is done; a second cache_flush_all()
+ * meanwhile changes nothing of that. */
+static void test_flush_all_during_lazy_flush_counts(void **state)
+{
+    (void)state;
+    cache_t *c = cache_new(9, 0);
+    cache_set_flush_sync_max(c, 1);
+    char k[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(k, sizeof(k), "%c:%d", i % 2 ? 'a' : 'b', i);
+        cache_set(c, k, strlen(k), "v", 1, 0);
+    }
+    size_t removed;
+    uint64_t a = cache_flush_prefix_start(c, "a:", 2, 0, UINT64_MAX, &removed);
+    assert_true(a != 0);
+    cache_flush_hold(c, a);
+    cache_sweep(c, 0, 1); /* part of a pass */
+    size_t before = cache_flush_all(c); /* those the step did not reach */
+    assert_true(before > 250 && before <= 500);
+    cache_set(c, "a:new", 5, "v", 1, 0);
+    uint64_t b = cache_flush_prefix_start(c, "a:", 2, 0, UINT64_MAX, &removed);
+    if (b)
+        cache_flush_hold(c, b);
+    assert_int_equal(cache_flush_all(c), b ? 1 : 0);
+    for (int i = 0; i < 100 && (!cache_flush_result(c, a, &removed) ||
+                                (b && !cache_flush_result(c, b, &removed))); i++)
+        cache_cron(c, 0, 1000);
+    assert_int_equal(cache_flush_result(c, a, &removed), 1);
+    assert_int_equal(removed, 250);
+    if (b) {
+        assert_int_equal(cache_flush_result(c, b, &removed), 1);
+        assert_int_equal(removed, 1);
+    }
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1719,6 +1758,7 @@ int main(void)
         cmocka_unit_test(test_random_ops),
         cmocka_unit_test(test_random_ops_lazy_flush),
         cmocka_unit_test(test_lazy_flush_counts_and_holds),
+        cmocka_unit_test(test_flush_all_during_lazy_flush_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
