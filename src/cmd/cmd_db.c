@@ -226,7 +226,7 @@ typedef struct swap_collect {
 typedef struct swap_rec {
     size_t klen, vlen;
     int64_t expire;
-    int enc;
+    int form; /* type and encoding (cache_entry_form) */
 } swap_rec_t;
 
 static void swap_visit(void *ud, cache_entry_t *e)
@@ -236,7 +236,7 @@ static void swap_visit(void *ud, cache_entry_t *e)
     const char *k = cache_entry_key(e, &r.klen);
     const char *v = cache_entry_value(e, &r.vlen);
     r.expire = cache_entry_expire(e);
-    r.enc = cache_entry_enc(e);
+    r.form = cache_entry_form(e);
     buf_append(&s->recs, (const char *)&r, sizeof(r));
     buf_append(&s->recs, k, r.klen);
     buf_append(&s->recs, v, r.vlen);
@@ -262,8 +262,7 @@ static void swap_put(cache_t *cache, unsigned char b, swap_collect_t *s)
         char *key = xmemdup(p, r.klen);
         key[0] = (char)b;
         cache_entry_t *e = cache_set(cache, key, r.klen, p + r.klen, r.vlen, r.expire);
-        if (r.enc != CACHE_ENC_AUTO)
-            cache_entry_set_enc(e, r.enc);
+        cache_entry_set_form(e, r.form); /* a hash or a set stays one */
         free(key);
         p += r.klen + r.vlen;
     }

@@ -11,7 +11,7 @@ import pytest
 
 import helpers
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401 (fixture)
-from conftest import SANITIZED, scaled
+from conftest import SANITIZED, cohortd, scaled  # noqa: F401 (fixture)
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
@@ -256,3 +256,20 @@ def test_eviction_frees_flushed_keys_before_live_ones(cluster_factory):
         assert c.call("CONFIG", "SET", "maxmemory", "0") == b"OK"
         left = c.pipeline([("EXISTS", "keep:%d" % i) for i in range(keep)])
         assert sum(left) == keep
+
+
+def test_swapdb_keeps_hashes_and_sets(cohortd):
+    """SWAPDB (one node, no cluster) takes each database's keys with a
+    prefix flush and puts them back: a hash or a set stays one."""
+    d = cohortd()
+    with helpers.RawConn(d.port) as c:
+        assert c.cmd("HSET", "h", "f", "v") == b":1\r\n"
+        assert c.cmd("SADD", "s", "m") == b":1\r\n"
+        assert c.cmd("SET", "x", "1") == b"+OK\r\n"
+        assert c.cmd("SWAPDB", "0", "1") == b"+OK\r\n"
+        assert c.cmd("SELECT", "1") == b"+OK\r\n"
+        assert c.cmd("TYPE", "h") == b"+hash\r\n"
+        assert c.cmd("HGET", "h", "f") == b"$1\r\nv\r\n"
+        assert c.cmd("TYPE", "s") == b"+set\r\n"
+        assert c.cmd("SISMEMBER", "s", "m") == b":1\r\n"
+        assert c.cmd("INCR", "x") == b":2\r\n"
