@@ -111,8 +111,12 @@ typedef struct pflush {
     uint64_t below;  /* ...and version < below... */
     char *prefix;    /* ...whose key starts with prefix (owned) */
     size_t plen;
+    int64_t now;     /* ms when it was made: an entry live then counts (removed) */
     size_t removed;  /* live entries it removed so far */
     bool signalled;  /* the change listener heard CACHE_CHANGE_PREFIX */
+    bool held;       /* its result is kept until cache_flush_release */
+    const cache_entry_t *marker; /* draining (cache_flush_all): over when the
+                                    pending chain's head is this */
 } pflush_t;
 
 typedef struct pflush_done {
@@ -167,6 +171,11 @@ struct cache {
     uint64_t pf_last_id;
     pflush_done_t pf_done[PF_DONE]; /* the last PF_DONE finished, a ring */
     size_t pf_done_next;
+    pflush_done_t *pf_held;  /* finished flushes held (cache_flush_hold), unordered */
+    size_t pf_nheld;
+    pflush_t *drain;         /* flushes a cache_flush_all took over, counting what
+                                free_pending frees; in id order */
+    size_t ndrain;
     size_t pf_sync_max;      /* PF_SYNC_MAX, or cache_set_flush_sync_max's */
     size_t by_first[256];     /* live entries by first key byte, invariant 7 */
     size_t exp_by_first[256]; /* those with an expire time */
@@ -571,15 +580,41 @@ static void entry_gone(cache_t *c, cache_entry_t *e, cache_entry_t **link, int t
     entry_remove(c, e, link, tab);
 }
 
-/* Frees up to n entries left by cache_flush_all(). Returns how many. */
+static void pf_result(cache_t *c, const pflush_t *p);
+static bool pf_covers(const pflush_t *p, const cache_entry_t *e);
+
+/* Ends the draining flushes whose part of the pending chain is freed. */
+static void drain_settle(cache_t *c)
+{
+    for (size_t k = 0; k < c->ndrain;) {
+        if (c->drain[k].marker != c->pending) {
+            k++;
+            continue;
+        }
+        pf_result(c, &c->drain[k]);
+        free(c->drain[k].prefix);
+        memmove(&c->drain[k], &c->drain[k + 1], (c->ndrain - k - 1) * sizeof(pflush_t));
+        c->ndrain--;
+    }
+}
+
+/* Frees up to n entries left by cache_flush_all(), each counted for the
+ * oldest draining flush that covers it. Returns how many. */
 static size_t free_pending(cache_t *c, size_t n)
 {
     size_t done = 0;
     while (c->pending && done < n) {
         cache_entry_t *e = c->pending;
+        for (size_t k = 0; k < c->ndrain; k++)
+            if (pf_covers(&c->drain[k], e)) {
+                c->drain[k].removed += !is_expired(e, c->drain[k].now);
+                break;
+            }
         c->pending = e->next;
         entry_free(c, e);
         done++;
+        if (c->ndrain)
+            drain_settle(c);
     }
     return done;
 }
@@ -613,14 +648,17 @@ static size_t free_pending(cache_t *c, size_t n)
  * pending flush's seq is above wseq, and a pass under way ends at least the
  * oldest pending flush (sweep_upto >= pf[0].id). */
 
+static bool pf_covers(const pflush_t *p, const cache_entry_t *e)
+{
+    return e->wseq < p->seq && e->version < p->below && has_prefix(e, p->prefix, p->plen);
+}
+
 /* The oldest pending flush that covers e (its index), or -1. */
 static int pf_cover(const cache_t *c, const cache_entry_t *e)
 {
-    for (size_t i = 0; i < c->npf; i++) {
-        const pflush_t *p = &c->pf[i];
-        if (e->wseq < p->seq && e->version < p->below && has_prefix(e, p->prefix, p->plen))
+    for (size_t i = 0; i < c->npf; i++)
+        if (pf_covers(&c->pf[i], e))
             return (int)i;
-    }
     return -1;
 }
 
@@ -639,7 +677,7 @@ static bool pf_reap(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
     int i = pf_cover(c, e);
     if (i < 0)
         return false;
-    if (!is_expired(e, c->now))
+    if (!is_expired(e, c->pf[i].now)) /* live when the flush was made */
         c->pf[i].removed++;
     if (c->pf[i].signalled) /* the listener knows: CACHE_CHANGE_PREFIX */
         entry_unlink(c, e, link, tab);
@@ -648,11 +686,21 @@ static bool pf_reap(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
     return true;
 }
 
+/* p is over: its result goes to the ring (and, held, to pf_held). */
+static void pf_result(cache_t *c, const pflush_t *p)
+{
+    c->pf_done[c->pf_done_next++ % PF_DONE] = (pflush_done_t){p->id, p->removed};
+    if (p->held) {
+        c->pf_held = xrealloc(c->pf_held, (c->pf_nheld + 1) * sizeof(*c->pf_held));
+        c->pf_held[c->pf_nheld++] = (pflush_done_t){p->id, p->removed};
+    }
+}
+
 /* Pending flush i is over: its result goes to the ring, it leaves pf[]. */
 static void pf_finish(cache_t *c, size_t i)
 {
     pflush_t *p = &c->pf[i];
-    c->pf_done[c->pf_done_next++ % PF_DONE] = (pflush_done_t){p->id, p->removed};
+    pf_result(c, p);
     free(p->prefix);
     memmove(&c->pf[i], &c->pf[i + 1], (c->npf - i - 1) * sizeof(pflush_t));
     c->npf--;
@@ -748,6 +796,8 @@ void cache_free(cache_t *c)
     free_pending(c, SIZE_MAX);
     for (size_t i = 0; i < c->npf; i++)
         free(c->pf[i].prefix);
+    free(c->pf_held);
+    free(c->drain); /* free_pending ended every draining flush */
     free(c->ht[0].b);
     free(c->ht[1].b);
     free(c->heap);
@@ -937,7 +987,7 @@ static uint64_t pf_start(cache_t *c, const char *prefix, size_t plen, int64_t no
         pf_complete_oldest(c);
     pflush_t *p = &c->pf[c->npf++];
     uint64_t id = ++c->pf_last_id;
-    *p = (pflush_t){.id = id, .seq = c->wseq, .below = below, .plen = plen};
+    *p = (pflush_t){.id = id, .seq = c->wseq, .below = below, .plen = plen, .now = now};
     p->prefix = xmalloc(plen ? plen : 1);
     memcpy(p->prefix, prefix, plen);
     /* At once when a whole pass fits in sync_max visits (and 1 ms); else
@@ -974,10 +1024,56 @@ int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed)
             *removed = c->pf[i].removed;
             return 0;
         }
+    for (size_t i = 0; i < c->ndrain; i++)
+        if (c->drain[i].id == id) {
+            *removed = c->drain[i].removed;
+            return 0;
+        }
+    for (size_t k = 0; k < c->pf_nheld; k++)
+        if (c->pf_held[k].id == id) {
+            *removed = c->pf_held[k].removed;
+            return 1;
+        }
     for (size_t k = 0; k < PF_DONE; k++)
         if (c->pf_done[k].id == id)
             *removed = c->pf_done[k].removed;
     return 1;
+}
+
+void cache_flush_hold(cache_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->npf; i++)
+        if (c->pf[i].id == id)
+            c->pf[i].held = true;
+    for (size_t i = 0; i < c->ndrain; i++)
+        if (c->drain[i].id == id)
+            c->drain[i].held = true;
+}
+
+void cache_flush_release(cache_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->npf; i++)
+        if (c->pf[i].id == id)
+            c->pf[i].held = false;
+    for (size_t i = 0; i < c->ndrain; i++)
+        if (c->drain[i].id == id)
+            c->drain[i].held = false;
+    for (size_t k = 0; k < c->pf_nheld; k++)
+        if (c->pf_held[k].id == id) {
+            c->pf_held[k] = c->pf_held[--c->pf_nheld];
+            break;
+        }
+}
+
+uint64_t cache_flush_newest_under(const cache_t *c, const char *start, size_t len)
+{
+    for (size_t i = c->npf; i-- > 0;) {
+        const pflush_t *p = &c->pf[i];
+        size_t common = p->plen < len ? p->plen : len;
+        if (common == 0 || memcmp(p->prefix, start, common) == 0)
+            return p->id;
+    }
+    return 0;
 }
 
 size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int64_t now,
@@ -1043,10 +1139,18 @@ size_t cache_flush_all_below(cache_t *c, uint64_t below)
 
 size_t cache_flush_all(cache_t *c)
 {
-    /* Pending prefix flushes end here with what they removed so far: the
-     * rest goes with everything else (and counts for this flush). */
-    while (c->npf > 0)
-        pf_finish(c, 0);
+    /* Pending prefix flushes drain: what they cover goes with everything
+     * else to the pending chain, and each counts its part as free_pending
+     * frees it (no walk now); one is over once its part is freed. */
+    const cache_entry_t *marker = c->pending;
+    if (c->npf) {
+        c->drain = xrealloc(c->drain, (c->ndrain + c->npf) * sizeof(*c->drain));
+        for (size_t i = 0; i < c->npf; i++) {
+            c->drain[c->ndrain] = c->pf[i];
+            c->drain[c->ndrain++].marker = marker;
+        }
+        c->npf = 0;
+    }
     c->sweep_upto = 0;
     size_t n = cache_count(c);
     if (c->on_change)
@@ -1055,6 +1159,8 @@ size_t cache_flush_all(cache_t *c)
         c->lru_tail->next = c->pending;
         c->pending = c->lru_head;
     }
+    if (c->ndrain)
+        drain_settle(c); /* nothing of theirs on the chain: over now */
     c->lru_head = c->lru_tail = NULL;
     table_release(c, &c->ht[0]);
     if (rehashing(c))
@@ -1081,7 +1187,10 @@ static const char *const policy_names[CACHE_POLICY_COUNT] = {
     [CACHE_POLICY_NOEVICTION] = "noeviction",
 };
 
-enum { EVICT_SAMPLES = 5 }; /* maxmemory-samples */
+enum {
+    EVICT_SAMPLES = 5,         /* maxmemory-samples */
+    EVICT_SWEEP_VISITS = 1024  /* sweep visits tried before each eviction while a flush is pending */
+};
 
 static cache_entry_t *random_bucket(const cache_t *c);
 
@@ -1205,6 +1314,12 @@ size_t cache_evict(cache_t *c)
          * loses nothing. */
         if (free_pending(c, 1))
             continue;
+        if (c->npf) { /* a bounded sweep step first: what a flush covers goes before live keys */
+            size_t before = c->used;
+            sweep_run(c, EVICT_SWEEP_VISITS, 0);
+            if (c->used < before)
+                continue;
+        }
         cache_entry_t *e = evict_victim(c);
         if (!e)
             break;

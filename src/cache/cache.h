@@ -108,16 +108,27 @@ size_t cache_flush_prefix_below(cache_t *c, const char *prefix, size_t plen, int
  * with the number of live entries removed in *removed; else an id for
  * cache_flush_result, with those removed so far. A flush is over at the end
  * of the first pass that began after it, so its time is O(n), not O(its
- * keys). A cache_flush_all() ends the pending ones: they count what they
- * removed until then. At most 64 are pending: one more finishes the oldest
+ * keys). After a cache_flush_all() the pending ones still count every
+ * entry they covered, as cache_cron() frees them, and are over once it has.
+ * At most 64 are pending: one more finishes the oldest
  * at once (the rest of a pass). cache_count() and cache_count_first_byte()
  * include covered entries not yet removed. */
 uint64_t cache_flush_prefix_start(cache_t *c, const char *prefix, size_t plen, int64_t now,
                                   uint64_t below, size_t *removed);
 /* 1 when flush id is over, 0 while it is being swept; *removed: the live
- * entries it removed (so far). An id over long ago (256 flushes later)
+ * entries it removed (so far), each counted if live at the flush's now. An
+ * id over long ago (256 flushes later, not held)
  * reports 1 and 0. */
 int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed);
+/* Keeps pending flush id's result past the ring of 256 (for a client that
+ * waits for it, however many flushes finish before it looks) until
+ * cache_flush_release(id); no effect when id is not pending. */
+void cache_flush_hold(cache_t *c, uint64_t id);
+void cache_flush_release(cache_t *c, uint64_t id);
+/* The id of the newest pending prefix flush that may cover a key starting
+ * with start[0..len) (its prefix and start agree on their common length);
+ * 0: none. */
+uint64_t cache_flush_newest_under(const cache_t *c, const char *start, size_t len);
 /* Sweeps pending prefix flushes for about budget_us (at least 64 visits).
  * Returns 1 while some remain. */
 int cache_sweep(cache_t *c, int64_t now, int budget_us);

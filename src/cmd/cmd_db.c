@@ -72,15 +72,20 @@ CMD_HANDLER(cmd_select)
     resp_add_ok(&c->out);
 }
 
-/* DBSIZE: exact, so while prefix flushes are being swept (their keys gone
- * but still counted: cache_flush_prefix_start) it waits for the sweeps
- * pending now, and replies the count then (inside MULTI or a script it
- * sweeps them at once). */
+/* DBSIZE: exact, so while prefix flushes that may cover this database are
+ * being swept (their keys gone but still counted: cache_flush_prefix_start)
+ * it waits for the sweeps of those pending now, and replies the count then
+ * (inside MULTI or a script it sweeps them at once). Not exact when such a
+ * flush is made while it waits: that flush's keys are counted until its
+ * own sweep reaches them (waiting for it as well could wait forever under
+ * a steady stream of flushes; test_prefix_flush_lazy.py,
+ * test_dbsize_is_exact_when_a_flush_lands_during_its_wait, xfail). */
 CMD_HANDLER(cmd_dbsize)
 {
     (void)argc, (void)argv, (void)argl;
     cache_t *cache = cmd_node(c)->cache;
-    uint64_t newest = cache_flush_newest(cache);
+    char db = (char)c->db;
+    uint64_t newest = cache_flush_newest_under(cache, &db, 1);
     if (newest && !(c->cmd_flags & CMDC_ATOMIC)) {
         cmd_wait_sweep(c, newest, 1);
         return;
@@ -128,7 +133,8 @@ static void pick_visit(void *ud, cache_entry_t *e)
 }
 
 /* One entry of the current database at random (NULL: none): a few draws
- * from the whole cache, then a walk to a random position of the database. */
+ * from the whole cache, then a walk to a random position of the database
+ * (also when the draws met only keys a pending prefix flush covers). */
 static cache_entry_t *db_random(client_t *c)
 {
     node_t *n = cmd_node(c);
@@ -139,8 +145,8 @@ static cache_entry_t *db_random(client_t *c)
         if (in_db == 0)
             return NULL;
         cache_entry_t *e = cache_random(n->cache, now);
-        if (!e)
-            return NULL;
+        if (!e) /* its draws met only flushed or expired keys: walk */
+            break;
         size_t klen;
         const char *k = cache_entry_key(e, &klen);
         if (klen && (unsigned char)k[0] == b)
@@ -220,7 +226,7 @@ typedef struct swap_collect {
 typedef struct swap_rec {
     size_t klen, vlen;
     int64_t expire;
-    int enc;
+    int form; /* type and encoding (cache_entry_form) */
 } swap_rec_t;
 
 static void swap_visit(void *ud, cache_entry_t *e)
@@ -230,7 +236,7 @@ static void swap_visit(void *ud, cache_entry_t *e)
     const char *k = cache_entry_key(e, &r.klen);
     const char *v = cache_entry_value(e, &r.vlen);
     r.expire = cache_entry_expire(e);
-    r.enc = cache_entry_enc(e);
+    r.form = cache_entry_form(e);
     buf_append(&s->recs, (const char *)&r, sizeof(r));
     buf_append(&s->recs, k, r.klen);
     buf_append(&s->recs, v, r.vlen);
@@ -256,8 +262,7 @@ static void swap_put(cache_t *cache, unsigned char b, swap_collect_t *s)
         char *key = xmemdup(p, r.klen);
         key[0] = (char)b;
         cache_entry_t *e = cache_set(cache, key, r.klen, p + r.klen, r.vlen, r.expire);
-        if (r.enc != CACHE_ENC_AUTO)
-            cache_entry_set_enc(e, r.enc);
+        cache_entry_set_form(e, r.form); /* a hash or a set stays one */
         free(key);
         p += r.klen + r.vlen;
     }

@@ -73,6 +73,8 @@ static void wait_free(client_t *c)
     if (!w)
         return;
     node_t *n = cmd_node(c);
+    if (w->kind == WAIT_SWEEP && !w->dbsize && n->cache)
+        cache_flush_release(n->cache, w->sweep);
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -193,6 +195,8 @@ void cmd_wait_sweep(client_t *c, uint64_t id, int dbsize)
     w->kind = WAIT_SWEEP;
     w->sweep = id;
     w->dbsize = dbsize;
+    if (!dbsize) /* its count outlives the ring of results however long it waits */
+        cache_flush_hold(cmd_node(c)->cache, id);
     client_suspend(c);
 }
 
@@ -203,8 +207,10 @@ static int decide_sweep(node_t *n, cmd_wait_t *w)
     size_t removed;
     if (!cache_flush_result(n->cache, w->sweep, &removed))
         return 0;
-    if (w->dbsize)
+    if (w->dbsize) /* a flush made while it waited may be counted in part (see cmd_dbsize) */
         removed = cache_count_first_byte(n->cache, (unsigned char)w->c->db, NULL);
+    else
+        cache_flush_release(n->cache, w->sweep);
     resp_add_int(&w->reply, (long long)removed);
     w->kind = WAIT_DONE;
     return 1;

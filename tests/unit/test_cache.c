@@ -1651,6 +1651,86 @@ static void test_change_signal(void **state)
     cache_free(c);
 }
 
+/* A lazy prefix flush counts every key live when it was made, those whose
+ * TTL passes before the sweep reaches them included (they are reaped by the
+ * sweep, a lookup or the expiry cycle); one expired before it does not
+ * count. Its result is kept, once held, however many flushes finish after
+ * it; the newest pending flush under a start is found. */
+static void test_lazy_flush_counts_and_holds(void **state)
+{
+    (void)state;
+    cache_t *c = cache_new(7, 0);
+    cache_set_flush_sync_max(c, 1);
+    char k[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "p:%d", i);
+        cache_set(c, k, strlen(k), "v", 1, i < 100 ? 1000 : 0);
+    }
+    cache_set(c, "p:old", 5, "v", 1, 10); /* expired before the flush */
+    cache_set(c, "q", 1, "v", 1, 0);
+    size_t removed;
+    uint64_t id = cache_flush_prefix_start(c, "p:", 2, 500, UINT64_MAX, &removed);
+    assert_true(id != 0);
+    cache_flush_hold(c, id);
+    assert_int_equal(cache_flush_newest_under(c, "p", 1), id);
+    assert_int_equal(cache_flush_newest_under(c, "q", 1), 0);
+    assert_null(cache_lookup(c, "p:7", 3, 2000, 0));  /* reaped after its TTL */
+    cache_cron(c, 2000, 0);                            /* the expiry cycle meets some */
+    while (cache_sweep(c, 2000, 100000))
+        ;
+    assert_int_equal(cache_flush_result(c, id, &removed), 1);
+    assert_int_equal(removed, 200);
+    for (int i = 0; i < 300; i++) { /* 300 more flushes finish: the ring turns over */
+        uint64_t other = cache_flush_prefix_start(c, "z", 1, 2000, UINT64_MAX, &removed);
+        while (other && !cache_flush_result(c, other, &removed))
+            cache_sweep(c, 2000, 100000);
+    }
+    assert_int_equal(cache_flush_result(c, id, &removed), 1);
+    assert_int_equal(removed, 200);
+    cache_flush_release(c, id);
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
+/* A cache_flush_all() while prefix flushes are pending: each still counts
+ * every key it covered (as the pending chain is freed, not what its sweep
+ * had reached), and is over once that is done; a second cache_flush_all()
+ * meanwhile changes nothing of that. */
+static void test_flush_all_during_lazy_flush_counts(void **state)
+{
+    (void)state;
+    cache_t *c = cache_new(9, 0);
+    cache_set_flush_sync_max(c, 1);
+    char k[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(k, sizeof(k), "%c:%d", i % 2 ? 'a' : 'b', i);
+        cache_set(c, k, strlen(k), "v", 1, 0);
+    }
+    size_t removed;
+    uint64_t a = cache_flush_prefix_start(c, "a:", 2, 0, UINT64_MAX, &removed);
+    assert_true(a != 0);
+    cache_flush_hold(c, a);
+    cache_sweep(c, 0, 1); /* part of a pass */
+    size_t before = cache_flush_all(c); /* those the step did not reach */
+    assert_true(before > 250 && before <= 500);
+    cache_set(c, "a:new", 5, "v", 1, 0);
+    uint64_t b = cache_flush_prefix_start(c, "a:", 2, 0, UINT64_MAX, &removed);
+    if (b)
+        cache_flush_hold(c, b);
+    assert_int_equal(cache_flush_all(c), b ? 1 : 0);
+    for (int i = 0; i < 100 && (!cache_flush_result(c, a, &removed) ||
+                                (b && !cache_flush_result(c, b, &removed))); i++)
+        cache_cron(c, 0, 1000);
+    assert_int_equal(cache_flush_result(c, a, &removed), 1);
+    assert_int_equal(removed, 250);
+    if (b) {
+        assert_int_equal(cache_flush_result(c, b, &removed), 1);
+        assert_int_equal(removed, 1);
+    }
+    assert_int_equal(cache_check(c), 0);
+    cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1677,6 +1757,8 @@ int main(void)
         cmocka_unit_test(test_introspection),
         cmocka_unit_test(test_random_ops),
         cmocka_unit_test(test_random_ops_lazy_flush),
+        cmocka_unit_test(test_lazy_flush_counts_and_holds),
+        cmocka_unit_test(test_flush_all_during_lazy_flush_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
