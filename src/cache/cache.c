@@ -113,6 +113,7 @@ typedef struct pflush {
     size_t plen;
     int64_t now;     /* ms when it was made: an entry live then counts (removed) */
     size_t removed;  /* live entries it removed so far */
+    size_t unlinked; /* entries it took out of the table so far, expired ones too */
     bool signalled;  /* the change listener heard CACHE_CHANGE_PREFIX */
     bool held;       /* its result is kept until cache_flush_release */
     const cache_entry_t *marker; /* draining (cache_flush_all): over when the
@@ -679,6 +680,7 @@ static bool pf_reap(cache_t *c, cache_entry_t *e, cache_entry_t **link, int tab)
         return false;
     if (!is_expired(e, c->pf[i].now)) /* live when the flush was made */
         c->pf[i].removed++;
+    c->pf[i].unlinked++;
     if (c->pf[i].signalled) /* the listener knows: CACHE_CHANGE_PREFIX */
         entry_unlink(c, e, link, tab);
     else
@@ -1063,6 +1065,15 @@ void cache_flush_release(cache_t *c, uint64_t id)
             c->pf_held[k] = c->pf_held[--c->pf_nheld];
             break;
         }
+}
+
+size_t cache_flush_unlinked_first_byte(const cache_t *c, unsigned char b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->npf; i++)
+        if (c->pf[i].plen > 0 && (unsigned char)c->pf[i].prefix[0] == b)
+            n += c->pf[i].unlinked;
+    return n;
 }
 
 uint64_t cache_flush_newest_under(const cache_t *c, const char *start, size_t len)

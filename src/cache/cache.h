@@ -129,6 +129,12 @@ void cache_flush_release(cache_t *c, uint64_t id);
  * with start[0..len) (its prefix and start agree on their common length);
  * 0: none. */
 uint64_t cache_flush_newest_under(const cache_t *c, const char *start, size_t len);
+/* The entries whose key starts with byte b that pending prefix flushes (not
+ * those a cache_flush_all ended) took out of the table so far, expired ones
+ * included: cache_count_first_byte(b) plus this is the count as it was
+ * before those flushes (DBSIZE). A flush of the empty prefix counts in no
+ * byte. */
+size_t cache_flush_unlinked_first_byte(const cache_t *c, unsigned char b);
 /* Sweeps pending prefix flushes for about budget_us (at least 64 visits).
  * Returns 1 while some remain. */
 int cache_sweep(cache_t *c, int64_t now, int budget_us);

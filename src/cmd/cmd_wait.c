@@ -207,10 +207,13 @@ static int decide_sweep(node_t *n, cmd_wait_t *w)
     size_t removed;
     if (!cache_flush_result(n->cache, w->sweep, &removed))
         return 0;
-    if (w->dbsize) /* a flush made while it waited may be counted in part (see cmd_dbsize) */
-        removed = cache_count_first_byte(n->cache, (unsigned char)w->c->db, NULL);
-    else
+    if (w->dbsize) { /* the count before the flushes still pending (see cmd_dbsize) */
+        unsigned char db = (unsigned char)w->c->db;
+        removed = cache_count_first_byte(n->cache, db, NULL) +
+                  cache_flush_unlinked_first_byte(n->cache, db);
+    } else {
         cache_flush_release(n->cache, w->sweep);
+    }
     resp_add_int(&w->reply, (long long)removed);
     w->kind = WAIT_DONE;
     return 1;

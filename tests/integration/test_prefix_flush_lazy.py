@@ -152,9 +152,6 @@ def _pipeline(conn, cmds):
 
 @pytest.mark.skipif(SANITIZED, reason="under a sanitizer build the second flush does not land "
                     "in the middle of the first one's pass")
-@pytest.mark.xfail(strict=True, reason="DBSIZE waits for the flushes pending when it "
-                   "arrives; one made while it waits is counted in part (its keys count until "
-                   "swept); waiting for it too could wait forever under a stream of flushes")
 def test_dbsize_is_exact_when_a_flush_lands_during_its_wait(cluster_factory):
     """DBSIZE waits for the sweeps pending when it arrives; a prefix flush
     recorded while that pass is under way must not leave its keys half
