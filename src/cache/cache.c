@@ -1133,18 +1133,8 @@ size_t cache_flush_all_below(cache_t *c, uint64_t below)
 {
     if (c->max_version < below)
         return cache_flush_all(c);
-    size_t removed = 0;
-    cache_entry_t *e = c->lru_head;
-    while (e) {
-        cache_entry_t *next = e->next;
-        if (pf_reap(c, e, NULL, 0))
-            ; /* a pending flush took it first */
-        else if (e->version < below) {
-            entry_remove(c, e, NULL, 0);
-            removed++;
-        }
-        e = next;
-    }
+    size_t removed; /* a prefix flush of every key: gone now, swept in bounded steps */
+    pf_start(c, "", 0, c->now, below, c->pf_sync_max, &removed);
     return removed;
 }
 

@@ -148,8 +148,10 @@ uint64_t cache_flush_newest(const cache_t *c);
  * the simulator set it low to exercise the lazy path; SIZE_MAX: never lazy,
  * whatever the time). */
 void cache_set_flush_sync_max(cache_t *c, size_t n);
-/* As cache_flush_all, but entries whose version is >= below stay (costs a
- * walk of the cache only when some entry was ever given such a version). */
+/* As cache_flush_all, but entries whose version is >= below stay. When some
+ * entry was ever given such a version it is a prefix flush of the empty
+ * prefix (cache_flush_prefix_start: the others are gone at once and swept
+ * in bounded steps) and returns the entries removed at once. */
 size_t cache_flush_all_below(cache_t *c, uint64_t below);
 
 /* Removes every entry at once: the table is replaced by an empty one at once
