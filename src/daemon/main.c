@@ -42,8 +42,9 @@ typedef struct daemon_handles {
 } daemon_handles_t;
 
 /* A step of a prefix flush's sweep, between two polls of the loop: no client
- * waits longer than this for it (see cache_flush_prefix_start). */
-#define SWEEP_BUDGET_US 1000
+ * waits longer than this for it (see cache_flush_prefix_start). Half of the
+ * cron's budget: the two can run in one turn. */
+#define SWEEP_BUDGET_US 500
 #define SWEEP_PAUSE_MS 1
 /* The first step waits this long: the flush's round trip to the members
  * (and their acknowledgements, and the reply) goes first. */
@@ -160,8 +161,8 @@ static void on_after_io(uv_check_t *h)
 }
 
 /* While a sweep is pending: one bounded step (SWEEP_BUDGET_US), then a
- * poll that may sleep SWEEP_PAUSE_MS, so a sweep takes at most about half
- * of a core from the application beside the node, and I/O is served
+ * poll that may sleep SWEEP_PAUSE_MS, so a sweep takes at most about a
+ * third of a core from the application beside the node, and I/O is served
  * between the steps. */
 static void on_sweep(uv_timer_t *h)
 {
