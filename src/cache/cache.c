@@ -1042,24 +1042,25 @@ int cache_flush_result(const cache_t *c, uint64_t id, size_t *removed)
     return 1;
 }
 
-void cache_flush_hold(cache_t *c, uint64_t id)
+/* Marks pending (or draining) flush id held or not. */
+static void pf_set_held(cache_t *c, uint64_t id, bool held)
 {
     for (size_t i = 0; i < c->npf; i++)
         if (c->pf[i].id == id)
-            c->pf[i].held = true;
+            c->pf[i].held = held;
     for (size_t i = 0; i < c->ndrain; i++)
         if (c->drain[i].id == id)
-            c->drain[i].held = true;
+            c->drain[i].held = held;
+}
+
+void cache_flush_hold(cache_t *c, uint64_t id)
+{
+    pf_set_held(c, id, true);
 }
 
 void cache_flush_release(cache_t *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->npf; i++)
-        if (c->pf[i].id == id)
-            c->pf[i].held = false;
-    for (size_t i = 0; i < c->ndrain; i++)
-        if (c->drain[i].id == id)
-            c->drain[i].held = false;
+    pf_set_held(c, id, false);
     for (size_t k = 0; k < c->pf_nheld; k++)
         if (c->pf_held[k].id == id) {
             c->pf_held[k] = c->pf_held[--c->pf_nheld];
