@@ -57,13 +57,19 @@ def free_port_base(offsets):
     listen on. Each port is handed out once per test session."""
     first, end = free_port_range()
     span = max(offsets)
-    for _ in range(2000):
-        base = random.randrange(first, end - span)
-        ports = [base + o for o in offsets]
-        if any(p in _issued_ports for p in ports) or not all(_bindable(p) for p in ports):
-            continue
-        _issued_ports.update(ports)
-        return base
+    for attempt in range(2):
+        for _ in range(2000):
+            base = random.randrange(first, end - span)
+            ports = [base + o for o in offsets]
+            if any(p in _issued_ports for p in ports) or not all(_bindable(p) for p in ports):
+                continue
+            _issued_ports.update(ports)
+            return base
+        # A long session has handed out most of the range, in scattered
+        # pieces: the ports of tests that are over are free again (their
+        # processes are gone; a port still in use does not bind), so start
+        # handing them out afresh.
+        _issued_ports.clear()
     raise AssertionError("no free ports in %d-%d" % (first, end - 1))
 
 
