@@ -1,14 +1,20 @@
 /* hlc: a hybrid logical clock for versions; see hlc.h. */
 #include "hlc.h"
 
+/* The wall clock in counter steps (HLC_STEPS_PER_MS to the ms). */
+static uint64_t steps_at(int64_t wall_ms)
+{
+    return wall_ms > 0 ? (uint64_t)wall_ms << HLC_STEP_BITS : 0;
+}
+
 uint64_t hlc_at(int64_t wall_ms)
 {
-    return wall_ms > 0 ? (uint64_t)wall_ms << HLC_TAG_BITS : 0;
+    return steps_at(wall_ms) << HLC_TAG_BITS;
 }
 
 uint64_t hlc_next(hlc_t *h, int64_t wall_ms)
 {
-    uint64_t wall = wall_ms > 0 ? (uint64_t)wall_ms : 0;
+    uint64_t wall = steps_at(wall_ms);
     h->counter = h->counter + 1 > wall ? h->counter + 1 : wall;
     return h->counter << HLC_TAG_BITS | h->tag;
 }
@@ -32,4 +38,10 @@ void hlc_observe(hlc_t *h, uint64_t version)
     uint64_t counter = (version >> HLC_TAG_BITS) + 1;
     if (counter > h->counter)
         h->counter = counter;
+}
+
+int64_t hlc_ahead_ms(const hlc_t *h, int64_t wall_ms)
+{
+    uint64_t wall = steps_at(wall_ms);
+    return h->counter > wall ? (int64_t)((h->counter - wall) >> HLC_STEP_BITS) : 0;
 }

@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "cluster_int.h"
+#include "hlc.h"
 #include "log.h"
 #include "mem.h"
 
@@ -158,6 +159,11 @@ static int is_local_ip(const config_t *cfg, const char *ip)
 static int setup_members(cluster_t *cl, char *err, size_t errlen)
 {
     const config_t *cfg = cl->cfg;
+    if (cfg->peers.n >= HLC_MAX_TAG) { /* a version's tag tells the nodes apart */
+        snprintf(err, errlen, "peer: at most %u peers (%u nodes) in a cluster",
+                 HLC_MAX_TAG - 1, HLC_MAX_TAG);
+        return -1;
+    }
     cl->members = xcalloc(cfg->peers.n ? cfg->peers.n : 1, sizeof(member_t));
     snprintf(cl->self_id, sizeof(cl->self_id), "%s:%d", cfg->cluster_bind, cfg->cluster_port);
     for (size_t i = 0; i < cfg->peers.n; i++) {

@@ -688,7 +688,7 @@ static void on_sync(member_t *m, frame_reader_t *r)
     m->acked = applied;
     m->sent_upto = applied;
     m->unacked_since = since;
-    uint64_t margin = (uint64_t)SKIP_MARGIN_MS << HLC_TAG_BITS;
+    uint64_t margin = hlc_at(SKIP_MARGIN_MS);
     uint64_t before = m->start_version > margin ? m->start_version - margin : 0;
     uint64_t skip_to = knows_us ? applied : older_than_member(cl, from, upto, before);
     if (skip_to >= from) {

@@ -180,6 +180,7 @@ GETTER(get_replayed, cluster_counters(n->cluster)->replayed)
 GETTER(get_log_appends, cluster_counters(n->cluster)->log_appends)
 GETTER(get_log_applied, cluster_counters(n->cluster)->log_applied)
 GETTER(get_flushlog_on, cluster_flushlog_on(n->cluster))
+GETTER(get_version_clock_ahead, hlc_ahead_ms(&n->hlc, clock_wall_ms()))
 GETTER(get_links_refused, cluster_counters(n->cluster)->links_refused)
 GETTER(get_state_changes, cluster_counters(n->cluster)->state_changes)
 GETTER(get_ps_sent, cluster_counters(n->cluster)->pubsub_sent)
@@ -509,6 +510,9 @@ static const metric_t rows[] = {
         get_replayed),
     ROW(G, "cohort_flushlog_on", "1 while flushes reach members out of contact through the "
         "store's flush log.", 0, "cohort:flushlog_on", NULL, NULL, get_flushlog_on),
+    ROW(G, "cohort_version_clock_ahead_ms",
+        "How far this node's version clock runs ahead of its wall clock, in ms.", 0,
+        "cohort:version_clock_ahead_ms", NULL, NULL, get_version_clock_ahead),
     ROW(C, "cohort_flushlog_appends_total",
         "Appends of this node's flushes to the store's flush log.", 0,
         "cohort:flushlog_appends", NULL, NULL, get_log_appends),

@@ -128,7 +128,7 @@
 #include "buf.h"
 
 #define FRAME_MAGIC "CHRT"
-#define FRAME_VERSION 4
+#define FRAME_VERSION 5 /* 5: versions count 1/1024 ms (base/hlc.h) */
 #define FRAME_HEADER_SIZE 20
 #define FRAME_MAC_SIZE 32
 #define FRAME_NONCE_SIZE 32

@@ -127,6 +127,7 @@ class PeerProxy:
                 except OSError:
                     break
         line.close()
+        line.done.wait(2.0)  # what src sent before it closed (a BYE) goes out first
         for s in (src, dst):
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -196,6 +197,7 @@ class _DelayLine:
         self.cond = threading.Condition()
         self.closed = False
         self.last_due = 0.0
+        self.done = threading.Event()  # set once run() returned
 
     def send(self, frame, delay):
         with self.cond:
@@ -222,6 +224,12 @@ class _DelayLine:
             self.cond.notify()
 
     def run(self):
+        try:
+            self._run()
+        finally:
+            self.done.set()
+
+    def _run(self):
         while not self.stop.is_set():
             with self.cond:
                 while not self.queue and not self.closed and not self.stop.is_set():

@@ -16,9 +16,13 @@ real processes. Every test here failed on the binary before its fix.
   and extended its own lease);
 - a write larger than maxmemory replying OK and storing nothing;
 - a SEED's expire time sent as a wall-clock instant (a member whose clock is
-  ahead expired it at once).
+  ahead expired it at once);
+- versions counted in whole ms: a burst of flushes ran a node's version
+  clock seconds ahead of the wall clock, and a node restarted in that time
+  made flushes older than the values they were meant to remove.
 """
 
+import threading
 import time
 
 import pytest
@@ -205,3 +209,39 @@ def test_seed_ttl_survives_a_member_clock_ten_minutes_ahead(cluster_factory):
         assert c.call("GET", "k") == b"v"
         ttl = c.call("TTL", "k")
     assert 90 <= ttl <= 100, "a member whose clock is 10 minutes ahead has TTL %r" % ttl
+
+
+# --- versions and real time ---------------------------------------------------------
+
+def test_flush_from_a_restarted_node_beats_fills_made_before_it(cluster_factory):
+    """n1 issues 20,000 versions in one command (a DEL of 20,000 keys), then
+    SEEDs k and fills it (SET: the fill keeps the SEED's version). n2
+    restarts, and before it has heard from n1 (the link is refused) takes a
+    DEL of k, whose version comes from its wall clock. Once that DEL replied,
+    n1 must not serve k. With the version clock in whole ms, n1's clock ran
+    20 s ahead and n2's DEL lost to the fill."""
+    cl = cluster_factory(2, start=False)
+    n1, n2 = cl
+    n1.cluster_port = low_free_port()  # n1 opens the link (the smaller id)
+    proxy = PeerProxy(n2.cluster_port, helpers.free_port())
+    try:
+        n1.config = cl.node_config(n1, peers=[n1.peer_address, "127.0.0.1:%d" % proxy.port])
+        n2.config = cl.node_config(n2, peers=[n1.peer_address, n2.peer_address])
+        n1.start()
+        n2.start()
+        cl.wait_converged()
+        with n1.conn() as c:
+            assert c.call("DEL", *["burst:%d" % i for i in range(20000)], timeout=scaled(20)) == 0
+            assert c.call("SEED", "k", "seeded") == b"OK"
+            assert c.call("SET", "k", "filled") == b"OK"
+        n2.terminate()  # its goodbye reaches n1: n1 keeps its cache
+        proxy.refusing = True
+        n2.start()
+        threading.Timer(0.5, setattr, (proxy, "refusing", False)).start()
+        with n2.conn() as c:
+            assert c.call("DEL", "k", timeout=scaled(20)) == 0
+        with n1.conn() as c:
+            assert c.call("GET", "k") is None, "n1 served k after n2's DEL replied"
+        assert int(n1.info("cohort").get("version_clock_ahead_ms", 0)) < 1000
+    finally:
+        proxy.close()
