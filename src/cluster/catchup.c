@@ -16,6 +16,14 @@
  *      member is not DEAD, until a SNAPSHOT with SNAP_DONE arrived from the
  *      member it asked, or every member not DEAD answered that it is
  *      catching up too (a cold start of the whole cluster: nobody has data).
+ *      A node catching up itself answers a request with SNAP_WAITING (ask
+ *      again later), not as catching up (SNAP_FRESH), while a member it does not know
+ *      dead said it holds data (answered not serving, or sent entries): the
+ *      requester may have declared that member dead when it was not (a
+ *      refused connection from a process about to restart), and would
+ *      otherwise count nobody as holding data and serve an empty cache
+ *      (sim --first 15 --seconds 8 --dead-after 60s --faults
+ *      crash,stop,pause,cut --writes).
  *   2. Writes made while a snapshot streams reach the requester through the
  *      ordinary flush stream (its SYNC came first on the link), so the
  *      snapshot never needs to be a consistent cut: each entry is the
@@ -171,6 +179,19 @@ static void send_busy(member_t *m, uint64_t id, uint8_t why)
     peer_frame_end(l, s);
 }
 
+/* 1 when a member other than m, not dead, said it holds data (its current
+ * process). */
+static int holder_besides(const cluster_t *cl, const member_t *m)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *o = &cl->members[i];
+        if (o != m && o->state != MEMBER_DEAD && o->snap_holder &&
+            o->snap_holder == o->incarnation)
+            return 1;
+    }
+    return 0;
+}
+
 static void on_snapreq(member_t *m, frame_reader_t *r)
 {
     cluster_t *cl = m->cl;
@@ -180,8 +201,12 @@ static void on_snapreq(member_t *m, frame_reader_t *r)
         peer_refuse(m->link, "malformed SNAPREQ");
         return;
     }
-    if (!cl->host.snapshot || cl->need_snapshot) {
+    if (!cl->host.snapshot || (cl->need_snapshot && !holder_besides(cl, m))) {
         send_busy(m, id, SNAP_FRESH);
+        return;
+    }
+    if (cl->need_snapshot) {
+        send_busy(m, id, SNAP_WAITING);
         return;
     }
     if (!cluster_serving(cl)) {
@@ -204,7 +229,7 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
     frame_get_u64(r, &id);
     frame_get_u8(r, &flags);
     frame_get_u32(r, &count);
-    if (r->failed || (flags & ~(SNAP_DONE | SNAP_FRESH | SNAP_NOT_SERVING))) {
+    if (r->failed || (flags & ~(SNAP_DONE | SNAP_FRESH | SNAP_NOT_SERVING | SNAP_WAITING))) {
         peer_refuse(m->link, "malformed SNAPSHOT");
         return;
     }
@@ -231,10 +256,13 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
         peer_refuse(m->link, "malformed SNAPSHOT");
         return;
     }
+    /* What it said of its data: none (catching up, waiting or not), or some
+     * (not serving, or entries). */
+    m->snap_holder = flags & (SNAP_FRESH | SNAP_WAITING) ? 0 : m->incarnation;
     if (!cl->need_snapshot || cl->snap_from != m || id != cl->snap_id)
         return; /* entries of an earlier request: applied by their versions all the same */
     cl->snap_entries += count;
-    if (flags & (SNAP_FRESH | SNAP_NOT_SERVING)) {
+    if (flags & (SNAP_FRESH | SNAP_NOT_SERVING | SNAP_WAITING)) {
         m->snap_busy = flags & SNAP_FRESH ? SNAP_BUSY_FRESH : SNAP_BUSY_NOT_SERVING;
         cl->snap_from = NULL;
         return;

@@ -197,6 +197,7 @@ enum flush_kind {
 #define SNAP_DONE 1        /* the last frame of the answer */
 #define SNAP_FRESH 2       /* no answer: the sender is catching up itself */
 #define SNAP_NOT_SERVING 4 /* no answer: the sender is not serving; ask later */
+#define SNAP_WAITING 8     /* no answer: catching up itself from a member that holds data */
 
 /* A length-prefixed byte string inside a decoded payload (not owned). */
 typedef struct frame_bytes {

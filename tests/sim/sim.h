@@ -81,6 +81,10 @@ void sim_store_flushlog(int on);
 void sim_store_turn(int i);
 int sim_store_down(void);
 void sim_store_stats_log(uint64_t *appends, uint64_t *reads);
+/* 1 when the store holds no current row of node i's process (none yet, it
+ * expired or it left) or its session lock is free: any member may declare
+ * it dead. */
+int sim_store_row_lapsed(int i);
 /* Renewals answered and failed, over every run. */
 void sim_store_stats(uint64_t *ok, uint64_t *failed);
 

@@ -550,6 +550,13 @@ int sim_store_down(void)
     return 0;
 }
 
+int sim_store_row_lapsed(int i)
+{
+    const row_t *r = &S.rows[i];
+    return S.on && (!r->exists || r->incarnation != S.nodes[i].incarnation || r->left ||
+                    r->expires_at <= sim_now() || !S.nodes[i].lock);
+}
+
 void sim_store_stats_log(uint64_t *appends, uint64_t *reads)
 {
     *appends = log_appends;
