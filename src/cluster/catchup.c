@@ -6,25 +6,36 @@
  * (SNAPSHOT frames of about CHUNK_BYTES, one per member per loop turn while
  * the link's output is below LINK_LOW_WATER, so neither side holds more than
  * a chunk or two), and the rule for when a node counts as caught up.
- * Never: serves a request while this node is not serving (its cache may miss
- * flushes it has not heard of yet: the requester asks again later), or lets a
- * snapshot entry override a newer write or flush (entries carry their
- * versions and are applied by the host's snapshot rule, cache/versioned.h).
+ * Never: answers with a whole snapshot while this node is not serving (its
+ * cache may miss flushes it has not heard of yet: the requester asks again
+ * later; a node catching up answers with what it holds marked partial, which
+ * never makes the requester count as caught up), or lets a snapshot entry
+ * override a newer write or flush (entries carry their versions and are
+ * applied by the host's snapshot rule, cache/versioned.h).
  *
- * Invariants (tests/integration/test_keyspaces.py):
+ * Invariants (tests/integration/test_keyspaces.py; the simulator, ctest
+ * sim_writes_seed15_catchup and sim_writes_seed96_partial):
  *   1. A node needing a snapshot does not serve (cluster_serving) while any
  *      member is not DEAD, until a SNAPSHOT with SNAP_DONE arrived from the
  *      member it asked, or every member not DEAD answered that it is
- *      catching up too (a cold start of the whole cluster: nobody has data).
- *      A node catching up itself answers a request with SNAP_WAITING (ask
- *      again later), not as catching up (SNAP_FRESH), while a member it does not know
- *      dead said it holds data (answered not serving, or sent entries): the
- *      requester may have declared that member dead when it was not (a
- *      refused connection from a process about to restart), and would
- *      otherwise count nobody as holding data and serve an empty cache
- *      (sim --first 15 --seconds 8 --dead-after 60s --faults
- *      crash,stop,pause,cut --writes).
- *   2. Writes made while a snapshot streams reach the requester through the
+ *      catching up too (a cold start of the whole cluster, or every holder
+ *      gone: nobody has all the data).
+ *   2. A node catching up itself answers a request with SNAP_WAITING (ask
+ *      again later) while a member it does not know dead said it holds data
+ *      (answered not serving, or sent a whole snapshot): the requester may
+ *      hold that member dead when it is not (a refused connection from a
+ *      process that restarted behind a cut), and would otherwise count
+ *      nobody as holding data and serve an empty cache (sim seed 15). A
+ *      waiting node never counts as holding, so two of them cannot keep each
+ *      other waiting once the holder is dead.
+ *   3. Otherwise a node catching up answers with what it holds so far
+ *      (SNAP_PARTIAL on every frame: what members' replays and the stream
+ *      brought it), and the requester takes the entries and counts it as
+ *      catching up too. So when nobody holds all the data, every node that
+ *      serves as is holds what any of them held: a committed write that only
+ *      a replay brought to one of them is not lost on the others (sim seed
+ *      96: n0 kept a lock n1 and n2 had dropped with their caches).
+ *   4. Writes made while a snapshot streams reach the requester through the
  *      ordinary flush stream (its SYNC came first on the link), so the
  *      snapshot never needs to be a consistent cut: each entry is the
  *      sender's value at the time it was sent, and the newest version wins.
@@ -141,14 +152,14 @@ static void send_chunk(member_t *m)
     size_t s = peer_frame_begin(l, FRAME_SNAPSHOT);
     frame_put_u64(&l->out, m->snap_serving);
     size_t flags_at = buf_len(&l->out);
-    frame_put_u8(&l->out, 0);
+    frame_put_u8(&l->out, m->snap_partial);
     size_t count_at = buf_len(&l->out);
     frame_put_u32(&l->out, 0);
     chunk_t ch = {l, 0};
     m->snap_cursor = cl->host.snapshot(cl->host.ud, m->snap_cursor, CHUNK_BYTES, emit, &ch);
     uint8_t *p = (uint8_t *)buf_head(&l->out);
     if (m->snap_cursor == 0) {
-        p[flags_at] = SNAP_DONE;
+        p[flags_at] |= SNAP_DONE;
         m->snap_serving = 0;
     }
     for (int i = 0; i < 4; i++)
@@ -201,12 +212,19 @@ static void on_snapreq(member_t *m, frame_reader_t *r)
         peer_refuse(m->link, "malformed SNAPREQ");
         return;
     }
-    if (!cl->host.snapshot || (cl->need_snapshot && !holder_besides(cl, m))) {
+    if (!cl->host.snapshot) {
         send_busy(m, id, SNAP_FRESH);
         return;
     }
-    if (cl->need_snapshot) {
+    if (cl->need_snapshot && holder_besides(cl, m)) {
         send_busy(m, id, SNAP_WAITING);
+        return;
+    }
+    if (cl->need_snapshot) { /* catching up too: what replays and the stream brought */
+        m->snap_serving = id;
+        m->snap_partial = SNAP_PARTIAL;
+        m->snap_cursor = 0;
+        m->snap_sent = 0;
         return;
     }
     if (!cluster_serving(cl)) {
@@ -214,6 +232,7 @@ static void on_snapreq(member_t *m, frame_reader_t *r)
         return;
     }
     m->snap_serving = id;
+    m->snap_partial = 0;
     m->snap_cursor = 0;
     m->snap_sent = 0;
 }
@@ -229,7 +248,8 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
     frame_get_u64(r, &id);
     frame_get_u8(r, &flags);
     frame_get_u32(r, &count);
-    if (r->failed || (flags & ~(SNAP_DONE | SNAP_FRESH | SNAP_NOT_SERVING | SNAP_WAITING))) {
+    if (r->failed ||
+        (flags & ~(SNAP_DONE | SNAP_FRESH | SNAP_NOT_SERVING | SNAP_WAITING | SNAP_PARTIAL))) {
         peer_refuse(m->link, "malformed SNAPSHOT");
         return;
     }
@@ -258,12 +278,19 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
     }
     /* What it said of its data: none (catching up, waiting or not), or some
      * (not serving, or entries). */
-    m->snap_holder = flags & (SNAP_FRESH | SNAP_WAITING) ? 0 : m->incarnation;
+    m->snap_holder = flags & (SNAP_FRESH | SNAP_WAITING | SNAP_PARTIAL) ? 0 : m->incarnation;
     if (!cl->need_snapshot || cl->snap_from != m || id != cl->snap_id)
         return; /* entries of an earlier request: applied by their versions all the same */
     cl->snap_entries += count;
     if (flags & (SNAP_FRESH | SNAP_NOT_SERVING | SNAP_WAITING)) {
         m->snap_busy = flags & SNAP_FRESH ? SNAP_BUSY_FRESH : SNAP_BUSY_NOT_SERVING;
+        cl->snap_from = NULL;
+        return;
+    }
+    if ((flags & (SNAP_DONE | SNAP_PARTIAL)) == (SNAP_DONE | SNAP_PARTIAL)) {
+        /* All it holds, while it catches up too: taken, and it counts as
+         * catching up (every copy some member holds ends up on each). */
+        m->snap_busy = SNAP_BUSY_FRESH;
         cl->snap_from = NULL;
         return;
     }

@@ -139,6 +139,7 @@ struct member {
     int snap_busy;          /* its answer to our request: SNAP_BUSY_* or 0 */
     uint64_t snap_holder;   /* its incarnation, while that one said it holds data */
     uint64_t snap_serving;  /* the id of its request we are answering, 0: none */
+    uint8_t snap_partial;   /* ...with what we hold while catching up (SNAP_PARTIAL) */
     uint64_t snap_cursor;   /* where our answer continues (host.snapshot) */
     uint64_t snap_sent;     /* entries of our answer sent so far */
     /* pub/sub (interest.c) */

@@ -125,6 +125,21 @@ int inflight_aborted(const inflight_t *t, const char *key, size_t klen)
     return e && e->aborted;
 }
 
+/* 1 when e, of this version, is another write than (origin, seq): its
+ * maker aborted it and made a new one from the same base (the same
+ * version: hlc_after of an unchanged newest version). */
+static int retried(const entry_t *e, uint64_t version, int origin, uint64_t seq)
+{
+    return e->version == version && e->aborted && (e->origin != origin || e->seq != seq);
+}
+
+int inflight_retried(const inflight_t *t, const char *key, size_t klen, uint64_t version,
+                     int origin, uint64_t seq)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    return e && retried(e, version, origin, seq);
+}
+
 void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version, int origin,
                    uint64_t seq, int64_t now_ms, const inflight_prior_t *replaced)
 {
@@ -132,7 +147,8 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     entry_t *e = *p;
     if (e && e->version > version)
         return;
-    if (e && e->version == version) { /* the same write noted again (a replay) */
+    if (e && e->version == version && !retried(e, version, origin, seq)) {
+        /* the same write noted again (a replay) */
         e->origin = origin;
         e->seq = seq;
         e->noted_ms = now_ms;

@@ -48,6 +48,14 @@ typedef struct inflight_prior {
 void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version, int origin,
                    uint64_t seq, int64_t now_ms, const inflight_prior_t *replaced);
 
+/* 1 when key's write in flight has this version, was aborted, and is not
+ * (origin, seq): a new write its maker made from the same base after the
+ * abort, which takes the aborted one's place (sim --writes seed 104 of
+ * --faults crash,stop: taken as a replay of the aborted one, the new lock
+ * was never stored, and the sweep of the aborted entry emptied the key). */
+int inflight_retried(const inflight_t *t, const char *key, size_t klen, uint64_t version,
+                     int origin, uint64_t seq);
+
 /* A flush applied with version: op is VOP_KEY, VOP_PREFIX or VOP_ALL
  * (cache/versioned.h); entries older than it are superseded and go.
  * Returns how many went. */

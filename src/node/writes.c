@@ -100,14 +100,16 @@ static int takes(const writes_t *w, const char *k, size_t klen, uint64_t version
  * The same version is the same write (a replay after a reconnect, or a
  * write this node already got in a snapshot): taken, never refused. */
 static int apply_proposal(const writes_t *w, const char *k, size_t klen, const char *val,
-                          size_t vlen, int64_t expire_at, int enc, uint64_t version)
+                          size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
+                          uint64_t seq)
 {
     cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
     uint64_t have = e ? cache_entry_version(e) : 0;
     uint64_t fl = inflight_version(w->inflight, k, klen);
     if (have > version || fl > version)
         return 0;
-    if (have == version)
+    int retry = inflight_retried(w->inflight, k, klen, version, origin, seq);
+    if (have == version && !retry)
         return 1;
     if (have == 0 && fl != version && recent_refuses(w, k, klen, version))
         return 0;
@@ -139,7 +141,7 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
     writes_prior_t prior = {NULL, 0, 0, 0, 0};
     if (kind == FLUSH_PROPOSE) {
         writes_prior_take(w, k, klen, &prior);
-        if (!apply_proposal(w, k, klen, val, vlen, expire_at, enc, version)) {
+        if (!apply_proposal(w, k, klen, val, vlen, expire_at, enc, version, origin, seq)) {
             writes_prior_free(&prior);
             return 0;
         }

@@ -198,6 +198,7 @@ enum flush_kind {
 #define SNAP_FRESH 2       /* no answer: the sender is catching up itself */
 #define SNAP_NOT_SERVING 4 /* no answer: the sender is not serving; ask later */
 #define SNAP_WAITING 8     /* no answer: catching up itself from a member that holds data */
+#define SNAP_PARTIAL 16    /* the sender is catching up too: what it holds so far */
 
 /* A length-prefixed byte string inside a decoded payload (not owned). */
 typedef struct frame_bytes {
