@@ -153,13 +153,12 @@ def test_existence_queries_follow_the_lease(cluster_factory):
 
 # --- the peer link --------------------------------------------------------------
 
-def test_reflected_frames_do_not_extend_the_lease(cluster_factory):
-    """A proxy between n1 and n2 lets the handshake through, then sends n1's
-    own frames back to it and drops n2's. Once n2's DEL has replied, n1 must
-    not serve the key."""
-    cl = cluster_factory(2, start=False, options=FAST)
+def _two_nodes_through_a_proxy(cl):
+    """Starts cl's two nodes with n1's link to n2 through a PeerProxy (n1
+    opens it: the smaller id). Returns (n1, n2, proxy); the caller closes
+    the proxy."""
     n1, n2 = cl
-    n1.cluster_port = low_free_port()  # n1 opens the link (the smaller id)
+    n1.cluster_port = low_free_port()
     proxy = PeerProxy(n2.cluster_port, helpers.free_port())
     try:
         n1.config = cl.node_config(n1, peers=[n1.peer_address, "127.0.0.1:%d" % proxy.port])
@@ -167,6 +166,18 @@ def test_reflected_frames_do_not_extend_the_lease(cluster_factory):
         n1.start()
         n2.start()
         cl.wait_converged()
+    except BaseException:
+        proxy.close()
+        raise
+    return n1, n2, proxy
+
+
+def test_reflected_frames_do_not_extend_the_lease(cluster_factory):
+    """A proxy between n1 and n2 lets the handshake through, then sends n1's
+    own frames back to it and drops n2's. Once n2's DEL has replied, n1 must
+    not serve the key."""
+    n1, n2, proxy = _two_nodes_through_a_proxy(cluster_factory(2, start=False, options=FAST))
+    try:
         with n1.conn() as c:
             c.call("SET", "k", "v")
             assert c.call("GET", "k") == b"v"
@@ -220,16 +231,8 @@ def test_flush_from_a_restarted_node_beats_fills_made_before_it(cluster_factory)
     DEL of k, whose version comes from its wall clock. Once that DEL replied,
     n1 must not serve k. With the version clock in whole ms, n1's clock ran
     20 s ahead and n2's DEL lost to the fill."""
-    cl = cluster_factory(2, start=False)
-    n1, n2 = cl
-    n1.cluster_port = low_free_port()  # n1 opens the link (the smaller id)
-    proxy = PeerProxy(n2.cluster_port, helpers.free_port())
+    n1, n2, proxy = _two_nodes_through_a_proxy(cluster_factory(2, start=False))
     try:
-        n1.config = cl.node_config(n1, peers=[n1.peer_address, "127.0.0.1:%d" % proxy.port])
-        n2.config = cl.node_config(n2, peers=[n1.peer_address, n2.peer_address])
-        n1.start()
-        n2.start()
-        cl.wait_converged()
         with n1.conn() as c:
             assert c.call("DEL", *["burst:%d" % i for i in range(20000)], timeout=scaled(20)) == 0
             assert c.call("SEED", "k", "seeded") == b"OK"
