@@ -81,6 +81,11 @@ typedef struct cluster_host {
     /* origin's incarnation is gone (dead, or restarted): its writes in
      * flight here will never be committed by it. */
     void (*origin_gone)(void *ud, int origin);
+    /* Calls fn with the maker (a member's index) and flush number of every
+     * member's write in flight here, not aborted, before a drop of the
+     * whole cache: each is refused (NACK), for this node's acknowledgement
+     * no longer holds its value. NULL: none kept. */
+    void (*each_undecided)(void *ud, void (*fn)(void *fud, int origin, uint64_t seq), void *fud);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must

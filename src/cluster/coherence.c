@@ -563,9 +563,28 @@ void coherence_on_stream_start(member_t *m)
 
 /* ---- receiving ------------------------------------------------------------ */
 
+static void refuse(member_t *m, uint64_t seq);
+
+static void refuse_undecided(void *ud, int origin, uint64_t seq)
+{
+    cluster_t *cl = ud;
+    if (origin >= 0 && (size_t)origin < cl->nmembers)
+        refuse(&cl->members[origin], seq);
+}
+
+/* Drops the whole cache. The members' writes in flight here lose their
+ * value with it, though this node acknowledged them: each is refused, so
+ * none commits on that acknowledgement (WRITES.md rule 21). */
+static size_t drop_all(cluster_t *cl)
+{
+    if (cl->host.each_undecided)
+        cl->host.each_undecided(cl->host.ud, refuse_undecided, cl);
+    return cl->host.drop_all(cl->host.ud);
+}
+
 static void drop_cache(cluster_t *cl, member_t *m, const char *why)
 {
-    size_t keys = cl->host.drop_all(cl->host.ud);
+    size_t keys = drop_all(cl);
     /* Our proposals in flight lost their value here, and what we missed may
      * have overtaken them: none of them commits (WRITES.md rule 15). */
     abort_undecided(cl, 1, cl->flush_seq);
@@ -577,7 +596,7 @@ static void drop_cache(cluster_t *cl, member_t *m, const char *why)
 /* Drops the cache when it holds anything (counted and logged only then). */
 static void drop_if_any(cluster_t *cl, member_t *m, const char *why)
 {
-    size_t keys = cl->host.drop_all(cl->host.ud);
+    size_t keys = drop_all(cl);
     if (!keys)
         return;
     abort_undecided(cl, 1, cl->flush_seq);
@@ -752,22 +771,31 @@ static void send_nack(member_t *m, uint64_t seq)
     peer_frame_end(l, s);
 }
 
+/* Refuses m's write seq: a NACK now, and again after every SYNC until m
+ * resolves it. */
+static void refuse(member_t *m, uint64_t seq)
+{
+    for (size_t i = 0; i < m->nnacked; i++)
+        if (m->nacked[i] == seq)
+            return;
+    /* Read from the store's log without a link (flushlog.c, L7), the NACK
+     * waits: kept below, it is sent again after the next SYNC. */
+    if (m->link)
+        send_nack(m, seq);
+    size_t cap = sizeof(m->nacked) / sizeof(m->nacked[0]);
+    if (m->nnacked == cap) /* the oldest: its writer has had the longest to hear */
+        memmove(m->nacked, m->nacked + 1, --m->nnacked * sizeof(m->nacked[0]));
+    m->nacked[m->nnacked++] = seq;
+}
+
 static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t key,
                         int64_t expire_at, frame_bytes_t val, int enc, uint64_t version)
 {
     cluster_t *cl = m->cl;
     int origin = (int)(m - cl->members);
     if (!cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p,
-                        val.len, expire_at, enc, version, origin, seq)) {
-        /* Read from the store's log without a link (flushlog.c, L7), the NACK
-         * waits: kept below, it is sent again after the next SYNC. */
-        if (m->link)
-            send_nack(m, seq);
-        size_t cap = sizeof(m->nacked) / sizeof(m->nacked[0]);
-        if (m->nnacked == cap) /* the oldest: its writer has had the longest to hear */
-            memmove(m->nacked, m->nacked + 1, --m->nnacked * sizeof(m->nacked[0]));
-        m->nacked[m->nnacked++] = seq;
-    }
+                        val.len, expire_at, enc, version, origin, seq))
+        refuse(m, seq);
 }
 
 /* m resolved its write seq (aborted it), or every write up to it (commit). */

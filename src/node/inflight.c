@@ -357,6 +357,17 @@ size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, voi
     return remove_if(t, of_origin, &origin, fn, ud);
 }
 
+void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origin, uint64_t seq),
+                             void *ud)
+{
+    if (t->n == 0)
+        return;
+    for (size_t i = 0; i < t->cap; i++)
+        for (const entry_t *e = t->slots[i]; e; e = e->next)
+            if (e->origin != INFLIGHT_SELF && !e->aborted)
+                fn(ud, e->origin, e->seq);
+}
+
 static int older(const entry_t *e, const void *arg)
 {
     return e->aborted && e->noted_ms < *(const int64_t *)arg;

@@ -83,6 +83,10 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq);
 typedef void (*inflight_visit_fn)(void *ud, const char *key, size_t klen, uint64_t version,
                                   int aborted, const inflight_prior_t *prior);
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud);
+/* Calls fn with the maker and flush number of every member's write in
+ * flight here that its maker did not abort (entries stay). */
+void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origin, uint64_t seq),
+                             void *ud);
 /* Visits and removes the aborted entries noted before older_than (ms): a
  * bound on how long a read waits for an aborted write's newer one. */
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud);

@@ -345,6 +345,14 @@ static void host_aborted(void *ud, int origin, uint64_t seq)
         node_note_abort(n, seq);
 }
 
+static void host_each_undecided(void *ud, void (*fn)(void *fud, int origin, uint64_t seq),
+                                void *fud)
+{
+    node_t *n = ud;
+    writes_t w = writes_of(n);
+    writes_each_undecided(&w, fn, fud);
+}
+
 static void host_origin_gone(void *ud, int origin)
 {
     node_t *n = ud;
@@ -505,6 +513,7 @@ cluster_host_t node_cluster_host(node_t *n)
                         host_deliver,
                         host_committed,
                         host_aborted,
-                        host_origin_gone};
+                        host_origin_gone,
+                        replicated ? host_each_undecided : NULL};
     return h;
 }

@@ -418,6 +418,12 @@ void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const 
 
 /* ---- a whole-cache drop ----------------------------------------------------------- */
 
+void writes_each_undecided(const writes_t *w, void (*fn)(void *ud, int origin, uint64_t seq),
+                           void *ud)
+{
+    inflight_each_undecided(w->inflight, fn, ud);
+}
+
 size_t writes_drop_all(const writes_t *w)
 {
     /* What the dropped entries' versions (and the flushes recorded since the

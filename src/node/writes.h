@@ -173,6 +173,12 @@ uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
 void writes_apply_snapshot(const writes_t *w, const char *key, size_t klen, const char *val,
                            size_t vlen, int64_t expire_at, int enc, uint64_t version);
 
+/* The members' writes in flight here, not aborted (inflight.h), for the
+ * cluster to refuse before a drop of the whole cache (cluster.h
+ * each_undecided). */
+void writes_each_undecided(const writes_t *w, void (*fn)(void *ud, int origin, uint64_t seq),
+                           void *ud);
+
 /* Drops every entry of the cache because a member's flushes may have been
  * lost (cluster_host_t.drop_all), keeping its versions (P7): the floor of
  * every key rises to the newest version this node made or observed

@@ -374,6 +374,14 @@ static void host_aborted(void *ud, int origin, uint64_t seq)
     }
 }
 
+static void host_each_undecided(void *ud, void (*fn)(void *fud, int origin, uint64_t seq),
+                                void *fud)
+{
+    node_t *n = ud;
+    writes_t w = writes_of(n);
+    writes_each_undecided(&w, fn, fud); /* as node.c */
+}
+
 static void host_origin_gone(void *ud, int origin)
 {
     node_t *n = ud;
@@ -1035,13 +1043,14 @@ static void node_start(int i)
     char err[256];
     cluster_host_t host = {n,           host_apply,  host_drop_all, host_skipped_upto,
                            host_progress, host_observe, hlc_at(W.now), NULL, NULL,
-                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL};
+                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL, NULL};
     if (W.writes) { /* the write protocol's commits, refusals, replays and catch-up */
         host.snapshot = host_snapshot;
         host.apply_snapshot = host_apply_snapshot;
         host.committed = host_committed;
         host.aborted = host_aborted;
         host.origin_gone = host_origin_gone;
+        host.each_undecided = host_each_undecided;
     }
     n->cl = cluster_create(NULL, &n->cfg, &host, ++W.incarnations, sim_rand(), err, sizeof(err));
     if (!n->cl)

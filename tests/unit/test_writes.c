@@ -190,6 +190,44 @@ static void test_retry_with_the_aborted_version_is_a_new_write(void **state)
     assert_string_equal(value(x, "lock"), "832");
 }
 
+typedef struct undecided {
+    int origin[4];
+    uint64_t seq[4];
+    int n;
+} undecided_t;
+
+static void note_undecided(void *ud, int origin, uint64_t seq)
+{
+    undecided_t *u = ud;
+    assert_true(u->n < 4);
+    u->origin[u->n] = origin;
+    u->seq[u->n++] = seq;
+}
+
+/* Before a drop of the whole cache, the cluster refuses every member's write
+ * in flight here that its maker has not aborted (WRITES.md rule 21): the
+ * list is those, not this node's own, not an aborted one, not a committed
+ * one. */
+static void test_undecided_lists_members_writes_in_flight(void **state)
+{
+    world_t *x = *state;
+    member_propose(x, "a", "1", member_version(WALL - 50), 5);
+    member_propose(x, "b", "1", member_version(WALL - 49), 6);
+    member_propose(x, "c", "1", member_version(WALL - 48), 7);
+    own_seed(x, "d", "1");
+    writes_aborted(&x->w, 1, 6);
+    undecided_t u = {.n = 0};
+    writes_each_undecided(&x->w, note_undecided, &u);
+    assert_int_equal(u.n, 2);
+    assert_int_equal(u.origin[0], 1);
+    assert_int_equal(u.origin[1], 1);
+    assert_true((u.seq[0] == 5 && u.seq[1] == 7) || (u.seq[0] == 7 && u.seq[1] == 5));
+    writes_committed(&x->w, 1, 7);
+    u.n = 0;
+    writes_each_undecided(&x->w, note_undecided, &u);
+    assert_int_equal(u.n, 0);
+}
+
 typedef struct emitted {
     char val[8][16];
     uint64_t version[8];
@@ -249,6 +287,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_with_the_aborted_version_is_a_new_write,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undecided_lists_members_writes_in_flight, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
