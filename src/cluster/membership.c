@@ -82,6 +82,7 @@
 #include "clock.h"
 #include "cluster_int.h"
 #include "log.h"
+#include "mem.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
@@ -487,11 +488,34 @@ static const cluster_row_t *row_of(const member_t *m, const cluster_row_t *rows,
     return NULL;
 }
 
+/* 1 when some live row is nobody's we can name (not ours, and no member's
+ * by name or address): a member we know only by the address we dial (a
+ * proxy, NAT, a host name where the row has an address) may be that one,
+ * so finding no row for it says nothing. A node just started knows no
+ * member's name; it declared every such member dead and replied its first
+ * flushes without them (the randomized history test, through proxies). */
+static int unclaimed_live_row(const cluster_t *cl, const cluster_row_t *rows, size_t n)
+{
+    unsigned char *claimed = xcalloc(n ? n : 1, 1);
+    for (size_t j = 0; j < cl->nmembers; j++) {
+        const cluster_row_t *r = row_of(&cl->members[j], rows, n);
+        if (r)
+            claimed[r - rows] = 1;
+    }
+    int any = 0;
+    for (size_t i = 0; i < n && !any; i++)
+        any = !claimed[i] && !rows[i].gone && strcmp(rows[i].name, cl->cfg->name) != 0;
+    free(claimed);
+    return any;
+}
+
 /* Applies what the store says about m (r NULL: no row), under the guards of
  * the header comment: revivals when 'deaths' is 0, deaths when it is 1 (a
  * death releases held replies at once, so every revival of the same answer
- * must be in place before). */
-static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths)
+ * must be in place before). unclaimed: a live row is nobody's we can name
+ * (then no row for m, known by address only, is no answer). */
+static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths,
+                      int unclaimed)
 {
     cluster_t *cl = m->cl;
     if (!deaths && r && m->link && m->state == MEMBER_ALIVE && !r->gone && !r->lock_free)
@@ -512,6 +536,8 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
     }
     if (!deaths || m->state == MEMBER_DEAD)
         return;
+    if (!r && !m->name[0] && unclaimed)
+        return; /* it may be the node of a row we cannot match yet */
     if (m->last_pong_sent && now < m->last_pong_sent + cluster_lease_ms(cl))
         return; /* G1: it may hold a lease on us */
     if (m->state == MEMBER_ALIVE && sent <= m->since)
@@ -530,7 +556,9 @@ void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows,
     if (!cl || !cl->arbiter || cl->stopping)
         return;
     int64_t now = cluster_mono(cl);
+    int unclaimed = unclaimed_live_row(cl, rows, n);
     for (int deaths = 0; deaths <= 1; deaths++)
         for (size_t i = 0; i < cl->nmembers; i++)
-            apply_row(&cl->members[i], row_of(&cl->members[i], rows, n), sent, now, deaths);
+            apply_row(&cl->members[i], row_of(&cl->members[i], rows, n), sent, now, deaths,
+                      unclaimed);
 }

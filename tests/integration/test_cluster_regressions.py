@@ -19,9 +19,13 @@ real processes. Every test here failed on the binary before its fix.
   ahead expired it at once);
 - versions counted in whole ms: a burst of flushes ran a node's version
   clock seconds ahead of the wall clock, and a node restarted in that time
-  made flushes older than the values they were meant to remove.
+  made flushes older than the values they were meant to remove;
+- a node just started, with a shared store, declaring dead every member it
+  dials at an address no row shows (a proxy, NAT, a host name), and
+  replying its first flushes without them.
 """
 
+import os
 import threading
 import time
 
@@ -153,16 +157,19 @@ def test_existence_queries_follow_the_lease(cluster_factory):
 
 # --- the peer link --------------------------------------------------------------
 
-def _two_nodes_through_a_proxy(cl):
+def _two_nodes_through_a_proxy(cl, store=False):
     """Starts cl's two nodes with n1's link to n2 through a PeerProxy (n1
-    opens it: the smaller id). Returns (n1, n2, proxy); the caller closes
-    the proxy."""
+    opens it: the smaller id), sharing a SQLite store when store is true.
+    Returns (n1, n2, proxy); the caller closes the proxy."""
     n1, n2 = cl
     n1.cluster_port = low_free_port()
     proxy = PeerProxy(n2.cluster_port, helpers.free_port())
     try:
         n1.config = cl.node_config(n1, peers=[n1.peer_address, "127.0.0.1:%d" % proxy.port])
         n2.config = cl.node_config(n2, peers=[n1.peer_address, n2.peer_address])
+        if store:
+            for n in (n1, n2):
+                n.config["store"] = {"url": "sqlite://%s" % os.path.join(cl.workdir, "shared.db")}
         n1.start()
         n2.start()
         cl.wait_converged()
@@ -246,5 +253,29 @@ def test_flush_from_a_restarted_node_beats_fills_made_before_it(cluster_factory)
         with n1.conn() as c:
             assert c.call("GET", "k") is None, "n1 served k after n2's DEL replied"
         assert int(n1.info("cohort").get("version_clock_ahead_ms", 0)) < 1000
+    finally:
+        proxy.close()
+
+
+def test_a_member_dialled_at_another_address_is_not_dead_for_want_of_a_row(cluster_factory):
+    """n1 dials n2 through a proxy, so n2's row (its own address) matches no
+    peer address n1 knows before the link tells it n2's name. n2 fills k;
+    n1 restarts with the link refused and takes a DEL of k. The DEL must
+    wait for n2 (it replied at once: n1 held n2 dead, "it has no row"), and
+    once it replied n2 must not serve k."""
+    n1, n2, proxy = _two_nodes_through_a_proxy(cluster_factory(2, start=False), store=True)
+    try:
+        with n2.conn() as c:
+            assert c.call("SET", "k", "v") == b"OK"
+        n1.terminate()  # its goodbye reaches n2: n2 keeps serving
+        proxy.refusing = True
+        n1.start()
+        time.sleep(0.3)  # n1 reads the store's rows
+        threading.Timer(0.5, setattr, (proxy, "refusing", False)).start()
+        with n1.conn() as c:
+            assert c.call("DEL", "k", timeout=scaled(20)) == 0
+        with n2.conn() as c:
+            assert c.call("GET", "k") is None, "n2 served k after n1's DEL replied"
+        assert "it has no row" not in n1.log_text().split("=== start n1")[-1]
     finally:
         proxy.close()

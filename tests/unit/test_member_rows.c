@@ -185,8 +185,15 @@ static void test_no_row_is_gone_found_by_address_before_a_name(void **state)
     cluster_row_t live[] = {row("n1", "127.0.0.1:7001", 0), row("nX", "127.0.0.1:7002", 0)};
     cluster_member_rows(f->cl, now_ms, live, 2);
     assert_int_equal(f->n2->state, MEMBER_UNKNOWN);
+    /* nY's live row is nobody's we can name: n2, known only by the address
+     * we dial (a proxy, NAT, a host name), may be nY: not dead. */
     cluster_row_t other[] = {row("n1", "127.0.0.1:7001", 0), row("nY", "127.0.0.1:7999", 0)};
     cluster_member_rows(f->cl, now_ms, other, 2);
+    assert_int_equal(f->n2->state, MEMBER_UNKNOWN);
+    /* Every live row is someone's (ours, n0, counts as ours): none is n2's. */
+    cluster_row_t named[] = {row("n0", "127.0.0.1:7000", 0), row("n1", "127.0.0.1:7001", 0),
+                             row("nY", "127.0.0.1:7999", 1)};
+    cluster_member_rows(f->cl, now_ms, named, 3);
     assert_int_equal(f->n2->state, MEMBER_DEAD);
     assert_int_equal(f->n1->state, MEMBER_UNKNOWN);
     cluster_member_rows(f->cl, now_ms, NULL, 0); /* n1 has no row any more */
