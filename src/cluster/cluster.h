@@ -111,14 +111,18 @@ uint64_t cluster_flush_prefix(cluster_t *cl, const char *prefix, size_t plen, ui
 uint64_t cluster_flush_all(cluster_t *cl, uint64_t version);
 uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *val, size_t vlen,
                       int64_t expire_at, int enc, uint64_t version);
-/* A write of an invalidate-mode key (already applied here): members holding
- * a value whose digest differs from digest drop it. */
+/* Aborts our proposal seq if it is still undecided: a member's newer
+ * proposal of its key from the same value overtook it here (WRITES.md rule
+ * 22); counted in writes_yielded. */
+void cluster_abort_proposal(cluster_t *cl, uint64_t seq);
 /* A write of a replicated key (already applied here with version, one step
  * above the version it read: hlc_after): members holding a newer version
  * refuse it, and it aborts (host.aborted with CLUSTER_SELF). */
 uint64_t cluster_propose(cluster_t *cl, const char *key, size_t klen, const char *val,
                          size_t vlen, int64_t expire_at, int enc, uint64_t version);
 #define CLUSTER_SELF (-1) /* origin of this node's own writes (host.committed) */
+/* A write of an invalidate-mode key (already applied here): members holding
+ * a value whose digest differs from digest drop it. */
 uint64_t cluster_invalidate(cluster_t *cl, const char *key, size_t klen, uint64_t digest,
                             uint64_t version);
 /* This node's version tag (hlc.h): its rank among the cluster's members by
@@ -173,6 +177,7 @@ typedef struct cluster_counters {
     uint64_t bypasses;             /* reads that missed because of the lease */
     uint64_t cache_drops;          /* whole cache dropped: replay gap */
     uint64_t replayed;             /* flush entries replayed to a member */
+    uint64_t writes_yielded;       /* our proposals aborted for a member's (rule 22) */
     uint64_t links_refused;        /* handshake or frame rejected */
     uint64_t state_changes;
     uint64_t pubsub_sent;          /* messages sent to members (one per member) */

@@ -94,6 +94,7 @@ struct member {
     /* liveness */
     int64_t last_heard;     /* any valid frame */
     int64_t lease_until;    /* our lease on it: send time of a PINGed PONG + T */
+    int64_t lapsed_at;      /* the end of its last lapse (renewed, or voided) */
     int64_t last_pong_sent; /* its possible lease on us ends by this + T */
     int64_t last_ping_sent;
     uint64_t ping_id;     /* the last PING sent */
@@ -220,7 +221,10 @@ struct cluster {
     size_t log_max_bytes;
     uint64_t batch_first; /* first flush number not yet sent to ready members */
     uint64_t committed;   /* our writes up to this are committed (host.committed) */
-    uint64_t *undecided;  /* our proposals above committed not aborted, ascending */
+    struct undecided {
+        uint64_t seq;
+        int64_t at; /* monotonic ms it was made */
+    } *undecided; /* our proposals above committed not aborted, ascending */
     size_t nundecided, capundecided;
     struct batch_index *batch; /* dedupe of this turn's flushes */
     /* counters */

@@ -321,9 +321,9 @@ uint64_t cluster_propose(cluster_t *cl, const char *key, size_t klen, const char
     if (seq) { /* kept until decided: the log may forget it first (abort_undecided) */
         if (cl->nundecided == cl->capundecided) {
             cl->capundecided = cl->capundecided ? 2 * cl->capundecided : 16;
-            cl->undecided = xrealloc(cl->undecided, cl->capundecided * sizeof(uint64_t));
+            cl->undecided = xrealloc(cl->undecided, cl->capundecided * sizeof(*cl->undecided));
         }
-        cl->undecided[cl->nundecided++] = seq;
+        cl->undecided[cl->nundecided++] = (struct undecided){seq, cluster_mono(cl)};
     }
     return seq;
 }
@@ -333,7 +333,7 @@ static void decided(cluster_t *cl, uint64_t seq)
 {
     size_t j = 0;
     for (size_t i = 0; i < cl->nundecided; i++)
-        if (seq ? cl->undecided[i] != seq : cl->undecided[i] > cl->committed)
+        if (seq ? cl->undecided[i].seq != seq : cl->undecided[i].seq > cl->committed)
             cl->undecided[j++] = cl->undecided[i];
     cl->nundecided = j;
 }
@@ -536,7 +536,8 @@ static void abort_undecided(cluster_t *cl, uint64_t from, uint64_t to)
     if (!n)
         return;
     uint64_t *seqs = xmalloc(n * sizeof(uint64_t)); /* abort_own takes each out */
-    memcpy(seqs, cl->undecided, n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++)
+        seqs[i] = cl->undecided[i].seq;
     for (size_t i = 0; i < n; i++)
         if (seqs[i] >= from && seqs[i] <= to && seqs[i] > cl->committed)
             abort_own(cl, seqs[i]);
@@ -798,6 +799,23 @@ static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t k
         refuse(m, seq);
 }
 
+/* 1 when seq is one of our proposals neither committed nor aborted. */
+static int undecided(const cluster_t *cl, uint64_t seq)
+{
+    for (size_t i = 0; i < cl->nundecided; i++)
+        if (cl->undecided[i].seq == seq)
+            return 1;
+    return 0;
+}
+
+void cluster_abort_proposal(cluster_t *cl, uint64_t seq)
+{
+    if (cl && undecided(cl, seq)) {
+        cl->counters.writes_yielded++;
+        abort_own(cl, seq);
+    }
+}
+
 /* m resolved its write seq (aborted it), or every write up to it (commit). */
 static void resolved(member_t *m, uint64_t seq, int upto)
 {
@@ -881,9 +899,13 @@ static void on_nack(member_t *m, frame_reader_t *r)
         peer_refuse(m->link, "NACK of a flush never sent");
         return;
     }
-    if (seq <= cl->committed)
-        return; /* too late: it committed (a replay the member held already) */
-    abort_own(cl, seq);
+    /* Only a proposal aborts: a member dropping its cache refuses every
+     * write of ours in flight there, SEEDs too (rule 21), and once the log
+     * forgot a SEED, abort_own could not tell (sim --writes --blind seed 27
+     * of delay,reset,oneway: a replied SET aborted everywhere, then swept).
+     * A committed one is too late (a replay the member held already). */
+    if (undecided(cl, seq))
+        abort_own(cl, seq);
 }
 
 void coherence_committed(member_t *m, uint64_t upto)
@@ -1049,6 +1071,40 @@ static uint64_t commit_upto(cluster_t *cl, int64_t now)
     return upto;
 }
 
+/* The latest moment since which some member may have committed a write
+ * without waiting for our refusal: it waits for our acknowledgement only
+ * while our lease on it may hold (coherence_link_may_serve on its side), so
+ * the end of our last lapse on it, or the start of one still going on. */
+static int64_t last_lapse(const cluster_t *cl, int64_t now)
+{
+    int64_t last = cl->row_lapsed_at;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->lapsed_at > last)
+            last = m->lapsed_at;
+        if (now >= m->lease_until && m->lease_until > last)
+            last = m->lease_until;
+    }
+    return last;
+}
+
+/* Aborts our proposals up to upto made before the last lapse (WRITES.md
+ * rule 22): a member out of contact since may have committed its own
+ * read-modify-write from the same value without our refusal, though ours
+ * is newer; then ours must not commit too (sim --writes seed 40 of
+ * crash,stop,pause,cut: two INCRs replied 199). O(members + proposals). */
+static void abort_lapsed(cluster_t *cl, uint64_t upto, int64_t now)
+{
+    if (!cl->nundecided || cl->undecided[0].seq > upto)
+        return;
+    int64_t last = last_lapse(cl, now);
+    for (size_t i = cl->nundecided; i-- > 0;) /* abort_own takes [i] out: backwards */
+        if (cl->undecided[i].seq <= upto && cl->undecided[i].at <= last) {
+            cl->counters.writes_yielded++;
+            abort_own(cl, cl->undecided[i].seq);
+        }
+}
+
 void coherence_progress(cluster_t *cl)
 {
     /* Commits only while this node serves (every member not dead renewed
@@ -1057,10 +1113,13 @@ void coherence_progress(cluster_t *cl)
      * same base, which only its refusal of ours would have stopped; it
      * cannot commit that one either while it does not serve, and it serves
      * again only after our proposal reached it on the ordered stream
-     * (WRITES.md rule 9; found by sim --writes). */
+     * (WRITES.md rule 9; found by sim --writes). Where it refused ours for
+     * its own, both could commit: abort_lapsed (rule 22). */
     if (cl->host.committed && cluster_serving(cl)) {
-        uint64_t upto = commit_upto(cl, cluster_mono(cl));
+        int64_t now = cluster_mono(cl);
+        uint64_t upto = commit_upto(cl, now);
         if (upto > cl->committed) {
+            abort_lapsed(cl, upto, now);
             cl->committed = upto;
             decided(cl, 0);
             cl->host.committed(cl->host.ud, CLUSTER_SELF, upto);

@@ -254,8 +254,11 @@ void member_on_pong(member_t *m, frame_reader_t *r)
     int64_t until = sent + cluster_lease_ms(cl);
     if (sent < cl->row_lapsed_at)
         return; /* sent before our row was renewed after a lapse */
-    if (until > m->lease_until)
-        m->lease_until = until;
+    if (until <= m->lease_until)
+        return;
+    if (now >= m->lease_until)
+        m->lapsed_at = now; /* renewed after a lapse: m may have committed without us */
+    m->lease_until = until;
 }
 
 /* ---- probes -------------------------------------------------------------- */
@@ -445,6 +448,7 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
             cl->row_lapsed_at = cluster_mono(cl);
             for (size_t i = 0; i < cl->nmembers; i++) {
                 cl->members[i].lease_until = 0;
+                cl->members[i].lapsed_at = cl->row_lapsed_at;
                 cl->members[i].log_from = 0; /* log leases too (flushlog.c, L5) */
             }
             serving_lowered(cl);

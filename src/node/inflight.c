@@ -28,6 +28,7 @@ typedef struct entry {
     uint64_t seq;
     int origin;
     int aborted;
+    int rmw; /* this node's read-modify-write (writes_propose), undecided */
     int64_t noted_ms;
     prior_t *prior; /* the value this write replaced (NULL: none kept) */
     size_t klen;
@@ -149,6 +150,7 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
         return;
     if (e && e->version == version && !retried(e, version, origin, seq)) {
         /* the same write noted again (a replay) */
+        e->rmw = e->rmw && e->origin == origin && e->seq == seq;
         e->origin = origin;
         e->seq = seq;
         e->noted_ms = now_ms;
@@ -198,7 +200,47 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     e->origin = origin;
     e->seq = seq;
     e->aborted = 0;
+    e->rmw = 0;
     e->noted_ms = now_ms;
+}
+
+void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, uint64_t seq)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    if (e && e->origin == INFLIGHT_SELF && e->seq == seq)
+        e->rmw = 1;
+}
+
+int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    if (!e || !e->rmw || e->aborted || e->origin != INFLIGHT_SELF)
+        return 0;
+    *seq = e->seq;
+    return 1;
+}
+
+void inflight_prior_refused(inflight_t *t, const char *key, size_t klen,
+                            const inflight_prior_t *v, int origin, uint64_t seq)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    if (!e || v->version >= e->version)
+        return;
+    prior_t **at = &e->prior;
+    while (*at && (*at)->version > v->version)
+        at = &(*at)->below;
+    if (*at && (*at)->version == v->version)
+        return; /* kept already (a replay) */
+    prior_t *r = xcalloc(1, sizeof(*r));
+    r->val = xmemdup(v->val, v->vlen);
+    r->vlen = v->vlen;
+    r->expire_at = v->expire_at;
+    r->form = v->form;
+    r->version = v->version;
+    r->origin = origin;
+    r->seq = seq; /* its maker's COMMIT or ABORT decides whether it counts */
+    r->below = *at;
+    *at = r;
 }
 
 void inflight_prior_fill(inflight_t *t, const char *key, size_t klen, const inflight_prior_t *v)
@@ -354,6 +396,13 @@ static int of_origin(const entry_t *e, const void *arg)
 
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud)
 {
+    /* Its values kept below others' writes count as written, as its writes
+     * in flight do (replayed by the caller): nothing else would decide them. */
+    for (size_t i = 0; t->n && i < t->cap; i++)
+        for (entry_t *e = t->slots[i]; e; e = e->next)
+            for (prior_t *p = e->prior; p; p = p->below)
+                if (p->seq && p->origin == origin && !p->aborted)
+                    p->seq = 0;
     return remove_if(t, of_origin, &origin, fn, ud);
 }
 
@@ -368,9 +417,13 @@ void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origi
                 fn(ud, e->origin, e->seq);
 }
 
+/* An aborted entry noted before the bound, whose value to give back is
+ * decided: an undecided one (a member's refused proposal, its maker's
+ * COMMIT or ABORT on its way) would be given back as if committed. */
 static int older(const entry_t *e, const void *arg)
 {
-    return e->aborted && e->noted_ms < *(const int64_t *)arg;
+    const prior_t *p = standing(e->prior);
+    return e->aborted && e->noted_ms < *(const int64_t *)arg && !(p && p->seq);
 }
 
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud)

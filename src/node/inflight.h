@@ -56,6 +56,20 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
 int inflight_retried(const inflight_t *t, const char *key, size_t klen, uint64_t version,
                      int origin, uint64_t seq);
 
+/* Marks this node's write seq of key, just noted, a read-modify-write
+ * (a PROPOSE, not a SEED): only those yield. */
+void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, uint64_t seq);
+/* 1 when key's write in flight is this node's read-modify-write, not
+ * aborted: *seq is its flush number. */
+int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq);
+/* A member's proposal v (origin, seq) of key, refused here for key's newer
+ * write in flight: kept in the chain of what that one replaced, in flight
+ * until its maker's COMMIT or ABORT. Its maker may commit it without our
+ * refusal (our lease on it lapsed); if the newer one aborts, this value
+ * comes back, not an older one (WRITES.md rule 22). */
+void inflight_prior_refused(inflight_t *t, const char *key, size_t klen,
+                            const inflight_prior_t *v, int origin, uint64_t seq);
+
 /* A flush applied with version: op is VOP_KEY, VOP_PREFIX or VOP_ALL
  * (cache/versioned.h); entries older than it are superseded and go.
  * Returns how many went. */
@@ -78,8 +92,9 @@ size_t inflight_commit(inflight_t *t, int origin, uint64_t upto);
 void inflight_abort(inflight_t *t, int origin, uint64_t seq);
 
 /* Visits origin's entries (for a member that died: the node replays what it
- * holds of them, or drops a value that was aborted) and removes them. */
-/* Visits with an entry's standing prior value (NULL: none kept). */
+ * holds of them, or drops a value that was aborted) and removes them; its
+ * values kept below other writes count as written from then on. Visits
+ * with an entry's standing prior value (NULL: none kept). */
 typedef void (*inflight_visit_fn)(void *ud, const char *key, size_t klen, uint64_t version,
                                   int aborted, const inflight_prior_t *prior);
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud);
@@ -88,7 +103,9 @@ size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, voi
 void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origin, uint64_t seq),
                              void *ud);
 /* Visits and removes the aborted entries noted before older_than (ms): a
- * bound on how long a read waits for an aborted write's newer one. */
+ * bound on how long a read waits for an aborted write's newer one. An entry
+ * whose value to give back is a member's write still undecided stays until
+ * its maker decides it (or is gone). */
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud);
 
 #endif

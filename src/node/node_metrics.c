@@ -177,6 +177,7 @@ GETTER(get_ack_timeouts, cluster_counters(n->cluster)->ack_timeouts)
 GETTER(get_bypasses, cluster_counters(n->cluster)->bypasses)
 GETTER(get_cache_drops, cluster_counters(n->cluster)->cache_drops)
 GETTER(get_replayed, cluster_counters(n->cluster)->replayed)
+GETTER(get_writes_yielded, cluster_counters(n->cluster)->writes_yielded)
 GETTER(get_log_appends, cluster_counters(n->cluster)->log_appends)
 GETTER(get_log_applied, cluster_counters(n->cluster)->log_applied)
 GETTER(get_flushlog_on, cluster_flushlog_on(n->cluster))
@@ -505,6 +506,9 @@ static const metric_t rows[] = {
     ROW(C, "cohort_cache_drops_total",
         "Whole-cache drops because flushes from a member may have been lost.", 0,
         "cohort:cache_drops", NULL, NULL, get_cache_drops),
+    ROW(C, "cohort_writes_yielded_total",
+        "Read-modify-writes of this node that gave way to a member's after a lapse of contact "
+        "(run again).", 0, "cohort:writes_yielded", NULL, NULL, get_writes_yielded),
     ROW(C, "cohort_flush_entries_replayed_total",
         "Flush entries replayed to members that reconnected.", 0, NULL, NULL, NULL,
         get_replayed),

@@ -140,11 +140,20 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
     int valued = kind == VOP_SEED || kind == FLUSH_PROPOSE;
     writes_prior_t prior = {NULL, 0, 0, 0, 0};
     if (kind == FLUSH_PROPOSE) {
+        uint64_t own;
+        int ours = inflight_own_rmw(w->inflight, k, klen, &own);
+        uint64_t fl = inflight_version(w->inflight, k, klen);
         writes_prior_take(w, k, klen, &prior);
         if (!apply_proposal(w, k, klen, val, vlen, expire_at, enc, version, origin, seq)) {
             writes_prior_free(&prior);
+            if (version < fl) { /* refused for a write in flight: kept below it */
+                inflight_prior_t p = {val, vlen, expire_at, enc, version};
+                inflight_prior_refused(w->inflight, k, klen, &p, origin, seq);
+            }
             return 0;
         }
+        if (ours && version > fl) /* a newer one from the same value: ours aborts */
+            cluster_abort_proposal(w->cluster, own);
     }
     size_t done = 1;
     flushmark_set_stamp(w->recent, w->mono_ms);
@@ -173,6 +182,7 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
     cache_evict(w->cache);
     return 1;
 }
+
 
 void writes_prior_take(const writes_t *w, const char *key, size_t klen, writes_prior_t *out)
 {
@@ -209,6 +219,7 @@ uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, si
                             prior ? prior->expire_at : 0, prior ? prior->form : 0,
                             prior ? prior->version : 0};
     inflight_note(w->inflight, key, klen, v, CLUSTER_SELF, seq, w->mono_ms, &was);
+    inflight_mark_rmw(w->inflight, key, klen, seq);
     return seq;
 }
 

@@ -106,7 +106,6 @@ int writes_apply(const writes_t *w, int kind, const char *key, size_t klen, cons
                  size_t vlen, int64_t expire_at, int enc, uint64_t version, int origin,
                  uint64_t seq);
 
-
 /* A flush made here with version (op: VOP_KEY, VOP_PREFIX or VOP_ALL; the
  * cache itself was changed by the caller): older SEEDs and writes in flight
  * of what it covers lose. Costs one update of the exact record. */
