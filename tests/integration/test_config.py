@@ -12,6 +12,7 @@ import time
 import pytest
 
 import helpers
+from cluster_harness import write_key_file
 from conftest import FLAVOR, port_listening, run_cohortd, scaled
 
 LOG_LINE = re.compile(
@@ -81,6 +82,25 @@ def test_config_syntax_error(tmp_path, case, body, line):
 
 
 @pytest.mark.cohort_only
+@pytest.mark.cohort_only
+@pytest.mark.parametrize("peers", [1023, 1200])
+def test_too_many_peers(tmp_path, peers):
+    """A version's 10-bit tag tells the nodes apart (src/base/hlc.h): a
+    cluster of more than 1,023 nodes is refused at start-up, with the limit
+    named, before any listener opens."""
+    key = write_key_file(str(tmp_path / "cluster.key"))
+    port, cport = helpers.free_port(), helpers.free_port()
+    lines = ["[client]", "port = %d" % port, "[cluster]", "bind = 127.0.0.1",
+             "port = %d" % cport, "key_file = %s" % key]
+    lines += ["peer = 127.0.0.1:%d" % (20000 + i) for i in range(peers)]
+    path = _write(tmp_path, "many.ini", "\n".join(lines) + "\n")
+    p = run_cohortd(["--config", path, "--http-port", "0"])
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode != 0, "started with %d peers" % peers
+    assert "at most 1022 peers (1023 nodes)" in err, err
+    assert not port_listening(port) and not port_listening(cport)
+
+
 def test_unreadable_config(tmp_path):
     missing = str(tmp_path / "does-not-exist.ini")
     p = run_cohortd(["--config", missing])
