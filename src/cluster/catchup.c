@@ -269,6 +269,8 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
         }
         if (ttl > (uint64_t)INT64_MAX / 2)
             ttl = (uint64_t)INT64_MAX / 2;
+        if (!cl->host.apply_snapshot)
+            continue; /* no keyspace replicates here: a snapshot nobody asked for */
         cl->host.apply_snapshot(cl->host.ud, (const char *)key.p, key.len, (const char *)val.p,
                                 val.len, ttl ? clock_wall_ms() + (int64_t)ttl : 0, enc, version);
     }

@@ -16,7 +16,9 @@ import pytest
 import helpers
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
 from conftest import scaled
-from test_cluster_fake_peer import FAKE_INCARNATION, FLUSH, SYNC, _bytes, n1_and_fake  # noqa: F401
+from test_cluster_fake_peer import (FAKE_INCARNATION, FLUSH, PING, PONG, SYNC, FakePeer,  # noqa: F401
+                                    _bytes, n1_and_fake)
+from test_cluster_hostile import low_free_port
 from test_cluster_hostile import closed_within, refused
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
@@ -143,6 +145,101 @@ def test_malformed_write_frames_are_refused_and_n1_keeps_serving(n1_and_fake, na
     linked(n1, fake)
     assert_serves(n1, fake, "2")
     assert n1.counter("cache_drops") == 0 or ftype in (FLUSH, SNAPSHOT)
+
+
+SNAP_DONE, SNAP_FRESH, SNAP_NOT_SERVING, SNAP_WAITING, SNAP_PARTIAL = 1, 2, 4, 8, 16
+# (name, flags): a SNAPSHOT n1 never asked for, each flag the catch-up knows
+# (src/proto/frame.h), and all of them at once.
+UNASKED_SNAPSHOTS = [
+    ("WAITING", SNAP_WAITING),
+    ("PARTIAL", SNAP_PARTIAL),
+    ("PARTIAL and DONE", SNAP_PARTIAL | SNAP_DONE),
+    ("every flag", SNAP_DONE | SNAP_FRESH | SNAP_NOT_SERVING | SNAP_WAITING | SNAP_PARTIAL),
+]
+
+
+def snapshot_entry(key, val, version):
+    return struct.pack(">Q", version) + _bytes(key) + struct.pack(">Q", 0) + _bytes(val) + b"\x00"
+
+
+@pytest.fixture
+def n1_replicating_and_fake(cluster_factory):
+    """As n1_and_fake, with every key of n1 replicated: n1 asks the fake for
+    a snapshot at start (pump_answering says "catching up too")."""
+    cl = cluster_factory(1, start=False, writes="replicate")
+    n1 = cl[0]
+    n1.cluster_port = low_free_port()
+    fake = FakePeer(cl.key_file)
+    try:
+        n1.config = cl.node_config(n1, peers=[n1.peer_address, fake.address])
+        n1.start()
+        yield n1, fake
+    finally:
+        fake.close()
+
+
+def pump_answering(fake, seconds):
+    """pump, answering n1's SNAPREQ with "catching up too" (SNAP_FRESH)."""
+    end = time.monotonic() + seconds
+    next_ping = 0
+    while time.monotonic() < end:
+        if time.monotonic() >= next_ping:
+            fake.ping()
+            next_ping = time.monotonic() + 0.05
+        try:
+            ftype, payload = fake._read_frame(0.01)
+        except (TimeoutError, socket.timeout):
+            continue
+        if ftype == PING:
+            fake.send(PONG, payload[:16])
+        elif ftype == SNAPREQ:
+            fake.send(SNAPSHOT, payload[:8] + struct.pack(">BI", SNAP_FRESH, 0))
+
+
+def unasked_snapshot_changes_nothing_but_by_version(n1, fake, flags, pumper):
+    inc = fake.accept(scaled(5.0))
+    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
+    assert helpers.wait_for(lambda: pumper(fake, 0.05) or n1.serving(), scaled(5.0)), \
+        n1.log_tail()
+    r0 = refused(n1)
+    fake.send(FLUSH, flush(1, entry(PROPOSE, b"\x00s", b"new", version=1 << 41)))
+    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 1))
+    assert helpers.wait_for(lambda: pumper(fake, 0.05) or
+                            n1.call("GET", "s") in (b"new", "new"), scaled(3.0)), n1.log_tail()
+    fake.send(SNAPSHOT, struct.pack(">QBI", 77, flags, 1) +
+              snapshot_entry(b"\x00s", b"old", 1 << 40))
+    try:
+        pumper(fake, 0.3)
+    except EOFError:
+        time.sleep(0.5)
+        pytest.fail("n1 closed the link (alive %s):\n%s" % (n1.alive(), n1.log_tail()))
+    assert refused(n1) == r0, n1.log_tail()
+    assert n1.serving(), n1.log_tail()
+    assert n1.call("GET", "s") in (b"new", "new")
+    assert n1.call("SET", "after", "ok") in (b"OK", "OK", True)
+    pumper(fake, 0.05)
+    assert n1.call("GET", "after") in (b"ok", "ok")
+
+
+@pytest.mark.parametrize("name,flags", UNASKED_SNAPSHOTS, ids=[u[0] for u in UNASKED_SNAPSHOTS])
+def test_an_unasked_snapshot_with_catch_up_flags_changes_nothing_but_by_version(
+        n1_and_fake, name, flags):
+    """A member that sends SNAPSHOT frames n1 never asked for, with the
+    catch-up's flags (waiting, partial, everything at once), with no
+    keyspace replicating on n1 (it crashed on the entry: no snapshot hook):
+    the link stays up, n1 keeps serving and does not start a catch-up, and
+    an entry older than n1's value of its key is not taken."""
+    n1, fake = n1_and_fake
+    unasked_snapshot_changes_nothing_but_by_version(n1, fake, flags, pump)
+
+
+@pytest.mark.parametrize("name,flags", UNASKED_SNAPSHOTS, ids=[u[0] for u in UNASKED_SNAPSHOTS])
+def test_an_unasked_snapshot_on_a_replicating_node_changes_nothing_but_by_version(
+        n1_replicating_and_fake, name, flags):
+    """The same with every key replicated on n1 (the entries reach the
+    write protocol's catch-up code, which takes them by version only)."""
+    n1, fake = n1_replicating_and_fake
+    unasked_snapshot_changes_nothing_but_by_version(n1, fake, flags, pump_answering)
 
 
 def test_a_proposal_of_an_unknown_value_type_is_ignored_with_a_log_line(n1_and_fake):
