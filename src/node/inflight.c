@@ -45,6 +45,20 @@ static void free_priors(prior_t *p)
     }
 }
 
+/* A copy of v, in flight from (origin, seq) or committed (seq 0). */
+static prior_t *prior_copy(const inflight_prior_t *v, int origin, uint64_t seq)
+{
+    prior_t *r = xcalloc(1, sizeof(*r));
+    r->val = xmemdup(v->val, v->vlen);
+    r->vlen = v->vlen;
+    r->expire_at = v->expire_at;
+    r->form = v->form;
+    r->version = v->version;
+    r->origin = origin;
+    r->seq = seq;
+    return r;
+}
+
 /* The newest value of a chain that was not aborted (NULL: none). */
 static prior_t *standing(prior_t *p)
 {
@@ -179,19 +193,12 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     if (e->version && e->aborted) {
         e->prior = below; /* the aborted value does not count: what it replaced does */
     } else if (replaced && replaced->val) {
-        prior_t *r = xcalloc(1, sizeof(*r));
-        r->val = xmemdup(replaced->val, replaced->vlen);
-        r->vlen = replaced->vlen;
-        r->expire_at = replaced->expire_at;
-        r->form = replaced->form;
-        r->version = replaced->version;
-        if (e->version && replaced->version == e->version) { /* the write in flight here */
-            r->origin = e->origin;
-            r->seq = e->seq;
+        int here = e->version && replaced->version == e->version; /* the write in flight here */
+        prior_t *r = prior_copy(replaced, here ? e->origin : 0, here ? e->seq : 0);
+        if (here)
             r->below = below;
-        } else {
+        else
             free_priors(below);
-        }
         e->prior = r;
     } else {
         free_priors(below);
@@ -220,34 +227,32 @@ int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t
     return 1;
 }
 
+/* Where a value of version v goes in key's chain (newer to older), or NULL
+ * when key has no entry newer than v or the chain holds v already. */
+static prior_t **chain_slot(inflight_t *t, const char *key, size_t klen, uint64_t v)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    if (!e || v >= e->version)
+        return NULL;
+    prior_t **at = &e->prior;
+    while (*at && (*at)->version > v)
+        at = &(*at)->below;
+    return *at && (*at)->version == v ? NULL : at;
+}
+
 void inflight_prior_refused(inflight_t *t, const char *key, size_t klen,
                             const inflight_prior_t *v, int origin, uint64_t seq)
 {
-    entry_t *e = t->n ? *find(t, key, klen) : NULL;
-    if (!e || v->version >= e->version)
+    prior_t **at = chain_slot(t, key, klen, v->version);
+    if (!at)
         return;
-    prior_t **at = &e->prior;
-    while (*at && (*at)->version > v->version)
-        at = &(*at)->below;
-    if (*at && (*at)->version == v->version)
-        return; /* kept already (a replay) */
-    prior_t *r = xcalloc(1, sizeof(*r));
-    r->val = xmemdup(v->val, v->vlen);
-    r->vlen = v->vlen;
-    r->expire_at = v->expire_at;
-    r->form = v->form;
-    r->version = v->version;
-    r->origin = origin;
-    r->seq = seq; /* its maker's COMMIT or ABORT decides whether it counts */
+    prior_t *r = prior_copy(v, origin, seq); /* its maker's COMMIT or ABORT decides */
     r->below = *at;
     *at = r;
 }
 
 void inflight_prior_fill(inflight_t *t, const char *key, size_t klen, const inflight_prior_t *v)
 {
-    entry_t *e = t->n ? *find(t, key, klen) : NULL;
-    if (!e || v->version >= e->version)
-        return;
     /* The chain runs from newer to older: v goes above the first value
      * older than it and ends the chain there. A member held v as its
      * newest value not aborted, so what is older no longer counts: a chain
@@ -255,19 +260,11 @@ void inflight_prior_fill(inflight_t *t, const char *key, size_t klen, const infl
      * values between (sim --writes seed 113 of --faults
      * crash,stop,pause,cut: an abort gave back a value three increments
      * old). */
-    prior_t **at = &e->prior;
-    while (*at && (*at)->version > v->version)
-        at = &(*at)->below;
-    if (*at && (*at)->version == v->version)
-        return; /* the same value, kept already */
-    prior_t *r = xcalloc(1, sizeof(*r));
-    r->val = xmemdup(v->val, v->vlen);
-    r->vlen = v->vlen;
-    r->expire_at = v->expire_at;
-    r->form = v->form;
-    r->version = v->version;
+    prior_t **at = chain_slot(t, key, klen, v->version);
+    if (!at)
+        return;
     free_priors(*at);
-    *at = r;
+    *at = prior_copy(v, 0, 0);
 }
 
 int inflight_prior(const inflight_t *t, const char *key, size_t klen, inflight_prior_t *out)

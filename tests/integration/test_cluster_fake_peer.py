@@ -167,10 +167,10 @@ class FakePeer:
             pass
 
 
-@pytest.fixture
-def n1_and_fake(cluster_factory):
-    """n1, a real cohortd whose peer list names the fake peer, and the fake."""
-    cl = cluster_factory(1, start=False)
+def n1_with_fake(cluster_factory, **kw):
+    """Yields n1, a real cohortd whose peer list names the fake peer (kw:
+    Cluster options), and the fake."""
+    cl = cluster_factory(1, start=False, **kw)
     n1 = cl[0]
     n1.cluster_port = low_free_port()
     fake = FakePeer(cl.key_file)
@@ -180,6 +180,12 @@ def n1_and_fake(cluster_factory):
         yield n1, fake
     finally:
         fake.close()
+
+
+@pytest.fixture
+def n1_and_fake(cluster_factory):
+    """n1, a real cohortd whose peer list names the fake peer, and the fake."""
+    yield from n1_with_fake(cluster_factory)
 
 
 def _timed_del(n1, key, out):

@@ -16,9 +16,8 @@ import pytest
 import helpers
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
 from conftest import scaled
-from test_cluster_fake_peer import (FAKE_INCARNATION, FLUSH, PING, PONG, SYNC, FakePeer,  # noqa: F401
-                                    _bytes, n1_and_fake)
-from test_cluster_hostile import low_free_port
+from test_cluster_fake_peer import (FAKE_INCARNATION, FLUSH, SYNC,  # noqa: F401
+                                    _bytes, n1_and_fake, n1_with_fake)
 from test_cluster_hostile import closed_within, refused
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
@@ -27,6 +26,7 @@ PING, PONG = 4, 5
 SNAPREQ, SNAPSHOT, NACK, ABORT, COMMIT = 15, 16, 17, 18, 19
 PROPOSE = 6  # a FLUSH entry's kind
 SEED = 4
+SNAP_DONE, SNAP_FRESH, SNAP_NOT_SERVING, SNAP_WAITING, SNAP_PARTIAL = 1, 2, 4, 8, 16
 
 
 def entry(kind, key, val=b"", version=1 << 40, ttl=0, enc=0):
@@ -40,9 +40,10 @@ def flush(first, *entries, inc=FAKE_INCARNATION):
     return struct.pack(">QQI", inc, first, len(entries)) + b"".join(entries)
 
 
-def pump(fake, seconds):
+def pump(fake, seconds, snapreq=False):
     """For seconds: PINGs n1 every 50 ms and answers n1's PINGs (so n1 holds
-    a lease on the fake and serves); drops n1's other frames."""
+    a lease on the fake and serves); with snapreq, answers n1's SNAPREQ with
+    "catching up too" (SNAP_FRESH); drops n1's other frames."""
     end = time.monotonic() + seconds
     next_ping = 0
     while time.monotonic() < end:
@@ -55,6 +56,12 @@ def pump(fake, seconds):
             continue
         if ftype == PING:
             fake.send(PONG, payload[:16])
+        elif ftype == SNAPREQ and snapreq:
+            fake.send(SNAPSHOT, payload[:8] + struct.pack(">BI", SNAP_FRESH, 0))
+
+
+def pump_answering(fake, seconds):
+    pump(fake, seconds, snapreq=True)
 
 
 def linked(n1, fake):
@@ -147,7 +154,6 @@ def test_malformed_write_frames_are_refused_and_n1_keeps_serving(n1_and_fake, na
     assert n1.counter("cache_drops") == 0 or ftype in (FLUSH, SNAPSHOT)
 
 
-SNAP_DONE, SNAP_FRESH, SNAP_NOT_SERVING, SNAP_WAITING, SNAP_PARTIAL = 1, 2, 4, 8, 16
 # (name, flags): a SNAPSHOT n1 never asked for, each flag the catch-up knows
 # (src/proto/frame.h), and all of them at once.
 UNASKED_SNAPSHOTS = [
@@ -166,34 +172,7 @@ def snapshot_entry(key, val, version):
 def n1_replicating_and_fake(cluster_factory):
     """As n1_and_fake, with every key of n1 replicated: n1 asks the fake for
     a snapshot at start (pump_answering says "catching up too")."""
-    cl = cluster_factory(1, start=False, writes="replicate")
-    n1 = cl[0]
-    n1.cluster_port = low_free_port()
-    fake = FakePeer(cl.key_file)
-    try:
-        n1.config = cl.node_config(n1, peers=[n1.peer_address, fake.address])
-        n1.start()
-        yield n1, fake
-    finally:
-        fake.close()
-
-
-def pump_answering(fake, seconds):
-    """pump, answering n1's SNAPREQ with "catching up too" (SNAP_FRESH)."""
-    end = time.monotonic() + seconds
-    next_ping = 0
-    while time.monotonic() < end:
-        if time.monotonic() >= next_ping:
-            fake.ping()
-            next_ping = time.monotonic() + 0.05
-        try:
-            ftype, payload = fake._read_frame(0.01)
-        except (TimeoutError, socket.timeout):
-            continue
-        if ftype == PING:
-            fake.send(PONG, payload[:16])
-        elif ftype == SNAPREQ:
-            fake.send(SNAPSHOT, payload[:8] + struct.pack(">BI", SNAP_FRESH, 0))
+    yield from n1_with_fake(cluster_factory, writes="replicate")
 
 
 def unasked_snapshot_changes_nothing_but_by_version(n1, fake, flags, pumper):

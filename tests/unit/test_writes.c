@@ -228,6 +228,24 @@ static void test_undecided_lists_members_writes_in_flight(void **state)
     assert_int_equal(u.n, 0);
 }
 
+/* ctr = "198" committed (a member's SEED at *base), then this node's write
+ * of "199" from it in flight (flush 9), a read-modify-write when rmw.
+ * Returns its version. */
+static uint64_t own_write_over_198(world_t *x, uint64_t *base, int rmw)
+{
+    *base = member_version(WALL - 60);
+    member_seed(x, "ctr", "198", *base);
+    writes_committed(&x->w, 0, 1);
+    uint64_t mine = hlc_after(&x->hlc, *base);
+    inflight_prior_t was = {"198", 3, 0, 0, *base};
+    cache_entry_t *e = cache_set(x->cache, K("ctr"), K("199"), 0);
+    cache_entry_set_version(x->cache, e, mine);
+    inflight_note(x->inflight, K("ctr"), mine, INFLIGHT_SELF, 9, WALL, &was);
+    if (rmw)
+        inflight_mark_rmw(x->inflight, K("ctr"), 9);
+    return mine;
+}
+
 /* WRITES.md rule 22, the node's side: a member's proposal refused for our
  * read-modify-write from the same value (not for a SEED of ours) is kept
  * below ours, in flight: if ours aborts, the member's value comes back once
@@ -235,14 +253,8 @@ static void test_undecided_lists_members_writes_in_flight(void **state)
 static void test_refused_proposal_is_kept_below_own_rmw(void **state)
 {
     world_t *x = *state;
-    uint64_t base = member_version(WALL - 60);
-    member_seed(x, "ctr", "198", base);
-    writes_committed(&x->w, 0, 1);
-    uint64_t seq, mine = hlc_after(&x->hlc, base), theirs = mine - SELF_TAG; /* tag 0 < ours */
-    inflight_prior_t was = {"198", 3, 0, 0, base};
-    cache_entry_t *e = cache_set(x->cache, K("ctr"), K("199"), 0);
-    cache_entry_set_version(x->cache, e, mine);
-    inflight_note(x->inflight, K("ctr"), mine, INFLIGHT_SELF, 9, WALL, &was);
+    uint64_t base, seq;
+    uint64_t theirs = own_write_over_198(x, &base, 0) - SELF_TAG; /* tag 0 < ours */
     assert_false(inflight_own_rmw(x->inflight, K("ctr"), &seq)); /* a SEED of ours */
     inflight_mark_rmw(x->inflight, K("ctr"), 9);
     assert_true(inflight_own_rmw(x->inflight, K("ctr"), &seq));
@@ -263,15 +275,8 @@ static void test_refused_proposal_is_kept_below_own_rmw(void **state)
 static void test_refused_proposal_that_aborts_gives_back_the_base(void **state)
 {
     world_t *x = *state;
-    uint64_t base = member_version(WALL - 60);
-    member_seed(x, "ctr", "198", base);
-    writes_committed(&x->w, 0, 1);
-    uint64_t mine = hlc_after(&x->hlc, base), theirs = mine - SELF_TAG;
-    inflight_prior_t was = {"198", 3, 0, 0, base};
-    cache_entry_t *e = cache_set(x->cache, K("ctr"), K("199"), 0);
-    cache_entry_set_version(x->cache, e, mine);
-    inflight_note(x->inflight, K("ctr"), mine, INFLIGHT_SELF, 9, WALL, &was);
-    inflight_mark_rmw(x->inflight, K("ctr"), 9);
+    uint64_t base;
+    uint64_t theirs = own_write_over_198(x, &base, 1) - SELF_TAG;
     writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("199"), 0, 0, theirs, 1, 179);
     writes_aborted(&x->w, INFLIGHT_SELF, 9);
     writes_aborted(&x->w, 1, 179);
@@ -329,15 +334,8 @@ static void test_sweep_waits_for_an_undecided_value_below(void **state)
 static void test_newer_member_proposal_overtakes_own_rmw(void **state)
 {
     world_t *x = *state;
-    uint64_t base = member_version(WALL - 60);
-    member_seed(x, "ctr", "198", base);
-    writes_committed(&x->w, 0, 1);
-    uint64_t mine = hlc_after(&x->hlc, base), seq;
-    inflight_prior_t was = {"198", 3, 0, 0, base};
-    cache_entry_t *e = cache_set(x->cache, K("ctr"), K("199"), 0);
-    cache_entry_set_version(x->cache, e, mine);
-    inflight_note(x->inflight, K("ctr"), mine, INFLIGHT_SELF, 9, WALL, &was);
-    inflight_mark_rmw(x->inflight, K("ctr"), 9);
+    uint64_t base, seq;
+    uint64_t mine = own_write_over_198(x, &base, 1);
     member_propose(x, "ctr", "199", mine + 1, 138); /* tag 2 > ours */
     assert_string_equal(value(x, "ctr"), "199");
     assert_int_equal(inflight_version(x->inflight, K("ctr")), mine + 1);
