@@ -67,7 +67,18 @@
  *      writer's replay alone misses the other writers' values between: an
  *      abort then gave back a value several increments old (sim --writes
  *      seed 113 of --faults crash,stop,pause,cut with rule 17: two INCRs
- *      replied 232). tests/unit/test_writes.c (test_snapshot_*). */
+ *      replied 232). tests/unit/test_writes.c (test_snapshot_*).
+ *   P9 a value refused for a newer write in flight is not lost if that one
+ *      aborts: it is kept below it, in flight until its maker decides
+ *      (writes_apply, inflight_prior_refused), and the sweep of an aborted
+ *      write waits while what it would give back is undecided; a member's
+ *      newer proposal taken over this node's own undecided one aborts ours
+ *      (WRITES.md rule 22; the writer's half, no commit across a lapse, is
+ *      coherence.c abort_lapsed). sim --writes seeds 286, 98 and 40 of
+ *      crash,stop,pause,cut (ctests sim_writes_seed286_refused_kept,
+ *      sim_writes_seed98_sweep_waits, sim_writes_seed40_overtaken);
+ *      tests/unit/test_writes.c (test_refused_proposal_*,
+ *      test_sweep_waits_*, test_newer_member_proposal_*). */
 #ifndef COHORT_WRITES_H
 #define COHORT_WRITES_H
 
