@@ -322,6 +322,7 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
         break;
     case FRAME_BYE:
         m->clean_bye = 1;
+        m->inc_ended_at = cluster_mono(m->cl);
         log_info("peer", "%s said goodbye", m->name);
         peer_close(l, "peer said goodbye");
         break;

@@ -125,6 +125,7 @@ struct member {
     int clean_bye;    /* its last incarnation said BYE after its last flush */
     int ended_current; /* its last incarnation died while our lease on it held:
                           every flush it replied, we had applied */
+    int64_t inc_ended_at; /* when its last incarnation said BYE or was seen gone */
     uint64_t linked_row_inc; /* its row's incarnation, read while linked with it
                                 (0: never): whose session lock we know is its */
     /* our flushes, sent to it */

@@ -621,6 +621,12 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
         m->cl->host.origin_gone(m->cl->host.ud, (int)(m - m->cl->members));
     if (m->in_inc != 0 && !m->clean_bye && !m->ended_current)
         drop_cache(m->cl, m, "restarted without saying goodbye; flushes it sent may be lost");
+    else if (m->in_inc != 0 && m->cl->arbiter && m->cl->row_lapsed_at >= m->inc_ended_at)
+        /* Our row lapsed since its last incarnation ended: another may have
+         * lived between, held us dead and replied writes without us (sim
+         * --store seed 108: a lock won while this node was paused). */
+        drop_cache(m->cl, m, "restarted while this node's row had lapsed; an incarnation "
+                             "between may have written without it");
     m->ended_current = 0;
     m->unknown_past = m->in_inc == 0;
     m->in_inc = inc;
@@ -1136,6 +1142,7 @@ void coherence_member_gone(member_t *m)
      * lapsed, or we never heard from this incarnation): it may have replied
      * flushes we never got, treating us as out of contact, and we can no
      * longer catch up with them. What we hold may be what they removed. */
+    m->inc_ended_at = cluster_mono(cl);
     if (!m->clean_bye && cluster_mono(cl) >= m->lease_until)
         drop_if_any(cl, m, "died before this node caught up with its flushes");
     else
