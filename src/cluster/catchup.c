@@ -39,16 +39,25 @@
  *      ordinary flush stream (its SYNC came first on the link), so the
  *      snapshot never needs to be a consistent cut: each entry is the
  *      sender's value at the time it was sent, and the newest version wins.
+ *   5. A key whose newest write is a proposal undecided at the sender is
+ *      sent only once its maker decided it (the committed value, or what it
+ *      replaced), and SNAP_DONE only after the last such key; a wait longer
+ *      than two leases, or the sender no longer serving, ends the answer
+ *      unfinished and the requester asks again (WRITES.md rule 24; ctest
+ *      sim_writes_seed248_snapshot_waits, tests/unit/test_writes.c).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "cluster_int.h"
 #include "log.h"
+#include "mem.h"
 
 #define CHUNK_BYTES (256u << 10)
 #define LINK_LOW_WATER (1u << 20)
 #define RETRY_MS 100
+#define SNAP_WAITS_MAX 4096 /* keys waiting for a decision, per answer */
 
 int cluster_catching_up(const cluster_t *cl)
 {
@@ -126,15 +135,22 @@ void catchup_tick(cluster_t *cl, int64_t now)
 /* ---- the sender -------------------------------------------------------------- */
 
 typedef struct chunk {
-    link_t *l;
+    member_t *m;
     uint32_t count;
 } chunk_t;
+
+/* A key whose newest write was undecided when the scan reached it. */
+typedef struct snap_wait {
+    char *key;
+    size_t klen;
+    uint64_t version;
+} snap_wait_t;
 
 static void emit(void *ud, const char *key, size_t klen, const char *val, size_t vlen,
                  int64_t expire_at, int enc, uint64_t version)
 {
     chunk_t *ch = ud;
-    link_t *l = ch->l;
+    link_t *l = ch->m->link;
     int64_t left = expire_at ? expire_at - clock_wall_ms() : 0;
     frame_put_u64(&l->out, version);
     frame_put_bytes(&l->out, key, klen);
@@ -144,21 +160,109 @@ static void emit(void *ud, const char *key, size_t klen, const char *val, size_t
     ch->count++;
 }
 
-/* One SNAPSHOT frame: flags, then the count patched in after the entries. */
+static int defer(void *ud, const char *key, size_t klen, uint64_t version)
+{
+    member_t *m = ((chunk_t *)ud)->m;
+    if (m->snap_nwaits == SNAP_WAITS_MAX)
+        return 0;
+    if (m->snap_nwaits == m->snap_waits_cap) {
+        m->snap_waits_cap = m->snap_waits_cap ? 2 * m->snap_waits_cap : 16;
+        m->snap_waits = xrealloc(m->snap_waits, m->snap_waits_cap * sizeof *m->snap_waits);
+    }
+    snap_wait_t *w = &m->snap_waits[m->snap_nwaits++];
+    w->key = xmemdup(key, klen);
+    w->klen = klen;
+    w->version = version;
+    return 1;
+}
+
+static void waits_clear(member_t *m)
+{
+    for (size_t i = 0; i < m->snap_nwaits; i++)
+        free(m->snap_waits[i].key);
+    m->snap_nwaits = 0;
+}
+
+/* 1 when some waiting key's write was decided (or its wait is over). */
+static int waits_ready(const member_t *m)
+{
+    const cluster_t *cl = m->cl;
+    for (size_t i = 0; i < m->snap_nwaits; i++) {
+        const snap_wait_t *w = &m->snap_waits[i];
+        if (!cl->host.snapshot_key(cl->host.ud, w->key, w->klen, w->version, NULL))
+            return 1;
+    }
+    return 0;
+}
+
+/* Emits the waiting keys whose write was decided, and keeps the rest. */
+static void send_decided(member_t *m, const cluster_snap_out_t *out)
+{
+    const cluster_t *cl = m->cl;
+    size_t kept = 0;
+    for (size_t i = 0; i < m->snap_nwaits; i++) {
+        snap_wait_t *w = &m->snap_waits[i];
+        if (cl->host.snapshot_key(cl->host.ud, w->key, w->klen, w->version, out))
+            m->snap_waits[kept++] = *w;
+        else
+            free(w->key);
+    }
+    m->snap_nwaits = kept;
+}
+
+static void send_busy(member_t *m, uint64_t id, uint8_t why)
+{
+    link_t *l = m->link;
+    size_t s = peer_frame_begin(l, FRAME_SNAPSHOT);
+    frame_put_u64(&l->out, id);
+    frame_put_u8(&l->out, why);
+    frame_put_u32(&l->out, 0);
+    peer_frame_end(l, s);
+}
+
+/* The answer ends without SNAP_DONE: the requester asks again later. */
+static void give_up(member_t *m, const char *why)
+{
+    log_info("catchup", "stopped sending %s the replicated keyspaces: %s", m->name, why);
+    send_busy(m, m->snap_serving, m->snap_partial ? SNAP_WAITING : SNAP_NOT_SERVING);
+    m->snap_serving = 0;
+    waits_clear(m);
+}
+
+/* One SNAPSHOT frame: flags, then the count patched in after the entries.
+ * Once the scan is over, only the waiting keys remain: a frame goes when
+ * one of them was decided. */
 static void send_chunk(member_t *m)
 {
     cluster_t *cl = m->cl;
     link_t *l = m->link;
+    if (m->snap_scanned && !waits_ready(m)) {
+        if (cluster_mono(cl) >= m->snap_wait_until)
+            give_up(m, "a write in flight stayed undecided");
+        else if (!m->snap_partial && !cluster_serving(cl))
+            give_up(m, "this node stopped serving");
+        return;
+    }
     size_t s = peer_frame_begin(l, FRAME_SNAPSHOT);
     frame_put_u64(&l->out, m->snap_serving);
     size_t flags_at = buf_len(&l->out);
     frame_put_u8(&l->out, m->snap_partial);
     size_t count_at = buf_len(&l->out);
     frame_put_u32(&l->out, 0);
-    chunk_t ch = {l, 0};
-    m->snap_cursor = cl->host.snapshot(cl->host.ud, m->snap_cursor, CHUNK_BYTES, emit, &ch);
+    chunk_t ch = {m, 0};
+    cluster_snap_out_t out = {emit, defer, &ch};
+    if (!m->snap_scanned) {
+        m->snap_cursor = cl->host.snapshot(cl->host.ud, m->snap_cursor, CHUNK_BYTES, &out);
+        if (m->snap_cursor == 0) {
+            m->snap_scanned = 1;
+            m->snap_wait_until = cluster_mono(cl) + 2 * (int64_t)cluster_lease_ms(cl);
+        }
+    }
+    if (m->snap_scanned)
+        send_decided(m, &out);
+    int done = m->snap_scanned && m->snap_nwaits == 0;
     uint8_t *p = (uint8_t *)buf_head(&l->out);
-    if (m->snap_cursor == 0) {
+    if (done) {
         p[flags_at] |= SNAP_DONE;
         m->snap_serving = 0;
     }
@@ -166,7 +270,7 @@ static void send_chunk(member_t *m)
         p[count_at + (size_t)i] = (uint8_t)(ch.count >> (24 - 8 * i));
     peer_frame_end(l, s);
     m->snap_sent += ch.count;
-    if (m->snap_cursor == 0)
+    if (done)
         log_info("catchup", "sent %s the replicated keyspaces (%llu entries)", m->name,
                  (unsigned long long)m->snap_sent);
 }
@@ -180,16 +284,6 @@ void catchup_send(cluster_t *cl)
     }
 }
 
-static void send_busy(member_t *m, uint64_t id, uint8_t why)
-{
-    link_t *l = m->link;
-    size_t s = peer_frame_begin(l, FRAME_SNAPSHOT);
-    frame_put_u64(&l->out, id);
-    frame_put_u8(&l->out, why);
-    frame_put_u32(&l->out, 0);
-    peer_frame_end(l, s);
-}
-
 /* 1 when a member other than m, not dead, said it holds data (its current
  * process). */
 static int holder_besides(const cluster_t *cl, const member_t *m)
@@ -201,6 +295,17 @@ static int holder_besides(const cluster_t *cl, const member_t *m)
             return 1;
     }
     return 0;
+}
+
+/* Starts the answer to request id (a new request replaces the last). */
+static void answer(member_t *m, uint64_t id, uint8_t partial)
+{
+    m->snap_serving = id;
+    m->snap_partial = partial;
+    m->snap_cursor = 0;
+    m->snap_sent = 0;
+    m->snap_scanned = 0;
+    waits_clear(m);
 }
 
 static void on_snapreq(member_t *m, frame_reader_t *r)
@@ -221,20 +326,14 @@ static void on_snapreq(member_t *m, frame_reader_t *r)
         return;
     }
     if (cl->need_snapshot) { /* catching up too: what replays and the stream brought */
-        m->snap_serving = id;
-        m->snap_partial = SNAP_PARTIAL;
-        m->snap_cursor = 0;
-        m->snap_sent = 0;
+        answer(m, id, SNAP_PARTIAL);
         return;
     }
     if (!cluster_serving(cl)) {
         send_busy(m, id, SNAP_NOT_SERVING);
         return;
     }
-    m->snap_serving = id;
-    m->snap_partial = 0;
-    m->snap_cursor = 0;
-    m->snap_sent = 0;
+    answer(m, id, 0);
 }
 
 /* ---- the receiver ------------------------------------------------------------ */
@@ -318,6 +417,16 @@ void catchup_on_frame(member_t *m, const frame_hdr_t *h)
 void catchup_member_lost(member_t *m)
 {
     m->snap_serving = 0;
+    waits_clear(m);
     if (m->cl->snap_from == m)
         m->cl->snap_from = NULL;
+}
+
+void catchup_free(cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        waits_clear(&cl->members[i]);
+        free(cl->members[i].snap_waits);
+        cl->members[i].snap_waits = NULL;
+    }
 }

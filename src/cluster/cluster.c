@@ -232,6 +232,7 @@ void cluster_free(cluster_t *cl)
 {
     coherence_free(cl);
     interest_free(cl);
+    catchup_free(cl);
     presync_free(cl);
     frame_key_free(&cl->key);
     free(cl->members);

@@ -26,6 +26,17 @@
 
 typedef struct cluster cluster_t;
 
+/* Where a catch-up snapshot's entries go (cluster_host_t.snapshot). */
+typedef struct cluster_snap_out {
+    void (*emit)(void *eud, const char *key, size_t klen, const char *val, size_t vlen,
+                 int64_t expire_at, int enc, uint64_t version);
+    /* key's newest write (of version) is undecided here: sent once decided
+     * (snapshot_key). Returns 0 when it cannot wait (too many wait): the
+     * key is emitted at once, its undecided value after what it replaced. */
+    int (*defer)(void *eud, const char *key, size_t klen, uint64_t version);
+    void *eud;
+} cluster_snap_out_t;
+
 /* What the cluster needs from the node it runs in, handed over at start. */
 typedef struct cluster_host {
     void *ud;
@@ -56,13 +67,11 @@ typedef struct cluster_host {
      * that started empty after them. */
     uint64_t start_version;
     /* Catch-up (NULL when no key replicates): visits this node's entries of
-     * replicated keyspaces from cursor (0: the start), passing each to emit,
+     * replicated keyspaces from cursor (0: the start), passing each to
+     * out->emit, or the key of a write still undecided here to out->defer,
      * until about budget bytes were emitted; returns the cursor to continue
      * from, 0 when done. */
-    uint64_t (*snapshot)(void *ud, uint64_t cursor, size_t budget,
-                         void (*emit)(void *eud, const char *key, size_t klen, const char *val,
-                                      size_t vlen, int64_t expire_at, int enc, uint64_t version),
-                         void *eud);
+    uint64_t (*snapshot)(void *ud, uint64_t cursor, size_t budget, const cluster_snap_out_t *out);
     /* Applies a member's snapshot entry: as a SEED, except that the floor
      * this cache got at its start (or when it was dropped) does not apply. */
     void (*apply_snapshot)(void *ud, const char *key, size_t klen, const char *val, size_t vlen,
@@ -86,6 +95,12 @@ typedef struct cluster_host {
      * whole cache: each is refused (NACK), for this node's acknowledgement
      * no longer holds its value. NULL: none kept. */
     void (*each_undecided)(void *ud, void (*fn)(void *fud, int origin, uint64_t seq), void *fud);
+    /* Catch-up (with snapshot): a deferred key (its write of version was undecided): 1 while that
+     * write is still undecided here (nothing emitted), else emits the key's
+     * entries as snapshot does now (never deferring; nothing when out is
+     * NULL: a question only) and returns 0. */
+    int (*snapshot_key)(void *ud, const char *key, size_t klen, uint64_t version,
+                        const cluster_snap_out_t *out);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must

@@ -144,6 +144,10 @@ struct member {
     uint8_t snap_partial;   /* ...with what we hold while catching up (SNAP_PARTIAL) */
     uint64_t snap_cursor;   /* where our answer continues (host.snapshot) */
     uint64_t snap_sent;     /* entries of our answer sent so far */
+    int snap_scanned;       /* ...every entry visited; the waits remain */
+    int64_t snap_wait_until; /* (monotonic ms) then the waits give up */
+    struct snap_wait *snap_waits; /* keys whose write was undecided (owned) */
+    size_t snap_nwaits, snap_waits_cap;
     /* pub/sub (interest.c) */
     uint64_t link_gen;     /* links that became READY: one number per link */
     uint64_t interest_gen; /* link_gen of the link its full set came on */
@@ -409,6 +413,8 @@ void catchup_tick(cluster_t *cl, int64_t now);
 void catchup_send(cluster_t *cl);
 void catchup_on_frame(member_t *m, const frame_hdr_t *h);
 void catchup_member_lost(member_t *m);
+/* Frees what the answers in progress hold. */
+void catchup_free(cluster_t *cl);
 /* interest.c: cluster-wide pub/sub */
 void interest_init(cluster_t *cl);
 void interest_free(cluster_t *cl);

@@ -28,7 +28,7 @@ typedef struct entry {
     uint64_t seq;
     int origin;
     int aborted;
-    int rmw; /* this node's read-modify-write (writes_propose), undecided */
+    int rmw; /* a read-modify-write (a PROPOSE, not a SEED): it may abort */
     int64_t noted_ms;
     prior_t *prior; /* the value this write replaced (NULL: none kept) */
     size_t klen;
@@ -211,11 +211,17 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     e->noted_ms = now_ms;
 }
 
-void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, uint64_t seq)
+void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, int origin, uint64_t seq)
 {
     entry_t *e = t->n ? *find(t, key, klen) : NULL;
-    if (e && e->origin == INFLIGHT_SELF && e->seq == seq)
+    if (e && e->origin == origin && e->seq == seq)
         e->rmw = 1;
+}
+
+int inflight_undecided_rmw(const inflight_t *t, const char *key, size_t klen)
+{
+    entry_t *e = t->n ? *find(t, key, klen) : NULL;
+    return e && e->rmw && !e->aborted;
 }
 
 int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq)

@@ -56,9 +56,13 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
 int inflight_retried(const inflight_t *t, const char *key, size_t klen, uint64_t version,
                      int origin, uint64_t seq);
 
-/* Marks this node's write seq of key, just noted, a read-modify-write
- * (a PROPOSE, not a SEED): only those yield. */
-void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, uint64_t seq);
+/* Marks key's write (origin, seq), just noted, a read-modify-write (a
+ * PROPOSE, not a SEED): only those may abort, and only this node's own
+ * yield. */
+void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, int origin, uint64_t seq);
+/* 1 when key's write in flight is a read-modify-write not decided yet (a
+ * SEED in flight always commits). */
+int inflight_undecided_rmw(const inflight_t *t, const char *key, size_t klen);
 /* 1 when key's write in flight is this node's read-modify-write, not
  * aborted: *seq is its flush number. */
 int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq);

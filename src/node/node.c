@@ -412,11 +412,18 @@ static int snap_keep(void *kud, const char *key, size_t klen)
     return node_write_mode(kud, key, klen) == KS_REPLICATE;
 }
 
-static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget, writes_emit_fn emit,
-                              void *eud)
+static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget,
+                              const cluster_snap_out_t *out)
 {
     writes_t w = writes_of(ud);
-    return writes_snapshot(&w, cursor, budget, snap_keep, ud, emit, eud);
+    return writes_snapshot(&w, cursor, budget, snap_keep, ud, out);
+}
+
+static int host_snapshot_key(void *ud, const char *key, size_t klen, uint64_t version,
+                             const cluster_snap_out_t *out)
+{
+    writes_t w = writes_of(ud);
+    return writes_snapshot_key(&w, key, klen, version, out);
 }
 
 /* A snapshot entry is a SEED judged only by what changed here since the
@@ -514,6 +521,7 @@ cluster_host_t node_cluster_host(node_t *n)
                         host_committed,
                         host_aborted,
                         host_origin_gone,
-                        replicated ? host_each_undecided : NULL};
+                        replicated ? host_each_undecided : NULL,
+                        replicated ? host_snapshot_key : NULL};
     return h;
 }

@@ -172,6 +172,8 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
         inflight_prior_t was = {prior.val, prior.vlen, prior.expire_at, prior.form,
                                 prior.version};
         inflight_note(w->inflight, k, klen, version, origin, seq, w->mono_ms, &was);
+        if (kind == FLUSH_PROPOSE)
+            inflight_mark_rmw(w->inflight, k, klen, origin, seq);
     }
     writes_prior_free(&prior);
     if (done && enc != 0) {
@@ -219,7 +221,7 @@ uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, si
                             prior ? prior->expire_at : 0, prior ? prior->form : 0,
                             prior ? prior->version : 0};
     inflight_note(w->inflight, key, klen, v, CLUSTER_SELF, seq, w->mono_ms, &was);
-    inflight_mark_rmw(w->inflight, key, klen, seq);
+    inflight_mark_rmw(w->inflight, key, klen, INFLIGHT_SELF, seq);
     return seq;
 }
 
@@ -363,50 +365,79 @@ typedef struct snap_walk {
     size_t bytes;
     int (*keep)(void *kud, const char *key, size_t klen);
     void *kud;
-    writes_emit_fn emit;
-    void *eud;
+    const cluster_snap_out_t *out;
 } snap_walk_t;
+
+/* Emits e's entries, or defers e when its write in flight here is a
+ * read-modify-write not decided yet and may_defer (WRITES.md rule 24: a
+ * SEED in flight always commits, and goes at once). Returns the bytes
+ * emitted. */
+static size_t snap_entry(const writes_t *w, cache_entry_t *e, const cluster_snap_out_t *out,
+                         int may_defer)
+{
+    size_t klen, vlen, bytes = 0;
+    const char *key = cache_entry_key(e, &klen);
+    const char *val = cache_entry_value(e, &vlen);
+    uint64_t version = cache_entry_version(e);
+    if (version == inflight_version(w->inflight, key, klen)) {
+        int aborted = inflight_aborted(w->inflight, key, klen);
+        if (may_defer && inflight_undecided_rmw(w->inflight, key, klen) &&
+            out->defer(out->eud, key, klen, version))
+            return 0;
+        /* An aborted value is nobody's: the requester gets the value it
+         * replaced, as this node's sweep restores it, or nothing
+         * (WRITES.md rule 15). A value not decided yet (a SEED, or a
+         * proposal that cannot wait) goes after the value it replaced: the
+         * requester's abort gives that back (writes_apply_snapshot, rule
+         * 17). */
+        inflight_prior_t p;
+        if (inflight_prior(w->inflight, key, klen, &p) &&
+            !(p.expire_at && p.expire_at <= w->now_ms)) {
+            out->emit(out->eud, key, klen, p.val, p.vlen, p.expire_at, p.form, p.version);
+            bytes += klen + p.vlen + 32;
+        }
+        if (aborted)
+            return bytes;
+    }
+    out->emit(out->eud, key, klen, val, vlen, cache_entry_expire(e), cache_entry_form(e),
+              version);
+    return bytes + klen + vlen + 32;
+}
 
 static void snap_visit(void *ud, cache_entry_t *e)
 {
     snap_walk_t *s = ud;
-    size_t klen, vlen;
+    size_t klen;
     const char *key = cache_entry_key(e, &klen);
     int64_t at = cache_entry_expire(e);
     if ((at && at <= s->w->now_ms) || !s->keep(s->kud, key, klen))
         return;
-    const char *val = cache_entry_value(e, &vlen);
-    uint64_t version = cache_entry_version(e);
-    int form = cache_entry_form(e);
-    if (version == inflight_version(s->w->inflight, key, klen)) {
-        /* An aborted value is nobody's: the requester gets the value it
-         * replaced, as this node's sweep restores it, or nothing
-         * (WRITES.md rule 15). A value not decided yet goes after the
-         * value it replaced: the requester's abort gives that back
-         * (writes_apply_snapshot, rule 18). */
-        inflight_prior_t p;
-        int kept = inflight_prior(s->w->inflight, key, klen, &p) &&
-                   !(p.expire_at && p.expire_at <= s->w->now_ms);
-        if (kept) {
-            s->emit(s->eud, key, klen, p.val, p.vlen, p.expire_at, p.form, p.version);
-            s->bytes += klen + p.vlen + 32;
-        }
-        if (inflight_aborted(s->w->inflight, key, klen))
-            return;
-    }
-    s->emit(s->eud, key, klen, val, vlen, at, form, version);
-    s->bytes += klen + vlen + 32;
+    s->bytes += snap_entry(s->w, e, s->out, 1);
 }
 
 uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
                          int (*keep)(void *kud, const char *key, size_t klen), void *kud,
-                         writes_emit_fn emit, void *eud)
+                         const cluster_snap_out_t *out)
 {
-    snap_walk_t s = {w, 0, keep, kud, emit, eud};
+    snap_walk_t s = {w, 0, keep, kud, out};
     do
         cursor = cache_scan(w->cache, cursor, 64, snap_visit, &s);
     while (cursor && s.bytes < budget);
     return cursor;
+}
+
+int writes_snapshot_key(const writes_t *w, const char *key, size_t klen, uint64_t version,
+                        const cluster_snap_out_t *out)
+{
+    if (inflight_version(w->inflight, key, klen) == version &&
+        inflight_undecided_rmw(w->inflight, key, klen))
+        return 1;
+    if (!out)
+        return 0;
+    cache_entry_t *e = cache_lookup(w->cache, key, klen, w->now_ms, CACHE_NOTOUCH);
+    if (e)
+        snap_entry(w, e, out, 0);
+    return 0;
 }
 
 void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const char *val,

@@ -78,7 +78,15 @@
  *      crash,stop,pause,cut (ctests sim_writes_seed286_refused_kept,
  *      sim_writes_seed98_sweep_waits, sim_writes_seed40_overtaken);
  *      tests/unit/test_writes.c (test_refused_proposal_*,
- *      test_sweep_waits_*, test_newer_member_proposal_*). */
+ *      test_sweep_waits_*, test_newer_member_proposal_*).
+ *   P10 a catch-up snapshot never sends a proposal undecided here as a
+ *      value: the key waits until its maker decides (writes_snapshot defers
+ *      it, writes_snapshot_key sends it after), and an undecided SEED,
+ *      which always commits, goes at once (WRITES.md rule 24). sim --writes
+ *      seed 248 of crash,stop,pause,cut (ctest
+ *      sim_writes_seed248_snapshot_waits: an aborted INCR took effect);
+ *      tests/unit/test_writes.c (test_snapshot_waits_for_undecided_write).
+ */
 #ifndef COHORT_WRITES_H
 #define COHORT_WRITES_H
 
@@ -171,13 +179,17 @@ int writes_decide(const uint64_t *seqs, size_t nseqs, uint64_t committed_self,
                   const uint64_t *aborts, size_t naborts);
 
 /* Catch-up, as cluster_host_t.snapshot: visits the entries for which keep
- * says 1 from cursor, emitting each, until about budget bytes; returns the
- * cursor to go on from (0: done). */
-typedef void (*writes_emit_fn)(void *eud, const char *key, size_t klen, const char *val,
-                               size_t vlen, int64_t expire_at, int enc, uint64_t version);
+ * says 1 from cursor, emitting each (or deferring a key whose newest write
+ * is undecided here), until about budget bytes; returns the cursor to go on
+ * from (0: done). */
 uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
                          int (*keep)(void *kud, const char *key, size_t klen), void *kud,
-                         writes_emit_fn emit, void *eud);
+                         const cluster_snap_out_t *out);
+/* A deferred key, as cluster_host_t.snapshot_key: 1 while its write of
+ * version is undecided here, else emits what the key holds now (nothing
+ * when out is NULL) and 0. */
+int writes_snapshot_key(const writes_t *w, const char *key, size_t klen, uint64_t version,
+                        const cluster_snap_out_t *out);
 /* A member's snapshot entry: a SEED judged by the floor since the cache was
  * last empty (w->recent). */
 void writes_apply_snapshot(const writes_t *w, const char *key, size_t klen, const char *val,

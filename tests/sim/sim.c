@@ -397,11 +397,18 @@ static int replicated(void *kud, const char *key, size_t klen)
     return klen >= 2 && key[0] == 'w' && key[1] == ':';
 }
 
-static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget, writes_emit_fn emit,
-                              void *eud)
+static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget,
+                              const cluster_snap_out_t *out)
 {
     writes_t w = writes_of(ud);
-    return writes_snapshot(&w, cursor, budget, replicated, NULL, emit, eud);
+    return writes_snapshot(&w, cursor, budget, replicated, NULL, out);
+}
+
+static int host_snapshot_key(void *ud, const char *key, size_t klen, uint64_t version,
+                             const cluster_snap_out_t *out)
+{
+    writes_t w = writes_of(ud);
+    return writes_snapshot_key(&w, key, klen, version, out);
 }
 
 static void host_apply_snapshot(void *ud, const char *k, size_t klen, const char *val,
@@ -1043,9 +1050,10 @@ static void node_start(int i)
     char err[256];
     cluster_host_t host = {n,           host_apply,  host_drop_all, host_skipped_upto,
                            host_progress, host_observe, hlc_at(W.now), NULL, NULL,
-                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL, NULL};
+                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL, NULL, NULL};
     if (W.writes) { /* the write protocol's commits, refusals, replays and catch-up */
         host.snapshot = host_snapshot;
+        host.snapshot_key = host_snapshot_key;
         host.apply_snapshot = host_apply_snapshot;
         host.committed = host_committed;
         host.aborted = host_aborted;

@@ -77,7 +77,7 @@ static int setup(void **state)
     now_ms = 100000;
     applied = drops = 0;
     cluster_host_t host = {NULL, h_apply, h_drop_all, h_skipped, h_progress, h_observe, 0,
-                           NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     f.cl = cluster_create(NULL, &f.cfg, &host, 42, 7, err, sizeof(err));
     assert_non_null(f.cl);
     f.cl->clock = fake_clock;

@@ -242,7 +242,7 @@ static uint64_t own_write_over_198(world_t *x, uint64_t *base, int rmw)
     cache_entry_set_version(x->cache, e, mine);
     inflight_note(x->inflight, K("ctr"), mine, INFLIGHT_SELF, 9, WALL, &was);
     if (rmw)
-        inflight_mark_rmw(x->inflight, K("ctr"), 9);
+        inflight_mark_rmw(x->inflight, K("ctr"), INFLIGHT_SELF, 9);
     return mine;
 }
 
@@ -256,7 +256,7 @@ static void test_refused_proposal_is_kept_below_own_rmw(void **state)
     uint64_t base, seq;
     uint64_t theirs = own_write_over_198(x, &base, 0) - SELF_TAG; /* tag 0 < ours */
     assert_false(inflight_own_rmw(x->inflight, K("ctr"), &seq)); /* a SEED of ours */
-    inflight_mark_rmw(x->inflight, K("ctr"), 9);
+    inflight_mark_rmw(x->inflight, K("ctr"), INFLIGHT_SELF, 9);
     assert_true(inflight_own_rmw(x->inflight, K("ctr"), &seq));
     assert_int_equal(seq, 9);
     assert_int_equal(
@@ -346,6 +346,8 @@ typedef struct emitted {
     char val[8][16];
     uint64_t version[8];
     int n;
+    char deferred[16];
+    uint64_t deferred_version;
 } emitted_t;
 
 static void collect(void *eud, const char *key, size_t klen, const char *val, size_t vlen,
@@ -365,8 +367,25 @@ static int keep_all(void *kud, const char *key, size_t klen)
     return 1;
 }
 
-/* The sender's side of P8: an undecided write's value goes after the value
- * it replaced; an aborted one's does not go at all (rule 15). */
+/* The sender's waiting list: full (0), or takes the key (1). */
+static int defer_none(void *eud, const char *key, size_t klen, uint64_t version)
+{
+    (void)eud, (void)key, (void)klen, (void)version;
+    return 0;
+}
+
+static int defer_one(void *eud, const char *key, size_t klen, uint64_t version)
+{
+    emitted_t *out = eud;
+    assert_true(klen < 16);
+    memcpy(out->deferred, key, klen);
+    out->deferred[klen] = '\0';
+    out->deferred_version = version;
+    return 1;
+}
+
+/* The sender's side of P8: an undecided write that cannot wait goes after
+ * the value it replaced; an aborted one's does not go at all (rule 15). */
 static void test_snapshot_sends_what_undecided_write_replaced(void **state)
 {
     world_t *x = *state;
@@ -375,7 +394,8 @@ static void test_snapshot_sends_what_undecided_write_replaced(void **state)
     writes_committed(&x->w, 0, 1);
     member_propose(x, "ctr", "6", v6, 2);
     emitted_t out = {.n = 0};
-    assert_int_equal(writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, collect, &out), 0);
+    cluster_snap_out_t to = {collect, defer_none, &out};
+    assert_int_equal(writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to), 0);
     assert_int_equal(out.n, 2);
     assert_string_equal(out.val[0], "5");
     assert_true(out.version[0] == v5);
@@ -383,9 +403,49 @@ static void test_snapshot_sends_what_undecided_write_replaced(void **state)
     assert_true(out.version[1] == v6);
     writes_aborted(&x->w, 1, 2);
     out.n = 0;
-    writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, collect, &out);
+    writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to);
     assert_int_equal(out.n, 1);
     assert_string_equal(out.val[0], "5");
+}
+
+/* P10: a snapshot waits for an undecided write's decision: nothing of the
+ * key goes until then; an abort sends the value it replaced, a commit the
+ * write (sim --writes seed 248 of crash,stop,pause,cut: the requester took
+ * an aborted INCR as committed). */
+static void test_snapshot_waits_for_undecided_write(void **state)
+{
+    world_t *x = *state;
+    uint64_t v5 = member_version(WALL - 50), v6 = member_version(WALL - 40);
+    uint64_t v7 = member_version(WALL - 30);
+    member_seed(x, "ctr", "5", v5);
+    writes_committed(&x->w, 0, 1);
+    member_propose(x, "ctr", "6", v6, 2);
+    emitted_t out = {.n = 0};
+    cluster_snap_out_t to = {collect, defer_one, &out};
+    assert_int_equal(writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to), 0);
+    assert_int_equal(out.n, 0);
+    assert_string_equal(out.deferred, "ctr");
+    assert_true(out.deferred_version == v6);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, NULL), 1);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, &to), 1);
+    assert_int_equal(out.n, 0);
+    writes_aborted(&x->w, 1, 2);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, NULL), 0);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, &to), 0);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.val[0], "5");
+    /* A commit: the write itself goes. */
+    member_propose(x, "ctr", "7", v7, 3);
+    out.n = 0;
+    writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to);
+    assert_int_equal(out.n, 0);
+    assert_true(out.deferred_version == v7);
+    writes_committed(&x->w, 1, 3);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v7, &to), 0);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.val[0], "7");
+    assert_true(out.version[0] == v7);
 }
 
 int main(void)
@@ -396,6 +456,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drop_keeps_observed_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_prior_replaces_older_chain, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_waits_for_undecided_write, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_sends_what_undecided_write_replaced,
                                         setup, teardown),
