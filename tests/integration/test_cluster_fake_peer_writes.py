@@ -235,3 +235,74 @@ def test_a_proposal_of_an_unknown_value_type_is_ignored_with_a_log_line(n1_and_f
     assert refused(n1) == r0
     assert n1.call("EXISTS", "odd") in (0, b"0")
     assert_serves(n1, fake, "odd")
+
+
+def read_snapshot(fake, seconds, sid):
+    """For at most seconds (keeping n1's lease on the fake as pump does):
+    n1's SNAPSHOT frames answering request sid, until one says SNAP_DONE.
+    Returns (done, [(key, value, version)])."""
+    end = time.monotonic() + seconds
+    next_ping, entries = 0, []
+    while time.monotonic() < end:
+        if time.monotonic() >= next_ping:
+            fake.ping()
+            next_ping = time.monotonic() + 0.05
+        try:
+            ftype, payload = fake._read_frame(0.01)
+        except (TimeoutError, socket.timeout):
+            continue
+        if ftype == PING:
+            fake.send(PONG, payload[:16])
+        if ftype != SNAPSHOT:
+            continue
+        got, flags, count = struct.unpack_from(">QBI", payload, 0)
+        if got != sid:
+            continue
+        i = 13
+        for _ in range(count):
+            version, klen = struct.unpack_from(">QI", payload, i)
+            key = payload[i + 12:i + 12 + klen]
+            i += 12 + klen + 8
+            vlen = struct.unpack_from(">I", payload, i)[0]
+            entries.append((key, payload[i + 4:i + 4 + vlen], version))
+            i += 4 + vlen + 1
+        if flags & SNAP_DONE:
+            return True, entries
+    return False, entries
+
+
+@pytest.mark.parametrize("decision", ["ABORT", "COMMIT"])
+def test_a_snapshot_waits_for_a_proposal_its_sender_holds_undecided(
+        n1_replicating_and_fake, decision):
+    """WRITES.md rule 24 on a real node: n1 holds the fake's PROPOSE of
+    ctr (6 over 5) undecided when the fake asks n1 for a snapshot. n1 sends
+    nothing of ctr and no SNAP_DONE until the fake decides; then the value
+    the decision leaves: 5 after an ABORT, 6 after a COMMIT. (Before, the
+    undecided 6 went at once as a plain value after 5, and a requester
+    that never heard the ABORT kept an aborted INCR: sim seed 248.)"""
+    n1, fake = n1_replicating_and_fake
+    inc = fake.accept(scaled(5.0))
+    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
+    assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
+                            scaled(5.0)), n1.log_tail()
+    now = (int(time.time() * 1000) + 1000) * 1024  # hlc counter: 1/1024 ms (base/hlc.h)
+    v5, v6 = now << 10 | 7, (now + 1) << 10 | 7
+    fake.send(FLUSH, flush(1, entry(SEED, b"\x00ctr", b"5", version=v5)))
+    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 1))
+    assert helpers.wait_for(lambda: pump(fake, 0.05) or
+                            n1.call("GET", "ctr") in (b"5", "5"), scaled(3.0)), n1.log_tail()
+    fake.send(FLUSH, flush(2, entry(PROPOSE, b"\x00ctr", b"6", version=v6)))
+    pump(fake, 0.2)
+    fake.send(SNAPREQ, struct.pack(">Q", 9))
+    done, entries = read_snapshot(fake, scaled(0.8), 9)
+    assert not done, "n1 finished its snapshot with ctr undecided: %r" % entries
+    assert [e for e in entries if e[0] == b"\x00ctr"] == [], entries
+    if decision == "ABORT":
+        fake.send(ABORT, struct.pack(">QQ", FAKE_INCARNATION, 2))
+    else:
+        fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 2))
+    done, entries = read_snapshot(fake, scaled(3.0), 9)
+    assert done, (entries, n1.log_tail())
+    ctr = [(val, version) for key, val, version in entries if key == b"\x00ctr"]
+    assert ctr == ([(b"5", v5)] if decision == "ABORT" else [(b"6", v6)]), ctr
+    assert n1.alive(), n1.log_tail()
