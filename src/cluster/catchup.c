@@ -16,10 +16,13 @@
  * Invariants (tests/integration/test_keyspaces.py; the simulator, ctest
  * sim_writes_seed15_catchup and sim_writes_seed96_partial):
  *   1. A node needing a snapshot does not serve (cluster_serving) while any
- *      member is not DEAD, until a SNAPSHOT with SNAP_DONE arrived from the
- *      member it asked, or every member not DEAD answered that it is
+ *      member is not gone, until a SNAPSHOT with SNAP_DONE arrived from the
+ *      member it asked, or every member not gone answered that it is
  *      catching up too (a cold start of the whole cluster, or every holder
- *      gone: nobody has all the data).
+ *      gone: nobody has all the data). Without the store, a member held
+ *      DEAD is gone only once a connection to it was refused since the
+ *      catch-up began, or nothing was heard from it for dead_after within
+ *      it (WRITES.md rule 25; ctest sim_writes_seed231_recheck).
  *   2. A node catching up itself answers a request with SNAP_WAITING (ask
  *      again later) while a member it does not know dead said it holds data
  *      (answered not serving, or sent a whole snapshot): the requester may
@@ -59,14 +62,47 @@
 #define RETRY_MS 100
 #define SNAP_WAITS_MAX 4096 /* keys waiting for a decision, per answer */
 
+/* 1 when m counts as gone for a catch-up (WRITES.md rule 25). With the
+ * store as arbiter, DEAD is the store's word. Without it, DEAD came from a
+ * refused connection, a goodbye or dead_after, and a member held dead since
+ * before this catch-up began may have started again behind a cut and hold
+ * what was written since: it counts once a connection to it was refused
+ * since the catch-up began, or nothing was heard from it for dead_after
+ * within the catch-up. */
+static int gone(const cluster_t *cl, const member_t *m, int64_t now)
+{
+    if (m->state != MEMBER_DEAD)
+        return 0;
+    if (cl->arbiter || m->refused_at >= cl->snap_since)
+        return 1;
+    int64_t heard = m->last_heard > cl->snap_since ? m->last_heard : cl->snap_since;
+    return now - heard >= cl->cfg->dead_after_ms;
+}
+
 int cluster_catching_up(const cluster_t *cl)
 {
     if (!cl || !cl->need_snapshot)
         return 0;
+    int64_t now = cluster_mono(cl);
     for (size_t i = 0; i < cl->nmembers; i++)
-        if (cl->members[i].state != MEMBER_DEAD)
+        if (!gone(cl, &cl->members[i], now))
             return 1;
     return 0;
+}
+
+/* Knocks at the members held dead that do not count as gone yet (at most
+ * every RETRY_MS each): a refusal confirms them; a member that answers
+ * comes back by its link. */
+static void knock_unconfirmed(cluster_t *cl, int64_t now)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD || gone(cl, m, now) || m->link || m->knock ||
+            now < m->recheck_at)
+            continue;
+        m->recheck_at = now + RETRY_MS;
+        peer_knock(cl, m);
+    }
 }
 
 void catchup_needed(cluster_t *cl)
@@ -74,6 +110,7 @@ void catchup_needed(cluster_t *cl)
     if (!cl->host.snapshot)
         return;
     cl->need_snapshot = 1;
+    cl->snap_since = cluster_mono(cl);
     serving_lowered(cl);
     cl->snap_from = NULL;
     for (size_t i = 0; i < cl->nmembers; i++)
@@ -92,12 +129,12 @@ static void ask(cluster_t *cl, member_t *m)
     log_info("catchup", "asking %s for the replicated keyspaces", m->name);
 }
 
-/* Every member not DEAD said it is catching up too: nobody holds data. */
-static int all_fresh(const cluster_t *cl)
+/* Every member not gone said it is catching up too: nobody holds data. */
+static int all_fresh(const cluster_t *cl, int64_t now)
 {
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
-        if (m->state != MEMBER_DEAD && m->snap_busy != SNAP_BUSY_FRESH)
+        if (!gone(cl, m, now) && m->snap_busy != SNAP_BUSY_FRESH)
             return 0;
     }
     return 1;
@@ -107,7 +144,8 @@ void catchup_tick(cluster_t *cl, int64_t now)
 {
     if (!cl->need_snapshot)
         return;
-    if (!cluster_catching_up(cl) || all_fresh(cl)) {
+    knock_unconfirmed(cl, now);
+    if (!cluster_catching_up(cl) || all_fresh(cl, now)) {
         cl->need_snapshot = 0;
         log_info("catchup", "no member holds data to catch up with: serving as is");
         return;

@@ -103,6 +103,8 @@ struct member {
     uint64_t ping_hrtime; /* uv_hrtime() when PING ping_id went out: for rtt_ms */
     double rtt_ms;
     int refused; /* the last connection attempt was refused */
+    int64_t refused_at; /* monotonic ms of the last refused attempt, 0: none */
+    int64_t recheck_at; /* catch-up knocks again at it if held dead unconfirmed */
     struct knock *knock;   /* a knock in progress */
     int64_t knock_deadline;
     /* probes */
@@ -246,6 +248,7 @@ struct cluster {
     int64_t last_cut_off; /* last tick at which this node was cut off */
     /* catch-up (catchup.c) */
     int need_snapshot;    /* the cache started empty or was dropped */
+    int64_t snap_since;   /* monotonic ms: when need_snapshot was set */
     member_t *snap_from;  /* the member asked, or NULL */
     uint64_t snap_id;     /* of our last request */
     uint64_t snap_entries;

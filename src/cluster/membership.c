@@ -192,6 +192,8 @@ void member_connect_failed(member_t *m, int refused)
 void member_knock_result(member_t *m, int refused)
 {
     m->refused = refused;
+    if (refused)
+        m->refused_at = cluster_mono(m->cl);
     if (!refused || m->state == MEMBER_DEAD || m->link)
         return;
     if (!m->cl->arbiter)
