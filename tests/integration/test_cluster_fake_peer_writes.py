@@ -40,10 +40,11 @@ def flush(first, *entries, inc=FAKE_INCARNATION):
     return struct.pack(">QQI", inc, first, len(entries)) + b"".join(entries)
 
 
-def pump(fake, seconds, snapreq=False):
+def pump(fake, seconds, snapreq=False, on_frame=None):
     """For seconds: PINGs n1 every 50 ms and answers n1's PINGs (so n1 holds
     a lease on the fake and serves); with snapreq, answers n1's SNAPREQ with
-    "catching up too" (SNAP_FRESH); drops n1's other frames."""
+    "catching up too" (SNAP_FRESH); passes n1's other frames to on_frame
+    (dropped without), and stops early when it returns true."""
     end = time.monotonic() + seconds
     next_ping = 0
     while time.monotonic() < end:
@@ -58,6 +59,8 @@ def pump(fake, seconds, snapreq=False):
             fake.send(PONG, payload[:16])
         elif ftype == SNAPREQ and snapreq:
             fake.send(SNAPSHOT, payload[:8] + struct.pack(">BI", SNAP_FRESH, 0))
+        elif on_frame and on_frame(ftype, payload):
+            return
 
 
 def pump_answering(fake, seconds):
@@ -241,23 +244,14 @@ def read_snapshot(fake, seconds, sid):
     """For at most seconds (keeping n1's lease on the fake as pump does):
     n1's SNAPSHOT frames answering request sid, until one says SNAP_DONE.
     Returns (done, [(key, value, version)])."""
-    end = time.monotonic() + seconds
-    next_ping, entries = 0, []
-    while time.monotonic() < end:
-        if time.monotonic() >= next_ping:
-            fake.ping()
-            next_ping = time.monotonic() + 0.05
-        try:
-            ftype, payload = fake._read_frame(0.01)
-        except (TimeoutError, socket.timeout):
-            continue
-        if ftype == PING:
-            fake.send(PONG, payload[:16])
+    entries, done = [], []
+
+    def take(ftype, payload):
         if ftype != SNAPSHOT:
-            continue
+            return False
         got, flags, count = struct.unpack_from(">QBI", payload, 0)
         if got != sid:
-            continue
+            return False
         i = 13
         for _ in range(count):
             version, klen = struct.unpack_from(">QI", payload, i)
@@ -266,9 +260,11 @@ def read_snapshot(fake, seconds, sid):
             vlen = struct.unpack_from(">I", payload, i)[0]
             entries.append((key, payload[i + 4:i + 4 + vlen], version))
             i += 4 + vlen + 1
-        if flags & SNAP_DONE:
-            return True, entries
-    return False, entries
+        done.append(flags & SNAP_DONE)
+        return bool(flags & SNAP_DONE)
+
+    pump(fake, seconds, on_frame=take)
+    return any(done), entries
 
 
 @pytest.mark.parametrize("decision", ["ABORT", "COMMIT"])

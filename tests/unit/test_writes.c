@@ -384,15 +384,24 @@ static int defer_one(void *eud, const char *key, size_t klen, uint64_t version)
     return 1;
 }
 
+/* A member's committed ctr 5 (flush 1), then its proposal of 6 (flush 2),
+ * undecided. */
+static void six_over_five(world_t *x, uint64_t *v5, uint64_t *v6)
+{
+    *v5 = member_version(WALL - 50);
+    *v6 = member_version(WALL - 40);
+    member_seed(x, "ctr", "5", *v5);
+    writes_committed(&x->w, 0, 1);
+    member_propose(x, "ctr", "6", *v6, 2);
+}
+
 /* The sender's side of P8: an undecided write that cannot wait goes after
  * the value it replaced; an aborted one's does not go at all (rule 15). */
 static void test_snapshot_sends_what_undecided_write_replaced(void **state)
 {
     world_t *x = *state;
-    uint64_t v5 = member_version(WALL - 50), v6 = member_version(WALL - 40);
-    member_seed(x, "ctr", "5", v5);
-    writes_committed(&x->w, 0, 1);
-    member_propose(x, "ctr", "6", v6, 2);
+    uint64_t v5, v6;
+    six_over_five(x, &v5, &v6);
     emitted_t out = {.n = 0};
     cluster_snap_out_t to = {collect, defer_none, &out};
     assert_int_equal(writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to), 0);
@@ -415,11 +424,8 @@ static void test_snapshot_sends_what_undecided_write_replaced(void **state)
 static void test_snapshot_waits_for_undecided_write(void **state)
 {
     world_t *x = *state;
-    uint64_t v5 = member_version(WALL - 50), v6 = member_version(WALL - 40);
-    uint64_t v7 = member_version(WALL - 30);
-    member_seed(x, "ctr", "5", v5);
-    writes_committed(&x->w, 0, 1);
-    member_propose(x, "ctr", "6", v6, 2);
+    uint64_t v5, v6, v7 = member_version(WALL - 30);
+    six_over_five(x, &v5, &v6);
     emitted_t out = {.n = 0};
     cluster_snap_out_t to = {collect, defer_one, &out};
     assert_int_equal(writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to), 0);
