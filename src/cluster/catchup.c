@@ -48,6 +48,11 @@
  *      than two leases, or the sender no longer serving, ends the answer
  *      unfinished and the requester asks again (WRITES.md rule 24; ctest
  *      sim_writes_seed248_snapshot_waits, tests/unit/test_writes.c).
+ *   6. A node that served as is, or caught up after a drop of its cache,
+ *      asks every member not gone once more for a whole snapshot as soon as
+ *      that member serves, until each answered one (WRITES.md rule 26;
+ *      test_cluster_fake_peer_writes.py
+ *      test_a_node_that_served_as_is_asks_again_and_takes_what_it_lacked).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +66,8 @@
 #define LINK_LOW_WATER (1u << 20)
 #define RETRY_MS 100
 #define SNAP_WAITS_MAX 4096 /* keys waiting for a decision, per answer */
+
+enum { RECON_NONE, RECON_ASK, RECON_ASKED }; /* member_t.recon */
 
 /* 1 when m counts as gone for a catch-up (WRITES.md rule 25). With the
  * store as arbiter, DEAD is the store's word. Without it, DEAD came from a
@@ -111,6 +118,10 @@ void catchup_needed(cluster_t *cl)
         return;
     cl->need_snapshot = 1;
     cl->snap_since = cluster_mono(cl);
+    cl->snap_after_drop = cl->snap_ever;
+    cl->snap_ever = 1;
+    for (size_t i = 0; i < cl->nmembers; i++)
+        cl->members[i].recon = RECON_NONE; /* again after this catch-up */
     serving_lowered(cl);
     cl->snap_from = NULL;
     for (size_t i = 0; i < cl->nmembers; i++)
@@ -140,14 +151,68 @@ static int all_fresh(const cluster_t *cl, int64_t now)
     return 1;
 }
 
+/* ---- reconciling (WRITES.md rule 26) ------------------------------------------ */
+
+/* After serving as is, or catching up after a drop of the cache, this node
+ * asks every member once for its whole replicated keyspaces, as it serves:
+ * copies that every holder dropped at about the same time, or that a replay
+ * brought to some members only, come back together (entries are taken by
+ * their versions, as a catch-up's are). */
+static void recon_start(cluster_t *cl, int64_t now)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        m->recon = gone(cl, m, now) ? RECON_NONE : RECON_ASK;
+        m->recon_at = 0;
+    }
+}
+
+static void recon_tick(cluster_t *cl, int64_t now)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (m->recon != RECON_ASK)
+            continue;
+        if (m->state == MEMBER_DEAD) {
+            m->recon = RECON_NONE; /* its next process catches up from us */
+            continue;
+        }
+        if (!m->link || !m->stream_ready || now < m->recon_at)
+            continue;
+        m->recon = RECON_ASKED;
+        m->recon_id = ++cl->snap_id;
+        link_t *l = m->link;
+        size_t s = peer_frame_begin(l, FRAME_SNAPREQ);
+        frame_put_u64(&l->out, m->recon_id);
+        peer_frame_end(l, s);
+        log_info("catchup", "asking %s for the replicated keyspaces, to reconcile", m->name);
+    }
+}
+
+/* m's answer to our reconciling request: done with a whole snapshot, else
+ * asked again later. */
+static void recon_answer(member_t *m, uint8_t flags)
+{
+    if ((flags & (SNAP_DONE | SNAP_PARTIAL)) == SNAP_DONE) {
+        m->recon = RECON_NONE;
+        log_info("catchup", "reconciled with %s", m->name);
+    } else if (flags & (SNAP_DONE | SNAP_FRESH | SNAP_NOT_SERVING | SNAP_WAITING)) {
+        m->recon = RECON_ASK;
+        m->recon_at = cluster_mono(m->cl) + RETRY_MS;
+    }
+}
+
 void catchup_tick(cluster_t *cl, int64_t now)
 {
-    if (!cl->need_snapshot)
+    if (!cl->need_snapshot) {
+        recon_tick(cl, now);
         return;
+    }
     knock_unconfirmed(cl, now);
     if (!cluster_catching_up(cl) || all_fresh(cl, now)) {
         cl->need_snapshot = 0;
         log_info("catchup", "no member holds data to catch up with: serving as is");
+        recon_start(cl, now);
         return;
     }
     if (cl->snap_from && cl->snap_from->link && cl->snap_from->stream_ready)
@@ -418,6 +483,8 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
     /* What it said of its data: none (catching up, waiting or not), or some
      * (not serving, or entries). */
     m->snap_holder = flags & (SNAP_FRESH | SNAP_WAITING | SNAP_PARTIAL) ? 0 : m->incarnation;
+    if (m->recon == RECON_ASKED && id == m->recon_id)
+        recon_answer(m, flags);
     if (!cl->need_snapshot || cl->snap_from != m || id != cl->snap_id)
         return; /* entries of an earlier request: applied by their versions all the same */
     cl->snap_entries += count;
@@ -438,6 +505,8 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
         cl->snap_from = NULL;
         log_info("catchup", "caught up with the replicated keyspaces from %s (%llu entries)",
                  m->name, (unsigned long long)cl->snap_entries);
+        if (cl->snap_after_drop)
+            recon_start(cl, cluster_mono(cl));
         coherence_progress(cl);
     }
 }
@@ -454,6 +523,8 @@ void catchup_on_frame(member_t *m, const frame_hdr_t *h)
 
 void catchup_member_lost(member_t *m)
 {
+    if (m->recon == RECON_ASKED)
+        m->recon = RECON_ASK;
     m->snap_serving = 0;
     waits_clear(m);
     if (m->cl->snap_from == m)

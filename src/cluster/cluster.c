@@ -423,6 +423,7 @@ void cluster_stop(cluster_t *cl)
         return;
     cl->stopping = 1; /* one reference until the end of this function */
     if (cl->log) {
+        coherence_stop(cl);
         coherence_send_batches(cl);
         coherence_send_acks(cl);
     }

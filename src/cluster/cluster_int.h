@@ -146,6 +146,9 @@ struct member {
     uint8_t snap_partial;   /* ...with what we hold while catching up (SNAP_PARTIAL) */
     uint64_t snap_cursor;   /* where our answer continues (host.snapshot) */
     uint64_t snap_sent;     /* entries of our answer sent so far */
+    int recon;              /* reconciling with it: RECON_* (catchup.c) */
+    uint64_t recon_id;      /* ...the id of our request, once asked */
+    int64_t recon_at;       /* ...asked again from then on */
     int snap_scanned;       /* ...every entry visited; the waits remain */
     int64_t snap_wait_until; /* (monotonic ms) then the waits give up */
     struct snap_wait *snap_waits; /* keys whose write was undecided (owned) */
@@ -254,6 +257,8 @@ struct cluster {
     uint64_t snap_entries;
     size_t snap_next;     /* the member to ask next (round robin) */
     int64_t snap_retry_at;
+    int snap_ever;        /* a catch-up was needed before (the start's) */
+    int snap_after_drop;  /* this one follows a drop of the cache */
     /* the store as arbiter (membership.c) */
     int arbiter;            /* only member rows declare a member dead */
     int64_t own_row_until;  /* serve cached values only before this (arbiter) */
@@ -351,6 +356,9 @@ void coherence_send_batches(cluster_t *cl);
 void coherence_send_acks(cluster_t *cl);
 /* Sends COMMIT to the members that have not heard the latest. */
 void coherence_send_commits(cluster_t *cl);
+/* Stopping: our undecided proposals abort, and members are told (no reply
+ * goes to their clients). */
+void coherence_stop(cluster_t *cl);
 /* Tells the host that held replies may be releasable now. */
 void coherence_progress(cluster_t *cl);
 void coherence_member_gone(member_t *m);

@@ -524,7 +524,7 @@ static void abort_own(cluster_t *cl, uint64_t seq)
         if (o->stream_ready && o->link && o->sent_upto >= seq)
             send_abort(o->link, cl->incarnation, seq);
     }
-    if (cl->host.aborted)
+    if (cl->host.aborted && !cl->stopping) /* stopping: its client gets no reply */
         cl->host.aborted(cl->host.ud, CLUSTER_SELF, seq);
 }
 
@@ -542,6 +542,14 @@ static void abort_undecided(cluster_t *cl, uint64_t from, uint64_t to)
         if (seqs[i] >= from && seqs[i] <= to && seqs[i] > cl->committed)
             abort_own(cl, seqs[i]);
     free(seqs);
+}
+
+void coherence_stop(cluster_t *cl)
+{
+    /* Our proposals not decided never will be (their clients get no reply):
+     * members told so before our goodbye do not replay them as if we might
+     * have committed them (WRITES.md rule 27). */
+    abort_undecided(cl, 1, cl->flush_seq);
 }
 
 void coherence_on_stream_start(member_t *m)

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "hlc.h"
 #include "inflight.h"
 #include "mem.h"
 #include "versioned.h"
@@ -20,6 +21,7 @@ typedef struct prior {
     int origin;   /* the write that made it, while in flight */
     uint64_t seq; /* 0: committed (or never in flight here) */
     int aborted;
+    int rmw; /* a read-modify-write's value (known only if in flight here) */
 } prior_t;
 
 typedef struct entry {
@@ -143,9 +145,20 @@ int inflight_aborted(const inflight_t *t, const char *key, size_t klen)
 /* 1 when e, of this version, is another write than (origin, seq): its
  * maker aborted it and made a new one from the same base (the same
  * version: hlc_after of an unchanged newest version). */
+/* 1 when a write of version (origin, seq) is a new write in e's place, not
+ * a replay of e: its own maker proposes again at the same version from a
+ * later flush, which it does only after e aborted, or e was aborted and
+ * another made it (WRITES.md
+ * rule 20; a replay brings the ABORT after both: sim seed 143 of crash,stop,
+ * the retried lock taken for a replay of the aborted one and committed
+ * with the aborted token). */
 static int retried(const entry_t *e, uint64_t version, int origin, uint64_t seq)
 {
-    return e->version == version && e->aborted && (e->origin != origin || e->seq != seq);
+    if (e->version != version)
+        return 0;
+    if (e->origin == origin)
+        return seq > e->seq; /* a replay of e itself, or of an older write, is not */
+    return e->aborted;
 }
 
 int inflight_retried(const inflight_t *t, const char *key, size_t klen, uint64_t version,
@@ -162,6 +175,8 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     entry_t *e = *p;
     if (e && e->version > version)
         return;
+    if (e && retried(e, version, origin, seq))
+        e->aborted = 1; /* what it replaced, not its value, stands below the new one */
     if (e && e->version == version && !retried(e, version, origin, seq)) {
         /* the same write noted again (a replay) */
         e->rmw = e->rmw && e->origin == origin && e->seq == seq;
@@ -195,6 +210,7 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     } else if (replaced && replaced->val) {
         int here = e->version && replaced->version == e->version; /* the write in flight here */
         prior_t *r = prior_copy(replaced, here ? e->origin : 0, here ? e->seq : 0);
+        r->rmw = here && e->rmw;
         if (here)
             r->below = below;
         else
@@ -253,6 +269,7 @@ void inflight_prior_refused(inflight_t *t, const char *key, size_t klen,
     if (!at)
         return;
     prior_t *r = prior_copy(v, origin, seq); /* its maker's COMMIT or ABORT decides */
+    r->rmw = 1;
     r->below = *at;
     *at = r;
 }
@@ -397,15 +414,32 @@ static int of_origin(const entry_t *e, const void *arg)
     return e->origin == *(const int *)arg;
 }
 
+/* 1 when e, a read-modify-write, stands over a committed one made from the
+ * same value (one counter step above the same base: hlc_after), which
+ * another writer made: at most one of two such commits (P1), so e did not. */
+static int lost_to_same_base(const entry_t *e)
+{
+    const prior_t *p = standing(e->prior);
+    return e->rmw && !e->aborted && p && p->rmw && p->seq == 0 &&
+           p->version >> HLC_TAG_BITS == e->version >> HLC_TAG_BITS;
+}
+
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud)
 {
-    /* Its values kept below others' writes count as written, as its writes
-     * in flight do (replayed by the caller): nothing else would decide them. */
     for (size_t i = 0; t->n && i < t->cap; i++)
-        for (entry_t *e = t->slots[i]; e; e = e->next)
+        for (entry_t *e = t->slots[i]; e; e = e->next) {
+            /* Its proposal over a committed one from the same value never
+             * committed: it goes as aborted, and what it replaced comes back
+             * (WRITES.md rule 28; sim seed 299: a lock won twice). */
+            if (e->origin == origin && lost_to_same_base(e))
+                e->aborted = 1;
+            /* Its values kept below others' writes count as written, as its
+             * writes in flight do (replayed by the caller): nothing else
+             * would decide them. */
             for (prior_t *p = e->prior; p; p = p->below)
                 if (p->seq && p->origin == origin && !p->aborted)
                     p->seq = 0;
+        }
     return remove_if(t, of_origin, &origin, fn, ud);
 }
 

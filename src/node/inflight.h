@@ -97,8 +97,11 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq);
 
 /* Visits origin's entries (for a member that died: the node replays what it
  * holds of them, or drops a value that was aborted) and removes them; its
- * values kept below other writes count as written from then on. Visits
- * with an entry's standing prior value (NULL: none kept). */
+ * values kept below other writes count as written from then on. A proposal
+ * of origin standing over another writer's committed proposal from the
+ * same value is visited as aborted (at most one of them committed:
+ * WRITES.md rule 28). Visits with an entry's standing prior value (NULL:
+ * none kept). */
 typedef void (*inflight_visit_fn)(void *ud, const char *key, size_t klen, uint64_t version,
                                   int aborted, const inflight_prior_t *prior);
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud);

@@ -302,3 +302,31 @@ def test_a_snapshot_waits_for_a_proposal_its_sender_holds_undecided(
     ctr = [(val, version) for key, val, version in entries if key == b"\x00ctr"]
     assert ctr == ([(b"5", v5)] if decision == "ABORT" else [(b"6", v6)]), ctr
     assert n1.alive(), n1.log_tail()
+
+
+def test_a_node_that_served_as_is_asks_again_and_takes_what_it_lacked(
+        n1_replicating_and_fake):
+    """WRITES.md rule 26 on a real node: n1 starts, the fake (its only
+    member) says "catching up too", so n1 serves as is. Then n1 asks the
+    fake once more, to reconcile; the fake's whole snapshot holds a key n1
+    never had, and n1 serves it. (Before, copies that every holder dropped
+    at about the same time stayed different for good: sim W4.)"""
+    n1, fake = n1_replicating_and_fake
+    inc = fake.accept(scaled(5.0))
+    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
+    assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
+                            scaled(5.0)), n1.log_tail()
+    asked = []
+    pump(fake, scaled(2.0),
+         on_frame=lambda ftype, p: ftype == SNAPREQ and (asked.append(p[:8]) or True))
+    assert asked, "n1 never asked again after serving as is:\n" + n1.log_tail()
+    version = ((int(time.time() * 1000) + 1000) * 1024) << 10 | 7
+    fake.send(SNAPSHOT, asked[0] + struct.pack(">BI", SNAP_DONE, 1) +
+              snapshot_entry(b"\x00lost", b"kept-by-fake", version))
+    assert helpers.wait_for(lambda: pump(fake, 0.05) or
+                            n1.call("GET", "lost") in (b"kept-by-fake", "kept-by-fake"),
+                            scaled(3.0)), n1.log_tail()
+    assert "reconciled with fake" in n1.log_text()
+    asked.clear()
+    pump(fake, 0.5, on_frame=lambda ftype, p: ftype == SNAPREQ and (asked.append(p) or True))
+    assert asked == [], "n1 asked again after a whole snapshot"

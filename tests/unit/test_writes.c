@@ -190,6 +190,25 @@ static void test_retry_with_the_aborted_version_is_a_new_write(void **state)
     assert_string_equal(value(x, "lock"), "832");
 }
 
+/* WRITES.md rule 29 (sim seed 143 of crash,stop): a writer's replay brings
+ * its aborted proposal, the retry at the same version and only then the
+ * ABORT. The retry is a new write all the same (its maker retries only after
+ * an abort): its value is stored, and the late ABORT of the first does not
+ * touch it. */
+static void test_own_retry_before_its_abort_is_a_new_write(void **state)
+{
+    world_t *x = *state;
+    uint64_t v = member_version(WALL - 50);
+    member_propose(x, "lock", "115", v, 31);
+    member_propose(x, "lock", "116", v, 56);
+    assert_string_equal(value(x, "lock"), "116");
+    writes_aborted(&x->w, 1, 31);
+    assert_false(inflight_aborted(x->inflight, K("lock")));
+    writes_committed(&x->w, 1, 56);
+    assert_int_equal(inflight_version(x->inflight, K("lock")), 0);
+    assert_string_equal(value(x, "lock"), "116");
+}
+
 typedef struct undecided {
     int origin[4];
     uint64_t seq[4];
@@ -384,6 +403,39 @@ static int defer_one(void *eud, const char *key, size_t klen, uint64_t version)
     return 1;
 }
 
+/* WRITES.md rule 28 (sim --writes seed 299 of crash,stop,pause,cut: a
+ * lock won twice): member 0 and member 1 each propose the lock from the
+ * same (empty) value; 0's arrives first, then 1's (a higher tag) over it.
+ * Member 0 commits its own (member 1 was gone before it could refuse it).
+ * When member 1's process is gone, its proposal is not replayed as if it
+ * might have committed: member 0's lock comes back. */
+static void test_gone_writers_proposal_over_a_committed_same_base_one_yields(void **state)
+{
+    world_t *x = *state;
+    uint64_t base = hlc_at(WALL - 40);
+    uint64_t v0 = base | 2, v1 = base | 3; /* one counter, two tags */
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("253"), 0, 0, v0, 0, 7), 1);
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("259"), 0, 0, v1, 1, 9), 1);
+    writes_committed(&x->w, 0, 7);
+    writes_origin_gone(&x->w, 1);
+    assert_string_equal(value(x, "lock"), "253");
+    assert_int_equal(inflight_version(x->inflight, K("lock")), 0);
+}
+
+/* The same when member 0's proposal is still undecided as member 1 goes:
+ * member 1's is replayed (member 0 may yet be refused; nothing says 1's
+ * did not commit). */
+static void test_gone_writers_proposal_over_an_undecided_one_is_replayed(void **state)
+{
+    world_t *x = *state;
+    uint64_t base = hlc_at(WALL - 40);
+    uint64_t v0 = base | 2, v1 = base | 3;
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("253"), 0, 0, v0, 0, 7), 1);
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("259"), 0, 0, v1, 1, 9), 1);
+    writes_origin_gone(&x->w, 1);
+    assert_string_equal(value(x, "lock"), "259");
+}
+
 /* A member's committed ctr 5 (flush 1), then its proposal of 6 (flush 2),
  * undecided. */
 static void six_over_five(world_t *x, uint64_t *v5, uint64_t *v6)
@@ -465,10 +517,16 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_waits_for_undecided_write, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gone_writers_proposal_over_a_committed_same_base_one_yields, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gone_writers_proposal_over_an_undecided_one_is_replayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_sends_what_undecided_write_replaced,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_with_the_aborted_version_is_a_new_write,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_retry_before_its_abort_is_a_new_write, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_refused_proposal_is_kept_below_own_rmw, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_proposal_that_aborts_gives_back_the_base,
