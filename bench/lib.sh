@@ -42,7 +42,11 @@ bench_cleanup() {
     done
     BENCH_PIDS=()
     if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ]; then
-        rm -rf "$BENCH_TMP"
+        if [ "${BENCH_KEEP:-0}" = 1 ]; then # the nodes' logs, for a look after the run
+            echo "kept $BENCH_TMP" >&2
+        else
+            rm -rf "$BENCH_TMP"
+        fi
     fi
 }
 
