@@ -330,3 +330,44 @@ def test_a_node_that_served_as_is_asks_again_and_takes_what_it_lacked(
     asked.clear()
     pump(fake, 0.5, on_frame=lambda ftype, p: ftype == SNAPREQ and (asked.append(p) or True))
     assert asked == [], "n1 asked again after a whole snapshot"
+
+
+def test_a_proposal_its_maker_never_decides_ends_the_snapshot_unfinished(
+        n1_replicating_and_fake):
+    """A member that proposes and then never says COMMIT or ABORT (hostile,
+    or hung) cannot hold a snapshot answer for ever: after two leases n1
+    ends it with "not serving" (the asker asks again later), the link stays
+    up and n1 keeps serving. Once the member decides, a new request gets
+    the whole snapshot: nothing was lost."""
+    n1, fake = n1_replicating_and_fake
+    inc = fake.accept(scaled(5.0))
+    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
+    assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
+                            scaled(5.0)), n1.log_tail()
+    now = (int(time.time() * 1000) + 1000) * 1024
+    v5, v6 = now << 10 | 7, (now + 1) << 10 | 7
+    fake.send(FLUSH, flush(1, entry(SEED, b"\x00ctr", b"5", version=v5)))
+    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 1))
+    assert helpers.wait_for(lambda: pump(fake, 0.05) or
+                            n1.call("GET", "ctr") in (b"5", "5"), scaled(3.0)), n1.log_tail()
+    fake.send(FLUSH, flush(2, entry(PROPOSE, b"\x00ctr", b"6", version=v6)))
+    fake.send(SNAPREQ, struct.pack(">Q", 21))
+    answers = []
+
+    def take(ftype, payload):
+        if ftype == SNAPSHOT and struct.unpack_from(">Q", payload, 0)[0] == 21:
+            answers.append(payload[8])
+            return bool(payload[8] & (SNAP_DONE | SNAP_NOT_SERVING))
+        return False
+
+    pump(fake, scaled(10.0), on_frame=take)
+    assert answers and answers[-1] & SNAP_NOT_SERVING, (answers, n1.log_tail())
+    assert not any(f & SNAP_DONE for f in answers), answers
+    assert "a write in flight stayed undecided" in n1.log_text()
+    assert_serves(n1, fake, "undecided")
+    fake.send(ABORT, struct.pack(">QQ", FAKE_INCARNATION, 2))
+    pump(fake, 0.2)
+    fake.send(SNAPREQ, struct.pack(">Q", 22))
+    done, entries = read_snapshot(fake, scaled(3.0), 22)
+    assert done, (entries, n1.log_tail())
+    assert [(v, ver) for k, v, ver in entries if k == b"\x00ctr"] == [(b"5", v5)], entries

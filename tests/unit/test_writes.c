@@ -144,6 +144,28 @@ static void member_propose(world_t *x, const char *k, const char *v, uint64_t ve
     assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K(k), K(v), 0, 0, version, 1, seq), 1);
 }
 
+/* Member 0's proposal of the lock (253, flush 7), then member 1's from the
+ * same empty value (259, flush 9): one counter, two tags, the higher one
+ * last. */
+static void two_locks_from_one_value(world_t *x)
+{
+    uint64_t base = hlc_at(WALL - 40);
+    assert_int_equal(
+        writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("253"), 0, 0, base | 2, 0, 7), 1);
+    assert_int_equal(
+        writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("259"), 0, 0, base | 3, 1, 9), 1);
+}
+
+/* The value key's write in flight would give back: version and bytes. */
+static void assert_gives_back(world_t *x, const char *key, uint64_t version, const char *val)
+{
+    inflight_prior_t p;
+    assert_true(inflight_prior(x->inflight, key, strlen(key), &p));
+    assert_int_equal(p.version, version);
+    assert_int_equal(p.vlen, strlen(val));
+    assert_memory_equal(p.val, val, p.vlen);
+}
+
 /* sim --writes seed 113 of --faults crash,stop,pause,cut (with WRITES.md
  * rule 17): a node noted a writer's proposals from that writer's replay
  * alone, so the chain of what they replaced misses the other writers'
@@ -299,10 +321,7 @@ static void test_refused_proposal_that_aborts_gives_back_the_base(void **state)
     writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("199"), 0, 0, theirs, 1, 179);
     writes_aborted(&x->w, INFLIGHT_SELF, 9);
     writes_aborted(&x->w, 1, 179);
-    inflight_prior_t p;
-    assert_true(inflight_prior(x->inflight, K("ctr"), &p));
-    assert_int_equal(p.version, base);
-    assert_memory_equal(p.val, "198", 3);
+    assert_gives_back(x, "ctr", base, "198");
 }
 
 /* The same for a member's write in flight (sim --writes seed 286 of
@@ -320,10 +339,7 @@ static void test_refused_proposal_is_kept_below_members_write(void **state)
         writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("82"), 0, 0, committed, 3, 241), 0);
     writes_committed(&x->w, 3, 241);
     writes_aborted(&x->w, 1, 80);
-    inflight_prior_t p;
-    assert_true(inflight_prior(x->inflight, K("ctr"), &p));
-    assert_int_equal(p.version, committed);
-    assert_memory_equal(p.val, "82", 2);
+    assert_gives_back(x, "ctr", committed, "82");
 }
 
 /* The sweep of an aborted write waits while the value it would give back
@@ -412,10 +428,7 @@ static int defer_one(void *eud, const char *key, size_t klen, uint64_t version)
 static void test_gone_writers_proposal_over_a_committed_same_base_one_yields(void **state)
 {
     world_t *x = *state;
-    uint64_t base = hlc_at(WALL - 40);
-    uint64_t v0 = base | 2, v1 = base | 3; /* one counter, two tags */
-    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("253"), 0, 0, v0, 0, 7), 1);
-    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("259"), 0, 0, v1, 1, 9), 1);
+    two_locks_from_one_value(x);
     writes_committed(&x->w, 0, 7);
     writes_origin_gone(&x->w, 1);
     assert_string_equal(value(x, "lock"), "253");
@@ -428,10 +441,7 @@ static void test_gone_writers_proposal_over_a_committed_same_base_one_yields(voi
 static void test_gone_writers_proposal_over_an_undecided_one_is_replayed(void **state)
 {
     world_t *x = *state;
-    uint64_t base = hlc_at(WALL - 40);
-    uint64_t v0 = base | 2, v1 = base | 3;
-    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("253"), 0, 0, v0, 0, 7), 1);
-    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("lock"), K("259"), 0, 0, v1, 1, 9), 1);
+    two_locks_from_one_value(x);
     writes_origin_gone(&x->w, 1);
     assert_string_equal(value(x, "lock"), "259");
 }
