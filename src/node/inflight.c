@@ -142,16 +142,12 @@ int inflight_aborted(const inflight_t *t, const char *key, size_t klen)
     return e && e->aborted;
 }
 
-/* 1 when e, of this version, is another write than (origin, seq): its
- * maker aborted it and made a new one from the same base (the same
- * version: hlc_after of an unchanged newest version). */
 /* 1 when a write of version (origin, seq) is a new write in e's place, not
- * a replay of e: its own maker proposes again at the same version from a
- * later flush, which it does only after e aborted, or e was aborted and
- * another made it (WRITES.md
- * rule 20; a replay brings the ABORT after both: sim seed 143 of crash,stop,
- * the retried lock taken for a replay of the aborted one and committed
- * with the aborted token). */
+ * a replay of e. A maker proposes again at an unchanged version (hlc_after
+ * of the same newest version) only after e aborted, so a later flush of
+ * e's own maker is one even before its ABORT arrives (a replay brings the
+ * ABORT after both: WRITES.md rule 29, sim seed 143 of crash,stop, the
+ * retry taken for a replay and committed with the aborted token). */
 static int retried(const entry_t *e, uint64_t version, int origin, uint64_t seq)
 {
     if (e->version != version)
