@@ -67,7 +67,11 @@
 #define RETRY_MS 100
 #define SNAP_WAITS_MAX 4096 /* keys waiting for a decision, per answer */
 
-enum { RECON_NONE, RECON_ASK, RECON_ASKED }; /* member_t.recon */
+/* member_t.recon. RECON_LATER: held dead when this node reconciled; asked
+ * if the same process answers again (the store can call a paused process
+ * dead, and it comes back with what it held), never if a new one does (that
+ * one catches up from us). */
+enum { RECON_NONE, RECON_ASK, RECON_ASKED, RECON_LATER };
 
 /* 1 when m counts as gone for a catch-up (WRITES.md rule 25). With the
  * store as arbiter, DEAD is the store's word. Without it, DEAD came from a
@@ -158,12 +162,20 @@ static int all_fresh(const cluster_t *cl, int64_t now)
  * copies that every holder dropped at about the same time, or that a replay
  * brought to some members only, come back together (entries are taken by
  * their versions, as a catch-up's are). */
+static void recon_later(member_t *m)
+{
+    m->recon = RECON_LATER;
+    m->recon_inc = m->in_inc;
+}
+
 static void recon_start(cluster_t *cl, int64_t now)
 {
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_t *m = &cl->members[i];
-        m->recon = gone(cl, m, now) ? RECON_NONE : RECON_ASK;
+        m->recon = RECON_ASK;
         m->recon_at = 0;
+        if (gone(cl, m, now))
+            recon_later(m);
     }
 }
 
@@ -171,14 +183,19 @@ static void recon_tick(cluster_t *cl, int64_t now)
 {
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_t *m = &cl->members[i];
-        if (m->recon != RECON_ASK)
+        if (m->recon != RECON_ASK && m->recon != RECON_LATER)
             continue;
         if (m->state == MEMBER_DEAD) {
-            m->recon = RECON_NONE; /* its next process catches up from us */
+            if (m->recon == RECON_ASK)
+                recon_later(m);
             continue;
         }
         if (!m->link || !m->stream_ready || now < m->recon_at)
             continue;
+        if (m->recon == RECON_LATER && m->in_inc != m->recon_inc) {
+            m->recon = RECON_NONE; /* a new process: it catches up from us */
+            continue;
+        }
         m->recon = RECON_ASKED;
         m->recon_id = ++cl->snap_id;
         link_t *l = m->link;
@@ -242,11 +259,10 @@ typedef struct chunk {
     uint32_t count;
 } chunk_t;
 
-/* A key whose newest write was undecided when the scan reached it. */
+/* A key whose value was an undecided proposal when the scan reached it. */
 typedef struct snap_wait {
     char *key;
     size_t klen;
-    uint64_t version;
 } snap_wait_t;
 
 static void emit(void *ud, const char *key, size_t klen, const char *val, size_t vlen,
@@ -263,7 +279,7 @@ static void emit(void *ud, const char *key, size_t klen, const char *val, size_t
     ch->count++;
 }
 
-static int defer(void *ud, const char *key, size_t klen, uint64_t version)
+static int defer(void *ud, const char *key, size_t klen)
 {
     member_t *m = ((chunk_t *)ud)->m;
     if (m->snap_nwaits == SNAP_WAITS_MAX)
@@ -275,7 +291,6 @@ static int defer(void *ud, const char *key, size_t klen, uint64_t version)
     snap_wait_t *w = &m->snap_waits[m->snap_nwaits++];
     w->key = xmemdup(key, klen);
     w->klen = klen;
-    w->version = version;
     return 1;
 }
 
@@ -292,7 +307,7 @@ static int waits_ready(const member_t *m)
     const cluster_t *cl = m->cl;
     for (size_t i = 0; i < m->snap_nwaits; i++) {
         const snap_wait_t *w = &m->snap_waits[i];
-        if (!cl->host.snapshot_key(cl->host.ud, w->key, w->klen, w->version, NULL))
+        if (!cl->host.snapshot_key(cl->host.ud, w->key, w->klen, NULL))
             return 1;
     }
     return 0;
@@ -305,7 +320,7 @@ static void send_decided(member_t *m, const cluster_snap_out_t *out)
     size_t kept = 0;
     for (size_t i = 0; i < m->snap_nwaits; i++) {
         snap_wait_t *w = &m->snap_waits[i];
-        if (cl->host.snapshot_key(cl->host.ud, w->key, w->klen, w->version, out))
+        if (cl->host.snapshot_key(cl->host.ud, w->key, w->klen, out))
             m->snap_waits[kept++] = *w;
         else
             free(w->key);
@@ -519,6 +534,19 @@ void catchup_on_frame(member_t *m, const frame_hdr_t *h)
         on_snapreq(m, &r);
     else
         on_snapshot(m, &r);
+}
+
+/* A member's death voids the other members' "catching up too" answers
+ * (WRITES.md rule 32): one of them may have caught up from it since, and
+ * hold what only it held (sim --writes --store seed 133 of
+ * crash,stop,pause,cut: n0 served as is after n1 left, while n3, fresh
+ * when it answered, had caught up from n1). They are asked again. */
+void catchup_member_dead(member_t *m)
+{
+    cluster_t *cl = m->cl;
+    for (size_t i = 0; i < cl->nmembers; i++)
+        if (cl->members[i].snap_busy == SNAP_BUSY_FRESH)
+            cl->members[i].snap_busy = 0;
 }
 
 void catchup_member_lost(member_t *m)

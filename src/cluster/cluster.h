@@ -30,10 +30,10 @@ typedef struct cluster cluster_t;
 typedef struct cluster_snap_out {
     void (*emit)(void *eud, const char *key, size_t klen, const char *val, size_t vlen,
                  int64_t expire_at, int enc, uint64_t version);
-    /* key's newest write (of version) is undecided here: sent once decided
+    /* key's value is a proposal undecided here: sent once decided
      * (snapshot_key). Returns 0 when it cannot wait (too many wait): the
      * key is emitted at once, its undecided value after what it replaced. */
-    int (*defer)(void *eud, const char *key, size_t klen, uint64_t version);
+    int (*defer)(void *eud, const char *key, size_t klen);
     void *eud;
 } cluster_snap_out_t;
 
@@ -95,12 +95,11 @@ typedef struct cluster_host {
      * whole cache: each is refused (NACK), for this node's acknowledgement
      * no longer holds its value. NULL: none kept. */
     void (*each_undecided)(void *ud, void (*fn)(void *fud, int origin, uint64_t seq), void *fud);
-    /* Catch-up (with snapshot): a deferred key (its write of version was undecided): 1 while that
-     * write is still undecided here (nothing emitted), else emits the key's
-     * entries as snapshot does now (never deferring; nothing when out is
-     * NULL: a question only) and returns 0. */
-    int (*snapshot_key)(void *ud, const char *key, size_t klen, uint64_t version,
-                        const cluster_snap_out_t *out);
+    /* Catch-up (with snapshot): a deferred key: 1 while a proposal (the one
+     * deferred for, or a newer one) stands undecided on it here (nothing
+     * emitted), else emits the key's entries as snapshot does now (never
+     * deferring; nothing when out is NULL: a question only) and returns 0. */
+    int (*snapshot_key)(void *ud, const char *key, size_t klen, const cluster_snap_out_t *out);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must
@@ -284,6 +283,8 @@ typedef struct cluster_row {
     int lock_free;        /* its session lock is free (its process, or its
                              PostgreSQL session, is gone) */
     const char *why;      /* for the log: which of those */
+    int exited;           /* lock_free, and that proves its process ended
+                             (store_member_t.lock_free_is_exit) */
 } cluster_row_t;
 /* From now on the store decides who is dead (the node calls this once, before
  * the first rows, when a shared store is configured). */

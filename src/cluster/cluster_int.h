@@ -149,6 +149,7 @@ struct member {
     int recon;              /* reconciling with it: RECON_* (catchup.c) */
     uint64_t recon_id;      /* ...the id of our request, once asked */
     int64_t recon_at;       /* ...asked again from then on */
+    uint64_t recon_inc;     /* ...its incarnation when held dead (RECON_LATER) */
     int snap_scanned;       /* ...every entry visited; the waits remain */
     int64_t snap_wait_until; /* (monotonic ms) then the waits give up */
     struct snap_wait *snap_waits; /* keys whose write was undecided (owned) */
@@ -424,6 +425,7 @@ void catchup_tick(cluster_t *cl, int64_t now);
 void catchup_send(cluster_t *cl);
 void catchup_on_frame(member_t *m, const frame_hdr_t *h);
 void catchup_member_lost(member_t *m);
+void catchup_member_dead(member_t *m);
 /* Frees what the answers in progress hold. */
 void catchup_free(cluster_t *cl);
 /* interest.c: cluster-wide pub/sub */

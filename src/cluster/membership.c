@@ -45,7 +45,12 @@
  *      T to notice; a member never linked with this node may serve without a
  *      lease on it (it may have seen this node's previous process die), so
  *      for it only an expired or left row counts. On SQLite the lock is a
- *      kernel file lock that only the process's end frees.
+ *      kernel file lock that only the process's end frees (or its own
+ *      store's close, after its row was marked left): there a free lock of
+ *      the process we linked with skips G1 (cluster_row_t.exited), so a
+ *      killed member is dead within one renewal (500 ms while a member is
+ *      unsettled), inside our lease on it: nothing it replied is missing
+ *      here, and no cache is dropped (bench/vs-shared-redis, the kill).
  * A member this node never linked with is found by its address; one without
  * any row (under its name or address) never joined under this store.
  * Safety rests on the other half, in the node that owns the row: it serves
@@ -112,8 +117,10 @@ void member_set_state(member_t *m, int state, const char *why)
     m->since_wall = clock_now_ms();
     m->probe_deadline = 0;
     cl->counters.state_changes++;
-    if (state == MEMBER_DEAD)
+    if (state == MEMBER_DEAD) {
         coherence_member_gone(m);
+        catchup_member_dead(m);
+    }
 }
 
 member_t *member_by_name(cluster_t *cl, const char *name, size_t len)
@@ -544,7 +551,10 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
         return;
     if (!r && !m->name[0] && unclaimed)
         return; /* it may be the node of a row we cannot match yet */
-    if (m->last_pong_sent && now < m->last_pong_sent + cluster_lease_ms(cl))
+    /* G1, unless the process we linked with has ended for sure (then it
+     * serves nothing, whatever lease it held on us) */
+    int ended = r && r->exited && r->incarnation == m->linked_row_inc;
+    if (!ended && m->last_pong_sent && now < m->last_pong_sent + cluster_lease_ms(cl))
         return; /* G1: it may hold a lease on us */
     if (m->state == MEMBER_ALIVE && sent <= m->since)
         return; /* G2 */

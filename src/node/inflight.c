@@ -233,7 +233,14 @@ void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, int origin, 
 int inflight_undecided_rmw(const inflight_t *t, const char *key, size_t klen)
 {
     entry_t *e = t->n ? *find(t, key, klen) : NULL;
-    return e && e->rmw && !e->aborted;
+    if (!e)
+        return 0;
+    if (!e->aborted)
+        return e->rmw;
+    /* What stands once e aborted: a proposal this node refused for e, whose
+     * maker has not decided it yet (WRITES.md rule 30). */
+    prior_t *p = standing(e->prior);
+    return p && p->seq && p->rmw;
 }
 
 int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq)

@@ -60,8 +60,9 @@ int inflight_retried(const inflight_t *t, const char *key, size_t klen, uint64_t
  * PROPOSE, not a SEED): only those may abort, and only this node's own
  * yield. */
 void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, int origin, uint64_t seq);
-/* 1 when key's write in flight is a read-modify-write not decided yet (a
- * SEED in flight always commits). */
+/* 1 when key's value in flight is a read-modify-write's not decided yet (a
+ * SEED in flight always commits): its newest write's, or, that one aborted,
+ * the value standing below it. */
 int inflight_undecided_rmw(const inflight_t *t, const char *key, size_t klen);
 /* 1 when key's write in flight is this node's read-modify-write, not
  * aborted: *seq is its flush number. */

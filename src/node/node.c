@@ -419,11 +419,11 @@ static uint64_t host_snapshot(void *ud, uint64_t cursor, size_t budget,
     return writes_snapshot(&w, cursor, budget, snap_keep, ud, out);
 }
 
-static int host_snapshot_key(void *ud, const char *key, size_t klen, uint64_t version,
+static int host_snapshot_key(void *ud, const char *key, size_t klen,
                              const cluster_snap_out_t *out)
 {
     writes_t w = writes_of(ud);
-    return writes_snapshot_key(&w, key, klen, version, out);
+    return writes_snapshot_key(&w, key, klen, out);
 }
 
 /* A snapshot entry is a SEED judged only by what changed here since the

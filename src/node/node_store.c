@@ -208,8 +208,13 @@ static void on_renewed(void *ud, int rc, const char *err, int64_t db_now_ms,
                 continue;
             }
             const char *why = gone_why(m);
-            cr[k++] = (cluster_row_t){m->name, m->addr, m->incarnation,
-                                      m->left || m->expires_in_ms <= 0, !m->lock_held, why};
+            cr[k++] = (cluster_row_t){m->name,
+                                      m->addr,
+                                      m->incarnation,
+                                      m->left || m->expires_in_ms <= 0,
+                                      !m->lock_held,
+                                      why,
+                                      !m->lock_held && m->lock_free_is_exit};
         }
         cluster_member_rows(cl, rows.sent, cr, k);
         free(cr);

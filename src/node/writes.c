@@ -382,7 +382,7 @@ static size_t snap_entry(const writes_t *w, cache_entry_t *e, const cluster_snap
     if (version == inflight_version(w->inflight, key, klen)) {
         int aborted = inflight_aborted(w->inflight, key, klen);
         if (may_defer && inflight_undecided_rmw(w->inflight, key, klen) &&
-            out->defer(out->eud, key, klen, version))
+            out->defer(out->eud, key, klen))
             return 0;
         /* An aborted value is nobody's: the requester gets the value it
          * replaced, as this node's sweep restores it, or nothing
@@ -426,11 +426,13 @@ uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
     return cursor;
 }
 
-int writes_snapshot_key(const writes_t *w, const char *key, size_t klen, uint64_t version,
+int writes_snapshot_key(const writes_t *w, const char *key, size_t klen,
                         const cluster_snap_out_t *out)
 {
-    if (inflight_version(w->inflight, key, klen) == version &&
-        inflight_undecided_rmw(w->inflight, key, klen))
+    /* Decided once no proposal stands undecided on the key: the one deferred
+     * for, or a newer one that overtook it (its value is sent with the
+     * deferred one below it: rule 30). */
+    if (inflight_undecided_rmw(w->inflight, key, klen))
         return 1;
     if (!out)
         return 0;

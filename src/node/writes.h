@@ -185,10 +185,10 @@ int writes_decide(const uint64_t *seqs, size_t nseqs, uint64_t committed_self,
 uint64_t writes_snapshot(const writes_t *w, uint64_t cursor, size_t budget,
                          int (*keep)(void *kud, const char *key, size_t klen), void *kud,
                          const cluster_snap_out_t *out);
-/* A deferred key, as cluster_host_t.snapshot_key: 1 while its write of
- * version is undecided here, else emits what the key holds now (nothing
+/* A deferred key, as cluster_host_t.snapshot_key: 1 while a proposal
+ * stands undecided on it here, else emits what the key holds now (nothing
  * when out is NULL) and 0. */
-int writes_snapshot_key(const writes_t *w, const char *key, size_t klen, uint64_t version,
+int writes_snapshot_key(const writes_t *w, const char *key, size_t klen,
                         const cluster_snap_out_t *out);
 /* A member's snapshot entry: a SEED judged by the floor since the cache was
  * last empty (w->recent). */

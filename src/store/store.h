@@ -157,6 +157,10 @@ typedef struct store_member {
     int64_t expires_in_ms; /* by the database clock; <= 0: expired */
     bool left;             /* left cleanly (store_member_leave) */
     bool lock_held;        /* its session lock is held by a live session */
+    bool lock_free_is_exit; /* a free lock proves its process ended: SQLite's
+                               kernel lock, freed only by the process's end or
+                               after its row was marked left (a PostgreSQL
+                               session lock is freed by a broken session too) */
 } store_member_t;
 
 typedef void (*store_members_cb)(void *ud, int rc, const char *err, int64_t db_now_ms,

@@ -494,6 +494,7 @@ static void parse(pg_t *p, store_op_t *op, const PGresult *r)
             m->expires_in_ms = v_int(r, i, 5);
             m->left = v_bool(r, i, 6);
             m->lock_held = v_bool(r, i, 7);
+            m->lock_free_is_exit = false;
         }
         op->n_out = (size_t)n;
         break;

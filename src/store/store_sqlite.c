@@ -442,6 +442,7 @@ static int op_renew(sq_t *w, store_op_t *op)
         m->left = sqlite3_column_int(st, 4) != 0;
         bool mine = w->o->node_name && strcmp(m->name, w->o->node_name) == 0;
         m->lock_held = mine ? w->lock_fd >= 0 : lock_probe(w, m->name);
+        m->lock_free_is_exit = true;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;

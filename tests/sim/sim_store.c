@@ -104,6 +104,7 @@ typedef struct answer {
     int n;
     row_t rows[SIM_MAX_NODES];
     int lock_held[SIM_MAX_NODES];
+    int exited[SIM_MAX_NODES]; /* not running: its lock is free for good (SQLite's kind) */
     int64_t db_now;
 } answer_t;
 
@@ -222,7 +223,8 @@ static void deliver(answer_t *a)
                           : !a->lock_held[j] ? "its session lock is free"
                                              : NULL;
         cr[k++] = (cluster_row_t){names[j],           addrs[j],         r->incarnation,
-                                  r->left || expired, !a->lock_held[j], why};
+                                  r->left || expired, !a->lock_held[j], why,
+                                  a->exited[j]};
     }
     cluster_member_rows(cl, a->sent, cr, k);
 }
@@ -271,6 +273,8 @@ static void on_db(void *arg, int64_t id)
         memcpy(a->rows, S.rows, sizeof(S.rows));
         for (int j = 0; j < S.nnodes; j++)
             a->lock_held[j] = S.nodes[j].running && S.nodes[j].lock;
+        for (int j = 0; j < S.nnodes; j++)
+            a->exited[j] = !S.nodes[j].running;
     }
     sim_at(sim_now() + hop(), on_answer, a, 0);
 }

@@ -104,7 +104,7 @@ static int teardown(void **state)
 
 static cluster_row_t row(const char *name, const char *addr, int gone)
 {
-    return (cluster_row_t){name, addr, 1, gone, 0, gone ? "expired" : NULL};
+    return (cluster_row_t){name, addr, 1, gone, 0, gone ? "expired" : NULL, 0};
 }
 
 static void test_without_arbiter_rows_change_nothing(void **state)
@@ -158,6 +158,27 @@ static void test_g1_member_holding_a_lease_on_us_stays(void **state)
     assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
     now_ms = f->n1->last_pong_sent + 400;
     cluster_member_rows(f->cl, now_ms, r, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+}
+
+/* A free SQLite lock of the process we linked with proves it ended: G1
+ * does not wait (a PostgreSQL one, above, may be a broken session). */
+static void test_g1_skipped_for_a_process_known_to_have_ended(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n1->state = MEMBER_UNREACHABLE;
+    f->n1->last_pong_sent = now_ms - 100;
+    f->n1->linked_row_inc = 1;
+    now_ms += 10;
+    cluster_row_t pg[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 0}};
+    cluster_member_rows(f->cl, now_ms, pg, 1);
+    assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
+    cluster_row_t other[] = {{"n1", "127.0.0.1:7001", 2, 0, 1, "lock free", 1}};
+    cluster_member_rows(f->cl, now_ms, other, 1); /* not the process we linked with */
+    assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
+    cluster_row_t sqlite[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 1}};
+    cluster_member_rows(f->cl, now_ms, sqlite, 1);
     assert_int_equal(f->n1->state, MEMBER_DEAD);
 }
 
@@ -232,8 +253,8 @@ static void test_g3_free_lock_counts_only_for_a_member_linked_with(void **state)
     fixture_t *f = *state;
     cluster_set_arbiter(f->cl);
     now_ms += 10;
-    cluster_row_t r[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free"},
-                         {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free"}};
+    cluster_row_t r[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 0},
+                         {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free", 0}};
     f->n1->linked_row_inc = 1; /* we linked with n1's process 1; never with n2 */
     f->n1->state = MEMBER_UNREACHABLE;
     f->n2->state = MEMBER_UNREACHABLE;
@@ -300,6 +321,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_g1_member_holding_a_lease_on_us_stays, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_g1_skipped_for_a_process_known_to_have_ended,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_g2_answer_older_than_the_link_is_ignored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_row_is_gone_found_by_address_before_a_name, setup,

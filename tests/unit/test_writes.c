@@ -382,7 +382,6 @@ typedef struct emitted {
     uint64_t version[8];
     int n;
     char deferred[16];
-    uint64_t deferred_version;
 } emitted_t;
 
 static void collect(void *eud, const char *key, size_t klen, const char *val, size_t vlen,
@@ -403,19 +402,18 @@ static int keep_all(void *kud, const char *key, size_t klen)
 }
 
 /* The sender's waiting list: full (0), or takes the key (1). */
-static int defer_none(void *eud, const char *key, size_t klen, uint64_t version)
+static int defer_none(void *eud, const char *key, size_t klen)
 {
-    (void)eud, (void)key, (void)klen, (void)version;
+    (void)eud, (void)key, (void)klen;
     return 0;
 }
 
-static int defer_one(void *eud, const char *key, size_t klen, uint64_t version)
+static int defer_one(void *eud, const char *key, size_t klen)
 {
     emitted_t *out = eud;
     assert_true(klen < 16);
     memcpy(out->deferred, key, klen);
     out->deferred[klen] = '\0';
-    out->deferred_version = version;
     return 1;
 }
 
@@ -493,27 +491,72 @@ static void test_snapshot_waits_for_undecided_write(void **state)
     assert_int_equal(writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to), 0);
     assert_int_equal(out.n, 0);
     assert_string_equal(out.deferred, "ctr");
-    assert_true(out.deferred_version == v6);
-    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, NULL), 1);
-    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, &to), 1);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, NULL), 1);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, &to), 1);
     assert_int_equal(out.n, 0);
     writes_aborted(&x->w, 1, 2);
-    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, NULL), 0);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, NULL), 0);
     assert_int_equal(out.n, 0);
-    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v6, &to), 0);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, &to), 0);
     assert_int_equal(out.n, 1);
     assert_string_equal(out.val[0], "5");
     /* A commit: the write itself goes. */
     member_propose(x, "ctr", "7", v7, 3);
     out.n = 0;
+    out.deferred[0] = '\0';
     writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to);
     assert_int_equal(out.n, 0);
-    assert_true(out.deferred_version == v7);
+    assert_string_equal(out.deferred, "ctr");
     writes_committed(&x->w, 1, 3);
-    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, v7, &to), 0);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, &to), 0);
     assert_int_equal(out.n, 1);
     assert_string_equal(out.val[0], "7");
     assert_true(out.version[0] == v7);
+}
+
+/* WRITES.md rule 30 (sim --writes --store seed 130 of crash,stop,pause,cut):
+ * a deferred key overtaken by a newer proposal still waits, for that one;
+ * its sender had sent the overtaken proposal as a committed value. */
+static void test_snapshot_waits_for_the_proposal_that_overtook_the_deferred_one(void **state)
+{
+    world_t *x = *state;
+    uint64_t v5, v6;
+    six_over_five(x, &v5, &v6);
+    emitted_t out = {.n = 0};
+    cluster_snap_out_t to = {collect, defer_one, &out};
+    writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to);
+    assert_string_equal(out.deferred, "ctr");
+    uint64_t newer = v6 + 1; /* member 0's, from the same 5 */
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("6"), 0, 0, newer, 0, 4), 1);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, &to), 1);
+    assert_int_equal(out.n, 0);
+    writes_committed(&x->w, 0, 4);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, &to), 0);
+    assert_int_equal(out.n, 1);
+    assert_true(out.version[0] == newer);
+}
+
+/* The same below: this node's own proposal aborted, over a member's it
+ * refused for it: the key waits for that member's decision, then sends
+ * the value both read once it aborts too. */
+static void test_snapshot_waits_for_a_refused_proposal_below_an_aborted_one(void **state)
+{
+    world_t *x = *state;
+    uint64_t base;
+    uint64_t theirs = own_write_over_198(x, &base, 1) - SELF_TAG;
+    writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("199"), 0, 0, theirs, 1, 179);
+    emitted_t out = {.n = 0};
+    cluster_snap_out_t to = {collect, defer_one, &out};
+    writes_snapshot(&x->w, 0, 1 << 20, keep_all, NULL, &to);
+    assert_string_equal(out.deferred, "ctr");
+    writes_aborted(&x->w, INFLIGHT_SELF, 9);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, &to), 1);
+    assert_int_equal(out.n, 0);
+    writes_aborted(&x->w, 1, 179);
+    assert_int_equal(writes_snapshot_key(&x->w, "ctr", 3, &to), 0);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.val[0], "198");
+    assert_true(out.version[0] == base);
 }
 
 int main(void)
@@ -527,6 +570,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_waits_for_undecided_write, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_snapshot_waits_for_the_proposal_that_overtook_the_deferred_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_snapshot_waits_for_a_refused_proposal_below_an_aborted_one, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_gone_writers_proposal_over_a_committed_same_base_one_yields, setup, teardown),
         cmocka_unit_test_setup_teardown(
