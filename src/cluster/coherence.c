@@ -1151,9 +1151,13 @@ void coherence_member_gone(member_t *m)
      * flushes we never got, treating us as out of contact, and we can no
      * longer catch up with them. What we hold may be what they removed. */
     m->inc_ended_at = cluster_mono(cl);
-    if (!m->clean_bye && cluster_mono(cl) >= m->lease_until)
+    if (!m->clean_bye && cluster_mono(cl) >= m->lease_until) {
         drop_if_any(cl, m, "died before this node caught up with its flushes");
-    else
+        /* Holding nothing, this node may still lack what it wrote with
+         * other members' acknowledgements (WRITES.md rule 33). */
+        if (!cl->need_snapshot)
+            catchup_needed(cl);
+    } else
         m->ended_current = 1; /* its next incarnation needs no drop either */
     if (cl->host.origin_gone)
         cl->host.origin_gone(cl->host.ud, (int)(m - cl->members));

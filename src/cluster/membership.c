@@ -558,6 +558,8 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
         return; /* G1: it may hold a lease on us */
     if (m->state == MEMBER_ALIVE && sent <= m->since)
         return; /* G2 */
+    if (r && r->incarnation != m->linked_row_inc)
+        m->clean_bye = 0; /* the goodbye we heard was an earlier process's (rule 33) */
     char why[160];
     if (r)
         snprintf(why, sizeof(why), "the store says so: %s (incarnation %016llx)",

@@ -182,6 +182,29 @@ static void test_g1_skipped_for_a_process_known_to_have_ended(void **state)
     assert_int_equal(f->n1->state, MEMBER_DEAD);
 }
 
+/* WRITES.md rule 33 (sim --writes --store seed 366): the goodbye this node
+ * heard was from the member's earlier process; the row that ends now is a
+ * later one's, never linked with us, which may have written without us:
+ * its end is not a clean one here. The same process's row keeps it. */
+static void test_goodbye_of_an_earlier_process_does_not_make_a_later_end_clean(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n1->state = MEMBER_UNREACHABLE;
+    f->n1->linked_row_inc = 1;
+    f->n1->clean_bye = 1;
+    now_ms += 10;
+    cluster_row_t same[] = {{"n1", "127.0.0.1:7001", 1, 1, 0, "left", 0}};
+    cluster_member_rows(f->cl, now_ms, same, 1);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n1->clean_bye, 1);
+    f->n1->state = MEMBER_UNREACHABLE;
+    cluster_row_t later[] = {{"n1", "127.0.0.1:7001", 2, 1, 0, "left", 0}};
+    cluster_member_rows(f->cl, now_ms, later, 1);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    assert_int_equal(f->n1->clean_bye, 0);
+}
+
 static void test_g2_answer_older_than_the_link_is_ignored(void **state)
 {
     fixture_t *f = *state;
@@ -323,6 +346,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_g1_skipped_for_a_process_known_to_have_ended,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_goodbye_of_an_earlier_process_does_not_make_a_later_end_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_g2_answer_older_than_the_link_is_ignored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_row_is_gone_found_by_address_before_a_name, setup,
