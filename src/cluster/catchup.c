@@ -68,9 +68,10 @@
 #define SNAP_WAITS_MAX 4096 /* keys waiting for a decision, per answer */
 
 /* member_t.recon. RECON_LATER: held dead when this node reconciled; asked
- * if the same process answers again (the store can call a paused process
- * dead, and it comes back with what it held), never if a new one does (that
- * one catches up from us). */
+ * once it links again (WRITES.md rule 31): the store can call a paused
+ * process dead, and it comes back with what it held; a process this node
+ * never linked with may hold what it never saw. A new process that starts
+ * empty catches up first, and its answer costs one snapshot. */
 enum { RECON_NONE, RECON_ASK, RECON_ASKED, RECON_LATER };
 
 /* 1 when m counts as gone for a catch-up (WRITES.md rule 25). With the
@@ -165,7 +166,6 @@ static int all_fresh(const cluster_t *cl, int64_t now)
 static void recon_later(member_t *m)
 {
     m->recon = RECON_LATER;
-    m->recon_inc = m->in_inc;
 }
 
 static void recon_start(cluster_t *cl, int64_t now)
@@ -192,10 +192,6 @@ static void recon_tick(cluster_t *cl, int64_t now)
         }
         if (!m->link || !m->stream_ready || now < m->recon_at)
             continue;
-        if (m->recon == RECON_LATER && m->in_inc != m->recon_inc) {
-            m->recon = RECON_NONE; /* a new process: it catches up from us */
-            continue;
-        }
         m->recon = RECON_ASKED;
         m->recon_id = ++cl->snap_id;
         link_t *l = m->link;

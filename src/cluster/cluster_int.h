@@ -149,7 +149,6 @@ struct member {
     int recon;              /* reconciling with it: RECON_* (catchup.c) */
     uint64_t recon_id;      /* ...the id of our request, once asked */
     int64_t recon_at;       /* ...asked again from then on */
-    uint64_t recon_inc;     /* ...its incarnation when held dead (RECON_LATER) */
     int snap_scanned;       /* ...every entry visited; the waits remain */
     int64_t snap_wait_until; /* (monotonic ms) then the waits give up */
     struct snap_wait *snap_waits; /* keys whose write was undecided (owned) */
