@@ -304,6 +304,43 @@ def test_a_snapshot_waits_for_a_proposal_its_sender_holds_undecided(
     assert n1.alive(), n1.log_tail()
 
 
+def test_a_snapshot_waits_for_a_proposal_that_overtook_the_one_it_deferred(
+        n1_replicating_and_fake):
+    """WRITES.md rule 30 on a real node: n1 defers ctr for the fake's
+    undecided PROPOSE of 6 over 5; a newer PROPOSE from the same 5 (a higher
+    tag, flush 3) overtakes it. n1 still sends nothing of ctr until no
+    proposal stands undecided on it; after the ABORT of the first and the
+    COMMIT of the second, the second's value alone. (Before, the overtaking
+    ended the wait and both undecided values went as plain values: sim
+    --store seed 130, a lock on two nodes of four.)"""
+    n1, fake = n1_replicating_and_fake
+    inc = fake.accept(scaled(5.0))
+    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
+    assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
+                            scaled(5.0)), n1.log_tail()
+    now = (int(time.time() * 1000) + 1000) * 1024
+    v5, v6, v6b = now << 10 | 7, (now + 1) << 10 | 7, (now + 1) << 10 | 8
+    fake.send(FLUSH, flush(1, entry(SEED, b"\x00ctr", b"5", version=v5)))
+    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 1))
+    assert helpers.wait_for(lambda: pump(fake, 0.05) or
+                            n1.call("GET", "ctr") in (b"5", "5"), scaled(3.0)), n1.log_tail()
+    fake.send(FLUSH, flush(2, entry(PROPOSE, b"\x00ctr", b"6", version=v6)))
+    pump(fake, 0.2)
+    fake.send(SNAPREQ, struct.pack(">Q", 9))
+    done, entries = read_snapshot(fake, scaled(0.5), 9)
+    assert not done and [e for e in entries if e[0] == b"\x00ctr"] == [], entries
+    fake.send(FLUSH, flush(3, entry(PROPOSE, b"\x00ctr", b"6", version=v6b)))
+    done, entries = read_snapshot(fake, scaled(0.8), 9)
+    assert not done, "n1 finished its snapshot with ctr undecided: %r" % entries
+    assert [e for e in entries if e[0] == b"\x00ctr"] == [], entries
+    fake.send(ABORT, struct.pack(">QQ", FAKE_INCARNATION, 2))
+    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 3))
+    done, entries = read_snapshot(fake, scaled(3.0), 9)
+    assert done, (entries, n1.log_tail())
+    assert [(v, ver) for k, v, ver in entries if k == b"\x00ctr"] == [(b"6", v6b)], entries
+    assert n1.alive(), n1.log_tail()
+
+
 def test_a_node_that_served_as_is_asks_again_and_takes_what_it_lacked(
         n1_replicating_and_fake):
     """WRITES.md rule 26 on a real node: n1 starts, the fake (its only
