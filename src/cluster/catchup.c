@@ -67,12 +67,7 @@
 #define RETRY_MS 100
 #define SNAP_WAITS_MAX 4096 /* keys waiting for a decision, per answer */
 
-/* member_t.recon. RECON_LATER: held dead when this node reconciled; asked
- * once it links again (WRITES.md rule 31): the store can call a paused
- * process dead, and it comes back with what it held; a process this node
- * never linked with may hold what it never saw. A new process that starts
- * empty catches up first, and its answer costs one snapshot. */
-enum { RECON_NONE, RECON_ASK, RECON_ASKED, RECON_LATER };
+enum { RECON_NONE, RECON_ASK, RECON_ASKED }; /* member_t.recon */
 
 /* 1 when m counts as gone for a catch-up (WRITES.md rule 25). With the
  * store as arbiter, DEAD is the store's word. Without it, DEAD came from a
@@ -163,19 +158,11 @@ static int all_fresh(const cluster_t *cl, int64_t now)
  * copies that every holder dropped at about the same time, or that a replay
  * brought to some members only, come back together (entries are taken by
  * their versions, as a catch-up's are). */
-static void recon_later(member_t *m)
-{
-    m->recon = RECON_LATER;
-}
-
-static void recon_start(cluster_t *cl, int64_t now)
+static void recon_start(cluster_t *cl)
 {
     for (size_t i = 0; i < cl->nmembers; i++) {
-        member_t *m = &cl->members[i];
-        m->recon = RECON_ASK;
-        m->recon_at = 0;
-        if (gone(cl, m, now))
-            recon_later(m);
+        cl->members[i].recon = RECON_ASK;
+        cl->members[i].recon_at = 0;
     }
 }
 
@@ -183,14 +170,13 @@ static void recon_tick(cluster_t *cl, int64_t now)
 {
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_t *m = &cl->members[i];
-        if (m->recon != RECON_ASK && m->recon != RECON_LATER)
-            continue;
-        if (m->state == MEMBER_DEAD) {
-            if (m->recon == RECON_ASK)
-                recon_later(m);
-            continue;
-        }
-        if (!m->link || !m->stream_ready || now < m->recon_at)
+        /* A member held dead is asked once it links again (WRITES.md rule
+         * 31): the store can call a paused process dead, and it comes back
+         * with what it held; a process this node never linked with may
+         * hold what it never saw. A new process that starts empty catches
+         * up first, and its answer costs one snapshot. */
+        if (m->recon != RECON_ASK || m->state == MEMBER_DEAD || !m->link || !m->stream_ready ||
+            now < m->recon_at)
             continue;
         m->recon = RECON_ASKED;
         m->recon_id = ++cl->snap_id;
@@ -225,7 +211,7 @@ void catchup_tick(cluster_t *cl, int64_t now)
     if (!cluster_catching_up(cl) || all_fresh(cl, now)) {
         cl->need_snapshot = 0;
         log_info("catchup", "no member holds data to catch up with: serving as is");
-        recon_start(cl, now);
+        recon_start(cl);
         return;
     }
     if (cl->snap_from && cl->snap_from->link && cl->snap_from->stream_ready)
@@ -517,7 +503,7 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
         log_info("catchup", "caught up with the replicated keyspaces from %s (%llu entries)",
                  m->name, (unsigned long long)cl->snap_entries);
         if (cl->snap_after_drop)
-            recon_start(cl, cluster_mono(cl));
+            recon_start(cl);
         coherence_progress(cl);
     }
 }
