@@ -267,16 +267,11 @@ def read_snapshot(fake, seconds, sid):
     return any(done), entries
 
 
-@pytest.mark.parametrize("decision", ["ABORT", "COMMIT"])
-def test_a_snapshot_waits_for_a_proposal_its_sender_holds_undecided(
-        n1_replicating_and_fake, decision):
-    """WRITES.md rule 24 on a real node: n1 holds the fake's PROPOSE of
-    ctr (6 over 5) undecided when the fake asks n1 for a snapshot. n1 sends
-    nothing of ctr and no SNAP_DONE until the fake decides; then the value
-    the decision leaves: 5 after an ABORT, 6 after a COMMIT. (Before, the
-    undecided 6 went at once as a plain value after 5, and a requester
-    that never heard the ABORT kept an aborted INCR: sim seed 248.)"""
-    n1, fake = n1_replicating_and_fake
+def six_over_five_deferred(n1, fake):
+    """The fake (linked, n1 serving) commits ctr = 5, proposes 6 over it
+    (flush 2) and asks n1 for a snapshot (id 9): n1 sends nothing of ctr
+    and no SNAP_DONE while 6 is undecided. Returns the hlc counter of 6 and
+    the versions of 5 and 6."""
     inc = fake.accept(scaled(5.0))
     fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
     assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
@@ -293,6 +288,20 @@ def test_a_snapshot_waits_for_a_proposal_its_sender_holds_undecided(
     done, entries = read_snapshot(fake, scaled(0.8), 9)
     assert not done, "n1 finished its snapshot with ctr undecided: %r" % entries
     assert [e for e in entries if e[0] == b"\x00ctr"] == [], entries
+    return now + 1, v5, v6
+
+
+@pytest.mark.parametrize("decision", ["ABORT", "COMMIT"])
+def test_a_snapshot_waits_for_a_proposal_its_sender_holds_undecided(
+        n1_replicating_and_fake, decision):
+    """WRITES.md rule 24 on a real node: n1 holds the fake's PROPOSE of
+    ctr (6 over 5) undecided when the fake asks n1 for a snapshot. n1 sends
+    nothing of ctr and no SNAP_DONE until the fake decides; then the value
+    the decision leaves: 5 after an ABORT, 6 after a COMMIT. (Before, the
+    undecided 6 went at once as a plain value after 5, and a requester
+    that never heard the ABORT kept an aborted INCR: sim seed 248.)"""
+    n1, fake = n1_replicating_and_fake
+    _, v5, v6 = six_over_five_deferred(n1, fake)
     if decision == "ABORT":
         fake.send(ABORT, struct.pack(">QQ", FAKE_INCARNATION, 2))
     else:
@@ -314,21 +323,8 @@ def test_a_snapshot_waits_for_a_proposal_that_overtook_the_one_it_deferred(
     ended the wait and both undecided values went as plain values: sim
     --store seed 130, a lock on two nodes of four.)"""
     n1, fake = n1_replicating_and_fake
-    inc = fake.accept(scaled(5.0))
-    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
-    assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
-                            scaled(5.0)), n1.log_tail()
-    now = (int(time.time() * 1000) + 1000) * 1024
-    v5, v6, v6b = now << 10 | 7, (now + 1) << 10 | 7, (now + 1) << 10 | 8
-    fake.send(FLUSH, flush(1, entry(SEED, b"\x00ctr", b"5", version=v5)))
-    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 1))
-    assert helpers.wait_for(lambda: pump(fake, 0.05) or
-                            n1.call("GET", "ctr") in (b"5", "5"), scaled(3.0)), n1.log_tail()
-    fake.send(FLUSH, flush(2, entry(PROPOSE, b"\x00ctr", b"6", version=v6)))
-    pump(fake, 0.2)
-    fake.send(SNAPREQ, struct.pack(">Q", 9))
-    done, entries = read_snapshot(fake, scaled(0.5), 9)
-    assert not done and [e for e in entries if e[0] == b"\x00ctr"] == [], entries
+    six, _, _ = six_over_five_deferred(n1, fake)
+    v6b = six << 10 | 8  # the same counter, a higher tag: newer, from the same 5
     fake.send(FLUSH, flush(3, entry(PROPOSE, b"\x00ctr", b"6", version=v6b)))
     done, entries = read_snapshot(fake, scaled(0.8), 9)
     assert not done, "n1 finished its snapshot with ctr undecided: %r" % entries
