@@ -285,7 +285,7 @@ def six_over_five_deferred(n1, fake):
     fake.send(FLUSH, flush(2, entry(PROPOSE, b"\x00ctr", b"6", version=v6)))
     pump(fake, 0.2)
     fake.send(SNAPREQ, struct.pack(">Q", 9))
-    done, entries = read_snapshot(fake, scaled(0.8), 9)
+    done, entries = read_snapshot(fake, scaled(0.5), 9)  # (it gives up after two leases)
     assert not done, "n1 finished its snapshot with ctr undecided: %r" % entries
     assert [e for e in entries if e[0] == b"\x00ctr"] == [], entries
     return now + 1, v5, v6
@@ -326,7 +326,8 @@ def test_a_snapshot_waits_for_a_proposal_that_overtook_the_one_it_deferred(
     six, _, _ = six_over_five_deferred(n1, fake)
     v6b = six << 10 | 8  # the same counter, a higher tag: newer, from the same 5
     fake.send(FLUSH, flush(3, entry(PROPOSE, b"\x00ctr", b"6", version=v6b)))
-    done, entries = read_snapshot(fake, scaled(0.8), 9)
+    # not scaled: the wait gives up two leases after the scan ended
+    done, entries = read_snapshot(fake, 0.5, 9)
     assert not done, "n1 finished its snapshot with ctr undecided: %r" % entries
     assert [e for e in entries if e[0] == b"\x00ctr"] == [], entries
     fake.send(ABORT, struct.pack(">QQ", FAKE_INCARNATION, 2))
