@@ -233,6 +233,7 @@ void cluster_free(cluster_t *cl)
     coherence_free(cl);
     interest_free(cl);
     catchup_free(cl);
+    orphans_free(cl);
     presync_free(cl);
     frame_key_free(&cl->key);
     free(cl->members);
@@ -261,6 +262,7 @@ void cluster_tick(cluster_t *cl)
         cl->last_cut_off = now;
     member_tick(cl, now);
     catchup_tick(cl, now);
+    orphans_tick(cl, now);
     expire_handshakes(cl, now);
     coherence_progress(cl);
 }
@@ -279,6 +281,7 @@ void cluster_link_closed(link_t *l, int was_ready)
         m->pending = NULL;
     if (m && m->link == l && was_ready) {
         catchup_member_lost(m);
+        orphans_member_lost(m);
         member_link_lost(m, l);
     }
     else if (was_pending)
@@ -349,6 +352,9 @@ void cluster_on_frame(link_t *l, const frame_hdr_t *h)
         break;
     case FRAME_STOREID:
         storeid_on_frame(m, h);
+        break;
+    case FRAME_VOIDED:
+        orphans_on_frame(m, h);
         break;
     default:
         peer_refuse(l, "unexpected frame type");

@@ -124,6 +124,15 @@ struct member {
      * refused write: found by sim --writes) */
     uint64_t nacked[16];
     size_t nnacked;
+    /* its writes in flight once it died, settled before their replay
+     * (orphans.c) */
+    int orph_pending;         /* their replay waits for the members' reports */
+    int64_t orph_until;       /* ...until then at most */
+    unsigned char *orph_wait; /* ...[i]: members[i]'s report awaited (owned) */
+    uint64_t *orph_heard;     /* [i]: its incarnation members[i] reported on (owned) */
+    uint64_t voided[16];      /* its proposals reported voided (oldest dropped) */
+    size_t nvoided;
+    uint64_t voided_inc;      /* ...of this incarnation of it */
     int clean_bye;    /* its last incarnation said BYE after its last flush */
     int ended_current; /* its last incarnation died while our lease on it held:
                           every flush it replied, we had applied */
@@ -424,6 +433,16 @@ void catchup_tick(cluster_t *cl, int64_t now);
 void catchup_send(cluster_t *cl);
 void catchup_on_frame(member_t *m, const frame_hdr_t *h);
 void catchup_member_lost(member_t *m);
+/* orphans.c: a dead writer's writes in flight (WRITES.md rule 34) */
+/* w was declared dead; current: our lease on it held to now (or it said
+ * goodbye): its proposals we refused cannot have committed. */
+void orphans_member_dead(member_t *w, int current);
+void orphans_on_frame(member_t *from, const frame_hdr_t *h);
+void orphans_tick(cluster_t *cl, int64_t now);
+void orphans_member_lost(member_t *m);
+/* 1 when w's PROPOSE seq (of the incarnation we follow) was reported voided. */
+int orphans_voided(const member_t *w, uint64_t seq);
+void orphans_free(cluster_t *cl);
 void catchup_member_dead(member_t *m);
 /* Frees what the answers in progress hold. */
 void catchup_free(cluster_t *cl);

@@ -808,6 +808,10 @@ static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t k
 {
     cluster_t *cl = m->cl;
     int origin = (int)(m - cl->members);
+    if (kind == FLUSH_PROPOSE && orphans_voided(m, seq)) {
+        refuse(m, seq); /* a late copy of a proposal that cannot have committed */
+        return;
+    }
     if (!cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p,
                         val.len, expire_at, enc, version, origin, seq))
         refuse(m, seq);
@@ -1151,7 +1155,8 @@ void coherence_member_gone(member_t *m)
      * flushes we never got, treating us as out of contact, and we can no
      * longer catch up with them. What we hold may be what they removed. */
     m->inc_ended_at = cluster_mono(cl);
-    if (!m->clean_bye && cluster_mono(cl) >= m->lease_until) {
+    int current = m->clean_bye || cluster_mono(cl) < m->lease_until;
+    if (!current) {
         drop_if_any(cl, m, "died before this node caught up with its flushes");
         /* Holding nothing, this node may still lack what it wrote with
          * other members' acknowledgements (WRITES.md rule 33). */
@@ -1159,8 +1164,9 @@ void coherence_member_gone(member_t *m)
             catchup_needed(cl);
     } else
         m->ended_current = 1; /* its next incarnation needs no drop either */
-    if (cl->host.origin_gone)
-        cl->host.origin_gone(cl->host.ud, (int)(m - cl->members));
+    /* Its writes in flight: settled with the members, then replayed
+     * (orphans.c, WRITES.md rule 34). */
+    orphans_member_dead(m, current);
     coherence_progress(cl);
 }
 

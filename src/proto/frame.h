@@ -100,6 +100,14 @@
  *            changes in order once per loop turn (cluster/presync.c).
  *   STOREID  bytes "backend:id": the sender's shared store, sent when a link
  *            is READY and when the store first answers (cluster/storeid.c)
+ *   VOIDED   bytes the name of a member this node just saw dead (the
+ *            writer), u64 its incarnation, u32 count (at most
+ *            VOIDED_MAX), then count u64 flush numbers: its PROPOSEs this
+ *            node refused and never saw resolved, while its lease on the
+ *            writer held to the writer's death (count 0 otherwise). Sent to
+ *            every member on the death; a member replays the writer's
+ *            writes in flight only after each member it streams with
+ *            reported (cluster/orphans.c)
  *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
  *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
  *            entries: u64 version, bytes key, u64 time to live in ms (0:
@@ -128,7 +136,7 @@
 #include "buf.h"
 
 #define FRAME_MAGIC "CHRT"
-#define FRAME_VERSION 5 /* 5: versions count 1/1024 ms (base/hlc.h) */
+#define FRAME_VERSION 6 /* 5: versions count 1/1024 ms (base/hlc.h); 6: VOIDED */
 #define FRAME_HEADER_SIZE 20
 #define FRAME_MAC_SIZE 32
 #define FRAME_NONCE_SIZE 32
@@ -169,7 +177,8 @@ enum frame_type {
     FRAME_COMMIT = 19,
     FRAME_PRESENCE = 20,
     FRAME_STOREID = 21, /* the sender's shared store: "backend:id" (cluster/storeid.c) */
-    FRAME_TYPE_MAX = 21
+    FRAME_VOIDED = 22,  /* a dead writer's proposals that cannot have committed */
+    FRAME_TYPE_MAX = 22
 };
 
 /* The kinds of an INTEREST entry (svc/pubsub.h's enum pubsub_kind has the

@@ -81,7 +81,7 @@ def peer_socket(node, source="127.0.0.1"):
     return s
 
 
-FRAME_VERSION = 5  # src/proto/frame.h
+FRAME_VERSION = 6  # src/proto/frame.h
 
 
 def frame_header(ftype, length, seq=0, magic=b"CHRT", version=FRAME_VERSION, reserved=0):
