@@ -412,9 +412,15 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq)
         }
 }
 
+/* origin's entry, but an aborted one whose value to give back is undecided
+ * (another writer's proposal below it): that one stays, and the sweep gives
+ * the value back once its maker decided (older). Given back now, it counted
+ * as committed, and an INCR its maker aborted took effect (WRITES.md rule
+ * 35; sim seed 407 of crash,stop,pause,cut). */
 static int of_origin(const entry_t *e, const void *arg)
 {
-    return e->origin == *(const int *)arg;
+    const prior_t *p = standing(e->prior);
+    return e->origin == *(const int *)arg && !(e->aborted && p && p->seq);
 }
 
 /* 1 when e, a read-modify-write, stands over a committed one made from the

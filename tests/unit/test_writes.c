@@ -364,6 +364,30 @@ static void test_sweep_waits_for_an_undecided_value_below(void **state)
     assert_string_equal(value(x, "ctr"), "149");
 }
 
+/* WRITES.md rule 35 (sim seed 407 of crash,stop,pause,cut): a gone
+ * writer's aborted proposal whose value to give back is another member's
+ * proposal, undecided, stays in flight until that one is decided, and the
+ * sweep gives back what stands then. Given back at once, member 2's value
+ * counted as committed, and an INCR its maker aborted took effect. */
+static void test_gone_writers_aborted_proposal_waits_for_the_value_below(void **state)
+{
+    world_t *x = *state;
+    uint64_t base = member_version(WALL - 60);
+    member_seed(x, "ctr", "149", base);
+    writes_committed(&x->w, 0, 1);
+    uint64_t below = base + (1 << HLC_TAG_BITS), over = below + 1;
+    assert_int_equal(
+        writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("150"), 0, 0, below, 2, 102), 1);
+    member_propose(x, "ctr", "150", over, 78);
+    writes_aborted(&x->w, 1, 78);
+    writes_origin_gone(&x->w, 1);
+    assert_int_equal(inflight_version(x->inflight, K("ctr")), over); /* waits */
+    writes_aborted(&x->w, 2, 102);
+    writes_sweep(&x->w, WALL + 1);
+    assert_int_equal(inflight_version(x->inflight, K("ctr")), 0);
+    assert_string_equal(value(x, "ctr"), "149");
+}
+
 /* A member's newer PROPOSE from the same value replaces our undecided
  * read-modify-write here (the cluster aborts ours: rule 22). */
 static void test_newer_member_proposal_overtakes_own_rmw(void **state)
@@ -592,6 +616,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_waits_for_an_undecided_value_below, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gone_writers_aborted_proposal_waits_for_the_value_below, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_member_proposal_overtakes_own_rmw, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_undecided_lists_members_writes_in_flight, setup,
