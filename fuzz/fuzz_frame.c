@@ -57,7 +57,8 @@ static const frame_key_t *K(const uint8_t *raw)
  * integer of that many bytes, 'n' a name (bytes, <= 255), 'h' a nonce or
  * proof (bytes, <= 32), 'F' FLUSH's entries (count from the last u32), 'I'
  * INTEREST's flags and entries, 'M' a MESSAGE payload, 'S' SNAPSHOT's
- * entries (count from the last u32), 'P' PRESENCE's flags and entries. Every
+ * entries (count from the last u32), 'Q' u64s (count from the last u32),
+ * 'P' PRESENCE's flags and entries. Every
  * type has a layout (checked at the first input). */
 static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_HELLO] = "1nn82h",   /* proto, cluster, name, incarnation, port, nonce */
@@ -81,6 +82,7 @@ static const char *const layouts[FRAME_TYPE_MAX + 1] = {
     [FRAME_COMMIT] = "88",      /* incarnation, flush number */
     [FRAME_PRESENCE] = "P",     /* flags, count, entries */
     [FRAME_STOREID] = "n",      /* backend:id */
+    [FRAME_VOIDED] = "n84Q",    /* writer, its incarnation, count, flush numbers */
 };
 
 static void check_inside(const frame_hdr_t *h, const frame_bytes_t *v)
@@ -147,6 +149,10 @@ static void walk_payload(const frame_hdr_t *h)
                     }
                 }
             }
+            break;
+        case 'Q':
+            for (uint32_t i = 0; i < u32 && rc == 0; i++)
+                rc = frame_get_u64(&r, &u64);
             break;
         case 'S':
             for (uint32_t i = 0; i < u32 && rc == 0; i++) {

@@ -86,6 +86,7 @@ struct cache_entry {
     uint32_t vlen;        /* value bytes, at data[klen] */
     uint32_t klen;        /* key bytes, at data[0] */
     uint32_t kind : 3;    /* enum kind: the value's type, a string's encoding */
+    uint32_t rmw : 1;     /* its version was a read-modify-write's (cache_entry_rmw) */
     uint32_t lru : 23;    /* LRU clock (seconds, wrapping) of the last access */
     char data[];          /* key, then value */
 };
@@ -521,6 +522,7 @@ static cache_entry_t *entry_new(cache_t *c, const char *key, size_t klen, const 
     e->version = 0;
     e->wseq = c->wseq++;
     e->kind = KIND_STR_AUTO;
+    e->rmw = 0;
     e->lru = c->lru_clock;
     if (klen)
         memcpy(e->data, key, klen);
@@ -864,6 +866,7 @@ static cache_entry_t *set_in_place(cache_t *c, cache_entry_t *e, const char *val
         memmove(e->data + e->klen, val, vlen);
     e->vlen = (uint32_t)vlen;
     e->kind = KIND_STR_AUTO;
+    e->rmw = 0;
     entry_set_expire(c, e, expire_at);
     lru_touch(c, e);
     return e;
@@ -1126,8 +1129,19 @@ uint64_t cache_entry_version(const cache_entry_t *e)
 void cache_entry_set_version(cache_t *c, cache_entry_t *e, uint64_t version)
 {
     e->version = version;
+    e->rmw = 0;
     if (version > c->max_version)
         c->max_version = version;
+}
+
+int cache_entry_rmw(const cache_entry_t *e)
+{
+    return e->rmw;
+}
+
+void cache_entry_set_rmw(cache_entry_t *e)
+{
+    e->rmw = 1;
 }
 
 size_t cache_flush_all_below(cache_t *c, uint64_t below)

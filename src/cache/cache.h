@@ -275,6 +275,11 @@ int64_t cache_entry_expire(const cache_entry_t *e); /* 0: none */
  * filled). The cache only stores it; the ordering rules are versioned.c's. */
 uint64_t cache_entry_version(const cache_entry_t *e);
 void cache_entry_set_version(cache_t *c, cache_entry_t *e, uint64_t version);
+/* Whether the write that made the entry's version was a read-modify-write
+ * (a proposal: cluster/WRITES.md rule 28 needs to know it after its
+ * commit). Cleared by a new value or version; set after both. */
+int cache_entry_rmw(const cache_entry_t *e);
+void cache_entry_set_rmw(cache_entry_t *e);
 
 /* How the value is encoded as redis-server would report it (OBJECT
  * ENCODING): AUTO is "int" / "embstr" / "raw" by the value's content and

@@ -280,7 +280,7 @@ void cmd_write_typed(client_t *c, const char *key, size_t klen, const char *val,
     int mode = cmd_write_mode(c, key, klen);
     if (too_big(c, mode, klen, vlen))
         return;
-    writes_prior_t prior = {NULL, 0, 0, 0, 0};
+    writes_prior_t prior = {NULL, 0, 0, 0, 0, 0};
     if (mode == KS_REPLICATE && !(c->cmd_flags & CMDC_ATOMIC)) /* a proposal: see send_write */
         node_prior_take(n, key, klen, &prior);
     cache_entry_t *e = cache_set(n->cache, key, klen, val, vlen, expire_at);

@@ -206,7 +206,7 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
     } else if (replaced && replaced->val) {
         int here = e->version && replaced->version == e->version; /* the write in flight here */
         prior_t *r = prior_copy(replaced, here ? e->origin : 0, here ? e->seq : 0);
-        r->rmw = here && e->rmw;
+        r->rmw = here ? e->rmw : replaced->rmw;
         if (here)
             r->below = below;
         else
@@ -299,7 +299,7 @@ int inflight_prior(const inflight_t *t, const char *key, size_t klen, inflight_p
     prior_t *p = e ? standing(e->prior) : NULL;
     if (!p)
         return 0;
-    *out = (inflight_prior_t){p->val, p->vlen, p->expire_at, p->form, p->version};
+    *out = (inflight_prior_t){p->val, p->vlen, p->expire_at, p->form, p->version, p->rmw};
     return 1;
 }
 
@@ -321,8 +321,9 @@ static size_t remove_if(inflight_t *t, int (*pred)(const entry_t *e, const void 
             *p = e->next;
             if (fn) {
                 prior_t *s = standing(e->prior);
-                inflight_prior_t pr = {s ? s->val : NULL, s ? s->vlen : 0, s ? s->expire_at : 0,
-                                       s ? s->form : 0, s ? s->version : 0};
+                inflight_prior_t pr = {s ? s->val : NULL,       s ? s->vlen : 0,
+                                       s ? s->expire_at : 0,    s ? s->form : 0,
+                                       s ? s->version : 0,      s ? s->rmw : 0};
                 fn(ud, e->key, e->klen, e->version, e->aborted, s ? &pr : NULL);
             }
             free_priors(e->prior);

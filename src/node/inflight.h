@@ -37,6 +37,7 @@ typedef struct inflight_prior {
     int64_t expire_at;
     int form;
     uint64_t version;
+    int rmw; /* a read-modify-write made it (cache_entry_rmw) */
 } inflight_prior_t;
 
 /* Records that key's write of version (from origin, its flush number seq)

@@ -434,7 +434,7 @@ static void host_apply_snapshot(void *ud, const char *k, size_t klen, const char
                                 size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     node_t *n = ud;
-    if (!cache_form_valid(enc)) {
+    if (!cache_form_valid(enc & ~SNAP_FORM_RMW)) {
         log_warn("node", "a member's snapshot holds a value of an unknown type (%d): ignored",
                  enc);
         return;

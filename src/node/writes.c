@@ -138,7 +138,7 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
 {
     hlc_observe(w->hlc, version);
     int valued = kind == VOP_SEED || kind == FLUSH_PROPOSE;
-    writes_prior_t prior = {NULL, 0, 0, 0, 0};
+    writes_prior_t prior = {NULL, 0, 0, 0, 0, 0};
     if (kind == FLUSH_PROPOSE) {
         uint64_t own;
         int ours = inflight_own_rmw(w->inflight, k, klen, &own);
@@ -147,7 +147,7 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
         if (!apply_proposal(w, k, klen, val, vlen, expire_at, enc, version, origin, seq)) {
             writes_prior_free(&prior);
             if (version < fl) { /* refused for a write in flight: kept below it */
-                inflight_prior_t p = {val, vlen, expire_at, enc, version};
+                inflight_prior_t p = {val, vlen, expire_at, enc, version, 1};
                 inflight_prior_refused(w->inflight, k, klen, &p, origin, seq);
             }
             return 0;
@@ -169,11 +169,15 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
     }
     /* Reads of the key wait until its writer commits it (or it is superseded). */
     if (done) {
-        inflight_prior_t was = {prior.val, prior.vlen, prior.expire_at, prior.form,
-                                prior.version};
+        inflight_prior_t was = {prior.val,     prior.vlen,    prior.expire_at,
+                                prior.form,    prior.version, prior.rmw};
         inflight_note(w->inflight, k, klen, version, origin, seq, w->mono_ms, &was);
-        if (kind == FLUSH_PROPOSE)
+        if (kind == FLUSH_PROPOSE) {
             inflight_mark_rmw(w->inflight, k, klen, origin, seq);
+            cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
+            if (e)
+                cache_entry_set_rmw(e);
+        }
     }
     writes_prior_free(&prior);
     if (done && enc != 0) {
@@ -189,7 +193,7 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
 void writes_prior_take(const writes_t *w, const char *key, size_t klen, writes_prior_t *out)
 {
     cache_entry_t *e = cache_lookup(w->cache, key, klen, w->now_ms, CACHE_NOTOUCH);
-    *out = (writes_prior_t){NULL, 0, 0, 0, 0};
+    *out = (writes_prior_t){NULL, 0, 0, 0, 0, 0};
     if (!e)
         return;
     const char *val = cache_entry_value(e, &out->vlen);
@@ -197,6 +201,7 @@ void writes_prior_take(const writes_t *w, const char *key, size_t klen, writes_p
     out->expire_at = cache_entry_expire(e);
     out->form = cache_entry_form(e);
     out->version = cache_entry_version(e);
+    out->rmw = cache_entry_rmw(e);
 }
 
 void writes_prior_free(writes_prior_t *p)
@@ -213,13 +218,14 @@ uint64_t writes_propose(const writes_t *w, cache_entry_t *e, const char *key, si
     uint64_t v = hlc_after(w->hlc, writes_key_version(w, key, klen));
     hlc_observe(w->hlc, v);
     cache_entry_set_version(w->cache, e, v);
+    cache_entry_set_rmw(e);
     size_t vlen;
     const char *val = cache_entry_value(e, &vlen);
     uint64_t seq = cluster_propose(w->cluster, key, klen, val, vlen, cache_entry_expire(e),
                                    cache_entry_form(e), v);
-    inflight_prior_t was = {prior ? prior->val : NULL, prior ? prior->vlen : 0,
+    inflight_prior_t was = {prior ? prior->val : NULL,    prior ? prior->vlen : 0,
                             prior ? prior->expire_at : 0, prior ? prior->form : 0,
-                            prior ? prior->version : 0};
+                            prior ? prior->version : 0,   prior ? prior->rmw : 0};
     inflight_note(w->inflight, key, klen, v, CLUSTER_SELF, seq, w->mono_ms, &was);
     inflight_mark_rmw(w->inflight, key, klen, INFLIGHT_SELF, seq);
     return seq;
@@ -272,6 +278,7 @@ typedef struct orphans {
         int64_t prior_expire;
         int prior_form;
         uint64_t prior_version;
+        int prior_rmw;
     } *v;
     size_t n;
 } orphans_t;
@@ -299,6 +306,8 @@ static void replay_orphan(const writes_t *w, const struct orphan *o)
     if (o->prior_form != 0)
         cache_entry_set_form(e, o->prior_form);
     cache_entry_set_version(w->cache, e, o->prior_version);
+    if (o->prior_rmw)
+        cache_entry_set_rmw(e);
 }
 
 static void collect_orphan(void *ud, const char *key, size_t klen, uint64_t version, int aborted,
@@ -307,13 +316,14 @@ static void collect_orphan(void *ud, const char *key, size_t klen, uint64_t vers
     orphans_t *o = ud;
     o->v = xrealloc(o->v, (o->n + 1) * sizeof(*o->v));
     struct orphan *r = &o->v[o->n++];
-    *r = (struct orphan){xmemdup(key, klen), klen, version, aborted, NULL, 0, 0, 0, 0};
+    *r = (struct orphan){xmemdup(key, klen), klen, version, aborted, NULL, 0, 0, 0, 0, 0};
     if (prior) {
         r->prior = xmemdup(prior->val, prior->vlen);
         r->prior_len = prior->vlen;
         r->prior_expire = prior->expire_at;
         r->prior_form = prior->form;
         r->prior_version = prior->version;
+        r->prior_rmw = prior->rmw;
     }
 }
 
@@ -393,14 +403,15 @@ static size_t snap_entry(const writes_t *w, cache_entry_t *e, const cluster_snap
         inflight_prior_t p;
         if (inflight_prior(w->inflight, key, klen, &p) &&
             !(p.expire_at && p.expire_at <= w->now_ms)) {
-            out->emit(out->eud, key, klen, p.val, p.vlen, p.expire_at, p.form, p.version);
+            out->emit(out->eud, key, klen, p.val, p.vlen, p.expire_at,
+                      p.form | (p.rmw ? SNAP_FORM_RMW : 0), p.version);
             bytes += klen + p.vlen + 32;
         }
         if (aborted)
             return bytes;
     }
-    out->emit(out->eud, key, klen, val, vlen, cache_entry_expire(e), cache_entry_form(e),
-              version);
+    out->emit(out->eud, key, klen, val, vlen, cache_entry_expire(e),
+              cache_entry_form(e) | (cache_entry_rmw(e) ? SNAP_FORM_RMW : 0), version);
     return bytes + klen + vlen + 32;
 }
 
@@ -446,15 +457,21 @@ void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const 
                            size_t vlen, int64_t expire_at, int enc, uint64_t version)
 {
     hlc_observe(w->hlc, version);
+    int rmw = (enc & SNAP_FORM_RMW) != 0;
+    enc &= ~SNAP_FORM_RMW;
     int took = takes(w, k, klen, version);
-    if (took)
+    if (took) {
         store_value(w, k, klen, val, vlen, expire_at, enc, version);
+        cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
+        if (e && rmw)
+            cache_entry_set_rmw(e);
+    }
     if (took || !recent_refuses(w, k, klen, version)) {
         /* A write in flight here is newer: this is what it replaced (the
          * cache was dropped since, it arrived empty, or its chain of
          * replaced values came from one writer's replay and misses the
          * others' writes). */
-        inflight_prior_t p = {val, vlen, expire_at, enc, version};
+        inflight_prior_t p = {val, vlen, expire_at, enc, version, rmw};
         inflight_prior_fill(w->inflight, k, klen, &p);
     }
     cache_evict(w->cache);

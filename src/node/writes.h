@@ -138,6 +138,7 @@ typedef struct writes_prior {
     int64_t expire_at;
     int form;
     uint64_t version;
+    int rmw; /* a read-modify-write made it */
 } writes_prior_t;
 void writes_prior_take(const writes_t *w, const char *key, size_t klen, writes_prior_t *out);
 void writes_prior_free(writes_prior_t *p);

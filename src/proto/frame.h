@@ -111,7 +111,8 @@
  *   SNAPREQ  u64 request id (not 0): send me your replicated keyspaces
  *   SNAPSHOT u64 request id, u8 flags (SNAP_*), u32 count, then count
  *            entries: u64 version, bytes key, u64 time to live in ms (0:
- *            none), bytes value, u8 form (as SEED's; cluster/catchup.c)
+ *            none), bytes value, u8 form (as SEED's, | SNAP_FORM_RMW when a
+ *            read-modify-write made it; cluster/catchup.c)
  *
  * The keys: one per direction, HKDF-SHA256 (RFC 5869) with the cluster key as
  * input key material, nonce_i | nonce_a as salt, and the info "cohort link
@@ -208,6 +209,9 @@ enum flush_kind {
 #define SNAP_NOT_SERVING 4 /* no answer: the sender is not serving; ask later */
 #define SNAP_WAITING 8     /* no answer: catching up itself from a member that holds data */
 #define SNAP_PARTIAL 16    /* the sender is catching up too: what it holds so far */
+/* A SNAPSHOT entry's form byte: a SEED's form, with this bit when a
+ * read-modify-write made the value (cluster/WRITES.md rule 36). */
+#define SNAP_FORM_RMW 0x80
 
 /* A length-prefixed byte string inside a decoded payload (not owned). */
 typedef struct frame_bytes {

@@ -215,6 +215,13 @@ static size_t encode_sample(buf_t *b, int type, const uint8_t *key, uint64_t *se
     case FRAME_STOREID:
         frame_put_bytes(b, "sqlite:0123456789abcdef0123456789abcdef", 39);
         break;
+    case FRAME_VOIDED:
+        frame_put_bytes(b, "www9", 4);
+        frame_put_u64(b, 0x0102030405060708ull);
+        frame_put_u32(b, 2);
+        frame_put_u64(b, 77);
+        frame_put_u64(b, 0x8000000000000001ull);
+        break;
     default:
         fail_msg("no sample for type %d", type);
     }
@@ -327,6 +334,13 @@ static int parse_payload(const frame_hdr_t *h, struct decoded *d)
         break;
     case FRAME_STOREID:
         rc |= frame_get_bytes(&r, &d->name, 255);
+        break;
+    case FRAME_VOIDED:
+        rc |= frame_get_bytes(&r, &d->name, 255);
+        rc |= frame_get_u64(&r, &d->a);
+        rc |= frame_get_u32(&r, &d->count);
+        rc |= frame_get_u64(&r, &d->b);
+        rc |= frame_get_u64(&r, &d->c);
         break;
     default:
         return FRAME_EMALFORMED;
@@ -441,6 +455,11 @@ static void check_sample(int type, const struct decoded *d)
         break;
     case FRAME_STOREID:
         assert_bytes(d->name, "sqlite:0123456789abcdef0123456789abcdef", 39);
+        break;
+    case FRAME_VOIDED:
+        assert_bytes(d->name, "www9", 4);
+        assert_true(d->a == 0x0102030405060708ull && d->count == 2);
+        assert_true(d->b == 77 && d->c == 0x8000000000000001ull);
         break;
     default:
         fail_msg("no sample for type %d", type);
@@ -709,8 +728,8 @@ static void test_bad_magic_version_type_reserved(void **state)
 
     /* version */
     /* 1: before per-direction keys; 2: before SEED carried its encoding and INVAL;
-     * 3: before PRESENCE and STOREID; 4: versions counted whole ms */
-    static const uint8_t versions[] = {0, 1, 2, 3, 4, 6, 0x81, 0xff};
+     * 3: before PRESENCE and STOREID; 4: versions counted whole ms; 5: before VOIDED */
+    static const uint8_t versions[] = {0, 1, 2, 3, 4, 5, 7, 0x81, 0xff};
     for (size_t i = 0; i < sizeof(versions); i++) {
         f[4] = versions[i];
         assert_int_equal(decode_modified(f, c.len, c.len, FRAME_MAX_DEFAULT), FRAME_EVERSION);

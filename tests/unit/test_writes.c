@@ -278,7 +278,7 @@ static uint64_t own_write_over_198(world_t *x, uint64_t *base, int rmw)
     member_seed(x, "ctr", "198", *base);
     writes_committed(&x->w, 0, 1);
     uint64_t mine = hlc_after(&x->hlc, *base);
-    inflight_prior_t was = {"198", 3, 0, 0, *base};
+    inflight_prior_t was = {"198", 3, 0, 0, *base, 0};
     cache_entry_t *e = cache_set(x->cache, K("ctr"), K("199"), 0);
     cache_entry_set_version(x->cache, e, mine);
     inflight_note(x->inflight, K("ctr"), mine, INFLIGHT_SELF, 9, WALL, &was);
