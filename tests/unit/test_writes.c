@@ -282,8 +282,10 @@ static uint64_t own_write_over_198(world_t *x, uint64_t *base, int rmw)
     cache_entry_t *e = cache_set(x->cache, K("ctr"), K("199"), 0);
     cache_entry_set_version(x->cache, e, mine);
     inflight_note(x->inflight, K("ctr"), mine, INFLIGHT_SELF, 9, WALL, &was);
-    if (rmw)
+    if (rmw) { /* as writes_propose */
+        cache_entry_set_rmw(e);
         inflight_mark_rmw(x->inflight, K("ctr"), INFLIGHT_SELF, 9);
+    }
     return mine;
 }
 
@@ -362,6 +364,27 @@ static void test_sweep_waits_for_an_undecided_value_below(void **state)
     writes_sweep(&x->w, WALL + 1);
     assert_int_equal(inflight_version(x->inflight, K("ctr")), 0);
     assert_string_equal(value(x, "ctr"), "149");
+}
+
+/* Rule 28 after the commit (WRITES.md rule 36, sim seed 443's kind): our
+ * INCR from 198 committed and left the in-flight table; a member's PROPOSE
+ * from the same 198 (same counter, a higher tag) arrives late and its writer
+ * is gone: it cannot have committed, and is not replayed; ours stays. */
+static void test_gone_writers_late_proposal_over_our_committed_one_yields(void **state)
+{
+    world_t *x = *state;
+    uint64_t base;
+    uint64_t mine = own_write_over_198(x, &base, 1);
+    writes_committed(&x->w, INFLIGHT_SELF, 9);
+    assert_int_equal(inflight_version(x->inflight, K("ctr")), 0);
+    uint64_t theirs = mine + 1; /* the same counter, tag 2 */
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("199"), 0, 0, theirs, 1, 179),
+                     1);
+    writes_origin_gone(&x->w, 1);
+    cache_entry_t *e = cache_lookup(x->cache, K("ctr"), WALL, CACHE_NOTOUCH);
+    assert_non_null(e);
+    assert_true(cache_entry_version(e) == mine);
+    assert_true(cache_entry_rmw(e));
 }
 
 /* WRITES.md rule 35 (sim seed 407 of crash,stop,pause,cut): a gone
@@ -618,6 +641,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_gone_writers_aborted_proposal_waits_for_the_value_below, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gone_writers_late_proposal_over_our_committed_one_yields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_member_proposal_overtakes_own_rmw, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_undecided_lists_members_writes_in_flight, setup,
