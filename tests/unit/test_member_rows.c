@@ -1,104 +1,17 @@
 /* Unit tests of membership decided by the store (cluster_member_rows,
  * cluster_own_row and the guesses the arbiter turns off), on a cluster made
  * with cluster_create (no sockets, no timers) and a fake clock. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-#include "cluster_int.h"
-#include "config.h"
-
-static int64_t now_ms;
-static size_t drops;
-
-static int64_t fake_clock(void *ud)
-{
-    (void)ud;
-    return now_ms;
-}
-
-static int h_apply(void *ud, int kind, const char *key, size_t klen, const char *val, size_t vlen,
-                   int64_t expire_at, int enc, uint64_t version, int origin, uint64_t seq)
-{
-    (void)ud, (void)kind, (void)key, (void)klen, (void)val, (void)vlen, (void)expire_at;
-    (void)enc, (void)version, (void)origin, (void)seq;
-    return 1;
-}
-static size_t h_drop_all(void *ud)
-{
-    (void)ud;
-    drops++;
-    return 0;
-}
-static void h_skipped(void *ud, uint64_t v)
-{
-    (void)ud, (void)v;
-}
-static void h_progress(void *ud)
-{
-    (void)ud;
-}
-static void h_observe(void *ud, uint64_t v)
-{
-    (void)ud, (void)v;
-}
-
-typedef struct fixture {
-    config_t cfg;
-    cluster_t *cl;
-    member_t *n1, *n2; /* at 127.0.0.1:7001 and :7002 */
-} fixture_t;
+#include "cluster_fixture.h"
 
 static int setup(void **state)
 {
     static fixture_t f;
-    memset(&f, 0, sizeof(f));
-    char err[256];
-    config_defaults(&f.cfg);
-    const char *set[][3] = {
-        {"node", "name", "n0"},
-        {"cluster", "bind", "127.0.0.1"},
-        {"cluster", "port", "7000"},
-        {"cluster", "lease", "400ms"},
-        {"cluster", "dead_after", "1s"},
-        {"cluster", "peer", "127.0.0.1:7000"},
-        {"cluster", "peer", "127.0.0.1:7001"},
-        {"cluster", "peer", "127.0.0.1:7002"},
-    };
-    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
-        assert_int_equal(config_set(&f.cfg, set[i][0], set[i][1], set[i][2], err, sizeof(err)), 0);
-    now_ms = 100000;
-    drops = 0;
-    cluster_host_t host = {NULL,       h_apply, h_drop_all, h_skipped, h_progress, h_observe, 0,
-                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    f.cl = cluster_create(NULL, &f.cfg, &host, 42, 7, err, sizeof(err));
-    assert_non_null(f.cl);
-    f.cl->clock = fake_clock;
-    assert_int_equal(f.cl->nmembers, 2);
+    static const char *const set[][3] = {{"cluster", "lease", "400ms"},
+                                         {"cluster", "dead_after", "1s"}};
+    fixture_start(&f, set, sizeof(set) / sizeof(set[0]), 0);
     assert_string_equal(cluster_self_addr(f.cl), "127.0.0.1:7000");
-    f.n1 = &f.cl->members[0];
-    f.n2 = &f.cl->members[1];
     assert_string_equal(f.n1->id, "127.0.0.1:7001");
-    for (size_t i = 0; i < 2; i++) { /* no connection attempts from member_tick */
-        f.cl->members[i].we_initiate = 0;
-        f.cl->members[i].next_connect = INT64_MAX;
-    }
-    snprintf(f.n1->name, sizeof(f.n1->name), "n1");
-    snprintf(f.n2->name, sizeof(f.n2->name), "n2");
     *state = &f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    cluster_free(f->cl);
-    config_free(&f->cfg);
     return 0;
 }
 
