@@ -17,6 +17,7 @@ Under the sanitizer build the harness also fails on any sanitizer report."""
 
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -48,14 +49,15 @@ def parse_voided(payload):
     return name, inc, list(seqs)
 
 
-def pump(fakes, seconds, on_frame=None):
-    """For seconds: every live fake PINGs n1 every 50 ms, answers its PINGs
-    and its SNAPREQs ("catching up too"), acknowledges its FLUSHes (as a
-    member applying them), and hands its other frames to on_frame(fake,
-    type, payload), which stops the pump by returning true."""
+def pump(fakes, seconds, on_frame=None, stop=None):
+    """For seconds (or until the event stop is set): every live fake PINGs
+    n1 every 50 ms, answers its PINGs and its SNAPREQs ("catching up too"),
+    acknowledges its FLUSHes (as a member applying them), and hands its
+    other frames to on_frame(fake, type, payload), which stops the pump by
+    returning true."""
     end = time.monotonic() + seconds
     next_ping = 0
-    while time.monotonic() < end:
+    while time.monotonic() < end and not (stop and stop.is_set()):
         ping = time.monotonic() >= next_ping
         if ping:
             next_ping = time.monotonic() + 0.05
@@ -119,15 +121,23 @@ def kill_w_and_read_n1s_report(n1, w, r):
 
 
 def ctr_on_n1(n1, r):
-    """n1's ctr once it no longer waits (R keeps n1's lease on it)."""
-    out = []
+    """n1's ctr once it no longer waits. R is pumped meanwhile in a thread
+    of its own (it keeps n1's lease on it, and acknowledges the replay, for
+    which a read of ctr waits)."""
+    stop = threading.Event()
+    pumper = threading.Thread(target=pump, args=([r], scaled(15.0)), kwargs={"stop": stop})
+    pumper.start()
+    try:
+        out = []
 
-    def read():
-        pump([r], 0.05)
-        out.append(n1.call("GET", "ctr"))
-        return out[-1] in (b"5", "5", b"6", "6")
-    assert helpers.wait_for(read, scaled(5.0)), (out, n1.log_tail())
-    return out[-1] if isinstance(out[-1], bytes) else out[-1].encode()
+        def read():
+            out.append(n1.call("GET", "ctr"))
+            return out[-1] in (b"5", "5", b"6", "6")
+        assert helpers.wait_for(read, scaled(10.0)), (out, n1.log_tail())
+        return out[-1] if isinstance(out[-1], bytes) else out[-1].encode()
+    finally:
+        stop.set()
+        pumper.join()
 
 
 def test_a_proposal_another_member_voided_is_not_replayed(n1_w_r):
