@@ -267,11 +267,10 @@ def read_snapshot(fake, seconds, sid):
     return any(done), entries
 
 
-def six_over_five_deferred(n1, fake):
-    """The fake (linked, n1 serving) commits ctr = 5, proposes 6 over it
-    (flush 2) and asks n1 for a snapshot (id 9): n1 sends nothing of ctr
-    and no SNAP_DONE while 6 is undecided. Returns the hlc counter of 6 and
-    the versions of 5 and 6."""
+def six_over_five(n1, fake):
+    """The fake links with n1 (n1 serving), commits ctr = 5 and proposes 6
+    over it (flush 2, left undecided). Returns the hlc counter of 6 and the
+    versions of 5 and 6."""
     inc = fake.accept(scaled(5.0))
     fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
     assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
@@ -283,12 +282,19 @@ def six_over_five_deferred(n1, fake):
     assert helpers.wait_for(lambda: pump(fake, 0.05) or
                             n1.call("GET", "ctr") in (b"5", "5"), scaled(3.0)), n1.log_tail()
     fake.send(FLUSH, flush(2, entry(PROPOSE, b"\x00ctr", b"6", version=v6)))
+    return now + 1, v5, v6
+
+
+def six_over_five_deferred(n1, fake):
+    """six_over_five, then the fake asks n1 for a snapshot (id 9): n1 sends
+    nothing of ctr and no SNAP_DONE while 6 is undecided."""
+    six, v5, v6 = six_over_five(n1, fake)
     pump(fake, 0.2)
     fake.send(SNAPREQ, struct.pack(">Q", 9))
     done, entries = read_snapshot(fake, scaled(0.5), 9)  # (it gives up after two leases)
     assert not done, "n1 finished its snapshot with ctr undecided: %r" % entries
     assert [e for e in entries if e[0] == b"\x00ctr"] == [], entries
-    return now + 1, v5, v6
+    return six, v5, v6
 
 
 @pytest.mark.parametrize("decision", ["ABORT", "COMMIT"])
@@ -374,17 +380,7 @@ def test_a_proposal_its_maker_never_decides_ends_the_snapshot_unfinished(
     up and n1 keeps serving. Once the member decides, a new request gets
     the whole snapshot: nothing was lost."""
     n1, fake = n1_replicating_and_fake
-    inc = fake.accept(scaled(5.0))
-    fake.send(SYNC, struct.pack(">QQQ", inc, 0, 0))
-    assert helpers.wait_for(lambda: pump_answering(fake, 0.05) or n1.serving(),
-                            scaled(5.0)), n1.log_tail()
-    now = (int(time.time() * 1000) + 1000) * 1024
-    v5, v6 = now << 10 | 7, (now + 1) << 10 | 7
-    fake.send(FLUSH, flush(1, entry(SEED, b"\x00ctr", b"5", version=v5)))
-    fake.send(COMMIT, struct.pack(">QQ", FAKE_INCARNATION, 1))
-    assert helpers.wait_for(lambda: pump(fake, 0.05) or
-                            n1.call("GET", "ctr") in (b"5", "5"), scaled(3.0)), n1.log_tail()
-    fake.send(FLUSH, flush(2, entry(PROPOSE, b"\x00ctr", b"6", version=v6)))
+    _, v5, _ = six_over_five(n1, fake)
     fake.send(SNAPREQ, struct.pack(">Q", 21))
     answers = []
 
