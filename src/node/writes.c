@@ -72,13 +72,15 @@ static int recent_refuses(const writes_t *w, const char *key, size_t klen, uint6
 }
 
 /* Stores a member's value of key with its version (the caller judged it). */
-static void store_value(const writes_t *w, const char *k, size_t klen, const char *val,
-                        size_t vlen, int64_t expire_at, int enc, uint64_t version)
+static cache_entry_t *store_value(const writes_t *w, const char *k, size_t klen,
+                                  const char *val, size_t vlen, int64_t expire_at, int enc,
+                                  uint64_t version)
 {
     cache_entry_t *e = cache_set(w->cache, k, klen, val, vlen, expire_at);
     cache_entry_set_version(w->cache, e, version);
     if (enc != 0)
         cache_entry_set_form(e, enc);
+    return e;
 }
 
 /* 1 when a member's write of key at version (a PROPOSE or snapshot entry)
@@ -109,11 +111,13 @@ static int apply_proposal(const writes_t *w, const char *k, size_t klen, const c
     if (have > version || fl > version)
         return 0;
     int retry = inflight_retried(w->inflight, k, klen, version, origin, seq);
-    if (have == version && !retry)
+    if (have == version && !retry) {
+        cache_entry_set_rmw(e); /* the same write: a proposal made it */
         return 1;
+    }
     if (have == 0 && fl != version && recent_refuses(w, k, klen, version))
         return 0;
-    store_value(w, k, klen, val, vlen, expire_at, enc, version);
+    cache_entry_set_rmw(store_value(w, k, klen, val, vlen, expire_at, enc, version));
     return 1;
 }
 
@@ -172,12 +176,8 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
         inflight_prior_t was = {prior.val,     prior.vlen,    prior.expire_at,
                                 prior.form,    prior.version, prior.rmw};
         inflight_note(w->inflight, k, klen, version, origin, seq, w->mono_ms, &was);
-        if (kind == FLUSH_PROPOSE) {
+        if (kind == FLUSH_PROPOSE)
             inflight_mark_rmw(w->inflight, k, klen, origin, seq);
-            cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
-            if (e)
-                cache_entry_set_rmw(e);
-        }
     }
     writes_prior_free(&prior);
     if (done && enc != 0) {
@@ -461,9 +461,8 @@ void writes_apply_snapshot(const writes_t *w, const char *k, size_t klen, const 
     enc &= ~SNAP_FORM_RMW;
     int took = takes(w, k, klen, version);
     if (took) {
-        store_value(w, k, klen, val, vlen, expire_at, enc, version);
-        cache_entry_t *e = cache_lookup(w->cache, k, klen, w->now_ms, CACHE_NOTOUCH);
-        if (e && rmw)
+        cache_entry_t *e = store_value(w, k, klen, val, vlen, expire_at, enc, version);
+        if (rmw)
             cache_entry_set_rmw(e);
     }
     if (took || !recent_refuses(w, k, klen, version)) {
