@@ -413,6 +413,14 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq)
         }
 }
 
+/* 1 when the value e would give back (the newest one below it not aborted)
+ * is a write still in flight, not decided yet. */
+static int gives_back_undecided(const entry_t *e)
+{
+    const prior_t *p = standing(e->prior);
+    return p && p->seq;
+}
+
 /* origin's entry, but an aborted one whose value to give back is undecided
  * (another writer's proposal below it): that one stays, and the sweep gives
  * the value back once its maker decided (older). Given back now, it counted
@@ -420,8 +428,7 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq)
  * 35; sim seed 407 of crash,stop,pause,cut). */
 static int of_origin(const entry_t *e, const void *arg)
 {
-    const prior_t *p = standing(e->prior);
-    return e->origin == *(const int *)arg && !(e->aborted && p && p->seq);
+    return e->origin == *(const int *)arg && !(e->aborted && gives_back_undecided(e));
 }
 
 /* 1 when e, a read-modify-write, stands over a committed one made from the
@@ -469,8 +476,7 @@ void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origi
  * COMMIT or ABORT on its way) would be given back as if committed. */
 static int older(const entry_t *e, const void *arg)
 {
-    const prior_t *p = standing(e->prior);
-    return e->aborted && e->noted_ms < *(const int64_t *)arg && !(p && p->seq);
+    return e->aborted && e->noted_ms < *(const int64_t *)arg && !gives_back_undecided(e);
 }
 
 size_t inflight_take_older(inflight_t *t, int64_t older_than, inflight_visit_fn fn, void *ud)
