@@ -112,10 +112,22 @@ static void knock_unconfirmed(cluster_t *cl, int64_t now)
     }
 }
 
+static void give_up(member_t *m, const char *why);
+
 void catchup_needed(cluster_t *cl)
 {
     if (!cl->host.snapshot)
         return;
+    /* Our full answers in progress described a cache that is gone: each
+     * ends without SNAP_DONE, and its requester asks again. Ended with it,
+     * a key deferred for a write in flight went out missing, and the
+     * requester served without it (WRITES.md rule 40; sim --store seed 29
+     * of crash,stop,pause,cut). An answer "catching up too" stays true. */
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (m->snap_serving && !m->snap_partial && m->link)
+            give_up(m, "this node dropped its cache");
+    }
     cl->need_snapshot = 1;
     cl->snap_since = cluster_mono(cl);
     cl->snap_after_drop = cl->snap_ever;
@@ -124,8 +136,10 @@ void catchup_needed(cluster_t *cl)
         cl->members[i].recon = RECON_NONE; /* again after this catch-up */
     serving_lowered(cl);
     cl->snap_from = NULL;
-    for (size_t i = 0; i < cl->nmembers; i++)
+    for (size_t i = 0; i < cl->nmembers; i++) {
         cl->members[i].snap_busy = 0;
+        cl->members[i].snap_asking = 0;
+    }
 }
 
 static void ask(cluster_t *cl, member_t *m)
@@ -211,6 +225,7 @@ void catchup_tick(cluster_t *cl, int64_t now)
     if (!cluster_catching_up(cl) || all_fresh(cl, now)) {
         cl->need_snapshot = 0;
         log_info("catchup", "no member holds data to catch up with: serving as is");
+        orphans_caught_up(cl);
         recon_start(cl);
         return;
     }
@@ -397,6 +412,26 @@ static int holder_besides(const cluster_t *cl, const member_t *m)
     return 0;
 }
 
+/* 1 when every member other than m, not dead, is known to be catching up
+ * too: its current process asked us for a snapshot, or answered ours
+ * "catching up too", since our catch-up began. A member not heard from yet
+ * may hold data that we would otherwise deny: n1, just restarted, answered
+ * n2 "catching up too" before it asked n0, which held a lock; n1 then caught
+ * up from n0, but n2 counted n1's answer and n0's (n0 had dropped its
+ * cache) and served without the lock (WRITES.md rule 39; sim --store seed
+ * 300 of crash,stop,pause,cut, W3). Members that all catch up still answer
+ * each other, once each has asked every other. */
+static int others_catching_up(const cluster_t *cl, const member_t *m)
+{
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *o = &cl->members[i];
+        if (o != m && o->state != MEMBER_DEAD && o->snap_busy != SNAP_BUSY_FRESH &&
+            !(o->snap_asking && o->snap_asking == o->incarnation))
+            return 0;
+    }
+    return 1;
+}
+
 /* Starts the answer to request id (a new request replaces the last). */
 static void answer(member_t *m, uint64_t id, uint8_t partial)
 {
@@ -421,7 +456,9 @@ static void on_snapreq(member_t *m, frame_reader_t *r)
         send_busy(m, id, SNAP_FRESH);
         return;
     }
-    if (cl->need_snapshot && holder_besides(cl, m)) {
+    if (cl->need_snapshot)
+        m->snap_asking = m->incarnation;
+    if (cl->need_snapshot && (holder_besides(cl, m) || !others_catching_up(cl, m))) {
         send_busy(m, id, SNAP_WAITING);
         return;
     }
@@ -502,6 +539,7 @@ static void on_snapshot(member_t *m, frame_reader_t *r)
         cl->snap_from = NULL;
         log_info("catchup", "caught up with the replicated keyspaces from %s (%llu entries)",
                  m->name, (unsigned long long)cl->snap_entries);
+        orphans_caught_up(cl);
         if (cl->snap_after_drop)
             recon_start(cl);
         coherence_progress(cl);

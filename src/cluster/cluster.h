@@ -88,8 +88,12 @@ typedef struct cluster_host {
     /* origin's PROPOSE seq was refused somewhere and will not commit. */
     void (*aborted)(void *ud, int origin, uint64_t seq);
     /* origin's incarnation is gone (dead, or restarted): its writes in
-     * flight here will never be committed by it. */
-    void (*origin_gone)(void *ud, int origin);
+     * flight here will never be committed by it. hold: this node is
+     * catching up; they wait, apart from origin's next process's, for
+     * replay_held (WRITES.md rule 37). */
+    void (*origin_gone)(void *ud, int origin, int hold);
+    /* The node caught up: the writes origin_gone held are decided now. */
+    void (*replay_held)(void *ud);
     /* Calls fn with the maker (a member's index) and flush number of every
      * member's write in flight here, not aborted, before a drop of the
      * whole cache: each is refused (NACK), for this node's acknowledgement

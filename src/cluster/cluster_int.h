@@ -151,6 +151,8 @@ struct member {
     /* catch-up (catchup.c) */
     int snap_busy;          /* its answer to our request: SNAP_BUSY_* or 0 */
     uint64_t snap_holder;   /* its incarnation, while that one said it holds data */
+    uint64_t snap_asking;   /* its incarnation, that asked us for a snapshot during
+                               our catch-up (it is catching up too: rule 39) */
     uint64_t snap_serving;  /* the id of its request we are answering, 0: none */
     uint8_t snap_partial;   /* ...with what we hold while catching up (SNAP_PARTIAL) */
     uint64_t snap_cursor;   /* where our answer continues (host.snapshot) */
@@ -179,6 +181,8 @@ struct member {
     char store_id[96];   /* its shared store, "backend:id" (storeid.c); "" unknown */
     int64_t log_stall_since;
     int row_live;        /* its row was live at the last read of the rows */
+    uint64_t row_inc_seen; /* its row's incarnation at the last read (0: none yet) */
+    int64_t row_seen_at;   /* monotonic ms of that read */
 };
 enum { SNAP_BUSY_FRESH = 1, SNAP_BUSY_NOT_SERVING = 2 };
 
@@ -268,6 +272,7 @@ struct cluster {
     int64_t snap_retry_at;
     int snap_ever;        /* a catch-up was needed before (the start's) */
     int snap_after_drop;  /* this one follows a drop of the cache */
+    int orph_held;        /* gone writers' writes wait for the catch-up (orphans.c) */
     /* the store as arbiter (membership.c) */
     int arbiter;            /* only member rows declare a member dead */
     int64_t own_row_until;  /* serve cached values only before this (arbiter) */
@@ -371,6 +376,10 @@ void coherence_stop(cluster_t *cl);
 /* Tells the host that held replies may be releasable now. */
 void coherence_progress(cluster_t *cl);
 void coherence_member_gone(member_t *m);
+/* m, held dead here, had a process this node never met, begun and ended
+ * while this node's row lapsed: it may have replied flushes without us
+ * (WRITES.md rule 38). */
+void coherence_unmet_process_ended(member_t *m);
 void coherence_new_incarnation(member_t *m, uint64_t incarnation);
 /* 1 while m's lease on us (PINGs we answered) may hold. */
 int coherence_link_may_serve(const member_t *m, int64_t now);
@@ -440,6 +449,12 @@ void orphans_member_dead(member_t *w, int current);
 void orphans_on_frame(member_t *from, const frame_hdr_t *h);
 void orphans_tick(cluster_t *cl, int64_t now);
 void orphans_member_lost(member_t *m);
+/* w's process ended: the host replays its writes in flight (rule 4), or,
+ * while this node catches up, holds them until it caught up (rule 37). */
+void orphans_replay(member_t *w);
+/* The catch-up ended (caught up, or serving as is): what orphans_replay
+ * held is decided now. */
+void orphans_caught_up(cluster_t *cl);
 /* 1 when w's PROPOSE seq (of the incarnation we follow) was reported voided. */
 int orphans_voided(const member_t *w, uint64_t seq);
 void orphans_free(cluster_t *cl);

@@ -625,8 +625,8 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     m->incarnation = inc;
     if (m->in_inc == inc)
         return;
-    if (m->in_inc != 0 && m->cl->host.origin_gone) /* its writes in flight stay so */
-        m->cl->host.origin_gone(m->cl->host.ud, (int)(m - m->cl->members));
+    if (m->in_inc != 0) /* its writes in flight stay so */
+        orphans_replay(m);
     if (m->in_inc != 0 && !m->clean_bye && !m->ended_current)
         drop_cache(m->cl, m, "restarted without saying goodbye; flushes it sent may be lost");
     else if (m->in_inc != 0 && m->cl->arbiter && m->cl->row_lapsed_at >= m->inc_ended_at)
@@ -1145,6 +1145,12 @@ void coherence_progress(cluster_t *cl)
     }
     if (cl->host.progress)
         cl->host.progress(cl->host.ud);
+}
+
+void coherence_unmet_process_ended(member_t *m)
+{
+    drop_cache(m->cl, m, "had a process this node never met, which ended while this node's "
+                         "row had lapsed; it may have written without this node");
 }
 
 void coherence_member_gone(member_t *m)

@@ -527,10 +527,29 @@ static int unclaimed_live_row(const cluster_t *cl, const cluster_row_t *rows, si
  * death releases held replies at once, so every revival of the same answer
  * must be in place before). unclaimed: a live row is nobody's we can name
  * (then no row for m, known by address only, is no answer). */
+/* A row of m, held dead here, showing an ended process other than the one
+ * the last read showed: it began and ended between the two reads. If this
+ * node's row lapsed between them, that process may have held this node dead
+ * and replied flushes without it, and no next process of m may come to
+ * meet (rule 23's case): the cache goes (WRITES.md rule 38; sim --store
+ * seed 243 of crash,stop,pause,cut, I1). Without a lapse it waited for our
+ * acknowledgements. */
+static void note_row(member_t *m, const cluster_row_t *r, int64_t now)
+{
+    cluster_t *cl = m->cl;
+    if (m->state == MEMBER_DEAD && r->gone && m->row_inc_seen &&
+        r->incarnation != m->row_inc_seen && cl->row_lapsed_at >= m->row_seen_at)
+        coherence_unmet_process_ended(m);
+    m->row_inc_seen = r->incarnation;
+    m->row_seen_at = now;
+}
+
 static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths,
                       int unclaimed)
 {
     cluster_t *cl = m->cl;
+    if (!deaths && r)
+        note_row(m, r, now);
     if (!deaths && r && m->link && m->state == MEMBER_ALIVE && !r->gone && !r->lock_free)
         m->linked_row_inc = r->incarnation; /* the process we are linked with */
     if (!deaths && m->row_live != (r && !r->gone)) {

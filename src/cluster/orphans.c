@@ -103,11 +103,34 @@ int orphans_voided(const member_t *w, uint64_t seq)
  * aborted already). */
 static void release(member_t *w)
 {
-    cluster_t *cl = w->cl;
     w->orph_pending = 0;
-    if (cl->host.origin_gone)
-        cl->host.origin_gone(cl->host.ud, index_of(w));
-    coherence_progress(cl);
+    orphans_replay(w);
+    coherence_progress(w->cl);
+}
+
+/* A node catching up (its cache dropped, or started empty) may hold a gone
+ * writer's late PROPOSE with nothing under it: taken here, though another
+ * writer's proposal from the same value committed while this node's cache
+ * was gone, and the survivors aborted the gone one by rule 28. Replayed
+ * now, it would win everywhere by its version (sim seed 443 of
+ * crash,stop,pause,cut: a lock with two winners). Held until the snapshot
+ * has filled what it replaced, rule 28 can judge it (WRITES.md rule 37). */
+void orphans_replay(member_t *w)
+{
+    cluster_t *cl = w->cl;
+    if (!cl->host.origin_gone)
+        return;
+    int hold = cl->need_snapshot && cl->host.replay_held;
+    cl->host.origin_gone(cl->host.ud, index_of(w), hold);
+    cl->orph_held |= hold;
+}
+
+void orphans_caught_up(cluster_t *cl)
+{
+    if (!cl->orph_held)
+        return;
+    cl->orph_held = 0;
+    cl->host.replay_held(cl->host.ud);
 }
 
 static void release_if_heard(member_t *w)

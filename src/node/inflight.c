@@ -56,6 +56,7 @@ static prior_t *prior_copy(const inflight_prior_t *v, int origin, uint64_t seq)
     r->expire_at = v->expire_at;
     r->form = v->form;
     r->version = v->version;
+    r->rmw = v->rmw;
     r->origin = origin;
     r->seq = seq;
     return r;
@@ -460,6 +461,21 @@ size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, voi
     return remove_if(t, of_origin, &origin, fn, ud);
 }
 
+size_t inflight_hold_origin(inflight_t *t, int origin)
+{
+    size_t held = 0;
+    for (size_t i = 0; t->n && i < t->cap; i++)
+        for (entry_t *e = t->slots[i]; e; e = e->next) {
+            if (e->origin == origin)
+                e->origin = INFLIGHT_HELD;
+            held += e->origin == INFLIGHT_HELD;
+            for (prior_t *p = e->prior; p; p = p->below)
+                if (p->seq && p->origin == origin)
+                    p->origin = INFLIGHT_HELD;
+        }
+    return held;
+}
+
 void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origin, uint64_t seq),
                              void *ud)
 {
@@ -467,7 +483,7 @@ void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origi
         return;
     for (size_t i = 0; i < t->cap; i++)
         for (const entry_t *e = t->slots[i]; e; e = e->next)
-            if (e->origin != INFLIGHT_SELF && !e->aborted)
+            if (e->origin >= 0 && !e->aborted) /* a member's (not ours, not held) */
                 fn(ud, e->origin, e->seq);
 }
 

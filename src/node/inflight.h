@@ -18,6 +18,10 @@
 #include <stdint.h>
 
 #define INFLIGHT_SELF (-1)
+/* The maker of writes whose maker's process ended while this node caught
+ * up: held apart from its next process's writes until the node caught up
+ * (inflight_hold_origin; WRITES.md rule 37). */
+#define INFLIGHT_HELD (-2)
 
 typedef struct inflight inflight_t;
 
@@ -107,6 +111,12 @@ void inflight_abort(inflight_t *t, int origin, uint64_t seq);
 typedef void (*inflight_visit_fn)(void *ud, const char *key, size_t klen, uint64_t version,
                                   int aborted, const inflight_prior_t *prior);
 size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, void *ud);
+/* origin's process ended while this node catches up: its entries (and its
+ * values kept below others' writes) become INFLIGHT_HELD's, decided by
+ * inflight_take_origin(t, INFLIGHT_HELD, ...) once the node caught up, and
+ * no longer matched by origin's next process's commits, aborts and flush
+ * numbers. Returns how many entries it holds now. */
+size_t inflight_hold_origin(inflight_t *t, int origin);
 /* Calls fn with the maker and flush number of every member's write in
  * flight here that its maker did not abort (entries stay). */
 void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origin, uint64_t seq),

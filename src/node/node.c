@@ -345,6 +345,13 @@ static void host_aborted(void *ud, int origin, uint64_t seq)
         node_note_abort(n, seq);
 }
 
+static void host_replay_held(void *ud)
+{
+    node_t *n = ud;
+    writes_t w = writes_of(n);
+    writes_replay_held(&w);
+}
+
 static void host_each_undecided(void *ud, void (*fn)(void *fud, int origin, uint64_t seq),
                                 void *fud)
 {
@@ -353,11 +360,14 @@ static void host_each_undecided(void *ud, void (*fn)(void *fud, int origin, uint
     writes_each_undecided(&w, fn, fud);
 }
 
-static void host_origin_gone(void *ud, int origin)
+static void host_origin_gone(void *ud, int origin, int hold)
 {
     node_t *n = ud;
     writes_t w = writes_of(n);
-    writes_origin_gone(&w, origin);
+    if (hold)
+        writes_origin_hold(&w, origin);
+    else
+        writes_origin_gone(&w, origin);
     size_t gone = presence_drop_origin(n->presence, origin); /* leave events "node_gone" */
     if (gone)
         log_info("presence", "%zu entries of %s left with their node", gone,
@@ -521,6 +531,7 @@ cluster_host_t node_cluster_host(node_t *n)
                         host_committed,
                         host_aborted,
                         host_origin_gone,
+                        host_replay_held,
                         replicated ? host_each_undecided : NULL,
                         replicated ? host_snapshot_key : NULL};
     return h;

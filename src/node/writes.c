@@ -348,6 +348,16 @@ void writes_origin_gone(const writes_t *w, int origin)
     replay_orphans(w, &o);
 }
 
+void writes_origin_hold(const writes_t *w, int origin)
+{
+    inflight_hold_origin(w->inflight, origin);
+}
+
+void writes_replay_held(const writes_t *w)
+{
+    writes_origin_gone(w, INFLIGHT_HELD);
+}
+
 void writes_sweep(const writes_t *w, int64_t older_than_mono)
 {
     orphans_t o = {NULL, 0};

@@ -169,6 +169,15 @@ void writes_aborted(const writes_t *w, int origin, uint64_t seq);
  * this node's SEEDs (the value here, same version); its aborted ones give
  * back the value they replaced (none when none was kept). */
 void writes_origin_gone(const writes_t *w, int origin);
+/* origin's incarnation is gone while this node catches up (its cache was
+ * dropped: what it holds is no ground to judge a gone writer's proposal
+ * by): its writes in flight here wait, apart from its next process's, for
+ * writes_replay_held, once the snapshot has filled what they replaced
+ * (WRITES.md rule 37). */
+void writes_origin_hold(const writes_t *w, int origin);
+/* The node caught up: the writes writes_origin_hold kept are decided as
+ * writes_origin_gone decides a gone writer's. */
+void writes_replay_held(const writes_t *w);
 /* The same for every aborted write in flight noted before older_than_mono
  * (writes of a live maker are decided by it: WRITES.md rule 11). */
 void writes_sweep(const writes_t *w, int64_t older_than_mono);

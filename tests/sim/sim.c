@@ -382,11 +382,21 @@ static void host_each_undecided(void *ud, void (*fn)(void *fud, int origin, uint
     writes_each_undecided(&w, fn, fud); /* as node.c */
 }
 
-static void host_origin_gone(void *ud, int origin)
+static void host_origin_gone(void *ud, int origin, int hold) /* as node.c */
 {
     node_t *n = ud;
     writes_t w = writes_of(n);
-    writes_origin_gone(&w, origin);
+    if (hold)
+        writes_origin_hold(&w, origin);
+    else
+        writes_origin_gone(&w, origin);
+}
+
+static void host_replay_held(void *ud)
+{
+    node_t *n = ud;
+    writes_t w = writes_of(n);
+    writes_replay_held(&w);
 }
 
 /* The replicated keyspace of --writes: keys under "w:" (the others are
@@ -1050,7 +1060,7 @@ static void node_start(int i)
     char err[256];
     cluster_host_t host = {n,           host_apply,  host_drop_all, host_skipped_upto,
                            host_progress, host_observe, hlc_at(W.now), NULL, NULL,
-                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL, NULL, NULL};
+                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL, NULL, NULL, NULL};
     if (W.writes) { /* the write protocol's commits, refusals, replays and catch-up */
         host.snapshot = host_snapshot;
         host.snapshot_key = host_snapshot_key;
@@ -1058,6 +1068,7 @@ static void node_start(int i)
         host.committed = host_committed;
         host.aborted = host_aborted;
         host.origin_gone = host_origin_gone;
+        host.replay_held = host_replay_held;
         host.each_undecided = host_each_undecided;
     }
     n->cl = cluster_create(NULL, &n->cfg, &host, ++W.incarnations, sim_rand(), err, sizeof(err));

@@ -20,7 +20,7 @@
 #include "config.h"
 
 static int64_t now_ms;
-static int applied, drops, aborted_origin, gone_origin;
+static int applied, drops, aborted_origin, gone_origin, gone_held;
 static uint64_t aborted_seq;
 
 static int64_t fake_clock(void *ud)
@@ -61,10 +61,11 @@ static void h_aborted(void *ud, int origin, uint64_t seq)
     aborted_origin = origin;
     aborted_seq = seq;
 }
-static void h_origin_gone(void *ud, int origin)
+static void h_origin_gone(void *ud, int origin, int hold)
 {
     (void)ud;
     gone_origin = origin;
+    gone_held = hold;
 }
 
 typedef struct fixture {
@@ -97,9 +98,10 @@ static void fixture_start(fixture_t *f, const char *const (*set)[3], size_t nset
     now_ms = 100000;
     applied = drops = 0;
     aborted_origin = gone_origin = -1;
+    gone_held = 0;
     aborted_seq = 0;
     cluster_host_t host = {NULL, h_apply, h_drop_all, h_skipped, h_progress, h_observe, 0,
-                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     if (with_writes) {
         host.aborted = h_aborted;
         host.origin_gone = h_origin_gone;

@@ -248,6 +248,39 @@ static void test_lapsed_row_holds_flushes_for_every_member(void **state)
     assert_int_equal(cluster_reply_ready(f->cl, seq2, now_ms), 1);
 }
 
+/* WRITES.md rule 38 (sim --store seed 243 of crash,stop,pause,cut): n1,
+ * held dead here, shows another ended process. Read with no lapse of our
+ * row between, that process waited for our acknowledgements: nothing. Read
+ * after a lapse, it may have held us dead and flushed without us, and no
+ * next process of n1 may come to meet: the cache goes. */
+static void test_unmet_process_ended_during_our_lapse_drops_the_cache(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    cluster_own_row(f->cl, now_ms, 1000);
+    now_ms += 10;
+    cluster_row_t first[] = {{"n1", "127.0.0.1:7001", 1, 1, 0, "left", 0},
+                             row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, first, 2);
+    assert_int_equal(f->n1->state, MEMBER_DEAD);
+    int before = drops;
+    now_ms += 10;
+    cluster_row_t second[] = {{"n1", "127.0.0.1:7001", 2, 1, 0, "left", 0},
+                              row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, second, 2);
+    assert_int_equal(drops, before); /* no lapse between: it waited for us */
+    now_ms += 1000;
+    member_row_lapse(f->cl, now_ms); /* paused past our row */
+    now_ms += 10;
+    cluster_own_row(f->cl, now_ms, 1000);
+    cluster_row_t third[] = {{"n1", "127.0.0.1:7001", 3, 1, 0, "left", 0},
+                             row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, third, 2);
+    assert_int_equal(drops, before + 1);
+    cluster_member_rows(f->cl, now_ms + 10, third, 2); /* the same row again: once */
+    assert_int_equal(drops, before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +305,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lapsed_row_holds_flushes_for_every_member, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unmet_process_ended_during_our_lapse_drops_the_cache,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -387,6 +387,31 @@ static void test_gone_writers_late_proposal_over_our_committed_one_yields(void *
     assert_true(cache_entry_rmw(e));
 }
 
+/* WRITES.md rule 37 (sim seed 443 of crash,stop,pause,cut): after a drop,
+ * a gone writer's late PROPOSE of a lock (279) was taken over nothing;
+ * another's (274, the same counter) had won meanwhile. Held until the
+ * snapshot brings 274, rule 28 judges 279 lost; the writer's next process
+ * (same origin, flush numbers from 1 again) decides none of it. */
+static void test_gone_writers_proposal_taken_while_catching_up_waits_for_the_snapshot(
+    void **state)
+{
+    world_t *x = *state;
+    writes_drop_all(&x->w);
+    uint64_t base = hlc_at(WALL - 40);
+    uint64_t won = base | 2, late = base | 3; /* one counter, two tags */
+    member_propose(x, "lock", "279", late, 83);
+    writes_origin_hold(&x->w, 1);
+    writes_committed(&x->w, 1, 100); /* its next process commits its own */
+    writes_aborted(&x->w, 1, 83);
+    assert_int_equal(inflight_version(x->inflight, K("lock")), late); /* held */
+    writes_apply_snapshot(&x->w, K("lock"), K("274"), 0, SNAP_FORM_RMW, won);
+    writes_replay_held(&x->w);
+    assert_int_equal(inflight_version(x->inflight, K("lock")), 0);
+    assert_string_equal(value(x, "lock"), "274");
+    cache_entry_t *e = cache_lookup(x->cache, K("lock"), WALL, CACHE_NOTOUCH);
+    assert_true(cache_entry_version(e) == won);
+}
+
 /* WRITES.md rule 35 (sim seed 407 of crash,stop,pause,cut): a gone
  * writer's aborted proposal whose value to give back is another member's
  * proposal, undecided, stays in flight until that one is decided, and the
@@ -643,6 +668,9 @@ int main(void)
             test_gone_writers_aborted_proposal_waits_for_the_value_below, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_gone_writers_late_proposal_over_our_committed_one_yields, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gone_writers_proposal_taken_while_catching_up_waits_for_the_snapshot, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_newer_member_proposal_overtakes_own_rmw, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_undecided_lists_members_writes_in_flight, setup,
