@@ -5,12 +5,12 @@
 #      (pytest + redis-py against real cohortd processes);
 #   2. the same two under AddressSanitizer + UndefinedBehaviorSanitizer
 #      (built with clang, whose UBSan also checks pointer arithmetic);
-#   3. the libFuzzer targets for a bounded time (FUZZ_SECONDS, default 30).
+#   3. the libFuzzer targets for a bounded time (FUZZ_SECONDS, default 20).
 # Stops at the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-fuzz_seconds=${FUZZ_SECONDS:-30}
+fuzz_seconds=${FUZZ_SECONDS:-20}
 
 stage() { printf '\n==== %s ====\n' "$*"; }
 
