@@ -104,8 +104,6 @@ typedef struct cluster_host {
      * emitted), else emits the key's entries as snapshot does now (never
      * deferring; nothing when out is NULL: a question only) and returns 0. */
     int (*snapshot_key)(void *ud, const char *key, size_t klen, const cluster_snap_out_t *out);
-    /* How many keys the cache holds now. NULL: unknown (counted as some). */
-    size_t (*held)(void *ud);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must

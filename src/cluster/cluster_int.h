@@ -282,9 +282,6 @@ struct cluster {
     int64_t serving_until;
     int serving_stale;
     int own_row_lapsed;     /* own_row_until passed: others may call us dead */
-    int row_joined;         /* our row was renewed once: members wait for us */
-    int row_joined_empty;   /* ...and the cache held nothing then */
-    unsigned row_lapses;    /* times our row lapsed since it was first renewed */
     int64_t row_lapsed_at;  /* when it last did: a PONG older than this proves
                                no lease on us (coherence.c, holds) */
     /* the flush log through the store (flushlog.c) */
@@ -383,10 +380,6 @@ void coherence_member_gone(member_t *m);
  * while this node's row lapsed: it may have replied flushes without us
  * (WRITES.md rule 38). */
 void coherence_unmet_process_ended(member_t *m);
-/* Our row was renewed for the first time: from now on every member's
- * process waits for our acknowledgements; notes whether the cache held
- * anything from before (WRITES.md rule 41). */
-void coherence_row_joined(cluster_t *cl);
 void coherence_new_incarnation(member_t *m, uint64_t incarnation);
 /* 1 while m's lease on us (PINGs we answered) may hold. */
 int coherence_link_may_serve(const member_t *m, int64_t now);

@@ -602,9 +602,8 @@ static void drop_cache(cluster_t *cl, member_t *m, const char *why)
     log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys, m->name, why);
 }
 
-/* Drops the cache when it holds anything (counted and logged only then);
- * who and why say the reason (who: a member's name or address, or ""). */
-static void drop_if_any(cluster_t *cl, const char *who, const char *why)
+/* Drops the cache when it holds anything (counted and logged only then). */
+static void drop_if_any(cluster_t *cl, member_t *m, const char *why)
 {
     size_t keys = drop_all(cl);
     if (!keys)
@@ -612,13 +611,8 @@ static void drop_if_any(cluster_t *cl, const char *who, const char *why)
     abort_undecided(cl, 1, cl->flush_seq);
     cl->counters.cache_drops++;
     catchup_needed(cl);
-    log_warn("coherence", "dropped the whole cache (%zu keys): %s%s%s", keys, who,
-             who[0] ? " " : "", why);
-}
-
-static const char *member_label(const member_t *m)
-{
-    return m->name[0] ? m->name : m->addr;
+    log_warn("coherence", "dropped the whole cache (%zu keys): %s %s", keys,
+             m->name[0] ? m->name : m->addr, why);
 }
 
 void coherence_new_incarnation(member_t *m, uint64_t inc)
@@ -695,24 +689,6 @@ static uint64_t older_than_member(cluster_t *cl, uint64_t from, uint64_t upto, u
     return last;
 }
 
-/* With the store as arbiter, a process of any member waits for our
- * acknowledgement while our row is live (or decides us dead when it is
- * not): if our row never lapsed since it was first renewed, and we held
- * nothing from before that (coherence_row_joined), no earlier process of a
- * member we never met replied a flush without us. Its first process we
- * meet then costs no drop, which lost the only copy of writes this node
- * replied alone, every other member dead (WRITES.md rule 41; sim --store
- * seed 507 of crash,stop,pause,cut, W3). */
-static int row_kept(const cluster_t *cl)
-{
-    return cl->arbiter && cl->row_joined_empty && cl->row_lapses == 0;
-}
-
-void coherence_row_joined(cluster_t *cl)
-{
-    cl->row_joined_empty = cl->host.held && cl->host.held(cl->host.ud) == 0;
-}
-
 static void on_sync(member_t *m, frame_reader_t *r)
 {
     cluster_t *cl = m->cl;
@@ -726,9 +702,9 @@ static void on_sync(member_t *m, frame_reader_t *r)
      * one lived alongside us, never linked, and may have replied flushes
      * while treating us as out of contact; we cannot get them any more. */
     cl->host.observe(cl->host.ud, m->start_version); /* its clock may be ahead */
-    if (m->unknown_past && m->start_version > cl->host.start_version && !row_kept(cl))
-        drop_if_any(cl, member_label(m), "restarted while this node never heard from it; "
-                                         "flushes it sent may be lost");
+    if (m->unknown_past && m->start_version > cl->host.start_version)
+        drop_if_any(cl, m, "restarted while this node never heard from it; flushes it sent "
+                           "may be lost");
     m->unknown_past = 0;
     if (!m->knows_us_at) /* it learned our incarnation in the handshake, before this */
         m->knows_us_at = cluster_mono(cl);
@@ -1060,7 +1036,7 @@ static int holds(member_t *m, uint64_t seq, int64_t since, int64_t now)
         m->ack_timeout_logged = 1;
         cl->counters.ack_timeouts++;
         log_warn("coherence", "%s has not acknowledged flush %llu within %d ms; replying once "
-                 "its lease on this node has run out", member_label(m),
+                 "its lease on this node has run out", m->name[0] ? m->name : m->addr,
                  (unsigned long long)seq, timeout);
     }
     return may;
@@ -1187,7 +1163,7 @@ void coherence_member_gone(member_t *m)
     m->inc_ended_at = cluster_mono(cl);
     int current = m->clean_bye || cluster_mono(cl) < m->lease_until;
     if (!current) {
-        drop_if_any(cl, member_label(m), "died before this node caught up with its flushes");
+        drop_if_any(cl, m, "died before this node caught up with its flushes");
         /* Holding nothing, this node may still lack what it wrote with
          * other members' acknowledgements (WRITES.md rule 33). */
         if (!cl->need_snapshot)
@@ -1280,7 +1256,7 @@ const char *cluster_why_not_serving(cluster_t *cl)
         const member_t *m = &cl->members[i];
         if (m->state != MEMBER_DEAD && now >= lease_of(m)) {
             snprintf(why, sizeof(why), "out of contact with %s (%s) for longer than the lease",
-                     member_label(m), member_state_name(m->state));
+                     m->name[0] ? m->name : m->addr, member_state_name(m->state));
             return why;
         }
     }

@@ -386,7 +386,6 @@ void member_row_lapse(cluster_t *cl, int64_t now)
     if (!cl->arbiter || cl->own_row_lapsed || now < cl->own_row_until)
         return;
     cl->own_row_lapsed = 1;
-    cl->row_lapses += cl->row_joined;
     if (cl->own_row_until)
         log_warn("member", "this node's membership row was not renewed in time: it serves "
                  "nothing cached, and its flushes wait for every member's acknowledgement");
@@ -465,10 +464,6 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
         }
         cl->own_row_until = until;
         cl->own_row_lapsed = 0;
-        if (!cl->row_joined) {
-            cl->row_joined = 1;
-            coherence_row_joined(cl);
-        }
     }
 }
 

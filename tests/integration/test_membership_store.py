@@ -111,34 +111,6 @@ def test_kill9_on_sqlite_is_decided_inside_the_lease_and_nobody_drops_its_cache(
         c2.close()
 
 
-def test_a_node_started_alone_keeps_its_writes_when_the_others_start(cluster_factory,
-                                                                     store_url):
-    """WRITES.md rule 41: n1 starts alone (n2 and n3 have no row yet, so
-    they never joined), serves and takes sessions no other node holds. Then
-    n2 and n3 start: processes n1 never met, started after it. Without a
-    store, an earlier process of theirs might have lived unseen beside n1
-    and flushed without it, and n1 drops its cache; with the store, whose
-    rows every process reads, none did while n1's row never lapsed, and
-    the sessions, held by n1 alone, must survive. Before the rule n1
-    dropped them, and n2 and n3 caught up with nothing."""
-    cl = cluster_factory(3, start=False, options=FAST, writes="replicate")
-    for n in cl:
-        n.config["store"] = {"url": store_url, "member_lease": "2s"}
-    n1, n2, n3 = cl
-    n1.start(timeout=15)
-    assert helpers.wait_for(n1.serving, scaled(10)), n1.log_tail()
-    with n1.conn() as c:
-        for i in range(20):
-            assert c.call("SET", "sess:%d" % i, "user%d" % i) == b"OK"
-    n2.start(timeout=15)
-    n3.start(timeout=15)
-    cl.wait_converged(timeout=30)
-    assert "dropped the whole cache" not in n1.log_text(), n1.log_tail()
-    for n in cl:
-        for i in range(20):
-            assert n.call("GET", "sess:%d" % i) == b"user%d" % i, (n.name, n.log_tail())
-
-
 def test_stopped_node_row_expires_and_it_serves_nothing_stale(cluster_factory, store_url):
     cl = make(cluster_factory, store_url, "2s")
     cl.start(timeout=15)

@@ -101,7 +101,7 @@ static void fixture_start(fixture_t *f, const char *const (*set)[3], size_t nset
     gone_held = 0;
     aborted_seq = 0;
     cluster_host_t host = {NULL, h_apply, h_drop_all, h_skipped, h_progress, h_observe, 0,
-                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     if (with_writes) {
         host.aborted = h_aborted;
         host.origin_gone = h_origin_gone;

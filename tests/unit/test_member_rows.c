@@ -281,46 +281,6 @@ static void test_unmet_process_ended_during_our_lapse_drops_the_cache(void **sta
     assert_int_equal(drops, before + 1);
 }
 
-/* WRITES.md rule 41: the first renewal of our row notes whether the cache
- * held anything (a member's process, seeing no row of ours before it, did
- * not wait for us); later renewals change nothing, and every lapse after
- * the first renewal is counted (rules 23 and 38 then decide). */
-static size_t keys_held;
-static size_t h_held(void *ud)
-{
-    (void)ud;
-    return keys_held;
-}
-
-static void test_first_renewal_notes_whether_anything_was_held(void **state)
-{
-    fixture_t *f = *state;
-    cluster_set_arbiter(f->cl);
-    f->cl->host.held = h_held;
-    member_row_lapse(f->cl, now_ms); /* before any renewal: not counted */
-    keys_held = 0;
-    cluster_own_row(f->cl, now_ms, 1000);
-    assert_int_equal(f->cl->row_joined_empty, 1);
-    assert_int_equal(f->cl->row_lapses, 0);
-    keys_held = 3; /* filled since: the next renewal changes nothing */
-    now_ms += 300;
-    cluster_own_row(f->cl, now_ms, 1000);
-    assert_int_equal(f->cl->row_joined_empty, 1);
-    now_ms += 1000;
-    member_row_lapse(f->cl, now_ms);
-    assert_int_equal(f->cl->row_lapses, 1);
-}
-
-static void test_first_renewal_over_a_filled_cache_is_not_empty(void **state)
-{
-    fixture_t *f = *state;
-    cluster_set_arbiter(f->cl);
-    f->cl->host.held = h_held;
-    keys_held = 1;
-    cluster_own_row(f->cl, now_ms, 1000);
-    assert_int_equal(f->cl->row_joined_empty, 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,10 +306,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lapsed_row_holds_flushes_for_every_member, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unmet_process_ended_during_our_lapse_drops_the_cache,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_renewal_notes_whether_anything_was_held, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_first_renewal_over_a_filled_cache_is_not_empty,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
