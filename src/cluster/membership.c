@@ -522,11 +522,6 @@ static int unclaimed_live_row(const cluster_t *cl, const cluster_row_t *rows, si
     return any;
 }
 
-/* Applies what the store says about m (r NULL: no row), under the guards of
- * the header comment: revivals when 'deaths' is 0, deaths when it is 1 (a
- * death releases held replies at once, so every revival of the same answer
- * must be in place before). unclaimed: a live row is nobody's we can name
- * (then no row for m, known by address only, is no answer). */
 /* A row of m, held dead here, showing an ended process other than the one
  * the last read showed: it began and ended between the two reads. If this
  * node's row lapsed between them, that process may have held this node dead
@@ -544,6 +539,11 @@ static void note_row(member_t *m, const cluster_row_t *r, int64_t now)
     m->row_seen_at = now;
 }
 
+/* Applies what the store says about m (r NULL: no row), under the guards of
+ * the header comment: revivals when 'deaths' is 0, deaths when it is 1 (a
+ * death releases held replies at once, so every revival of the same answer
+ * must be in place before). unclaimed: a live row is nobody's we can name
+ * (then no row for m, known by address only, is no answer). */
 static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t now, int deaths,
                       int unclaimed)
 {

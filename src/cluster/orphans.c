@@ -3,7 +3,8 @@
  *
  * Owns: the VOIDED frame, sent and received; each dead writer's wait for
  * the members' reports (member_t.orph_*), and the flush numbers of its
- * proposals reported voided (member_t.voided).
+ * proposals reported voided (member_t.voided); the hold of a gone writer's
+ * writes while this node catches up (cluster_t.orph_held, rule 37).
  * Never: replays or aborts a write itself (the host does, through
  * origin_gone and aborted); holds a replay past flush_timeout.
  *

@@ -461,19 +461,16 @@ size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, voi
     return remove_if(t, of_origin, &origin, fn, ud);
 }
 
-size_t inflight_hold_origin(inflight_t *t, int origin)
+void inflight_hold_origin(inflight_t *t, int origin)
 {
-    size_t held = 0;
     for (size_t i = 0; t->n && i < t->cap; i++)
         for (entry_t *e = t->slots[i]; e; e = e->next) {
             if (e->origin == origin)
                 e->origin = INFLIGHT_HELD;
-            held += e->origin == INFLIGHT_HELD;
             for (prior_t *p = e->prior; p; p = p->below)
                 if (p->seq && p->origin == origin)
                     p->origin = INFLIGHT_HELD;
         }
-    return held;
 }
 
 void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origin, uint64_t seq),

@@ -115,8 +115,8 @@ size_t inflight_take_origin(inflight_t *t, int origin, inflight_visit_fn fn, voi
  * values kept below others' writes) become INFLIGHT_HELD's, decided by
  * inflight_take_origin(t, INFLIGHT_HELD, ...) once the node caught up, and
  * no longer matched by origin's next process's commits, aborts and flush
- * numbers. Returns how many entries it holds now. */
-size_t inflight_hold_origin(inflight_t *t, int origin);
+ * numbers. */
+void inflight_hold_origin(inflight_t *t, int origin);
 /* Calls fn with the maker and flush number of every member's write in
  * flight here that its maker did not abort (entries stay). */
 void inflight_each_undecided(const inflight_t *t, void (*fn)(void *ud, int origin, uint64_t seq),
