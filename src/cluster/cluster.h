@@ -104,6 +104,8 @@ typedef struct cluster_host {
      * emitted), else emits the key's entries as snapshot does now (never
      * deferring; nothing when out is NULL: a question only) and returns 0. */
     int (*snapshot_key)(void *ud, const char *key, size_t klen, const cluster_snap_out_t *out);
+    /* How many keys the cache holds now. NULL: unknown (counted as some). */
+    size_t (*held)(void *ud);
 } cluster_host_t;
 
 /* Starts the peer listener and links with the settings of cfg (which must
@@ -289,6 +291,7 @@ typedef struct cluster_row {
     const char *why;      /* for the log: which of those */
     int exited;           /* lock_free, and that proves its process ended
                              (store_member_t.lock_free_is_exit) */
+    int left;             /* its process marked it left (a clean stop) */
 } cluster_row_t;
 /* From now on the store decides who is dead (the node calls this once, before
  * the first rows, when a shared store is configured). */

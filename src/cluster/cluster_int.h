@@ -139,6 +139,9 @@ struct member {
     int64_t inc_ended_at; /* when its last incarnation said BYE or was seen gone */
     uint64_t linked_row_inc; /* its row's incarnation, read while linked with it
                                 (0: never): whose session lock we know is its */
+    uint64_t ended_inc;      /* the incarnation of its process linked with us
+                                whose row then said it left or exited: its
+                                frames still on their way are not taken */
     /* our flushes, sent to it */
     int stream_ready;
     uint64_t acked;
@@ -183,6 +186,7 @@ struct member {
     int row_live;        /* its row was live at the last read of the rows */
     uint64_t row_inc_seen; /* its row's incarnation at the last read (0: none yet) */
     int64_t row_seen_at;   /* monotonic ms of that read */
+    int live_at_join;      /* its row was live when ours joined (rule 41) */
 };
 enum { SNAP_BUSY_FRESH = 1, SNAP_BUSY_NOT_SERVING = 2 };
 
@@ -282,6 +286,10 @@ struct cluster {
     int64_t serving_until;
     int serving_stale;
     int own_row_lapsed;     /* own_row_until passed: others may call us dead */
+    int64_t joined_at;      /* when our row was first renewed (0: not yet) */
+    int join_clean;         /* ...holding nothing, no snapshot asked before */
+    int join_noted;         /* the rows read with it were noted (live_at_join) */
+    unsigned row_lapses;    /* times our row lapsed since joined_at */
     int64_t row_lapsed_at;  /* when it last did: a PONG older than this proves
                                no lease on us (coherence.c, holds) */
     /* the flush log through the store (flushlog.c) */
@@ -380,6 +388,9 @@ void coherence_member_gone(member_t *m);
  * while this node's row lapsed: it may have replied flushes without us
  * (WRITES.md rule 38). */
 void coherence_unmet_process_ended(member_t *m);
+/* 1 when, with the store, no process of m can have replied a write without
+ * this node since its row joined (WRITES.md rule 41, membership.c). */
+int member_unseen_since_join(const member_t *m);
 void coherence_new_incarnation(member_t *m, uint64_t incarnation);
 /* 1 while m's lease on us (PINGs we answered) may hold. */
 int coherence_link_may_serve(const member_t *m, int64_t now);

@@ -702,9 +702,14 @@ static void on_sync(member_t *m, frame_reader_t *r)
      * one lived alongside us, never linked, and may have replied flushes
      * while treating us as out of contact; we cannot get them any more. */
     cl->host.observe(cl->host.ud, m->start_version); /* its clock may be ahead */
-    if (m->unknown_past && m->start_version > cl->host.start_version)
-        drop_if_any(cl, m, "restarted while this node never heard from it; flushes it sent "
-                           "may be lost");
+    if (m->unknown_past && m->start_version > cl->host.start_version) {
+        if (member_unseen_since_join(m))
+            log_info("coherence", "%s: its first process met started after this node's row "
+                     "joined; the cache stays (nothing of it was replied without us)", m->name);
+        else
+            drop_if_any(cl, m, "restarted while this node never heard from it; flushes it "
+                               "sent may be lost");
+    }
     m->unknown_past = 0;
     if (!m->knows_us_at) /* it learned our incarnation in the handshake, before this */
         m->knows_us_at = cluster_mono(cl);

@@ -386,6 +386,7 @@ void member_row_lapse(cluster_t *cl, int64_t now)
     if (!cl->arbiter || cl->own_row_lapsed || now < cl->own_row_until)
         return;
     cl->own_row_lapsed = 1;
+    cl->row_lapses += cl->joined_at != 0;
     if (cl->own_row_until)
         log_warn("member", "this node's membership row was not renewed in time: it serves "
                  "nothing cached, and its flushes wait for every member's acknowledgement");
@@ -437,6 +438,16 @@ int64_t cluster_row_margin(int64_t ttl_ms)
     return m < 100 ? 100 : m;
 }
 
+/* Our row was renewed for the first time: from now on a process of any
+ * member that reads the rows waits for our acknowledgements while our row
+ * is live. Notes whether anything this node holds came before (WRITES.md
+ * rule 41). */
+static void row_joined(cluster_t *cl)
+{
+    cl->joined_at = cluster_mono(cl);
+    cl->join_clean = cl->snap_id == 0 && cl->host.held && cl->host.held(cl->host.ud) == 0;
+}
+
 void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
 {
     if (!cl)
@@ -464,6 +475,8 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
         }
         cl->own_row_until = until;
         cl->own_row_lapsed = 0;
+        if (!cl->joined_at)
+            row_joined(cl);
     }
 }
 
@@ -539,6 +552,25 @@ static void note_row(member_t *m, const cluster_row_t *r, int64_t now)
     m->row_seen_at = now;
 }
 
+/* The process of m we linked with ended for good: its row says it left (a
+ * clean stop) or its session lock proves it exited. Frames it sent and a
+ * cut still held must not be taken when they come (sim --store seed 151 of
+ * crash,stop,pause,cut: n2's INCR, refused and told TRYAGAIN, reached n1
+ * after n2 stopped, ABORT-less, and n1 replayed it as a gone writer's
+ * write). Nothing is lost: if our lease on it held to its end, it replied
+ * nothing we had not applied; if not, its death cost our cache and the
+ * catch-up brings what it replied from the members that acknowledged it
+ * (WRITES.md rule 42). A process the store calls dead by an expired row
+ * may still run (paused), and its frames count. */
+static void ended_for_good(member_t *m)
+{
+    if (m->ended_inc == m->incarnation || !m->incarnation)
+        return;
+    m->ended_inc = m->incarnation;
+    if (m->link && m->link->peer_inc == m->ended_inc)
+        peer_close(m->link, "its process ended (the store says so)");
+}
+
 /* Applies what the store says about m (r NULL: no row), under the guards of
  * the header comment: revivals when 'deaths' is 0, deaths when it is 1 (a
  * death releases held replies at once, so every revival of the same answer
@@ -552,6 +584,8 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
         note_row(m, r, now);
     if (!deaths && r && m->link && m->state == MEMBER_ALIVE && !r->gone && !r->lock_free)
         m->linked_row_inc = r->incarnation; /* the process we are linked with */
+    if (!deaths && r && (r->left || r->exited) && r->incarnation == m->linked_row_inc)
+        ended_for_good(m);
     if (!deaths && m->row_live != (r && !r->gone)) {
         m->row_live = r && !r->gone; /* a log lease on it needs this (flushlog.c) */
         serving_lowered(cl);
@@ -588,6 +622,47 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
     member_set_state(m, MEMBER_DEAD, why);
 }
 
+/* The rows read with our row's first renewal: for each member, whether its
+ * row was live. Renewals are serialized in the store (SQLite's write
+ * transaction; PostgreSQL's cohort_member_renew takes a transaction lock
+ * first), so a process that read the rows before our row joined renewed its
+ * own row before too, and shows here, unless it had stopped (its row left,
+ * or its session lock free where that proves the end: SQLite's) or lapsed
+ * (it then waits for every member until it reads the rows again).
+ * A process whose first renewal comes later read our row before any write
+ * (WRITES.md rule 41). */
+static void note_join(cluster_t *cl, const cluster_row_t *rows, size_t n, int unclaimed)
+{
+    if (!cl->joined_at || cl->join_noted)
+        return;
+    cl->join_noted = 1;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        const cluster_row_t *r = row_of(m, rows, n);
+        m->live_at_join = (r && !r->gone && !r->exited) || (!r && !m->name[0] && unclaimed);
+    }
+}
+
+/* With the store as arbiter, a process of m replies writes without us only
+ * while it holds us dead: before its first read of the rows after our row
+ * joined, or while our row lapsed. So none of m's processes did, if
+ *  - our row never lapsed since it joined (rules 23 and 38 handle lapses),
+ *  - m's row was not live in the rows read with our first renewal
+ *    (note_join: a later process of m read our row before its first write),
+ *  - and we held nothing and had asked for no snapshot when our row joined
+ *    (what a process of m replied before that, without us, our catch-up
+ *    took from the members that acknowledged it).
+ * Then m's first process we meet costs no drop (coherence.c on_sync): the
+ * drop lost the only copy of writes this node replied alone, every other
+ * member dead (WRITES.md rule 41; sim --store seed 507 of
+ * crash,stop,pause,cut, 20 s, W3). */
+int member_unseen_since_join(const member_t *m)
+{
+    const cluster_t *cl = m->cl;
+    return cl->arbiter && cl->join_clean && cl->join_noted && cl->row_lapses == 0 &&
+           !cl->own_row_lapsed && !m->live_at_join;
+}
+
 void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows, size_t n)
 {
     if (!cl || !cl->arbiter || cl->stopping)
@@ -598,4 +673,5 @@ void cluster_member_rows(cluster_t *cl, int64_t sent, const cluster_row_t *rows,
         for (size_t i = 0; i < cl->nmembers; i++)
             apply_row(&cl->members[i], row_of(&cl->members[i], rows, n), sent, now, deaths,
                       unclaimed);
+    note_join(cl, rows, n, unclaimed);
 }

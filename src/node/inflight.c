@@ -202,7 +202,11 @@ void inflight_note(inflight_t *t, const char *key, size_t klen, uint64_t version
         e->version = 0;
         e->prior = NULL;
     }
-    if (e->version && e->aborted) {
+    /* A value here newer than e (a catch-up's, stored over e) is what the
+     * new write replaced, whatever e's fate (sim --store seed 194: the
+     * chain of an aborted e gave back a value three increments old). */
+    int newer = replaced && replaced->val && replaced->version > e->version;
+    if (e->version && e->aborted && !newer) {
         e->prior = below; /* the aborted value does not count: what it replaced does */
     } else if (replaced && replaced->val) {
         int here = e->version && replaced->version == e->version; /* the write in flight here */

@@ -318,6 +318,11 @@ static int host_apply(void *ud, int kind, const char *k, size_t klen, const char
     return 1;
 }
 
+static size_t host_held(void *ud)
+{
+    return cache_count(((node_t *)ud)->cache);
+}
+
 static size_t host_drop_all(void *ud)
 {
     node_t *n = ud;
@@ -533,6 +538,7 @@ cluster_host_t node_cluster_host(node_t *n)
                         host_origin_gone,
                         host_replay_held,
                         replicated ? host_each_undecided : NULL,
-                        replicated ? host_snapshot_key : NULL};
+                        replicated ? host_snapshot_key : NULL,
+                        host_held};
     return h;
 }

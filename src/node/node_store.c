@@ -214,7 +214,8 @@ static void on_renewed(void *ud, int rc, const char *err, int64_t db_now_ms,
                                       m->left || m->expires_in_ms <= 0,
                                       !m->lock_held,
                                       why,
-                                      !m->lock_held && m->lock_free_is_exit};
+                                      !m->lock_held && m->lock_free_is_exit,
+                                      m->left};
         }
         cluster_member_rows(cl, rows.sent, cr, k);
         free(cr);

@@ -124,7 +124,8 @@ typedef struct store_health {
 } store_health_t;
 
 /* Newest schema version this code knows (same for both backends). */
-#define STORE_SCHEMA_VERSION 3 /* 2: job slots started_at; 3: cohort_meta (the store identity) */
+#define STORE_SCHEMA_VERSION 4 /* 2: job slots started_at; 3: cohort_meta (the store identity);
+                                  4: serialized member renewals */
 
 /* Opens a store on loop. Checks the URL (scheme, syntax; for SQLite an
  * absolute path whose directory exists and is writable) and returns 0 with

@@ -175,6 +175,37 @@ static const char *const migrations[] = {
     "CREATE TABLE cohort_meta (key text PRIMARY KEY, value text NOT NULL);"
     "INSERT INTO cohort_meta(key, value) VALUES ('store_id',"
     " md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text))",
+    /* 4: member renewals serialized: a transaction lock first, then the
+     * renewal and the read of every row in a snapshot taken after it, so
+     * of two nodes renewing at once the later sees the earlier's row (a
+     * node that starts relies on it: WRITES.md rule 41). Times are the
+     * transaction's start (cohort_now_ms), before the wait, as before: a row
+     * read as live a little longer is the safe side. */
+    "CREATE FUNCTION cohort_member_renew(p_name text, p_inc bigint, p_addr text, p_ttl bigint,"
+    " p_have boolean, p_other boolean, OUT o_now bigint, OUT o_mine boolean, OUT o_name text,"
+    " OUT o_inc bigint, OUT o_addr text, OUT o_expires_in bigint, OUT o_left boolean,"
+    " OUT o_locked boolean) RETURNS SETOF record LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(6868946285244532);\n"
+    "  RETURN QUERY WITH me AS (\n"
+    "    INSERT INTO cohort_members AS m (name, incarnation, addr, expires_at, left_clean)\n"
+    "    VALUES (p_name, p_inc, p_addr, cohort_now_ms() + p_ttl, false)\n"
+    "    ON CONFLICT (name) DO UPDATE SET incarnation = EXCLUDED.incarnation,\n"
+    "      addr = EXCLUDED.addr, expires_at = EXCLUDED.expires_at, left_clean = false\n"
+    "    WHERE m.incarnation <= EXCLUDED.incarnation\n"
+    "    RETURNING m.name, m.incarnation, m.addr, m.expires_at, m.left_clean),\n"
+    "  lk AS (SELECT CASE WHEN p_have OR p_other THEN p_have\n"
+    "    ELSE pg_try_advisory_lock(cohort_member_key(p_name)) END AS mine),\n"
+    "  held AS (SELECT (l.classid::bigint << 32) | l.objid::bigint AS k FROM pg_locks l\n"
+    "    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1\n"
+    "    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),\n"
+    "  r AS (SELECT * FROM me UNION ALL SELECT c.name, c.incarnation, c.addr, c.expires_at,\n"
+    "    c.left_clean FROM cohort_members c WHERE c.name NOT IN (SELECT me.name FROM me))\n"
+    "  SELECT cohort_now_ms(), (SELECT mine FROM lk), r.name, r.incarnation, r.addr,\n"
+    "    r.expires_at - cohort_now_ms(), r.left_clean,\n"
+    "    cohort_member_key(r.name) IN (SELECT k FROM held)\n"
+    "  FROM r ORDER BY r.name;\n"
+    "END $f$;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one PostgreSQL migration per schema version");
@@ -238,25 +269,9 @@ static char *int_array(const store_op_t *op, bool lens)
 
 /* ------------------------------------------------------------- statements */
 
-static const char *const SQL_RENEW =
-    "WITH me AS ("
-    " INSERT INTO cohort_members AS m (name, incarnation, addr, expires_at, left_clean)"
-    " VALUES ($1, $2, $3, cohort_now_ms() + $4, false)"
-    " ON CONFLICT (name) DO UPDATE SET incarnation = EXCLUDED.incarnation,"
-    "  addr = EXCLUDED.addr, expires_at = EXCLUDED.expires_at, left_clean = false"
-    " WHERE m.incarnation <= EXCLUDED.incarnation"
-    " RETURNING m.name, m.incarnation, m.addr, m.expires_at, m.left_clean),"
-    "lk AS (SELECT CASE WHEN $5 OR $6 THEN $5 ELSE pg_try_advisory_lock(cohort_member_key($1))"
-    " END AS mine),"
-    "held AS (SELECT (l.classid::bigint << 32) | l.objid::bigint AS k FROM pg_locks l"
-    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),"
-    "r AS (SELECT * FROM me UNION ALL SELECT name, incarnation, addr, expires_at, left_clean"
-    " FROM cohort_members WHERE name NOT IN (SELECT name FROM me)) "
-    "SELECT cohort_now_ms(), (SELECT mine FROM lk), r.name, r.incarnation, r.addr,"
-    " r.expires_at - cohort_now_ms(), r.left_clean,"
-    " cohort_member_key(r.name) IN (SELECT k FROM held) "
-    "FROM r ORDER BY r.name";
+/* The renewal and the read of every row, serialized with the other nodes'
+ * renewals (migration 4). */
+static const char *const SQL_RENEW = "SELECT * FROM cohort_member_renew($1, $2, $3, $4, $5, $6)";
 
 static const char *const SQL_LEAVE =
     "UPDATE cohort_members SET left_clean = true,"

@@ -12,13 +12,16 @@ Checked:
   - peer links cut (a proxy that drops every frame) while every node reaches
     the store: nobody is declared dead, however long the cut lasts (longer
     than dead_after, which without a store would declare the member dead);
-  - a clean stop marks the row left, and the others say so.
+  - a clean stop marks the row left, and the others say so;
+  - a node started alone keeps what it wrote when the others start (their
+    first processes, started after it, cost it no cache: rule 41).
 dead_after is short (1s) in every test, so a member declared dead by a
 guess would show; the logs must name the store as the reason.
 
 Every process and file is removed at teardown (cluster_factory, tmp_path)."""
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -109,6 +112,46 @@ def test_kill9_on_sqlite_is_decided_inside_the_lease_and_nobody_drops_its_cache(
     finally:
         c1.close()
         c2.close()
+
+
+def forget_rows(store_url):
+    """Removes the member rows earlier tests left in a shared PostgreSQL
+    database (a killed node's row stays live until it expires); a SQLite
+    store is a new file for each test."""
+    if store_url.startswith("postgresql"):
+        sql = ("DO $$ BEGIN IF to_regclass('cohort_members') IS NOT NULL THEN"
+               " DELETE FROM cohort_members; END IF; END $$")
+        subprocess.run(["psql", "-q", "-c", sql, store_url],
+                       check=True, capture_output=True, timeout=30)
+
+
+def test_a_node_started_alone_keeps_its_writes_when_the_others_start(cluster_factory,
+                                                                     store_url):
+    """WRITES.md rule 41: n1 starts alone (n2 and n3 have no row: they never
+    joined), serves and takes sessions no other node holds. Then n2 and n3
+    start: processes n1 never met, started after it. Without a store, an
+    earlier process of theirs might have lived unseen beside n1 and written
+    without it, and n1 drops its cache; with the store, every process reads
+    n1's row before its first write, so none did while n1's row never
+    lapsed, and the sessions, held by n1 alone, must survive. Before the
+    rule n1 dropped them, and n2 and n3 caught up with nothing."""
+    forget_rows(store_url)
+    cl = cluster_factory(3, start=False, options=FAST, writes="replicate")
+    for n in cl:
+        n.config["store"] = {"url": store_url, "member_lease": "2s"}
+    n1, n2, n3 = cl
+    n1.start(timeout=15)
+    assert helpers.wait_for(n1.serving, scaled(10)), n1.log_tail()
+    with n1.conn() as c:
+        for i in range(20):
+            assert c.call("SET", "sess:%d" % i, "user%d" % i) == b"OK"
+    n2.start(timeout=15)
+    n3.start(timeout=15)
+    cl.wait_converged(timeout=30)
+    assert "dropped the whole cache" not in n1.log_text(), n1.log_tail()
+    for n in cl:
+        for i in range(20):
+            assert n.call("GET", "sess:%d" % i) == b"user%d" % i, (n.name, n.log_tail())
 
 
 def test_stopped_node_row_expires_and_it_serves_nothing_stale(cluster_factory, store_url):

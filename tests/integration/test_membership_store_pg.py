@@ -10,6 +10,7 @@ import pytest
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
 from pg_server import pg_server
 from test_membership_store import (  # noqa: F401  (collected here again)
+    test_a_node_started_alone_keeps_its_writes_when_the_others_start,
     test_clean_stop_marks_the_row_left, test_cut_peer_links_declare_nobody_dead,
     test_kill9_is_seen_at_once_through_the_session_lock,
     test_stopped_node_row_expires_and_it_serves_nothing_stale)

@@ -344,6 +344,11 @@ static int host_apply(void *ud, int kind, const char *k, size_t klen, const char
     return rc;
 }
 
+static size_t host_held(void *ud) /* as node.c */
+{
+    return cache_count(((node_t *)ud)->cache);
+}
+
 static size_t host_drop_all(void *ud)
 {
     node_t *n = ud;
@@ -1060,7 +1065,7 @@ static void node_start(int i)
     char err[256];
     cluster_host_t host = {n,           host_apply,  host_drop_all, host_skipped_upto,
                            host_progress, host_observe, hlc_at(W.now), NULL, NULL,
-                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL, NULL, NULL, NULL};
+                           NULL /* pub/sub: not simulated */, NULL, NULL, NULL, NULL, NULL, NULL, host_held};
     if (W.writes) { /* the write protocol's commits, refusals, replays and catch-up */
         host.snapshot = host_snapshot;
         host.snapshot_key = host_snapshot_key;

@@ -224,7 +224,7 @@ static void deliver(answer_t *a)
                                              : NULL;
         cr[k++] = (cluster_row_t){names[j],           addrs[j],         r->incarnation,
                                   r->left || expired, !a->lock_held[j], why,
-                                  a->exited[j]};
+                                  a->exited[j], r->left};
     }
     cluster_member_rows(cl, a->sent, cr, k);
 }

@@ -23,6 +23,13 @@ static int64_t now_ms;
 static int applied, drops, aborted_origin, gone_origin, gone_held;
 static uint64_t aborted_seq;
 
+static size_t held_keys; /* what h_held says the cache holds */
+static size_t h_held(void *ud)
+{
+    (void)ud;
+    return held_keys;
+}
+
 static int64_t fake_clock(void *ud)
 {
     (void)ud;
@@ -99,9 +106,10 @@ static void fixture_start(fixture_t *f, const char *const (*set)[3], size_t nset
     applied = drops = 0;
     aborted_origin = gone_origin = -1;
     gone_held = 0;
+    held_keys = 0;
     aborted_seq = 0;
     cluster_host_t host = {NULL, h_apply, h_drop_all, h_skipped, h_progress, h_observe, 0,
-                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, h_held};
     if (with_writes) {
         host.aborted = h_aborted;
         host.origin_gone = h_origin_gone;

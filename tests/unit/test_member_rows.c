@@ -17,7 +17,7 @@ static int setup(void **state)
 
 static cluster_row_t row(const char *name, const char *addr, int gone)
 {
-    return (cluster_row_t){name, addr, 1, gone, 0, gone ? "expired" : NULL, 0};
+    return (cluster_row_t){name, addr, 1, gone, 0, gone ? "expired" : NULL, 0, 0};
 }
 
 static void test_without_arbiter_rows_change_nothing(void **state)
@@ -84,13 +84,13 @@ static void test_g1_skipped_for_a_process_known_to_have_ended(void **state)
     f->n1->last_pong_sent = now_ms - 100;
     f->n1->linked_row_inc = 1;
     now_ms += 10;
-    cluster_row_t pg[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 0}};
+    cluster_row_t pg[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 0, 0}};
     cluster_member_rows(f->cl, now_ms, pg, 1);
     assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
-    cluster_row_t other[] = {{"n1", "127.0.0.1:7001", 2, 0, 1, "lock free", 1}};
+    cluster_row_t other[] = {{"n1", "127.0.0.1:7001", 2, 0, 1, "lock free", 1, 0}};
     cluster_member_rows(f->cl, now_ms, other, 1); /* not the process we linked with */
     assert_int_equal(f->n1->state, MEMBER_UNREACHABLE);
-    cluster_row_t sqlite[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 1}};
+    cluster_row_t sqlite[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 1, 0}};
     cluster_member_rows(f->cl, now_ms, sqlite, 1);
     assert_int_equal(f->n1->state, MEMBER_DEAD);
 }
@@ -107,12 +107,12 @@ static void test_goodbye_of_an_earlier_process_does_not_make_a_later_end_clean(v
     f->n1->linked_row_inc = 1;
     f->n1->clean_bye = 1;
     now_ms += 10;
-    cluster_row_t same[] = {{"n1", "127.0.0.1:7001", 1, 1, 0, "left", 0}};
+    cluster_row_t same[] = {{"n1", "127.0.0.1:7001", 1, 1, 0, "left", 0, 1}};
     cluster_member_rows(f->cl, now_ms, same, 1);
     assert_int_equal(f->n1->state, MEMBER_DEAD);
     assert_int_equal(f->n1->clean_bye, 1);
     f->n1->state = MEMBER_UNREACHABLE;
-    cluster_row_t later[] = {{"n1", "127.0.0.1:7001", 2, 1, 0, "left", 0}};
+    cluster_row_t later[] = {{"n1", "127.0.0.1:7001", 2, 1, 0, "left", 0, 1}};
     cluster_member_rows(f->cl, now_ms, later, 1);
     assert_int_equal(f->n1->state, MEMBER_DEAD);
     assert_int_equal(f->n1->clean_bye, 0);
@@ -189,8 +189,8 @@ static void test_g3_free_lock_counts_only_for_a_member_linked_with(void **state)
     fixture_t *f = *state;
     cluster_set_arbiter(f->cl);
     now_ms += 10;
-    cluster_row_t r[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 0},
-                         {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free", 0}};
+    cluster_row_t r[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 0, 0},
+                         {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free", 0, 0}};
     f->n1->linked_row_inc = 1; /* we linked with n1's process 1; never with n2 */
     f->n1->state = MEMBER_UNREACHABLE;
     f->n2->state = MEMBER_UNREACHABLE;
@@ -259,13 +259,13 @@ static void test_unmet_process_ended_during_our_lapse_drops_the_cache(void **sta
     cluster_set_arbiter(f->cl);
     cluster_own_row(f->cl, now_ms, 1000);
     now_ms += 10;
-    cluster_row_t first[] = {{"n1", "127.0.0.1:7001", 1, 1, 0, "left", 0},
+    cluster_row_t first[] = {{"n1", "127.0.0.1:7001", 1, 1, 0, "left", 0, 1},
                              row("n2", "127.0.0.1:7002", 0)};
     cluster_member_rows(f->cl, now_ms, first, 2);
     assert_int_equal(f->n1->state, MEMBER_DEAD);
     int before = drops;
     now_ms += 10;
-    cluster_row_t second[] = {{"n1", "127.0.0.1:7001", 2, 1, 0, "left", 0},
+    cluster_row_t second[] = {{"n1", "127.0.0.1:7001", 2, 1, 0, "left", 0, 1},
                               row("n2", "127.0.0.1:7002", 0)};
     cluster_member_rows(f->cl, now_ms, second, 2);
     assert_int_equal(drops, before); /* no lapse between: it waited for us */
@@ -273,12 +273,92 @@ static void test_unmet_process_ended_during_our_lapse_drops_the_cache(void **sta
     member_row_lapse(f->cl, now_ms); /* paused past our row */
     now_ms += 10;
     cluster_own_row(f->cl, now_ms, 1000);
-    cluster_row_t third[] = {{"n1", "127.0.0.1:7001", 3, 1, 0, "left", 0},
+    cluster_row_t third[] = {{"n1", "127.0.0.1:7001", 3, 1, 0, "left", 0, 1},
                              row("n2", "127.0.0.1:7002", 0)};
     cluster_member_rows(f->cl, now_ms, third, 2);
     assert_int_equal(drops, before + 1);
     cluster_member_rows(f->cl, now_ms + 10, third, 2); /* the same row again: once */
     assert_int_equal(drops, before + 1);
+}
+
+/* WRITES.md rule 41: the rows read with our first renewal say which
+ * members had a process that may hold us dead (a live row); with the cache
+ * empty and no snapshot asked then, and our row never lapsed since, a
+ * member whose row was not live has had no process that replied a write
+ * without us, and its first process we meet costs no drop. */
+static void test_first_renewal_notes_who_may_have_written_without_us(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    cluster_row_t before[] = {row("n1", "127.0.0.1:7001", 0), row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, before, 2); /* read before our row joined: no answer */
+    assert_false(member_unseen_since_join(f->n1));
+    cluster_own_row(f->cl, now_ms, 1000);
+    cluster_row_t joined[] = {{"n1", "127.0.0.1:7001", 1, 1, 0, "left", 0, 1},
+                              row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, joined, 2);
+    assert_true(member_unseen_since_join(f->n1));
+    assert_false(member_unseen_since_join(f->n2)); /* live: it may hold us dead */
+    now_ms += 10;
+    cluster_row_t later[] = {{"n1", "127.0.0.1:7001", 2, 0, 0, NULL, 0, 0},
+                             row("n2", "127.0.0.1:7002", 0)};
+    cluster_member_rows(f->cl, now_ms, later, 2); /* a later process read our row */
+    assert_true(member_unseen_since_join(f->n1));
+    now_ms += 1000;
+    member_row_lapse(f->cl, now_ms); /* anyone may have held us dead since */
+    cluster_own_row(f->cl, now_ms, 1000);
+    assert_false(member_unseen_since_join(f->n1));
+}
+
+/* A process that exited (a free lock that proves it) counts as not live;
+ * anything held, or a snapshot asked, before our row joined keeps the drop
+ * (what was replied then without us may be missing here). */
+static void test_first_renewal_over_a_filled_cache_keeps_the_drop(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    held_keys = 3;
+    cluster_own_row(f->cl, now_ms, 1000);
+    cluster_row_t joined[] = {{"n1", "127.0.0.1:7001", 1, 0, 1, "lock free", 1, 0},
+                              {"n2", "127.0.0.1:7002", 1, 0, 1, "lock free", 0, 0}};
+    cluster_member_rows(f->cl, now_ms, joined, 2);
+    assert_false(f->n1->live_at_join);
+    assert_true(f->n2->live_at_join); /* PostgreSQL's free lock: it may still run */
+    assert_false(member_unseen_since_join(f->n1));
+}
+
+static void test_first_renewal_after_a_snapshot_asked_keeps_the_drop(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->cl->snap_id = 1; /* asked a member for its keyspaces before joining */
+    cluster_own_row(f->cl, now_ms, 1000);
+    cluster_row_t joined[] = {row("n1", "127.0.0.1:7001", 1), row("n2", "127.0.0.1:7002", 1)};
+    cluster_member_rows(f->cl, now_ms, joined, 2);
+    assert_false(member_unseen_since_join(f->n1));
+}
+
+/* WRITES.md rule 42: the row of the process we linked with says it left
+ * (or exited, where the lock proves it): that process has ended for good,
+ * and its frames still on their way are not taken. An expired row (a
+ * paused process may still run) or another process's row says nothing of
+ * it. */
+static void test_row_that_left_ends_the_linked_process_for_good(void **state)
+{
+    fixture_t *f = *state;
+    cluster_set_arbiter(f->cl);
+    f->n1->incarnation = 77; /* the process we linked with (its handshake) */
+    f->n1->linked_row_inc = 5;
+    cluster_row_t expired[] = {row("n1", "127.0.0.1:7001", 1)};
+    expired[0].incarnation = 5;
+    cluster_member_rows(f->cl, now_ms, expired, 1);
+    assert_int_equal(f->n1->ended_inc, 0);
+    cluster_row_t other[] = {{"n1", "127.0.0.1:7001", 6, 1, 0, "left", 0, 1}};
+    cluster_member_rows(f->cl, now_ms, other, 1);
+    assert_int_equal(f->n1->ended_inc, 0);
+    cluster_row_t left[] = {{"n1", "127.0.0.1:7001", 5, 1, 0, "left", 0, 1}};
+    cluster_member_rows(f->cl, now_ms, left, 1);
+    assert_int_equal(f->n1->ended_inc, 77);
 }
 
 int main(void)
@@ -306,6 +386,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lapsed_row_holds_flushes_for_every_member, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unmet_process_ended_during_our_lapse_drops_the_cache,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_renewal_notes_who_may_have_written_without_us,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_renewal_over_a_filled_cache_keeps_the_drop,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_renewal_after_a_snapshot_asked_keeps_the_drop,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_that_left_ends_the_linked_process_for_good,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -539,6 +539,53 @@ static void test_open_migrates(void **state)
     close_node(b);
 }
 
+/* A writer outside the store holds the lock renewals take (PostgreSQL: the
+ * transaction lock of cohort_member_renew; SQLite: the write transaction),
+ * with a row it inserted: a renewal waits for it, and its answer shows the
+ * row (WRITES.md rule 41: of two nodes renewing at once, the later sees the
+ * earlier). Unserialized, the renewal answered at once without the row. */
+static void test_renewals_serialized(void **state)
+{
+    (void)state;
+    node_t *a = open_node("n1", NULL);
+    RES(r);
+    renew(r, a, "n1", 1, 60000); /* connected and migrated */
+    const char *hold_pg = "BEGIN; SELECT pg_advisory_xact_lock(6868946285244532);"
+                          " INSERT INTO cohort_members(name, incarnation, addr, expires_at)"
+                          " VALUES ('held', 7, '10.0.0.9:7381', cohort_now_ms() + 60000)";
+    const char *hold_sq = "BEGIN IMMEDIATE; INSERT INTO cohort_members(name, incarnation, addr,"
+                          " expires_at) VALUES ('held', 7, '10.0.0.9:7381', 9000000000000)";
+    PGconn *pc = NULL;
+    sqlite3 *db = NULL;
+    if (use_pg) {
+        pc = PQconnectdb(pg_url);
+        assert_int_equal(PQstatus(pc), CONNECTION_OK);
+        PGresult *q = PQexec(pc, hold_pg);
+        assert_int_equal(PQresultStatus(q), PGRES_COMMAND_OK);
+        PQclear(q);
+    } else {
+        assert_int_equal(sqlite3_open(url + strlen("sqlite://"), &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, hold_sq, NULL, NULL, NULL), SQLITE_OK);
+    }
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(store_member_renew(a->s, "n1", 1, "10.0.0.1:7381", 60000, cb_members, r), 0);
+    run_for(300);
+    assert_false(r->done); /* waits for the writer */
+    if (use_pg) {
+        PQclear(PQexec(pc, "COMMIT"));
+        PQfinish(pc);
+    } else {
+        assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    wait_res(r);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(member(r, "held")->inc, 7);
+    assert_true(member(r, "held")->exp > 0);
+    free(r);
+    close_node(a);
+}
+
 /* renew returns every member with database-clock expiries; a newer
  * incarnation wins over an older one; leave marks a member left. */
 static void test_members(void **state)
@@ -1189,7 +1236,7 @@ static void test_job_slots(void **state)
 }
 
 /* A version 1 database (a slot ran as soon as it was claimed; no store
- * identity) migrates: its rows count as started. */
+ * identity; renewals not serialized) migrates: its rows count as started. */
 static void test_job_migration(void **state)
 {
     (void)state;
@@ -1197,7 +1244,7 @@ static void test_job_migration(void **state)
     close_node(a);
     direct_sql(use_pg ? "DROP FUNCTION cohort_job_claim, cohort_job_start, cohort_job_unstart,"
                         " cohort_job_slot; ALTER TABLE cohort_job_runs DROP COLUMN started_at;"
-                        " DROP TABLE cohort_meta;"
+                        " DROP TABLE cohort_meta; DROP FUNCTION cohort_member_renew;"
                         " DELETE FROM cohort_schema_version WHERE version > 1;"
                         " INSERT INTO cohort_job_runs(job, slot_ms, node, epoch, claimed_at)"
                         " VALUES ('old', 1000, 'n9', 7, 1)"
@@ -1604,7 +1651,7 @@ int main(int argc, char **argv)
         T(test_member_crash),  T(test_flushlog),      T(test_flushlog_follow),
         T(test_leases),        T(test_lease_expiry),  T(test_lease_race),
         T(test_jobs),          T(test_job_race),      T(test_statement_timeout),
-        T(test_job_slots),     T(test_job_migration),
+        T(test_job_slots),     T(test_job_migration), T(test_renewals_serialized),
         T(test_queue_bound),   T(test_close_cancels), T(test_bad_urls),
         T(test_newer_schema),
     };

@@ -190,6 +190,33 @@ static void test_snapshot_prior_replaces_older_chain(void **state)
     assert_string_equal(value(x, "ctr"), "235");
 }
 
+/* sim --store seed 194 of crash,stop,pause,cut (20 s, W1): a node held
+ * n0's aborted INCR (117) over its committed 114 when a catch-up snapshot
+ * brought a newer committed 117 from another writer. n2's INCR (118) from
+ * that value was then taken, and noted as replacing the aborted entry's
+ * chain, not the snapshot's value: when 118 aborted too, the node gave back
+ * 114, and an INCR replied 115 a second time. What a write replaces is the
+ * value here when that is newer than the entry (P8). */
+static void test_write_over_a_snapshot_value_newer_than_an_aborted_entry_replaces_it(
+    void **state)
+{
+    world_t *x = *state;
+    member_propose(x, "ctr", "114", member_version(WALL - 100), 8);
+    writes_committed(&x->w, 1, 8);
+    member_propose(x, "ctr", "117", member_version(WALL - 90), 21);
+    writes_aborted(&x->w, 1, 21);
+    uint64_t v117 = hlc_at(WALL - 80) | 3; /* another writer's, committed */
+    writes_apply_snapshot(&x->w, K("ctr"), K("117"), 0, SNAP_FORM_RMW, v117);
+    assert_string_equal(value(x, "ctr"), "117");
+    uint64_t v118 = hlc_at(WALL - 70) | 4;
+    assert_int_equal(writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("118"), 0, 0, v118, 2, 133),
+                     1);
+    assert_gives_back(x, "ctr", v117, "117");
+    writes_aborted(&x->w, 2, 133);
+    writes_origin_gone(&x->w, 2);
+    assert_string_equal(value(x, "ctr"), "117");
+}
+
 /* A writer whose proposal was aborted proposes again from the same base:
  * the same version, another flush number. That is a new write, not a replay
  * of the aborted one: taken as a replay, the new lock was never stored, and
@@ -638,6 +665,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_keeps_own_newer_seed_from_losing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drop_keeps_observed_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_write_over_a_snapshot_value_newer_than_an_aborted_entry_replaces_it, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_prior_replaces_older_chain, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_waits_for_undecided_write, setup,
