@@ -308,10 +308,6 @@ void cluster_link_ready(link_t *l)
 void cluster_on_frame(link_t *l, const frame_hdr_t *h)
 {
     member_t *m = l->member;
-    if (m->ended_inc && l->peer_inc == m->ended_inc) { /* membership.c ended_for_good */
-        peer_close(l, "its process ended (the store says so)");
-        return;
-    }
     frame_reader_t r;
     frame_reader_init(&r, h);
     member_heard(m);

@@ -141,7 +141,7 @@ struct member {
                                 (0: never): whose session lock we know is its */
     uint64_t ended_inc;      /* the incarnation of its process linked with us
                                 whose row then said it left or exited: its
-                                frames still on their way are not taken */
+                                proposals still on their way are refused */
     /* our flushes, sent to it */
     int stream_ready;
     uint64_t acked;

@@ -817,6 +817,17 @@ static void apply_entry(member_t *m, uint64_t seq, uint8_t kind, frame_bytes_t k
         refuse(m, seq); /* a late copy of a proposal that cannot have committed */
         return;
     }
+    /* A proposal of a process whose row said it left or exited, held back
+     * by a cut until then: it never committed, as it waited for our
+     * acknowledgement (whatever it replied without us, while our lease on it
+     * had lapsed, its death made us drop and catch up with), and taken, it
+     * would be replayed as a gone writer's write (WRITES.md rule 42; sim
+     * --store seed 151 of crash,stop,pause,cut: an INCR told TRYAGAIN
+     * counted). */
+    if (kind == FLUSH_PROPOSE && m->ended_inc && m->ended_inc == m->in_inc) {
+        refuse(m, seq);
+        return;
+    }
     if (!cl->host.apply(cl->host.ud, kind, (const char *)key.p, key.len, (const char *)val.p,
                         val.len, expire_at, enc, version, origin, seq))
         refuse(m, seq);

@@ -553,22 +553,13 @@ static void note_row(member_t *m, const cluster_row_t *r, int64_t now)
 }
 
 /* The process of m we linked with ended for good: its row says it left (a
- * clean stop) or its session lock proves it exited. Frames it sent and a
- * cut still held must not be taken when they come (sim --store seed 151 of
- * crash,stop,pause,cut: n2's INCR, refused and told TRYAGAIN, reached n1
- * after n2 stopped, ABORT-less, and n1 replayed it as a gone writer's
- * write). Nothing is lost: if our lease on it held to its end, it replied
- * nothing we had not applied; if not, its death cost our cache and the
- * catch-up brings what it replied from the members that acknowledged it
- * (WRITES.md rule 42). A process the store calls dead by an expired row
- * may still run (paused), and its frames count. */
+ * clean stop) or its session lock proves it exited. Its proposals still on
+ * their way are refused when they come (coherence.c apply_entry; WRITES.md
+ * rule 42). A process the store calls dead by an expired row may still run
+ * (paused), and its proposals count. */
 static void ended_for_good(member_t *m)
 {
-    if (m->ended_inc == m->incarnation || !m->incarnation)
-        return;
     m->ended_inc = m->incarnation;
-    if (m->link && m->link->peer_inc == m->ended_inc)
-        peer_close(m->link, "its process ended (the store says so)");
 }
 
 /* Applies what the store says about m (r NULL: no row), under the guards of

@@ -340,7 +340,7 @@ static void test_first_renewal_after_a_snapshot_asked_keeps_the_drop(void **stat
 
 /* WRITES.md rule 42: the row of the process we linked with says it left
  * (or exited, where the lock proves it): that process has ended for good,
- * and its frames still on their way are not taken. An expired row (a
+ * and its proposals still on their way are refused. An expired row (a
  * paused process may still run) or another process's row says nothing of
  * it. */
 static void test_row_that_left_ends_the_linked_process_for_good(void **state)
