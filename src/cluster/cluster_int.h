@@ -286,10 +286,10 @@ struct cluster {
     int64_t serving_until;
     int serving_stale;
     int own_row_lapsed;     /* own_row_until passed: others may call us dead */
-    int64_t joined_at;      /* when our row was first renewed (0: not yet) */
+    int row_joined;         /* our row was renewed once (membership.c note_row_joined) */
     int join_clean;         /* ...holding nothing, no snapshot asked before */
     int join_noted;         /* the rows read with it were noted (live_at_join) */
-    unsigned row_lapses;    /* times our row lapsed since joined_at */
+    unsigned row_lapses;    /* times our row lapsed since it joined */
     int64_t row_lapsed_at;  /* when it last did: a PONG older than this proves
                                no lease on us (coherence.c, holds) */
     /* the flush log through the store (flushlog.c) */

@@ -386,7 +386,7 @@ void member_row_lapse(cluster_t *cl, int64_t now)
     if (!cl->arbiter || cl->own_row_lapsed || now < cl->own_row_until)
         return;
     cl->own_row_lapsed = 1;
-    cl->row_lapses += cl->joined_at != 0;
+    cl->row_lapses += cl->row_joined;
     if (cl->own_row_until)
         log_warn("member", "this node's membership row was not renewed in time: it serves "
                  "nothing cached, and its flushes wait for every member's acknowledgement");
@@ -442,9 +442,9 @@ int64_t cluster_row_margin(int64_t ttl_ms)
  * member that reads the rows waits for our acknowledgements while our row
  * is live. Notes whether anything this node holds came before (WRITES.md
  * rule 41). */
-static void row_joined(cluster_t *cl)
+static void note_row_joined(cluster_t *cl)
 {
-    cl->joined_at = cluster_mono(cl);
+    cl->row_joined = 1;
     cl->join_clean = cl->snap_id == 0 && cl->host.held && cl->host.held(cl->host.ud) == 0;
 }
 
@@ -475,8 +475,8 @@ void cluster_own_row(cluster_t *cl, int64_t sent, int64_t ttl_ms)
         }
         cl->own_row_until = until;
         cl->own_row_lapsed = 0;
-        if (!cl->joined_at)
-            row_joined(cl);
+        if (!cl->row_joined)
+            note_row_joined(cl);
     }
 }
 
@@ -624,7 +624,7 @@ static void apply_row(member_t *m, const cluster_row_t *r, int64_t sent, int64_t
  * (WRITES.md rule 41). */
 static void note_join(cluster_t *cl, const cluster_row_t *rows, size_t n, int unclaimed)
 {
-    if (!cl->joined_at || cl->join_noted)
+    if (!cl->row_joined || cl->join_noted)
         return;
     cl->join_noted = 1;
     for (size_t i = 0; i < cl->nmembers; i++) {
