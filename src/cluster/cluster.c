@@ -260,6 +260,8 @@ void cluster_tick(cluster_t *cl)
     int64_t now = cluster_mono(cl);
     if (cluster_cut_off(cl))
         cl->last_cut_off = now;
+    else
+        cl->had_majority |= cluster_reached(cl) > 0;
     member_tick(cl, now);
     catchup_tick(cl, now);
     orphans_tick(cl, now);
@@ -497,17 +499,31 @@ uint64_t cluster_incarnation(const cluster_t *cl)
     return cl ? cl->incarnation : 0;
 }
 
-int cluster_cut_off(cluster_t *cl)
+/* How many members are not dead, and how many of them this node reaches. */
+static void count_reached(const cluster_t *cl, size_t *others, size_t *reached)
 {
-    if (!cl)
-        return 0;
-    size_t others = 0, reached = 0;
+    *others = *reached = 0;
     for (size_t i = 0; i < cl->nmembers; i++) {
         const member_t *m = &cl->members[i];
         if (m->state == MEMBER_DEAD)
             continue;
-        others++;
-        reached += m->link && m->state == MEMBER_ALIVE;
+        (*others)++;
+        *reached += m->link && m->state == MEMBER_ALIVE;
     }
+}
+
+size_t cluster_reached(const cluster_t *cl)
+{
+    size_t others, reached;
+    count_reached(cl, &others, &reached);
+    return reached;
+}
+
+int cluster_cut_off(cluster_t *cl)
+{
+    if (!cl)
+        return 0;
+    size_t others, reached;
+    count_reached(cl, &others, &reached);
     return others > 0 && (reached + 1) * 2 < others + 1; /* a strict minority */
 }

@@ -111,6 +111,7 @@ struct member {
     uint64_t probe_id;
     int64_t probe_deadline; /* 0: no probe in progress */
     int probe_yes;
+    int vouched; /* a probe round since the last state change said yes */
     /* the member's flushes, applied here */
     uint64_t in_inc;
     uint64_t in_applied;
@@ -266,6 +267,7 @@ struct cluster {
     uint32_t presence_pending_n;
     int stopping;
     int64_t last_cut_off; /* last tick at which this node was cut off */
+    int had_majority;     /* a tick found it linked with a majority (cluster_tick) */
     /* catch-up (catchup.c) */
     int need_snapshot;    /* the cache started empty or was dropped */
     int64_t snap_since;   /* monotonic ms: when need_snapshot was set */
@@ -366,6 +368,8 @@ void member_row_lapse(cluster_t *cl, int64_t now);
 void member_on_ping(member_t *m, frame_reader_t *r);
 void member_on_pong(member_t *m, frame_reader_t *r);
 void member_on_probe(member_t *m, frame_reader_t *r);
+/* cluster.c: how many members this node reaches (linked and ALIVE) */
+size_t cluster_reached(const cluster_t *cl);
 void member_on_probed(member_t *m, frame_reader_t *r);
 member_t *member_by_name(cluster_t *cl, const char *name, size_t len);
 

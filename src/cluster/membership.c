@@ -15,9 +15,16 @@
  *   SUSPECT --heard again--> ALIVE                            member_heard
  *   SUSPECT --no member reaches it within probe_timeout--> UNREACHABLE
  *                                                             member_tick
+ *   UNREACHABLE/UNKNOWN --a probe round says a member reaches it--> SUSPECT
+ *                   (probed every probe_timeout until it links or is dead)
+ *                                                             tick_unreached
  *   any but ALIVE --its peer port refuses connections--> DEAD (its cohortd is
  *                   not running, so it can flush nothing)  member_knock_result
- *   UNREACHABLE --for dead_after--> DEAD                      member_tick
+ *                   unless this node, once linked with a majority, is cut
+ *                   off from it now (a firewall that rejects it looks the
+ *                   same): then UNREACHABLE
+ *   UNREACHABLE/UNKNOWN --for dead_after, while this node reaches a
+ *                   majority--> DEAD                          tick_unreached
  *
  * With the store as arbiter (cluster_set_arbiter) the two guesses above are
  * gone: a refused connection makes a member UNREACHABLE at most, dead_after
@@ -116,6 +123,7 @@ void member_set_state(member_t *m, int state, const char *why)
     m->since = cluster_mono(cl);
     m->since_wall = clock_now_ms();
     m->probe_deadline = 0;
+    m->vouched = 0;
     cl->counters.state_changes++;
     if (state == MEMBER_DEAD) {
         coherence_member_gone(m);
@@ -203,11 +211,19 @@ void member_knock_result(member_t *m, int refused)
         m->refused_at = cluster_mono(m->cl);
     if (!refused || m->state == MEMBER_DEAD || m->link)
         return;
-    if (!m->cl->arbiter)
+    cluster_t *cl = m->cl;
+    if (cl->arbiter) {
+        if (m->state != MEMBER_UNREACHABLE)
+            member_set_state(m, MEMBER_UNREACHABLE, "connection refused (the store decides "
+                                                    "whether it is dead)");
+    } else if (cluster_cut_off(cl) && cl->had_majority) {
+        if (m->state != MEMBER_UNREACHABLE)
+            member_set_state(m, MEMBER_UNREACHABLE, "connection refused while this node "
+                                                    "reaches no majority (a firewall may "
+                                                    "reject it)");
+    } else {
         member_set_state(m, MEMBER_DEAD, "connection refused: its cohortd is not running");
-    else if (m->state != MEMBER_UNREACHABLE)
-        member_set_state(m, MEMBER_UNREACHABLE, "connection refused (the store decides whether "
-                                                "it is dead)");
+    }
 }
 
 void member_heard(member_t *m)
@@ -281,21 +297,63 @@ static int reaches(const member_t *m, int64_t now)
            now - m->last_heard <= 2 * (int64_t)m->cl->cfg->heartbeat_ms;
 }
 
+/* A probe names its subject by the name it gave in a handshake, or, for a
+ * member never linked with here, by its configured "host:port" (the nodes of
+ * one cluster list each other at the same addresses; an answerer that does
+ * not know the address says no, which only keeps the asker's guess). */
+static const char *probe_subject(const member_t *m)
+{
+    return m->name[0] ? m->name : m->addr;
+}
+
+static member_t *member_by_subject(cluster_t *cl, const char *s, size_t len)
+{
+    member_t *m = member_by_name(cl, s, len);
+    for (size_t i = 0; !m && i < cl->nmembers; i++) {
+        member_t *o = &cl->members[i];
+        if (strlen(o->addr) == len && memcmp(o->addr, s, len) == 0)
+            m = o;
+    }
+    return m;
+}
+
 static void start_probe(member_t *target, int64_t now)
 {
     cluster_t *cl = target->cl;
+    const char *subject = probe_subject(target);
     target->probe_id++;
     target->probe_yes = 0;
     target->probe_deadline = now + cl->cfg->probe_ms;
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_t *o = &cl->members[i];
-        if (o == target || !reaches(o, now) || !target->name[0])
+        if (o == target || !reaches(o, now))
             continue;
         link_t *l = o->link;
         size_t s = peer_frame_begin(l, FRAME_PROBE);
         frame_put_u64(&l->out, target->probe_id);
-        frame_put_bytes(&l->out, target->name, strlen(target->name));
+        frame_put_bytes(&l->out, subject, strlen(subject));
         peer_frame_end(l, s);
+    }
+}
+
+/* The end of a probe round on m (its deadline passed). A yes keeps (or
+ * makes) it SUSPECT: another member reaches it. Otherwise a SUSPECT member
+ * is UNREACHABLE, and an UNREACHABLE or UNKNOWN one is asked about again at
+ * the next tick. */
+static void probe_verdict(member_t *m, int64_t now)
+{
+    if (m->probe_yes) {
+        if (m->state != MEMBER_SUSPECT)
+            member_set_state(m, MEMBER_SUSPECT, "reachable by other members");
+        else if (!m->vouched)
+            log_info("member", "%s is reachable by other members; keeping it suspect",
+                     label(m));
+        m->vouched = 1;
+        start_probe(m, now);
+    } else if (m->state == MEMBER_SUSPECT) {
+        member_set_state(m, MEMBER_UNREACHABLE, "no member reaches it");
+    } else {
+        m->probe_deadline = 0;
     }
 }
 
@@ -307,7 +365,7 @@ void member_on_probe(member_t *m, frame_reader_t *r)
     frame_get_bytes(r, &name, NAME_MAX_LEN);
     if (frame_reader_done(r) != 0 || !m->link)
         return;
-    member_t *t = member_by_name(m->cl, (const char *)name.p, name.len);
+    member_t *t = member_by_subject(m->cl, (const char *)name.p, name.len);
     int yes = t && reaches(t, cluster_mono(m->cl));
     link_t *l = m->link;
     size_t s = peer_frame_begin(l, FRAME_PROBED);
@@ -327,7 +385,7 @@ void member_on_probed(member_t *m, frame_reader_t *r)
     frame_get_u8(r, &yes);
     if (frame_reader_done(r) != 0)
         return;
-    member_t *t = member_by_name(m->cl, (const char *)name.p, name.len);
+    member_t *t = member_by_subject(m->cl, (const char *)name.p, name.len);
     if (t && t->probe_deadline && t->probe_id == id && yes)
         t->probe_yes = 1;
 }
@@ -345,6 +403,27 @@ static int64_t unreachable_since(const member_t *m)
     return m->since > m->cl->last_cut_off ? m->since : m->cl->last_cut_off;
 }
 
+/* Without an arbiter, a member this node does not reach is probed round
+ * after round until it links or is declared dead: one another member
+ * reaches is alive (SUSPECT again, and dead_after starts over if it becomes
+ * unreachable again), so neither a member never reached from here (UNKNOWN)
+ * nor one a single failed round made UNREACHABLE during a short stall is
+ * declared dead while the others reach it (tests/integration/
+ * test_cluster_partition.py: a member another member reaches). */
+static void tick_unreached(member_t *m, int64_t now)
+{
+    cluster_t *cl = m->cl;
+    if (m->probe_deadline && now > m->probe_deadline) {
+        probe_verdict(m, now);
+        if (m->state != MEMBER_UNREACHABLE && m->state != MEMBER_UNKNOWN)
+            return;
+    }
+    if (!m->probe_deadline)
+        start_probe(m, now);
+    if (now - unreachable_since(m) > cl->cfg->dead_after_ms && !cluster_cut_off(cl))
+        member_set_state(m, MEMBER_DEAD, "unreachable for longer than dead_after");
+}
+
 static void tick_member(member_t *m, int64_t now)
 {
     cluster_t *cl = m->cl;
@@ -357,15 +436,9 @@ static void tick_member(member_t *m, int64_t now)
     } else if (m->state == MEMBER_SUSPECT && !m->probe_deadline) {
         start_probe(m, now);
     } else if (m->state == MEMBER_SUSPECT && now > m->probe_deadline) {
-        if (m->probe_yes) {
-            log_info("member", "%s is reachable by other members; keeping it suspect", label(m));
-            start_probe(m, now);
-        } else {
-            member_set_state(m, MEMBER_UNREACHABLE, "no member reaches it");
-        }
-    } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) && !cl->arbiter &&
-               now - unreachable_since(m) > cfg->dead_after_ms && !cluster_cut_off(cl)) {
-        member_set_state(m, MEMBER_DEAD, "unreachable for longer than dead_after");
+        probe_verdict(m, now);
+    } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) && !cl->arbiter) {
+        tick_unreached(m, now);
     }
     if (m->knock && now > m->knock_deadline)
         peer_knock_cancel(m);

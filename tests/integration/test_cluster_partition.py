@@ -4,13 +4,16 @@ joined by veth pairs to a bridge in a fourth namespace (private subnet
 bridge port down cuts it off without closing any socket, like a pulled
 cable.
 
-Checked: flushes on the majority side reply (once the cut-off node's lease
+Checked (test_partition_minority_serves_nothing_stale): flushes on the
+majority side reply (once the cut-off node's lease
 has run out, and at once after it is declared dead, when the majority drops
 its caches: the cut-off node may have replied flushes the majority never
 got); the cut-off node never
 serves a value flushed after the flush replied, and serves no cached value at
 all once its lease has run out (it reports cut_off); after the heal every
-node converges and a new fill/flush round works.
+node converges and a new fill/flush round works. Without a store, a member
+that another member reaches is never declared dead by one that does not
+reach it (test_a_member_*).
 
 Needs root (ip netns); skipped with a message otherwise. Every namespace,
 link and process is removed at teardown, also on failure or interrupt."""
@@ -72,6 +75,13 @@ class NetLab:
 
     def heal(self, i):
         _ip("-n", self.bridge_ns, "link", "set", self.ports[i], "up")
+
+    def block(self, i, j):
+        """Nodes i and j can no longer reach each other (an unreachable
+        route each way: their packets fail on the spot, nothing is
+        refused); both still reach every other node."""
+        _ip("-n", self.node_ns[i], "route", "add", "unreachable", self.addrs[j] + "/32")
+        _ip("-n", self.node_ns[j], "route", "add", "unreachable", self.addrs[i] + "/32")
 
     def http_get(self, i, port, path):
         """GET inside node i's namespace; returns (status, body)."""
@@ -250,3 +260,63 @@ def test_partition_minority_serves_nothing_stale(netlab, cluster_factory, longer
         assert n.call("GET", "k2") is None, n.name
     assert n3.call("GET", "z") == b"unflushed"
     cl.coherence_round(30)
+
+
+def _never_dead(cl, observer, member, seconds):
+    """Polls observer's view of member for seconds; returns the states seen,
+    failing at once if it is ever dead."""
+    seen = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        st = observer.state_of(member)
+        seen.add(st)
+        assert st != "dead", "%s declared %s dead though another member reaches it\n%s" % (
+            observer.name, member, observer.log_tail(15))
+        time.sleep(0.05)
+    return seen
+
+
+def test_a_member_never_reached_but_reached_by_another_is_not_declared_dead(netlab,
+                                                                            cluster_factory):
+    """n1 and n2 never reach each other (an unreachable route both ways from
+    the start); n3 reaches both. Without a store, neither may declare the
+    other dead after dead_after: it is probed through n3 (by the address both
+    list it at, having never learned its name) and n3 says it reaches it.
+    Before the fix an unknown member was never probed and was declared dead
+    after dead_after while n3 reached it the whole time."""
+    dead_after = 2.0
+    netlab.block(0, 1)
+    cl = cluster_factory(3, netns=netlab.node_ns, addrs=netlab.addrs, start=False,
+                         options={"dead_after": int(dead_after * 1000)})
+    n1, n2, n3 = cl
+    for n in cl:
+        n.start()
+    cl.wait_state([n3], "n1", "alive", timeout=scaled(10))
+    cl.wait_state([n3], "n2", "alive", timeout=scaled(10))
+    seen = _never_dead(cl, n1, netlab.addrs[1] + ":7381", scaled(2.5 * dead_after))
+    seen |= _never_dead(cl, n2, netlab.addrs[0] + ":7381", 0.5)
+    assert "suspect" in seen, seen  # "reachable by other members"
+    assert n3.state_of("n1") == "alive" and n3.state_of("n2") == "alive"
+
+
+def test_a_member_unreachable_for_one_probe_round_is_probed_again(netlab, cluster_factory):
+    """n1 and n2 lose each other (n3 still reaches both); n2 then stops for
+    long enough that n3 cannot vouch for it in one probe round, so n1 marks
+    it unreachable; n2 resumes and n3 reaches it again. Without a store, n1
+    must probe n2 again and keep it alive (suspect), never declare it dead
+    after dead_after. Before the fix an unreachable member was never probed
+    again, and that one round made it dead dead_after later."""
+    dead_after = 2.0
+    cl = cluster_factory(3, netns=netlab.node_ns, addrs=netlab.addrs,
+                         options={"dead_after": int(dead_after * 1000)})
+    n1, n2, n3 = cl
+    netlab.block(0, 1)
+    cl.wait_state([n1], "n2", "suspect", timeout=scaled(5), interval=0.02)
+    n2.sigstop()
+    try:
+        cl.wait_state([n1], "n2", "unreachable", timeout=scaled(5), interval=0.02)
+    finally:
+        n2.sigcont()
+    cl.wait_state([n3], "n2", "alive", timeout=scaled(5), interval=0.02)
+    seen = _never_dead(cl, n1, "n2", scaled(2.5 * dead_after))
+    assert n1.state_of("n2") == "suspect", seen
