@@ -117,7 +117,8 @@ struct member {
     uint64_t in_applied;
     uint64_t start_version; /* its incarnation's first possible version (its SYNC) */
     int unknown_past;       /* the first incarnation of it we meet: check its SYNC */
-    uint64_t ack_due; /* send an ACK for in_applied at the end of the turn */
+    uint64_t ack_due; /* send an ACK for in_applied at the end of the turn
+                       * (set by ack_needed: it is then on cl->acks_due) */
     /* its PROPOSEs refused here that it has not resolved yet (no ABORT or
      * COMMIT of them seen): their NACKs go again on every new link, after
      * a SYNC that acknowledges nothing from the first of them on (a NACK
@@ -248,6 +249,16 @@ struct cluster {
     size_t log_bytes;
     size_t log_max_bytes;
     uint64_t batch_first; /* first flush number not yet sent to ready members */
+    /* the turn's batch, encoded once for every member (coherence.c
+     * send_batch): the FLUSH payloads in enc, one chunk per frame */
+    buf_t batch_enc;
+    struct batch_chunk {
+        uint64_t from, last;
+        size_t off, len;
+    } *chunks;
+    size_t nchunks, capchunks;
+    member_t **acks_due; /* members with ack_due set, each once (nmembers room) */
+    size_t nacks_due;
     uint64_t committed;   /* our writes up to this are committed (host.committed) */
     struct undecided {
         uint64_t seq;

@@ -382,6 +382,15 @@ static void send_aborts(member_t *m, uint64_t from, uint64_t last)
             send_abort(m->link, m->cl->incarnation, seq);
 }
 
+/* m's flushes applied here are to be acknowledged at the end of the turn. */
+static void ack_needed(member_t *m)
+{
+    if (m->ack_due)
+        return;
+    m->ack_due = 1;
+    m->cl->acks_due[m->cl->nacks_due++] = m;
+}
+
 /* Writes our flushes [from, last] (all in the log) as entries to b. */
 static void put_entries(cluster_t *cl, buf_t *b, uint64_t from, uint64_t last)
 {
@@ -436,7 +445,28 @@ int coherence_unit_next(cluster_t *cl, uint64_t seq)
     return seq >= log_first(cl) && seq <= cl->flush_seq && log_at(cl, seq)->unit_next;
 }
 
-/* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT. */
+/* Counts one FLUSH frame of our flushes [from, last] sent to m, and sends
+ * the ABORTs that follow it. */
+static void frame_sent(member_t *m, uint64_t from, uint64_t last)
+{
+    cluster_t *cl = m->cl;
+    send_aborts(m, from, last);
+    cl->counters.flush_frames_sent++;
+    cl->counters.flushes_sent += last - from + 1;
+    m->flushes_sent += last - from + 1;
+}
+
+/* Notes that m was sent our flushes up to to. */
+static void sent_upto(member_t *m, uint64_t to)
+{
+    if (to > m->sent_upto)
+        m->sent_upto = to;
+    if (!m->unacked_since && m->acked < m->sent_upto)
+        m->unacked_since = cluster_mono(m->cl);
+}
+
+/* Sends our flushes [from, to] to m, in frames of about FRAME_BATCH_SOFT
+ * (a replay: for this member alone, so encoded for it). */
 static void send_range(member_t *m, uint64_t from, uint64_t to)
 {
     cluster_t *cl = m->cl;
@@ -446,16 +476,59 @@ static void send_range(member_t *m, uint64_t from, uint64_t to)
         size_t s = peer_frame_begin(l, FRAME_FLUSH);
         coherence_encode(cl, &l->out, from, last);
         peer_frame_end(l, s);
-        send_aborts(m, from, last);
-        cl->counters.flush_frames_sent++;
-        cl->counters.flushes_sent += last - from + 1;
-        m->flushes_sent += last - from + 1;
+        frame_sent(m, from, last);
         from = last + 1;
     }
-    if (to > m->sent_upto)
-        m->sent_upto = to;
-    if (!m->unacked_since && m->acked < m->sent_upto)
-        m->unacked_since = cluster_mono(cl);
+    sent_upto(m, to);
+}
+
+/* Encodes our flushes [from, to] once into cl->batch_enc, one chunk per
+ * frame (the frames send_range would make). */
+static void encode_batch(cluster_t *cl, uint64_t from, uint64_t to)
+{
+    buf_clear(&cl->batch_enc);
+    cl->nchunks = 0;
+    while (from <= to) {
+        uint64_t last = coherence_frame_end(cl, from, to);
+        if (cl->nchunks == cl->capchunks) {
+            cl->capchunks = cl->capchunks ? 2 * cl->capchunks : 8;
+            cl->chunks = xrealloc(cl->chunks, cl->capchunks * sizeof(*cl->chunks));
+        }
+        struct batch_chunk *c = &cl->chunks[cl->nchunks++];
+        c->from = from;
+        c->last = last;
+        c->off = buf_len(&cl->batch_enc);
+        coherence_encode(cl, &cl->batch_enc, from, last);
+        c->len = buf_len(&cl->batch_enc) - c->off;
+        from = last + 1;
+    }
+}
+
+/* The turn's new flushes [from, to] to every ready member: encoded once,
+ * then each link copies the bytes into frames of its own (its header,
+ * sequence number and MAC), so the encoding costs O(batch), not
+ * O(batch x members). */
+static void send_batch(cluster_t *cl, uint64_t from, uint64_t to)
+{
+    int encoded = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_t *m = &cl->members[i];
+        if (!m->stream_ready || !m->link)
+            continue;
+        if (!encoded)
+            encode_batch(cl, from, to);
+        encoded = 1;
+        for (size_t c = 0; c < cl->nchunks; c++) {
+            const struct batch_chunk *k = &cl->chunks[c];
+            size_t s = peer_frame_begin(m->link, FRAME_FLUSH);
+            buf_append(&m->link->out, buf_head(&cl->batch_enc) + k->off, k->len);
+            peer_frame_end(m->link, s);
+            frame_sent(m, k->from, k->last);
+        }
+        sent_upto(m, to);
+    }
+    buf_clear(&cl->batch_enc);
+    buf_trim(&cl->batch_enc, 1u << 20);
 }
 
 void coherence_send_batches(cluster_t *cl)
@@ -465,29 +538,37 @@ void coherence_send_batches(cluster_t *cl)
     uint64_t from = cl->batch_first;
     if (from < log_first(cl))
         from = log_first(cl);
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        member_t *m = &cl->members[i];
-        if (m->stream_ready && m->link)
-            send_range(m, from, cl->flush_seq);
-    }
+    send_batch(cl, from, cl->flush_seq);
     cl->batch_first = cl->flush_seq + 1;
     batch_clear(cl);
     log_trim(cl);
 }
 
+static int member_order(const void *a, const void *b)
+{
+    const member_t *x = *(const member_t *const *)a, *y = *(const member_t *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* O(k log k) for the k members that need one, not O(members); sent in the
+ * members' order, as a scan of them would (the order of frames across
+ * links is part of what the simulator's seeds replay). */
 void coherence_send_acks(cluster_t *cl)
 {
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        member_t *m = &cl->members[i];
-        if (!m->ack_due || !m->link)
+    if (cl->nacks_due > 1)
+        qsort(cl->acks_due, cl->nacks_due, sizeof(member_t *), member_order);
+    for (size_t i = 0; i < cl->nacks_due; i++) {
+        member_t *m = cl->acks_due[i];
+        m->ack_due = 0;
+        if (!m->link)
             continue;
         link_t *l = m->link;
         size_t s = peer_frame_begin(l, FRAME_ACK);
         frame_put_u64(&l->out, m->in_inc);
         frame_put_u64(&l->out, m->in_applied);
         peer_frame_end(l, s);
-        m->ack_due = 0;
     }
+    cl->nacks_due = 0;
 }
 
 void coherence_send_commits(cluster_t *cl)
@@ -762,7 +843,7 @@ static void on_reset(member_t *m, frame_reader_t *r)
         drop_cache(m->cl, m, "replay log no longer covers what this node missed");
     m->cl->host.skipped_upto(m->cl->host.ud, version);
     m->in_applied = upto;
-    m->ack_due = 1;
+    ack_needed(m);
 }
 
 static void on_ack(member_t *m, frame_reader_t *r)
@@ -906,7 +987,7 @@ int coherence_apply_flush(member_t *m, frame_reader_t *r, int from_log)
         if (from_log)
             cl->counters.log_applied++;
     }
-    m->ack_due = 1;
+    ack_needed(m);
     return 0;
 }
 
@@ -1291,11 +1372,16 @@ int coherence_init(cluster_t *cl)
     cl->batch->cap = BATCH_MIN_SLOTS;
     cl->batch->slots = xcalloc(cl->batch->cap, sizeof(uint64_t));
     cl->batch->valid_from = 1;
+    buf_init(&cl->batch_enc);
+    cl->acks_due = xcalloc(cl->nmembers ? cl->nmembers : 1, sizeof(member_t *));
     return 0;
 }
 
 void coherence_free(cluster_t *cl)
 {
+    buf_free(&cl->batch_enc);
+    free(cl->chunks);
+    free(cl->acks_due);
     flushlog_free(cl);
     while (cl->log_len)
         log_drop_oldest(cl);
