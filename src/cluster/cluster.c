@@ -263,6 +263,7 @@ void cluster_tick(cluster_t *cl)
     else
         cl->had_majority |= cluster_reached(cl) > 0;
     member_tick(cl, now);
+    coherence_tick(cl);
     catchup_tick(cl, now);
     orphans_tick(cl, now);
     expire_handshakes(cl, now);

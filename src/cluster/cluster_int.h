@@ -204,6 +204,7 @@ typedef struct flush_entry {
     uint32_t klen;
     uint32_t vlen;
     int64_t expire_at;
+    int64_t at; /* cluster_mono when it was made (the log's age bound) */
     char *data; /* key then value, owned */
 } flush_entry_t;
 
@@ -387,6 +388,8 @@ member_t *member_by_name(cluster_t *cl, const char *name, size_t len);
 /* coherence.c: flush numbering, batching, replay, acks, the lease */
 int coherence_init(cluster_t *cl);
 void coherence_free(cluster_t *cl);
+/* The tick's part: trims the replay log to its age bound. */
+void coherence_tick(cluster_t *cl);
 void coherence_on_stream_start(member_t *m); /* link READY: send SYNC */
 void coherence_on_frame(member_t *m, const frame_hdr_t *h);
 void coherence_send_batches(cluster_t *cl);

@@ -57,6 +57,7 @@
 #include "mem.h"
 
 #define LOG_MAX_BYTES (64u << 20)
+#define LOG_MAX_AGE_MS (10 * 60 * 1000)
 /* How far the members' wall clocks may disagree (hlc.h): a member meeting a
  * new incarnation is replayed what it flushed up to this long before that
  * incarnation started. */
@@ -67,9 +68,13 @@
 /* The log holds our flushes [log_first, flush_seq], contiguous, in a ring of
  * log_cap entries indexed by (seq - 1) % log_cap. It keeps at most
  * replay_log entries and LOG_MAX_BYTES of keys and values once they are
- * sent, but never drops one that the members in contact have not been sent
- * yet (seq >= batch_first): a turn with more flushes than the limit grows
- * the ring instead, and the limit applies again after the batch went out. */
+ * sent, and none sent more than LOG_MAX_AGE_MS ago (the tick trims it, so
+ * an idle node gives the memory back; a member out of contact that long gets
+ * RESET on its return instead of a replay), but never drops one that the
+ * members in contact have not been sent yet (seq >= batch_first): a turn
+ * with more flushes than the limit grows the ring instead, and the limit
+ * applies again after the batch went out (test_writes.c:
+ * test_replay_log_is_bounded_by_age_but_keeps_what_is_unsent). */
 
 static uint64_t log_first(const cluster_t *cl)
 {
@@ -109,12 +114,18 @@ static int oldest_sent(const cluster_t *cl)
     return cl->log_len > 1 && log_first(cl) < cl->batch_first;
 }
 
-/* Drops sent entries beyond the count and byte limits. */
+/* Drops sent entries beyond the count, byte and age limits. */
 static void log_trim(cluster_t *cl)
 {
-    while (oldest_sent(cl) &&
-           (cl->log_len > cl->log_keep || cl->log_bytes > cl->log_max_bytes))
+    int64_t old = cluster_mono(cl) - LOG_MAX_AGE_MS;
+    while (oldest_sent(cl) && (cl->log_len > cl->log_keep || cl->log_bytes > cl->log_max_bytes ||
+                               log_at(cl, log_first(cl))->at < old))
         log_drop_oldest(cl);
+}
+
+void coherence_tick(cluster_t *cl)
+{
+    log_trim(cl);
 }
 
 /* ---- the per-turn dedupe index: seq of each distinct entry --------------- */
@@ -251,6 +262,7 @@ static uint64_t record(cluster_t *cl, uint8_t kind, const char *key, size_t klen
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
     e->expire_at = expire_at;
+    e->at = cluster_mono(cl);
     e->enc = 0;
     e->aborted = 0;
     e->unit_next = 0;

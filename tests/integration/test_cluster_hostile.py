@@ -153,8 +153,9 @@ def test_impostor_on_a_members_port(cluster_factory):
         assert_cluster_works(cl, rest)
         t0 = time.monotonic()
         assert rest[0].call("DEL", "imp:x") == 0
-        # Waiting for the impostor would take flush_timeout (5 s) or more.
-        assert time.monotonic() - t0 < 2.5, "a flush waited for the impostor"
+        # Waiting for the impostor would take flush_timeout (5 s) or more;
+        # a loaded machine may take a second, not four.
+        assert time.monotonic() - t0 < 4.0, "a flush waited for the impostor"
     finally:
         assert imp.terminate() == 0
     victim.start()

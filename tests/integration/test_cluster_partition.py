@@ -205,8 +205,9 @@ def test_partition_minority_serves_nothing_stale(netlab, cluster_factory, longer
         # out, that the majority never got.
         assert n2.call("DEL", "k2") == (0 if longer_than_dead_after else 1)
         marks["del2"] = time.monotonic()
-        # Waiting for n3's lease would take seconds; allow for a busy machine.
-        assert marks["del2"] - t0 < max(scaled(0.3), 0.8), "DEL waited %.3fs (n3's lease ran out)" % (
+        # Waiting for n3's lease would take LEASE_S (2 s); allow a busy
+        # machine most of that.
+        assert marks["del2"] - t0 < max(scaled(0.3), 1.5), "DEL waited %.3fs (n3's lease ran out)" % (
             marks["del2"] - t0)
         for n in (n1, n2):
             assert n.call("GET", "k1") is None and n.call("GET", "k2") is None

@@ -12,7 +12,13 @@ import time
 import helpers
 from conftest import scaled
 
-SLACK = 0.002  # seconds: both sides count whole milliseconds
+# Seconds: both sides count whole milliseconds (2 ms), and the server judges
+# a pipeline by the clock it read when its loop turn began, so a server
+# descheduled between that read and reading the request (a loaded machine)
+# judges it a little early: allow 20 ms for that, scaled. A key served a
+# whole expiry period late, or one that comes back, is still caught; the
+# exact millisecond boundary is unit-tested in test_cache.c.
+SLACK = 0.002 + scaled(0.020)
 
 
 def _values(conn, n):
