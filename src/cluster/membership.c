@@ -410,7 +410,7 @@ static int64_t unreachable_since(const member_t *m)
  * nor one a single failed round made UNREACHABLE during a short stall is
  * declared dead while the others reach it (tests/integration/
  * test_cluster_partition.py: a member another member reaches). */
-static void tick_unreached(member_t *m, int64_t now)
+static void tick_unreached(member_t *m, int64_t now, int cut_off)
 {
     cluster_t *cl = m->cl;
     if (m->probe_deadline && now > m->probe_deadline) {
@@ -420,11 +420,11 @@ static void tick_unreached(member_t *m, int64_t now)
     }
     if (!m->probe_deadline)
         start_probe(m, now);
-    if (now - unreachable_since(m) > cl->cfg->dead_after_ms && !cluster_cut_off(cl))
+    if (now - unreachable_since(m) > cl->cfg->dead_after_ms && !cut_off)
         member_set_state(m, MEMBER_DEAD, "unreachable for longer than dead_after");
 }
 
-static void tick_member(member_t *m, int64_t now)
+static void tick_member(member_t *m, int64_t now, int cut_off)
 {
     cluster_t *cl = m->cl;
     const config_t *cfg = cl->cfg;
@@ -438,7 +438,7 @@ static void tick_member(member_t *m, int64_t now)
     } else if (m->state == MEMBER_SUSPECT && now > m->probe_deadline) {
         probe_verdict(m, now);
     } else if ((m->state == MEMBER_UNREACHABLE || m->state == MEMBER_UNKNOWN) && !cl->arbiter) {
-        tick_unreached(m, now);
+        tick_unreached(m, now, cut_off);
     }
     if (m->knock && now > m->knock_deadline)
         peer_knock_cancel(m);
@@ -466,11 +466,15 @@ void member_row_lapse(cluster_t *cl, int64_t now)
     cl->row_lapsed_at = now;
 }
 
+/* O(members): whether this node is cut off is counted once for the tick (a
+ * death within it only makes that less likely, so the count stays on the
+ * safe side). */
 void member_tick(cluster_t *cl, int64_t now)
 {
     member_row_lapse(cl, now);
+    int cut_off = cluster_cut_off(cl);
     for (size_t i = 0; i < cl->nmembers; i++)
-        tick_member(&cl->members[i], now);
+        tick_member(&cl->members[i], now, cut_off);
 }
 
 /* ---- the store as arbiter ------------------------------------------------------ */
