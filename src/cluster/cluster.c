@@ -260,8 +260,6 @@ void cluster_tick(cluster_t *cl)
     int64_t now = cluster_mono(cl);
     if (cluster_cut_off(cl))
         cl->last_cut_off = now;
-    else
-        cl->had_majority |= cluster_reached(cl) > 0;
     member_tick(cl, now);
     coherence_tick(cl);
     catchup_tick(cl, now);
@@ -500,31 +498,17 @@ uint64_t cluster_incarnation(const cluster_t *cl)
     return cl ? cl->incarnation : 0;
 }
 
-/* How many members are not dead, and how many of them this node reaches. */
-static void count_reached(const cluster_t *cl, size_t *others, size_t *reached)
-{
-    *others = *reached = 0;
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        const member_t *m = &cl->members[i];
-        if (m->state == MEMBER_DEAD)
-            continue;
-        (*others)++;
-        *reached += m->link && m->state == MEMBER_ALIVE;
-    }
-}
-
-size_t cluster_reached(const cluster_t *cl)
-{
-    size_t others, reached;
-    count_reached(cl, &others, &reached);
-    return reached;
-}
-
 int cluster_cut_off(cluster_t *cl)
 {
     if (!cl)
         return 0;
-    size_t others, reached;
-    count_reached(cl, &others, &reached);
+    size_t others = 0, reached = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state == MEMBER_DEAD)
+            continue;
+        others++;
+        reached += m->link && m->state == MEMBER_ALIVE;
+    }
     return others > 0 && (reached + 1) * 2 < others + 1; /* a strict minority */
 }

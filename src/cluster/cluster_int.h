@@ -279,7 +279,6 @@ struct cluster {
     uint32_t presence_pending_n;
     int stopping;
     int64_t last_cut_off; /* last tick at which this node was cut off */
-    int had_majority;     /* a tick found it linked with a majority (cluster_tick) */
     /* catch-up (catchup.c) */
     int need_snapshot;    /* the cache started empty or was dropped */
     int64_t snap_since;   /* monotonic ms: when need_snapshot was set */
@@ -380,8 +379,6 @@ void member_row_lapse(cluster_t *cl, int64_t now);
 void member_on_ping(member_t *m, frame_reader_t *r);
 void member_on_pong(member_t *m, frame_reader_t *r);
 void member_on_probe(member_t *m, frame_reader_t *r);
-/* cluster.c: how many members this node reaches (linked and ALIVE) */
-size_t cluster_reached(const cluster_t *cl);
 void member_on_probed(member_t *m, frame_reader_t *r);
 member_t *member_by_name(cluster_t *cl, const char *name, size_t len);
 

@@ -20,9 +20,10 @@
  *                                                             tick_unreached
  *   any but ALIVE --its peer port refuses connections--> DEAD (its cohortd is
  *                   not running, so it can flush nothing)  member_knock_result
- *                   unless this node, once linked with a majority, is cut
- *                   off from it now (a firewall that rejects it looks the
- *                   same): then UNREACHABLE
+ *                   (a guess too: a firewall that rejects looks the same;
+ *                   but a node cut off from the majority by crashes must
+ *                   go on alone, and without a store nothing tells the two
+ *                   apart: test_keyspaces.py, the restart of all but one)
  *   UNREACHABLE/UNKNOWN --for dead_after, while this node reaches a
  *                   majority--> DEAD                          tick_unreached
  *
@@ -211,19 +212,11 @@ void member_knock_result(member_t *m, int refused)
         m->refused_at = cluster_mono(m->cl);
     if (!refused || m->state == MEMBER_DEAD || m->link)
         return;
-    cluster_t *cl = m->cl;
-    if (cl->arbiter) {
-        if (m->state != MEMBER_UNREACHABLE)
-            member_set_state(m, MEMBER_UNREACHABLE, "connection refused (the store decides "
-                                                    "whether it is dead)");
-    } else if (cluster_cut_off(cl) && cl->had_majority) {
-        if (m->state != MEMBER_UNREACHABLE)
-            member_set_state(m, MEMBER_UNREACHABLE, "connection refused while this node "
-                                                    "reaches no majority (a firewall may "
-                                                    "reject it)");
-    } else {
+    if (!m->cl->arbiter)
         member_set_state(m, MEMBER_DEAD, "connection refused: its cohortd is not running");
-    }
+    else if (m->state != MEMBER_UNREACHABLE)
+        member_set_state(m, MEMBER_UNREACHABLE, "connection refused (the store decides whether "
+                                                "it is dead)");
 }
 
 void member_heard(member_t *m)

@@ -22,10 +22,7 @@ real processes. Every test here failed on the binary before its fix.
   made flushes older than the values they were meant to remove;
 - a node just started, with a shared store, declaring dead every member it
   dials at an address no row shows (a proxy, NAT, a host name), and
-  replying its first flushes without them;
-- without a store, a node cut off from every member declaring them dead at
-  their first refused connection (a firewall that rejects) and serving its
-  whole cache.
+  replying its first flushes without them.
 """
 
 import os
@@ -37,7 +34,7 @@ import pytest
 import helpers
 from cluster_harness import CommandError, cluster_factory, requires_cohort  # noqa: F401
 from conftest import scaled
-from peer_proxy import PeerProxy, ordered_proxies
+from peer_proxy import PeerProxy
 from test_cluster_hostile import low_free_port
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
@@ -202,46 +199,6 @@ def test_reflected_frames_do_not_extend_the_lease(cluster_factory):
             assert c.call("GET", "k") is None
     finally:
         proxy.close()
-
-
-def test_refusals_seen_while_cut_off_declare_nobody_dead(cluster_factory):
-    """Without a store: both links of node a (the one that opens both of its
-    links, through proxies) are closed at once and its connections are
-    refused from then on, as behind a firewall that rejects; the other two
-    still reach each other and a's own port. a reaches no majority, so a refusal is no
-    proof there: it must not declare them dead and serve its cache. Once a
-    DEL through another node has replied, a must not serve the key. Before
-    the fix a declared both dead at the first refusal and served it."""
-    cl = cluster_factory(3, start=False, options=FAST)
-    peers, proxies = ordered_proxies(cl)
-    try:
-        for n in cl:
-            n.config = cl.node_config(n, peers=peers[n.name])
-        for n in cl:
-            n.start()
-        cl.wait_converged()
-        a = min(cl, key=lambda n: n.peer_address)
-        b = [n for n in cl if n is not a][0]
-        cl.fill([("k", "v")])
-        assert a.call("GET", "k") == b"v"
-        # Both of a's links end together and its dials are refused from
-        # then on (the listeners close first). A refusal that arrives while
-        # another link still looks up is believed: README, Membership.
-        cut = [p for p in proxies if a.name in p.pair]
-        for p in cut:
-            p.listener.close()
-        for p in cut:
-            p.reset()
-        cl.wait_state([a], b.name, ("unreachable", "dead"), timeout=scaled(10), interval=0.02)
-        with b.conn() as c:
-            assert c.call("DEL", "k", timeout=scaled(10)) == 1
-        assert a.call("GET", "k") is None, "a served k after b's DEL replied\n" + a.log_tail(30)
-        states = {m: d["state"] for m, d in a.members().items()}
-        assert "dead" not in states.values(), states
-        assert not a.serving()
-    finally:
-        for p in proxies:
-            p.close()
 
 
 # --- limits and time --------------------------------------------------------------
