@@ -420,6 +420,8 @@ uint64_t coherence_first_proposal(cluster_t *cl, uint64_t from, uint64_t to);
 void coherence_encode(cluster_t *cl, buf_t *b, uint64_t from, uint64_t to);
 /* The oldest of our flushes the replay log still holds. */
 uint64_t coherence_log_first(const cluster_t *cl);
+/* Slots of the turn's de-duplication index (tests). */
+size_t coherence_batch_slots(const cluster_t *cl);
 /* Something cluster_serving's bound reads may have moved down (a member's
  * state, a lease voided, our row lost, the store's arbitration, a catch-up
  * needed): the cached bound is recomputed at the next read (S1). A lease

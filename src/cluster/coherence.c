@@ -73,7 +73,7 @@
  * RESET on its return instead of a replay), but never drops one that the
  * members in contact have not been sent yet (seq >= batch_first): a turn
  * with more flushes than the limit grows the ring instead, and the limit
- * applies again after the batch went out (test_writes.c:
+ * applies again after the batch went out (test_replay_log.c:
  * test_replay_log_is_bounded_by_age_but_keeps_what_is_unsent). */
 
 static uint64_t log_first(const cluster_t *cl)
@@ -135,7 +135,9 @@ void coherence_tick(cluster_t *cl)
  * lookups and overwritten by inserts, so ending a turn, or a SEED (which
  * orders later flushes of its key after it), costs O(1) instead of clearing
  * the table; the table is rebuilt, at the size its live entries need, when
- * stale and live entries together fill half of it. */
+ * stale and live entries together fill half of it, and given back at the
+ * end of a turn far smaller than it (batch_shrink; test_replay_log.c:
+ * test_dedupe_index_shrinks_after_a_large_turn). */
 typedef struct batch_index {
     uint64_t *slots;     /* flush numbers, 0 = empty */
     size_t cap;          /* power of two */
@@ -211,6 +213,26 @@ static void batch_rebuild(cluster_t *cl)
         if (batch_live(cl, old[i]))
             batch_place(cl, old[i]);
     free(old);
+}
+
+/* At the end of a turn, when the table is far larger than that turn needed
+ * (a turn of a million flushes before it), gives the memory back: every
+ * entry is stale by then, so a fresh minimal table loses nothing, and a
+ * later large turn grows it again by doubling (amortized O(1) per flush). */
+static void batch_shrink(cluster_t *cl, uint64_t turn_entries)
+{
+    batch_index_t *b = cl->batch;
+    if (b->cap <= BATCH_MIN_SLOTS || 16 * (turn_entries + 1) >= b->cap)
+        return;
+    free(b->slots);
+    b->slots = xcalloc(BATCH_MIN_SLOTS, sizeof(uint64_t));
+    b->cap = BATCH_MIN_SLOTS;
+    b->occupied = 0;
+}
+
+size_t coherence_batch_slots(const cluster_t *cl)
+{
+    return cl->batch->cap;
 }
 
 static void batch_add(cluster_t *cl, uint64_t seq)
@@ -545,14 +567,18 @@ static void send_batch(cluster_t *cl, uint64_t from, uint64_t to)
 
 void coherence_send_batches(cluster_t *cl)
 {
-    if (cl->flush_seq < cl->batch_first)
+    if (cl->flush_seq < cl->batch_first) {
+        batch_shrink(cl, 0);
         return;
+    }
     uint64_t from = cl->batch_first;
     if (from < log_first(cl))
         from = log_first(cl);
     send_batch(cl, from, cl->flush_seq);
+    uint64_t turn_entries = cl->flush_seq + 1 - cl->batch_first;
     cl->batch_first = cl->flush_seq + 1;
     batch_clear(cl);
+    batch_shrink(cl, turn_entries);
     log_trim(cl);
 }
 
