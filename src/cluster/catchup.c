@@ -20,9 +20,10 @@
  *      member it asked, or every member not gone answered that it is
  *      catching up too (a cold start of the whole cluster, or every holder
  *      gone: nobody has all the data). Without the store, a member held
- *      DEAD is gone only once a connection to it was refused since the
- *      catch-up began, or nothing was heard from it for dead_after within
- *      it (WRITES.md rule 25; ctest sim_writes_seed231_recheck).
+ *      DEAD is gone only while a connection to it refused since the
+ *      catch-up began is fresh (REFUSAL_FRESH_MS), or once nothing was
+ *      heard from it for dead_after within it (WRITES.md rules 25 and 44;
+ *      ctest sim_writes_seed231_recheck, sim_writes_seed382_stale_refusal).
  *   2. A node catching up itself answers a request with SNAP_WAITING (ask
  *      again later) while a member it does not know dead said it holds data
  *      (answered not serving, or sent a whole snapshot): the requester may
@@ -69,21 +70,52 @@
 
 enum { RECON_NONE, RECON_ASK, RECON_ASKED }; /* member_t.recon */
 
-/* 1 when m counts as gone for a catch-up (WRITES.md rule 25). With the
- * store as arbiter, DEAD is the store's word. Without it, DEAD came from a
- * refused connection, a goodbye or dead_after, and a member held dead since
- * before this catch-up began may have started again behind a cut and hold
- * what was written since: it counts once a connection to it was refused
- * since the catch-up began, or nothing was heard from it for dead_after
- * within the catch-up. */
+/* How long a refusal proves a member gone for a catch-up. The tick decides
+ * every TICK_MS (10 ms), so only a stall of this node (a pause, a long
+ * batch) lets a refusal age past it; a member may have started again
+ * meanwhile, so it is knocked at once more (WRITES.md rule 44). */
+#define REFUSAL_FRESH_MS (3 * RETRY_MS)
+
+/* 1 when m is gone by silence alone (no refusal needed): the store says it
+ * is dead, or nothing was heard from it for dead_after within the
+ * catch-up. */
+static int gone_silent(const cluster_t *cl, const member_t *m, int64_t now)
+{
+    if (cl->arbiter)
+        return 1;
+    int64_t heard = m->last_heard > cl->snap_since ? m->last_heard : cl->snap_since;
+    return now - heard >= cl->cfg->dead_after_ms;
+}
+
+/* 1 when m counts as gone for a catch-up (WRITES.md rules 25 and 44). With
+ * the store as arbiter, DEAD is the store's word. Without it, DEAD came
+ * from a refused connection, a goodbye or dead_after, and a member held
+ * dead since before this catch-up began may have started again behind a
+ * cut and hold what was written since: it counts while a connection to it
+ * refused since the catch-up began is fresh, or once nothing was heard
+ * from it for dead_after within the catch-up. */
 static int gone(const cluster_t *cl, const member_t *m, int64_t now)
 {
     if (m->state != MEMBER_DEAD)
         return 0;
-    if (cl->arbiter || m->refused_at >= cl->snap_since)
+    if (m->refused_at >= cl->snap_since && now - m->refused_at < REFUSAL_FRESH_MS)
         return 1;
-    int64_t heard = m->last_heard > cl->snap_since ? m->last_heard : cl->snap_since;
-    return now - heard >= cl->cfg->dead_after_ms;
+    return gone_silent(cl, m, now);
+}
+
+int64_t catchup_gone_until(const cluster_t *cl, int64_t now)
+{
+    int64_t until = INT64_MAX;
+    if (!cl->need_snapshot)
+        return until;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const member_t *m = &cl->members[i];
+        if (m->state != MEMBER_DEAD || m->refused_at < cl->snap_since || gone_silent(cl, m, now))
+            continue;
+        if (m->refused_at + REFUSAL_FRESH_MS < until)
+            until = m->refused_at + REFUSAL_FRESH_MS;
+    }
+    return until;
 }
 
 int cluster_catching_up(const cluster_t *cl)

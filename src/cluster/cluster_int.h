@@ -430,8 +430,9 @@ static inline void serving_lowered(cluster_t *cl)
 {
     cl->serving_stale = 1;
 }
-/* 1 when the cached bound is above what the leases allow now (S1 broken:
- * a lowering change without serving_lowered); the simulator checks it. */
+/* 1 when the cached bound, still ahead of the clock, is above what the
+ * leases allow now (S1 broken: a lowering change without serving_lowered);
+ * the simulator checks it. */
 int cluster_serving_cache_broken(cluster_t *cl);
 /* The last flush from 'from' on (at most to) of the frame that starts at it
  * (units whole: coherence.c, U1). */
@@ -466,6 +467,9 @@ void storeid_on_frame(member_t *m, const frame_hdr_t *h);
 /* The cache is empty or was dropped: ask a member before serving. */
 void catchup_needed(cluster_t *cl);
 void catchup_tick(cluster_t *cl, int64_t now);
+/* While a catch-up has every member gone, the time at which the first
+ * refusal that makes one gone goes stale (INT64_MAX: none; catchup.c). */
+int64_t catchup_gone_until(const cluster_t *cl, int64_t now);
 /* Sends the next chunk of each answer in progress (end of turn). */
 void catchup_send(cluster_t *cl);
 void catchup_on_frame(member_t *m, const frame_hdr_t *h);

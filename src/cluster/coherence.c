@@ -1325,13 +1325,15 @@ static int64_t lease_of(const member_t *m)
 }
 
 /* Until when this node may serve: INT64_MIN while catching up, else the
- * earliest of our row's end (others may declare us dead after it) and the
- * leases on the members not dead. O(members). */
+ * earliest of our row's end (others may declare us dead after it), the
+ * leases on the members not dead, and, while a catch-up counts every
+ * member gone, the end of the freshness of the refusals it counts.
+ * O(members). */
 static int64_t serving_bound(cluster_t *cl)
 {
     if (cluster_catching_up(cl))
         return INT64_MIN;
-    int64_t until = INT64_MAX;
+    int64_t until = catchup_gone_until(cl, cluster_mono(cl));
     if (cl->arbiter && cl->own_row_until < until)
         until = cl->own_row_until;
     for (size_t i = 0; i < cl->nmembers; i++) {
@@ -1343,8 +1345,10 @@ static int64_t serving_bound(cluster_t *cl)
 }
 
 /* S1 (cluster_serving_cache_broken, checked by the simulator every step):
- * the cached bound is never above serving_bound(). It is recomputed when
- * reached (a lease extended since only raises the true bound) and after
+ * the cached bound, while ahead of the clock, is never above
+ * serving_bound(). It is recomputed when reached (a lease extended since
+ * only raises the true bound; the end of the refusal that lets a catch-up
+ * serve as is is part of the bound: catchup_gone_until) and after
  * serving_lowered(), which every change that can lower it calls. So a read
  * costs O(1) but once per lease period or state change. */
 int cluster_serving(cluster_t *cl)
@@ -1361,7 +1365,10 @@ int cluster_serving(cluster_t *cl)
 
 int cluster_serving_cache_broken(cluster_t *cl)
 {
-    return !cl->serving_stale && cl->serving_until > serving_bound(cl);
+    /* A bound the clock has passed is recomputed before use: only one
+     * still ahead must hold (a refusal's freshness ends with time). */
+    return !cl->serving_stale && cl->serving_until > cluster_mono(cl) &&
+           cl->serving_until > serving_bound(cl);
 }
 
 int64_t cluster_serving_left_ms(cluster_t *cl)
