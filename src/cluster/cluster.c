@@ -156,6 +156,16 @@ static int is_local_ip(const config_t *cfg, const char *ip)
     return found;
 }
 
+/* 1 for an address that binds every interface (0.0.0.0, ::). */
+static int is_wildcard(const char *ip)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, ip, &a4) == 1)
+        return a4.s_addr == htonl(INADDR_ANY);
+    return inet_pton(AF_INET6, ip, &a6) == 1 && memcmp(&a6, &in6addr_any, sizeof(a6)) == 0;
+}
+
 static int setup_members(cluster_t *cl, char *err, size_t errlen)
 {
     const config_t *cfg = cl->cfg;
@@ -166,6 +176,7 @@ static int setup_members(cluster_t *cl, char *err, size_t errlen)
     }
     cl->members = xcalloc(cfg->peers.n ? cfg->peers.n : 1, sizeof(member_t));
     snprintf(cl->self_id, sizeof(cl->self_id), "%s:%d", cfg->cluster_bind, cfg->cluster_port);
+    int self_listed = 0;
     for (size_t i = 0; i < cfg->peers.n; i++) {
         member_t *m = &cl->members[cl->nmembers];
         int port = 0;
@@ -179,6 +190,7 @@ static int setup_members(cluster_t *cl, char *err, size_t errlen)
         if (port == cfg->cluster_port && is_local_ip(cfg, ip)) {
             snprintf(cl->self_id, sizeof(cl->self_id), "%s", m->id);
             memset(m, 0, sizeof(*m));
+            self_listed = 1;
             continue; /* this node itself */
         }
         for (size_t j = 0; j < cl->nmembers; j++) {
@@ -192,6 +204,17 @@ static int setup_members(cluster_t *cl, char *err, size_t errlen)
         m->state = MEMBER_UNKNOWN;
         m->backoff_ms = 50;
         cl->nmembers++;
+    }
+    /* Who dials whom, and this node's rank (the tie-breaker of its
+     * versions, unique in the cluster), come from its own address among
+     * the members'. Bound to every interface and missing from its list, it
+     * cannot know that address: it would take itself for the smallest, dial
+     * members that dial it too, and share a rank with another node. */
+    if (cl->nmembers && !self_listed && is_wildcard(cfg->cluster_bind)) {
+        snprintf(err, errlen, "peer: this node is not in its own peer list and [cluster] bind "
+                 "%s is every address, so its place among the members is unknown; list it "
+                 "(the same list on every node) or bind its peer address", cfg->cluster_bind);
+        return -1;
     }
     cl->tag = 1; /* this node's rank by peer address, from 1 */
     for (size_t i = 0; i < cl->nmembers; i++) {

@@ -321,3 +321,28 @@ def test_a_member_unreachable_for_one_probe_round_is_probed_again(netlab, cluste
     cl.wait_state([n3], "n2", "alive", timeout=scaled(5), interval=0.02)
     seen = _never_dead(cl, n1, "n2", scaled(2.5 * dead_after))
     assert n1.state_of("n2") == "suspect", seen
+
+
+
+def test_a_node_bound_to_every_address_must_find_itself_in_its_peer_list(netlab,
+                                                                       cluster_factory):
+    """n3 binds its peer port to every address of its host. Listed in its
+    own peer list, it finds itself there and joins. Missing from it, it
+    cannot know its own address among the members': before the fix it took
+    itself for the smallest, dialled members that dialled it too (a second
+    link per pair) and shared its version rank with n1; now it refuses to
+    start and says why."""
+    cl = cluster_factory(3, netns=netlab.node_ns, addrs=netlab.addrs, start=False)
+    n1, n2, n3 = cl
+    n3.config["cluster"]["bind"] = "0.0.0.0"
+    n3.config["cluster"]["peer"] = ["%s:7381" % a for a in netlab.addrs[:2]]
+    n3.expect_clean_exit = False
+    n3.start(wait_ready=False)
+    assert n3.proc.wait(timeout=scaled(10)) != 0, n3.log_tail(20)
+    assert "not in its own peer list" in n3.log_text(), n3.log_tail(20)
+    n3.config["cluster"]["peer"] = ["%s:7381" % a for a in netlab.addrs]
+    for n in cl:
+        n.start(wait_ready=False)
+    for n in cl:
+        n.wait_ready()
+    cl.wait_converged(timeout=10.0)
