@@ -226,7 +226,7 @@ struct cluster {
     uint64_t incarnation;
     uint64_t rng; /* cluster_random's state, never 0 */
     uint16_t tag; /* this node's version tag (cluster_version_tag) */
-    uint64_t log_dropped_version; /* version of the newest entry dropped from the log */
+    uint64_t log_dropped_version; /* largest version of the entries dropped from the log */
     int64_t (*clock)(void *ud); /* the monotonic clock in ms; NULL: clock_mono_ms */
     void *clock_ud;
     uv_tcp_t listener;

@@ -89,7 +89,8 @@ static flush_entry_t *log_at(cluster_t *cl, uint64_t seq)
 static void log_drop_oldest(cluster_t *cl)
 {
     flush_entry_t *e = log_at(cl, log_first(cl));
-    cl->log_dropped_version = e->version;
+    if (e->version > cl->log_dropped_version)
+        cl->log_dropped_version = e->version;
     cl->log_bytes -= mem_usable(e->data);
     free(e->data);
     e->data = NULL;
@@ -773,9 +774,24 @@ static int read_inc_seq(frame_reader_t *r, uint64_t *inc, uint64_t *seq)
     return frame_reader_done(r);
 }
 
+/* The largest version among our flushes up to upto, the dropped ones
+ * included. Not the version of flush upto: a PROPOSE carries the version of
+ * the write it makes, which may be older than flushes numbered before it
+ * (WRITES.md rule 45). Linear in the log, like the replay that follows a
+ * RESET; only a reconnect sends one. */
+static uint64_t max_version_upto(cluster_t *cl, uint64_t upto)
+{
+    uint64_t v = cl->log_dropped_version;
+    for (uint64_t seq = log_first(cl); seq <= upto && seq <= cl->flush_seq; seq++)
+        if (log_at(cl, seq)->version > v)
+            v = log_at(cl, seq)->version;
+    return v;
+}
+
 /* Sends RESET: the member's stream of our flushes restarts after upto; with
  * skip set, what it did not get was older than its incarnation and it keeps
- * its cache, else it drops it. */
+ * its cache, else it drops it. Either way the member's floor rises to every
+ * version it did not get. */
 static void send_reset(member_t *m, uint64_t upto, int skip)
 {
     cluster_t *cl = m->cl;
@@ -784,8 +800,7 @@ static void send_reset(member_t *m, uint64_t upto, int skip)
     frame_put_u64(&l->out, cl->incarnation);
     frame_put_u64(&l->out, upto);
     frame_put_u8(&l->out, skip ? RESET_SKIP : 0);
-    frame_put_u64(&l->out, upto >= log_first(cl) ? log_at(cl, upto)->version
-                                                 : cl->log_dropped_version);
+    frame_put_u64(&l->out, max_version_upto(cl, upto));
     peer_frame_end(l, s);
     m->sent_upto = upto;
     if (!m->unacked_since)
