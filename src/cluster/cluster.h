@@ -135,6 +135,10 @@ uint64_t cluster_seed(cluster_t *cl, const char *key, size_t klen, const char *v
  * proposal of its key from the same value overtook it here (WRITES.md rule
  * 22); counted in writes_yielded. */
 void cluster_abort_proposal(cluster_t *cl, uint64_t seq);
+/* Refuses (NACKs, until it resolves it) member origin's proposal seq,
+ * though this node acknowledged it: another member's newer proposal of its
+ * key took its place here before it was decided (WRITES.md rule 47). */
+void cluster_refuse_write(cluster_t *cl, int origin, uint64_t seq);
 /* A write of a replicated key (already applied here with version, one step
  * above the version it read: hlc_after): members holding a newer version
  * refuse it, and it aborts (host.aborted with CLUSTER_SELF). */

@@ -984,6 +984,12 @@ void cluster_abort_proposal(cluster_t *cl, uint64_t seq)
     }
 }
 
+void cluster_refuse_write(cluster_t *cl, int origin, uint64_t seq)
+{
+    if (cl)
+        refuse_undecided(cl, origin, seq);
+}
+
 /* m resolved its write seq (aborted it), or every write up to it (commit). */
 static void resolved(member_t *m, uint64_t seq, int upto)
 {

@@ -248,18 +248,26 @@ int inflight_undecided_rmw(const inflight_t *t, const char *key, size_t klen)
     return p && p->seq && p->rmw;
 }
 
-int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq)
+int inflight_rmw(const inflight_t *t, const char *key, size_t klen, int *origin, uint64_t *seq)
 {
     entry_t *e = t->n ? *find(t, key, klen) : NULL;
-    if (!e || !e->rmw || e->aborted || e->origin != INFLIGHT_SELF)
+    if (!e || !e->rmw || e->aborted)
         return 0;
+    *origin = e->origin;
     *seq = e->seq;
     return 1;
 }
 
-/* Where a value of version v goes in key's chain (newer to older), or NULL
- * when key has no entry newer than v or the chain holds v already. */
-static prior_t **chain_slot(inflight_t *t, const char *key, size_t klen, uint64_t v)
+int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq)
+{
+    int origin;
+    return inflight_rmw(t, key, klen, &origin, seq) && origin == INFLIGHT_SELF;
+}
+
+/* Where a value of version v goes in key's chain (newer to older): the slot
+ * of the first value not newer than v, or NULL when key has no entry newer
+ * than v. */
+static prior_t **chain_at(inflight_t *t, const char *key, size_t klen, uint64_t v)
 {
     entry_t *e = t->n ? *find(t, key, klen) : NULL;
     if (!e || v >= e->version)
@@ -267,15 +275,35 @@ static prior_t **chain_slot(inflight_t *t, const char *key, size_t klen, uint64_
     prior_t **at = &e->prior;
     while (*at && (*at)->version > v)
         at = &(*at)->below;
-    return *at && (*at)->version == v ? NULL : at;
+    return at;
+}
+
+/* chain_at, or NULL when the chain holds v already. */
+static prior_t **chain_slot(inflight_t *t, const char *key, size_t klen, uint64_t v)
+{
+    prior_t **at = chain_at(t, key, klen, v);
+    return at && *at && (*at)->version == v ? NULL : at;
 }
 
 void inflight_prior_refused(inflight_t *t, const char *key, size_t klen,
                             const inflight_prior_t *v, int origin, uint64_t seq)
 {
-    prior_t **at = chain_slot(t, key, klen, v->version);
+    prior_t **at = chain_at(t, key, klen, v->version);
     if (!at)
         return;
+    prior_t *same = *at && (*at)->version == v->version ? *at : NULL;
+    if (same) {
+        /* A writer proposes again at one version only after it aborted
+         * the first (rule 29): the retry takes the aborted one's place, so
+         * it stands undecided below the newer write until its maker
+         * decides (WRITES.md rule 46). Anything else is the same value. */
+        int retry = same->seq && same->origin == origin && seq > same->seq;
+        if (!retry)
+            return;
+        *at = same->below;
+        same->below = NULL;
+        free_priors(same);
+    }
     prior_t *r = prior_copy(v, origin, seq); /* its maker's COMMIT or ABORT decides */
     r->rmw = 1;
     r->below = *at;

@@ -69,8 +69,10 @@ void inflight_mark_rmw(inflight_t *t, const char *key, size_t klen, int origin, 
  * SEED in flight always commits): its newest write's, or, that one aborted,
  * the value standing below it. */
 int inflight_undecided_rmw(const inflight_t *t, const char *key, size_t klen);
-/* 1 when key's write in flight is this node's read-modify-write, not
- * aborted: *seq is its flush number. */
+/* 1 when key's write in flight is a read-modify-write, not aborted:
+ * *origin is its writer (INFLIGHT_SELF or a member), *seq its flush number. */
+int inflight_rmw(const inflight_t *t, const char *key, size_t klen, int *origin, uint64_t *seq);
+/* inflight_rmw, for this node's own only. */
 int inflight_own_rmw(const inflight_t *t, const char *key, size_t klen, uint64_t *seq);
 /* A member's proposal v (origin, seq) of key, refused here for key's newer
  * write in flight: kept in the chain of what that one replaced, in flight

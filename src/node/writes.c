@@ -144,8 +144,9 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
     int valued = kind == VOP_SEED || kind == FLUSH_PROPOSE;
     writes_prior_t prior = {NULL, 0, 0, 0, 0, 0};
     if (kind == FLUSH_PROPOSE) {
-        uint64_t own;
-        int ours = inflight_own_rmw(w->inflight, k, klen, &own);
+        int maker;
+        uint64_t made;
+        int rmw = inflight_rmw(w->inflight, k, klen, &maker, &made);
         uint64_t fl = inflight_version(w->inflight, k, klen);
         writes_prior_take(w, k, klen, &prior);
         if (!apply_proposal(w, k, klen, val, vlen, expire_at, enc, version, origin, seq)) {
@@ -156,8 +157,10 @@ int writes_apply(const writes_t *w, int kind, const char *k, size_t klen, const 
             }
             return 0;
         }
-        if (ours && version > fl) /* a newer one from the same value: ours aborts */
-            cluster_abort_proposal(w->cluster, own);
+        if (rmw && version > fl && maker == INFLIGHT_SELF) /* ours aborts (rule 22) */
+            cluster_abort_proposal(w->cluster, made);
+        else if (rmw && version > fl && maker != origin) /* theirs is refused (rule 47) */
+            cluster_refuse_write(w->cluster, maker, made);
     }
     size_t done = 1;
     flushmark_set_stamp(w->recent, w->mono_ms);

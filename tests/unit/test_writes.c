@@ -157,6 +157,23 @@ static void two_locks_from_one_value(world_t *x)
 }
 
 /* The value key's write in flight would give back: version and bytes. */
+/* ctr = was, committed; then member 2's INCR of it (flush seq2, version
+ * *lower) and member 1's from the same value (flush seq1, *higher: the
+ * higher tag), both taken here, in that order. */
+static void two_members_from_one_value(world_t *x, const char *was, const char *val,
+                                       uint64_t seq2, uint64_t seq1, uint64_t *lower,
+                                       uint64_t *higher)
+{
+    uint64_t base = member_version(WALL - 60);
+    member_seed(x, "ctr", was, base);
+    writes_committed(&x->w, 0, 1);
+    *lower = base + (1 << HLC_TAG_BITS);
+    *higher = *lower + 1;
+    assert_int_equal(
+        writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K(val), 0, 0, *lower, 2, seq2), 1);
+    member_propose(x, "ctr", val, *higher, seq1);
+}
+
 static void assert_gives_back(world_t *x, const char *key, uint64_t version, const char *val)
 {
     inflight_prior_t p;
@@ -393,6 +410,32 @@ static void test_sweep_waits_for_an_undecided_value_below(void **state)
     assert_string_equal(value(x, "ctr"), "149");
 }
 
+/* A member's retry at the version of its aborted proposal, refused for a
+ * newer aborted write, stands below that write undecided (WRITES.md rule
+ * 46; sim --writes seed 2990 of crash,stop,pause,cut): member 2's INCR
+ * (flush 69) lost to member 1's from the same 127, both aborted; member 2
+ * ran it again at the same version (flush 103), refused here for member
+ * 1's aborted entry. The chain held flush 69's aborted copy at that
+ * version and kept it in place of the retry, so the sweep gave back 127
+ * while member 2 committed 128 without waiting for this node. */
+static void test_retry_refused_for_an_aborted_write_stands_below_it(void **state)
+{
+    world_t *x = *state;
+    uint64_t lower, higher;
+    two_members_from_one_value(x, "127", "128", 69, 59, &lower, &higher);
+    writes_aborted(&x->w, 2, 69);
+    writes_aborted(&x->w, 1, 59);
+    assert_int_equal(
+        writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("128"), 0, 0, lower, 2, 103), 0);
+    writes_sweep(&x->w, WALL + 1);
+    assert_int_equal(inflight_version(x->inflight, K("ctr")), higher); /* waits */
+    writes_committed(&x->w, 2, 103);
+    assert_gives_back(x, "ctr", lower, "128");
+    writes_sweep(&x->w, WALL + 1);
+    assert_int_equal(inflight_version(x->inflight, K("ctr")), 0);
+    assert_string_equal(value(x, "ctr"), "128");
+}
+
 /* Rule 28 after the commit (WRITES.md rule 36, sim seed 443's kind): our
  * INCR from 198 committed and left the in-flight table; a member's PROPOSE
  * from the same 198 (same counter, a higher tag) arrives late and its writer
@@ -447,13 +490,8 @@ static void test_gone_writers_proposal_taken_while_catching_up_waits_for_the_sna
 static void test_gone_writers_aborted_proposal_waits_for_the_value_below(void **state)
 {
     world_t *x = *state;
-    uint64_t base = member_version(WALL - 60);
-    member_seed(x, "ctr", "149", base);
-    writes_committed(&x->w, 0, 1);
-    uint64_t below = base + (1 << HLC_TAG_BITS), over = below + 1;
-    assert_int_equal(
-        writes_apply(&x->w, FLUSH_PROPOSE, K("ctr"), K("150"), 0, 0, below, 2, 102), 1);
-    member_propose(x, "ctr", "150", over, 78);
+    uint64_t below, over;
+    two_members_from_one_value(x, "149", "150", 102, 78, &below, &over);
     writes_aborted(&x->w, 1, 78);
     writes_origin_gone(&x->w, 1);
     assert_int_equal(inflight_version(x->inflight, K("ctr")), over); /* waits */
@@ -691,6 +729,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_proposal_that_aborts_gives_back_the_base,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_proposal_is_kept_below_members_write,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_refused_for_an_aborted_write_stands_below_it,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_waits_for_an_undecided_value_below, setup,
                                         teardown),
