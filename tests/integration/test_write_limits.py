@@ -19,6 +19,7 @@ import redis
 
 from cluster_harness import cluster_factory, requires_cohort  # noqa: F401
 from conftest import scaled
+from helpers import wait_for
 
 pytestmark = [requires_cohort, pytest.mark.cohort_only]
 
@@ -40,6 +41,18 @@ def small_limit_cluster(cluster_factory):
     cl[0].config["client"]["max_bulk_len"] = "128mb"
     cl[2].config["client"]["max_bulk_len"] = "1mb"
     return cl.start()
+
+
+def strlen_served(c, key):
+    """STRLEN of key, or None while the node answers TRYAGAIN (shipping a
+    64 MB value to every member can outlast the lease on a loaded machine:
+    the node serves again once the members answered)."""
+    try:
+        return c.strlen(key)
+    except redis.exceptions.ResponseError as e:
+        if str(e).startswith("TRYAGAIN"):
+            return None
+        raise
 
 
 def assert_links_up(cl, before):
@@ -82,6 +95,9 @@ def test_a_value_over_the_clusters_limit_is_refused_and_nothing_is_written(clust
     # A read-modify-write that would grow past it: APPEND through n1 (whose
     # own max_bulk_len allows the result).
     assert clients[1].set("grow", b"g" * (FRAME_VALUE_MAX - 10)) is True
+    for c in clients:
+        got = wait_for(lambda: strlen_served(c, "grow"), scaled(30))
+        assert got == FRAME_VALUE_MAX - 10
     with pytest.raises(redis.exceptions.ResponseError, match="value too large to replicate"):
         clients[0].append("grow", b"0123456789ab")
     for c in clients:
