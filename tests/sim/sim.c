@@ -96,7 +96,8 @@ typedef struct node {
     uint64_t committed_self;
     int holds; /* --writes: holds the replicated keys (wop_holders) */
     int lapsed; /* --store: its row lapsed since it last caught up: what it
-                 * holds is no copy (wop_holders) */
+                 * holds is no copy (wop_holders); 2: a catch-up began
+                 * since, while the row was still lapsed */
     uint64_t aborts[64]; /* own proposals refused since the last recheck */
     size_t naborts;
     int waits_dirty;
@@ -1218,15 +1219,24 @@ static void wop_all_down(void)
  * what it holds stops counting as a copy, as a crashed node's, until it
  * caught up again (renewing its row is not enough: a member that read the
  * row expired went on without it; seed 759 of 20 s --store
- * crash,stop,pause,cut --writes). */
+ * crash,stop,pause,cut --writes); a catch-up that began while the row was
+ * still lapsed counts too, once the row is renewed (seed 12 of the same:
+ * every member dropped its cache, the lapsed node found nobody to catch up
+ * with and served as is, and nothing else told the model every copy was
+ * gone). */
 static void wop_holders(void)
 {
     for (int i = 0; i < W.nnodes; i++) {
         node_t *n = &W.nodes[i];
-        if (n->cl && sim_store_row_lapsed(i))
-            n->holds = 0, n->lapsed = 1;
-        else if (n->cl && n->lapsed && cluster_catching_up(n->cl))
+        if (!n->cl)
+            continue;
+        int catching_up = cluster_catching_up(n->cl);
+        if (sim_store_row_lapsed(i)) {
+            n->holds = 0;
+            n->lapsed = catching_up || n->lapsed == 2 ? 2 : 1;
+        } else if (n->lapsed && (catching_up || n->lapsed == 2)) {
             n->lapsed = 0; /* a catch-up since: a copy again once it is done */
+        }
     }
     int any = 0;
     for (int i = 0; i < W.nnodes; i++)
