@@ -126,6 +126,12 @@ struct member {
      * refused write: found by sim --writes) */
     uint64_t nacked[16];
     size_t nnacked;
+    /* [i]: nacked[i] was refused after an ACK or SYNC that covered it (a
+     * drop, rule 21; a member's proposal taken over it, rule 47): the
+     * writer may have committed on that acknowledgement, so the refusal is
+     * never reported as voiding it (orphans.c; WRITES.md rule 48) */
+    unsigned char nacked_late[16];
+    uint64_t in_acked; /* the most of in_applied an ACK or SYNC told it */
     /* its writes in flight once it died, settled before their replay
      * (orphans.c) */
     int orph_pending;         /* their replay waits for the members' reports */

@@ -606,6 +606,8 @@ void coherence_send_acks(cluster_t *cl)
         frame_put_u64(&l->out, m->in_inc);
         frame_put_u64(&l->out, m->in_applied);
         peer_frame_end(l, s);
+        if (m->in_applied > m->in_acked)
+            m->in_acked = m->in_applied;
     }
     cl->nacks_due = 0;
 }
@@ -686,6 +688,8 @@ void coherence_on_stream_start(member_t *m)
     frame_put_u64(&l->out, applied);
     frame_put_u64(&l->out, m->cl->host.start_version);
     peer_frame_end(l, s);
+    if (applied > m->in_acked)
+        m->in_acked = applied;
     for (size_t i = 0; i < m->nnacked; i++)
         send_nack(m, m->nacked[i]);
 }
@@ -762,6 +766,7 @@ void coherence_new_incarnation(member_t *m, uint64_t inc)
     serving_lowered(m->cl);
     m->log_stall_since = 0;
     m->in_applied = 0;
+    m->in_acked = 0;
     m->nnacked = 0;
     m->clean_bye = 0;
 }
@@ -937,8 +942,12 @@ static void refuse(member_t *m, uint64_t seq)
     if (m->link)
         send_nack(m, seq);
     size_t cap = sizeof(m->nacked) / sizeof(m->nacked[0]);
-    if (m->nnacked == cap) /* the oldest: its writer has had the longest to hear */
-        memmove(m->nacked, m->nacked + 1, --m->nnacked * sizeof(m->nacked[0]));
+    if (m->nnacked == cap) { /* the oldest: its writer has had the longest to hear */
+        --m->nnacked;
+        memmove(m->nacked, m->nacked + 1, m->nnacked * sizeof(m->nacked[0]));
+        memmove(m->nacked_late, m->nacked_late + 1, m->nnacked);
+    }
+    m->nacked_late[m->nnacked] = seq <= m->in_acked;
     m->nacked[m->nnacked++] = seq;
 }
 
@@ -995,8 +1004,10 @@ static void resolved(member_t *m, uint64_t seq, int upto)
 {
     size_t j = 0;
     for (size_t i = 0; i < m->nnacked; i++)
-        if (upto ? m->nacked[i] > seq : m->nacked[i] != seq)
+        if (upto ? m->nacked[i] > seq : m->nacked[i] != seq) {
+            m->nacked_late[j] = m->nacked_late[i];
             m->nacked[j++] = m->nacked[i];
+        }
     m->nnacked = j;
 }
 

@@ -38,7 +38,13 @@
  *      test_with_nobody_to_hear_the_replay_is_at_once);
  *   O3 a PROPOSE reported voided that arrives late (it was on its way on a
  *      cut link) is refused, not noted (coherence.c apply_entry;
- *      test_orphans.c test_a_late_voided_proposal_is_refused). */
+ *      test_orphans.c test_a_late_voided_proposal_is_refused);
+ *   O4 a proposal refused after an ACK or SYNC covering it went to its
+ *      writer (a drop, rule 21; rule 47) is never reported voided: the
+ *      writer may have committed on that acknowledgement (WRITES.md rule
+ *      48; test_orphans.c
+ *      test_a_refusal_after_our_acknowledgement_voids_nothing, ctest
+ *      sim_writes_store_seed1337_late_refusal). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,9 +162,14 @@ void orphans_member_dead(member_t *w, int current)
 {
     cluster_t *cl = w->cl;
     ensure_arrays(w);
-    /* Our report: what we refused of it, if our lease on it held to now. */
-    const uint64_t *seqs = current ? w->nacked : NULL;
-    size_t n = current ? w->nnacked : 0;
+    /* Our report: what we refused of it instead of acknowledging it, if
+     * our lease on it held to now. A refusal after our acknowledgement
+     * proves nothing: the writer may have committed on it (rule 48). */
+    uint64_t seqs[sizeof(w->nacked) / sizeof(w->nacked[0])];
+    size_t n = 0;
+    for (size_t i = 0; current && i < w->nnacked; i++)
+        if (!w->nacked_late[i])
+            seqs[n++] = w->nacked[i];
     for (size_t i = 0; i < n; i++)
         void_seq(w, seqs[i]);
     for (size_t i = 0; i < cl->nmembers; i++) {

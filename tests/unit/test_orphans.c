@@ -1,8 +1,9 @@
 /* Unit tests of orphans.c (a dead writer's writes in flight, WRITES.md rule
  * 34) on a cluster made with cluster_create (no sockets, no timers): the
  * receiving side of a member's VOIDED report (O1 at the receiver), the late
- * copy of a voided proposal (O3), and a replay that waits for nobody when no
- * member streams (O2's trivial case). The waiting on real links is
+ * copy of a voided proposal (O3), a replay that waits for nobody when no
+ * member streams (O2's trivial case), and what a refusal after our
+ * acknowledgement reports (rule 48). The waiting on real links is
  * tests/integration/test_cluster_orphans.py. */
 #include "buf.h"
 #include "cluster_fixture.h"
@@ -113,6 +114,38 @@ static void test_a_lapsed_lease_voids_nothing(void **state)
     assert_int_equal(gone_origin, 0);
 }
 
+/* Rule 48: a proposal we acknowledged and refused afterwards (our cache
+ * dropped, rule 21) may have committed on that acknowledgement: reported
+ * voided, every survivor would give back what it replaced though its
+ * writer replied it (sim --store seed 1337 of crash,stop,pause,cut
+ * --writes: two INCRs replied 13). */
+static void test_a_refusal_after_our_acknowledgement_voids_nothing(void **state)
+{
+    fixture_t *f = *state;
+    propose(f, 9);
+    f->n1->in_acked = 9; /* as our ACK of it went out */
+    cluster_refuse_write(f->cl, 0, 9);
+    assert_int_equal(f->n1->nnacked, 1);
+    assert_true(f->n1->nacked_late[0]);
+    orphans_member_dead(f->n1, 1);
+    assert_int_equal(aborted_origin, -1);
+    assert_false(orphans_voided(f->n1, 9));
+    assert_int_equal(gone_origin, 0);
+}
+
+/* Refused before any acknowledgement of it went out (the NACK goes first on
+ * the link): it cannot have committed, and is voided. */
+static void test_a_refusal_before_our_acknowledgement_voids_it(void **state)
+{
+    fixture_t *f = *state;
+    propose(f, 9);
+    cluster_refuse_write(f->cl, 0, 9);
+    assert_false(f->n1->nacked_late[0]);
+    orphans_member_dead(f->n1, 1);
+    assert_int_equal(aborted_seq, 9);
+    assert_true(orphans_voided(f->n1, 9));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +156,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_with_nobody_to_hear_the_replay_is_at_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lapsed_lease_voids_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_refusal_after_our_acknowledgement_voids_nothing,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_refusal_before_our_acknowledgement_voids_it, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
